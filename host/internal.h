@@ -1,0 +1,183 @@
+/* internal.h -- what the host modules share. Not installed; never included by tests except through
+ * the test shim (tests/shim/). C11, also valid C++ (the emulator backend includes it). */
+#ifndef POSATTN_INTERNAL_H
+#define POSATTN_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "posattn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define PA_MSG_SIZE 512
+
+struct posattn_context {
+  posattn_backend backend; /* never AUTO */
+  int device;
+  void *stream;
+  char msg[PA_MSG_SIZE]; /* last failure message, "" after success */
+};
+
+/* ---- errors --------------------------------------------------------------------------------
+ * pa_fail writes a formatted message into buf (if not NULL) and returns `st`. Messages name the
+ * argument and the rule, e.g. "desc->q_heads (12) must be a multiple of desc->kv_heads (5)". */
+posattn_status pa_fail(char *buf, size_t size, posattn_status st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+posattn_status pa_vfail(char *buf, size_t size, posattn_status st, const char *fmt, va_list ap);
+#define PA_CTX_FAIL(ctx, st, ...) pa_fail((ctx)->msg, PA_MSG_SIZE, (st), __VA_ARGS__)
+
+/* Internal invariant check: returns INTERNAL with file:line and the expression. */
+#define PA_CHECK_INTERNAL(ctx, cond)                                                            \
+  do {                                                                                         \
+    if (!(cond))                                                                               \
+      return PA_CTX_FAIL((ctx), POSATTN_STATUS_INTERNAL, "internal check failed at %s:%d: %s", \
+                         __FILE__, __LINE__, #cond);                                          \
+  } while (0)
+#define PA_TRY(expr)                          \
+  do {                                        \
+    posattn_status pa_try_st_ = (expr);       \
+    if (pa_try_st_ != POSATTN_STATUS_SUCCESS) \
+      return pa_try_st_;                      \
+  } while (0)
+
+/* ---- element conversions (host/dtype.c) ----------------------------------------------------
+ * Round-to-nearest-even everywhere; NaN stays NaN, overflow goes to inf. Conversions from double
+ * round once (no double rounding through float). */
+uint16_t pa_f32_to_bf16(float x);
+float pa_bf16_to_f32(uint16_t h);
+uint16_t pa_f32_to_f16(float x);
+float pa_f16_to_f32(uint16_t h);
+uint16_t pa_f64_to_bf16(double x);
+uint16_t pa_f64_to_f16(double x);
+/* Round a double to the nearest value representable in dtype, returned as double. */
+double pa_round_to(posattn_dtype dt, double x);
+/* Element `idx` of an array of dtype, widened exactly to double. */
+double pa_load(const void *base, posattn_dtype dt, int64_t idx);
+/* Store x rounded once to dtype. */
+void pa_store(void *base, posattn_dtype dt, int64_t idx, double x);
+
+/* ---- the validated problem (host/validate.c fills it) -------------------------------------- */
+typedef struct pa_problem {
+  const posattn_attention_desc *desc; /* the caller's descriptor (host arrays read through it) */
+  int32_t batch, hq, hkv, d;          /* heads and head dim */
+  int32_t q_len, kv_len;              /* dense lengths, or max lengths for varlen */
+  int varlen;                         /* cu_seqlens given */
+  int64_t total_q, total_kv;          /* tokens over the batch */
+  int32_t group;                      /* hq / hkv */
+  double scale;                       /* effective softmax scale */
+  int32_t rotary_dim;                 /* effective rotary dim (RoPE/xPos), else 0 */
+  int32_t max_q_pos, max_kv_pos;      /* largest position id in the call (-1 if no tokens) */
+  posattn_dtype in_dtype, out_dtype;
+  /* tensors: NULL when only the descriptor was validated (supported/workspace queries) */
+  const posattn_tensor *q, *k, *v, *out;
+  float *lse;
+} pa_problem;
+
+/* sequence b: first token (in packed/token units of the batch) and its length */
+static inline int64_t pa_q_start(const pa_problem *p, int32_t b) {
+  return p->varlen ? (int64_t)p->desc->cu_seqlens_q[b] : (int64_t)b * p->q_len;
+}
+static inline int32_t pa_q_seqlen(const pa_problem *p, int32_t b) {
+  return p->varlen ? p->desc->cu_seqlens_q[b + 1] - p->desc->cu_seqlens_q[b] : p->q_len;
+}
+static inline int64_t pa_kv_start(const pa_problem *p, int32_t b) {
+  return p->varlen ? (int64_t)p->desc->cu_seqlens_kv[b] : (int64_t)b * p->kv_len;
+}
+static inline int32_t pa_kv_seqlen(const pa_problem *p, int32_t b) {
+  return p->varlen ? p->desc->cu_seqlens_kv[b + 1] - p->desc->cu_seqlens_kv[b] : p->kv_len;
+}
+/* element offset of (sequence b, token i of that sequence, head h, feature 0) in tensor t; the
+ * q variant for q/out, the kv variant for k/v (they differ only for varlen packing). */
+static inline int64_t pa_q_offset(const pa_problem *p, const posattn_tensor *t, int32_t b,
+                                  int64_t i, int32_t h) {
+  if (p->varlen) return (pa_q_start(p, b) + i) * t->stride_seq + (int64_t)h * t->stride_head;
+  return (int64_t)b * t->stride_batch + i * t->stride_seq + (int64_t)h * t->stride_head;
+}
+static inline int64_t pa_kv_offset(const pa_problem *p, const posattn_tensor *t, int32_t b,
+                                   int64_t j, int32_t h) {
+  if (p->varlen) return (pa_kv_start(p, b) + j) * t->stride_seq + (int64_t)h * t->stride_head;
+  return (int64_t)b * t->stride_batch + j * t->stride_seq + (int64_t)h * t->stride_head;
+}
+/* lse index of (b, i, h): dense [batch][hq][q_len], varlen [hq][total_q] */
+static inline int64_t pa_lse_index(const pa_problem *p, int32_t b, int64_t i, int32_t h) {
+  if (p->varlen) return (int64_t)h * p->total_q + pa_q_start(p, b) + i;
+  return ((int64_t)b * p->hq + h) * p->q_len + i;
+}
+/* position ids (defaults per the header: pq = i + Lk - Lq, pk = j); i, j inside sequence b */
+static inline int64_t pa_q_pos(const pa_problem *p, int32_t b, int32_t i) {
+  const int32_t *pos = p->desc->q_positions;
+  if (pos) return pos[pa_q_start(p, b) + i];
+  return (int64_t)i + pa_kv_seqlen(p, b) - pa_q_seqlen(p, b);
+}
+static inline int64_t pa_kv_pos(const pa_problem *p, int32_t b, int32_t j) {
+  const int32_t *pos = p->desc->kv_positions;
+  return pos ? (int64_t)pos[pa_kv_start(p, b) + j] : (int64_t)j;
+}
+/* Mask rule of the header (token indices inside sequence b). 1 = key j visible to query i. */
+int pa_visible(const pa_problem *p, int32_t b, int32_t i, int32_t j);
+
+/* Validates everything (descriptor, dtypes, and when q != NULL the tensors, lse) and fills
+ * *prob. The one place where caller input is checked. msg receives the failure message. */
+posattn_status pa_validate(char *msg, size_t msg_size, const posattn_attention_desc *desc,
+                           posattn_dtype in_dtype, posattn_dtype out_dtype,
+                           const posattn_tensor *q, const posattn_tensor *k,
+                           const posattn_tensor *v, const posattn_tensor *out, float *lse,
+                           pa_problem *prob);
+/* PE parameter checks (called by pa_validate and by the posattn_pe_* helpers). */
+posattn_status pa_validate_rope(char *msg, size_t msg_size, const posattn_rope_params *rope,
+                                int32_t head_dim, const char *prefix);
+posattn_status pa_validate_pe(char *msg, size_t msg_size, const posattn_pe *pe, int32_t q_heads,
+                              int32_t head_dim);
+
+/* ---- host PE precomputation (host/pe.c), fp64 ------------------------------------------------
+ * Everything a kernel or the REF backend needs, computed once per call. */
+typedef struct pa_fire_segments {
+  int32_t nseg;   /* number of segments (<= width + 1) covering x in [0, 1] */
+  double *start;  /* [nseg] segment start x (start[0] = 0), increasing */
+  double *slope;  /* [hq][nseg] */
+  double *icpt;   /* [hq][nseg]: f_h(x) = slope*x + icpt on the segment */
+} pa_fire_segments;
+
+/* Compile the FIRE MLP into exact piecewise-linear segments over x in [0,1]. Allocates with
+ * malloc; free with pa_fire_segments_free. ALLOC_FAILED / BAD_PE_PARAMS. */
+posattn_status pa_fire_segments_build(const posattn_fire_params *fire, int32_t q_heads,
+                                      pa_fire_segments *out, char *msg, size_t msg_size);
+void pa_fire_segments_free(pa_fire_segments *s);
+double pa_fire_segments_eval(const pa_fire_segments *s, int32_t head, double x);
+/* FIRE MLP evaluated directly (fp64) */
+double pa_fire_mlp_eval(const posattn_fire_params *fire, int32_t q_heads, int32_t head, double x);
+
+/* ---- backends ---------------------------------------------------------------------------- */
+/* REF (host/ref.c): workspace bytes and the forward. */
+size_t pa_ref_workspace_size(const pa_problem *p);
+posattn_status pa_ref_forward(posattn_context *ctx, const pa_problem *p, void *ws, size_t ws_bytes);
+
+/* EMU backend (kernels/emu_backend.cpp): the kernel source run by the SIMT emulator. Always
+ * built (it needs only the host C++ compiler). */
+posattn_status pa_emu_supported(const pa_problem *p, char *msg, size_t msg_size);
+size_t pa_emu_workspace_size(const pa_problem *p);
+posattn_status pa_emu_forward(posattn_context *ctx, const pa_problem *p, void *ws, size_t ws_bytes);
+
+/* Chooser (host/choose.c): the one function behind dispatch and posattn_supported(). */
+typedef enum pa_kernel_id {
+  PA_KERNEL_NONE = 0,
+  PA_KERNEL_REF = 1,
+  PA_KERNEL_EMU_SIMPLE = 2 /* the straightforward device-layer kernel (emulator issue) */
+} pa_kernel_id;
+typedef struct pa_choice {
+  pa_kernel_id kernel;
+  size_t workspace_bytes;
+} pa_choice;
+posattn_status pa_choose(posattn_context *ctx, const pa_problem *p, pa_choice *choice);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* POSATTN_INTERNAL_H */

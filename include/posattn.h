@@ -1,0 +1,470 @@
+/*
+ * posattn.h -- the whole public API of posattn: fused attention with the positional encoding
+ * inside the kernel.
+ *
+ * Language: C99 and C++ (any standard >= C++11). No CUDA header is included; a CUDA stream is
+ * passed as `void *`.
+ *
+ * THREAD SAFETY. A posattn_context is not thread-safe: use one context from one thread at a time
+ * (or lock it). Different contexts are independent and may be used concurrently from different
+ * threads. Functions that take no context (version, status strings, posattn_pe_* helpers,
+ * descriptor initialisers) are pure and thread-safe.
+ *
+ * ABI POLICY. Until version 1.0 the ABI is not stable: a minor version may add fields to the
+ * public structs and values to the enums. Always initialise structs with the matching
+ * posattn_*_init() function before setting fields, and rebuild against a new minor version.
+ * Enum values and status codes that exist keep their numbers forever (they are stable across all
+ * versions), and new ones are only appended. Only symbols starting with `posattn_` are exported.
+ *
+ * ERRORS. Every function that can fail returns a posattn_status. Nothing in the library aborts,
+ * exits, prints or throws. On failure the context keeps a one-line message that names the
+ * argument and the rule it broke (posattn_context_last_message()).
+ *
+ * MEMORY SPACES. Tensor data (q, k, v, out, lse, workspace) lives where the backend computes:
+ * host memory for POSATTN_BACKEND_REF and POSATTN_BACKEND_EMU, device memory for
+ * POSATTN_BACKEND_CUDA. Index and parameter arrays given through the descriptors (cu_seqlens,
+ * position ids, document ids, slopes, FIRE weights, T5 tables, KERPLE parameters, inv_freq
+ * tables) are always HOST memory, on every backend: the library validates them before any work
+ * and stages what the device needs into the workspace.
+ *
+ * UNITS. Sizes, strides and offsets are in elements, never bytes, unless a name says `bytes`.
+ */
+#ifndef POSATTN_H
+#define POSATTN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32) && !defined(POSATTN_STATIC)
+#  if defined(POSATTN_BUILDING)
+#    define POSATTN_API __declspec(dllexport)
+#  else
+#    define POSATTN_API __declspec(dllimport)
+#  endif
+#elif defined(__GNUC__)
+#  define POSATTN_API __attribute__((visibility("default")))
+#else
+#  define POSATTN_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ============================================================================================
+ * Version
+ * ========================================================================================== */
+
+#define POSATTN_VERSION_MAJOR 0
+#define POSATTN_VERSION_MINOR 1
+#define POSATTN_VERSION_PATCH 0
+/** MAJOR*10000 + MINOR*100 + PATCH. */
+#define POSATTN_VERSION \
+  (POSATTN_VERSION_MAJOR * 10000 + POSATTN_VERSION_MINOR * 100 + POSATTN_VERSION_PATCH)
+
+/** Version of the linked library, encoded as POSATTN_VERSION. Compare with the macro to detect a
+ *  header/library mismatch. Never fails. */
+POSATTN_API int posattn_version(void);
+/** Version of the linked library as "MAJOR.MINOR.PATCH". Static storage; never NULL. */
+POSATTN_API const char *posattn_version_string(void);
+
+/* ============================================================================================
+ * Status codes: stable numbered groups.
+ *   0        success
+ *   1xx      invalid argument (the caller broke a documented rule; the message names it)
+ *   2xx      not supported (valid request this build/backend/device cannot serve)
+ *   3xx      device / driver error
+ *   4xx      allocation
+ *   5xx      internal error (a bug in posattn: please report the message)
+ * ========================================================================================== */
+typedef enum posattn_status {
+  POSATTN_STATUS_SUCCESS = 0,
+
+  POSATTN_STATUS_INVALID_ARGUMENT = 100, /**< generic invalid argument */
+  POSATTN_STATUS_NULL_POINTER = 101,     /**< a required pointer is NULL */
+  POSATTN_STATUS_BAD_SIZE = 102,         /**< a size is non-positive, too large, or inconsistent */
+  POSATTN_STATUS_BAD_STRIDE = 103,       /**< strides overlap, are negative, or overflow int64 */
+  POSATTN_STATUS_BAD_SEQLENS = 104,      /**< cu_seqlens not monotone / not matching totals */
+  POSATTN_STATUS_BAD_POSITIONS = 105,    /**< negative or otherwise invalid position ids */
+  POSATTN_STATUS_BAD_MASK = 106,         /**< window / documents / causal settings invalid */
+  POSATTN_STATUS_BAD_ENUM = 107,         /**< an enum field holds an unknown value */
+  POSATTN_STATUS_BAD_PE_PARAMS = 108,    /**< positional-encoding parameters out of range */
+  POSATTN_STATUS_BAD_DTYPE = 109,        /**< dtype combination not allowed */
+  POSATTN_STATUS_WORKSPACE_TOO_SMALL = 110, /**< workspace_bytes < posattn_workspace_size() */
+  POSATTN_STATUS_BAD_ALIGNMENT = 111,    /**< a pointer is not aligned to its element size */
+
+  POSATTN_STATUS_NOT_SUPPORTED = 200,    /**< no kernel for this configuration; message says why */
+  POSATTN_STATUS_BACKEND_UNAVAILABLE = 201, /**< backend not built in, or not implemented yet */
+
+  POSATTN_STATUS_DEVICE_ERROR = 300,     /**< a CUDA call failed; message has the CUDA error */
+  POSATTN_STATUS_NO_DEVICE = 301,        /**< no usable GPU / driver */
+  POSATTN_STATUS_KERNEL_FAULT = 302,     /**< a kernel faulted (EMU: bounds/race/barrier check) */
+
+  POSATTN_STATUS_ALLOC_FAILED = 400,     /**< host or device allocation failed */
+
+  POSATTN_STATUS_INTERNAL = 500          /**< internal error: a bug in posattn */
+} posattn_status;
+
+/** Short name of a status ("POSATTN_STATUS_BAD_STRIDE"); "unknown status" for unknown codes.
+ *  Static storage; never NULL. */
+POSATTN_API const char *posattn_status_string(posattn_status status);
+/** The group of a status: 0, 100, 200, 300, 400 or 500 (status rounded down to hundreds). */
+POSATTN_API int posattn_status_group(posattn_status status);
+
+/* ============================================================================================
+ * Enums. Every enum value is stable; 0 is never a silently-accepted garbage value except where
+ * documented as the default.
+ * ========================================================================================== */
+
+typedef enum posattn_backend {
+  POSATTN_BACKEND_AUTO = 0, /**< CUDA when a GPU is usable, else EMU when built, else REF */
+  POSATTN_BACKEND_REF = 1,  /**< CPU reference: plain loops, fp64 accumulation; defines correct */
+  POSATTN_BACKEND_EMU = 2,  /**< the CUDA kernel source run on the CPU by the SIMT emulator */
+  POSATTN_BACKEND_CUDA = 3  /**< the kernels on an NVIDIA GPU (sm_80 or later) */
+} posattn_backend;
+
+typedef enum posattn_dtype {
+  POSATTN_DTYPE_F32 = 1,
+  POSATTN_DTYPE_F16 = 2, /**< IEEE binary16 */
+  POSATTN_DTYPE_BF16 = 3 /**< bfloat16; conversions round to nearest even */
+} posattn_dtype;
+
+/** Size in bytes of one element of `dtype`, or 0 for an unknown dtype. */
+POSATTN_API size_t posattn_dtype_size(posattn_dtype dtype);
+/** "f32", "f16", "bf16", or "unknown". */
+POSATTN_API const char *posattn_dtype_string(posattn_dtype dtype);
+
+typedef enum posattn_pe_kind {
+  POSATTN_PE_NONE = 0,
+  POSATTN_PE_ROPE = 1,         /**< rotary, transform of q and k (pe-spec §1-2) */
+  POSATTN_PE_ALIBI = 2,        /**< logit += -slope_h * |pq - pk| (pe-spec §3) */
+  POSATTN_PE_FIRE = 3,         /**< logit += MLP(psi(|pq-pk|)/psi(max(L,pq)))_h (pe-spec §4) */
+  POSATTN_PE_XPOS = 4,         /**< rotary with per-pair decay zeta^((pq-pk)/scale_base) (§6) */
+  POSATTN_PE_T5 = 5,           /**< logit += table[bucket(pk - pq)][h] (pe-spec §7) */
+  POSATTN_PE_KERPLE_LOG = 6,   /**< logit += -p_h * log(1 + a_h*|pq-pk|) (pe-spec §8.1) */
+  POSATTN_PE_KERPLE_POWER = 7  /**< logit += -a_h * |pq-pk|^p_h (pe-spec §8.1) */
+} posattn_pe_kind;
+
+typedef enum posattn_rope_layout {
+  POSATTN_ROPE_NEOX = 0, /**< pairs (i, i + rotary_dim/2): "rotate_half", HF Llama/Mistral/Qwen */
+  POSATTN_ROPE_GPTJ = 1  /**< pairs (2i, 2i+1): "interleaved", GPT-J, Meta Llama, xPos */
+} posattn_rope_layout;
+
+typedef enum posattn_rope_scaling {
+  POSATTN_ROPE_SCALING_NONE = 0,        /**< inv_freq_i = base^(-2i/rotary_dim) */
+  POSATTN_ROPE_SCALING_LINEAR = 1,      /**< position interpolation: inv_freq /= factor */
+  POSATTN_ROPE_SCALING_NTK = 2,         /**< base' = base * factor^(d/(d-2)) */
+  POSATTN_ROPE_SCALING_DYNAMIC_NTK = 3, /**< NTK from the current length (HF dynamic) */
+  POSATTN_ROPE_SCALING_YARN = 4,        /**< YaRN, the reference code's ramp (pe-spec §2.4) */
+  POSATTN_ROPE_SCALING_LLAMA3 = 5,      /**< Llama 3.1 smoothing (pe-spec §2.5) */
+  POSATTN_ROPE_SCALING_LONGROPE = 6,    /**< per-pair ext_factors (Phi-3; pe-spec §2.6) */
+  POSATTN_ROPE_SCALING_INV_FREQ = 7     /**< caller gives the inv_freq table directly */
+} posattn_rope_scaling;
+
+typedef enum posattn_angle_mode {
+  /** angle = float(p) * inv_freq in fp32, cos/sin in fp32. Error grows with p: ~8e-3 rad at
+   *  p = 1e5 (one fp32 ulp of the angle). What most libraries do. */
+  POSATTN_ANGLE_FAST = 0,
+  /** p = hi*B + lo; rotation R(hi*B*w) * R(lo*w) from two fp32 tables computed in fp64 on the
+   *  host: angle error < 1e-6 rad up to p = 1e6. One extra complex multiply per pair. */
+  POSATTN_ANGLE_EXACT = 1
+} posattn_angle_mode;
+
+/* ============================================================================================
+ * Context
+ * ========================================================================================== */
+
+typedef struct posattn_context posattn_context;
+
+/** Creates a context for `backend`.
+ *  - `device`: CUDA device ordinal for POSATTN_BACKEND_CUDA (and AUTO when it picks CUDA); ignored
+ *    otherwise. Must be >= 0.
+ *  - `*out` receives the context, or NULL on failure.
+ *  Errors: NULL_POINTER (out), BAD_ENUM (backend), BACKEND_UNAVAILABLE (backend not built in or
+ *  not implemented yet; posattn_backend_available() gives the reason), NO_DEVICE, ALLOC_FAILED.
+ *  Synchronous. Thread-safe. */
+POSATTN_API posattn_status posattn_context_create(posattn_backend backend, int device,
+                                                  posattn_context **out);
+/** Destroys a context. NULL is a no-op. The context must not be in use by another thread. */
+POSATTN_API void posattn_context_destroy(posattn_context *ctx);
+/** The backend the context runs on (never AUTO). ctx must not be NULL. */
+POSATTN_API posattn_backend posattn_context_backend(const posattn_context *ctx);
+/** The detail message of the last failed call on this context ("" after success or if none).
+ *  Valid until the next call on this context. NULL ctx gives "context is NULL". */
+POSATTN_API const char *posattn_context_last_message(const posattn_context *ctx);
+/** Sets the CUDA stream (a cudaStream_t, NULL = default stream) for later calls. For REF/EMU the
+ *  stream must be NULL. Errors: NULL_POINTER (ctx), INVALID_ARGUMENT (non-NULL stream on a CPU
+ *  backend). */
+POSATTN_API posattn_status posattn_context_set_stream(posattn_context *ctx, void *stream);
+
+/** Whether `backend` can be used in this build on this machine. Returns SUCCESS or
+ *  BACKEND_UNAVAILABLE / NO_DEVICE / BAD_ENUM; if `why` is not NULL, writes a NUL-terminated
+ *  reason (truncated to why_size bytes). Thread-safe. */
+POSATTN_API posattn_status posattn_backend_available(posattn_backend backend, char *why,
+                                                     size_t why_size);
+/** "ref", "emu", "cuda", "auto" or "unknown". */
+POSATTN_API const char *posattn_backend_string(posattn_backend backend);
+
+/* ============================================================================================
+ * Tensors
+ *
+ * A tensor descriptor points at data laid out as [batch, seq, heads, head_dim] with explicit
+ * element strides for the first three axes; head_dim is contiguous (stride 1). For varlen
+ * problems (cu_seqlens given) the tensor is packed [total_tokens, heads, head_dim] and
+ * stride_batch is ignored.
+ * ========================================================================================== */
+typedef struct posattn_tensor {
+  void *data;           /**< first element; backend memory space (see MEMORY SPACES) */
+  posattn_dtype dtype;  /**< element type */
+  int64_t stride_batch; /**< elements between consecutive batch items (ignored for varlen) */
+  int64_t stride_seq;   /**< elements between consecutive tokens */
+  int64_t stride_head;  /**< elements between consecutive heads */
+} posattn_tensor;
+
+/** Fills `t` for a dense contiguous [batch, seq, heads, head_dim] tensor (or packed
+ *  [tokens, heads, head_dim] when batch is irrelevant): stride_head = head_dim,
+ *  stride_seq = heads*head_dim, stride_batch = seq*heads*head_dim. NULL t is a no-op. */
+POSATTN_API void posattn_tensor_init_contiguous(posattn_tensor *t, void *data, posattn_dtype dtype,
+                                                int32_t seq, int32_t heads, int32_t head_dim);
+
+/* ============================================================================================
+ * Positional-encoding parameters. One struct per method; posattn_pe selects one.
+ * Parameter arrays are HOST memory and are read during the call only (not retained).
+ * ========================================================================================== */
+
+/** RoPE (also the rotary part of xPos). Defaults from posattn_pe_init(). */
+typedef struct posattn_rope_params {
+  posattn_rope_layout layout;   /**< pairing; default NEOX */
+  int32_t rotary_dim;           /**< rotated features (first rotary_dim of each head); 0 = head_dim.
+                                     Must be even and <= head_dim. */
+  double base;                  /**< theta; default 10000. Must be > 1. */
+  posattn_rope_scaling scaling; /**< default NONE */
+  double factor;                /**< scaling factor s (LINEAR, NTK, DYNAMIC_NTK, YARN, LLAMA3);
+                                     default 1. Must be >= 1 for NTK/DYNAMIC_NTK/LLAMA3, > 0
+                                     otherwise. */
+  int32_t original_max_position; /**< pretraining context: YARN L_orig, LLAMA3 old_ctx,
+                                      DYNAMIC_NTK max_position_embeddings, LONGROPE original;
+                                      default 4096 (LLAMA3 callers usually pass 8192). */
+  int32_t max_position;         /**< LONGROPE: max_position_embeddings (gives factor =
+                                     max/original for the attention factor); 0 = original. */
+  int32_t dynamic_seq_len;      /**< DYNAMIC_NTK: current sequence length; 0 = (largest position
+                                     id in the call) + 1. */
+  double beta_fast;             /**< YARN; default 32 */
+  double beta_slow;             /**< YARN; default 1 */
+  int32_t yarn_truncate;        /**< YARN: 1 = floor/ceil the correction dims (HF default); 0 not */
+  double low_freq_factor;       /**< LLAMA3; default 1 */
+  double high_freq_factor;      /**< LLAMA3; default 4; must be > low_freq_factor */
+  double attention_factor;      /**< multiplies cos and sin (logits scale by its square).
+                                     0 = the method's default: YARN 0.1*ln(s)+1 (1 if s<=1),
+                                     LONGROPE sqrt(1+ln(f)/ln(orig)) (1 if f<=1), others 1. */
+  const float *ext_factors;     /**< LONGROPE: [rotary_dim/2] per-pair factors, each > 0 */
+  const float *inv_freq;        /**< INV_FREQ: [rotary_dim/2] table, each finite and > 0 */
+  posattn_angle_mode angle_mode; /**< default FAST; the REF backend always computes exactly */
+} posattn_rope_params;
+
+/** ALiBi: logit += -slope_h * |pq - pk| (relative form, not scaled by softmax_scale). */
+typedef struct posattn_alibi_params {
+  const float *slopes; /**< [q_heads] slopes, finite and >= 0; NULL = the standard geometric
+                            slopes for q_heads (Press et al.; posattn_pe_alibi_slopes()) */
+} posattn_alibi_params;
+
+/** FIRE: logit += f(x)_h, x = psi(|pq - pk|) / (psi(max(L, pq)) + eps), psi(t) = log(|c|*t + 1),
+ *  f = Linear(1, width) -> ReLU -> Linear(width, q_heads). */
+typedef struct posattn_fire_params {
+  int32_t mlp_width; /**< hidden width (default 32); 1..1024 */
+  const float *w1;   /**< [mlp_width] first-layer weights */
+  const float *b1;   /**< [mlp_width] first-layer biases */
+  const float *w2;   /**< [q_heads][mlp_width] second-layer weights (row per head) */
+  const float *b2;   /**< [q_heads] second-layer biases */
+  double c;          /**< default 0.1; |c| is used, must be > 0 */
+  double L;          /**< threshold of the normaliser, default 512; must be > 0 */
+  double eps;        /**< default 1e-6; must be >= 0 */
+} posattn_fire_params;
+
+/** xPos: RoPE (the rope params above) plus a per-pair decay: the logit's pair i is multiplied by
+ *  zeta_i^((pq - pk)/scale_base), zeta_i = (2i/rotary_dim + gamma)/(1 + gamma). torchscale uses
+ *  the GPTJ layout. */
+typedef struct posattn_xpos_params {
+  double scale_base; /**< default 512; > 0 */
+  double gamma;      /**< default 0.4; > 0 */
+} posattn_xpos_params;
+
+/** T5 relative bias: logit += table[bucket(pk - pq)][h] (T5 applies no softmax scale: pass
+ *  softmax_scale = 1 to match it). */
+typedef struct posattn_t5_params {
+  int32_t num_buckets;   /**< default 32; 2..1024; even when bidirectional */
+  int32_t max_distance;  /**< default 128; must be > max_exact (num_buckets/2 causal, /4 bidir) */
+  int32_t bidirectional; /**< 1 = encoder form (keys after the query use the upper half) */
+  const float *table;    /**< [num_buckets][q_heads] learned biases (Embedding(num_buckets, H)) */
+} posattn_t5_params;
+
+/** KERPLE: LOG: logit += -p_h * log(1 + a_h*|pq-pk|); POWER: logit += -a_h * |pq-pk|^p_h. */
+typedef struct posattn_kerple_params {
+  const float *a; /**< [q_heads]; finite, > 0 */
+  const float *p; /**< [q_heads]; finite, > 0 (POWER: 0 < p <= 2) */
+} posattn_kerple_params;
+
+/** The positional encoding of an attention call. Only the member(s) of `kind` are read:
+ *  ROPE reads rope; XPOS reads rope and xpos; the bias kinds read their own struct. */
+typedef struct posattn_pe {
+  posattn_pe_kind kind;
+  posattn_rope_params rope;
+  posattn_alibi_params alibi;
+  posattn_fire_params fire;
+  posattn_xpos_params xpos;
+  posattn_t5_params t5;
+  posattn_kerple_params kerple;
+} posattn_pe;
+
+/** Sets every field of `pe` to its documented default, kind = NONE. NULL is a no-op. */
+POSATTN_API void posattn_pe_init(posattn_pe *pe);
+
+/* ============================================================================================
+ * Attention descriptor
+ *
+ * Shapes (dense):  q   [batch, q_len,  q_heads,  head_dim]
+ *                  k,v [batch, kv_len, kv_heads, head_dim]
+ *                  out [batch, q_len,  q_heads,  head_dim]
+ *                  lse [batch, q_heads, q_len] fp32, natural log (optional)
+ * Shapes (varlen, cu_seqlens_q and cu_seqlens_kv given):
+ *                  q, out [total_q, q_heads, head_dim], k,v [total_kv, kv_heads, head_dim],
+ *                  lse [q_heads, total_q]; sequence b is tokens cu[b] .. cu[b+1]-1;
+ *                  q_len / kv_len are then the MAXIMUM sequence lengths (used for sizing).
+ *
+ * Visibility of key j to query i (token indices inside the sequence, lengths Lq, Lk):
+ *   i' = i + Lk - Lq (bottom-right alignment)
+ *   causal:          j <= i'
+ *   sliding window:  i' - window_left <= j <= i' + window_right (negative = unbounded side)
+ *   documents:       doc(i) == doc(j), or j < num_anchor_tokens (anchor visible to everyone)
+ * A query that sees no key gets output 0 and lse -inf (never NaN).
+ *
+ * Logit: s = softmax_scale * (q'.k')   (q', k' = RoPE/xPos-transformed when kind says so)
+ *        if softcap > 0: s = softcap * tanh(s / softcap)
+ *        s += bias(h, pq, pk)          (ALiBi, FIRE, T5, KERPLE)
+ * Positional encodings use position ids pq, pk (not token indices).
+ * ========================================================================================== */
+typedef struct posattn_attention_desc {
+  int32_t batch;    /**< >= 1 */
+  int32_t q_heads;  /**< >= 1; multiple of kv_heads (GQA/MQA) */
+  int32_t kv_heads; /**< >= 1 */
+  int32_t head_dim; /**< >= 1 and even; kernels support a subset (posattn_supported()) */
+  int32_t q_len;    /**< >= 1 (dense) or max q sequence length (varlen) */
+  int32_t kv_len;   /**< >= 1 (dense) or max kv sequence length (varlen) */
+
+  const int32_t *cu_seqlens_q;  /**< varlen: [batch+1], cu[0] = 0, non-decreasing; NULL = dense.
+                                     Must be given together with cu_seqlens_kv. */
+  const int32_t *cu_seqlens_kv; /**< varlen: [batch+1] */
+
+  /** Position ids, int32 >= 0, one per token: dense [batch][q_len] / [batch][kv_len], varlen
+   *  [total_q] / [total_kv]. NULL q_positions means pq = i + (Lk - Lq) (bottom-right aligned,
+   *  = 0..n-1 for self-attention); NULL kv_positions means pk = j. */
+  const int32_t *q_positions;
+  const int32_t *kv_positions;
+
+  int32_t causal;        /**< 0 or 1 (bottom-right aligned) */
+  int32_t window_left;   /**< sliding window: keys at most window_left before i'; -1 = unbounded */
+  int32_t window_right;  /**< keys at most window_right after i'; -1 = unbounded */
+  float softcap;         /**< 0 = off; > 0: s = softcap*tanh(s/softcap) */
+  float softmax_scale;   /**< 0 = default 1/sqrt(head_dim); else finite and > 0 */
+
+  /** Packed documents with shared anchor tokens (AnchorAttention). Requires self-attention
+   *  (q_len == kv_len, identical cu_seqlens). doc_ids: NULL = off, else one int32 per token
+   *  (dense [batch][q_len], varlen [total_q]), non-decreasing inside each sequence (documents
+   *  are contiguous). The first num_anchor_tokens tokens of each sequence are anchors: every
+   *  query of the sequence sees them (subject to causal/window), whatever their doc id. */
+  const int32_t *doc_ids;
+  int32_t num_anchor_tokens; /**< >= 0; <= sequence length; used only with doc_ids */
+
+  posattn_pe pe; /**< positional encoding; default NONE */
+} posattn_attention_desc;
+
+/** Sets every field to its default: sizes 0 (must be set), dense, no positions, non-causal,
+ *  windows -1, softcap 0, softmax_scale 0 (= 1/sqrt(head_dim)), no documents, pe NONE with
+ *  defaults. NULL is a no-op. */
+POSATTN_API void posattn_attention_desc_init(posattn_attention_desc *desc);
+
+/* ============================================================================================
+ * Calls
+ * ========================================================================================== */
+
+/** Whether the context's backend has a kernel for `desc` with inputs q/k/v of `in_dtype` and
+ *  output `out_dtype`. Uses the same chooser as posattn_forward(): SUCCESS means forward will
+ *  not answer NOT_SUPPORTED for this descriptor and dtypes. Validates the descriptor first
+ *  (same errors as forward); NOT_SUPPORTED with a message saying what is missing. Synchronous;
+ *  reads only host memory. */
+POSATTN_API posattn_status posattn_supported(posattn_context *ctx,
+                                             const posattn_attention_desc *desc,
+                                             posattn_dtype in_dtype, posattn_dtype out_dtype);
+
+/** Bytes of workspace posattn_forward() needs for `desc` (0 is possible; then workspace may be
+ *  NULL). Same validation as forward on the descriptor. Synchronous. */
+POSATTN_API posattn_status posattn_workspace_size(posattn_context *ctx,
+                                                  const posattn_attention_desc *desc,
+                                                  posattn_dtype in_dtype, posattn_dtype out_dtype,
+                                                  size_t *bytes);
+
+/** Attention forward: out = softmax(logits) v per query row, see the descriptor for the math.
+ *  - q, k, v: inputs of one dtype (f32, f16 or bf16); out: any dtype; shapes in the descriptor
+ *    comment. out must not overlap q, k, v or lse.
+ *  - lse: NULL or fp32 log-sum-exp (natural log) per query row and head; -inf for a row with
+ *    no visible key.
+ *  - workspace: at least posattn_workspace_size() bytes of backend memory, 256-byte aligned
+ *    (or NULL when that size is 0).
+ *  REF and EMU are synchronous. CUDA is asynchronous on the context's stream: outputs are
+ *  ready when the stream is synchronised; host arrays in the descriptor may be reused as soon
+ *  as the call returns. On any error nothing is written to out or lse.
+ *  Errors: every 1xx (validation, message names the argument and rule), NOT_SUPPORTED,
+ *  DEVICE_ERROR, KERNEL_FAULT (EMU checks), ALLOC_FAILED. */
+POSATTN_API posattn_status posattn_forward(posattn_context *ctx, const posattn_attention_desc *desc,
+                                           const posattn_tensor *q, const posattn_tensor *k,
+                                           const posattn_tensor *v, const posattn_tensor *out,
+                                           float *lse, void *workspace, size_t workspace_bytes);
+
+/* ============================================================================================
+ * Positional-encoding helpers (host, fp64, pure, thread-safe). They are the host precomputation
+ * the kernels use, exposed so callers and tests can see the exact tables.
+ * ========================================================================================== */
+
+/** Standard ALiBi slopes for n_heads heads (Press et al., non-power-of-two rule) into
+ *  out[n_heads]. Errors: NULL_POINTER, BAD_SIZE (n_heads < 1). */
+POSATTN_API posattn_status posattn_pe_alibi_slopes(int32_t n_heads, double *out);
+
+/** RoPE inverse frequencies after scaling, inv_freq[rotary_dim/2], and the attention factor
+ *  (multiplies cos and sin). rotary_dim is rope->rotary_dim, or head_dim when that is 0.
+ *  `seq_len` is the current sequence length, used by DYNAMIC_NTK when rope->dynamic_seq_len is 0
+ *  (ignored by the other scalings). attention_factor may be NULL.
+ *  Errors: NULL_POINTER, BAD_SIZE, BAD_ENUM, BAD_PE_PARAMS (message in `why` when not NULL). */
+POSATTN_API posattn_status posattn_pe_rope_inv_freq(const posattn_rope_params *rope,
+                                                    int32_t head_dim, int32_t seq_len,
+                                                    double *inv_freq, double *attention_factor,
+                                                    char *why, size_t why_size);
+
+/** Applies RoPE at position `pos` to one head vector x[head_dim] in fp64 (exact angles), into
+ *  y[head_dim] (may equal x). Partial rotary leaves the tail unchanged. Errors as above. */
+POSATTN_API posattn_status posattn_pe_rope_apply(const posattn_rope_params *rope, int32_t head_dim,
+                                                 int32_t seq_len, int64_t pos, const double *x,
+                                                 double *y);
+
+/** T5 bucket of relative position rel = pk - pq (HF _relative_position_bucket, exact integer
+ *  thresholds). Returns the bucket in [0, num_buckets), or -1 if the parameters are invalid. */
+POSATTN_API int32_t posattn_pe_t5_bucket(int64_t rel, int32_t bidirectional, int32_t num_buckets,
+                                         int32_t max_distance);
+
+/** FIRE input x = psi(|pq - pk|) / (psi(max(L, pq)) + eps), psi(t) = log(|c| t + 1), in fp64. */
+POSATTN_API double posattn_pe_fire_x(double c, double L, double eps, int64_t pq, int64_t pk);
+
+/** xPos per-pair decay zeta_i^(delta/scale_base) for pair i of rotary_dim/2, delta = pq - pk. */
+POSATTN_API double posattn_pe_xpos_scale(const posattn_xpos_params *xpos, int32_t rotary_dim,
+                                         int32_t pair, int64_t delta);
+
+/** The additive bias (ALiBi, FIRE, T5, KERPLE) of head `head` (of q_heads) for positions
+ *  (pq, pk), in fp64, exactly as the REF backend adds it; 0 for NONE, ROPE and XPOS.
+ *  FIRE is evaluated through its MLP. Errors: NULL_POINTER, BAD_SIZE, BAD_ENUM, BAD_PE_PARAMS. */
+POSATTN_API posattn_status posattn_pe_bias(const posattn_pe *pe, int32_t q_heads, int32_t head,
+                                           int64_t pq, int64_t pk, double *out);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* POSATTN_H */
