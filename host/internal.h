@@ -160,7 +160,8 @@ size_t pa_ref_workspace_size(const pa_problem *p);
 posattn_status pa_ref_forward(posattn_context *ctx, const pa_problem *p, void *ws, size_t ws_bytes);
 
 /* EMU backend (kernels/emu_backend.cpp): the kernel source run by the SIMT emulator. Always
- * built (it needs only the host C++ compiler). */
+ * built (it needs only the host C++ compiler). pa_emu_supported(NULL, ...) answers whether the
+ * backend exists at all (SUCCESS or BACKEND_UNAVAILABLE with the reason). */
 posattn_status pa_emu_supported(const pa_problem *p, char *msg, size_t msg_size);
 size_t pa_emu_workspace_size(const pa_problem *p);
 posattn_status pa_emu_forward(posattn_context *ctx, const pa_problem *p, void *ws, size_t ws_bytes);
