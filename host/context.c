@@ -1,0 +1,92 @@
+/* context.c -- contexts and backend availability. No global mutable state: everything a call
+ * needs lives in the context or on the stack. */
+#include <stdlib.h>
+
+#include "internal.h"
+
+/* The one place that says whether the CUDA backend exists. When the prefill kernel lands this
+ * becomes a probe of the driver and device count (NO_DEVICE when none is usable). */
+posattn_status pa_cuda_available(int device, char *why, size_t why_size) {
+  (void)device;
+  return pa_fail(why, why_size, POSATTN_STATUS_BACKEND_UNAVAILABLE,
+                 "CUDA backend: kernels not implemented yet (prefill kernel issue)");
+}
+
+static int is_backend(posattn_backend b) {
+  return b == POSATTN_BACKEND_AUTO || b == POSATTN_BACKEND_REF || b == POSATTN_BACKEND_EMU ||
+         b == POSATTN_BACKEND_CUDA;
+}
+
+/* Checks one concrete backend (never AUTO) for `device`. */
+static posattn_status concrete_available(posattn_backend backend, int device, char *why,
+                                         size_t why_size) {
+  switch (backend) {
+    case POSATTN_BACKEND_REF: return pa_fail(why, why_size, POSATTN_STATUS_SUCCESS, "%s", "");
+    case POSATTN_BACKEND_EMU: {
+      posattn_status st = pa_emu_supported(NULL, why, why_size);
+      if (st == POSATTN_STATUS_SUCCESS) pa_fail(why, why_size, st, "%s", "");
+      return st;
+    }
+    case POSATTN_BACKEND_CUDA: return pa_cuda_available(device, why, why_size);
+    default: break;
+  }
+  return pa_fail(why, why_size, POSATTN_STATUS_BAD_ENUM,
+                 "backend (%d) is not a concrete posattn_backend value", (int)backend);
+}
+
+/* AUTO: CUDA when usable, else EMU when usable, else REF (always there). */
+static posattn_backend resolve_auto(int device) {
+  if (concrete_available(POSATTN_BACKEND_CUDA, device, NULL, 0) == POSATTN_STATUS_SUCCESS)
+    return POSATTN_BACKEND_CUDA;
+  if (concrete_available(POSATTN_BACKEND_EMU, device, NULL, 0) == POSATTN_STATUS_SUCCESS)
+    return POSATTN_BACKEND_EMU;
+  return POSATTN_BACKEND_REF;
+}
+
+posattn_status posattn_backend_available(posattn_backend backend, char *why, size_t why_size) {
+  if (!is_backend(backend))
+    return pa_fail(why, why_size, POSATTN_STATUS_BAD_ENUM,
+                   "backend (%d) is not a posattn_backend value (AUTO=0, REF=1, EMU=2, CUDA=3)",
+                   (int)backend);
+  if (backend == POSATTN_BACKEND_AUTO) backend = resolve_auto(0);
+  return concrete_available(backend, 0, why, why_size);
+}
+
+posattn_status posattn_context_create(posattn_backend backend, int device,
+                                      posattn_context **out) {
+  if (out == NULL) return POSATTN_STATUS_NULL_POINTER;
+  *out = NULL;
+  if (!is_backend(backend)) return POSATTN_STATUS_BAD_ENUM;
+  if (backend == POSATTN_BACKEND_AUTO) backend = resolve_auto(device);
+  if (backend == POSATTN_BACKEND_CUDA && device < 0) return POSATTN_STATUS_INVALID_ARGUMENT;
+  PA_TRY(concrete_available(backend, device, NULL, 0));
+  posattn_context *ctx = (posattn_context *)calloc(1, sizeof *ctx);
+  if (ctx == NULL) return POSATTN_STATUS_ALLOC_FAILED;
+  ctx->backend = backend;
+  ctx->device = device;
+  *out = ctx;
+  return POSATTN_STATUS_SUCCESS;
+}
+
+void posattn_context_destroy(posattn_context *ctx) { free(ctx); }
+
+posattn_backend posattn_context_backend(const posattn_context *ctx) {
+  /* NULL is a caller bug; AUTO is never the backend of a real context, so it cannot be confused
+   * with a valid answer. */
+  return ctx ? ctx->backend : POSATTN_BACKEND_AUTO;
+}
+
+const char *posattn_context_last_message(const posattn_context *ctx) {
+  return ctx ? ctx->msg : "context is NULL";
+}
+
+posattn_status posattn_context_set_stream(posattn_context *ctx, void *stream) {
+  if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  if (ctx->backend != POSATTN_BACKEND_CUDA && stream != NULL)
+    return PA_CTX_FAIL(ctx, POSATTN_STATUS_INVALID_ARGUMENT,
+                       "stream must be NULL on the %s backend (streams are CUDA only)",
+                       posattn_backend_string(ctx->backend));
+  ctx->stream = stream;
+  ctx->msg[0] = '\0';
+  return POSATTN_STATUS_SUCCESS;
+}
