@@ -178,6 +178,19 @@ typedef struct pa_choice {
 } pa_choice;
 posattn_status pa_choose(posattn_context *ctx, const pa_problem *p, pa_choice *choice);
 
+/* ---- API layer (engineer C: host/context.c, host/validate.c) --------------------------------
+ * Whether the CUDA backend can serve `device`: the single place that decides it. */
+posattn_status pa_cuda_available(int device, char *why, size_t why_size);
+/* forward's tensors q, k, v, out must all be given (NULL_POINTER names the missing one). */
+posattn_status pa_require_tensors(char *msg, size_t msg_size, const posattn_tensor *q,
+                                  const posattn_tensor *k, const posattn_tensor *v,
+                                  const posattn_tensor *out);
+/* The caller's workspace for a validated problem: at least `required` bytes, 256-byte aligned,
+ * non-NULL when required > 0, and not overlapping q, k, v, out or lse. */
+posattn_status pa_validate_workspace(char *msg, size_t msg_size, const pa_problem *p,
+                                     const void *workspace, size_t workspace_bytes,
+                                     size_t required);
+
 #ifdef __cplusplus
 }
 #endif
