@@ -139,8 +139,11 @@ TEST(PeValues, RopeLinear) {
   std::vector<double> inv = InvFreq(rope, 128, 1, &af);
   EXPECT_EQ(af, 1.0);
   EXPECT_TRUE(RelNear(inv[0], 0.25, 1e-14));
-  EXPECT_TRUE(RelNear(inv[1], 0.2164910883, 1e-9));
-  EXPECT_TRUE(RelNear(inv[2], 0.1874735504, 1e-9));
+  // the spec printed HF's fp32 values (fp32-level agreement); the fp64 closed form is exact
+  EXPECT_TRUE(RelNear(inv[1], 0.2164910883, 1e-7));
+  EXPECT_TRUE(RelNear(inv[2], 0.1874735504, 1e-7));
+  for (int i = 0; i < 64; ++i)
+    EXPECT_TRUE(RelNear(inv[i], std::pow(10000.0, -2.0 * i / 128) / 4, 1e-14)) << i;
 }
 
 // NTK (spec 2.2): base' = inv_freq[last]^(-d/(d-2)) since inv_freq[63] = base'^(-126/128).
@@ -490,9 +493,9 @@ TEST(PeValues, XposZetaAndDecay) {
     EXPECT_TRUE(RelNear(posattn_pe_xpos_scale(&xp, 128, 0, r.delta), r.p0, r.rel0)) << r.delta;
     EXPECT_NEAR(posattn_pe_xpos_scale(&xp, 128, 63, r.delta), r.p63, 5e-7) << r.delta;
   }
-  // over/underflow range quoted in the spec: +-4096 gives 4.4e-5 / 2.3e4 at pair 0
+  // over/underflow range quoted in the spec (2 digits): +-4096 gives 4.4e-5 / 2.3e4 at pair 0
   EXPECT_TRUE(RelNear(posattn_pe_xpos_scale(&xp, 128, 0, 4096), 4.4e-5, 0.02));
-  EXPECT_TRUE(RelNear(posattn_pe_xpos_scale(&xp, 128, 0, -4096), 2.3e4, 0.02));
+  EXPECT_TRUE(RelNear(posattn_pe_xpos_scale(&xp, 128, 0, -4096), 2.3e4, 0.025));
   EXPECT_EQ(posattn_pe_xpos_scale(&xp, 128, 5, 0), 1.0);
 }
 

@@ -3,6 +3,7 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -382,6 +383,86 @@ done:
   free(tmp);
   free(npe.inv_freq);
   return st;
+}
+
+/* ---- running posattn_forward under guard ------------------------------------------------ */
+int pat_inputs_random(pat_inputs *in, const posattn_attention_desc *desc, posattn_dtype dt,
+                      pat_rng *r, double amp) {
+  memset(in, 0, sizeof *in);
+  const int64_t qn = pat_q_rows(desc) * desc->q_heads * desc->head_dim;
+  const int64_t kn = pat_kv_rows(desc) * desc->kv_heads * desc->head_dim;
+  const size_t es = posattn_dtype_size(dt);
+  if (pat_buf_alloc(&in->q, (size_t)qn * es + 1) || pat_buf_alloc(&in->k, (size_t)kn * es + 1) ||
+      pat_buf_alloc(&in->v, (size_t)kn * es + 1)) {
+    pat_inputs_free(in);
+    return -1;
+  }
+  pat_fill_random(r, dt, in->q.data, NULL, qn, amp);
+  pat_fill_random(r, dt, in->k.data, NULL, kn, amp);
+  pat_fill_random(r, dt, in->v.data, NULL, kn, amp);
+  const int varlen = desc->cu_seqlens_q != NULL;
+  posattn_tensor_init_contiguous(&in->tq, in->q.data, dt,
+                                 varlen ? (int32_t)pat_q_rows(desc) : desc->q_len,
+                                 desc->q_heads, desc->head_dim);
+  posattn_tensor_init_contiguous(&in->tk, in->k.data, dt,
+                                 varlen ? (int32_t)pat_kv_rows(desc) : desc->kv_len,
+                                 desc->kv_heads, desc->head_dim);
+  posattn_tensor_init_contiguous(&in->tv, in->v.data, dt,
+                                 varlen ? (int32_t)pat_kv_rows(desc) : desc->kv_len,
+                                 desc->kv_heads, desc->head_dim);
+  return 0;
+}
+
+void pat_inputs_free(pat_inputs *in) {
+  pat_buf_free(&in->q);
+  pat_buf_free(&in->k);
+  pat_buf_free(&in->v);
+}
+
+pat_run pat_forward_checked(posattn_context *ctx, const posattn_attention_desc *desc,
+                            const posattn_tensor *q, const posattn_tensor *k,
+                            const posattn_tensor *v, posattn_dtype out_dtype, double *out64,
+                            double *lse64) {
+  pat_run run;
+  memset(&run, 0, sizeof run);
+  const int varlen = desc->cu_seqlens_q != NULL;
+  const int64_t rows = pat_q_rows(desc);
+  const int64_t on = rows * desc->q_heads * desc->head_dim, ln = rows * desc->q_heads;
+  pat_buf out, lse, ws;
+  memset(&ws, 0, sizeof ws);
+  size_t ws_bytes = 0;
+  run.status = posattn_workspace_size(ctx, desc, q->dtype, out_dtype, &ws_bytes);
+  if (run.status == POSATTN_STATUS_SUCCESS && pat_buf_alloc(&ws, ws_bytes))
+    run.status = POSATTN_STATUS_ALLOC_FAILED;
+  if (pat_buf_alloc(&out, (size_t)on * posattn_dtype_size(out_dtype) + 1) ||
+      pat_buf_alloc(&lse, (size_t)ln * sizeof(float) + 1)) {
+    run.status = POSATTN_STATUS_ALLOC_FAILED;
+    return run;
+  }
+  pat_buf_poison_nan(&out, out_dtype, on);
+  pat_buf_poison_nan(&lse, POSATTN_DTYPE_F32, ln);
+  if (run.status == POSATTN_STATUS_SUCCESS) {
+    posattn_tensor to;
+    posattn_tensor_init_contiguous(&to, out.data, out_dtype, varlen ? (int32_t)rows : desc->q_len,
+                                   desc->q_heads, desc->head_dim);
+    run.status = posattn_forward(ctx, desc, q, k, v, &to, (float *)lse.data,
+                                 ws_bytes ? ws.data : NULL, ws_bytes);
+    snprintf(run.message, sizeof run.message, "%s", posattn_context_last_message(ctx));
+    run.guards_ok = pat_buf_guards_ok(&out) && pat_buf_guards_ok(&lse) &&
+                    (ws.block == NULL || pat_buf_guards_ok(&ws));
+    run.out_nan = pat_count_nan(out.data, out_dtype, on);
+    run.lse_nan = pat_count_nan(lse.data, POSATTN_DTYPE_F32, ln);
+    run.untouched = run.out_nan == on && run.lse_nan == ln;
+    if (run.status == POSATTN_STATUS_SUCCESS) {
+      if (out64) pat_gather(desc, &to, rows, desc->q_heads, desc->head_dim, out64);
+      if (lse64)
+        for (int64_t i = 0; i < ln; ++i) lse64[i] = ((const float *)lse.data)[i];
+    }
+  }
+  pat_buf_free(&out);
+  pat_buf_free(&lse);
+  pat_buf_free(&ws);
+  return run;
 }
 
 /* ---- FIRE internals ---------------------------------------------------------------------- */

@@ -108,6 +108,35 @@ int64_t pat_kv_rows(const posattn_attention_desc *desc);
 void pat_gather(const posattn_attention_desc *desc, const posattn_tensor *t, int64_t rows,
                 int32_t heads, int32_t head_dim, double *dst);
 
+/* ---- running posattn_forward under guard ------------------------------------------------- */
+/* Random contiguous q, k, v for desc (dense [batch, len, heads, d] or varlen packed), in guarded
+ * buffers, values uniform in [-amp, amp] and never zero. */
+typedef struct pat_inputs {
+  pat_buf q, k, v;
+  posattn_tensor tq, tk, tv;
+} pat_inputs;
+int pat_inputs_random(pat_inputs *in, const posattn_attention_desc *desc, posattn_dtype dt,
+                      pat_rng *r, double amp);
+void pat_inputs_free(pat_inputs *in);
+
+typedef struct pat_run {
+  posattn_status status;
+  int guards_ok;       /* out, lse and workspace guard bands intact (and inputs untouched) */
+  int64_t out_nan;     /* NaN left in out (poison not overwritten) */
+  int64_t lse_nan;     /* NaN in lse */
+  int untouched;       /* on failure: out and lse still hold their poison */
+  char message[512];   /* the context's last message */
+} pat_run;
+
+/* Runs posattn_forward on ctx with a contiguous out of out_dtype and an lse, both in guarded
+ * buffers poisoned with NaN, and a guarded workspace of the queried size. On success out64
+ * ([rows][q_heads][head_dim]) and lse64 (posattn's lse layout) receive the results; either may
+ * be NULL. */
+pat_run pat_forward_checked(posattn_context *ctx, const posattn_attention_desc *desc,
+                            const posattn_tensor *q, const posattn_tensor *k,
+                            const posattn_tensor *v, posattn_dtype out_dtype, double *out64,
+                            double *lse64);
+
 /* ---- FIRE internals (segments compiled from the MLP, and the MLP itself) ------------------- */
 typedef struct pat_fire_segs pat_fire_segs;
 posattn_status pat_fire_segments_build(const posattn_fire_params *fire, int32_t q_heads,
