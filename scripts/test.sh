@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The whole test suite, with set-up: installs what is missing, then
+#   1. Release build (ci preset) and every ctest label (cpu, emu), output on failure;
+#   2. exported-symbol check of libposattn.so (posattn_* only);
+#   3. install to a temporary prefix; tests/consumer built against it with find_package(posattn)
+#      and with pkg-config, by a plain C compiler, and run;
+#   4. posattn-demo (the README's main job) as a smoke test;
+#   5. CUDA compile check for sm_80 and sm_90a with ptxas spill/local-memory report (needs nvcc);
+#   6. ASan + UBSan build (asan preset) and the cpu and emu labels under it.
+# Prints the time of each stage. Environment: POSATTN_BUILD_ROOT (default <repo>/build),
+# POSATTN_JOBS (default 2), POSATTN_REQUIRED_LABELS (default "cpu emu": each must have tests),
+# POSATTN_FAIL_ON_SPILLS=1 to fail when a kernel spills.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+REQUIRED_LABELS="${POSATTN_REQUIRED_LABELS:-cpu emu}"
+
+ctest_labels_present() { # ctest_labels_present BUILD_DIR: fails if a required label has no test
+  local dir="$1" label n
+  for label in $REQUIRED_LABELS; do
+    n="$(ctest --test-dir "$dir" -N -L "^${label}\$" | sed -n 's/^Total Tests: //p')"
+    printf 'label %-4s %s tests\n' "$label" "${n:-0}"
+    [ "${n:-0}" -gt 0 ] || die "no ctest has the label '$label' in $dir"
+  done
+}
+
+stage "dependencies"
+ensure_build_deps tests
+
+stage "release build (ci preset)"
+configure_build ci
+stage "release tests (all labels)"
+ctest_labels_present "$BUILD_ROOT/ci"
+ctest --test-dir "$BUILD_ROOT/ci" --output-on-failure -j "$JOBS"
+
+stage "exported symbols"
+lib="$(readlink -f "$BUILD_ROOT/ci/libposattn.so")"
+bad="$(nm -D --defined-only "$lib" | awk '$2 != "A" && $3 !~ /^posattn_/ && $3 !~ /^(_init|_fini|_edata|_end|__bss_start)$/ { print $3 }')"
+[ -z "$bad" ] || die "libposattn.so exports symbols without the posattn_ prefix: $bad"
+printf '%s: %s exported symbols, all posattn_*; needs: %s\n' "$(basename "$lib")" \
+  "$(nm -D --defined-only "$lib" | grep -c ' posattn_')" \
+  "$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+
+stage "install + consumer (CMake, pkg-config)"
+prefix="$BUILD_ROOT/install"
+rm -rf "$prefix" "$BUILD_ROOT/consumer"
+cmake --install "$BUILD_ROOT/ci" --prefix "$prefix" >/dev/null
+find "$prefix" -type f -o -type l | sed "s|^$prefix/|  |" | sort
+cmake -S "$REPO/tests/consumer" -B "$BUILD_ROOT/consumer" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$BUILD_ROOT/consumer"
+ctest --test-dir "$BUILD_ROOT/consumer" --output-on-failure -V | grep -E '^[0-9]+: ' | sed 's/^[0-9]*: /  /'
+pcdir="$(dirname "$(find "$prefix" -name posattn.pc | head -1)")"
+PKG_CONFIG_PATH="$pcdir" pkg-config --modversion posattn
+# shellcheck disable=SC2046 # word splitting of the flags is intended
+cc -std=c99 -Wall -Wextra -pedantic-errors "$REPO/tests/consumer/main.c" \
+  $(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs posattn) -lm \
+  -o "$BUILD_ROOT/consumer/posattn_consumer_pc"
+LD_LIBRARY_PATH="$(PKG_CONFIG_PATH="$pcdir" pkg-config --variable=libdir posattn)" \
+  "$BUILD_ROOT/consumer/posattn_consumer_pc" | tail -1
+echo "pkg-config consumer ok"
+
+stage "posattn-demo"
+"$BUILD_ROOT/ci/bench/posattn-demo"
+
+if command -v nvcc >/dev/null 2>&1; then
+  stage "CUDA compile check (sm_80, sm_90a)"
+  mkdir -p "$BUILD_ROOT/logs"
+  cudalog="$BUILD_ROOT/logs/cuda-check.log"
+  rc=0
+  configure_build cuda-check >"$cudalog" 2>&1 || rc=$?
+  # the log minus ptxas -v's per-kernel lines (summarised by ptxas-report.sh below)
+  grep -vE '^ptxas info|^ +[0-9]+ bytes stack frame' "$cudalog" || true
+  [ "$rc" -eq 0 ] || die "CUDA compile check failed (status $rc; log: $cudalog)"
+  "$REPO/scripts/ptxas-report.sh" "$cudalog"
+else
+  echo "no nvcc on this machine: CUDA compile check skipped"
+fi
+
+stage "asan build (ASan + UBSan)"
+configure_build asan
+stage "asan tests (cpu, emu)"
+ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+  ctest --test-dir "$BUILD_ROOT/asan" -L 'cpu|emu' --output-on-failure -j "$JOBS"
+
+stages_report
+echo "all stages passed"
