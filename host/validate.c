@@ -408,6 +408,11 @@ static posattn_status check_strides(char *msg, size_t msg_size, const char *tnam
   char below[128] = "";
   for (int i = 0; i < nax; ++i) {
     if (ax[i].extent == 1) continue;
+    if (ax[i].stride == 0)
+      FAIL(POSATTN_STATUS_BAD_STRIDE,
+           "%s->%s (0) overlaps: it maps all %" PRId64 " %s to the same elements (a stride may "
+           "be 0 only where the extent is 1)",
+           tname, ax[i].stride_name, ax[i].extent, ax[i].extent_name);
     if (ax[i].stride < sp)
       FAIL(POSATTN_STATUS_BAD_STRIDE,
            "%s->%s (%" PRId64 ") overlaps: the axes with smaller strides (%s) span %" PRId64
