@@ -430,26 +430,26 @@ pat_run pat_forward_checked(posattn_context *ctx, const posattn_attention_desc *
   const int64_t on = rows * desc->q_heads * desc->head_dim, ln = rows * desc->q_heads;
   pat_buf out, lse, ws;
   memset(&ws, 0, sizeof ws);
+  memset(&out, 0, sizeof out);
+  memset(&lse, 0, sizeof lse);
+  /* a failed size query leaves no workspace: forward then reports its own validation error */
   size_t ws_bytes = 0;
-  run.status = posattn_workspace_size(ctx, desc, q->dtype, out_dtype, &ws_bytes);
-  if (run.status == POSATTN_STATUS_SUCCESS && pat_buf_alloc(&ws, ws_bytes))
-    run.status = POSATTN_STATUS_ALLOC_FAILED;
-  if (pat_buf_alloc(&out, (size_t)on * posattn_dtype_size(out_dtype) + 1) ||
+  if (posattn_workspace_size(ctx, desc, q->dtype, out_dtype, &ws_bytes) != POSATTN_STATUS_SUCCESS)
+    ws_bytes = 0;
+  if (pat_buf_alloc(&ws, ws_bytes) ||
+      pat_buf_alloc(&out, (size_t)on * posattn_dtype_size(out_dtype) + 1) ||
       pat_buf_alloc(&lse, (size_t)ln * sizeof(float) + 1)) {
     run.status = POSATTN_STATUS_ALLOC_FAILED;
-    return run;
-  }
-  pat_buf_poison_nan(&out, out_dtype, on);
-  pat_buf_poison_nan(&lse, POSATTN_DTYPE_F32, ln);
-  if (run.status == POSATTN_STATUS_SUCCESS) {
+  } else {
+    pat_buf_poison_nan(&out, out_dtype, on);
+    pat_buf_poison_nan(&lse, POSATTN_DTYPE_F32, ln);
     posattn_tensor to;
     posattn_tensor_init_contiguous(&to, out.data, out_dtype, varlen ? (int32_t)rows : desc->q_len,
                                    desc->q_heads, desc->head_dim);
     run.status = posattn_forward(ctx, desc, q, k, v, &to, (float *)lse.data,
                                  ws_bytes ? ws.data : NULL, ws_bytes);
     snprintf(run.message, sizeof run.message, "%s", posattn_context_last_message(ctx));
-    run.guards_ok = pat_buf_guards_ok(&out) && pat_buf_guards_ok(&lse) &&
-                    (ws.block == NULL || pat_buf_guards_ok(&ws));
+    run.guards_ok = pat_buf_guards_ok(&out) && pat_buf_guards_ok(&lse) && pat_buf_guards_ok(&ws);
     run.out_nan = pat_count_nan(out.data, out_dtype, on);
     run.lse_nan = pat_count_nan(lse.data, POSATTN_DTYPE_F32, ln);
     run.untouched = run.out_nan == on && run.lse_nan == ln;
