@@ -178,6 +178,21 @@ typedef struct pa_choice {
 } pa_choice;
 posattn_status pa_choose(posattn_context *ctx, const pa_problem *p, pa_choice *choice);
 
+/* ---- added by REF/PE work (host/pe_rope.c, pe_bias.c, pe_fire.c) ------------------------------
+ * Shared by the posattn_pe_* helpers and the REF backend so both compute the same thing. These take
+ * parameters that were already validated. */
+/* Rotates the first rotary_dim features of x in place by the angles pos*inv_freq[i] (fp64; the
+ * product is split exactly into hi + lo so no precision is lost at long context), cos and sin
+ * multiplied by attention_factor. NEOX pairs (i, i + rotary_dim/2), GPTJ pairs (2i, 2i+1). */
+void pa_rope_rotate(posattn_rope_layout layout, int32_t rotary_dim, const double *inv_freq,
+                    double attention_factor, int64_t pos, double *x);
+/* xPos: log(zeta_i) / scale_base, so that pair i decays by exp(delta * this) over delta = pq - pk. */
+double pa_xpos_log_decay(const posattn_xpos_params *xpos, int32_t rotary_dim, int32_t pair);
+/* Standard ALiBi slope of head `head` of n_heads (Press et al. rule, closed form). */
+double pa_alibi_slope(int32_t n_heads, int32_t head);
+/* The additive bias of posattn_pe_bias() (0 for NONE/ROPE/XPOS), on validated parameters. */
+double pa_pe_bias_eval(const posattn_pe *pe, int32_t q_heads, int32_t head, int64_t pq, int64_t pk);
+
 /* ---- API layer (engineer C: host/context.c, host/validate.c) --------------------------------
  * Whether the CUDA backend can serve `device`: the single place that decides it. */
 posattn_status pa_cuda_available(int device, char *why, size_t why_size);

@@ -1,0 +1,185 @@
+/* pe_rope.c -- RoPE inverse frequencies for every scaling (pe-spec §1-2), the exact rotation, and
+ * the xPos decay (pe-spec §6). Everything in fp64. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define PA_TWO_PI 6.283185307179586476925286766559
+
+/* Unscaled frequency of pair i: base^(-2i/d). */
+static double default_inv_freq(double base, int32_t d, int32_t i) {
+  return pow(base, -(double)(2 * i) / (double)d);
+}
+
+/* NTK-aware frequency of pair i with base' = base * s^(d/(d-2)). Written as
+ * base^(-2i/d) * s^(-2i/(d-2)) so the lowest pair comes out as exactly orig/s, and so that
+ * d = 2 (one pair, exponent 0) needs no division by zero. */
+static double ntk_inv_freq(double base, double s, int32_t d, int32_t i) {
+  if (i == 0) return 1.0;
+  return default_inv_freq(base, d, i) * pow(s, -(double)(2 * i) / (double)(d - 2));
+}
+
+/* Pair index at which L_orig / wavelength == n_rot (YaRN reference code). */
+static double yarn_correction_dim(double n_rot, int32_t d, double base, double orig) {
+  return (double)d * log(orig / (n_rot * PA_TWO_PI)) / (2.0 * log(base));
+}
+
+static void yarn_inv_freq(const posattn_rope_params *r, int32_t d, double *inv) {
+  double orig = (double)r->original_max_position;
+  double low = yarn_correction_dim(r->beta_fast, d, r->base, orig);
+  double high = yarn_correction_dim(r->beta_slow, d, r->base, orig);
+  if (r->yarn_truncate) {
+    low = floor(low);
+    high = ceil(high);
+  }
+  if (low < 0) low = 0;
+  if (high > d - 1) high = d - 1;
+  if (low == high) high += 0.001; /* the reference code's guard against a zero-width ramp */
+  for (int32_t i = 0; i < d / 2; i++) {
+    /* ramp is linear in the pair index (the code, not the paper's ramp in r) */
+    double ramp = ((double)i - low) / (high - low);
+    if (ramp < 0) ramp = 0;
+    if (ramp > 1) ramp = 1;
+    double extrap = 1.0 - ramp;
+    double f = default_inv_freq(r->base, d, i);
+    inv[i] = (f / r->factor) * (1.0 - extrap) + f * extrap;
+  }
+}
+
+static void llama3_inv_freq(const posattn_rope_params *r, int32_t d, double *inv) {
+  double old_ctx = (double)r->original_max_position;
+  double low_wavelen = old_ctx / r->low_freq_factor;
+  double high_wavelen = old_ctx / r->high_freq_factor;
+  for (int32_t i = 0; i < d / 2; i++) {
+    double f = default_inv_freq(r->base, d, i);
+    double wavelen = PA_TWO_PI / f;
+    if (wavelen < high_wavelen) {
+      inv[i] = f;
+    } else if (wavelen > low_wavelen) {
+      inv[i] = f / r->factor;
+    } else { /* both boundaries inclusive, where the blend is continuous with the sides */
+      double sm = (old_ctx / wavelen - r->low_freq_factor) /
+                  (r->high_freq_factor - r->low_freq_factor);
+      inv[i] = (1.0 - sm) * f / r->factor + sm * f;
+    }
+  }
+}
+
+static double default_attention_factor(const posattn_rope_params *r) {
+  if (r->scaling == POSATTN_ROPE_SCALING_YARN)
+    return r->factor <= 1 ? 1.0 : 0.1 * log(r->factor) + 1.0;
+  if (r->scaling == POSATTN_ROPE_SCALING_LONGROPE) {
+    double orig = (double)r->original_max_position;
+    double f = (r->max_position > 0 ? (double)r->max_position : orig) / orig;
+    return f <= 1 ? 1.0 : sqrt(1.0 + log(f) / log(orig));
+  }
+  return 1.0;
+}
+
+/* The table and attention factor for parameters already validated. */
+static void rope_table(const posattn_rope_params *rope, int32_t head_dim, int32_t seq_len,
+                       double *inv_freq, double *attention_factor) {
+  int32_t d = rope->rotary_dim ? rope->rotary_dim : head_dim;
+  double base = rope->base, s = rope->factor;
+  for (int32_t i = 0; i < d / 2; i++) {
+    switch (rope->scaling) {
+      case POSATTN_ROPE_SCALING_NONE: inv_freq[i] = default_inv_freq(base, d, i); break;
+      case POSATTN_ROPE_SCALING_LINEAR: inv_freq[i] = default_inv_freq(base, d, i) / s; break;
+      case POSATTN_ROPE_SCALING_NTK: inv_freq[i] = ntk_inv_freq(base, s, d, i); break;
+      case POSATTN_ROPE_SCALING_DYNAMIC_NTK: {
+        /* HF: seq = max(seq, max_position_embeddings); the NTK factor grows with it */
+        double orig = (double)rope->original_max_position;
+        double seq = rope->dynamic_seq_len > 0 ? (double)rope->dynamic_seq_len : (double)seq_len;
+        if (seq < orig) seq = orig;
+        inv_freq[i] = ntk_inv_freq(base, s * seq / orig - (s - 1.0), d, i);
+        break;
+      }
+      case POSATTN_ROPE_SCALING_LONGROPE:
+        inv_freq[i] = 1.0 / ((double)rope->ext_factors[i] * pow(base, (double)(2 * i) / d));
+        break;
+      case POSATTN_ROPE_SCALING_INV_FREQ: inv_freq[i] = (double)rope->inv_freq[i]; break;
+      case POSATTN_ROPE_SCALING_YARN:
+      case POSATTN_ROPE_SCALING_LLAMA3: break; /* whole table below: they need the ramp bounds */
+    }
+  }
+  if (rope->scaling == POSATTN_ROPE_SCALING_YARN) yarn_inv_freq(rope, d, inv_freq);
+  if (rope->scaling == POSATTN_ROPE_SCALING_LLAMA3) llama3_inv_freq(rope, d, inv_freq);
+  *attention_factor =
+      rope->attention_factor != 0 ? rope->attention_factor : default_attention_factor(rope);
+}
+
+static posattn_status check_rope_args(const posattn_rope_params *rope, int32_t head_dim,
+                                      int32_t seq_len, char *why, size_t why_size) {
+  if (!rope) return pa_fail(why, why_size, POSATTN_STATUS_NULL_POINTER, "rope must not be NULL");
+  PA_TRY(pa_validate_rope(why, why_size, rope, head_dim, "rope"));
+  if (seq_len < 0)
+    return pa_fail(why, why_size, POSATTN_STATUS_BAD_SIZE, "seq_len (%d) must be >= 0",
+                   (int)seq_len);
+  return POSATTN_STATUS_SUCCESS;
+}
+
+posattn_status posattn_pe_rope_inv_freq(const posattn_rope_params *rope, int32_t head_dim,
+                                        int32_t seq_len, double *inv_freq,
+                                        double *attention_factor, char *why, size_t why_size) {
+  if (!inv_freq)
+    return pa_fail(why, why_size, POSATTN_STATUS_NULL_POINTER, "inv_freq must not be NULL");
+  PA_TRY(check_rope_args(rope, head_dim, seq_len, why, why_size));
+  double af;
+  rope_table(rope, head_dim, seq_len, inv_freq, &af);
+  if (attention_factor) *attention_factor = af;
+  return POSATTN_STATUS_SUCCESS;
+}
+
+void pa_rope_rotate(posattn_rope_layout layout, int32_t rotary_dim, const double *inv_freq,
+                    double attention_factor, int64_t pos, double *x) {
+  int32_t half = rotary_dim / 2;
+  double p = (double)pos; /* exact: callers keep |pos| <= 2^53 */
+  for (int32_t i = 0; i < half; i++) {
+    /* angle = hi + lo exactly (fma gives the rounding error of the product); the cosine of a
+     * sum then keeps lo, which at p ~ 1e6 is ~1e-10 rad and would otherwise be lost. */
+    double hi = p * inv_freq[i];
+    double lo = fma(p, inv_freq[i], -hi);
+    double ch = cos(hi), sh = sin(hi), cl = cos(lo), sl = sin(lo);
+    double c = (ch * cl - sh * sl) * attention_factor;
+    double s = (sh * cl + ch * sl) * attention_factor;
+    int32_t a = layout == POSATTN_ROPE_GPTJ ? 2 * i : i;
+    int32_t b = layout == POSATTN_ROPE_GPTJ ? 2 * i + 1 : i + half;
+    double xa = x[a], xb = x[b];
+    x[a] = xa * c - xb * s;
+    x[b] = xa * s + xb * c;
+  }
+}
+
+posattn_status posattn_pe_rope_apply(const posattn_rope_params *rope, int32_t head_dim,
+                                     int32_t seq_len, int64_t pos, const double *x, double *y) {
+  if (!x || !y) return pa_fail(NULL, 0, POSATTN_STATUS_NULL_POINTER, "x and y must not be NULL");
+  if (pos > (INT64_C(1) << 53) || pos < -(INT64_C(1) << 53))
+    return pa_fail(NULL, 0, POSATTN_STATUS_BAD_POSITIONS, "|pos| must be <= 2^53");
+  PA_TRY(check_rope_args(rope, head_dim, seq_len, NULL, 0));
+  int32_t d = rope->rotary_dim ? rope->rotary_dim : head_dim;
+  double *inv = (double *)malloc((size_t)(d / 2) * sizeof(double));
+  if (!inv) return pa_fail(NULL, 0, POSATTN_STATUS_ALLOC_FAILED, "rope: inv_freq table");
+  double af;
+  rope_table(rope, head_dim, seq_len, inv, &af);
+  memmove(y, x, (size_t)head_dim * sizeof(double));
+  pa_rope_rotate(rope->layout, d, inv, af, pos, y);
+  free(inv);
+  return POSATTN_STATUS_SUCCESS;
+}
+
+double pa_xpos_log_decay(const posattn_xpos_params *xpos, int32_t rotary_dim, int32_t pair) {
+  double zeta = (2.0 * pair / rotary_dim + xpos->gamma) / (1.0 + xpos->gamma);
+  return log(zeta) / xpos->scale_base;
+}
+
+double posattn_pe_xpos_scale(const posattn_xpos_params *xpos, int32_t rotary_dim, int32_t pair,
+                             int64_t delta) {
+  /* no status to return: invalid arguments give NaN */
+  if (!xpos || rotary_dim < 2 || rotary_dim % 2 || pair < 0 || pair >= rotary_dim / 2 ||
+      !(xpos->scale_base > 0) || !(xpos->gamma > 0) || isinf(xpos->scale_base) ||
+      isinf(xpos->gamma))
+    return NAN;
+  return exp((double)delta * pa_xpos_log_decay(xpos, rotary_dim, pair));
+}
