@@ -46,12 +46,15 @@ else()
                       "'${POSATTN_ENABLE_CUDA}'")
 endif()
 
-# nvcc flags of every posattn kernel: spills and local-memory use become warnings in the build
-# log, where scripts/test.sh counts them.
+# posattn_cuda_flags(target): the nvcc flags of every posattn kernel (spills and local-memory use
+# become warnings in the build log, where scripts/ptxas-report.sh counts them), and membership of
+# the `posattn_cuda_check` target that the cuda-check preset builds. Every target that nvcc
+# compiles (library kernels, the emulator self-test kernels) calls this.
 function(posattn_cuda_flags target)
   set(flags -Xptxas=-warn-spills,-warn-lmem-usage)
   if(POSATTN_CUDA_PTXAS_VERBOSE)
     list(APPEND flags -Xptxas=-v)
   endif()
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:${flags}>)
+  set_property(GLOBAL APPEND PROPERTY POSATTN_CUDA_TARGETS ${target})
 endfunction()

@@ -28,6 +28,7 @@ stage_end() {
   if [ -n "$_stage_name" ]; then
     STAGE_NAMES+=("$_stage_name")
     STAGE_SECS+=("$(awk -v a="$_stage_t0" -v b="$(_now)" 'BEGIN { printf "%.1f", b - a }')")
+    printf '(%s: %s s)\n' "$_stage_name" "${STAGE_SECS[${#STAGE_SECS[@]}-1]}"
     _stage_name=""
   fi
 }
