@@ -78,7 +78,7 @@ void pa_drift_opts_init(pa_drift_opts *o) {
   o->seed = 20241118;
   o->backend = POSATTN_BACKEND_REF;
   o->b_max_len = 65536;
-  o->b_rows = 8;
+  o->b_rows = 6;
 }
 
 /* Shifts on a half-octave grid: 1, 1, 2, 3, 4, 6, 8, ... up to and including `top` (a power of

@@ -156,7 +156,7 @@ typedef struct pa_drift_opts {
   uint64_t seed;
   posattn_backend backend;   /* REF: emulation; EMU/CUDA: the kernels produce the outputs (b) */
   int32_t b_max_len;         /* experiment b: longest sequence (default 65536) */
-  int32_t b_rows;            /* experiment b: sampled query rows per length (default 8) */
+  int32_t b_rows;            /* experiment b: sampled query rows per length (default 6) */
   void (*progress)(void *user, const char *line); /* optional; the library never prints */
   void *user;
 } pa_drift_opts;

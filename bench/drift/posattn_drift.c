@@ -44,7 +44,7 @@ static void usage(FILE *f) {
           "              (default), emu = the EMU kernels, cuda = the GPU kernels\n"
           "  --out       output directory (default drift-out)\n"
           "  --max-len   experiment b's longest sequence (default 65536; 4096 with emu)\n"
-          "  --rows      experiment b's sampled query rows per length (default 8; 4 with emu)\n"
+          "  --rows      experiment b's sampled query rows per length (default 6; 4 with emu)\n"
           "  --no-plot   CSV and JSON only\n");
 }
 

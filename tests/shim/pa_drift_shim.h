@@ -1,0 +1,43 @@
+/* pa_drift_shim.h -- what the drift tests need from the precision-study engine (host/drift.h,
+ * which tests may not include). Configurations are the engine's text form:
+ * "preset[,key=value...]", presets fp64, fp32, baseline-bf16|fp16, tc-bf16|fp16, keys input,
+ * angle (f64|fast|exact), table, rot, operand, qk_acc, softmax, p, pv_acc, output
+ * (f64|f32|f16|bf16), block, split. */
+#ifndef PA_DRIFT_SHIM_H
+#define PA_DRIFT_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "posattn.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The emulated attention call: out fp64 [rows][q_heads][head_dim], lse fp64 in posattn's lse
+ * layout (may be NULL), logits NULL or fp64 [batch][q_heads][q_len][kv_len] (-inf = masked). */
+posattn_status pa_drift_shim_forward(const char *config, const posattn_attention_desc *desc,
+                                     const posattn_tensor *q, const posattn_tensor *k,
+                                     const posattn_tensor *v, double *out, double *lse,
+                                     double *logits, char *msg, size_t msg_size);
+
+/* One head vector x[head_dim] as the configuration feeds it to q.k at position pos: input
+ * rounding, RoPE with `rope`, operand rounding. */
+posattn_status pa_drift_shim_prepare(const char *config, const posattn_rope_params *rope,
+                                     int32_t head_dim, int64_t pos, const double *x, double *y,
+                                     char *msg, size_t msg_size);
+
+/* Relative-position violation max|dlogit|/max|logit| of the configuration between positions
+ * (n_keys, 0..n_keys-1) and the same shifted by `shift` (random content from `seed`). */
+posattn_status pa_drift_shim_violation(const char *config, int32_t head_dim, double base,
+                                       int64_t shift, int32_t n_keys, uint64_t seed, double *rel,
+                                       char *msg, size_t msg_size);
+
+/* p*w reduced to [-pi, pi] by the engine's exact angle computation. */
+double pa_drift_shim_exact_angle(int64_t p, double w);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PA_DRIFT_SHIM_H */
