@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 #include <functional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,9 @@ std::string CaseName(const GridCase &c) {
     if (ch == '-') ch = '_';  // gtest names: letters, digits, underscores
   return n;
 }
+
+// gtest prints a parameter with this instead of a byte dump
+void PrintTo(const GridCase &c, std::ostream *os) { *os << CaseName(c); }
 
 std::vector<GridCase> MakeGrid() {
   std::vector<GridCase> g;
