@@ -13,11 +13,9 @@ static double default_inv_freq(double base, int32_t d, int32_t i) {
   return pow(base, -(double)(2 * i) / (double)d);
 }
 
-/* NTK-aware frequency of pair i with base' = base * s^(d/(d-2)). Written as
- * base^(-2i/d) * s^(-2i/(d-2)) so the lowest pair comes out as exactly orig/s, and so that
- * d = 2 (one pair, exponent 0) needs no division by zero. */
+/* NTK-aware frequency of pair i with base' = base * s^(d/(d-2)) (validation keeps d >= 4).
+ * Written as base^(-2i/d) * s^(-2i/(d-2)) so the lowest pair comes out as exactly orig/s. */
 static double ntk_inv_freq(double base, double s, int32_t d, int32_t i) {
-  if (i == 0) return 1.0;
   return default_inv_freq(base, d, i) * pow(s, -(double)(2 * i) / (double)(d - 2));
 }
 
@@ -97,7 +95,7 @@ static void rope_table(const posattn_rope_params *rope, int32_t head_dim, int32_
         break;
       }
       case POSATTN_ROPE_SCALING_LONGROPE:
-        inv_freq[i] = 1.0 / ((double)rope->ext_factors[i] * pow(base, (double)(2 * i) / d));
+        inv_freq[i] = default_inv_freq(base, d, i) / (double)rope->ext_factors[i];
         break;
       case POSATTN_ROPE_SCALING_INV_FREQ: inv_freq[i] = (double)rope->inv_freq[i]; break;
       case POSATTN_ROPE_SCALING_YARN:
