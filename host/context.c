@@ -17,14 +17,18 @@ static int is_backend(posattn_backend b) {
          b == POSATTN_BACKEND_CUDA;
 }
 
+static void clear_reason(char *why, size_t why_size) {
+  if (why != NULL && why_size > 0) why[0] = '\0';
+}
+
 /* Checks one concrete backend (never AUTO) for `device`. */
 static posattn_status concrete_available(posattn_backend backend, int device, char *why,
                                          size_t why_size) {
   switch (backend) {
-    case POSATTN_BACKEND_REF: return pa_fail(why, why_size, POSATTN_STATUS_SUCCESS, "%s", "");
+    case POSATTN_BACKEND_REF: clear_reason(why, why_size); return POSATTN_STATUS_SUCCESS;
     case POSATTN_BACKEND_EMU: {
       posattn_status st = pa_emu_supported(NULL, why, why_size);
-      if (st == POSATTN_STATUS_SUCCESS) pa_fail(why, why_size, st, "%s", "");
+      if (st == POSATTN_STATUS_SUCCESS) clear_reason(why, why_size);
       return st;
     }
     case POSATTN_BACKEND_CUDA: return pa_cuda_available(device, why, why_size);
