@@ -353,10 +353,15 @@ static posattn_status check_descriptor(char *msg, size_t msg_size, pa_problem *p
   /* The defaults are pq = i + Lk - Lq and pk = j; their largest values come from the lengths. */
   p->max_q_pos = -1;
   p->max_kv_pos = -1;
-  for (int32_t b = 0; b < p->batch; ++b) {
-    const int32_t lq = pa_q_seqlen(p, b), lk = pa_kv_seqlen(p, b);
-    if (desc->q_positions == NULL && lq > 0 && lk - 1 > p->max_q_pos) p->max_q_pos = lk - 1;
-    if (desc->kv_positions == NULL && lk - 1 > p->max_kv_pos) p->max_kv_pos = lk - 1;
+  if (!p->varlen) {
+    if (desc->q_positions == NULL) p->max_q_pos = p->kv_len - 1;
+    if (desc->kv_positions == NULL) p->max_kv_pos = p->kv_len - 1;
+  } else {
+    for (int32_t b = 0; b < p->batch; ++b) {
+      const int32_t lq = pa_q_seqlen(p, b), lk = pa_kv_seqlen(p, b);
+      if (desc->q_positions == NULL && lq > 0 && lk - 1 > p->max_q_pos) p->max_q_pos = lk - 1;
+      if (desc->kv_positions == NULL && lk - 1 > p->max_kv_pos) p->max_kv_pos = lk - 1;
+    }
   }
   if (desc->q_positions != NULL)
     PA_TRY(check_positions(msg, msg_size, desc->q_positions, p->total_q, "q_positions",
@@ -389,15 +394,15 @@ typedef struct axis {
  * *span receives the largest offset + 1 (0 for an empty tensor). */
 static posattn_status check_strides(char *msg, size_t msg_size, const char *tname, axis *ax,
                                     int nax, int64_t *span) {
-  for (int i = 0; i < nax; ++i) {
+  for (int i = 0; i < nax; ++i)
     if (ax[i].stride < 0)
       FAIL(POSATTN_STATUS_BAD_STRIDE, "%s->%s (%" PRId64 ") must be >= 0", tname,
            ax[i].stride_name, ax[i].stride);
-    if (ax[i].extent == 0) {
+  for (int i = 0; i < nax; ++i)
+    if (ax[i].extent == 0) { /* varlen with no tokens: nothing is addressed */
       *span = 0;
       return POSATTN_STATUS_SUCCESS;
     }
-  }
   for (int i = 1; i < nax; ++i) /* insertion sort, stable */
     for (int j = i; j > 0 && ax[j].stride < ax[j - 1].stride; --j) {
       axis t = ax[j];
