@@ -28,6 +28,16 @@
  * and stages what the device needs into the workspace.
  *
  * UNITS. Sizes, strides and offsets are in elements, never bytes, unless a name says `bytes`.
+ *
+ * STRIDES. Strides are >= 1 on every axis with more than one element, and no tensor may map two
+ * of its elements to one address (the check sorts the axes by stride and requires each stride to
+ * cover the span of the axes below it, which also rules out int64 overflow). Inputs may share
+ * memory with each other (a packed qkv buffer is fine); out, lse and the workspace must not
+ * overlap any other tensor. Data pointers are aligned to their element size.
+ *
+ * DEFAULT POSITIONS. With q_positions NULL the query position is i + Lk - Lq, which is negative
+ * for the first queries when Lq > Lk; the relative methods handle that (only differences, or
+ * max(L, pq) for FIRE, are used).
  */
 #ifndef POSATTN_H
 #define POSATTN_H
@@ -241,7 +251,8 @@ typedef struct posattn_rope_params {
   posattn_rope_scaling scaling; /**< default NONE */
   double factor;                /**< scaling factor s (LINEAR, NTK, DYNAMIC_NTK, YARN, LLAMA3);
                                      default 1. Must be >= 1 for NTK/DYNAMIC_NTK/LLAMA3, > 0
-                                     otherwise. */
+                                     otherwise. NTK and DYNAMIC_NTK need rotary_dim >= 4;
+                                     LONGROPE needs original_max_position >= 2. */
   int32_t original_max_position; /**< pretraining context: YARN L_orig, LLAMA3 old_ctx,
                                       DYNAMIC_NTK max_position_embeddings, LONGROPE original;
                                       default 4096 (LLAMA3 callers usually pass 8192). */
@@ -292,7 +303,7 @@ typedef struct posattn_xpos_params {
 /** T5 relative bias: logit += table[bucket(pk - pq)][h] (T5 applies no softmax scale: pass
  *  softmax_scale = 1 to match it). */
 typedef struct posattn_t5_params {
-  int32_t num_buckets;   /**< default 32; 2..1024; even when bidirectional */
+  int32_t num_buckets;   /**< default 32; 2..1024; even and >= 4 when bidirectional */
   int32_t max_distance;  /**< default 128; must be > max_exact (num_buckets/2 causal, /4 bidir) */
   int32_t bidirectional; /**< 1 = encoder form (keys after the query use the upper half) */
   const float *table;    /**< [num_buckets][q_heads] learned biases (Embedding(num_buckets, H)) */
@@ -355,7 +366,7 @@ typedef struct posattn_attention_desc {
                                      Must be given together with cu_seqlens_kv. */
   const int32_t *cu_seqlens_kv; /**< varlen: [batch+1] */
 
-  /** Position ids, int32 >= 0, one per token: dense [batch][q_len] / [batch][kv_len], varlen
+  /** Position ids, int32 in [0, 2^30), one per token: dense [batch][q_len] / [batch][kv_len], varlen
    *  [total_q] / [total_kv]. NULL q_positions means pq = i + (Lk - Lq) (bottom-right aligned,
    *  = 0..n-1 for self-attention); NULL kv_positions means pk = j. */
   const int32_t *q_positions;
@@ -364,7 +375,8 @@ typedef struct posattn_attention_desc {
   int32_t causal;        /**< 0 or 1 (bottom-right aligned) */
   int32_t window_left;   /**< sliding window: keys at most window_left before i'; -1 = unbounded */
   int32_t window_right;  /**< keys at most window_right after i'; -1 = unbounded */
-  float softcap;         /**< 0 = off; > 0: s = softcap*tanh(s/softcap) */
+  float softcap;         /**< 0 = off; > 0: s = softcap*tanh(s/softcap). Negative or non-finite:
+                              INVALID_ARGUMENT */
   float softmax_scale;   /**< 0 = default 1/sqrt(head_dim); else finite and > 0 */
 
   /** Packed documents with shared anchor tokens (AnchorAttention). Requires self-attention
@@ -373,7 +385,8 @@ typedef struct posattn_attention_desc {
    *  are contiguous). The first num_anchor_tokens tokens of each sequence are anchors: every
    *  query of the sequence sees them (subject to causal/window), whatever their doc id. */
   const int32_t *doc_ids;
-  int32_t num_anchor_tokens; /**< >= 0; <= sequence length; used only with doc_ids */
+  int32_t num_anchor_tokens; /**< >= 0; <= every non-empty sequence's length; used only with
+                                  doc_ids */
 
   posattn_pe pe; /**< positional encoding; default NONE */
 } posattn_attention_desc;
