@@ -29,7 +29,7 @@ posattn_status posattn_pe_alibi_slopes(int32_t n_heads, double *out) {
 int32_t posattn_pe_t5_bucket(int64_t rel, int32_t bidirectional, int32_t num_buckets,
                              int32_t max_distance) {
   if (num_buckets < 2 || num_buckets > 1024 || (bidirectional != 0 && bidirectional != 1) ||
-      (bidirectional && num_buckets % 2))
+      (bidirectional && (num_buckets % 2 || num_buckets < 4)))
     return -1;
   int32_t nb = num_buckets, bucket = 0;
   uint64_t n;
