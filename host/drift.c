@@ -419,7 +419,9 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
         for (int32_t f = 0; f < d; ++f) Vr[j * d + f] = pa_lp_round(PA_FMT_BF16, V[j * d + f]);
       }
       pa_lp_logit lg = {1.0 / sqrt((double)d), 0.0, &pe, 1, 0};
-      for (int32_t len = 1024; len <= lmax && st == POSATTN_STATUS_SUCCESS; len *= 2) {
+      int unsupported = 0;
+      for (int32_t len = 1024; len <= lmax && st == POSATTN_STATUS_SUCCESS && !unsupported;
+           len *= 2) {
         char series[48];
         snprintf(series, sizeof series, "%s/%s", me->name, variants[vi]);
         progress(o, "b: %s len %d", series, (int)len);
@@ -438,7 +440,12 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
             for (int32_t f = 0; f < d; ++f) qin[f] = pa_lp_round(PA_FMT_BF16, qrow[f]);
             st = backend_row(ctx, &pe, qin, pk32[i], Kl, Vr, pk32, (int32_t)(i + 1), ol, msg,
                              msz);
-            if (st != POSATTN_STATUS_SUCCESS) break;
+            if (st == POSATTN_STATUS_NOT_SUPPORTED) { /* the kernel lacks this method: say so */
+              progress(o, "b: %s skipped: %s", series, msg);
+              unsupported = 1;
+              st = POSATTN_STATUS_SUCCESS;
+            }
+            if (st != POSATTN_STATUS_SUCCESS || unsupported) break;
           } else {
             pa_lp_prepare(&cl, rope ? &rl : NULL, d, qrow, pk[i], ql);
             st = pa_lp_row(&cl, &lg, ql, pk[i], Kl, Vr, pk, idx, i + 1, d, ol, &lse, NULL, wl);
@@ -463,7 +470,7 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
           }
         }
         double row[7] = {(double)len, a_max, a_rms, a_nrmse, mx, kernel ? NAN : a_share, a_w0};
-        if (st == POSATTN_STATUS_SUCCESS) st = table_add(t, series, row, msg, msz);
+        if (st == POSATTN_STATUS_SUCCESS && !unsupported) st = table_add(t, series, row, msg, msz);
       }
       if (rope) {
         pa_lp_rope_free(&rg);

@@ -170,8 +170,14 @@ static int plot(const char *dir, const pa_drift_table *t) {
              "sequence length", "NRMSE", 1);
     gp_panel(g, dat, names, ns, "/sinkoff", 4, "NRMSE, sink token at position 65536",
              "sequence length", "NRMSE", 1);
-    gp_panel(g, dat, names, ns, "/sink", 6, "first token's share of the weight error",
-             "sequence length", "share", 0);
+    int has_share = 0; /* kernel backends cannot report per-key weights */
+    for (size_t r = 0; r < t->nrows; ++r) has_share |= !isnan(t->val[r * (size_t)t->ncols + 5]);
+    if (has_share)
+      gp_panel(g, dat, names, ns, "/sink", 6, "first token's share of the weight error",
+               "sequence length", "share", 0);
+    else
+      gp_panel(g, dat, names, ns, "/sink", 7, "sink token's fp64 attention weight",
+               "sequence length", "weight", 0);
   } else {
     fputs("set multiplot layout 2,1 title \"Where to rotate K: logit error vs fp64 (bf16 inputs), "
           "d=128, base 1e4\"\n", g);
