@@ -1,0 +1,160 @@
+// bias.cuh -- the "bias the logit" hook: softcap, then ALiBi, FIRE, T5, KERPLE (pe-spec §3, §4,
+// §7, §8.1), each from host-built fp32 tables in pa_prefill_params.
+//
+// A policy is built once per (query row, head) -- it caches what depends on the row only -- and
+// called once per key position:
+//     pa_pe::Bias<POSATTN_PE_ALIBI> bias(p, h, pq);   s += bias(pk);
+// Bias<kind> is a compile-time policy for kernels templated on the kind; BiasAny dispatches on
+// p.pe_kind at run time (the SIMT kernel). Kinds without a bias (NONE, ROPE, XPOS) add 0.
+// Distances |pq - pk| are converted to float exactly up to 2^24 (positions are int32).
+#ifndef POSATTN_PE_BIAS_CUH
+#define POSATTN_PE_BIAS_CUH
+
+#include "posattn.h"
+#include "prefill/params.h"
+
+namespace pa_pe {
+
+// s = softcap * tanh(s / softcap) when softcap > 0 (applied before the bias, as in posattn.h).
+PA_DEVICE float apply_softcap(const pa_prefill_params &p, float s) {
+  return p.softcap > 0.f ? p.softcap * tanhf(s / p.softcap) : s;
+}
+
+PA_DEVICE float abs_distance(int32_t pq, int32_t pk) {
+  const int64_t d = int64_t(pq) - int64_t(pk);
+  return float(d < 0 ? -d : d);
+}
+
+template <int Kind>
+struct Bias {  // NONE, ROPE, XPOS
+  PA_DEVICE Bias(const pa_prefill_params &, int, int32_t) {}
+  PA_DEVICE float operator()(int32_t) const { return 0.f; }
+};
+
+// ALiBi, relative form: -m_h |pq - pk|.
+template <>
+struct Bias<POSATTN_PE_ALIBI> {
+  float m;
+  int32_t pq;
+  PA_DEVICE Bias(const pa_prefill_params &p, int h, int32_t pq_) : m(p.alibi_slopes[h]), pq(pq_) {}
+  PA_DEVICE float operator()(int32_t pk) const { return -m * abs_distance(pq, pk); }
+};
+
+// FIRE: x = log1p(c |pq-pk|) / (log1p(c max(L, pq)) + eps); the bias is the compiled MLP's
+// segment containing x: slope * x + icpt (one lookup, one FMA).
+template <>
+struct Bias<POSATTN_PE_FIRE> {
+  const pa_prefill_params *p;
+  int h;
+  int32_t pq;
+  float inv_norm;
+  PA_DEVICE Bias(const pa_prefill_params &pp, int h_, int32_t pq_) : p(&pp), h(h_), pq(pq_) {
+    const float norm_pos = fmaxf(pp.fire_L, float(pq_));
+    inv_norm = 1.f / (log1pf(pp.fire_c * norm_pos) + pp.fire_eps);
+  }
+  PA_DEVICE Bias(const pa_prefill_params &pp, int h_, int32_t pq_, float inv_norm_)
+      : p(&pp), h(h_), pq(pq_), inv_norm(inv_norm_) {}
+  PA_DEVICE float operator()(int32_t pk) const {
+    const float x = log1pf(p->fire_c * abs_distance(pq, pk)) * inv_norm;
+    int lo = 0, hi = p->fire_nseg - 1;  // last segment whose start <= x
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (p->fire_start[mid] <= x)
+        lo = mid;
+      else
+        hi = mid - 1;
+    }
+    const int64_t i = int64_t(h) * p->fire_nseg + lo;
+    return fmaf(p->fire_slope[i], x, p->fire_icpt[i]);
+  }
+};
+
+// T5: bucket of rel = pk - pq from integer thresholds (no log in the kernel), then table[bucket][h].
+template <>
+struct Bias<POSATTN_PE_T5> {
+  const pa_prefill_params *p;
+  int h;
+  int32_t pq;
+  PA_DEVICE Bias(const pa_prefill_params &pp, int h_, int32_t pq_) : p(&pp), h(h_), pq(pq_) {}
+  PA_DEVICE float operator()(int32_t pk) const {
+    const int64_t rel = int64_t(pk) - int64_t(pq);
+    int64_t n;
+    int bucket = 0;
+    if (p->t5_bidirectional) {
+      if (rel > 0) bucket = p->t5_dir_buckets;
+      n = rel < 0 ? -rel : rel;
+    } else {
+      n = rel < 0 ? -rel : 0;
+    }
+    int lo = 0, hi = p->t5_dir_buckets - 1;  // largest k with thresh[k] <= n
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (int64_t(p->t5_thresh[mid]) <= n)
+        lo = mid;
+      else
+        hi = mid - 1;
+    }
+    return p->t5_table[int64_t(bucket + lo) * p->hq + h];
+  }
+};
+
+// KERPLE log: -p_h log(1 + a_h |pq-pk|).
+template <>
+struct Bias<POSATTN_PE_KERPLE_LOG> {
+  float a, pw;
+  int32_t pq;
+  PA_DEVICE Bias(const pa_prefill_params &p, int h, int32_t pq_)
+      : a(p.kerple_a[h]), pw(p.kerple_p[h]), pq(pq_) {}
+  PA_DEVICE float operator()(int32_t pk) const { return -pw * log1pf(a * abs_distance(pq, pk)); }
+};
+
+// KERPLE power: -a_h |pq-pk|^p_h (0 at distance 0).
+template <>
+struct Bias<POSATTN_PE_KERPLE_POWER> {
+  float a, pw;
+  int32_t pq;
+  PA_DEVICE Bias(const pa_prefill_params &p, int h, int32_t pq_)
+      : a(p.kerple_a[h]), pw(p.kerple_p[h]), pq(pq_) {}
+  PA_DEVICE float operator()(int32_t pk) const {
+    const float dist = abs_distance(pq, pk);
+    return dist == 0.f ? 0.f : -a * powf(dist, pw);
+  }
+};
+
+// Run-time dispatch over p.pe_kind (uniform across a block, so no divergence).
+struct BiasAny {
+  int kind;
+  const pa_prefill_params *p;
+  int h;
+  int32_t pq;
+  float row_a, row_b;  // per-row values of the kind (slope / a, p / FIRE 1/norm)
+  PA_DEVICE BiasAny(const pa_prefill_params &pp, int h_, int32_t pq_)
+      : kind(pp.pe_kind), p(&pp), h(h_), pq(pq_), row_a(0.f), row_b(0.f) {
+    switch (kind) {
+      case POSATTN_PE_ALIBI: row_a = Bias<POSATTN_PE_ALIBI>(pp, h_, pq_).m; break;
+      case POSATTN_PE_FIRE: row_b = Bias<POSATTN_PE_FIRE>(pp, h_, pq_).inv_norm; break;
+      case POSATTN_PE_KERPLE_LOG:
+      case POSATTN_PE_KERPLE_POWER:
+        row_a = pp.kerple_a[h_];
+        row_b = pp.kerple_p[h_];
+        break;
+      default: break;
+    }
+  }
+  PA_DEVICE float operator()(int32_t pk) const {
+    switch (kind) {
+      case POSATTN_PE_ALIBI: return -row_a * abs_distance(pq, pk);
+      case POSATTN_PE_FIRE: return Bias<POSATTN_PE_FIRE>(*p, h, pq, row_b)(pk);
+      case POSATTN_PE_T5: return Bias<POSATTN_PE_T5>(*p, h, pq)(pk);
+      case POSATTN_PE_KERPLE_LOG: return -row_b * log1pf(row_a * abs_distance(pq, pk));
+      case POSATTN_PE_KERPLE_POWER: {
+        const float dist = abs_distance(pq, pk);
+        return dist == 0.f ? 0.f : -row_a * powf(dist, row_b);
+      }
+      default: return 0.f;
+    }
+  }
+};
+
+}  // namespace pa_pe
+#endif

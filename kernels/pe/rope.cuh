@@ -1,0 +1,71 @@
+// rope.cuh -- the "transform q/k" hook: RoPE (pe-spec §1-2) and the rotary part of xPos.
+//
+// Every scaling (linear, NTK, dynamic NTK, YaRN, Llama 3, LongRoPE, caller table) arrives as the
+// host-computed fp32 inv_freq table plus rope_attn_factor, so one device routine serves them all.
+// Angles:
+//   FAST   angle = float(p) * inv_freq[i]; cosf/sinf in fp32 (error ~ p * 2^-24 rad).
+//   EXACT  p = hi * 2^shift + lo; R(p w) = R(hi 2^shift w) * R(lo w), both factors read from fp32
+//          tables computed in fp64 on the host: each entry is within 2^-24 of the true cos/sin,
+//          so the product is within ~1.5e-7 rad of the exact angle for every p the table covers.
+//          Negative positions (default positions when q_len > kv_len) use R(-p) = conj(R(p)).
+// The attention factor multiplies cos and sin, i.e. the rotated features only (partial rotary
+// leaves features >= rotary_dim untouched and unscaled).
+#ifndef POSATTN_PE_ROPE_CUH
+#define POSATTN_PE_ROPE_CUH
+
+#include "prefill/params.h"
+
+namespace pa_pe {
+
+// Features (a, b) forming rotary pair `pair` (0 <= pair < rotary_dim/2): NeoX (i, i + r/2),
+// GPT-J (2i, 2i+1).
+PA_HD void rope_pair_features(const pa_prefill_params &p, int pair, int &a, int &b) {
+  if (p.rope_gptj) {
+    a = 2 * pair;
+    b = 2 * pair + 1;
+  } else {
+    a = pair;
+    b = pair + p.rotary_dim / 2;
+  }
+}
+
+// (cos, sin) of pair `pair` at position `pos`, times the attention factor.
+PA_DEVICE float2 rope_cos_sin(const pa_prefill_params &p, int pair, int32_t pos) {
+  float c, s;
+  if (p.rope_exact) {
+    const int half = p.rotary_dim / 2;
+    const int64_t ap = pos < 0 ? -int64_t(pos) : int64_t(pos);
+    const int64_t hi = ap >> p.exact_shift, lo = ap & ((int64_t(1) << p.exact_shift) - 1);
+    const float ch = p.exact_hi[(hi * half + pair) * 2], sh = p.exact_hi[(hi * half + pair) * 2 + 1];
+    const float cl = p.exact_lo[(lo * half + pair) * 2], sl = p.exact_lo[(lo * half + pair) * 2 + 1];
+    c = ch * cl - sh * sl;
+    s = sh * cl + ch * sl;
+    if (pos < 0) s = -s;
+  } else {
+    const float angle = float(pos) * p.inv_freq[pair];
+    c = cosf(angle);
+    s = sinf(angle);
+  }
+  return make_float2(c * p.rope_attn_factor, s * p.rope_attn_factor);
+}
+
+// (a, b) rotated by (c, s): (a c - b s, a s + b c).
+PA_HD float2 rope_rotate(float a, float b, float2 cs) {
+  return make_float2(a * cs.x - b * cs.y, a * cs.y + b * cs.x);
+}
+
+// Rotates the first rotary_dim features of an fp32 row x (anything indexable: array, sptr) at
+// position pos, in place. No-op when rotary_dim is 0.
+template <class X>
+PA_DEVICE void rope_rotate_row(const pa_prefill_params &p, X x, int32_t pos) {
+  for (int i = 0; i < p.rotary_dim / 2; ++i) {
+    int a, b;
+    rope_pair_features(p, i, a, b);
+    const float2 r = rope_rotate(x[a], x[b], rope_cos_sin(p, i, pos));
+    x[a] = r.x;
+    x[b] = r.y;
+  }
+}
+
+}  // namespace pa_pe
+#endif
