@@ -5,7 +5,10 @@
 #   POSATTN_CUDA_SOURCES  .cu files compiled by nvcc (compile checks now; the CUDA backend later)
 set(POSATTN_EMU_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/emu/emu.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/emu_backend.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/emu_backend.cpp
+  # prefill kernels (engineer F1): chooser, host tables; simt.cu is included by dispatch.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/prefill/dispatch.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/prefill/tables.cpp)
 set(POSATTN_CUDA_SOURCES ${CMAKE_CURRENT_LIST_DIR}/attn_simple.cu)
 # Emulated kernels are ~10x slower at -O0; the emulator sources are optimised in every build type
 # (they keep -g in Debug; set this to -O0 to step through kernels in gdb).

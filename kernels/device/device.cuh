@@ -70,10 +70,10 @@
 #define PA_DEVICE inline
 #define PA_HD inline
 #define PA_UNROLL
-#define threadIdx (::pa_emu::tl_thread->thread_idx)
-#define blockIdx (::pa_emu::tl_thread->block_idx)
-#define blockDim (::pa_emu::tl_thread->block_dim)
-#define gridDim (::pa_emu::tl_thread->grid_dim)
+#define threadIdx (::pa_emu::this_thread().thread_idx)
+#define blockIdx (::pa_emu::this_thread().block_idx)
+#define blockDim (::pa_emu::this_thread().block_dim)
+#define gridDim (::pa_emu::this_thread().grid_dim)
 constexpr int warpSize = 32;
 struct dim3 {
   unsigned x, y, z;

@@ -31,8 +31,11 @@
 
 namespace pa_emu {
 
+namespace {
 thread_local ThreadInfo *tl_thread = nullptr;
 thread_local bool tl_racecheck = false;
+}  // namespace
+const ThreadInfo &this_thread() { return *tl_thread; }
 
 Options &options() {
   thread_local Options opts;
@@ -384,6 +387,7 @@ void access_fault(Space s, const Region &r, const void *p, size_t n, bool write,
 // Racecheck
 // =================================================================================================
 void shared_track(const void *p, size_t n, bool write) {
+  if (!tl_racecheck) return;
   Launch &L = *tl_launch;
   Fiber &f = *tl_fiber;
   const uint16_t me = uint16_t(f.info.linear);

@@ -34,7 +34,9 @@ struct ThreadInfo {
   Dim3 thread_idx, block_idx, block_dim, grid_dim;
   unsigned linear;  // linear thread index inside the block
 };
-extern thread_local ThreadInfo *tl_thread;  // the running fiber (nullptr outside a kernel)
+// The running fiber (a function, not an extern thread_local: the TLS wrapper of an extern
+// thread_local trips UBSan's null check when read on a fiber stack).
+const ThreadInfo &this_thread();
 
 // Options of the emulator for launches made from the calling OS thread.
 struct Options {
@@ -60,8 +62,7 @@ struct Status {
     ;
 [[noreturn]] void access_fault(Space s, const Region &r, const void *p, size_t n, bool write,
                                const char *why);
-extern thread_local bool tl_racecheck;  // racecheck of the running launch
-void shared_track(const void *p, size_t n, bool write);  // racecheck bookkeeping
+void shared_track(const void *p, size_t n, bool write);  // racecheck bookkeeping (if enabled)
 
 // Bounds and alignment check of an n-byte access at p (alignment = n for scalar/vector loads).
 inline void check_access(Space s, const Region &r, const void *p, size_t n, size_t align,
@@ -71,7 +72,7 @@ inline void check_access(Space s, const Region &r, const void *p, size_t n, size
   if (c < r.base || c + n > r.base + r.bytes || c + n < c)
     access_fault(s, r, p, n, write, "out of range");
   if (reinterpret_cast<uintptr_t>(p) % align != 0) access_fault(s, r, p, n, write, "misaligned");
-  if (s == Space::Shared && tl_racecheck) shared_track(p, n, write);
+  if (s == Space::Shared) shared_track(p, n, write);
 }
 
 void barrier(const char *file, int line);

@@ -1,0 +1,68 @@
+/* dispatch.h -- the one chooser of prefill kernels, shared by the EMU and CUDA backends.
+ *
+ * pa_prefill_choose() answers, for a validated problem, which kernel runs it (or NOT_SUPPORTED
+ * with a message saying what is missing) and how much workspace it needs; posattn_supported(),
+ * posattn_workspace_size() and posattn_forward() all go through it (via host/choose.c), so they
+ * cannot disagree.
+ *
+ * Kernels:
+ *   MMA   the tensor-core kernel (kernels/prefill/mma.cuh, FlashAttention-2 manner): bf16/fp16
+ *         inputs, head dims 64/128/256, and whatever else mma::unfit() accepts. Compiled in when
+ *         POSATTN_PREFILL_MMA is defined; it must then provide, in namespace pa_kernels::mma,
+ *           const char *unfit(const pa_problem *p);   NULL when it serves p, else why not
+ *           pa::launch_status launch(const pa_prefill_params &p, void *stream);
+ *   SIMT  the portable kernel (simt.cu): every feature, any dtype, head dims up to 256.
+ * The MMA kernel is preferred whenever it fits. */
+#ifndef POSATTN_PREFILL_DISPATCH_H
+#define POSATTN_PREFILL_DISPATCH_H
+
+#include <stddef.h>
+
+#include "internal.h"
+#include "prefill/tables.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum pa_prefill_kernel {
+  PA_PREFILL_NONE = 0,
+  PA_PREFILL_SIMT = 1,
+  PA_PREFILL_MMA = 2
+} pa_prefill_kernel;
+
+/* Which kernel serves p, and the workspace it needs (stage_out: EMU stages out/lse in the
+ * workspace). NOT_SUPPORTED names what is missing. */
+posattn_status pa_prefill_choose(const pa_problem *p, int stage_out, pa_prefill_kernel *kernel,
+                                 size_t *workspace_bytes, char *msg, size_t msg_size);
+
+/* "simt", "mma" (for messages and tests). */
+const char *pa_prefill_kernel_name(pa_prefill_kernel k);
+
+/* The EMU backend's forward through the chosen kernel: builds the tables in the workspace, runs
+ * the kernel under the emulator, copies the staged output to the caller's out and lse only when
+ * the launch ran clean. */
+posattn_status pa_prefill_emu_forward(posattn_context *ctx, const pa_problem *p, void *ws,
+                                      size_t ws_bytes);
+
+#ifdef __cplusplus
+}
+#endif
+
+#ifdef __cplusplus
+#include "prefill/simt.cu"
+#if defined(POSATTN_PREFILL_MMA)
+#include "prefill/mma.cuh"
+#endif
+/* Launches the chosen kernel with filled parameters (both backends; stream NULL on EMU). */
+inline pa::launch_status pa_prefill_launch(pa_prefill_kernel k, const pa_prefill_params &prm,
+                                           void *stream) {
+#if defined(POSATTN_PREFILL_MMA)
+  if (k == PA_PREFILL_MMA) return pa_kernels::mma::launch(prm, stream);
+#endif
+  (void)k;
+  return pa_prefill::simt_launch(prm, stream);
+}
+#endif
+
+#endif /* POSATTN_PREFILL_DISPATCH_H */

@@ -1,0 +1,427 @@
+// mma.cuh -- the tensor-core prefill kernel: attention forward in the FlashAttention-2 manner for
+// bf16 and fp16 inputs, written once against the device layer (kernels/device/device.cuh) so that
+// nvcc builds it for sm_80+ and the SIMT emulator runs the same source on the CPU.
+//
+// One block computes one tile of Br query rows of one (sequence, q head); each warp owns 16 rows
+// (one m16 slab), so no warp ever exchanges data with another warp except through the K/V tiles
+// in shared memory. Per KV tile of Bc keys:
+//   S = Q K^T      mma.sync m16n8k16, fp32 accumulators; Q and K fragments via ldmatrix
+//   S -> logits    scale, softcap, bias policy (fp32), mask policy (fp32, -inf)
+//   online softmax row max / rescale / exp2 in fp32, P rounded to the input type for the mma
+//   O += P V       P stays in registers (the S accumulator layout is the A fragment layout);
+//                  V fragments via ldmatrix.trans
+// K/V tiles stream through a kStages-deep cp.async ring (zero-filled past the sequence end), so
+// the copy of tile n+kStages-1 overlaps the math of tile n. Transforming encodings (RoPE, xPos)
+// rotate Q once per block and each K tile once, in fp32 in shared memory, then round to the mma
+// input type: nothing else rounds the rotated vectors.
+//
+// Shared memory rows are d 16-bit elements, i.e. d/8 chunks of 16 bytes. ldmatrix reads 8 rows at
+// one chunk column; unswizzled, those rows sit at the same banks (row pitch 128/256/512 bytes), an
+// 8-way conflict. Chunk c of row r is therefore stored at chunk c ^ (r % 8): the 8 rows of every
+// ldmatrix phase land on 8 different 16-byte bank groups, and 16-byte cp.async writes stay whole.
+//
+// Policies (kernels/pe/*.cuh) enter at three points: Pe::transform (q/k pairs in fp32), Pe::bias
+// (added to the fp32 logit), and the Mask (key ranges per query tile for tile skipping, and the
+// per-element rule on tiles that are not wholly visible).
+#ifndef POSATTN_PREFILL_MMA_CUH
+#define POSATTN_PREFILL_MMA_CUH
+
+#include "device/device.cuh"
+#include "pe/bias.cuh"
+#include "pe/mask.cuh"
+#include "pe/rope.cuh"
+#include "pe/xpos.cuh"
+#include "posattn.h"
+#include "prefill/params.h"
+
+namespace pa_kernels {
+namespace mma {
+
+// ---- tile choices ---------------------------------------------------------------------------------
+// Registers per thread are dominated by the O accumulator (16 rows x d / 32 lanes = d/2 floats)
+// and the S tile (16 x Bc / 32 = Bc/2 floats). Shared memory = Q tile + kStages K/V tile pairs.
+template <int D>
+struct Traits;
+
+// hd64: 8 warps x 16 rows = 128 query rows share each K/V tile (halves K/V smem traffic per row
+// against 64-row tiles); 3 stages: 16 KiB Q + 3 x 16 KiB K/V = 64 KiB, three blocks per H100 SM.
+template <>
+struct Traits<64> {
+  static constexpr int kD = 64, kWarps = 8, kBr = 128, kBc = 64, kStages = 3;
+};
+// hd128: the FA2 forward shape (128 x 64). 2 stages: 32 KiB Q + 2 x 32 KiB K/V = 96 KiB, two
+// blocks per H100 SM (one on A100's 164 KiB), O is 64 fp32 registers per thread.
+template <>
+struct Traits<128> {
+  static constexpr int kD = 128, kWarps = 8, kBr = 128, kBc = 64, kStages = 2;
+};
+// hd256: O alone is 128 registers per thread, so S shrinks to Bc = 32 and the block to 4 warps
+// (64 rows) to stay under 255 registers without spilling; 32 KiB Q + 2 x 32 KiB K/V = 96 KiB.
+template <>
+struct Traits<256> {
+  static constexpr int kD = 256, kWarps = 4, kBr = 64, kBc = 32, kStages = 2;
+};
+
+template <class T>
+struct Check {
+  static constexpr int kThreads = T::kWarps * 32;
+  static_assert(T::kBr == 16 * T::kWarps, "each warp owns exactly one m16 slab of query rows");
+  static_assert(T::kBc % 16 == 0, "Bc is a whole number of mma k-steps for P V");
+  static_assert(T::kD % 64 == 0, "rows of >= 8 16-byte chunks: the XOR swizzle needs 8 columns");
+  static_assert(T::kStages >= 2, "a ring of one stage cannot overlap copy and math");
+  static_assert((T::kBr * T::kD / 8) % kThreads == 0, "Q tile chunks split evenly over threads");
+  static_assert((T::kBc * T::kD / 8) % kThreads == 0, "K/V tile chunks split evenly over threads");
+  static constexpr size_t kSmemBytes =
+      size_t(T::kBr + 2 * T::kStages * T::kBc) * T::kD * 2 /* 16-bit elements */;
+};
+
+// Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
+// which pa::launch sets).
+template <int D>
+constexpr size_t smem_bytes() { return Check<Traits<D>>::kSmemBytes; }
+
+// ---- small helpers -------------------------------------------------------------------------------
+template <class T>
+struct MmaOp;
+template <>
+struct MmaOp<pa::bf16> {
+  PA_DEVICE static void run(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+    pa::mma_m16n8k16_bf16(d, a, b, d);
+  }
+  PA_DEVICE static uint32_t pack(float lo, float hi) { return pa::pack_bf16x2(lo, hi); }
+};
+template <>
+struct MmaOp<pa::f16> {
+  PA_DEVICE static void run(float (&d)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+    pa::mma_m16n8k16_f16(d, a, b, d);
+  }
+  PA_DEVICE static uint32_t pack(float lo, float hi) { return pa::pack_f16x2(lo, hi); }
+};
+
+// Element offset of (row, col) in a swizzled tile of rows of D elements.
+template <int D>
+PA_DEVICE int swz(int row, int col) {
+  return row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
+}
+
+// ldmatrix row addresses without a register per (k-step, atom): this lane's row always has the
+// same row % 8, so chunk 2c + half (c = 0..3) of it sits at off[c], and chunk 2(c + 4q) + half at
+// off[c] + 64q elements (the XOR only touches the low 3 chunk bits). Four offsets per operand
+// instead of one per unrolled load keeps hd256 under 255 registers.
+template <int D>
+struct LaneRow {
+  int off[4];
+  PA_DEVICE LaneRow(int row, int half) {
+    PA_UNROLL
+    for (int c = 0; c < 4; ++c) off[c] = swz<D>(row, (2 * c + half) * 8);
+  }
+  PA_DEVICE int at(int kstep) const { return off[kstep & 3] + (kstep >> 2) * 64; }
+};
+
+// Copies rows [0, rows) of a tile (row r = token t0 + r) into swizzled shared memory; rows at or
+// past `valid` are zero-filled (their source address is clamped to row 0, never read).
+template <int D, int kRows, int kThreads, class Tin>
+PA_DEVICE void load_tile(pa::sptr<Tin> dst, pa::gptr<const Tin> src, int64_t row_stride,
+                         int valid, int tid) {
+  constexpr int kChunks = D / 8;
+  PA_UNROLL
+  for (int e = tid; e < kRows * kChunks; e += kThreads) {
+    const int r = e / kChunks, c = e % kChunks;
+    const bool ok = r < valid;
+    pa::cp_async_16_zfill(dst + swz<D>(r, c * 8), src + (ok ? r * row_stride : 0) + c * 8, ok);
+  }
+}
+
+// The transform hook for this kernel: RoPE pairs from rope.cuh; xPos adds its centred decay
+// (xpos.cuh), centred on the first query position of the block so that the q factors stay <= 1.
+template <int Kind>
+struct Transform {
+  static constexpr bool kOn = Kind == POSATTN_PE_ROPE || Kind == POSATTN_PE_XPOS;
+  const pa_prefill_params *p;
+  int32_t centre;
+  PA_DEVICE void operator()(float &a, float &b, int pair, int32_t pos, bool is_q) const {
+    const float2 r = pa_pe::rope_rotate(a, b, pa_pe::rope_cos_sin(*p, pair, pos));
+    float w = 1.f;
+    if (Kind == POSATTN_PE_XPOS)
+      w = is_q ? pa_pe::xpos_q_scale(*p, pair, pos, centre) : pa_pe::xpos_k_scale(*p, pair, pos, centre);
+    a = r.x * w;
+    b = r.y * w;
+  }
+};
+
+// Rotates rows [0, rows) of a swizzled tile in place: each rotary pair in fp32, rounded once to
+// the mma input type. pos(r) gives the position id of row r.
+template <int D, int kThreads, class Tin, class Xf, class Pos>
+PA_DEVICE void transform_tile(pa::sptr<Tin> t, const Xf &xf, int rows, bool is_q, Pos pos,
+                              int tid) {
+  const int npairs = xf.p->rotary_dim / 2;
+  for (int e = tid; e < rows * npairs; e += kThreads) {
+    const int r = e / npairs, i = e % npairs;
+    int fa, fb;
+    pa_pe::rope_pair_features(*xf.p, i, fa, fb);
+    const pa::sptr<Tin> ea = t + swz<D>(r, fa), eb = t + swz<D>(r, fb);
+    float a = pa::to_float(Tin(*ea)), bv = pa::to_float(Tin(*eb));
+    xf(a, bv, i, pos(r), is_q);
+    *ea = pa::from_float<Tin>(a);
+    *eb = pa::from_float<Tin>(bv);
+  }
+}
+
+// Whether every key of [j0, j1) is visible to every row of [i0, i1) (then the per-element rule
+// is skipped for the tile). Conservative: false whenever unsure.
+PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, int j1) {
+  const pa_prefill_params &p = *sq.p;
+  if (j1 > sq.Lk) return false;
+  if (p.causal && j1 - 1 > i0 + sq.shift) return false;
+  if (p.window_left >= 0 && j0 < i1 - 1 + sq.shift - p.window_left) return false;
+  if (p.window_right >= 0 && j1 - 1 > i0 + sq.shift + p.window_right) return false;
+  if (p.doc_ids && j1 > p.num_anchor) {
+    const int32_t d = sq.q_doc(i0);
+    if (sq.q_doc(i1 - 1) != d || sq.kv_doc(j0) != d || sq.kv_doc(j1 - 1) != d) return false;
+  }
+  return true;
+}
+
+PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
+  switch (dtype) {
+    case POSATTN_DTYPE_BF16: pa::ptr_cast<pa::bf16>(base)[idx] = pa::bf16_from_float(x); break;
+    case POSATTN_DTYPE_F16: pa::ptr_cast<pa::f16>(base)[idx] = pa::f16_from_float(x); break;
+    default: pa::ptr_cast<float>(base)[idx] = x; break;
+  }
+}
+
+// ---- the kernel ----------------------------------------------------------------------------------
+// Grid: (ceil(max Lq / Br), hq, batch); block: kWarps * 32 threads; dynamic smem: smem_bytes<D>().
+// The output dtype is a run-time field (only the epilogue depends on it). Preconditions, checked
+// by the chooser through layout_ok(): q/k/v rows 16-byte aligned (data pointers and every stride
+// multiples of 8 elements), since every Q/K/V row moves by 16-byte cp.async.
+template <int D, class Tin, int PeKind>
+__global__ void __launch_bounds__(Check<Traits<D>>::kThreads)
+    prefill_mma(const pa_prefill_params p) {
+  using T = Traits<D>;
+  constexpr int kThreads = Check<T>::kThreads, kBr = T::kBr, kBc = T::kBc, kS = T::kStages;
+  constexpr int kNA = kBc / 8;  // n8 atoms of the S tile
+  constexpr int kDA = D / 8;    // n8 atoms of the O tile
+  constexpr bool kBias = PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_FIRE ||
+                         PeKind == POSATTN_PE_T5 || PeKind == POSATTN_PE_KERPLE_LOG ||
+                         PeKind == POSATTN_PE_KERPLE_POWER;
+  constexpr float kLog2e = 1.4426950408889634f;
+
+  const int b = int(blockIdx.z), h = int(blockIdx.y), hk = h / p.group;
+  const pa_pe::Seq sq(p, b);
+  const int qt0 = int(blockIdx.x) * kBr;
+  if (qt0 >= sq.Lq) return;  // the whole block leaves together: no barrier is skipped
+  const int q_rows = pa::min(kBr, sq.Lq - qt0), qt1 = qt0 + q_rows;
+
+  const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32;
+  const int g = lane / 4, t4 = lane % 4;  // fragment row group and column pair (PTX ISA layout)
+
+  // KV tiles to visit: those meeting the causal/window key range [lo, hi), minus those holding
+  // neither an anchor nor a document of this query tile (documents are contiguous, so this is
+  // the anchor tiles plus one run of tiles). Every thread computes the same sequence.
+  int lo, hi;
+  sq.kv_bounds(qt0, qt1, lo, hi);
+  const int t_end = hi > lo ? (hi + kBc - 1) / kBc : 0;
+  auto next_tile = [&](int t) {
+    while (t < t_end && !sq.tile_has_docs(qt0, qt1, t * kBc, pa::min((t + 1) * kBc, sq.Lk))) ++t;
+    return t;
+  };
+
+  pa::sptr<Tin> sQ = pa::dynamic_shared<Tin>();
+  pa::sptr<Tin> sK = sQ + kBr * D;
+  pa::sptr<Tin> sV = sK + kS * kBc * D;
+
+  const pa::gptr<const Tin> gq = pa::ptr_cast<const Tin>(p.q) + sq.q_off(qt0, h, p.q_sb, p.q_ss, p.q_sh);
+  const pa::gptr<const Tin> gk = pa::ptr_cast<const Tin>(p.k) + sq.kv_off(0, hk, p.k_sb, p.k_ss, p.k_sh);
+  const pa::gptr<const Tin> gv = pa::ptr_cast<const Tin>(p.v) + sq.kv_off(0, hk, p.v_sb, p.v_ss, p.v_sh);
+
+  // The copy cursor runs kS-1 tiles ahead of the math cursor through the same tile sequence.
+  int fetch_t = next_tile(lo / kBc), fetch_n = 0;
+  auto issue = [&]() {
+    if (fetch_t < t_end) {
+      const int j0 = fetch_t * kBc, slot = fetch_n % kS;
+      load_tile<D, kBc, kThreads>(sK + slot * kBc * D, gk + j0 * p.k_ss, p.k_ss, sq.Lk - j0, tid);
+      load_tile<D, kBc, kThreads>(sV + slot * kBc * D, gv + j0 * p.v_ss, p.v_ss, sq.Lk - j0, tid);
+      fetch_t = next_tile(fetch_t + 1);
+    }
+    ++fetch_n;
+    pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
+  };
+
+  load_tile<D, kBr, kThreads>(sQ, gq, p.q_ss, q_rows, tid);
+  pa::cp_async_commit();
+  for (int n = 0; n < kS - 1; ++n) issue();
+
+  const Transform<PeKind> xf{&p, sq.q_pos(qt0)};
+  if (Transform<PeKind>::kOn) {
+    pa::cp_async_wait<kS - 1>();  // the Q group (the oldest) has landed for this thread ...
+    __syncthreads();              // ... and for every thread
+    transform_tile<D, kThreads>(sQ, xf, q_rows, true, [&](int r) { return sq.q_pos(qt0 + r); },
+                                tid);
+    // the loop's first barrier orders these writes before any ldmatrix of Q
+  }
+
+  // Per thread: rows r0 and r0+8 of this warp's 16-row slab (token indices i0, i1 in the sequence).
+  const int r0 = warp * 16 + g;
+  const int i0 = qt0 + r0, i1 = i0 + 8;
+  const pa_pe::Bias<PeKind> bias0(p, h, kBias && i0 < sq.Lq ? sq.q_pos(i0) : 0);
+  const pa_pe::Bias<PeKind> bias1(p, h, kBias && i1 < sq.Lq ? sq.q_pos(i1) : 0);
+  const int32_t doc0 = i0 < sq.Lq ? sq.q_doc(i0) : 0, doc1 = i1 < sq.Lq ? sq.q_doc(i1) : 0;
+  const bool plain_logit = !kBias && !(p.softcap > 0.f);
+
+  // ldmatrix rows of this lane (matrix mi = lane / 8 of each x4; see the fragment layouts):
+  //   Q (A, rows x features): matrices (rows 0-7|8-15) x (chunk lo|hi) -> a[0..3]
+  //   K (B, keys x features): matrices (chunk lo|hi) x (keys 0-7|8-15) -> b of two n8 atoms
+  //   V (B via .trans, keys x features): (keys 0-7|8-15) x (chunk lo|hi) -> b of two n8 atoms
+  const int mi = lane / 8;
+  const LaneRow<D> q_row(warp * 16 + (mi % 2) * 8 + lane % 8, mi / 2);
+  const LaneRow<D> k_row((mi / 2) * 8 + lane % 8, mi % 2);
+  const LaneRow<D> v_row((mi % 2) * 8 + lane % 8, mi / 2);
+
+  float o[kDA][4];
+  PA_UNROLL
+  for (int a = 0; a < kDA; ++a) o[a][0] = o[a][1] = o[a][2] = o[a][3] = 0.f;
+  float m0 = -INFINITY, m1 = -INFINITY;  // running row maxima (log2 units)
+  float l0 = 0.f, l1 = 0.f;              // this thread's share of the row sums
+  const float scale_log2 = p.scale * kLog2e;
+
+  for (int n = 0, t = next_tile(lo / kBc); t < t_end; ++n, t = next_tile(t + 1)) {
+    pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
+    __syncthreads();              // ... for all threads, and tile n-1's slot is free again
+    issue();
+    const int slot = n % kS, j0 = t * kBc;
+    const pa::sptr<Tin> k_s = sK + slot * kBc * D, v_s = sV + slot * kBc * D;
+    if (Transform<PeKind>::kOn) {
+      transform_tile<D, kThreads>(k_s, xf, pa::min(kBc, sq.Lk - j0), false,
+                                  [&](int r) { return sq.kv_pos(j0 + r); }, tid);
+      __syncthreads();
+    }
+
+    // ---- S = Q K^T ----
+    float s[kNA][4];
+    PA_UNROLL
+    for (int a = 0; a < kNA; ++a) s[a][0] = s[a][1] = s[a][2] = s[a][3] = 0.f;
+    PA_UNROLL
+    for (int ks = 0; ks < D / 16; ++ks) {
+      uint32_t qa[4];
+      pa::ldmatrix_x4(qa, sQ + q_row.at(ks));
+      PA_UNROLL
+      for (int np = 0; np < kBc / 16; ++np) {
+        uint32_t kb[4];
+        pa::ldmatrix_x4(kb, k_s + k_row.at(ks) + np * 16 * D);
+        const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
+        MmaOp<Tin>::run(s[2 * np], qa, b0);
+        MmaOp<Tin>::run(s[2 * np + 1], qa, b1);
+      }
+    }
+
+    // ---- logits in log2 units: scale, softcap, bias, mask ----
+    // Element (a, e) is row i0 (e < 2) or i1, key j0 + 8a + 2*t4 + (e & 1).
+    const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
+    PA_UNROLL
+    for (int a = 0; a < kNA; ++a) {
+      PA_UNROLL
+      for (int e = 0; e < 4; ++e) {
+        const int j = j0 + 8 * a + 2 * t4 + (e & 1), i = e < 2 ? i0 : i1;
+        float x;
+        if (plain_logit) {
+          x = s[a][e] * scale_log2;
+        } else {
+          float logit = pa_pe::apply_softcap(p, s[a][e] * p.scale);
+          if (kBias && j < sq.Lk) logit += e < 2 ? bias0(sq.kv_pos(j)) : bias1(sq.kv_pos(j));
+          x = logit * kLog2e;
+        }
+        if (masked && (j >= sq.Lk || i >= sq.Lq || !sq.visible(i, j, e < 2 ? doc0 : doc1)))
+          x = -INFINITY;
+        s[a][e] = x;
+      }
+    }
+
+    // ---- online softmax (a row's 4 values per atom live in lanes 4g..4g+3) ----
+    float mx0 = m0, mx1 = m1;
+    PA_UNROLL
+    for (int a = 0; a < kNA; ++a) {
+      mx0 = fmaxf(mx0, fmaxf(s[a][0], s[a][1]));
+      mx1 = fmaxf(mx1, fmaxf(s[a][2], s[a][3]));
+    }
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
+    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
+    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
+    // A row that has seen no visible key keeps max -inf; subtracting 0 instead keeps exp2 at 0
+    // rather than computing inf - inf = NaN.
+    const float base0 = mx0 == -INFINITY ? 0.f : mx0, base1 = mx1 == -INFINITY ? 0.f : mx1;
+    const float c0 = pa::exp2_approx(m0 - base0), c1 = pa::exp2_approx(m1 - base1);
+    m0 = mx0;
+    m1 = mx1;
+    l0 *= c0;
+    l1 *= c1;
+    PA_UNROLL
+    for (int a = 0; a < kDA; ++a) {
+      o[a][0] *= c0;
+      o[a][1] *= c0;
+      o[a][2] *= c1;
+      o[a][3] *= c1;
+    }
+    PA_UNROLL
+    for (int a = 0; a < kNA; ++a) {
+      s[a][0] = pa::exp2_approx(s[a][0] - base0);
+      s[a][1] = pa::exp2_approx(s[a][1] - base0);
+      s[a][2] = pa::exp2_approx(s[a][2] - base1);
+      s[a][3] = pa::exp2_approx(s[a][3] - base1);
+      l0 += s[a][0] + s[a][1];
+      l1 += s[a][2] + s[a][3];
+    }
+
+    // ---- O += P V: S accumulator atoms 2kk, 2kk+1 are exactly the A fragment of k-step kk ----
+    PA_UNROLL
+    for (int kk = 0; kk < kBc / 16; ++kk) {
+      const uint32_t pf[4] = {MmaOp<Tin>::pack(s[2 * kk][0], s[2 * kk][1]),
+                              MmaOp<Tin>::pack(s[2 * kk][2], s[2 * kk][3]),
+                              MmaOp<Tin>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
+                              MmaOp<Tin>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      PA_UNROLL
+      for (int dp = 0; dp < D / 16; ++dp) {
+        uint32_t vb[4];
+        pa::ldmatrix_x4_trans(vb, v_s + v_row.at(dp) + kk * 16 * D);
+        const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
+        MmaOp<Tin>::run(o[2 * dp], pf, b0);
+        MmaOp<Tin>::run(o[2 * dp + 1], pf, b1);
+      }
+    }
+  }
+  pa::cp_async_wait<0>();  // no copy outlives the block (the ring's tail groups are empty)
+
+  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log ----
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
+  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
+  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  PA_UNROLL
+  for (int rr = 0; rr < 2; ++rr) {
+    const int i = rr ? i1 : i0;
+    if (i >= sq.Lq) continue;
+    const float l = rr ? l1 : l0, m = rr ? m1 : m0;
+    const float inv = l > 0.f ? 1.f / l : 0.f;  // no visible key: output 0
+    const int64_t orow = sq.q_off(i, h, p.o_sb, p.o_ss, p.o_sh);
+    PA_UNROLL
+    for (int a = 0; a < kDA; ++a) {
+      store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4, o[a][2 * rr] * inv);
+      store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4 + 1, o[a][2 * rr + 1] * inv);
+    }
+    if (p.lse && t4 == 0)
+      p.lse[sq.lse_index(i, h)] = l > 0.f ? (m + log2f(l)) * 0.6931471805599453f : -INFINITY;
+  }
+}
+
+// Whether the kernel's 16-byte copies may be used on these tensors (the chooser asks).
+inline bool layout_ok(const void *q, const void *k, const void *v, const int64_t (&strides)[9]) {
+  auto aligned = [](const void *ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  for (int64_t s : strides)
+    if (s % 8 != 0) return false;
+  return aligned(q) && aligned(k) && aligned(v);
+}
+
+}  // namespace mma
+}  // namespace pa_kernels
+#endif

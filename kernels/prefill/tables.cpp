@@ -1,0 +1,211 @@
+// tables.cpp -- builds the prefill kernels' workspace tables from a validated problem (tables.h).
+#include "prefill/tables.h"
+
+#include <cmath>
+#include <cstring>
+#include <new>
+#include <vector>
+
+namespace {
+
+size_t align256(size_t n) { return (n + 255) & ~size_t(255); }
+
+// Largest |position| any query or key of the call can have (default query positions
+// i + Lk - Lq are negative for the first rows when Lq > Lk).
+int64_t max_abs_position(const pa_problem *p) {
+  int64_t m = p->max_q_pos > p->max_kv_pos ? p->max_q_pos : p->max_kv_pos;
+  if (p->desc->q_positions == nullptr)
+    for (int32_t b = 0; b < p->batch; ++b) {
+      const int64_t neg = int64_t(pa_q_seqlen(p, b)) - pa_kv_seqlen(p, b);
+      if (neg > m) m = neg;
+    }
+  return m < 0 ? 0 : m;
+}
+
+bool rotary(const pa_problem *p) {
+  return p->desc->pe.kind == POSATTN_PE_ROPE || p->desc->pe.kind == POSATTN_PE_XPOS;
+}
+
+}  // namespace
+
+extern "C" posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_out,
+                                                 pa_prefill_layout *L, char *msg,
+                                                 size_t msg_size) {
+  const posattn_attention_desc *D = p->desc;
+  const posattn_pe &pe = D->pe;
+  std::memset(L, 0, sizeof *L);
+  L->stage_out = stage_out;
+  size_t at = 0;
+  auto take = [&](size_t bytes) {
+    const size_t off = at;
+    at += align256(bytes);
+    return off;
+  };
+  if (stage_out) {
+    const size_t rows = size_t(p->total_q) * size_t(p->hq);
+    L->out = take(rows * size_t(p->d) * posattn_dtype_size(p->out_dtype));
+    L->lse = take(rows * sizeof(float));
+  }
+  L->tables_at = at;
+  at = 0;
+  if (p->varlen) L->n_cu = int64_t(p->batch) + 1;
+  if (D->q_positions) L->n_q_pos = p->total_q;
+  if (D->kv_positions) L->n_kv_pos = p->total_kv;
+  if (D->doc_ids) L->n_doc = p->total_q;
+  L->cu_q = take(size_t(L->n_cu) * 4);
+  L->cu_kv = take(size_t(L->n_cu) * 4);
+  L->q_pos = take(size_t(L->n_q_pos) * 4);
+  L->kv_pos = take(size_t(L->n_kv_pos) * 4);
+  L->doc_ids = take(size_t(L->n_doc) * 4);
+  if (rotary(p)) {
+    L->n_half = p->rotary_dim / 2;
+    if (pe.rope.angle_mode == POSATTN_ANGLE_EXACT) {
+      // 2^shift >= sqrt(max|p| + 1) balances the two tables: ~2 sqrt(P) rows in all.
+      const int64_t maxp = max_abs_position(p);
+      int32_t shift = 1;
+      while ((int64_t(1) << (2 * shift)) < maxp + 1) ++shift;
+      L->exact_shift = shift;
+      L->exact_hi_count = int32_t((maxp >> shift) + 1);
+      L->n_exact_lo = (int64_t(1) << shift) * L->n_half * 2;
+      L->n_exact_hi = int64_t(L->exact_hi_count) * L->n_half * 2;
+    }
+  }
+  L->inv_freq = take(size_t(L->n_half) * 4);
+  L->exact_lo = take(size_t(L->n_exact_lo) * 4);
+  L->exact_hi = take(size_t(L->n_exact_hi) * 4);
+  L->xpos = take(pe.kind == POSATTN_PE_XPOS ? size_t(L->n_half) * 4 : 0);
+  L->n_heads_tab = p->hq;
+  const size_t heads = size_t(p->hq) * 4;
+  L->alibi = take(pe.kind == POSATTN_PE_ALIBI ? heads : 0);
+  if (pe.kind == POSATTN_PE_FIRE) L->fire_max_seg = pe.fire.mlp_width + 1;
+  L->fire_start = take(size_t(L->fire_max_seg) * 4);
+  L->fire_slope = take(size_t(L->fire_max_seg) * heads);
+  L->fire_icpt = take(size_t(L->fire_max_seg) * heads);
+  if (pe.kind == POSATTN_PE_T5)
+    L->t5_dir_buckets = pe.t5.bidirectional ? pe.t5.num_buckets / 2 : pe.t5.num_buckets;
+  L->t5_thresh = take(size_t(L->t5_dir_buckets) * 4);
+  L->t5_table = take(pe.kind == POSATTN_PE_T5 ? size_t(pe.t5.num_buckets) * heads : 0);
+  const bool kerple = pe.kind == POSATTN_PE_KERPLE_LOG || pe.kind == POSATTN_PE_KERPLE_POWER;
+  L->kerple_a = take(kerple ? heads : 0);
+  L->kerple_p = take(kerple ? heads : 0);
+  L->tables_bytes = at;
+  L->total = L->tables_at + at;
+  if (L->total < at)
+    return pa_fail(msg, msg_size, POSATTN_STATUS_BAD_SIZE, "prefill workspace size overflows");
+  return POSATTN_STATUS_SUCCESS;
+}
+
+extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_prefill_layout *L,
+                                                  void *tables, pa_prefill_scalars *sc, char *msg,
+                                                  size_t msg_size) {
+  const posattn_attention_desc *D = p->desc;
+  const posattn_pe &pe = D->pe;
+  unsigned char *t = static_cast<unsigned char *>(tables);
+  auto f32 = [&](size_t off) { return reinterpret_cast<float *>(t + off); };
+  auto i32 = [&](size_t off) { return reinterpret_cast<int32_t *>(t + off); };
+  sc->rope_attn_factor = 1.f;
+  sc->fire_nseg = 0;
+
+  if (L->n_cu) {
+    std::memcpy(i32(L->cu_q), D->cu_seqlens_q, size_t(L->n_cu) * 4);
+    std::memcpy(i32(L->cu_kv), D->cu_seqlens_kv, size_t(L->n_cu) * 4);
+  }
+  if (L->n_q_pos) std::memcpy(i32(L->q_pos), D->q_positions, size_t(L->n_q_pos) * 4);
+  if (L->n_kv_pos) std::memcpy(i32(L->kv_pos), D->kv_positions, size_t(L->n_kv_pos) * 4);
+  if (L->n_doc) std::memcpy(i32(L->doc_ids), D->doc_ids, size_t(L->n_doc) * 4);
+
+  try {
+    if (rotary(p)) {
+      const int64_t half = L->n_half;
+      std::vector<double> w(size_t(half));
+      double af = 1.0;
+      // DYNAMIC_NTK without dynamic_seq_len: the largest position id + 1, as REF does
+      const int64_t max_pos = p->max_q_pos > p->max_kv_pos ? p->max_q_pos : p->max_kv_pos;
+      const int32_t seq_len = max_pos + 1 > INT32_MAX ? INT32_MAX : int32_t(max_pos + 1);
+      PA_TRY(posattn_pe_rope_inv_freq(&pe.rope, p->d, seq_len, w.data(), &af, msg, msg_size));
+      sc->rope_attn_factor = float(af);
+      for (int64_t i = 0; i < half; ++i) f32(L->inv_freq)[i] = float(w[size_t(i)]);
+      if (L->n_exact_lo) {
+        const int64_t B = int64_t(1) << L->exact_shift;
+        float *lo = f32(L->exact_lo), *hi = f32(L->exact_hi);
+        for (int64_t r = 0; r < B; ++r)
+          for (int64_t i = 0; i < half; ++i) {
+            const double a = double(r) * w[size_t(i)];
+            lo[(r * half + i) * 2] = float(std::cos(a));
+            lo[(r * half + i) * 2 + 1] = float(std::sin(a));
+          }
+        for (int64_t r = 0; r < L->exact_hi_count; ++r)
+          for (int64_t i = 0; i < half; ++i) {
+            // angle of hi * B * w, reduced mod 2 pi in fp64 before cos/sin
+            const double a = std::fmod(double(r * B) * w[size_t(i)], 2.0 * M_PI);
+            hi[(r * half + i) * 2] = float(std::cos(a));
+            hi[(r * half + i) * 2 + 1] = float(std::sin(a));
+          }
+      }
+      if (pe.kind == POSATTN_PE_XPOS)
+        for (int64_t i = 0; i < half; ++i)
+          f32(L->xpos)[i] = float(pa_xpos_log_decay(&pe.xpos, p->rotary_dim, int32_t(i)) / M_LN2);
+    }
+
+    switch (pe.kind) {
+      case POSATTN_PE_ALIBI: {
+        std::vector<double> s(size_t(p->hq));
+        if (pe.alibi.slopes)
+          for (int32_t h = 0; h < p->hq; ++h) s[size_t(h)] = pe.alibi.slopes[h];
+        else
+          PA_TRY(posattn_pe_alibi_slopes(p->hq, s.data()));
+        for (int32_t h = 0; h < p->hq; ++h) f32(L->alibi)[h] = float(s[size_t(h)]);
+        break;
+      }
+      case POSATTN_PE_FIRE: {
+        pa_fire_segments segs;
+        PA_TRY(pa_fire_segments_build(&pe.fire, p->hq, &segs, msg, msg_size));
+        if (segs.nseg > L->fire_max_seg) {
+          pa_fire_segments_free(&segs);
+          return pa_fail(msg, msg_size, POSATTN_STATUS_INTERNAL,
+                         "FIRE: %d segments exceed the %d reserved", segs.nseg, L->fire_max_seg);
+        }
+        sc->fire_nseg = segs.nseg;
+        for (int32_t s = 0; s < segs.nseg; ++s) f32(L->fire_start)[s] = float(segs.start[s]);
+        for (int64_t i = 0; i < int64_t(p->hq) * segs.nseg; ++i) {
+          f32(L->fire_slope)[i] = float(segs.slope[i]);
+          f32(L->fire_icpt)[i] = float(segs.icpt[i]);
+        }
+        pa_fire_segments_free(&segs);
+        break;
+      }
+      case POSATTN_PE_T5: {
+        // thresh[k]: smallest distance whose bucket (within one direction) is >= k. The bucket is
+        // non-decreasing in the distance, so a binary search over posattn_pe_t5_bucket finds it.
+        // Distances are probed on the "before the query" side (rel = -n), which both the causal
+        // and the bidirectional forms bucket by n alone.
+        const posattn_t5_params &t5 = pe.t5;
+        int32_t *th = i32(L->t5_thresh);
+        for (int32_t k = 0; k < L->t5_dir_buckets; ++k) {
+          int64_t lo = 0, hi = int64_t(t5.max_distance);  // bucket(max_distance) is the last one
+          while (lo < hi) {
+            const int64_t mid = (lo + hi) / 2;
+            if (posattn_pe_t5_bucket(-mid, t5.bidirectional, t5.num_buckets, t5.max_distance) >= k)
+              hi = mid;
+            else
+              lo = mid + 1;
+          }
+          th[k] = int32_t(lo);
+        }
+        for (int64_t i = 0; i < int64_t(t5.num_buckets) * p->hq; ++i) f32(L->t5_table)[i] = t5.table[i];
+        break;
+      }
+      case POSATTN_PE_KERPLE_LOG:
+      case POSATTN_PE_KERPLE_POWER:
+        for (int32_t h = 0; h < p->hq; ++h) {
+          f32(L->kerple_a)[h] = pe.kerple.a[h];
+          f32(L->kerple_p)[h] = pe.kerple.p[h];
+        }
+        break;
+      default: break;
+    }
+  } catch (const std::bad_alloc &) {
+    return pa_fail(msg, msg_size, POSATTN_STATUS_ALLOC_FAILED, "prefill PE tables: out of memory");
+  }
+  return POSATTN_STATUS_SUCCESS;
+}
