@@ -117,7 +117,7 @@ extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_
   try {
     if (rotary(p)) {
       const int64_t half = L->n_half;
-      std::vector<double> w(size_t(half));
+      std::vector<double> w(static_cast<size_t>(half));
       double af = 1.0;
       // DYNAMIC_NTK without dynamic_seq_len: the largest position id + 1, as REF does
       const int64_t max_pos = p->max_q_pos > p->max_kv_pos ? p->max_q_pos : p->max_kv_pos;
@@ -149,7 +149,7 @@ extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_
 
     switch (pe.kind) {
       case POSATTN_PE_ALIBI: {
-        std::vector<double> s(size_t(p->hq));
+        std::vector<double> s(static_cast<size_t>(p->hq));
         if (pe.alibi.slopes)
           for (int32_t h = 0; h < p->hq; ++h) s[size_t(h)] = pe.alibi.slopes[h];
         else
