@@ -239,4 +239,12 @@ __global__ void bug_warp_divergence(pa::gptr<float> out) {
   out[t] = v;
 }
 
+#if defined(__CUDACC__)
+// nvcc compile check: instantiate the templates so their inline PTX is checked too.
+template __global__ void mma_frag<true>(pa::gptr<const uint16_t>, pa::gptr<const uint16_t>,
+                                        pa::gptr<const float>, pa::gptr<float>);
+template __global__ void mma_frag<false>(pa::gptr<const uint16_t>, pa::gptr<const uint16_t>,
+                                         pa::gptr<const float>, pa::gptr<float>);
+#endif
+
 }  // namespace emu_test
