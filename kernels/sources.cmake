@@ -10,6 +10,8 @@ set(POSATTN_EMU_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/prefill/dispatch.cpp
   ${CMAKE_CURRENT_LIST_DIR}/prefill/tables.cpp)
 set(POSATTN_CUDA_SOURCES ${CMAKE_CURRENT_LIST_DIR}/attn_simple.cu)
+# tensor-core prefill instances and their pruning knobs (engineer F2)
+include(${CMAKE_CURRENT_LIST_DIR}/prefill/instances.cmake)
 # Emulated kernels are ~10x slower at -O0; the emulator sources are optimised in every build type
 # (they keep -g in Debug; set this to -O0 to step through kernels in gdb).
 set(POSATTN_EMU_COMPILE_OPTIONS "-O2" CACHE STRING "compile options of the emulator and EMU kernels")

@@ -32,10 +32,20 @@
 #include "pe/rope.cuh"
 #include "pe/xpos.cuh"
 #include "posattn.h"
+#include "internal.h"
 #include "prefill/params.h"
+
+// The emulator build and the nvcc build of an instance are different functions; an inline
+// namespace keeps their symbols apart should one binary ever hold both.
+#if defined(__CUDACC__)
+#define PA_MMA_NS cuda
+#else
+#define PA_MMA_NS emu
+#endif
 
 namespace pa_kernels {
 namespace mma {
+inline namespace PA_MMA_NS {
 
 // ---- tile choices ---------------------------------------------------------------------------------
 // Registers per thread are dominated by the O accumulator (16 rows x d / 32 lanes = d/2 floats)
@@ -55,11 +65,13 @@ template <>
 struct Traits<128> {
   static constexpr int kD = 128, kWarps = 8, kBr = 128, kBc = 64, kStages = 2;
 };
-// hd256: O alone is 128 registers per thread, so S shrinks to Bc = 32 and the block to 4 warps
-// (64 rows) to stay under 255 registers without spilling; 32 KiB Q + 2 x 32 KiB K/V = 96 KiB.
+// hd256: O alone is 128 registers per thread. Measured with ptxas (CUDA 13, sm_80/sm_90a): Bc = 32
+// spills 4-16 bytes, Bc = 16 does not, so S is 16 x 16 per warp; 4 warps (64 rows) because more
+// rows per block would not lower registers per thread. The cheap K/V tiles (16 KiB a pair) allow
+// 3 stages to cover the shorter math per tile: 32 KiB Q + 3 x 16 KiB = 80 KiB.
 template <>
 struct Traits<256> {
-  static constexpr int kD = 256, kWarps = 4, kBr = 64, kBc = 32, kStages = 2;
+  static constexpr int kD = 256, kWarps = 4, kBr = 64, kBc = 16, kStages = 3;
 };
 
 template <class T>
@@ -414,14 +426,46 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads)
   }
 }
 
-// Whether the kernel's 16-byte copies may be used on these tensors (the chooser asks).
-inline bool layout_ok(const void *q, const void *k, const void *v, const int64_t (&strides)[9]) {
-  auto aligned = [](const void *ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
-  for (int64_t s : strides)
-    if (s % 8 != 0) return false;
-  return aligned(q) && aligned(k) && aligned(v);
+// Launches the instance on p (grid over query tiles, q heads, sequences). Instances are compiled
+// in kernels/prefill/instances/ (generated) and found through mma_instances.h.
+template <int D, class Tin, int PeKind>
+pa::launch_status launch(const pa_prefill_params &p, void *stream) {
+  using T = Traits<D>;
+  const dim3 grid(unsigned((p.q_len + T::kBr - 1) / T::kBr), unsigned(p.hq), unsigned(p.batch));
+  return pa::launch("prefill_mma", prefill_mma<D, Tin, PeKind>, grid, dim3(Check<T>::kThreads),
+                    smem_bytes<D>(), stream, p);
 }
 
+using launch_fn = pa::launch_status (*)(const pa_prefill_params &, void *stream);
+// The launcher of the instance for (head dim, posattn_dtype of q/k/v, posattn_pe_kind), or nullptr
+// when there is none or this build pruned it (knobs in kernels/prefill/instances.cmake). Defined
+// in the generated instances/mma_table.cpp.
+launch_fn find(int head_dim, int in_dtype, int pe_kind);
+// Launches the instance p asks for (the dispatcher's entry point; mma_table.cpp).
+pa::launch_status launch(const pa_prefill_params &p, void *stream);
+
+// NULL when this kernel serves the validated problem p, else why not (for the chooser's
+// message). Without tensors (supported/workspace queries) only the descriptor is judged; the
+// alignment rule then decides at forward time, where the chooser falls back to the SIMT kernel.
+inline const char *unfit(const pa_problem *p) {
+  if (p->in_dtype != POSATTN_DTYPE_BF16 && p->in_dtype != POSATTN_DTYPE_F16)
+    return "it takes bf16 or f16 inputs";
+  if (p->d != 64 && p->d != 128 && p->d != 256) return "it takes head_dim 64, 128 or 256";
+  if (find(p->d, p->in_dtype, p->desc->pe.kind) == nullptr)
+    return "this configuration's instance was pruned from the build (POSATTN_HEAD_DIMS, "
+           "POSATTN_DTYPES, POSATTN_PE_KINDS)";
+  if (p->q) {  // 16-byte cp.async of every row: 16-byte aligned rows
+    const posattn_tensor *t[3] = {p->q, p->k, p->v};
+    for (const posattn_tensor *x : t) {
+      if (reinterpret_cast<uintptr_t>(x->data) % 16 != 0) return "q/k/v data are not 16-byte aligned";
+      if (x->stride_seq % 8 != 0 || x->stride_head % 8 != 0 || (!p->varlen && x->stride_batch % 8 != 0))
+        return "q/k/v strides are not multiples of 8 elements (16-byte rows)";
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace PA_MMA_NS
 }  // namespace mma
 }  // namespace pa_kernels
 #endif
