@@ -327,6 +327,7 @@ int main(int argc, char **argv) {
   static inputs in;
   static float out[N * HQ * D], lse[HQ * N], out2[N * HQ * D], lse2[HQ * N];
   static double out64[N * HQ * D], lse64[HQ * N], as_double[N * HQ * D];
+  static char emu_notes[NUM_METHODS][256]; /* why EMU does not support a method */
   posattn_context *ref = NULL, *emu = NULL, *autoctx = NULL;
   const posattn_backend backends[] = {POSATTN_BACKEND_REF, POSATTN_BACKEND_EMU,
                                       POSATTN_BACKEND_CUDA};
@@ -364,8 +365,8 @@ int main(int argc, char **argv) {
   if (posattn_backend_available(POSATTN_BACKEND_EMU, NULL, 0) == POSATTN_STATUS_SUCCESS &&
       posattn_context_create(POSATTN_BACKEND_EMU, 0, &emu) != POSATTN_STATUS_SUCCESS)
     emu = NULL;
-  printf("  runs below: REF%s (a CUDA run needs a GPU and the CUDA backend)\n",
-         emu ? " and EMU" : "");
+  printf("  runs below: REF (the values shown; fp64 inside)%s; CUDA needs a GPU and the CUDA "
+         "backend\n", emu ? ", and EMU checked against REF where it supports the call" : "");
 
   printf("\nproblem: batch 1, %d q heads / %d kv heads, %d tokens, head_dim %d, causal, bf16 in, "
          "f32 out + LSE\n", HQ, HKV, N, D);
@@ -434,9 +435,10 @@ int main(int argc, char **argv) {
       snprintf(emu_s, sizeof emu_s, "not built");
     } else if (posattn_supported(emu, &desc, POSATTN_DTYPE_BF16, POSATTN_DTYPE_F32) !=
                POSATTN_STATUS_SUCCESS) {
-      snprintf(emu_s, sizeof emu_s, "not supported");
-    } else if (run(emu, &desc, &in, in.v, out2, lse2) == POSATTN_STATUS_SUCCESS) {
-      double num = 0.0, den = 0.0, emax = 0.0, rmax = 0.0;
+      snprintf(emu_s, sizeof emu_s, "not supported (1)");
+      snprintf(emu_notes[mi], sizeof emu_notes[mi], "%s", posattn_context_last_message(emu));
+    } else if ((t0 = now_ms(), run(emu, &desc, &in, in.v, out2, lse2)) == POSATTN_STATUS_SUCCESS) {
+      double num = 0.0, den = 0.0, emax = 0.0, rmax = 0.0, emu_ms = now_ms() - t0;
       for (i = 0; i < NOUT; ++i) {
         double d = (double)out2[i] - out[i];
         num += d * d;
@@ -444,8 +446,8 @@ int main(int argc, char **argv) {
         if (!(fabs(d) <= emax)) emax = fabs(d);
         rmax = fmax(rmax, fabs(out[i]));
       }
-      snprintf(emu_s, sizeof emu_s, "max %.1e nmse %.1e %s", emax, num / den,
-               verdict(num / den <= 5e-4 && emax <= 0.01 * rmax));
+      snprintf(emu_s, sizeof emu_s, "max %.1e nmse %.1e %s (%.0f ms)", emax, num / den,
+               verdict(num / den <= 5e-4 && emax <= 0.01 * rmax), emu_ms);
     } else {
       snprintf(emu_s, sizeof emu_s, "call %s", verdict(0));
     }
@@ -460,6 +462,8 @@ int main(int argc, char **argv) {
     }
   }
 
+  for (mi = 0; mi < NUM_METHODS; ++mi)
+    if (emu_notes[mi][0]) printf("(1) EMU, %s: %s\n", METHODS[mi].name, emu_notes[mi]);
   printf("\nhow each number was checked:\n"
          "  direct ulps  max error of REF's outputs / LSE against this program's own fp64 loop,\n"
          "               in f32 ulps (REF rounds once to f32, so <= 1 is required); the loop\n"

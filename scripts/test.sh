@@ -60,8 +60,9 @@ cc -std=c99 -Wall -Wextra -pedantic-errors "$REPO/tests/consumer/main.c" \
   $(PKG_CONFIG_PATH="$pcdir" pkg-config --cflags --libs posattn) -lm \
   -o "$BUILD_ROOT/consumer/posattn_consumer_pc"
 LD_LIBRARY_PATH="$(PKG_CONFIG_PATH="$pcdir" pkg-config --variable=libdir posattn)" \
-  "$BUILD_ROOT/consumer/posattn_consumer_pc" | tail -1
-echo "pkg-config consumer ok"
+  "$BUILD_ROOT/consumer/posattn_consumer_pc" > "$BUILD_ROOT/consumer/pc.out" ||
+  { cat "$BUILD_ROOT/consumer/pc.out"; die "the pkg-config build of the consumer failed"; }
+echo "pkg-config consumer: $(grep -c ' ok$' "$BUILD_ROOT/consumer/pc.out") checks ok"
 
 stage "posattn-demo"
 "$BUILD_ROOT/ci/bench/posattn-demo"
