@@ -469,10 +469,12 @@ static void config_label(const config *c, char *buf, size_t n) {
 static double tflops(const row *w) { return w->st.median > 0 ? w->flops / (w->st.median * 1e9) : 0; }
 static double gbps(const row *w) { return w->st.median > 0 ? w->bytes / (w->st.median * 1e6) : 0; }
 
+/* GPU runs print TFLOP/s, CPU runs GFLOP/s (the JSON and CSV always hold TFLOP/s). */
 static void print_table(const report *r) {
+  const double unit = r->gpu ? 1 : 1e3;
   printf("\n%-14s %-8s %-7s %-5s %4s %6s %6s %4s %6s %10s %7s %4s %9s %8s %6s %6s  %s\n",
          "contender", "pe", "mask", "dtype", "d", "q", "kv", "B", "Hq/Hkv", "median_ms",
-         "spread", "n", "TFLOP/s", "GB/s", "%F", "%BW", "note");
+         "spread", "n", r->gpu ? "TFLOP/s" : "GFLOP/s", "GB/s", "%F", "%BW", "note");
   for (int i = 0; i < r->n; ++i) {
     const row *w = &r->rows[i];
     const config *c = &w->c;
@@ -486,7 +488,7 @@ static void print_table(const report *r) {
       continue;
     }
     printf("%10.4g %6.2f%% %4d %9.4g %8.4g ", w->st.median, 100 * w->st.spread, w->st.n,
-           tflops(w), gbps(w));
+           unit * tflops(w), gbps(w));
     if (r->has_ceilings)
       printf("%5.1f%% %5.1f%% ", 100 * tflops(w) / r->gemm_tflops, 100 * gbps(w) / r->copy_gbps);
     else
