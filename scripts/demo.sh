@@ -8,7 +8,8 @@ source "$(dirname "$0")/lib.sh"
 stage "dependencies"
 ensure_build_deps
 stage "build (demo preset, Release)"
-configure_build demo
+cmake --preset demo -S "$REPO" -B "$BUILD_ROOT/demo"
+cmake --build "$BUILD_ROOT/demo" -j "$JOBS" --target posattn-demo
 stage "posattn-demo"
 "$BUILD_ROOT/demo/bench/posattn-demo" "$@"
 stages_report
