@@ -12,36 +12,48 @@ fi
 log() { printf '\n==> %s\n' "$*"; }
 die() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
 
-# ---- timing: stage NAME starts a stage (ending the previous one); stages_report prints them ----
+# ---- timing: stage NAME starts a stage (ending the previous one); stage_failed marks the current
+# stage as failed and lets the script go on, so that one run reports every failing stage;
+# stages_report prints the table and returns 1 if any stage failed ----
 STAGE_NAMES=()
 STAGE_SECS=()
+STAGE_STATUS=()
 _stage_name=""
+_stage_status=ok
 _stage_t0=0
 _now() { date +%s.%N; }
 stage() {
   stage_end
   _stage_name="$1"
+  _stage_status=ok
   _stage_t0="$(_now)"
   log "[$1]"
+}
+stage_failed() {
+  _stage_status=FAILED
+  printf '\n*** stage "%s" FAILED%s\n' "$_stage_name" "${1:+: $1}" >&2
 }
 stage_end() {
   if [ -n "$_stage_name" ]; then
     STAGE_NAMES+=("$_stage_name")
     STAGE_SECS+=("$(awk -v a="$_stage_t0" -v b="$(_now)" 'BEGIN { printf "%.1f", b - a }')")
-    printf '(%s: %s s)\n' "$_stage_name" "${STAGE_SECS[${#STAGE_SECS[@]}-1]}"
+    STAGE_STATUS+=("$_stage_status")
+    printf '(%s: %s s, %s)\n' "$_stage_name" "${STAGE_SECS[${#STAGE_SECS[@]}-1]}" "$_stage_status"
     _stage_name=""
   fi
 }
 stages_report() {
   stage_end
-  local total=0 i
-  printf '\n%-34s %9s\n' "stage" "seconds"
-  printf '%-34s %9s\n' "----------------------------------" "---------"
+  local total=0 i failed=0
+  printf '\n%-38s %9s  %s\n' "stage" "seconds" "result"
+  printf '%-38s %9s  %s\n' "--------------------------------------" "---------" "------"
   for i in "${!STAGE_NAMES[@]}"; do
-    printf '%-34s %9s\n' "${STAGE_NAMES[$i]}" "${STAGE_SECS[$i]}"
+    printf '%-38s %9s  %s\n' "${STAGE_NAMES[$i]}" "${STAGE_SECS[$i]}" "${STAGE_STATUS[$i]}"
     total="$(awk -v a="$total" -v b="${STAGE_SECS[$i]}" 'BEGIN { printf "%.1f", a + b }')"
+    [ "${STAGE_STATUS[$i]}" = ok ] || failed=$((failed + 1))
   done
-  printf '%-34s %9s\n' "total" "$total"
+  printf '%-38s %9s  %s\n' "total" "$total" "$([ "$failed" -eq 0 ] && echo ok || echo "$failed FAILED")"
+  [ "$failed" -eq 0 ]
 }
 
 # ---- dependencies ----------------------------------------------------------------------------

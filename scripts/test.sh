@@ -7,7 +7,9 @@
 #   4. posattn-demo (the README's main job) as a smoke test;
 #   5. CUDA compile check for sm_80 and sm_90a with ptxas spill/local-memory report (needs nvcc);
 #   6. ASan + UBSan build (asan preset) and the cpu and emu labels under it.
-# Prints the time of each stage. Environment: POSATTN_BUILD_ROOT (default <repo>/build),
+# Builds that fail stop the script; failing tests mark their stage FAILED and the script goes on,
+# so that one run shows every failure; the exit status is non-zero if any stage failed. Prints
+# the time of each stage. Environment: POSATTN_BUILD_ROOT (default <repo>/build),
 # POSATTN_JOBS (default 2), POSATTN_REQUIRED_LABELS (labels that must have tests; default "cpu",
 # plus "emu" once tests/emu/CMakeLists.txt exists),
 # POSATTN_FAIL_ON_SPILLS=1 to fail when a kernel spills.
@@ -34,7 +36,7 @@ stage "release build (ci preset)"
 configure_build ci
 stage "release tests (all labels)"
 ctest_labels_present "$BUILD_ROOT/ci"
-ctest --test-dir "$BUILD_ROOT/ci" --output-on-failure -j "$JOBS"
+ctest --test-dir "$BUILD_ROOT/ci" --output-on-failure -j "$JOBS" || stage_failed "see the ctest output above"
 
 stage "exported symbols"
 lib="$(readlink -f "$BUILD_ROOT/ci/libposattn.so")"
@@ -65,7 +67,7 @@ LD_LIBRARY_PATH="$(PKG_CONFIG_PATH="$pcdir" pkg-config --variable=libdir posattn
 echo "pkg-config consumer: $(grep -c ' ok$' "$BUILD_ROOT/consumer/pc.out") checks ok"
 
 stage "posattn-demo"
-"$BUILD_ROOT/ci/bench/posattn-demo"
+"$BUILD_ROOT/ci/bench/posattn-demo" || stage_failed "a demo check failed"
 
 if command -v nvcc >/dev/null 2>&1; then
   stage "CUDA compile check (sm_80, sm_90a)"
@@ -77,8 +79,11 @@ if command -v nvcc >/dev/null 2>&1; then
     >"$cudalog" 2>&1 || rc=$?
   # the log minus ptxas -v's per-kernel lines (summarised by ptxas-report.sh below)
   grep -vE '^ptxas info|^ +[0-9]+ bytes stack frame' "$cudalog" || true
-  [ "$rc" -eq 0 ] || die "CUDA compile check failed (status $rc; log: $cudalog)"
-  "$REPO/scripts/ptxas-report.sh" "$cudalog"
+  if [ "$rc" -ne 0 ]; then
+    stage_failed "nvcc build failed (status $rc; log: $cudalog)"
+  else
+    "$REPO/scripts/ptxas-report.sh" "$cudalog" || stage_failed "kernels spill"
+  fi
 else
   echo "no nvcc on this machine: CUDA compile check skipped"
 fi
@@ -87,7 +92,12 @@ stage "asan build (ASan + UBSan)"
 configure_build asan
 stage "asan tests (cpu, emu)"
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
-  ctest --test-dir "$BUILD_ROOT/asan" -L 'cpu|emu' --output-on-failure -j "$JOBS"
+  ctest --test-dir "$BUILD_ROOT/asan" -L 'cpu|emu' --output-on-failure -j "$JOBS" ||
+  stage_failed "see the ctest output above"
 
-stages_report
-echo "all stages passed"
+if stages_report; then
+  echo "all stages passed"
+else
+  echo "FAILED: see the stages marked FAILED above" >&2
+  exit 1
+fi
