@@ -207,8 +207,10 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 // The output dtype is a run-time field (only the epilogue depends on it). Preconditions, checked
 // by the chooser through layout_ok(): q/k/v rows 16-byte aligned (data pointers and every stride
 // multiples of 8 elements), since every Q/K/V row moves by 16-byte cp.async.
+// __launch_bounds__(threads, 1): with the thread count alone ptxas (CUDA 13, sm_80) capped the
+// hd64 RoPE instances at 128 registers and spilled 32 bytes; one block per SM is the design.
 template <int D, class Tin, int PeKind>
-__global__ void __launch_bounds__(Check<Traits<D>>::kThreads)
+__global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     prefill_mma(const pa_prefill_params p) {
   using T = Traits<D>;
   constexpr int kThreads = Check<T>::kThreads, kBr = T::kBr, kBc = T::kBc, kS = T::kStages;
