@@ -456,6 +456,13 @@ inline const char *unfit(const pa_problem *p) {
   if (find(p->d, p->in_dtype, p->desc->pe.kind) == nullptr)
     return "this configuration's instance was pruned from the build (POSATTN_HEAD_DIMS, "
            "POSATTN_DTYPES, POSATTN_PE_KINDS)";
+  // xPos is applied as a centred q/k transform (xpos.cuh) whose factors the 16-bit mma inputs must
+  // hold: bounded only when every visible key precedes its query and positions are the token
+  // order (the centre, the tile's first query, is then its smallest position). Elsewhere the
+  // weights zeta^((pq-pk)/scale_base) exceed what bf16/f16 operands represent accurately.
+  if (p->desc->pe.kind == POSATTN_PE_XPOS &&
+      (!p->desc->causal || p->desc->q_positions || p->desc->kv_positions))
+    return "it applies xPos only with causal masking and default position ids";
   if (p->q) {  // 16-byte cp.async of every row: 16-byte aligned rows
     const posattn_tensor *t[3] = {p->q, p->k, p->v};
     for (const posattn_tensor *x : t) {

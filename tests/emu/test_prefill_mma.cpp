@@ -145,6 +145,14 @@ TEST_F(PrefillMma, hd64_bf16_rope_gptj_positions) {
   check(c, 6);
 }
 
+TEST_F(PrefillMma, hd64_f16_xpos_causal) {  // the centred q/k decay on 16-bit operands
+  Case c{"hd64 xpos", F16, F16, 1, 2, 2, 64, 150, 150};
+  c.pe = POSATTN_PE_XPOS;
+  c.layout = POSATTN_ROPE_GPTJ;
+  c.causal = 1;
+  check(c, 12);
+}
+
 // ---- head dim 128 (8 warps, 128 x 64 tiles, 2-stage ring) ----
 TEST_F(PrefillMma, hd128_bf16_multi_tile_causal_mqa) {
   Case c{"hd128 mqa", BF16, BF16, 1, 3, 1, 128, 140, 200};
