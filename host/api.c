@@ -103,6 +103,14 @@ posattn_status posattn_forward(posattn_context *ctx, const posattn_attention_des
   switch (choice.kernel) {
     case PA_KERNEL_REF: PA_TRY(pa_ref_forward(ctx, &p, workspace, workspace_bytes)); break;
     case PA_KERNEL_EMU_SIMPLE: PA_TRY(pa_emu_forward(ctx, &p, workspace, workspace_bytes)); break;
+    case PA_KERNEL_CUDA_PREFILL:
+#if defined(POSATTN_WITH_CUDA)
+      PA_TRY(pa_cuda_forward(ctx, &p, workspace, workspace_bytes));
+      break;
+#else
+      return PA_CTX_FAIL(ctx, POSATTN_STATUS_INTERNAL, "the CUDA kernels were chosen in a build "
+                         "without CUDA");
+#endif
     case PA_KERNEL_NONE:
       return PA_CTX_FAIL(ctx, POSATTN_STATUS_INTERNAL, "the chooser returned no kernel");
   }

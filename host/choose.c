@@ -17,7 +17,13 @@ posattn_status pa_choose(posattn_context *ctx, const pa_problem *p, pa_choice *c
       choice->workspace_bytes = pa_emu_workspace_size(p);
       return POSATTN_STATUS_SUCCESS;
     case POSATTN_BACKEND_CUDA:
+#if defined(POSATTN_WITH_CUDA)
+      PA_TRY(pa_cuda_choose(p, &choice->workspace_bytes, ctx->msg, PA_MSG_SIZE));
+      choice->kernel = PA_KERNEL_CUDA_PREFILL;
+      return POSATTN_STATUS_SUCCESS;
+#else
       return pa_cuda_available(ctx->device, ctx->msg, PA_MSG_SIZE);
+#endif
     case POSATTN_BACKEND_AUTO:
       break;
   }

@@ -4,21 +4,28 @@
 
 #include "internal.h"
 
-/* The one place that says whether the CUDA backend exists. When the prefill kernel lands this
- * becomes a probe of the driver and device count (NO_DEVICE when none is usable). */
+static void clear_reason(char *why, size_t why_size) {
+  if (why != NULL && why_size > 0) why[0] = '\0';
+}
+
+/* The one place that says whether the CUDA backend exists: in a CUDA build a probe of the driver
+ * and the device (NO_DEVICE / DEVICE_ERROR naming the CUDA error), otherwise never. */
 posattn_status pa_cuda_available(int device, char *why, size_t why_size) {
+#if defined(POSATTN_WITH_CUDA)
+  posattn_status st = pa_cuda_probe(device, why, why_size);
+  if (st == POSATTN_STATUS_SUCCESS) clear_reason(why, why_size);
+  return st;
+#else
   (void)device;
   return pa_fail(why, why_size, POSATTN_STATUS_BACKEND_UNAVAILABLE,
-                 "CUDA backend: kernels not implemented yet (prefill kernel issue)");
+                 "CUDA backend not built in (this build has no CUDA toolkit, or was configured "
+                 "with POSATTN_ENABLE_CUDA=OFF)");
+#endif
 }
 
 static int is_backend(posattn_backend b) {
   return b == POSATTN_BACKEND_AUTO || b == POSATTN_BACKEND_REF || b == POSATTN_BACKEND_EMU ||
          b == POSATTN_BACKEND_CUDA;
-}
-
-static void clear_reason(char *why, size_t why_size) {
-  if (why != NULL && why_size > 0) why[0] = '\0';
 }
 
 /* Checks one concrete backend (never AUTO) for `device`. */

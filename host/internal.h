@@ -166,11 +166,21 @@ posattn_status pa_emu_supported(const pa_problem *p, char *msg, size_t msg_size)
 size_t pa_emu_workspace_size(const pa_problem *p);
 posattn_status pa_emu_forward(posattn_context *ctx, const pa_problem *p, void *ws, size_t ws_bytes);
 
+/* ---- CUDA backend (engineer I1: kernels/cuda_backend.cu), defined only in builds with
+ * POSATTN_WITH_CUDA. pa_cuda_probe: whether `device` is usable (NO_DEVICE / DEVICE_ERROR with the
+ * CUDA error text); pa_cuda_choose: the prefill chooser for this build's nvcc kernels, with the
+ * workspace they need; pa_cuda_forward: asynchronous on ctx->stream. */
+posattn_status pa_cuda_probe(int device, char *why, size_t why_size);
+posattn_status pa_cuda_choose(const pa_problem *p, size_t *workspace_bytes, char *msg,
+                              size_t msg_size);
+posattn_status pa_cuda_forward(posattn_context *ctx, const pa_problem *p, void *ws, size_t ws_bytes);
+
 /* Chooser (host/choose.c): the one function behind dispatch and posattn_supported(). */
 typedef enum pa_kernel_id {
   PA_KERNEL_NONE = 0,
   PA_KERNEL_REF = 1,
-  PA_KERNEL_EMU_SIMPLE = 2 /* the straightforward device-layer kernel (emulator issue) */
+  PA_KERNEL_EMU_SIMPLE = 2, /* the straightforward device-layer kernel (emulator issue) */
+  PA_KERNEL_CUDA_PREFILL = 3 /* the prefill kernels on a GPU (kernels/cuda_backend.cu) */
 } pa_kernel_id;
 typedef struct pa_choice {
   pa_kernel_id kernel;
