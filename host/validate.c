@@ -610,3 +610,403 @@ int pa_visible(const pa_problem *p, int32_t b, int32_t i, int32_t j) {
   }
   return 1;
 }
+
+/* =============================================================================================
+ * Decode and cache append (issue 5). Same rules and message style as above; the paged cache's
+ * pools are checked like tensors, the index arrays (cache_lens, block tables, positions) are
+ * read in full so that the backends may trust every entry they use.
+ * ============================================================================================= */
+#include "decode.h"
+
+#define PA_MAX_PAGE_SIZE 256
+#define PA_MAX_DECODE_Q_TOKENS 8
+#define PA_MAX_DECODE_SPLITS 256
+
+/* The cache's fields; when `need_data`, its pools too (byte ranges into r[0], r[1]). */
+static posattn_status check_cache(char *msg, size_t msg_size, const posattn_kv_cache *c,
+                                  int need_data, byte_range r[2]) {
+  if (c == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "cache is NULL");
+  const size_t esize = posattn_dtype_size(c->dtype);
+  if (esize == 0)
+    FAIL(POSATTN_STATUS_BAD_ENUM, "cache->dtype (%d) is not a posattn_dtype value", (int)c->dtype);
+  if (c->num_pages < 1) FAIL(POSATTN_STATUS_BAD_SIZE, "cache->num_pages (%d) must be >= 1", c->num_pages);
+  if (c->page_size < 1 || c->page_size > PA_MAX_PAGE_SIZE)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "cache->page_size (%d) must be in [1, %d]", c->page_size,
+         PA_MAX_PAGE_SIZE);
+  if (c->kv_heads < 1) FAIL(POSATTN_STATUS_BAD_SIZE, "cache->kv_heads (%d) must be >= 1", c->kv_heads);
+  if (c->head_dim < 2 || c->head_dim % 2 != 0)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "cache->head_dim (%d) must be even and >= 2", c->head_dim);
+  if (c->k_rotated != 0 && c->k_rotated != 1)
+    FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "cache->k_rotated (%d) must be 0 or 1", c->k_rotated);
+  axis ax[4] = {{NULL, "head_dim", c->head_dim, 1},
+                {"stride_head", "kv_heads", c->kv_heads, c->stride_head},
+                {"stride_slot", "page_size slots", c->page_size, c->stride_slot},
+                {"stride_page", "num_pages", c->num_pages, c->stride_page}};
+  int64_t span;
+  PA_TRY(check_strides(msg, msg_size, "cache", ax, 4, &span));
+  r[0] = r[1] = (byte_range){0, 0};
+  if (!need_data) return POSATTN_STATUS_SUCCESS;
+  const char *names[2] = {"cache->k_pages", "cache->v_pages"};
+  void *data[2] = {c->k_pages, c->v_pages};
+  for (int i = 0; i < 2; ++i) {
+    if (data[i] == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "%s is NULL", names[i]);
+    if ((uintptr_t)data[i] % esize != 0)
+      FAIL(POSATTN_STATUS_BAD_ALIGNMENT, "%s (%p) must be aligned to its element size (%zu bytes)",
+           names[i], data[i], esize);
+    PA_TRY(to_range(msg, msg_size, names[i], data[i], span, esize, &r[i]));
+  }
+  return POSATTN_STATUS_SUCCESS;
+}
+
+/* A [batch, tokens, heads, head_dim] tensor of dtype `want` (checks like check_tensor). */
+static posattn_status check_btd_tensor(char *msg, size_t msg_size, const char *tname,
+                                       const posattn_tensor *t, int32_t batch, int32_t tokens,
+                                       const char *tokens_name, int32_t heads,
+                                       const char *heads_name, int32_t d, posattn_dtype want,
+                                       const char *want_name, byte_range *r) {
+  if (t == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "%s is NULL", tname);
+  if (t->data == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "%s->data is NULL", tname);
+  const size_t esize = posattn_dtype_size(t->dtype);
+  if (esize == 0)
+    FAIL(POSATTN_STATUS_BAD_ENUM, "%s->dtype (%d) is not a posattn_dtype value", tname, (int)t->dtype);
+  if (t->dtype != want)
+    FAIL(POSATTN_STATUS_BAD_DTYPE, "%s->dtype (%s) must equal %s (%s)", tname,
+         posattn_dtype_string(t->dtype), want_name, posattn_dtype_string(want));
+  if ((uintptr_t)t->data % esize != 0)
+    FAIL(POSATTN_STATUS_BAD_ALIGNMENT, "%s->data (%p) must be aligned to its element size (%zu bytes)",
+         tname, t->data, esize);
+  axis ax[4] = {{NULL, "head_dim", d, 1},
+                {"stride_head", heads_name, heads, t->stride_head},
+                {"stride_seq", tokens_name, tokens, t->stride_seq},
+                {"stride_batch", "batch", batch, t->stride_batch}};
+  int64_t span;
+  PA_TRY(check_strides(msg, msg_size, tname, ax, 4, &span));
+  return to_range(msg, msg_size, tname, t->data, span, esize, r);
+}
+
+/* block_table[b][k] for k < pages must be a page of the pool. */
+static posattn_status check_block_row(char *msg, size_t msg_size, const int32_t *bt, int32_t b,
+                                      int32_t mpps, int64_t first, int64_t pages,
+                                      int32_t num_pages) {
+  for (int64_t k = first; k < pages; ++k) {
+    const int32_t page = bt[(int64_t)b * mpps + k];
+    if (page < 0 || page >= num_pages)
+      FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
+           "desc->block_table[%d][%" PRId64 "] (%d) must be a page index in [0, cache->num_pages "
+           "(%d))",
+           b, k, page, num_pages);
+  }
+  return POSATTN_STATUS_SUCCESS;
+}
+
+posattn_status pa_validate_decode(char *msg, size_t msg_size, const posattn_decode_desc *desc,
+                                  const posattn_kv_cache *cache, posattn_dtype q_dtype,
+                                  posattn_dtype out_dtype, const posattn_tensor *q,
+                                  const posattn_tensor *out, float *lse, pa_decode_problem *prob) {
+  if (prob == NULL) FAIL(POSATTN_STATUS_INTERNAL, "pa_validate_decode: prob is NULL");
+  memset(prob, 0, sizeof *prob);
+  if (desc == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "desc is NULL");
+  if (posattn_dtype_size(q_dtype) == 0)
+    FAIL(POSATTN_STATUS_BAD_ENUM, "q_dtype (%d) is not a posattn_dtype value", (int)q_dtype);
+  if (posattn_dtype_size(out_dtype) == 0)
+    FAIL(POSATTN_STATUS_BAD_ENUM, "out_dtype (%d) is not a posattn_dtype value", (int)out_dtype);
+  const int run = q != NULL || out != NULL;
+  byte_range pools[2];
+  PA_TRY(check_cache(msg, msg_size, cache, run, pools));
+
+  pa_decode_problem p;
+  memset(&p, 0, sizeof p);
+  p.desc = desc;
+  p.cache = cache;
+  p.q_dtype = q_dtype;
+  p.out_dtype = out_dtype;
+  if (desc->batch < 1) FAIL(POSATTN_STATUS_BAD_SIZE, "desc->batch (%d) must be >= 1", desc->batch);
+  if (desc->q_heads < 1 || desc->q_heads % cache->kv_heads != 0)
+    FAIL(POSATTN_STATUS_BAD_SIZE,
+         "desc->q_heads (%d) must be >= 1 and a multiple of cache->kv_heads (%d)", desc->q_heads,
+         cache->kv_heads);
+  if (desc->head_dim != cache->head_dim)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->head_dim (%d) must equal cache->head_dim (%d)",
+         desc->head_dim, cache->head_dim);
+  if (desc->num_q_tokens < 1 || desc->num_q_tokens > PA_MAX_DECODE_Q_TOKENS)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->num_q_tokens (%d) must be in [1, %d]",
+         desc->num_q_tokens, PA_MAX_DECODE_Q_TOKENS);
+  if (desc->max_pages_per_seq < 1)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->max_pages_per_seq (%d) must be >= 1",
+         desc->max_pages_per_seq);
+  p.batch = desc->batch;
+  p.hq = desc->q_heads;
+  p.hkv = cache->kv_heads;
+  p.group = p.hq / p.hkv;
+  p.d = desc->head_dim;
+  p.n = desc->num_q_tokens;
+  p.page_size = cache->page_size;
+  p.num_pages = cache->num_pages;
+  p.mpps = desc->max_pages_per_seq;
+  p.capacity = (int64_t)p.mpps * p.page_size;
+  if (p.capacity > INT32_MAX)
+    FAIL(POSATTN_STATUS_BAD_SIZE,
+         "desc->max_pages_per_seq (%d) * cache->page_size (%d) must be < 2^31 tokens", p.mpps,
+         p.page_size);
+
+  if (desc->cache_lens == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "desc->cache_lens is NULL");
+  if (desc->block_table == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "desc->block_table is NULL");
+  p.max_q_pos = p.max_kv_pos = -1;
+  p.min_q_pos = INT32_MAX;
+  for (int32_t b = 0; b < p.batch; ++b) {
+    const int32_t len = desc->cache_lens[b];
+    if (len < 0 || len > p.capacity)
+      FAIL(POSATTN_STATUS_BAD_SEQLENS,
+           "desc->cache_lens[%d] (%d) must be in [0, max_pages_per_seq * page_size (%" PRId64 ")]",
+           b, len, p.capacity);
+    PA_TRY(check_block_row(msg, msg_size, desc->block_table, b, p.mpps, 0,
+                           ((int64_t)len + p.page_size - 1) / p.page_size, p.num_pages));
+    if (len > p.max_len) p.max_len = len;
+    p.total_len += len;
+    if (desc->kv_positions != NULL) {
+      int32_t mx = p.max_kv_pos;
+      char name[64];
+      snprintf(name, sizeof name, "kv_positions[%d]", b);
+      PA_TRY(check_positions(msg, msg_size, desc->kv_positions + (int64_t)b * p.capacity, len,
+                             name, &mx));
+      p.max_kv_pos = mx;
+    } else if (len - 1 > p.max_kv_pos) {
+      p.max_kv_pos = len - 1;
+    }
+    for (int32_t t = 0; t < p.n; ++t) {
+      if (desc->q_positions != NULL) {
+        const int32_t qp = desc->q_positions[(int64_t)b * p.n + t];
+        if (qp < 0 || qp >= PA_MAX_POSITION)
+          FAIL(POSATTN_STATUS_BAD_POSITIONS, "desc->q_positions[%d][%d] (%d) must be in [0, 2^30)",
+               b, t, qp);
+      }
+      const int64_t qp = pa_dec_q_pos(&p, b, t);
+      if (qp > p.max_q_pos) p.max_q_pos = (int32_t)qp;
+      if (qp < p.min_q_pos) p.min_q_pos = (int32_t)qp;
+    }
+  }
+
+  if (desc->causal != 0 && desc->causal != 1)
+    FAIL(POSATTN_STATUS_BAD_MASK, "desc->causal (%d) must be 0 or 1", desc->causal);
+  if (desc->window_left < -1)
+    FAIL(POSATTN_STATUS_BAD_MASK, "desc->window_left (%d) must be >= -1 (-1 = unbounded)",
+         desc->window_left);
+  if (!finite_nonneg(desc->softcap))
+    FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "desc->softcap (%g) must be 0 (off) or finite and > 0",
+         (double)desc->softcap);
+  if (!finite_nonneg(desc->softmax_scale))
+    FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
+         "desc->softmax_scale (%g) must be 0 (= 1/sqrt(head_dim)) or finite and > 0",
+         (double)desc->softmax_scale);
+  p.scale = desc->softmax_scale > 0 ? (double)desc->softmax_scale : 1.0 / sqrt((double)p.d);
+  if (desc->sink_logits != NULL)
+    PA_TRY(check_finite(msg, msg_size, desc->sink_logits, p.hq, "desc->sink_logits"));
+  if (desc->num_splits < 0 || desc->num_splits > PA_MAX_DECODE_SPLITS)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->num_splits (%d) must be in [0, %d] (0 = library chooses)",
+         desc->num_splits, PA_MAX_DECODE_SPLITS);
+  PA_TRY(pa_validate_pe(msg, msg_size, &desc->pe, p.hq, p.d));
+  if (desc->pe.kind == POSATTN_PE_XPOS)
+    FAIL(POSATTN_STATUS_NOT_SUPPORTED, "desc->pe.kind XPOS is not available in decode");
+  if (desc->pe.kind == POSATTN_PE_ROPE) {
+    p.rotary_dim = desc->pe.rope.rotary_dim ? desc->pe.rope.rotary_dim : p.d;
+    p.rotate_k = !cache->k_rotated;
+    if (cache->k_rotated && desc->pe.rope.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK)
+      FAIL(POSATTN_STATUS_NOT_SUPPORTED,
+           "desc->pe.rope.scaling DYNAMIC_NTK with cache->k_rotated = 1: the frequencies change "
+           "with the length, so keys rotated at append time would not match; keep K un-rotated");
+  }
+
+  if (run) {
+    byte_range rq, ro, rl = {0, 0};
+    PA_TRY(check_btd_tensor(msg, msg_size, "q", q, p.batch, p.n, "num_q_tokens", p.hq, "q_heads",
+                            p.d, q_dtype, "q_dtype", &rq));
+    PA_TRY(check_btd_tensor(msg, msg_size, "out", out, p.batch, p.n, "num_q_tokens", p.hq,
+                            "q_heads", p.d, out_dtype, "out_dtype", &ro));
+    if (lse != NULL) {
+      if ((uintptr_t)lse % sizeof(float) != 0)
+        FAIL(POSATTN_STATUS_BAD_ALIGNMENT, "lse (%p) must be aligned to 4 bytes (fp32)", (void *)lse);
+      PA_TRY(to_range(msg, msg_size, "lse", lse, (int64_t)p.batch * p.hq * p.n, sizeof(float), &rl));
+    }
+    PA_TRY(check_disjoint(msg, msg_size, "out", ro, "q", rq));
+    PA_TRY(check_disjoint(msg, msg_size, "out", ro, "cache->k_pages", pools[0]));
+    PA_TRY(check_disjoint(msg, msg_size, "out", ro, "cache->v_pages", pools[1]));
+    PA_TRY(check_disjoint(msg, msg_size, "lse", rl, "q", rq));
+    PA_TRY(check_disjoint(msg, msg_size, "lse", rl, "out", ro));
+    PA_TRY(check_disjoint(msg, msg_size, "lse", rl, "cache->k_pages", pools[0]));
+    PA_TRY(check_disjoint(msg, msg_size, "lse", rl, "cache->v_pages", pools[1]));
+    p.q = q;
+    p.out = out;
+    p.lse = lse;
+  }
+  *prob = p;
+  return POSATTN_STATUS_SUCCESS;
+}
+
+/* The workspace may overlap nothing the call reads or writes. */
+static posattn_status check_ws_common(char *msg, size_t msg_size, const void *ws, size_t ws_bytes,
+                                      size_t required, byte_range *w) {
+  if (ws_bytes < required)
+    FAIL(POSATTN_STATUS_WORKSPACE_TOO_SMALL,
+         "workspace_bytes (%zu) is smaller than the %zu bytes required", ws_bytes, required);
+  *w = (byte_range){0, 0};
+  if (required == 0) return POSATTN_STATUS_SUCCESS;
+  if (ws == NULL)
+    FAIL(POSATTN_STATUS_NULL_POINTER, "workspace is NULL but %zu bytes are required", required);
+  if ((uintptr_t)ws % 256 != 0)
+    FAIL(POSATTN_STATUS_BAD_ALIGNMENT, "workspace (%p) must be 256-byte aligned", ws);
+  return to_range(msg, msg_size, "workspace", ws, (int64_t)required, 1, w);
+}
+
+posattn_status pa_validate_decode_workspace(char *msg, size_t msg_size,
+                                            const pa_decode_problem *p, const void *ws,
+                                            size_t ws_bytes, size_t required) {
+  byte_range w, pools[2], r[3] = {{0, 0}, {0, 0}, {0, 0}};
+  PA_TRY(check_ws_common(msg, msg_size, ws, ws_bytes, required, &w));
+  if (w.lo == w.hi || p->q == NULL) return POSATTN_STATUS_SUCCESS;
+  PA_TRY(check_cache(msg, msg_size, p->cache, 1, pools));
+  PA_TRY(check_btd_tensor(msg, msg_size, "q", p->q, p->batch, p->n, "num_q_tokens", p->hq,
+                          "q_heads", p->d, p->q_dtype, "q_dtype", &r[0]));
+  PA_TRY(check_btd_tensor(msg, msg_size, "out", p->out, p->batch, p->n, "num_q_tokens", p->hq,
+                          "q_heads", p->d, p->out_dtype, "out_dtype", &r[1]));
+  if (p->lse) PA_TRY(to_range(msg, msg_size, "lse", p->lse, (int64_t)p->batch * p->hq * p->n, 4, &r[2]));
+  const char *names[5] = {"q", "out", "lse", "cache->k_pages", "cache->v_pages"};
+  const byte_range all[5] = {r[0], r[1], r[2], pools[0], pools[1]};
+  for (int i = 0; i < 5; ++i) PA_TRY(check_disjoint(msg, msg_size, "workspace", w, names[i], all[i]));
+  return POSATTN_STATUS_SUCCESS;
+}
+
+/* Slots [lo, hi) of `page` written for sequence b; a second writer of any of them is an error. */
+typedef struct append_write {
+  int32_t page, b, lo, hi;
+} append_write;
+
+posattn_status pa_validate_append(char *msg, size_t msg_size, const posattn_cache_append_desc *desc,
+                                  const posattn_kv_cache *cache, posattn_dtype in_dtype,
+                                  const posattn_tensor *k_new, const posattn_tensor *v_new,
+                                  pa_append_problem *prob) {
+  if (prob == NULL) FAIL(POSATTN_STATUS_INTERNAL, "pa_validate_append: prob is NULL");
+  memset(prob, 0, sizeof *prob);
+  if (desc == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "desc is NULL");
+  if (posattn_dtype_size(in_dtype) == 0)
+    FAIL(POSATTN_STATUS_BAD_ENUM, "in_dtype (%d) is not a posattn_dtype value", (int)in_dtype);
+  const int run = k_new != NULL || v_new != NULL;
+  byte_range pools[2];
+  PA_TRY(check_cache(msg, msg_size, cache, run, pools));
+  pa_append_problem p;
+  memset(&p, 0, sizeof p);
+  p.desc = desc;
+  p.cache = cache;
+  p.in_dtype = in_dtype;
+  if (desc->batch < 1) FAIL(POSATTN_STATUS_BAD_SIZE, "desc->batch (%d) must be >= 1", desc->batch);
+  if (desc->num_tokens < 1)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->num_tokens (%d) must be >= 1", desc->num_tokens);
+  if (desc->max_pages_per_seq < 1)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->max_pages_per_seq (%d) must be >= 1",
+         desc->max_pages_per_seq);
+  if (desc->cache_lens == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "desc->cache_lens is NULL");
+  if (desc->block_table == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "desc->block_table is NULL");
+  p.batch = desc->batch;
+  p.n = desc->num_tokens;
+  p.hkv = cache->kv_heads;
+  p.d = cache->head_dim;
+  p.page_size = cache->page_size;
+  p.mpps = desc->max_pages_per_seq;
+  p.max_pos = -1;
+  const int64_t capacity = (int64_t)p.mpps * p.page_size;
+  int64_t touched = 0;
+  for (int32_t b = 0; b < p.batch; ++b) {
+    const int32_t start = desc->cache_lens[b], cnt = pa_app_count(&p, b);
+    if (start < 0) FAIL(POSATTN_STATUS_BAD_SEQLENS, "desc->cache_lens[%d] (%d) must be >= 0", b, start);
+    if (cnt < 0 || cnt > p.n)
+      FAIL(POSATTN_STATUS_BAD_SEQLENS, "desc->new_lens[%d] (%d) must be in [0, desc->num_tokens (%d)]",
+           b, cnt, p.n);
+    if ((int64_t)start + cnt > capacity)
+      FAIL(POSATTN_STATUS_BAD_SIZE,
+           "sequence %d: writing %d tokens from cache index %d reaches index %" PRId64
+           ", outside the pages given (max_pages_per_seq (%d) * page_size (%d) = %" PRId64 " tokens)",
+           b, cnt, start, (int64_t)start + cnt - 1, p.mpps, p.page_size, capacity);
+    if (cnt == 0) continue;
+    const int64_t first = start / p.page_size, last = ((int64_t)start + cnt - 1) / p.page_size;
+    PA_TRY(check_block_row(msg, msg_size, desc->block_table, b, p.mpps, first, last + 1,
+                           cache->num_pages));
+    touched += last - first + 1;
+    for (int32_t t = 0; t < cnt; ++t) {
+      const int64_t pos = pa_app_pos(&p, b, t);
+      if (pos < 0 || pos >= PA_MAX_POSITION)
+        FAIL(POSATTN_STATUS_BAD_POSITIONS, "desc->positions[%d][%d] (%" PRId64 ") must be in [0, 2^30)",
+             b, t, pos);
+      if (pos > p.max_pos) p.max_pos = (int32_t)pos;
+    }
+  }
+  /* Two writes into one (page, slot) would race on a GPU and leave one of them: compare the
+   * slot ranges of every pair of touched pages (pages per call are few: a page covers
+   * page_size tokens). */
+  for (int32_t b = 0; b < p.batch && touched > 1; ++b) {
+    const int32_t start = desc->cache_lens[b], cnt = pa_app_count(&p, b);
+    for (int64_t j = start; j < (int64_t)start + cnt; j = (j / p.page_size + 1) * p.page_size) {
+      const int32_t page = desc->block_table[(int64_t)b * p.mpps + j / p.page_size];
+      const int64_t lo = j % p.page_size;
+      const int64_t hi = ((int64_t)start + cnt < (j / p.page_size + 1) * p.page_size
+                              ? (int64_t)start + cnt - (j / p.page_size) * p.page_size
+                              : p.page_size);
+      for (int32_t b2 = b; b2 < p.batch; ++b2) {
+        const int32_t s2 = desc->cache_lens[b2], c2 = pa_app_count(&p, b2);
+        for (int64_t j2 = s2; j2 < (int64_t)s2 + c2; j2 = (j2 / p.page_size + 1) * p.page_size) {
+          if (b2 == b && j2 <= j) continue;
+          if (desc->block_table[(int64_t)b2 * p.mpps + j2 / p.page_size] != page) continue;
+          const int64_t lo2 = j2 % p.page_size;
+          const int64_t hi2 = ((int64_t)s2 + c2 < (j2 / p.page_size + 1) * p.page_size
+                                   ? (int64_t)s2 + c2 - (j2 / p.page_size) * p.page_size
+                                   : p.page_size);
+          if (lo < hi2 && lo2 < hi)
+            FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
+                 "page %d is written twice: by sequence %d (slots %" PRId64 "..%" PRId64
+                 ") and sequence %d (slots %" PRId64 "..%" PRId64
+                 "); a page shared between sequences must not be appended to through both",
+                 page, b, lo, hi - 1, b2, lo2, hi2 - 1);
+        }
+      }
+    }
+  }
+  if (desc->pe.kind == POSATTN_PE_ROPE && cache->k_rotated) {
+    PA_TRY(pa_validate_rope(msg, msg_size, &desc->pe.rope, p.d, "desc->pe.rope"));
+    if (desc->pe.rope.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK)
+      FAIL(POSATTN_STATUS_NOT_SUPPORTED,
+           "desc->pe.rope.scaling DYNAMIC_NTK into a rotated cache: the frequencies change with "
+           "the length; keep K un-rotated (cache->k_rotated = 0)");
+    p.rotary_dim = desc->pe.rope.rotary_dim ? desc->pe.rope.rotary_dim : p.d;
+  }
+  if (run) {
+    byte_range rk, rv;
+    PA_TRY(check_btd_tensor(msg, msg_size, "k_new", k_new, p.batch, p.n, "num_tokens", p.hkv,
+                            "kv_heads", p.d, in_dtype, "in_dtype", &rk));
+    PA_TRY(check_btd_tensor(msg, msg_size, "v_new", v_new, p.batch, p.n, "num_tokens", p.hkv,
+                            "kv_heads", p.d, in_dtype, "in_dtype", &rv));
+    PA_TRY(check_disjoint(msg, msg_size, "cache->k_pages", pools[0], "cache->v_pages", pools[1]));
+    PA_TRY(check_disjoint(msg, msg_size, "cache->k_pages", pools[0], "k_new", rk));
+    PA_TRY(check_disjoint(msg, msg_size, "cache->k_pages", pools[0], "v_new", rv));
+    PA_TRY(check_disjoint(msg, msg_size, "cache->v_pages", pools[1], "k_new", rk));
+    PA_TRY(check_disjoint(msg, msg_size, "cache->v_pages", pools[1], "v_new", rv));
+    p.k = k_new;
+    p.v = v_new;
+  }
+  *prob = p;
+  return POSATTN_STATUS_SUCCESS;
+}
+
+posattn_status pa_validate_append_workspace(char *msg, size_t msg_size,
+                                            const pa_append_problem *p, const void *ws,
+                                            size_t ws_bytes, size_t required) {
+  byte_range w, pools[2], rk, rv;
+  PA_TRY(check_ws_common(msg, msg_size, ws, ws_bytes, required, &w));
+  if (w.lo == w.hi || p->k == NULL) return POSATTN_STATUS_SUCCESS;
+  PA_TRY(check_cache(msg, msg_size, p->cache, 1, pools));
+  PA_TRY(check_btd_tensor(msg, msg_size, "k_new", p->k, p->batch, p->n, "num_tokens", p->hkv,
+                          "kv_heads", p->d, p->in_dtype, "in_dtype", &rk));
+  PA_TRY(check_btd_tensor(msg, msg_size, "v_new", p->v, p->batch, p->n, "num_tokens", p->hkv,
+                          "kv_heads", p->d, p->in_dtype, "in_dtype", &rv));
+  const char *names[4] = {"k_new", "v_new", "cache->k_pages", "cache->v_pages"};
+  const byte_range all[4] = {rk, rv, pools[0], pools[1]};
+  for (int i = 0; i < 4; ++i) PA_TRY(check_disjoint(msg, msg_size, "workspace", w, names[i], all[i]));
+  return POSATTN_STATUS_SUCCESS;
+}

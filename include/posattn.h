@@ -476,6 +476,179 @@ POSATTN_API double posattn_pe_xpos_scale(const posattn_xpos_params *xpos, int32_
 POSATTN_API posattn_status posattn_pe_bias(const posattn_pe *pe, int32_t q_heads, int32_t head,
                                            int64_t pq, int64_t pk, double *out);
 
+/* ============================================================================================
+ * Decode and paged KV cache (added by the decode work, issue 5)
+ *
+ * An inference server keeps each sequence's keys and values in fixed-size PAGES of a shared pool
+ * and describes a sequence by a BLOCK TABLE: the page indices that hold its tokens 0, 1, 2, ...
+ * in order (token j of sequence b lives in page block_table[b][j / page_size], slot
+ * j % page_size). Pages may appear in several block tables (prefix sharing).
+ *
+ * Decode attends 1..8 new query tokens per sequence to that sequence's cached tokens. The new
+ * tokens' own K/V are APPENDED FIRST (posattn_cache_append), so cache_lens counts them: with
+ * n = num_q_tokens and L = cache_lens[b], query t (0 <= t < n) is aligned with cache token
+ * L - n + t and, when causal, sees cache tokens j <= L - n + t (posattn_forward's bottom-right
+ * rule with q_len = n, kv_len = L). Decode of a sequence equals posattn_forward on the dense
+ * problem obtained by gathering its pages (tests check exactly this).
+ *
+ * Positions. Cache token j of sequence b has position kv_positions[b][j] (NULL: j); query t has
+ * q_positions[b][t] (NULL: L - n + t). RoPE, ALiBi, FIRE, T5 and KERPLE use these positions, never
+ * the token index, so a server may evict tokens (drop them from the block table and shift the
+ * later ones down) or re-number positions freely: with an UN-ROTATED cache (k_rotated = 0) the
+ * kernel rotates every key in fp32 from its current position on each call. With a ROTATED cache
+ * (k_rotated = 1) K was rotated once by posattn_cache_append at the position given then, and
+ * RoPE's positions of cache tokens are fixed at that moment (bias methods still use the current
+ * kv_positions).
+ *
+ * Memory spaces (see MEMORY SPACES above): the page pools, q, out, lse, the new K/V of an append
+ * and the workspaces are backend memory; cache_lens, block tables, positions and sink logits are
+ * HOST memory, read during the call only, on every backend.
+ * ========================================================================================== */
+
+/** A paged KV cache: two page pools of identical layout
+ *  k_pages, v_pages [num_pages, page_size, kv_heads, head_dim], head_dim contiguous, element
+ *  (page, slot, head, f) at page*stride_page + slot*stride_slot + head*stride_head + f. */
+typedef struct posattn_kv_cache {
+  void *k_pages;          /**< backend memory; may be NULL in supported/workspace queries */
+  void *v_pages;          /**< backend memory; may be NULL in supported/workspace queries */
+  posattn_dtype dtype;    /**< BF16 or F16 (F32 also accepted, for tests and the REF backend) */
+  int32_t num_pages;      /**< >= 1 */
+  int32_t page_size;      /**< tokens per page, 1..256 */
+  int32_t kv_heads;       /**< >= 1 */
+  int32_t head_dim;       /**< >= 2, even */
+  int64_t stride_page;    /**< elements between pages */
+  int64_t stride_slot;    /**< elements between the tokens of a page */
+  int64_t stride_head;    /**< elements between heads */
+  /** 0: K is stored un-rotated (pre-RoPE); decode rotates it in fp32 from kv_positions.
+   *  1: K is stored rotated (posattn_cache_append rotated it in fp32 before rounding).
+   *  Only matters when the positional encoding is ROPE. */
+  int32_t k_rotated;
+} posattn_kv_cache;
+
+/** Fills `cache` for contiguous pools: stride_head = head_dim, stride_slot = kv_heads*head_dim,
+ *  stride_page = page_size*kv_heads*head_dim; k_rotated = 0. NULL cache is a no-op. */
+POSATTN_API void posattn_kv_cache_init(posattn_kv_cache *cache, void *k_pages, void *v_pages,
+                                       posattn_dtype dtype, int32_t num_pages, int32_t page_size,
+                                       int32_t kv_heads, int32_t head_dim);
+
+/** Decode descriptor. Shapes: q, out [batch, num_q_tokens, q_heads, head_dim] (posattn_tensor
+ *  strides; stride_seq steps over the query tokens); lse [batch][q_heads][num_q_tokens] fp32.
+ *
+ *  Logit of query (b, t, head h) and cache token j (visible by the rule above):
+ *    s = softmax_scale * (q'.k')      q' = q rotated at pq (ROPE), k' = k rotated at pk (ROPE,
+ *                                     un-rotated cache) or as stored (rotated cache / no RoPE)
+ *    if softcap > 0: s = softcap * tanh(s / softcap);   s += bias(h, pq, pk) (ALiBi, FIRE, T5, KERPLE)
+ *  Sink: with sink_logits, head h's softmax gets one more term exp(sink_logits[h]) that has no
+ *  value vector: out = sum_j e^{s_j} v_j / (sum_j e^{s_j} + e^{sink}), lse = log of that
+ *  denominator. Without sinks a query that sees no token gets out 0 and lse -inf; with a sink it
+ *  gets out 0 and lse = sink_logits[h]. xPos is not available in decode (NOT_SUPPORTED). */
+typedef struct posattn_decode_desc {
+  int32_t batch;          /**< sequences, >= 1 */
+  int32_t q_heads;        /**< >= 1, multiple of the cache's kv_heads */
+  int32_t head_dim;       /**< must equal the cache's head_dim */
+  int32_t num_q_tokens;   /**< new query tokens per sequence, 1..8 (speculative decoding) */
+  const int32_t *cache_lens;  /**< [batch] cached tokens of each sequence (new ones included),
+                                   0 <= L <= max_pages_per_seq * page_size; 0 allowed */
+  const int32_t *block_table; /**< [batch][max_pages_per_seq] page indices; entries of pages
+                                   0 .. ceil(L/page_size)-1 must be in [0, num_pages), the rest
+                                   are not read */
+  int32_t max_pages_per_seq;  /**< row length of block_table (and of kv_positions / page_size) */
+  const int32_t *q_positions;  /**< [batch][num_q_tokens] in [0, 2^30); NULL = L - n + t */
+  const int32_t *kv_positions; /**< [batch][max_pages_per_seq * page_size], entries j < L in
+                                    [0, 2^30); NULL = j */
+  int32_t causal;         /**< 0 or 1 (query t sees j <= L - n + t) */
+  int32_t window_left;    /**< -1 = unbounded; else also j >= L - n + t - window_left */
+  float softcap;          /**< 0 = off, else finite and > 0 */
+  float softmax_scale;    /**< 0 = 1/sqrt(head_dim), else finite and > 0 */
+  const float *sink_logits; /**< [q_heads] finite per-head sink logits; NULL = no sink */
+  /** KV splits (flash-decoding): each sequence's cache is cut into num_splits ranges of whole
+   *  pages processed in parallel and merged through their LSE. 0 = the library chooses from the
+   *  problem; 1..256 = forced (more splits than pages is allowed: the extra ranges are empty). */
+  int32_t num_splits;
+  posattn_pe pe;          /**< NONE, ROPE, ALIBI, FIRE, T5, KERPLE_* (XPOS: NOT_SUPPORTED) */
+} posattn_decode_desc;
+
+/** Defaults: sizes 0 (must be set), NULL arrays, causal 1, window_left -1, softcap 0,
+ *  softmax_scale 0, no sinks, num_splits 0, pe NONE with defaults. NULL is a no-op. */
+POSATTN_API void posattn_decode_desc_init(posattn_decode_desc *desc);
+
+/** Whether the context's backend can run decode for `desc` on `cache` (its data pointers may be
+ *  NULL here) with q of `q_dtype` and out of `out_dtype`. Validates first (same errors as
+ *  posattn_decode), then asks the same chooser as posattn_decode: SUCCESS means decode will not
+ *  answer NOT_SUPPORTED. Synchronous; reads host memory only. */
+POSATTN_API posattn_status posattn_decode_supported(posattn_context *ctx,
+                                                    const posattn_decode_desc *desc,
+                                                    const posattn_kv_cache *cache,
+                                                    posattn_dtype q_dtype, posattn_dtype out_dtype);
+
+/** Bytes of workspace posattn_decode() needs (partial results of the KV splits, staged tables);
+ *  same validation as posattn_decode_supported. Depends on the descriptor's host arrays
+ *  (lengths decide the split count when num_splits is 0): query it again when they change, or
+ *  size once for the largest problem with a fixed num_splits. Synchronous. */
+POSATTN_API posattn_status posattn_decode_workspace_size(posattn_context *ctx,
+                                                         const posattn_decode_desc *desc,
+                                                         const posattn_kv_cache *cache,
+                                                         posattn_dtype q_dtype,
+                                                         posattn_dtype out_dtype, size_t *bytes);
+
+/** Decode attention (see posattn_decode_desc for the math).
+ *  - q: [batch, num_q_tokens, q_heads, head_dim], dtype F32, F16 or BF16; out: same shape, any
+ *    dtype; lse: NULL or [batch][q_heads][num_q_tokens] fp32. out and lse must not overlap q,
+ *    the page pools or each other.
+ *  - workspace: >= posattn_decode_workspace_size() bytes of backend memory, 256-byte aligned
+ *    (NULL when that size is 0).
+ *  REF and EMU are synchronous; CUDA (when it serves decode) is asynchronous on the context's
+ *  stream, host arrays reusable on return. On any error nothing is written to out or lse.
+ *  Errors: 1xx (message names the argument and the rule), NOT_SUPPORTED, BACKEND_UNAVAILABLE,
+ *  DEVICE_ERROR, KERNEL_FAULT. */
+POSATTN_API posattn_status posattn_decode(posattn_context *ctx, const posattn_decode_desc *desc,
+                                          const posattn_kv_cache *cache, const posattn_tensor *q,
+                                          const posattn_tensor *out, float *lse, void *workspace,
+                                          size_t workspace_bytes);
+
+/** Cache append: writes num new tokens per sequence into the pages.
+ *  New token t (0 <= t < new_lens[b]) of sequence b goes to cache token index
+ *  j = cache_lens[b] + t, i.e. page block_table[b][j / page_size], slot j % page_size. */
+typedef struct posattn_cache_append_desc {
+  int32_t batch;              /**< >= 1 */
+  int32_t num_tokens;         /**< rows of the k/v tensors per sequence, >= 1 */
+  const int32_t *new_lens;    /**< [batch] tokens to write per sequence, 0..num_tokens;
+                                   NULL = num_tokens for every sequence */
+  const int32_t *cache_lens;  /**< [batch] tokens already cached (the first write index), >= 0 */
+  const int32_t *block_table; /**< [batch][max_pages_per_seq], as in decode */
+  int32_t max_pages_per_seq;  /**< >= 1; cache_lens[b] + new_lens[b] must fit in these pages */
+  const int32_t *positions;   /**< [batch][num_tokens] position of each new token, in
+                                   [0, 2^30); NULL = its cache index j. Read only to rotate K
+                                   into a rotated cache. */
+  posattn_pe pe;              /**< read when the cache has k_rotated = 1 and kind is ROPE: K is
+                                   rotated in fp32 at its position, then rounded once. */
+} posattn_cache_append_desc;
+
+/** Defaults: sizes 0, NULL arrays, pe NONE. NULL is a no-op. */
+POSATTN_API void posattn_cache_append_desc_init(posattn_cache_append_desc *desc);
+
+/** Workspace bytes of posattn_cache_append (staged index tables and RoPE frequencies).
+ *  Validates like the append. Synchronous. */
+POSATTN_API posattn_status posattn_cache_append_workspace_size(posattn_context *ctx,
+                                                               const posattn_cache_append_desc *desc,
+                                                               const posattn_kv_cache *cache,
+                                                               posattn_dtype in_dtype,
+                                                               size_t *bytes);
+
+/** Writes k_new/v_new [batch, num_tokens, kv_heads, head_dim] (any input dtype; converted to the
+ *  cache dtype with one rounding, after the fp32 rotation when the cache is rotated) into the
+ *  cache. Rejected before anything is written: a write past max_pages_per_seq * page_size
+ *  (BAD_SIZE, names the sequence), a page index outside [0, num_pages) (INVALID_ARGUMENT), two
+ *  writes to one (page, slot) in the call (INVALID_ARGUMENT: pages shared between sequences must
+ *  not be written through both). Tokens not written and other slots are left untouched.
+ *  Synchronous on REF/EMU; asynchronous on the CUDA stream. */
+POSATTN_API posattn_status posattn_cache_append(posattn_context *ctx,
+                                                const posattn_cache_append_desc *desc,
+                                                const posattn_kv_cache *cache,
+                                                const posattn_tensor *k_new,
+                                                const posattn_tensor *v_new, void *workspace,
+                                                size_t workspace_bytes);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
