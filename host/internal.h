@@ -139,13 +139,14 @@ posattn_status pa_validate_pe(char *msg, size_t msg_size, const posattn_pe *pe, 
 /* ---- host PE precomputation (host/pe.c), fp64 ------------------------------------------------
  * Everything a kernel or the REF backend needs, computed once per call. */
 typedef struct pa_fire_segments {
-  int32_t nseg;   /* number of segments (<= width + 1) covering x in [0, 1] */
-  double *start;  /* [nseg] segment start x (start[0] = 0), increasing */
+  int32_t nseg;   /* number of segments (<= width + 1) covering x in [0, inf) */
+  double *start;  /* [nseg] segment start x (start[0] = 0), increasing; the last is unbounded */
   double *slope;  /* [hq][nseg] */
   double *icpt;   /* [hq][nseg]: f_h(x) = slope*x + icpt on the segment */
 } pa_fire_segments;
 
-/* Compile the FIRE MLP into exact piecewise-linear segments over x in [0,1]. Allocates with
+/* Compile the FIRE MLP into exact piecewise-linear segments over x >= 0 (every kink > 0 starts
+ * one, so x > 1 -- keys far after their query -- is covered too). Allocates with
  * malloc; free with pa_fire_segments_free. ALLOC_FAILED / BAD_PE_PARAMS. */
 posattn_status pa_fire_segments_build(const posattn_fire_params *fire, int32_t q_heads,
                                       pa_fire_segments *out, char *msg, size_t msg_size);

@@ -53,7 +53,9 @@ posattn_status pa_fire_segments_build(const posattn_fire_params *fire, int32_t q
     return pa_fail(msg, msg_size, POSATTN_STATUS_NULL_POINTER,
                    "fire.w1, b1, w2 and b2 must not be NULL");
 
-  /* Hidden unit k changes sign at x = -b1/w1; only kinks strictly inside (0, 1) split [0, 1]. */
+  /* Hidden unit k changes sign at x = -b1/w1. Every kink in (0, inf) starts a segment, so the
+   * first segment holds from 0 and the last one for all x beyond the last kink (where the MLP is
+   * linear): the table is exact for any x >= 0, whatever the positions of the call. */
   out->start = (double *)malloc((size_t)(w + 1) * sizeof(double));
   if (!out->start)
     return pa_fail(msg, msg_size, POSATTN_STATUS_ALLOC_FAILED, "FIRE segment table");
@@ -61,7 +63,7 @@ posattn_status pa_fire_segments_build(const posattn_fire_params *fire, int32_t q
   for (int32_t k = 0; k < w; k++) {
     if (fire->w1[k] == 0) continue; /* constant unit: no kink */
     double t = -(double)fire->b1[k] / (double)fire->w1[k];
-    if (t > 0 && t < 1) out->start[1 + nk++] = t;
+    if (t > 0) out->start[1 + nk++] = t;
   }
   qsort(out->start + 1, (size_t)nk, sizeof(double), cmp_double);
   int32_t nseg = 1;
@@ -77,8 +79,9 @@ posattn_status pa_fire_segments_build(const posattn_fire_params *fire, int32_t q
     return pa_fail(msg, msg_size, POSATTN_STATUS_ALLOC_FAILED, "FIRE segment table");
   }
   for (int32_t s = 0; s < nseg; s++) {
-    /* which units are on is constant inside a segment: decide at its midpoint */
-    double mid = 0.5 * (out->start[s] + (s + 1 < nseg ? out->start[s + 1] : 1.0));
+    /* which units are on is constant inside a segment: decide at an inner point (the last
+     * segment is unbounded; 2 start + 1 lies beyond its start even for start = 0) */
+    double mid = s + 1 < nseg ? 0.5 * (out->start[s] + out->start[s + 1]) : 2 * out->start[s] + 1;
     for (int32_t h = 0; h < q_heads; h++) {
       const float *w2 = fire->w2 + (int64_t)h * w;
       double slope = 0, icpt = (double)fire->b2[h];
@@ -96,7 +99,7 @@ posattn_status pa_fire_segments_build(const posattn_fire_params *fire, int32_t q
 }
 
 double pa_fire_segments_eval(const pa_fire_segments *s, int32_t head, double x) {
-  /* last segment whose start <= x (x below 0 uses the first, above 1 the last) */
+  /* last segment whose start <= x (x below 0 uses the first) */
   int32_t lo = 0, hi = s->nseg - 1;
   while (lo < hi) {
     int32_t mid = (lo + hi + 1) / 2;

@@ -19,28 +19,6 @@ extern "C" posattn_status pa_prefill_choose(const pa_problem *p, int stage_out,
                                             char *msg, size_t msg_size) {
   *kernel = PA_PREFILL_NONE;
   *workspace_bytes = 0;
-  const posattn_attention_desc *D = p->desc;
-  if (D->pe.kind == POSATTN_PE_FIRE) {
-    // The compiled segments cover x in [0, 1] (pa_fire_segments_build); x > 1 needs
-    // |pq - pk| > max(L, pq). Keys before the query never get there (pq - pk <= pq); keys after it
-    // stay within when every key position is <= q_min + max(L, q_min), q_min the smallest query
-    // position (pk - pq <= pk - q_min <= max(L, q_min) <= max(L, pq)).
-    int64_t min_q = INT64_MAX;
-    if (D->q_positions)
-      for (int64_t i = 0; i < p->total_q; ++i) min_q = D->q_positions[i] < min_q ? D->q_positions[i] : min_q;
-    else
-      for (int32_t b = 0; b < p->batch; ++b) {
-        const int64_t first = int64_t(pa_kv_seqlen(p, b)) - pa_q_seqlen(p, b);
-        min_q = first < min_q ? first : min_q;
-      }
-    const double limit = double(min_q) + (D->pe.fire.L > double(min_q) ? D->pe.fire.L : double(min_q));
-    if (p->total_q > 0 && double(p->max_kv_pos) > limit)
-      return pa_fail(msg, msg_size, POSATTN_STATUS_NOT_SUPPORTED,
-                     "FIRE: key positions up to %d exceed q_min + max(L = %g, q_min = %lld), the "
-                     "smallest query position, so x = psi(|pq-pk|)/psi(max(L,pq)) may exceed 1, beyond the compiled "
-                     "segments (the kernels take x in [0, 1])",
-                     p->max_kv_pos, D->pe.fire.L, (long long)min_q);
-  }
 #if defined(POSATTN_PREFILL_MMA)
   const char *why_not_mma = pa_kernels::mma::unfit(p);
 #else

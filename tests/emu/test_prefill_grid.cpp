@@ -142,9 +142,7 @@ TEST_P(PrefillGrid, matches_reference) {
   }
   if (random_positions) {
     for (int64_t i = 0; i < pat_q_rows(&desc); ++i) qpos.push_back(pat_rng_int(&rng, 0, 1500));
-    // FIRE's compiled segments take x <= 1: key positions at most L (512) keep it there.
-    const int32_t kv_max = c.pe == Pe::Fire ? 512 : 1500;
-    for (int64_t i = 0; i < pat_kv_rows(&desc); ++i) kvpos.push_back(pat_rng_int(&rng, 0, kv_max));
+    for (int64_t i = 0; i < pat_kv_rows(&desc); ++i) kvpos.push_back(pat_rng_int(&rng, 0, 1500));
     desc.q_positions = qpos.data();
     desc.kv_positions = kvpos.data();
   }
