@@ -90,7 +90,7 @@ typedef struct pa_prefill_params {
 
   /* ---- bias the logit (pe-spec §3, §4, §7, §8.1) ---- */
   PA_PF_PTR(const float) alibi_slopes; /* ALiBi: [hq] slopes m_h; bias -m_h * |pq - pk| */
-  int32_t fire_nseg;                   /* FIRE: segments of the compiled MLP over x in [0, 1] */
+  int32_t fire_nseg;                   /* FIRE: segments of the compiled MLP over x >= 0 (last unbounded) */
   PA_PF_PTR(const float) fire_start;   /* FIRE: [fire_nseg] segment starts, increasing, start[0] = 0 */
   PA_PF_PTR(const float) fire_slope;   /* FIRE: [hq][fire_nseg] bias = slope * x + icpt on the segment */
   PA_PF_PTR(const float) fire_icpt;    /* FIRE: [hq][fire_nseg] */
