@@ -27,13 +27,13 @@ constexpr int kThreads = 128;  // threads per block of decode_split
 constexpr int kRows = 16;      // query rows per block (a GQA group of <= 16 heads x tokens)
 constexpr int kMaxDim = 256;
 template <int DMAX>
-constexpr int keys_per_tile() { return DMAX > 128 ? 16 : 32; }
+constexpr int kKeysPerTile = DMAX > 128 ? 16 : 32;  // K/V tokens per shared-memory tile
 
 PA_HD int row_floats(int d) { return (d + 3) & ~3; }
 
 template <int DMAX>
 inline size_t split_smem_bytes(int d) {
-  const size_t dr = size_t(row_floats(d)), T = size_t(keys_per_tile<DMAX>());
+  const size_t dr = size_t(row_floats(d)), T = size_t(kKeysPerTile<DMAX>);
   return (size_t(kRows) * dr + 2 * T * dr + size_t(kRows) * T + 3 * size_t(kRows)) * sizeof(float) +
          (T + kRows) * sizeof(int32_t);
 }
@@ -56,7 +56,7 @@ PA_DEVICE void store_any(pa::gptr<unsigned char> base, int dtype, int64_t idx, f
 
 template <class Tc, int DMAX>
 __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params p) {
-  constexpr int T = keys_per_tile<DMAX>();
+  constexpr int T = kKeysPerTile<DMAX>;
   constexpr int kAcc = kRows * DMAX / kThreads;  // accumulator elements per thread
   const int split = int(blockIdx.x), b = int(blockIdx.z);
   const int hk = int(blockIdx.y) / p.row_chunks, r0 = (int(blockIdx.y) % p.row_chunks) * kRows;
