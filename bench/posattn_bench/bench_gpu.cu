@@ -335,6 +335,16 @@ extern "C" int pb_gpu_ceilings(const pb_time_opts *o, pb_stats *copy, double *co
   return rc;
 }
 
+extern "C" int pb_gpu_time_launch(const pb_time_opts *o, pb_gpu_launch_fn launch, void *user,
+                                  pb_stats *st, char *msg, size_t msg_size) {
+  Rig rig;
+  const int rc = rig_init(rig, msg, msg_size);
+  if (rc != PB_RUN_OK) return rc;
+  return time_loop(rig, o, [&](cudaStream_t s, char *m, size_t mn) {
+    return launch(s, user, m, mn);
+  }, st, msg, msg_size);
+}
+
 namespace {
 
 // Device copies of q, k, v and an output buffer.

@@ -53,6 +53,14 @@ int pb_gpu_time_posattn(const pb_problem *p, const pb_time_opts *o, pb_stats *st
 int pb_gpu_time_cublas(const pb_problem *p, const pb_time_opts *o, pb_stats *st, void *out_host,
                        char *msg, size_t msg_size);
 
+/* The same timer for contenders written in other files (bench_cudnn.cpp): a fresh rig, the L2
+ * flush, warm-up and stopping rule above. launch(stream, user, msg, msg_size) enqueues ONE run of
+ * the contender on `stream` (a cudaStream_t) and returns PB_RUN_*; when this returns PB_RUN_OK the
+ * last run has finished. */
+typedef int (*pb_gpu_launch_fn)(void *stream, void *user, char *msg, size_t msg_size);
+int pb_gpu_time_launch(const pb_time_opts *o, pb_gpu_launch_fn launch, void *user, pb_stats *st,
+                       char *msg, size_t msg_size);
+
 #ifdef __cplusplus
 }
 #endif

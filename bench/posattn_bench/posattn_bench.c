@@ -4,7 +4,7 @@
  *                 [--pe none,rope,...] [--mask none,causal,window,docs,varlen] [--dtype bf16,...]
  *                 [--hd 64,128] [--seq 1024,512:4096] [--batch auto|1,2] [--tokens N]
  *                 [--heads 16] [--gqa 1,8] [--window N] [--docs N] [--anchors N]
- *                 [--baselines cublas|none] [--max-time S] [--min-samples N] [--spread F]
+ *                 [--baselines cublas,cudnn|none] [--max-time S] [--min-samples N] [--spread F]
  *                 [--json F] [--csv F] [--plot F.png] [--list] [--seed N]
  *
  * Each list option replaces one axis of the default grid (a filter). Every contender of a
@@ -25,6 +25,9 @@
 #include "bench_core.h"
 #include "bench_gpu.h"
 #include "posattn.h"
+#ifdef PB_HAVE_CUDNN
+#include "bench_cudnn.h"
+#endif
 
 #ifndef PB_BUILD_COMMIT
 #define PB_BUILD_COMMIT "unknown"
@@ -58,7 +61,7 @@ typedef struct options {
   axis op, pe, mask, dtype, hd, seq, batch, heads, gqa; /* batch v = 0 means auto */
   int tokens, window, docs, anchors;
   int backends[4], nbackends;
-  int cublas;
+  int cublas, cudnn;
   pb_time_opts gpu_t, cpu_t;
   const char *json, *csv, *plot;
   int list, quick, backend_given;
@@ -83,6 +86,7 @@ typedef struct report {
   pb_gpu_info info;
   int has_ceilings;
   double copy_gbps, gemm_tflops;
+  long cudnn_version; /* 0: not built with cuDNN or no GPU */
   char cpu[256], os[256], date[32], commit[64];
 } report;
 
@@ -172,7 +176,7 @@ static void usage(FILE *f) {
           "  --heads L       query heads;  --gqa L  query heads per KV head\n"
           "  --window N      window mask: keys at most N before the query (default kv_len/4)\n"
           "  --docs N        docs mask: N equal documents (default 4); --anchors N (default 1)\n"
-          "  --baselines B   cublas (GPU default) or none\n"
+          "  --baselines L   list of cublas,cudnn (GPU default: both) or none\n"
           "  timing: --max-time S per contender (GPU 1, CPU 2), --min-samples N (GPU 10, CPU 3),\n"
           "          --spread F target relative spread (default 0.01)\n"
           "  output: --json F, --csv F, --plot F.png (gnuplot), --list (configurations only)\n");
@@ -535,6 +539,7 @@ static int write_json(const report *r, const options *o, const char *path) {
                "\"cublas\": %d, \"l2_bytes\": %lld",
             r->info.cc_major, r->info.cc_minor, r->info.driver_version, r->info.runtime_version,
             r->info.cublas_version, (long long)r->info.l2_bytes);
+    if (r->cudnn_version) fprintf(f, ", \"cudnn\": %ld", r->cudnn_version);
   } else {
     fprintf(f, ", \"gpu\": null, \"driver\": null");
   }
@@ -795,6 +800,7 @@ int main(int argc, char **argv) {
   o.anchors = 1;
   o.window = -1;
   o.cublas = 1;
+  o.cudnn = 1;
   o.gpu_t = (pb_time_opts){10, 2000, 0.01, 1.0, 0.025};
   o.cpu_t = (pb_time_opts){3, 200, 0.01, 2.0, 0.0};
   double max_time = 0, spread = 0;
@@ -848,12 +854,13 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--csv")) o.csv = v;
     else if (!strcmp(a, "--plot")) o.plot = v;
     else if (!strcmp(a, "--baselines")) {
-      if (!strcmp(v, "cublas")) o.cublas = 1;
-      else if (!strcmp(v, "none")) o.cublas = 0;
-      else {
-        fprintf(stderr, "posattn-bench: --baselines: cublas or none, not '%s' (cuDNN SDPA is not "
-                        "implemented: docs/benchmarks.md)\n", v);
-        rc = -1;
+      static const char *const bl[] = {"none", "cublas", "cudnn"};
+      axis b;
+      rc = parse_axis(a, v, &b, bl, 3, 0, 0);
+      o.cublas = o.cudnn = 0;
+      for (int j = 0; !rc && j < b.n; ++j) {
+        o.cublas |= b.v[j] == 1;
+        o.cudnn |= b.v[j] == 2;
       }
     } else {
       fprintf(stderr, "posattn-bench: unknown option %s\n", a);
@@ -895,12 +902,17 @@ int main(int argc, char **argv) {
       fprintf(stderr, "posattn-bench: --backend cuda needs a GPU\n");
       return 1;
     }
-    printf("posattn-bench: benchmarking the CPU backends (REF, EMU) instead: wall clock, no L2 "
-           "flush, no ceilings, no baselines. These numbers say nothing about GPU speed.\n");
+    printf("posattn-bench: the GPU contenders (posattn-cuda, cublas-unfused, cudnn-sdpa) need a "
+           "GPU; benchmarking the CPU backends (REF, EMU) instead: wall clock, no L2 flush, no "
+           "ceilings, no baselines. These numbers say nothing about GPU speed.\n");
   } else {
     printf("posattn-bench: GPU %s (sm_%d%d, %.0f GiB, L2 %.0f MiB), driver %d, CUDA runtime %d\n",
            r.info.name, r.info.cc_major, r.info.cc_minor, r.info.mem_gib,
            (double)r.info.l2_bytes / 1048576.0, r.info.driver_version, r.info.runtime_version);
+#ifdef PB_HAVE_CUDNN
+    r.cudnn_version = (long)pb_cudnn_version();
+    printf("posattn-bench: cuDNN %ld (cudnn-sdpa baseline)\n", r.cudnn_version);
+#endif
   }
   /* A mixed CPU/GPU run keeps the GPU timing method for the GPU rows and the CPU one for the
    * others; the report's method block describes the GPU one. */
@@ -1010,6 +1022,33 @@ int main(int argc, char **argv) {
           }
           failed += rc == PB_RUN_ERROR;
           measured += rc == PB_RUN_OK;
+        }
+        if (o.cudnn) {
+          row *dw = add_row(&r, &c, "cudnn-sdpa");
+          if (!dw) return 1;
+          w = &r.rows[r.n - 2 - o.cublas]; /* add_row may have moved the array */
+          dw->flops = b.flops;
+          dw->bytes = b.bytes;
+#ifdef PB_HAVE_CUDNN
+          rc = pb_gpu_time_cudnn(&b.p, &o.gpu_t, &dw->st, o2, dw->msg, sizeof dw->msg);
+          snprintf(dw->status, sizeof dw->status, "%s",
+                   rc == PB_RUN_OK ? "ok" : rc == PB_RUN_SKIP ? "not-supported" : "error");
+          if (rc == PB_RUN_OK && have_posattn && o1 && o2) {
+            double m = 0;
+            for (size_t i = 0; i < nout; ++i) {
+              const double e = fabs(load(o1, dt, i) - load(o2, dt, i));
+              if (!(e <= m)) m = e; /* NaN sticks */
+            }
+            dw->has_check = 1;
+            dw->check = m;
+          }
+          failed += rc == PB_RUN_ERROR;
+          measured += rc == PB_RUN_OK;
+#else
+          snprintf(dw->status, sizeof dw->status, "not-supported");
+          snprintf(dw->msg, sizeof dw->msg, "this build has no cuDNN (CMake found no cudnn.h or "
+                                            "libcudnn)");
+#endif
         }
         free(o1);
         free(o2);
