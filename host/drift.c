@@ -431,13 +431,22 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
           /* rows in the last eighth of the sequence: each sees (almost) len keys */
           int64_t i = len - 1 - r * stride;
           for (int32_t f = 0; f < d; ++f) qrow[f] = rng_normal(&g) + beta * u[f];
-          double lse, qg[B_DIM], ql[B_DIM];
+          double lse, qg[B_DIM], ql[B_DIM], qin[B_DIM];
+          for (int32_t f = 0; f < d; ++f) qin[f] = pa_lp_round(PA_FMT_BF16, qrow[f]);
           pa_lp_prepare(&cg, rope ? &rg : NULL, d, qrow, pk[i], qg);
-          st = pa_lp_row(&cg, &lg, qg, pk[i], Kg, Vr, pk, idx, i + 1, d, og, &lse, NULL, wg);
+          if (kernel && o->gold_row) {
+            /* fp64 on the GPU; token 0's weight from its logit (the lse of it alone) */
+            double l0, o0[B_DIM];
+            st = o->gold_row(o->gold_user, &pe, qin, pk32[i], Kl, Vr, pk32, (int32_t)(i + 1), d,
+                             og, &lse, msg, msz);
+            if (st != POSATTN_STATUS_SUCCESS) break;
+            st = pa_lp_row(&cg, &lg, qg, pk[i], Kg, Vr, pk, idx, 1, d, o0, &l0, NULL, NULL);
+            wg[0] = exp(l0 - lse);
+          } else {
+            st = pa_lp_row(&cg, &lg, qg, pk[i], Kg, Vr, pk, idx, i + 1, d, og, &lse, NULL, wg);
+          }
           if (st != POSATTN_STATUS_SUCCESS) break;
           if (kernel) {
-            double qin[B_DIM];
-            for (int32_t f = 0; f < d; ++f) qin[f] = pa_lp_round(PA_FMT_BF16, qrow[f]);
             st = backend_row(ctx, &pe, qin, pk32[i], Kl, Vr, pk32, (int32_t)(i + 1), ol, msg,
                              msz);
             if (st == POSATTN_STATUS_NOT_SUPPORTED) { /* the kernel lacks this method: say so */

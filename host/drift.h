@@ -159,6 +159,14 @@ typedef struct pa_drift_opts {
   int32_t b_rows;            /* experiment b: sampled query rows per length (default 6) */
   void (*progress)(void *user, const char *line); /* optional; the library never prints */
   void *user;
+  /* Experiment b with a kernel backend: where a sampled row's fp64 answer comes from. NULL = the
+   * emulation in fp64 on the CPU; posattn-drift --backend cuda sets the cuBLAS GPU reference
+   * (kernels/ref64/gpu_ref64.h, pa_gpu_ref64_row). Gets the row as the kernel gets it (q[d] at pq,
+   * un-rotated K and V [n][d], key positions pk[n]); writes out[d] and the row's lse. */
+  posattn_status (*gold_row)(void *gold_user, const posattn_pe *pe, const double *q, int32_t pq,
+                             const double *K, const double *V, const int32_t *pk, int32_t n,
+                             int32_t d, double *out, double *lse, char *msg, size_t msz);
+  void *gold_user;
 } pa_drift_opts;
 void pa_drift_opts_init(pa_drift_opts *o);
 

@@ -22,6 +22,9 @@
 
 #include "drift.h"
 #include "posattn.h"
+#ifdef POSATTN_DRIFT_GPU_REF64
+#include "gpu_ref64.h"
+#endif
 
 static double now_s(void) {
   struct timespec ts;
@@ -245,12 +248,22 @@ int main(int argc, char **argv) {
     if (posattn_backend_available(o.backend, why, sizeof why) != POSATTN_STATUS_SUCCESS) {
       fprintf(stderr, "posattn-drift: --backend %s is unavailable here: %s\n", backend, why);
       if (o.backend == POSATTN_BACKEND_CUDA)
-        fprintf(stderr, "posattn-drift: the fp64 GPU reference (cuBLAS) is not implemented "
-                        "either; see docs/precision.md\n");
+        fprintf(stderr, "posattn-drift: --backend cuda needs a GPU for the kernels and for the "
+                        "fp64 GPU reference (cuBLAS); see docs/precision.md\n");
       return 2;
     }
-    o.b_max_len = 4096; /* the emulator runs one fiber per thread: keep it bounded */
-    o.b_rows = 4;
+    if (o.backend == POSATTN_BACKEND_EMU) {
+      o.b_max_len = 4096; /* the emulator runs one fiber per thread: keep it bounded */
+      o.b_rows = 4;
+    }
+  }
+  if (o.backend == POSATTN_BACKEND_CUDA) {
+#ifdef POSATTN_DRIFT_GPU_REF64
+    o.gold_row = pa_gpu_ref64_row; /* fp64 answers on the GPU, not on the CPU */
+#else
+    fprintf(stderr, "posattn-drift: this build has no fp64 GPU reference (CUDA disabled)\n");
+    return 2;
+#endif
   }
   if (full) o.b_rows = 32;
   if (max_len) o.b_max_len = (int32_t)max_len;
