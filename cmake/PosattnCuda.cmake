@@ -3,8 +3,7 @@
 #   ON              require nvcc
 #   OFF             never use CUDA
 # Sets POSATTN_HAVE_CUDA. Default architectures sm_80 and sm_90a unless CMAKE_CUDA_ARCHITECTURES
-# is given. There is no CUDA backend yet: the kernels are compiled (a check that the same source
-# builds under nvcc, with ptxas spill warnings) but not linked into the library.
+# is given. kernels/sources.cmake builds the CUDA backend from it.
 
 set(POSATTN_ENABLE_CUDA AUTO CACHE STRING "Use the CUDA toolkit: AUTO, ON or OFF")
 set_property(CACHE POSATTN_ENABLE_CUDA PROPERTY STRINGS AUTO ON OFF)
@@ -32,8 +31,8 @@ elseif(_posattn_cuda_mode STREQUAL "AUTO" OR _posattn_cuda_mode STREQUAL "ON")
     enable_language(CUDA)
     set(POSATTN_HAVE_CUDA ON)
     message(STATUS "posattn: CUDA toolkit ${CMAKE_CUDA_COMPILER_VERSION} found "
-                   "(${CMAKE_CUDA_COMPILER}); kernels compile for ${CMAKE_CUDA_ARCHITECTURES}. "
-                   "Compile check only: there is no CUDA backend yet.")
+                   "(${CMAKE_CUDA_COMPILER}): CUDA backend and kernels for "
+                   "${CMAKE_CUDA_ARCHITECTURES}")
   elseif(_posattn_cuda_mode STREQUAL "ON")
     message(FATAL_ERROR "posattn: POSATTN_ENABLE_CUDA=ON but no CUDA compiler (nvcc) was found; "
                         "set CMAKE_CUDA_COMPILER or use POSATTN_ENABLE_CUDA=AUTO")

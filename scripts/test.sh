@@ -5,7 +5,8 @@
 #   3. install to a temporary prefix; tests/consumer built against it with find_package(posattn)
 #      and with pkg-config, by a plain C compiler, and run;
 #   4. posattn-demo (the README's main job) as a smoke test;
-#   5. CUDA compile check for sm_80 and sm_90a with ptxas spill/local-memory report (needs nvcc);
+#   5. with nvcc: every kernel compiled for sm_80 and sm_90a with a ptxas spill/local-memory
+#      report, the CUDA-enabled library's exports, and the demo against it (no GPU needed);
 #   6. ASan + UBSan build (asan preset) and the cpu and emu labels under it.
 # Builds that fail stop the script; failing tests mark their stage FAILED and the script goes on,
 # so that one run shows every failure; the exit status is non-zero if any stage failed. Prints
@@ -38,13 +39,19 @@ stage "release tests (all labels)"
 ctest_labels_present "$BUILD_ROOT/ci"
 ctest --test-dir "$BUILD_ROOT/ci" --output-on-failure -j "$JOBS" || stage_failed "see the ctest output above"
 
+check_exports() { # check_exports LIB: every dynamic symbol LIB defines starts with posattn_
+  local lib bad
+  lib="$(readlink -f "$1")"
+  bad="$(nm -D --defined-only "$lib" | awk '$2 != "A" && $3 !~ /^posattn_/ && $3 !~ /^(_init|_fini|_edata|_end|__bss_start)$/ { print $3 }')"
+  printf '%s: %s exported symbols; needs: %s\n' "$lib" \
+    "$(nm -D --defined-only "$lib" | grep -c ' posattn_')" \
+    "$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+  [ -z "$bad" ] || { printf 'exported without the posattn_ prefix:\n%s\n' "$bad"; return 1; }
+  echo "all exported symbols are posattn_*"
+}
+
 stage "exported symbols"
-lib="$(readlink -f "$BUILD_ROOT/ci/libposattn.so")"
-bad="$(nm -D --defined-only "$lib" | awk '$2 != "A" && $3 !~ /^posattn_/ && $3 !~ /^(_init|_fini|_edata|_end|__bss_start)$/ { print $3 }')"
-[ -z "$bad" ] || die "libposattn.so exports symbols without the posattn_ prefix: $bad"
-printf '%s: %s exported symbols, all posattn_*; needs: %s\n' "$(basename "$lib")" \
-  "$(nm -D --defined-only "$lib" | grep -c ' posattn_')" \
-  "$(readelf -d "$lib" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+check_exports "$BUILD_ROOT/ci/libposattn.so" || stage_failed "libposattn.so exports other symbols"
 
 stage "install + consumer (CMake, pkg-config)"
 prefix="$BUILD_ROOT/install"
@@ -70,22 +77,29 @@ stage "posattn-demo"
 "$BUILD_ROOT/ci/bench/posattn-demo" || stage_failed "a demo check failed"
 
 if command -v nvcc >/dev/null 2>&1; then
-  stage "CUDA compile check (sm_80, sm_90a)"
+  # Every nvcc target (all tensor-core instances) with -Xptxas -v, then the CUDA-enabled library
+  # (static cudart inside) and the demo: on a machine without a GPU the CUDA backend must answer
+  # NO_DEVICE and everything else must still work.
+  stage "CUDA build (sm_80, sm_90a) + ptxas report"
   mkdir -p "$BUILD_ROOT/logs"
   cudalog="$BUILD_ROOT/logs/cuda-check.log"
   rc=0
   { cmake --preset cuda-check -S "$REPO" -B "$BUILD_ROOT/cuda-check" &&
-      cmake --build "$BUILD_ROOT/cuda-check" -j "$JOBS" --target posattn_cuda_check; } \
-    >"$cudalog" 2>&1 || rc=$?
+      cmake --build "$BUILD_ROOT/cuda-check" -j "$JOBS" \
+        --target posattn_cuda_check posattn posattn-demo; } >"$cudalog" 2>&1 || rc=$?
   # the log minus ptxas -v's per-kernel lines (summarised by ptxas-report.sh below)
   grep -vE '^ptxas info|^ +[0-9]+ bytes stack frame' "$cudalog" || true
   if [ "$rc" -ne 0 ]; then
     stage_failed "nvcc build failed (status $rc; log: $cudalog)"
   else
     "$REPO/scripts/ptxas-report.sh" "$cudalog" || stage_failed "kernels spill"
+    stage "CUDA-enabled library: exports, demo"
+    check_exports "$BUILD_ROOT/cuda-check/libposattn.so" ||
+      stage_failed "the CUDA-enabled libposattn.so exports other symbols"
+    "$BUILD_ROOT/cuda-check/bench/posattn-demo" || stage_failed "a demo check failed"
   fi
 else
-  echo "no nvcc on this machine: CUDA compile check skipped"
+  echo "no nvcc on this machine: CUDA build skipped"
 fi
 
 stage "asan build (ASan + UBSan)"
