@@ -36,37 +36,66 @@ void posattn_cache_append_desc_init(posattn_cache_append_desc *desc) {
   posattn_pe_init(&desc->pe);
 }
 
-/* The CUDA backend does not run decode yet: say why (no CUDA at all, or no decode kernels). */
-static posattn_status cuda_decode_unavailable(posattn_context *ctx, const char *what) {
-  PA_TRY(pa_cuda_available(ctx->device, ctx->msg, PA_MSG_SIZE));
-  return PA_CTX_FAIL(ctx, POSATTN_STATUS_NOT_SUPPORTED,
-                     "%s on the CUDA backend: the decode kernels are compiled and emulator-checked "
-                     "but not yet wired into the CUDA backend (use REF or EMU)",
-                     what);
-}
-
-/* The decode chooser per backend: kernel availability, split count and workspace. */
+/* The decode chooser per backend: kernel availability, split count and workspace. EMU and CUDA
+ * share pa_decode_choose (kernels/decode/dispatch.cpp); CUDA sizes the splits by its SM count. */
 static posattn_status decode_choose(posattn_context *ctx, const pa_decode_problem *p,
                                     size_t *bytes) {
-  int32_t splits;
   switch (ctx->backend) {
     case POSATTN_BACKEND_REF: *bytes = pa_ref_decode_workspace_size(p); return POSATTN_STATUS_SUCCESS;
-    case POSATTN_BACKEND_EMU: return pa_decode_choose(p, 1, &splits, bytes, ctx->msg, PA_MSG_SIZE);
-    case POSATTN_BACKEND_CUDA: return cuda_decode_unavailable(ctx, "decode");
+    case POSATTN_BACKEND_EMU: return pa_decode_emu_choose(p, bytes, ctx->msg, PA_MSG_SIZE);
+    case POSATTN_BACKEND_CUDA:
+#if defined(POSATTN_WITH_CUDA)
+      return pa_cuda_decode_choose(ctx->device, p, bytes, ctx->msg, PA_MSG_SIZE);
+#else
+      return pa_cuda_available(ctx->device, ctx->msg, PA_MSG_SIZE);
+#endif
     case POSATTN_BACKEND_AUTO: break;
   }
   return PA_CTX_FAIL(ctx, POSATTN_STATUS_INTERNAL, "context holds backend %d", (int)ctx->backend);
 }
 
+/* Append needs no device facts: one workspace layout for EMU and CUDA. */
 static posattn_status append_choose(posattn_context *ctx, const pa_append_problem *p,
                                     size_t *bytes) {
   switch (ctx->backend) {
     case POSATTN_BACKEND_REF: *bytes = pa_ref_append_workspace_size(p); return POSATTN_STATUS_SUCCESS;
     case POSATTN_BACKEND_EMU: return pa_append_choose(p, bytes, ctx->msg, PA_MSG_SIZE);
-    case POSATTN_BACKEND_CUDA: return cuda_decode_unavailable(ctx, "cache append");
+    case POSATTN_BACKEND_CUDA:
+#if defined(POSATTN_WITH_CUDA)
+      return pa_append_choose(p, bytes, ctx->msg, PA_MSG_SIZE);
+#else
+      return pa_cuda_available(ctx->device, ctx->msg, PA_MSG_SIZE);
+#endif
     case POSATTN_BACKEND_AUTO: break;
   }
   return PA_CTX_FAIL(ctx, POSATTN_STATUS_INTERNAL, "context holds backend %d", (int)ctx->backend);
+}
+
+/* The run on the context's backend (the chooser has accepted the problem). */
+static posattn_status decode_run(posattn_context *ctx, const pa_decode_problem *p, void *ws,
+                                 size_t ws_bytes) {
+  switch (ctx->backend) {
+    case POSATTN_BACKEND_REF: return pa_ref_decode(ctx, p, ws, ws_bytes);
+    case POSATTN_BACKEND_EMU: return pa_decode_emu_run(ctx, p, ws, ws_bytes);
+#if defined(POSATTN_WITH_CUDA)
+    case POSATTN_BACKEND_CUDA: return pa_cuda_decode(ctx, p, ws, ws_bytes);
+#endif
+    default: break;
+  }
+  return PA_CTX_FAIL(ctx, POSATTN_STATUS_INTERNAL, "decode on backend %d", (int)ctx->backend);
+}
+
+static posattn_status append_run(posattn_context *ctx, const pa_append_problem *p, void *ws,
+                                 size_t ws_bytes) {
+  switch (ctx->backend) {
+    case POSATTN_BACKEND_REF: return pa_ref_append(ctx, p, ws, ws_bytes);
+    case POSATTN_BACKEND_EMU: return pa_append_emu_run(ctx, p, ws, ws_bytes);
+#if defined(POSATTN_WITH_CUDA)
+    case POSATTN_BACKEND_CUDA: return pa_cuda_append(ctx, p, ws, ws_bytes);
+#endif
+    default: break;
+  }
+  return PA_CTX_FAIL(ctx, POSATTN_STATUS_INTERNAL, "cache append on backend %d", (int)ctx->backend);
 }
 
 posattn_status posattn_decode_supported(posattn_context *ctx, const posattn_decode_desc *desc,
@@ -109,10 +138,7 @@ posattn_status posattn_decode(posattn_context *ctx, const posattn_decode_desc *d
   size_t need = 0;
   PA_TRY(decode_choose(ctx, &p, &need));
   PA_TRY(pa_validate_decode_workspace(ctx->msg, PA_MSG_SIZE, &p, workspace, workspace_bytes, need));
-  if (ctx->backend == POSATTN_BACKEND_REF)
-    PA_TRY(pa_ref_decode(ctx, &p, workspace, workspace_bytes));
-  else
-    PA_TRY(pa_decode_emu_run(ctx, &p, workspace, workspace_bytes));
+  PA_TRY(decode_run(ctx, &p, workspace, workspace_bytes));
   ctx->msg[0] = '\0';
   return POSATTN_STATUS_SUCCESS;
 }
@@ -143,10 +169,7 @@ posattn_status posattn_cache_append(posattn_context *ctx, const posattn_cache_ap
   size_t need = 0;
   PA_TRY(append_choose(ctx, &p, &need));
   PA_TRY(pa_validate_append_workspace(ctx->msg, PA_MSG_SIZE, &p, workspace, workspace_bytes, need));
-  if (ctx->backend == POSATTN_BACKEND_REF)
-    PA_TRY(pa_ref_append(ctx, &p, workspace, workspace_bytes));
-  else
-    PA_TRY(pa_append_emu_run(ctx, &p, workspace, workspace_bytes));
+  PA_TRY(append_run(ctx, &p, workspace, workspace_bytes));
   ctx->msg[0] = '\0';
   return POSATTN_STATUS_SUCCESS;
 }

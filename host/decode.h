@@ -1,6 +1,7 @@
 /* decode.h -- internal interfaces of decode and cache append (issue 5), shared by host/decode.c
  * (entry points), host/validate.c (the "decode and cache append" section), host/ref_decode.c (REF)
- * and kernels/decode/dispatch.cpp (EMU, and the CUDA backend later). C11, also valid C++. */
+ * kernels/decode/dispatch.cpp (the chooser, EMU) and kernels/decode/cuda_decode.cu (CUDA). C11,
+ * also valid C++. */
 #ifndef POSATTN_DECODE_H
 #define POSATTN_DECODE_H
 
@@ -110,15 +111,30 @@ posattn_status pa_ref_append(posattn_context *ctx, const pa_append_problem *p, v
 
 /* ---- the decode chooser and EMU runs (kernels/decode/dispatch.cpp) --------------------------
  * pa_decode_choose: whether the kernels serve p (NOT_SUPPORTED says why), the split count
- * (desc->num_splits or the heuristic) and the workspace bytes (stage_out: EMU stages out/lse). */
-posattn_status pa_decode_choose(const pa_decode_problem *p, int stage_out, int32_t *num_splits,
-                                size_t *workspace_bytes, char *msg, size_t msg_size);
+ * (desc->num_splits, or the heuristic for a device of `sms` SMs) and the workspace bytes
+ * (stage_out: EMU stages out/lse). pa_decode_emu_choose: the same for EMU (nominal SM count). */
+posattn_status pa_decode_choose(const pa_decode_problem *p, int stage_out, int sms,
+                                int32_t *num_splits, size_t *workspace_bytes, char *msg,
+                                size_t msg_size);
+posattn_status pa_decode_emu_choose(const pa_decode_problem *p, size_t *workspace_bytes,
+                                    char *msg, size_t msg_size);
 posattn_status pa_decode_emu_run(posattn_context *ctx, const pa_decode_problem *p, void *ws,
                                  size_t ws_bytes);
 posattn_status pa_append_choose(const pa_append_problem *p, size_t *workspace_bytes, char *msg,
                                 size_t msg_size);
 posattn_status pa_append_emu_run(posattn_context *ctx, const pa_append_problem *p, void *ws,
                                  size_t ws_bytes);
+
+/* ---- CUDA backend (kernels/decode/cuda_decode.cu), defined only with POSATTN_WITH_CUDA -------
+ * pa_cuda_decode_choose: pa_decode_choose with stage_out = 0 and the SM count of `device`;
+ * pa_cuda_decode / pa_cuda_append: asynchronous on ctx->stream, index arrays and PE tables copied
+ * into the device workspace; CUDA errors are DEVICE_ERROR with the CUDA message. */
+posattn_status pa_cuda_decode_choose(int device, const pa_decode_problem *p, size_t *workspace_bytes,
+                                     char *msg, size_t msg_size);
+posattn_status pa_cuda_decode(posattn_context *ctx, const pa_decode_problem *p, void *ws,
+                              size_t ws_bytes);
+posattn_status pa_cuda_append(posattn_context *ctx, const pa_append_problem *p, void *ws,
+                              size_t ws_bytes);
 
 #ifdef __cplusplus
 }

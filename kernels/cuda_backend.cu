@@ -25,41 +25,11 @@
 #include <new>
 #include <vector>
 
+#include "cuda_util.h"
 #include "internal.h"
 #include "prefill/dispatch.h"
 
-// The entry points stay global through the localisation of this part (default visibility); the
-// library's version script still keeps them out of the exported symbols.
-#define PA_CUDA_ENTRY extern "C" __attribute__((visibility("default")))
-
 namespace {
-
-posattn_status cuda_fail(char *msg, size_t msg_size, posattn_status st, const char *what,
-                         cudaError_t e) {
-  return pa_fail(msg, msg_size, st, "CUDA backend: %s: %s (%s)", what, cudaGetErrorString(e),
-                 cudaGetErrorName(e));
-}
-
-// Makes `device` current for the scope and restores the caller's device afterwards, so the library
-// never changes which GPU the caller's own CUDA calls go to.
-class DeviceScope {
- public:
-  cudaError_t enter(int device) {
-    cudaError_t e = cudaGetDevice(&prev_);
-    if (e != cudaSuccess) return e;
-    if (prev_ == device) return cudaSuccess;
-    e = cudaSetDevice(device);
-    if (e == cudaSuccess) restore_ = true;
-    return e;
-  }
-  ~DeviceScope() {
-    if (restore_) cudaSetDevice(prev_);
-  }
-
- private:
-  int prev_ = 0;
-  bool restore_ = false;
-};
 
 // Elements a kernel may touch in a [batch, seq, heads, d] (or packed) tensor.
 size_t span(const pa_problem *p, const posattn_tensor *t, int64_t tokens_per_batch,

@@ -33,8 +33,9 @@ if(POSATTN_HAVE_CUDA)
   set(_pa_cuda_table ${CMAKE_BINARY_DIR}/prefill_instances/mma_table_nvcc.cu)
   file(CONFIGURE OUTPUT ${_pa_cuda_table}
        CONTENT "#include \"${CMAKE_CURRENT_LIST_DIR}/prefill/instances/mma_table.cpp\"\n")
+  # decode and cache append (engineer N): kernels/decode/cuda_decode.cu
   add_library(posattn_cuda_backend OBJECT ${CMAKE_CURRENT_LIST_DIR}/cuda_backend.cu
-              ${_pa_cuda_table} ${_pa_cuda_inst})
+              ${CMAKE_CURRENT_LIST_DIR}/decode/cuda_decode.cu ${_pa_cuda_table} ${_pa_cuda_inst})
   target_include_directories(posattn_cuda_backend PRIVATE ${PROJECT_SOURCE_DIR}/include
                              ${PROJECT_SOURCE_DIR}/host ${CMAKE_CURRENT_LIST_DIR})
   target_compile_definitions(posattn_cuda_backend PRIVATE POSATTN_BUILDING POSATTN_WITH_CUDA

@@ -192,6 +192,47 @@ TEST(DecodeEmu, AppendMatchesRef) {
   }
 }
 
+// FIRE with keys far after their query: x = psi(|pq - pk|) / psi(max(L, pq)) reaches ~5 here, past
+// the [0, 1] range the segments once covered; they are exact for every x >= 0 (host/pe_fire.c), so
+// the chooser serves it and EMU agrees with REF by the section 5 rule.
+TEST(DecodeEmu, FireKeysFarAfterQuery) {
+  Ctx ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
+  DecodeCase dc;
+  dc.lens = {61, 7};
+  dc.n = 2;
+  dc.page_size = 4;
+  dc.dt = POSATTN_DTYPE_BF16;
+  dc.explicit_positions = true;
+  DecodeData D(dc);
+  for (int b = 0; b < dc.batch; ++b) {
+    for (int j = 0; j < D.lens[size_t(b)]; ++j) D.kv_pos[size_t(b * D.capacity() + j)] = 30 * j + b;
+    for (int t = 0; t < dc.n; ++t) D.q_pos[size_t(b * dc.n + t)] = 3 + 4 * t;  // queries near 0
+  }
+  FireWeights fw;
+  fw.set(D.desc.pe, dc.hq, 11);
+  D.desc.pe.fire.L = 16;
+  D.desc.causal = 0;
+  const double x_max = posattn_pe_fire_x(D.desc.pe.fire.c, D.desc.pe.fire.L, D.desc.pe.fire.eps, 3,
+                                         30 * (dc.lens[0] - 1));
+  ASSERT_GT(x_max, 4.0) << "the case must reach far past x = 1";
+  ASSERT_EQ(posattn_decode_supported(emu.ctx, &D.desc, &D.cache, dc.dt, POSATTN_DTYPE_F32),
+            POSATTN_STATUS_SUCCESS) << posattn_context_last_message(emu.ctx);
+  for (int splits : {0, 3}) {
+    SCOPED_TRACE(splits);
+    D.desc.num_splits = splits;
+    DecodeOut R = run_decode(ref.ctx, D), E = run_decode(emu.ctx, D);
+    ASSERT_EQ(R.status, POSATTN_STATUS_SUCCESS) << R.message;
+    ASSERT_EQ(E.status, POSATTN_STATUS_SUCCESS) << E.message;
+    EXPECT_TRUE(E.guards_ok);
+    const std::vector<double> base = baseline(D, POSATTN_DTYPE_F32);
+    const pat_rule_result rr = pat_rule_check(E.out.data(), base.data(), R.out.data(),
+                                              int64_t(R.out.size()), POSATTN_DTYPE_F32);
+    EXPECT_TRUE(rr.pass) << "max_err " << rr.max_err << " bound " << rr.bound << " nmse " << rr.nmse;
+    for (size_t i = 0; i < R.lse.size(); ++i)
+      EXPECT_NEAR(E.lse[i], R.lse[i], 1e-3 * (1 + std::fabs(R.lse[i]))) << i;
+  }
+}
+
 TEST(DecodeEmu, UnsupportedHeadDim) {
   Ctx emu(POSATTN_BACKEND_EMU);
   DecodeCase dc;

@@ -1,0 +1,338 @@
+// Decode and cache append on the CUDA backend (label gpu): posattn_decode on device pools, q, out,
+// lse and workspace against REF (fp64) with the DESIGN.md section 5 rule (baseline: each sequence's
+// dense problem gathered from its pages, through the shim's naive attention in the cache dtype).
+// Page sizes 1/16/256, shared pages, empty and length-1 sequences, 1 and 4 query tokens, forced and
+// automatic splits, RoPE on rotated and un-rotated caches, ALiBi, sinks, contexts of 8k to 128k;
+// append against REF's append. Outputs are poisoned with NaN before each call.
+// Without a usable GPU every test skips with the backend's reason.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "../cpu/decode_fixture.h"
+
+namespace {
+
+struct DevBuf {
+  void *p = nullptr;
+  size_t bytes = 0;
+  explicit DevBuf(size_t n) : bytes(n) {
+    if (n > 0 && cudaMalloc(&p, n) != cudaSuccess) p = nullptr;
+  }
+  ~DevBuf() { cudaFree(p); }
+  DevBuf(const DevBuf &) = delete;
+  DevBuf &operator=(const DevBuf &) = delete;
+};
+
+#define CUDA_OK(expr)                                                         \
+  do {                                                                        \
+    cudaError_t e_ = (expr);                                                  \
+    ASSERT_EQ(e_, cudaSuccess) << #expr << ": " << cudaGetErrorString(e_);    \
+  } while (0)
+
+class CudaDecode : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char why[512] = "";
+    const posattn_status st = posattn_backend_available(POSATTN_BACKEND_CUDA, why, sizeof why);
+    if (st != POSATTN_STATUS_SUCCESS)
+      GTEST_SKIP() << "CUDA backend unavailable (" << posattn_status_string(st) << "): " << why;
+    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_CUDA, 0, &cuda_), POSATTN_STATUS_SUCCESS);
+    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_REF, 0, &ref_), POSATTN_STATUS_SUCCESS);
+  }
+  void TearDown() override {
+    posattn_context_destroy(cuda_);
+    posattn_context_destroy(ref_);
+  }
+  posattn_context *cuda_ = nullptr, *ref_ = nullptr;
+};
+
+void upload(DevBuf &dev, const pat_buf &host) {
+  ASSERT_NE(dev.p, nullptr);
+  CUDA_OK(cudaMemcpy(dev.p, host.data, host.bytes, cudaMemcpyHostToDevice));
+}
+
+// D's decode on the GPU: pools and q copied to the device, the result copied back.
+void run_cuda(posattn_context *ctx, DecodeData &D, posattn_dtype out_dt, DecodeOut &R) {
+  const DecodeCase &c = D.c;
+  const int64_t rows = int64_t(c.batch) * c.n * c.hq;
+  DevBuf k(D.kpool.bytes), v(D.vpool.bytes), q(D.q.bytes);
+  upload(k, D.kpool);
+  upload(v, D.vpool);
+  upload(q, D.q);
+  posattn_kv_cache cache = D.cache;
+  cache.k_pages = k.p;
+  cache.v_pages = v.p;
+  posattn_tensor tq = D.tq;
+  tq.data = q.p;
+  size_t ws_bytes = 0;
+  R.status = posattn_decode_workspace_size(ctx, &D.desc, &cache, c.dt, out_dt, &ws_bytes);
+  R.message = posattn_context_last_message(ctx);
+  if (R.status != POSATTN_STATUS_SUCCESS) return;
+  DevBuf out(size_t(rows) * c.d * posattn_dtype_size(out_dt)), lse(size_t(rows) * sizeof(float));
+  DevBuf ws(ws_bytes);
+  ASSERT_TRUE(out.p && lse.p && (ws_bytes == 0 || ws.p));
+  CUDA_OK(cudaMemset(out.p, 0xff, out.bytes));  // NaN in every dtype
+  CUDA_OK(cudaMemset(lse.p, 0xff, lse.bytes));
+  posattn_tensor to;
+  posattn_tensor_init_contiguous(&to, out.p, out_dt, c.n, c.hq, c.d);
+  R.status = posattn_decode(ctx, &D.desc, &cache, &tq, &to, static_cast<float *>(lse.p), ws.p, ws_bytes);
+  R.message = posattn_context_last_message(ctx);
+  if (R.status != POSATTN_STATUS_SUCCESS) return;
+  CUDA_OK(cudaDeviceSynchronize());
+  std::vector<unsigned char> oh(out.bytes);
+  std::vector<float> lh(size_t(rows));
+  CUDA_OK(cudaMemcpy(oh.data(), out.p, out.bytes, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemcpy(lh.data(), lse.p, lse.bytes, cudaMemcpyDeviceToHost));
+  R.out.resize(size_t(rows * c.d));
+  R.lse.assign(lh.begin(), lh.end());
+  for (int64_t i = 0; i < rows * c.d; ++i) R.out[size_t(i)] = pat_load(oh.data(), out_dt, i);
+  R.nan = pat_count_nan(oh.data(), out_dt, rows * c.d) + pat_count_nan(lh.data(), POSATTN_DTYPE_F32, rows);
+}
+
+// The section 5 baseline of every row: each sequence's dense problem in the cache dtype. A rotated
+// cache holds keys as given, which the dense problem cannot express; its baseline is the same data
+// without RoPE, shifted onto REF's answer (the error scale of the same keys and sizes).
+std::vector<double> baseline(posattn_context *ref, DecodeData &D, const DecodeOut &R, posattn_dtype out_dt) {
+  const DecodeCase &c = D.c;
+  const posattn_pe saved = D.desc.pe;
+  const bool shift = D.cache.k_rotated && saved.kind == POSATTN_PE_ROPE;
+  if (shift) D.desc.pe.kind = POSATTN_PE_NONE;
+  std::vector<double> all(size_t(c.batch) * c.n * c.hq * c.d, 0.0);
+  for (int b = 0; b < c.batch; ++b) {
+    if (D.lens[size_t(b)] == 0) continue;
+    DenseSeq S(D, b);
+    std::vector<double> o(size_t(c.n) * c.hq * c.d);
+    EXPECT_EQ(pat_naive_forward(&S.desc, &S.tq, &S.tk, &S.tv, c.dt, out_dt, o.data(), nullptr),
+              POSATTN_STATUS_SUCCESS);
+    std::copy(o.begin(), o.end(), all.begin() + long(size_t(b) * o.size()));
+  }
+  if (shift) {
+    const DecodeOut R0 = run_decode(ref, D);
+    for (size_t i = 0; i < all.size(); ++i) all[i] = R.out[i] + (all[i] - R0.out[i]);
+  }
+  D.desc.pe = saved;
+  return all;
+}
+
+struct Case {
+  const char *name;
+  posattn_pe_kind pe;
+  int k_rotated;
+  posattn_dtype dt;
+  int page_size, n, splits, d, hq, hkv;
+  std::vector<int> lens;
+  bool share, positions, sinks;
+};
+
+void check_case(posattn_context *cuda, posattn_context *ref, const Case &g, uint64_t seed) {
+  SCOPED_TRACE(g.name);
+  DecodeCase dc;
+  dc.batch = int(g.lens.size());
+  dc.hq = g.hq;
+  dc.hkv = g.hkv;
+  dc.d = g.d;
+  dc.n = g.n;
+  dc.page_size = g.page_size;
+  dc.lens = g.lens;
+  dc.dt = g.dt;
+  dc.share_prefix = g.share;
+  dc.explicit_positions = g.positions;
+  dc.seed = seed;
+  DecodeData D(dc);
+  D.desc.pe.kind = g.pe;
+  D.cache.k_rotated = g.k_rotated;
+  D.desc.num_splits = g.splits;
+  std::vector<float> sinks(size_t(g.hq));
+  for (int h = 0; h < g.hq; ++h) sinks[size_t(h)] = 0.5f * float(h) - 1.f;
+  if (g.sinks) D.desc.sink_logits = sinks.data();
+  const posattn_dtype out_dt = g.dt;
+  DecodeOut R = run_decode(ref, D, out_dt), G;
+  ASSERT_EQ(R.status, POSATTN_STATUS_SUCCESS) << R.message;
+  // REF's output in out_dt is rounded; the gold answer is REF in fp32 out (fp64 inside).
+  DecodeOut gold = run_decode(ref, D, POSATTN_DTYPE_F32);
+  ASSERT_EQ(posattn_decode_supported(cuda, &D.desc, &D.cache, g.dt, out_dt), POSATTN_STATUS_SUCCESS)
+      << posattn_context_last_message(cuda);
+  run_cuda(cuda, D, out_dt, G);
+  ASSERT_EQ(G.status, POSATTN_STATUS_SUCCESS) << G.message;
+  EXPECT_EQ(G.nan, 0);
+  const std::vector<double> base = baseline(ref, D, gold, out_dt);
+  const pat_rule_result r = pat_rule_check(G.out.data(), base.data(), gold.out.data(),
+                                           int64_t(G.out.size()), out_dt);
+  EXPECT_TRUE(r.pass) << "out: max_err " << r.max_err << " bound " << r.bound << " nmse " << r.nmse
+                      << " bad " << r.bad_nonfinite;
+  for (size_t i = 0; i < gold.lse.size(); ++i) {
+    if (std::isinf(gold.lse[i])) EXPECT_EQ(G.lse[i], gold.lse[i]) << i;
+    else EXPECT_NEAR(G.lse[i], gold.lse[i], 1e-3 * (1 + std::fabs(gold.lse[i]))) << i;
+  }
+}
+
+const auto BF = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16;
+
+}  // namespace
+
+TEST_F(CudaDecode, ShortGridMatchesRef) {
+  const Case grid[] = {
+      {"none bf16 page1 split3 empty+len1", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 128, 8, 1, {0, 1, 17, 97}, false, false, false},
+      {"none f16 page256 auto", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 4, 1, {300, 1}, false, false, false},
+      {"rope unrotated n4 page16 shared", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 32, 4, {40, 200, 4}, true, true, false},
+      {"rope rotated n1 page16", POSATTN_PE_ROPE, 1, BF, 16, 1, 0, 128, 8, 1, {9, 333}, false, true, false},
+      {"rope rotated n4 split5", POSATTN_PE_ROPE, 1, F16, 16, 4, 5, 64, 8, 2, {33, 150}, true, false, false},
+      {"alibi sinks page16", POSATTN_PE_ALIBI, 0, BF, 16, 1, 0, 128, 8, 2, {0, 1, 129, 257}, false, false, true},
+      {"none sinks n4 splits 7", POSATTN_PE_NONE, 0, BF, 16, 4, 7, 128, 8, 1, {100, 4}, false, false, true},
+      {"hd256 rope page256", POSATTN_PE_ROPE, 0, BF, 256, 1, 0, 256, 4, 1, {700}, false, false, false},
+  };
+  uint64_t seed = 100;
+  for (const Case &g : grid) check_case(cuda_, ref_, g, seed++);
+}
+
+// Long contexts, GQA 8:1 hd128: the automatic split count from the device's SM count, and a forced
+// one; REF checks every row (one or four query tokens per sequence).
+TEST_F(CudaDecode, LongContextsMatchRef) {
+  const Case grid[] = {
+      {"rope unrotated 8k n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 16, 2, {8192, 5000}, false, false, false},
+      {"rope rotated 32k", POSATTN_PE_ROPE, 1, BF, 16, 1, 0, 128, 8, 1, {32768}, false, false, false},
+      {"alibi 128k split 64", POSATTN_PE_ALIBI, 0, BF, 16, 1, 64, 128, 8, 1, {131072}, false, false, true},
+      {"none 128k page256 auto", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 128, 8, 1, {131072}, false, false, false},
+  };
+  uint64_t seed = 200;
+  for (const Case &g : grid) check_case(cuda_, ref_, g, seed++);
+}
+
+// Append on the GPU writes the same pool bytes as REF's append (V exactly; K rotated in fp32 first
+// on a rotated cache, within one rounding of REF's fp64 rotation).
+TEST_F(CudaDecode, AppendMatchesRef) {
+  for (int rotated : {0, 1}) {
+    SCOPED_TRACE(rotated);
+    DecodeCase dc;
+    dc.dt = POSATTN_DTYPE_BF16;
+    dc.page_size = 16;
+    dc.hkv = 4;
+    dc.d = 128;
+    dc.lens = {4, 30};
+    DecodeData A(dc);
+    A.cache.k_rotated = rotated;
+    const int n = 4;
+    std::vector<float> k0(size_t(dc.batch) * n * dc.hkv * dc.d), v0(k0.size());
+    pat_rng r;
+    pat_rng_seed(&r, 19);
+    for (float &x : k0) x = float(pat_rng_uniform(&r, -1, 1));
+    for (float &x : v0) x = float(pat_rng_uniform(&r, -1, 1));
+    posattn_cache_append_desc a;
+    posattn_cache_append_desc_init(&a);
+    std::vector<int32_t> start = {1, 14}, cnt = {4, 2}, pos = {100, 101, 102, 103, 70000, 70001, 0, 0};
+    a.batch = dc.batch;
+    a.num_tokens = n;
+    a.new_lens = cnt.data();
+    a.cache_lens = start.data();
+    a.block_table = A.block_table.data();
+    a.max_pages_per_seq = A.mpps;
+    a.positions = pos.data();
+    a.pe.kind = POSATTN_PE_ROPE;
+
+    // the GPU's pools start as copies of A's
+    DevBuf kp(A.kpool.bytes), vp(A.vpool.bytes), kn(k0.size() * 4), vn(v0.size() * 4);
+    upload(kp, A.kpool);
+    upload(vp, A.vpool);
+    CUDA_OK(cudaMemcpy(kn.p, k0.data(), kn.bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(vn.p, v0.data(), vn.bytes, cudaMemcpyHostToDevice));
+    posattn_kv_cache dcache = A.cache;
+    dcache.k_pages = kp.p;
+    dcache.v_pages = vp.p;
+    posattn_tensor tk, tv;
+    posattn_tensor_init_contiguous(&tk, kn.p, POSATTN_DTYPE_F32, n, dc.hkv, dc.d);
+    posattn_tensor_init_contiguous(&tv, vn.p, POSATTN_DTYPE_F32, n, dc.hkv, dc.d);
+    size_t ws = 0;
+    ASSERT_EQ(posattn_cache_append_workspace_size(cuda_, &a, &dcache, POSATTN_DTYPE_F32, &ws),
+              POSATTN_STATUS_SUCCESS) << posattn_context_last_message(cuda_);
+    DevBuf w(ws);
+    ASSERT_EQ(posattn_cache_append(cuda_, &a, &dcache, &tk, &tv, w.p, ws), POSATTN_STATUS_SUCCESS)
+        << posattn_context_last_message(cuda_);
+    CUDA_OK(cudaDeviceSynchronize());
+    std::vector<unsigned char> kg(A.kpool.bytes), vg(A.vpool.bytes);
+    CUDA_OK(cudaMemcpy(kg.data(), kp.p, kg.size(), cudaMemcpyDeviceToHost));
+    CUDA_OK(cudaMemcpy(vg.data(), vp.p, vg.size(), cudaMemcpyDeviceToHost));
+
+    // REF on the host pools
+    posattn_tensor hk, hv;
+    posattn_tensor_init_contiguous(&hk, k0.data(), POSATTN_DTYPE_F32, n, dc.hkv, dc.d);
+    posattn_tensor_init_contiguous(&hv, v0.data(), POSATTN_DTYPE_F32, n, dc.hkv, dc.d);
+    size_t rws = 0;
+    ASSERT_EQ(posattn_cache_append_workspace_size(ref_, &a, &A.cache, POSATTN_DTYPE_F32, &rws),
+              POSATTN_STATUS_SUCCESS);
+    std::vector<unsigned char> rw(rws ? rws : 1);
+    ASSERT_EQ(posattn_cache_append(ref_, &a, &A.cache, &hk, &hv, rws ? rw.data() : nullptr, rws),
+              POSATTN_STATUS_SUCCESS) << posattn_context_last_message(ref_);
+
+    EXPECT_EQ(0, std::memcmp(vg.data(), A.vpool.data, vg.size()));
+    int64_t differ = 0;
+    for (int64_t i = 0; i < int64_t(kg.size() / 2); ++i) {
+      const double x = pat_load(A.kpool.data, dc.dt, i), y = pat_load(kg.data(), dc.dt, i);
+      if (x != y) {
+        ++differ;
+        EXPECT_LE(std::fabs(x - y), pat_ulp(dc.dt, std::fabs(x)) * 1.01) << i;
+      }
+    }
+    if (!rotated) EXPECT_EQ(differ, 0);
+  }
+}
+
+// The descriptor's host arrays may be reused as soon as decode returns: the block table and the
+// lengths are scribbled over before the stream is synchronised.
+TEST_F(CudaDecode, HostArraysReusableWhenDecodeReturns) {
+  DecodeCase dc;
+  dc.dt = BF;
+  dc.hq = 8;
+  dc.hkv = 1;
+  dc.d = 128;
+  dc.page_size = 16;
+  dc.lens = {300, 77};
+  DecodeData D(dc);
+  DecodeOut want = run_decode(ref_, D, POSATTN_DTYPE_F32);
+  ASSERT_EQ(want.status, POSATTN_STATUS_SUCCESS) << want.message;
+  cudaStream_t stream = nullptr;
+  CUDA_OK(cudaStreamCreate(&stream));
+  ASSERT_EQ(posattn_context_set_stream(cuda_, stream), POSATTN_STATUS_SUCCESS);
+  DevBuf k(D.kpool.bytes), v(D.vpool.bytes), q(D.q.bytes);
+  upload(k, D.kpool);
+  upload(v, D.vpool);
+  upload(q, D.q);
+  posattn_kv_cache cache = D.cache;
+  cache.k_pages = k.p;
+  cache.v_pages = v.p;
+  posattn_tensor tq = D.tq, to;
+  tq.data = q.p;
+  const size_t rows = size_t(dc.batch) * dc.hq;
+  DevBuf out(rows * dc.d * 4);
+  posattn_tensor_init_contiguous(&to, out.p, POSATTN_DTYPE_F32, 1, dc.hq, dc.d);
+  size_t ws_bytes = 0;
+  ASSERT_EQ(posattn_decode_workspace_size(cuda_, &D.desc, &cache, BF, POSATTN_DTYPE_F32, &ws_bytes),
+            POSATTN_STATUS_SUCCESS);
+  DevBuf ws(ws_bytes);
+  ASSERT_EQ(posattn_decode(cuda_, &D.desc, &cache, &tq, &to, nullptr, ws.p, ws_bytes),
+            POSATTN_STATUS_SUCCESS) << posattn_context_last_message(cuda_);
+  std::fill(D.block_table.begin(), D.block_table.end(), 0);
+  std::fill(D.lens.begin(), D.lens.end(), 1);
+  CUDA_OK(cudaStreamSynchronize(stream));
+  std::vector<float> got(rows * dc.d);
+  CUDA_OK(cudaMemcpy(got.data(), out.p, out.bytes, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaStreamDestroy(stream));
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want.out[i], 2e-3) << i;
+}
+
+// head_dim beyond the decode kernels: supported() and decode() give the same NOT_SUPPORTED.
+TEST_F(CudaDecode, UnsupportedHeadDimAgrees) {
+  DecodeCase dc;
+  dc.d = 264;
+  dc.lens = {3, 4};
+  DecodeData D(dc);
+  EXPECT_EQ(posattn_decode_supported(cuda_, &D.desc, &D.cache, dc.dt, dc.dt), POSATTN_STATUS_NOT_SUPPORTED);
+  EXPECT_NE(std::string(posattn_context_last_message(cuda_)).find("head_dim 264"), std::string::npos);
+  DecodeOut G;
+  run_cuda(cuda_, D, dc.dt, G);
+  EXPECT_EQ(G.status, POSATTN_STATUS_NOT_SUPPORTED);
+}
