@@ -284,6 +284,7 @@ extern "C" int pb_gpu_probe(pb_gpu_info *info, char *why, size_t why_size) {
   info->cc_major = prop.major;
   info->cc_minor = prop.minor;
   info->l2_bytes = prop.l2CacheSize;
+  info->sms = prop.multiProcessorCount;
   info->mem_gib = double(prop.totalGlobalMem) / double(1 << 30);
   cudaDriverGetVersion(&info->driver_version);
   cudaRuntimeGetVersion(&info->runtime_version);

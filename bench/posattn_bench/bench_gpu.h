@@ -29,6 +29,7 @@ typedef struct pb_gpu_info {
   int driver_version, runtime_version; /* CUDA encoding, e.g. 13000 */
   int cublas_version;
   int64_t l2_bytes;
+  int sms; /* streaming multiprocessors (the decode op's split count) */
   double mem_gib;
 } pb_gpu_info;
 

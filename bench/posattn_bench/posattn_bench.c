@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "bench_core.h"
+#include "bench_decode.h"
 #include "bench_gpu.h"
 #include "posattn.h"
 #ifdef PB_HAVE_CUDNN
@@ -77,6 +78,8 @@ typedef struct row {
   pb_stats st;
   int has_check;
   double check; /* max |out - posattn CUDA out| */
+  int has_combine;
+  double combine_share; /* decode: upper bound of the combine step's share (bench_decode.h) */
 } row;
 
 typedef struct report {
@@ -165,7 +168,9 @@ static void usage(FILE *f) {
           "  --backend L     auto (default: cuda with a GPU, else ref,emu) or a list of cuda,ref,emu\n"
           "  --quick         the smallest grid (seconds)\n"
           "  grid axes (each replaces the default list):\n"
-          "  --op L          prefill (decode, append: not implemented yet, reported as such)\n"
+          "  --op L          prefill, decode (paged KV, 1 query token, page 16, seq = context;\n"
+          "                  defaults: batch 1,8,64, context 1k..128k, 32/4 heads, hd128;\n"
+          "                  quick/CPU: small); append: not implemented, reported as such\n"
           "  --pe L          none,rope,alibi,fire,xpos,t5,kerple_log,kerple_power\n"
           "  --mask L        none,causal,window,docs,varlen (window/docs/varlen are causal)\n"
           "  --dtype L       bf16,f16,f32\n"
@@ -499,6 +504,7 @@ static void print_table(const report *r) {
       printf("%6s %6s ", "-", "-");
     if (!w->st.converged) printf(" spread above target (time bound)");
     if (w->has_check) printf(" max|diff vs posattn-cuda|=%.3g", w->check);
+    if (w->has_combine) printf(" combine<=%.1f%%", 100 * w->combine_share);
     printf("\n");
   }
 }
@@ -544,7 +550,8 @@ static int write_json(const report *r, const options *o, const char *path) {
     fprintf(f, ", \"gpu\": null, \"driver\": null");
   }
   fprintf(f, "},\n  \"method\": {\"flops\": \"4*head_dim per visible (i,j) pair per query head\", "
-             "\"bytes\": \"q,k,v read once + out written once (+ doc ids, cu_seqlens)\", "
+             "\"bytes\": \"q,k,v read once + out written once (+ doc ids, cu_seqlens); decode: KV "
+             "cache read once + q + out + block table\", "
              "\"timer\": ");
   json_str(f, r->gpu ? "cuda events around one launch" : "wall clock (CLOCK_MONOTONIC)");
   const pb_time_opts *t = r->gpu ? &o->gpu_t : &o->cpu_t;
@@ -609,6 +616,10 @@ static int write_json(const report *r, const options *o, const char *path) {
       if (w->has_check) {
         fprintf(f, ", \"max_abs_diff_vs_posattn_cuda\": ");
         json_num(f, w->check);
+      }
+      if (w->has_combine) {
+        fprintf(f, ", \"combine_share_upper\": ");
+        json_num(f, w->combine_share);
       }
     }
     fprintf(f, "}%s\n", i + 1 < r->n ? "," : "");
@@ -777,6 +788,24 @@ static void set_defaults(options *o, int gpu) {
   static const int hd128[] = {128}, hd64[] = {64}, auto_b[] = {0};
   static const int h16[] = {16}, h4[] = {4}, h2[] = {2};
   if (!o->op.n) set_axis(&o->op, 1, prefill);
+  if (o->op.n == 1 && o->op.v[0] == OP_DECODE) {
+    /* the serving grid of the decode issue: GQA 8:1, hd128, page 16, PE none/rope */
+    static const int d_pe[] = {POSATTN_PE_NONE, POSATTN_PE_ROPE}, d_h32[] = {32}, d_h8[] = {8};
+    static const int d_g8[] = {8}, d_causal[] = {MASK_CAUSAL};
+    static const int d_seq_gpu[] = {1024, 8192, 32768, 131072}, d_seq_cpu[] = {1024, 4096};
+    static const int d_seq_quick[] = {256}, d_b_gpu[] = {1, 8, 64}, d_b_cpu[] = {1, 4};
+    if (!o->pe.n) set_axis(&o->pe, 2, d_pe);
+    if (!o->mask.n) set_axis(&o->mask, 1, d_causal);
+    if (!o->hd.n) set_axis(&o->hd, 1, hd128);
+    if (!o->heads.n) set_axis(&o->heads, 1, gpu ? d_h32 : d_h8);
+    if (!o->gqa.n) set_axis(&o->gqa, 1, d_g8);
+    if (!o->seq.n)
+      o->quick ? set_axis(&o->seq, 1, d_seq_quick)
+               : (gpu ? set_axis(&o->seq, 4, d_seq_gpu) : set_axis(&o->seq, 2, d_seq_cpu));
+    if (!o->batch.n)
+      o->quick ? set_axis(&o->batch, 1, one)
+               : (gpu ? set_axis(&o->batch, 3, d_b_gpu) : set_axis(&o->batch, 2, d_b_cpu));
+  }
   if (!o->pe.n) o->quick ? set_axis(&o->pe, 2, pe_quick) : set_axis(&o->pe, 3, pe_full);
   if (!o->mask.n)
     gpu && !o->quick ? set_axis(&o->mask, 3, mask_gpu)
@@ -790,6 +819,61 @@ static void set_defaults(options *o, int gpu) {
   if (!o->heads.n) set_axis(&o->heads, 1, gpu ? h16 : (o->quick ? h2 : h4));
   if (!o->gqa.n) set_axis(&o->gqa, 1, one);
   if (!o->tokens) o->tokens = gpu ? 16384 : 256;
+}
+
+/* The decode op: one row per backend, the full call timed, then the same call on empty caches
+ * for the combine share (bench_decode.h). Returns -1 only when the report cannot grow. */
+static int run_decode(report *r, const options *o, const config *c, const char *label,
+                      double t_start, int *measured, int *failed) {
+  pb_decode_problem p;
+  char msg[240] = "";
+  const int sms = r->gpu && r->info.sms > 0 ? r->info.sms : 132; /* 132: the CPU backends' nominal */
+  if (pb_decode_build(&p, c->batch, c->kv_len, c->heads, c->heads / c->gqa, c->hd, c->dtype, c->pe,
+                      sms, o->seed, msg, sizeof msg) != 0) {
+    row *w = add_row(r, c, "posattn");
+    if (!w) return -1;
+    snprintf(w->status, sizeof w->status, "skipped");
+    snprintf(w->msg, sizeof w->msg, "%s", msg);
+    printf("%s: skipped: %s\n", label, msg);
+    return 0;
+  }
+  fprintf(stderr, "[%6.1f s] %s\n", now_s() - t_start, label);
+  for (int bi = 0; bi < o->nbackends; ++bi) {
+    const posattn_backend be = (posattn_backend)o->backends[bi];
+    char name[24];
+    snprintf(name, sizeof name, "posattn-%s", posattn_backend_string(be));
+    row *w = add_row(r, c, name);
+    if (!w) {
+      pb_decode_free(&p);
+      return -1;
+    }
+    w->flops = p.flops;
+    w->bytes = p.bytes;
+    pb_stats empty;
+    int rc, rc_empty = 2;
+    const int want_share = be != POSATTN_BACKEND_REF; /* REF has no split/combine step */
+    if (be == POSATTN_BACKEND_CUDA) {
+#ifdef PB_HAVE_CUDA
+      rc = pb_gpu_time_decode(&p, 0, &o->gpu_t, &w->st, w->msg, sizeof w->msg);
+      if (rc == 0 && want_share) rc_empty = pb_gpu_time_decode(&p, 1, &o->gpu_t, &empty, msg, sizeof msg);
+#else
+      rc = 2;
+      snprintf(w->msg, sizeof w->msg, "no CUDA in this build");
+#endif
+    } else {
+      rc = pb_cpu_time_decode(be, &p, 0, &o->cpu_t, &w->st, w->msg, sizeof w->msg);
+      if (rc == 0 && want_share) rc_empty = pb_cpu_time_decode(be, &p, 1, &o->cpu_t, &empty, msg, sizeof msg);
+    }
+    snprintf(w->status, sizeof w->status, "%s", rc == 0 ? "ok" : rc == 1 ? "not-supported" : "error");
+    if (rc == 0 && rc_empty == 0 && w->st.median > 0) {
+      w->has_combine = 1;
+      w->combine_share = empty.median / w->st.median;
+    }
+    *measured += rc == 0;
+    *failed += rc == 2;
+  }
+  pb_decode_free(&p);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -963,13 +1047,17 @@ int main(int argc, char **argv) {
       printf("%s\n", label);
       continue;
     }
-    if (c.op != OP_PREFILL) {
+    if (c.op == OP_APPEND) {
       row *w = add_row(&r, &c, "posattn");
       if (!w) return 1;
       snprintf(w->status, sizeof w->status, "not-implemented");
-      snprintf(w->msg, sizeof w->msg, "not implemented: decode issue (no %s kernels yet)",
-               OP_NAMES[c.op]);
+      snprintf(w->msg, sizeof w->msg, "not implemented: the append op has no benchmark yet");
       printf("%s: %s\n", label, w->msg);
+      continue;
+    }
+    if (c.op == OP_DECODE) {
+      c.q_len = 1; /* one query token per sequence; seq is the context */
+      if (run_decode(&r, &o, &c, label, t_start, &measured, &failed) != 0) return 1;
       continue;
     }
     built b;

@@ -1,0 +1,33 @@
+# ctest posattn_bench_decode_ref: runs `posattn-bench --op decode --backend ref --quick --json OUT`
+# and checks each measured row's bytes against a count made here by hand: K and V of every cached
+# token and kv head (2 bytes each), q read and out written (2 bytes each), and one 4-byte
+# block-table entry per 16-token page; FLOPs 4*head_dim per (query, key) pair per query head.
+cmake_policy(VERSION 3.19)
+execute_process(COMMAND ${BENCH} --op decode --backend ref --quick --json ${OUT}
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "posattn-bench exited ${rc}\n${out}\n${err}")
+endif()
+file(READ ${OUT} j)
+string(JSON n LENGTH "${j}" results)
+math(EXPR last "${n} - 1")
+set(n_ok 0)
+foreach(i RANGE ${last})
+  foreach(k op status dtype kv_len head_dim q_heads kv_heads batch bytes flops)
+    string(JSON ${k} GET "${j}" results ${i} ${k})
+  endforeach()
+  if(NOT op STREQUAL "decode" OR NOT status STREQUAL "ok" OR NOT dtype STREQUAL "bf16")
+    message(FATAL_ERROR "row ${i}: op ${op} status ${status} dtype ${dtype}\n${out}")
+  endif()
+  math(EXPR pages "(${kv_len} + 15) / 16")
+  math(EXPR want "${batch} * (2 * ${kv_len} * ${kv_heads} * ${head_dim} * 2 + 2 * ${q_heads} * ${head_dim} * 2 + 4 * ${pages})")
+  math(EXPR want_flops "4 * ${head_dim} * ${kv_len} * ${q_heads} * ${batch}")
+  if(NOT bytes EQUAL want OR NOT flops EQUAL want_flops)
+    message(FATAL_ERROR "row ${i}: bytes ${bytes} (want ${want}), flops ${flops} (want ${want_flops})")
+  endif()
+  math(EXPR n_ok "${n_ok} + 1")
+endforeach()
+if(n_ok LESS 1)
+  message(FATAL_ERROR "no measured decode row:\n${out}")
+endif()
+message(STATUS "${n_ok} decode rows checked (bytes ${want} for the last)")
