@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # gpu-check.sh -- the one command for a GPU machine (DESIGN.md section 7), under 8 minutes on an
-# H100/H200: build for the card, run the GPU test label, compute-sanitizer (memcheck + racecheck)
-# on a small benchmark run, then the prefill benchmark; its table is printed last.
+# H100/H200: build for the card, run the GPU test label (decode tests first), compute-sanitizer
+# (memcheck + racecheck) on a small benchmark run, the prefill benchmark, the decode benchmark and
+# the general posattn-bench report (+ PyTorch when importable); a short decode table is printed last.
+# Estimated on an H200 (16 cores): build ~3.5 min, gpu tests ~1 min, sanitizer ~40 s, prefill bench
+# ~30 s, decode bench ~70 s (--max-time 0.2), posattn-bench report ~50 s (--max-time 0.3).
 #   scripts/gpu-check.sh [build-dir]       (default build-gpu; ARCH=sm_90a by default, e.g. ARCH=sm_80)
 # Exit status: non-zero when the build, a test or a sanitizer run fails.
 set -euo pipefail
@@ -14,6 +17,12 @@ CUARCH=${ARCH#sm_}
 t0=$(date +%s)
 stage() { echo "== [$(( $(date +%s) - t0 ))s] $*"; }
 
+if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L 2>/dev/null | grep -q "^GPU"; then
+  echo "gpu-check.sh: no NVIDIA GPU visible (nvidia-smi finds none): this script needs a GPU." >&2
+  echo "On a CPU machine run scripts/test.sh (REF/EMU tests; GPU tests skip visibly there)." >&2
+  exit 2
+fi
+
 stage "configure + build for $ARCH (tests, nvcc prefill instances hd128)"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$CUARCH" \
   -DPOSATTN_CUDA_PREFILL_INSTANCES=ON -DPOSATTN_HEAD_DIMS="64;128;256" >"$BUILD.configure.log" 2>&1 \
@@ -22,11 +31,13 @@ cmake --build "$BUILD" -j "$JOBS" >"$BUILD.build.log" 2>&1 || { tail -40 "$BUILD
 spills=$(grep -c "spill\|Local memory" "$BUILD.build.log" || true)
 echo "ptxas spill / local-memory warnings in the build: $spills"
 
-stage "ctest -L gpu"
+stage "ctest -L gpu -R decode (decode and cache append on the GPU vs REF)"
+(cd "$BUILD" && ctest -L gpu -R decode --output-on-failure --timeout 240)
+stage "ctest -L gpu (the rest)"
 if (cd "$BUILD" && ctest -N -L gpu | grep -q "Total Tests: [1-9]"); then
-  (cd "$BUILD" && ctest -L gpu --output-on-failure -j 4 --timeout 240)
+  (cd "$BUILD" && ctest -L gpu -E decode --output-on-failure -j 4 --timeout 240)
 else
-  echo "no tests labelled gpu in this build (the CUDA backend is not there yet)"
+  echo "no tests labelled gpu in this build: was it configured without CUDA? (see $BUILD.configure.log)"
 fi
 
 stage "prefill benchmark binary (nvcc -arch=$ARCH)"
@@ -54,4 +65,25 @@ stage "prefill benchmark (hd128 bf16; table last)"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader || true
 echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%F)"
 "$BENCH"
+
+PB="$BUILD/bench/posattn_bench/posattn-bench"
+stage "decode benchmark (posattn-bench --op decode: GB/s vs the copy ceiling, combine share)"
+# batch x context beyond 2M tokens is left out (host fill time); 128k runs at batch 1 and 8.
+"$PB" --op decode --backend cuda --batch 1,8,64 --seq 1024,8192,32768 --max-time 0.2 \
+  --json "$BUILD/decode.json" --csv "$BUILD/decode.csv" >"$BUILD.decode.log"
+"$PB" --op decode --backend cuda --batch 1,8 --seq 131072 --max-time 0.2 \
+  --json "$BUILD/decode_128k.json" >>"$BUILD.decode.log"
+
+stage "posattn-bench report (default GPU grid) + PyTorch when importable"
+"$PB" --json "$BUILD/bench.json" --csv "$BUILD/bench.csv" --plot "$BUILD/bench.png" \
+  --max-time 0.3 >"$BUILD.bench.log"
+tail -n +1 "$BUILD.bench.log" | grep -E "^(contender|posattn-|cublas|cudnn)" || true
+if python3 -c "import torch" >/dev/null 2>&1; then
+  python3 "$ROOT/bench/compare_torch.py" --merge "$BUILD/bench.json" --max-time 0.3
+else
+  echo "PyTorch not importable: compare_torch.py skipped"
+fi
+
+stage "decode (table last; %BW = share of the copy bandwidth measured at the start of the run)"
+grep -E "ceilings|^contender|^posattn-cuda" "$BUILD.decode.log"
 stage "done"
