@@ -85,7 +85,7 @@ void run_cuda(posattn_context *ctx, DecodeData &D, posattn_dtype out_dt, DecodeO
   if (R.status != POSATTN_STATUS_SUCCESS) return;
   CUDA_OK(cudaDeviceSynchronize());
   std::vector<unsigned char> oh(out.bytes);
-  std::vector<float> lh(size_t(rows));
+  std::vector<float> lh(static_cast<size_t>(rows));
   CUDA_OK(cudaMemcpy(oh.data(), out.p, out.bytes, cudaMemcpyDeviceToHost));
   CUDA_OK(cudaMemcpy(lh.data(), lse.p, lse.bytes, cudaMemcpyDeviceToHost));
   R.out.resize(size_t(rows * c.d));
@@ -277,7 +277,9 @@ TEST_F(CudaDecode, AppendMatchesRef) {
         EXPECT_LE(std::fabs(x - y), pat_ulp(dc.dt, std::fabs(x)) * 1.01) << i;
       }
     }
-    if (!rotated) EXPECT_EQ(differ, 0);
+    if (!rotated) {
+      EXPECT_EQ(differ, 0);
+    }
   }
 }
 
