@@ -586,7 +586,7 @@ posattn_status pa_validate_workspace(char *msg, size_t msg_size, const pa_proble
     FAIL(POSATTN_STATUS_NULL_POINTER, "workspace is NULL but %zu bytes are required", required);
   if ((uintptr_t)workspace % 256 != 0)
     FAIL(POSATTN_STATUS_BAD_ALIGNMENT, "workspace (%p) must be 256-byte aligned", workspace);
-  byte_range w, r[5];
+  byte_range w = {0, 0}, r[5];
   PA_TRY(to_range(msg, msg_size, "workspace", workspace, (int64_t)required, 1, &w));
   if (p->q == NULL) return POSATTN_STATUS_SUCCESS;
   PA_TRY(tensor_ranges(msg, msg_size, p, r));

@@ -12,7 +12,7 @@ set(POSATTN_EMU_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/prefill/tables.cpp
   # decode kernels (engineer J): chooser and EMU runs; decode.cu is included by dispatch.cpp
   ${CMAKE_CURRENT_LIST_DIR}/decode/dispatch.cpp)
-set(POSATTN_CUDA_SOURCES ${CMAKE_CURRENT_LIST_DIR}/attn_simple.cu)
+set(POSATTN_CUDA_SOURCES "")
 # tensor-core prefill instances and their pruning knobs (engineer F2)
 include(${CMAKE_CURRENT_LIST_DIR}/prefill/instances.cmake)
 

@@ -206,11 +206,6 @@ static uint32_t f32_bits(float f) {
   memcpy(&u, &f, 4);
   return u;
 }
-static float bits_f32(uint32_t u) {
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
 /* Exact conversions for the k/256 values above (normal in every format, or zero). */
 static uint16_t to_bf16(float f) { return (uint16_t)(f32_bits(f) >> 16); }
 static uint16_t to_f16(float f) {
@@ -218,6 +213,12 @@ static uint16_t to_f16(float f) {
   if ((u & 0x7fffffffu) == 0) return (uint16_t)sign;
   const int e = (int)((u >> 23) & 0xff) - 127 + 15;
   return (uint16_t)(sign | ((uint32_t)e << 10) | ((u & 0x7fffff) >> 13));
+}
+#ifdef PB_HAVE_CUDA /* only the GPU contenders read outputs back */
+static float bits_f32(uint32_t u) {
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
 }
 static float from_half(uint16_t h) {
   const uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
@@ -231,6 +232,7 @@ static double load(const void *p, int dtype, size_t i) {
   const uint16_t h = ((const uint16_t *)p)[i];
   return dtype == POSATTN_DTYPE_BF16 ? bits_f32((uint32_t)h << 16) : from_half(h);
 }
+#endif
 
 static void *random_tensor(size_t n, int dtype, uint64_t *s) {
   const size_t es = posattn_dtype_size((posattn_dtype)dtype);

@@ -222,8 +222,12 @@ TEST(PeValues, RopeYarnTable) {
     double w = (inv[r.i] / orig[r.i] - 1 / s) / (1 - 1 / s);
     EXPECT_NEAR(w, r.extrap_w, 6e-7);
     // the printed table was computed with HF's fp32 formula: fp32-level agreement only
-    if (r.inv > 0) EXPECT_TRUE(RelNear(inv[r.i], r.inv, 3e-7));
-    if (r.ratio > 0) EXPECT_TRUE(RelNear(orig[r.i] / inv[r.i], r.ratio, 6e-7));
+    if (r.inv > 0) {
+      EXPECT_TRUE(RelNear(inv[r.i], r.inv, 3e-7));
+    }
+    if (r.ratio > 0) {
+      EXPECT_TRUE(RelNear(orig[r.i] / inv[r.i], r.ratio, 6e-7));
+    }
   }
   // 21 pure extrapolation pairs, 25 blended, 18 pure interpolation
   int pure_ex = 0, blended = 0, pure_in = 0;
@@ -416,7 +420,9 @@ TEST(PeValues, T5BucketStartsCausal) {
   for (int b = 17; b < 32; ++b) start[b] = tail[b - 17];
   for (int b = 0; b < 32; ++b) {
     EXPECT_EQ(posattn_pe_t5_bucket(-start[b], 0, 32, 128), b) << "start of bucket " << b;
-    if (b > 0) EXPECT_EQ(posattn_pe_t5_bucket(-(start[b] - 1), 0, 32, 128), b - 1) << b;
+    if (b > 0) {
+      EXPECT_EQ(posattn_pe_t5_bucket(-(start[b] - 1), 0, 32, 128), b - 1) << b;
+    }
   }
   EXPECT_EQ(posattn_pe_t5_bucket(-100000, 0, 32, 128), 31);
 }
