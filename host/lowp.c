@@ -436,7 +436,7 @@ posattn_status pa_lp_forward(const pa_lp_config *c, const posattn_attention_desc
           for (int32_t j = 0; j < lk; ++j)
             if (pa_visible(&p, b, i, j)) idx[n++] = j;
           int64_t row = pa_q_start(&p, b) + i;
-          double l;
+          double l = -INFINITY; /* set by pa_lp_row on success */
           st = pa_lp_row(c, &lg, qv, pq, K, V, pk, idx, n, d, out + (row * p.hq + h) * d, &l,
                          logits ? lrow : NULL, NULL);
           if (st != POSATTN_STATUS_SUCCESS) {
