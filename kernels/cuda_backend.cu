@@ -29,21 +29,6 @@
 #include "internal.h"
 #include "prefill/dispatch.h"
 
-namespace {
-
-// Elements a kernel may touch in a [batch, seq, heads, d] (or packed) tensor.
-size_t span(const pa_problem *p, const posattn_tensor *t, int64_t tokens_per_batch,
-            int64_t total_tokens, int32_t heads) {
-  if (p->varlen) {
-    if (total_tokens == 0) return 0;
-    return size_t((total_tokens - 1) * t->stride_seq + int64_t(heads - 1) * t->stride_head + p->d);
-  }
-  return size_t(int64_t(p->batch - 1) * t->stride_batch + (tokens_per_batch - 1) * t->stride_seq +
-                int64_t(heads - 1) * t->stride_head + p->d);
-}
-
-}  // namespace
-
 PA_CUDA_ENTRY posattn_status pa_cuda_probe(int device, char *why, size_t why_size) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
@@ -125,11 +110,12 @@ PA_CUDA_ENTRY posattn_status pa_cuda_forward(posattn_context *ctx, const pa_prob
   }
 
   pa_prefill_params prm;
-  pa_prefill_params_fill(prm, p, L, sc, tables, p->q->data, span(p, p->q, p->q_len, p->total_q, p->hq),
-                         p->k->data, span(p, p->k, p->kv_len, p->total_kv, p->hkv), p->v->data,
-                         span(p, p->v, p->kv_len, p->total_kv, p->hkv), p->out->data,
-                         span(p, p->out, p->q_len, p->total_q, p->hq), p->out->stride_batch,
-                         p->out->stride_seq, p->out->stride_head, p->lse);
+  pa_prefill_params_fill(prm, p, L, sc, tables,
+                         p->q->data, pa_prefill_span(p, p->q, p->q_len, p->total_q, p->hq),
+                         p->k->data, pa_prefill_span(p, p->k, p->kv_len, p->total_kv, p->hkv),
+                         p->v->data, pa_prefill_span(p, p->v, p->kv_len, p->total_kv, p->hkv),
+                         p->out->data, pa_prefill_span(p, p->out, p->q_len, p->total_q, p->hq),
+                         p->out->stride_batch, p->out->stride_seq, p->out->stride_head, p->lse);
   const pa::launch_status st = pa_prefill_launch(kernel, prm, ctx->stream);
   if (!st.ok)
     return PA_CTX_FAIL(ctx, POSATTN_STATUS_DEVICE_ERROR, "CUDA backend, %s kernel: %s",

@@ -40,19 +40,6 @@ extern "C" posattn_status pa_prefill_choose(const pa_problem *p, int stage_out,
   return POSATTN_STATUS_SUCCESS;
 }
 
-namespace {
-// Elements spanned by a [batch, seq, heads, d] (or packed) tensor: the buffer a kernel may touch.
-size_t span(const pa_problem *p, const posattn_tensor *t, int64_t tokens_per_batch,
-            int64_t total_tokens, int32_t heads) {
-  if (p->varlen) {
-    if (total_tokens == 0) return 0;
-    return size_t((total_tokens - 1) * t->stride_seq + int64_t(heads - 1) * t->stride_head + p->d);
-  }
-  return size_t(int64_t(p->batch - 1) * t->stride_batch + (tokens_per_batch - 1) * t->stride_seq +
-                int64_t(heads - 1) * t->stride_head + p->d);
-}
-}  // namespace
-
 extern "C" posattn_status pa_prefill_emu_forward(posattn_context *ctx, const pa_problem *p,
                                                  void *ws, size_t ws_bytes) {
   PA_CHECK_INTERNAL(ctx, p && p->q && p->k && p->v && p->out);
@@ -78,9 +65,9 @@ extern "C" posattn_status pa_prefill_emu_forward(posattn_context *ctx, const pa_
   try {
     pa_prefill_params prm;
     pa_prefill_params_fill(prm, p, L, sc, w + L.tables_at, p->q->data,
-                           span(p, p->q, p->q_len, p->total_q, p->hq), p->k->data,
-                           span(p, p->k, p->kv_len, p->total_kv, p->hkv), p->v->data,
-                           span(p, p->v, p->kv_len, p->total_kv, p->hkv), w + L.out,
+                           pa_prefill_span(p, p->q, p->q_len, p->total_q, p->hq), p->k->data,
+                           pa_prefill_span(p, p->k, p->kv_len, p->total_kv, p->hkv), p->v->data,
+                           pa_prefill_span(p, p->v, p->kv_len, p->total_kv, p->hkv), w + L.out,
                            rows * size_t(p->d), o_sb, o_ss, o_sh,
                            p->lse ? reinterpret_cast<float *>(w + L.lse) : nullptr);
     st = pa_prefill_launch(kernel, prm, nullptr);

@@ -65,6 +65,18 @@ posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_prefill_lay
 #ifdef __cplusplus
 #include "prefill/params.h"
 
+/* Elements a kernel may touch in t, a [batch, seq, heads, d] (or packed) tensor of p with
+ * tokens_per_batch rows per batch (total_tokens when packed): its largest offset + 1. */
+inline size_t pa_prefill_span(const pa_problem *p, const posattn_tensor *t, int64_t tokens_per_batch,
+                              int64_t total_tokens, int32_t heads) {
+  if (p->varlen) {
+    if (total_tokens == 0) return 0;
+    return size_t((total_tokens - 1) * t->stride_seq + int64_t(heads - 1) * t->stride_head + p->d);
+  }
+  return size_t(int64_t(p->batch - 1) * t->stride_batch + (tokens_per_batch - 1) * t->stride_seq +
+                int64_t(heads - 1) * t->stride_head + p->d);
+}
+
 /* Fills the kernel parameters for p. `tables` is the tables region as the KERNEL sees it (device
  * memory on CUDA; the workspace on EMU); q/k/v/out/lse as the kernel sees them; out strides are
  * the given ones (EMU: the contiguous staging area). Header-inline because gptr differs between
