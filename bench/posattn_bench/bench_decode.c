@@ -2,6 +2,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench_decode.h"
 
+#include "decode.h" /* pa_decode_auto_splits: the library's own split count */
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,15 +35,6 @@ static void fill16(uint16_t *a, size_t n, int dtype, uint64_t *s) {
       a[i] = (uint16_t)(e < 113 ? sign : sign | ((e - 112) << 10) | (m >> 13));
     }
   }
-}
-
-int32_t pb_decode_auto_splits(int batch, int kv_heads, int rows_per_kv_head, int max_len, int sms) {
-  const int64_t blocks = (int64_t)batch * kv_heads * ((rows_per_kv_head + 15) / 16);
-  int64_t s = (2 * (int64_t)sms + blocks - 1) / blocks;
-  const int64_t by_len = ((int64_t)max_len + 255) / 256;
-  if (s > by_len) s = by_len;
-  if (s > 64) s = 64;
-  return (int32_t)(s < 1 ? 1 : s);
 }
 
 int pb_decode_build(pb_decode_problem *p, int batch, int context, int q_heads, int kv_heads,
@@ -91,7 +84,7 @@ int pb_decode_build(pb_decode_problem *p, int batch, int context, int q_heads, i
   p->desc.block_table = p->block_table;
   p->desc.max_pages_per_seq = pages_per_seq;
   p->desc.pe.kind = (posattn_pe_kind)pe;
-  p->auto_splits = pb_decode_auto_splits(batch, kv_heads, q_heads / kv_heads, context, sms);
+  p->auto_splits = pa_decode_auto_splits(batch, kv_heads, q_heads / kv_heads, context, sms);
   p->flops = pb_flops((int64_t)batch * context, q_heads, head_dim);
   p->bytes = 2.0 * (double)batch * context * kv_heads * head_dim * (double)es /* K and V */
              + 2.0 * (double)p->q_bytes                                    /* q, out */

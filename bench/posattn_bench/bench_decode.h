@@ -38,9 +38,6 @@ int pb_decode_build(pb_decode_problem *p, int batch, int context, int q_heads, i
                     int head_dim, int dtype, int pe, int sms, uint64_t seed, char *msg,
                     size_t msg_size);
 void pb_decode_free(pb_decode_problem *p);
-/* The library's automatic split count (pa_decode_choose, kernels/decode/plan.h): two waves of
- * `sms` SMs, at least 256 tokens a split, at most 64. */
-int32_t pb_decode_auto_splits(int batch, int kv_heads, int rows_per_kv_head, int max_len, int sms);
 
 /* Times posattn_decode on a CPU backend; empty = the combine-share run. Returns PB_RUN_* (bench_gpu.h
  * values: 0 ok, 1 not supported, 2 error). */

@@ -25,6 +25,7 @@
 #include "bench_core.h"
 #include "bench_decode.h"
 #include "bench_gpu.h"
+#include "decode.h" /* PA_DECODE_NOMINAL_SMS */
 #include "posattn.h"
 #ifdef PB_HAVE_CUDNN
 #include "bench_cudnn.h"
@@ -829,7 +830,7 @@ static int run_decode(report *r, const options *o, const config *c, const char *
                       double t_start, int *measured, int *failed) {
   pb_decode_problem p;
   char msg[240] = "";
-  const int sms = r->gpu && r->info.sms > 0 ? r->info.sms : 132; /* 132: the CPU backends' nominal */
+  const int sms = r->gpu && r->info.sms > 0 ? r->info.sms : PA_DECODE_NOMINAL_SMS;
   if (pb_decode_build(&p, c->batch, c->kv_len, c->heads, c->heads / c->gqa, c->hd, c->dtype, c->pe,
                       sms, o->seed, msg, sizeof msg) != 0) {
     row *w = add_row(r, c, "posattn");

@@ -13,9 +13,6 @@
 
 namespace {
 
-// SM count that sizes the automatic split count on the CPU backends (H100 SXM has 132 SMs).
-constexpr int kNominalSms = 132;
-
 posattn_status check_ws(posattn_context *ctx, void *ws, size_t ws_bytes, size_t need) {
   if (ws_bytes < need)
     return PA_CTX_FAIL(ctx, POSATTN_STATUS_WORKSPACE_TOO_SMALL,
@@ -25,6 +22,21 @@ posattn_status check_ws(posattn_context *ctx, void *ws, size_t ws_bytes, size_t 
 }
 
 }  // namespace
+
+// Enough blocks for two waves of the device's SMs, but no split shorter than kMinSplitTokens
+// (below that a split is dominated by its fixed costs) and at most kMaxAutoSplits.
+extern "C" int32_t pa_decode_auto_splits(int32_t batch, int32_t kv_heads, int32_t rows_per_kv_head,
+                                         int32_t max_len, int sms) {
+  constexpr int64_t kMinSplitTokens = 256, kMaxAutoSplits = 64;
+  const int64_t row_chunks = (int64_t(rows_per_kv_head) + pa_decode::kRows - 1) / pa_decode::kRows;
+  const int64_t blocks = int64_t(batch) * kv_heads * row_chunks;
+  if (blocks < 1) return 1;
+  int64_t s = (2 * int64_t(sms) + blocks - 1) / blocks;
+  const int64_t by_len = (int64_t(max_len) + kMinSplitTokens - 1) / kMinSplitTokens;
+  if (s > by_len) s = by_len;
+  if (s > kMaxAutoSplits) s = kMaxAutoSplits;
+  return int32_t(s < 1 ? 1 : s);
+}
 
 // FIRE needs no range rule here: its compiled segments are exact for every x >= 0
 // (host/pe_fire.c), so keys far after their query are served like any other.
@@ -47,7 +59,7 @@ extern "C" posattn_status pa_decode_choose(const pa_decode_problem *p, int stage
 extern "C" posattn_status pa_decode_emu_choose(const pa_decode_problem *p, size_t *workspace_bytes,
                                                char *msg, size_t msg_size) {
   int32_t splits;
-  return pa_decode_choose(p, 1, kNominalSms, &splits, workspace_bytes, msg, msg_size);
+  return pa_decode_choose(p, 1, PA_DECODE_NOMINAL_SMS, &splits, workspace_bytes, msg, msg_size);
 }
 
 extern "C" posattn_status pa_decode_emu_run(posattn_context *ctx, const pa_decode_problem *p,
@@ -56,7 +68,7 @@ extern "C" posattn_status pa_decode_emu_run(posattn_context *ctx, const pa_decod
   DecodeLayout L;
   PA_TRY(pa_decode_emu_choose(p, &L.total, ctx->msg, PA_MSG_SIZE));
   PA_TRY(check_ws(ctx, ws, ws_bytes, L.total));
-  PA_TRY(decode_layout(p, 1, kNominalSms, L, ctx->msg, PA_MSG_SIZE));
+  PA_TRY(decode_layout(p, 1, PA_DECODE_NOMINAL_SMS, L, ctx->msg, PA_MSG_SIZE));
   unsigned char *w = static_cast<unsigned char *>(ws);
   pa_prefill_scalars sc;
   PA_TRY(decode_inputs_build(p, L, w + L.inputs, &sc, ctx->msg, PA_MSG_SIZE));

@@ -26,11 +26,6 @@ namespace {
 
 inline size_t align256(size_t n) { return (n + 255) & ~size_t(255); }
 
-// The automatic split count: enough blocks for two waves of the device's SMs, but no split
-// shorter than kMinSplitTokens (below that a split is dominated by its fixed costs).
-constexpr int kMinSplitTokens = 256;
-constexpr int kMaxAutoSplits = 64;
-
 // A prefill-shaped view of a decode/append problem, for the prefill PE tables: heads, head dim,
 // the PE, the largest positions (EXACT tables and DYNAMIC_NTK), no index arrays of its own.
 struct PeView {
@@ -102,14 +97,8 @@ posattn_status decode_layout(const pa_decode_problem *p, int stage_out, int sms,
   L.row_chunks = (p->group * p->n + pa_decode::kRows - 1) / pa_decode::kRows;
   const int64_t max_pages = (int64_t(p->max_len) + p->page_size - 1) / p->page_size;
   int64_t splits = D->num_splits;
-  if (splits == 0) {
-    const int64_t blocks = int64_t(p->batch) * p->hkv * L.row_chunks;
-    splits = (2 * int64_t(sms) + blocks - 1) / blocks;
-    const int64_t by_len = (int64_t(p->max_len) + kMinSplitTokens - 1) / kMinSplitTokens;
-    if (splits > by_len) splits = by_len;
-    if (splits > kMaxAutoSplits) splits = kMaxAutoSplits;
-    if (splits < 1) splits = 1;
-  }
+  if (splits == 0)
+    splits = pa_decode_auto_splits(p->batch, p->hkv, p->group * p->n, p->max_len, sms);
   L.splits = int32_t(splits);
   L.split_pages = int32_t(max_pages == 0 ? 1 : (max_pages + splits - 1) / splits);
 
