@@ -54,6 +54,21 @@ PA_DEVICE void store_any(pa::gptr<unsigned char> base, int dtype, int64_t idx, f
   }
 }
 
+// RoPE, in fp32, on `count` shared-memory rows of width dr, row r at position pos[r]; the block's
+// threads share the (row, pair) work.
+PA_DEVICE void rope_rows(const pa_prefill_params &pe, pa::sptr<float> rows, int count, int dr,
+                         int half, pa::sptr<int32_t> pos, int tid) {
+  for (int e = tid; e < count * half; e += kThreads) {
+    const int r = e / half, pair = e % half;
+    int a, b;
+    pa_pe::rope_pair_features(pe, pair, a, b);
+    const pa::sptr<float> row = rows + r * dr;
+    const float2 v = pa_pe::rope_rotate(row[a], row[b], pa_pe::rope_cos_sin(pe, pair, pos[r]));
+    row[a] = v.x;
+    row[b] = v.y;
+  }
+}
+
 template <class Tc, int DMAX>
 __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params p) {
   constexpr int T = kKeysPerTile<DMAX>;
@@ -98,15 +113,7 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
   }
   __syncthreads();
   if (half > 0) {  // RoPE on q, once per row, in fp32
-    for (int e = tid; e < rows * half; e += kThreads) {
-      const int r = e / half, pair = e % half;
-      int a, bb;
-      pa_pe::rope_pair_features(p.pe, pair, a, bb);
-      const pa::sptr<float> qrow = qs + r * dr;
-      const float2 v = pa_pe::rope_rotate(qrow[a], qrow[bb], pa_pe::rope_cos_sin(p.pe, pair, qpos[r]));
-      qrow[a] = v.x;
-      qrow[bb] = v.y;
-    }
+    rope_rows(p.pe, qs, rows, dr, half, qpos, tid);
     __syncthreads();
   }
 
@@ -141,15 +148,7 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
       kpos[jj] = jj < kn ? (p.kv_pos ? int32_t(p.kv_pos[int64_t(b) * p.capacity + kt + jj]) : kt + jj) : 0;
     __syncthreads();
     if (p.rotate_k && half > 0) {  // un-rotated cache: rotate K at its position, in fp32
-      for (int e = tid; e < kn * half; e += kThreads) {
-        const int jj = e / half, pair = e % half;
-        int a, bb;
-        pa_pe::rope_pair_features(p.pe, pair, a, bb);
-        const pa::sptr<float> krow = ks + jj * dr;
-        const float2 v = pa_pe::rope_rotate(krow[a], krow[bb], pa_pe::rope_cos_sin(p.pe, pair, kpos[jj]));
-        krow[a] = v.x;
-        krow[bb] = v.y;
-      }
+      rope_rows(p.pe, ks, kn, dr, half, kpos, tid);
       __syncthreads();
     }
 
