@@ -470,6 +470,31 @@ static row *add_row(report *r, const config *c, const char *contender) {
   return w;
 }
 
+/* A row's status for a PB_RUN_* result. */
+static const char *run_status(int rc) {
+  return rc == PB_RUN_OK ? "ok" : rc == PB_RUN_SKIP ? "not-supported" : "error";
+}
+
+#ifdef PB_HAVE_CUDA
+/* A GPU baseline's row after its run: the status, the counts, and, when both it and posattn ran
+ * (ours not NULL), the largest |difference| between their n outputs (a NaN sticks). */
+static void baseline_done(row *bw, int rc, const void *ours, const void *theirs, int dtype,
+                          size_t n, int *measured, int *failed) {
+  snprintf(bw->status, sizeof bw->status, "%s", run_status(rc));
+  if (rc == PB_RUN_OK && ours && theirs) {
+    double m = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double e = fabs(load(ours, dtype, i) - load(theirs, dtype, i));
+      if (!(e <= m)) m = e;
+    }
+    bw->has_check = 1;
+    bw->check = m;
+  }
+  *failed += rc == PB_RUN_ERROR;
+  *measured += rc == PB_RUN_OK;
+}
+#endif
+
 static const char *dtype_name(int d) { return posattn_dtype_string((posattn_dtype)d); }
 
 static void config_label(const config *c, char *buf, size_t n) {
@@ -867,7 +892,7 @@ static int run_decode(report *r, const options *o, const config *c, const char *
       rc = pb_cpu_time_decode(be, &p, 0, &o->cpu_t, &w->st, w->msg, sizeof w->msg);
       if (rc == 0 && want_share) rc_empty = pb_cpu_time_decode(be, &p, 1, &o->cpu_t, &empty, msg, sizeof msg);
     }
-    snprintf(w->status, sizeof w->status, "%s", rc == 0 ? "ok" : rc == 1 ? "not-supported" : "error");
+    snprintf(w->status, sizeof w->status, "%s", run_status(rc));
     if (rc == 0 && rc_empty == 0 && w->st.median > 0) {
       w->has_combine = 1;
       w->combine_share = empty.median / w->st.median;
@@ -1090,9 +1115,8 @@ int main(int argc, char **argv) {
         void *o1 = malloc(nout * posattn_dtype_size((posattn_dtype)dt) + 1);
         void *o2 = malloc(nout * posattn_dtype_size((posattn_dtype)dt) + 1);
         int rc = pb_gpu_time_posattn(&b.p, &o.gpu_t, &w->st, o1, w->msg, sizeof w->msg);
-        snprintf(w->status, sizeof w->status, "%s",
-                 rc == PB_RUN_OK ? "ok" : rc == PB_RUN_SKIP ? "not-supported" : "error");
-        const int have_posattn = rc == PB_RUN_OK;
+        snprintf(w->status, sizeof w->status, "%s", run_status(rc));
+        const void *ours = rc == PB_RUN_OK ? o1 : NULL; /* compared with each baseline */
         if (o.cublas) {
           row *bw = add_row(&r, &c, "cublas-unfused");
           if (!bw) return 1;
@@ -1100,19 +1124,7 @@ int main(int argc, char **argv) {
           bw->flops = b.flops;
           bw->bytes = b.bytes;
           rc = pb_gpu_time_cublas(&b.p, &o.gpu_t, &bw->st, o2, bw->msg, sizeof bw->msg);
-          snprintf(bw->status, sizeof bw->status, "%s",
-                   rc == PB_RUN_OK ? "ok" : rc == PB_RUN_SKIP ? "not-supported" : "error");
-          if (rc == PB_RUN_OK && have_posattn && o1 && o2) {
-            double m = 0;
-            for (size_t i = 0; i < nout; ++i) {
-              const double e = fabs(load(o1, dt, i) - load(o2, dt, i));
-              if (!(e <= m)) m = e; /* NaN sticks */
-            }
-            bw->has_check = 1;
-            bw->check = m;
-          }
-          failed += rc == PB_RUN_ERROR;
-          measured += rc == PB_RUN_OK;
+          baseline_done(bw, rc, ours, o2, dt, nout, &measured, &failed);
         }
         if (o.cudnn) {
           row *dw = add_row(&r, &c, "cudnn-sdpa");
@@ -1122,19 +1134,7 @@ int main(int argc, char **argv) {
           dw->bytes = b.bytes;
 #ifdef PB_HAVE_CUDNN
           rc = pb_gpu_time_cudnn(&b.p, &o.gpu_t, &dw->st, o2, dw->msg, sizeof dw->msg);
-          snprintf(dw->status, sizeof dw->status, "%s",
-                   rc == PB_RUN_OK ? "ok" : rc == PB_RUN_SKIP ? "not-supported" : "error");
-          if (rc == PB_RUN_OK && have_posattn && o1 && o2) {
-            double m = 0;
-            for (size_t i = 0; i < nout; ++i) {
-              const double e = fabs(load(o1, dt, i) - load(o2, dt, i));
-              if (!(e <= m)) m = e; /* NaN sticks */
-            }
-            dw->has_check = 1;
-            dw->check = m;
-          }
-          failed += rc == PB_RUN_ERROR;
-          measured += rc == PB_RUN_OK;
+          baseline_done(dw, rc, ours, o2, dt, nout, &measured, &failed);
 #else
           snprintf(dw->status, sizeof dw->status, "not-supported");
           snprintf(dw->msg, sizeof dw->msg, "this build has no cuDNN (CMake found no cudnn.h or "
