@@ -25,6 +25,9 @@ static double rng_normal(rng *r) {
   return (double)(float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
 }
 
+/* r as if n rng_normal draws had been made (each takes two splitmix64 steps) */
+static void rng_skip_normals(rng *r, uint64_t n) { r->s += 2 * n * 0x9E3779B97F4A7C15ull; }
+
 void pa_drift_table_free(pa_drift_table *t) {
   if (t == NULL) return;
   free(t->series);
@@ -383,7 +386,16 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
     for (size_t mi = 0; mi < sizeof methods / sizeof methods[0] && st == POSATTN_STATUS_SUCCESS;
          ++mi) {
       const b_method *me = &methods[mi];
-      if (kernel && me->table != PA_FMT_F32) continue; /* kernels keep their tables in fp32 */
+      /* Every series draws its query rows from where a REF run's would start, whatever a kernel
+       * skips, so that --backend emu|cuda and the emulation see the same rows. */
+      int32_t nlens = 0;
+      for (int32_t len = 1024; len <= lmax; len *= 2) ++nlens;
+      rng g_next = g;
+      rng_skip_normals(&g_next, (uint64_t)nlens * (uint64_t)R * (uint64_t)d);
+      if (kernel && me->table != PA_FMT_F32) { /* kernels keep their tables in fp32 */
+        g = g_next;
+        continue;
+      }
       pa_lp_config cg, cl;
       pa_lp_config_fp64(&cg);
       cg.input = PA_FMT_BF16; /* gold: fp64 on the same bf16 inputs */
@@ -485,6 +497,7 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
         pa_lp_rope_free(&rg);
         pa_lp_rope_free(&rl);
       }
+      g = g_next;
     }
   }
   free(K);
