@@ -3,6 +3,7 @@
 
 #include "drift.h"
 #include "internal.h"
+#include "prefill/dispatch.h"
 
 posattn_status pa_drift_shim_forward(const char *config, const posattn_attention_desc *desc,
                                      const posattn_tensor *q, const posattn_tensor *k,
@@ -34,3 +35,15 @@ posattn_status pa_drift_shim_violation(const char *config, int32_t head_dim, dou
 }
 
 double pa_drift_shim_exact_angle(int64_t p, double w) { return pa_lp_exact_angle(p, w); }
+
+const char *pa_drift_shim_prefill_kernel(const posattn_attention_desc *desc, posattn_dtype in,
+                                         posattn_dtype out, char *msg, size_t msg_size) {
+  pa_problem p;
+  if (pa_validate(msg, msg_size, desc, in, out, NULL, NULL, NULL, NULL, NULL, &p) !=
+      POSATTN_STATUS_SUCCESS)
+    return NULL;
+  pa_prefill_kernel k;
+  size_t ws;
+  if (pa_prefill_choose(&p, 1, &k, &ws, msg, msg_size) != POSATTN_STATUS_SUCCESS) return NULL;
+  return pa_prefill_kernel_name(k);
+}

@@ -34,6 +34,12 @@ posattn_status pa_drift_shim_violation(const char *config, int32_t head_dim, dou
                                        int64_t shift, int32_t n_keys, uint64_t seed, double *rel,
                                        char *msg, size_t msg_size);
 
+/* Name of the prefill kernel the EMU/CUDA chooser picks for desc with these dtypes ("mma",
+ * "simt"), or NULL with the reason in msg when the descriptor is invalid or unsupported. Tests
+ * that model one kernel's rounding skip when another one would run (pruned instance builds). */
+const char *pa_drift_shim_prefill_kernel(const posattn_attention_desc *desc, posattn_dtype in,
+                                         posattn_dtype out, char *msg, size_t msg_size);
+
 /* p*w reduced to [-pi, pi] by the engine's exact angle computation. */
 double pa_drift_shim_exact_angle(int64_t p, double w);
 
