@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "pa_test_check.hpp"
 #include "pa_test_shim.h"
 
 namespace {
@@ -107,26 +108,9 @@ TEST_P(PrefillFireRange, keys_after_queries_match_reference) {
       << posattn_context_last_message(ctx_);
   pat_inputs in;
   ASSERT_EQ(pat_inputs_random(&in, &desc, c.dt, &rng, 1.0), 0);
-  const int64_t rows = pat_q_rows(&desc), n = rows * desc.q_heads * c.d, nl = rows * desc.q_heads;
-  std::vector<double> out(n), lse(nl), gold(n), gold_lse(nl), base(n), base_lse(nl);
-  const pat_run r = pat_forward_checked(ctx_, &desc, &in.tq, &in.tk, &in.tv, c.dt, out.data(), lse.data());
-  ASSERT_EQ(r.status, POSATTN_STATUS_SUCCESS) << r.message;
-  EXPECT_TRUE(r.guards_ok);
-  EXPECT_EQ(r.out_nan, 0);
-  EXPECT_EQ(r.lse_nan, 0);
-  ASSERT_EQ(pat_naive_forward(&desc, &in.tq, &in.tk, &in.tv, (posattn_dtype)0, c.dt, gold.data(),
-                              gold_lse.data()),
-            POSATTN_STATUS_SUCCESS);
-  ASSERT_EQ(pat_naive_forward(&desc, &in.tq, &in.tk, &in.tv, c.dt, c.dt, base.data(), base_lse.data()),
-            POSATTN_STATUS_SUCCESS);
-  const pat_rule_result ro = pat_rule_check(out.data(), base.data(), gold.data(), n, c.dt);
-  EXPECT_TRUE(ro.pass) << "out: max_err " << ro.max_err << " bound " << ro.bound << " (baseline "
-                       << ro.max_base_err << ") nmse " << ro.nmse << " nonfinite " << ro.bad_nonfinite;
-  // LSE at 16-bit resolution, as in the prefill grid (test_prefill_grid.cpp says why).
-  const posattn_dtype lse_res = c.dt == POSATTN_DTYPE_F32 ? POSATTN_DTYPE_F16 : c.dt;
-  const pat_rule_result rl = pat_rule_check(lse.data(), base_lse.data(), gold_lse.data(), nl, lse_res);
-  EXPECT_TRUE(rl.pass) << "lse: max_err " << rl.max_err << " bound " << rl.bound << " (baseline "
-                       << rl.max_base_err << ") nonfinite " << rl.bad_nonfinite;
+  pat_checked r;
+  pat_check_forward(ctx_, nullptr, &desc, &in, c.dt, c.dt, &r);
+  if (!HasFatalFailure()) pat_expect_lse_rule(r, c.dt);
   pat_inputs_free(&in);
 }
 
