@@ -1,0 +1,280 @@
+"""SASS parsing, loop finding and per-iteration counters of posattn-sass (no nvcc needed here).
+
+Input: the text `cuobjdump -sass` prints. A kernel's main loop is the smallest loop (a backward
+branch and its target) that holds the most tensor-core instructions (HMMA/HGMMA): for an attention
+forward kernel that is the loop over KV tiles. Per iteration it reports two counts:
+  body    every instruction between the loop head and its back edge once (inner loops once);
+  path    the instructions of the shortest path from head to back edge that still executes every
+          tensor-core instruction and every global/async load of the body (the steady-state
+          iteration: tiles that need no mask, no softcap, no bias slow path), with each inner loop
+          counted `trips` times over its body (see estimate_trips).
+"""
+import re
+from collections import Counter, defaultdict
+
+_FUNC = re.compile(r"^\s*Function\s*:\s*(\S+)")
+_ARCH = re.compile(r"^\s*\.target\s+(sm_\w+)|code for (sm_\w+)")
+_INSN = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z0-9_.]+)([^;]*);")
+_TARGET = re.compile(r"(?:^|\s|,)(0x[0-9a-f]+)\s*$")
+
+
+class Insn:
+    __slots__ = ("addr", "pred", "op", "args")
+
+    def __init__(self, addr, pred, op, args):
+        self.addr, self.pred, self.op, self.args = addr, pred, op, args
+
+    @property
+    def base(self):
+        return self.op.split(".")[0]
+
+    def branch_target(self):
+        """Target address of a direct branch (BRA), else None."""
+        if self.base != "BRA":
+            return None
+        m = _TARGET.search(self.args.strip())
+        return int(m.group(1), 16) if m else None
+
+    def __repr__(self):
+        return f"{self.addr:#06x} {self.pred or ''}{self.op}{self.args}"
+
+
+def parse(text):
+    """{(arch, function name): [Insn]} from cuobjdump -sass output (one or more cubins)."""
+    funcs, arch, cur = {}, None, None
+    for line in text.splitlines():
+        m = _ARCH.search(line)
+        if m:
+            arch = m.group(1) or m.group(2)
+            continue
+        m = _FUNC.match(line)
+        if m:
+            cur = funcs.setdefault((arch, m.group(1)), [])
+            continue
+        m = _INSN.match(line)
+        if m and cur is not None:
+            pred = (m.group(2) or "").strip()
+            cur.append(Insn(int(m.group(1), 16), pred, m.group(3), m.group(4).strip()))
+    return funcs
+
+
+# ---- instruction classes -------------------------------------------------------------------------
+def _width_bytes(op, default=4):
+    for w in (128, 64, 32, 16, 8):
+        if f".{w}" in op or f".U{w}" in op or f".S{w}" in op:
+            return w // 8
+    return default
+
+
+def ldsm_bytes(op):
+    """Bytes one warp-wide LDSM moves: 8x8 16-bit matrices (128 B each), .2 / .4 of them."""
+    n = 4 if op.endswith(".4") else 2 if op.endswith(".2") else 1
+    return 128 * n
+
+
+def mma_flops(op):
+    """FLOPs of one warp's share of a tensor-core instruction: HMMA.16816 is m16n8k16 (2*16*8*16),
+    HMMA.1688 m16n8k8; HGMMA.64xNxK is a warpgroup (4 warps) instruction of 2*64*N*K."""
+    m = re.match(r"HMMA\.16(8)(8|16)\b", op)
+    if m:
+        return 2 * 16 * 8 * int(m.group(2))
+    m = re.search(r"\.(\d+)x(\d+)x(\d+)", op)
+    if op.startswith("HGMMA") and m:
+        return 2 * int(m.group(1)) * int(m.group(2)) * int(m.group(3)) // 4
+    return 0
+
+
+def hgmma_smem_bytes(x):
+    """Shared-memory bytes one warp's share of an HGMMA reads: B (N x K) always from shared
+    memory, A (64 x K) too when its operand is a descriptor rather than registers (16-bit types)."""
+    m = re.search(r"\.(\d+)x(\d+)x(\d+)", x.op)
+    if not m:
+        return 0
+    mm, nn, kk = (int(g) for g in m.groups())
+    ops = [o.strip() for o in x.args.split(",")]
+    a_in_smem = len(ops) > 1 and ops[1].startswith("gdesc")  # RS form: A is a register
+    return (nn * kk * 2 + (mm * kk * 2 if a_in_smem else 0)) // 4
+
+
+def classify(insn):
+    """The counter an instruction adds to (None for the rest)."""
+    op, base = insn.op, insn.base
+    if base in ("HMMA", "HGMMA", "IMMA", "DMMA"):
+        return base
+    if base == "LDSM":
+        return "LDSM"
+    if base in ("LDS", "STS", "LDG", "STG", "LDGSTS", "LDL", "STL", "SHFL", "BAR", "LDC"):
+        return base
+    if base in ("UTMALDG", "UBLKCP", "UTMAPF"):
+        return "UTMALDG"
+    if base == "MUFU":
+        return "MUFU." + op.split(".")[1] if "." in op else "MUFU"
+    if base in ("BRA", "BRX", "JMP", "CALL", "RET", "EXIT"):
+        return "BRANCH"
+    return None
+
+
+def never(x):
+    """An instruction that never executes (predicated on !PT: padding ptxas leaves in)."""
+    return x.pred == "@!PT"
+
+
+def count(insns, weights=None):
+    """(counters, tensor-core shapes) over insns, optionally weighted per instruction."""
+    c, shapes = Counter(), Counter()
+    for i, x in enumerate(insns):
+        w = 1 if weights is None else weights[i]
+        if w == 0 or never(x) or x.base == "NOP":
+            continue
+        c["total"] += w
+        k = classify(x)
+        if k:
+            c[k] += w
+        if k in ("HMMA", "HGMMA"):
+            shapes[x.op] += w
+            c["mma_flops"] += w * mma_flops(x.op)
+            if k == "HGMMA":
+                c["hgmma_smem_bytes"] += w * hgmma_smem_bytes(x)
+        elif k == "LDSM":
+            c["ldsm_bytes"] += w * ldsm_bytes(x.op)
+        elif k in ("LDS", "STS", "LDGSTS", "LDG"):
+            c[k.lower() + "_bytes"] += w * 32 * _width_bytes(x.op)
+    return c, shapes
+
+
+# ---- control flow ---------------------------------------------------------------------------------
+def loops(insns):
+    """Every backward branch as (head index, latch index)."""
+    index = {x.addr: i for i, x in enumerate(insns)}
+    out = []
+    for i, x in enumerate(insns):
+        t = x.branch_target()
+        if t is not None and t <= x.addr and t in index:
+            out.append((index[t], i))
+    return out
+
+
+def is_tc(x):
+    return x.base in ("HMMA", "HGMMA")
+
+
+def main_loop(insns):
+    """(head, latch) of the smallest loop holding the most tensor-core instructions, or None."""
+    best = None
+    for h, l in loops(insns):
+        n = sum(1 for x in insns[h:l + 1] if is_tc(x))
+        if n == 0:
+            continue
+        key = (n, -(l - h))
+        if best is None or key > best[0]:
+            best = (key, (h, l))
+    return best[1] if best else None
+
+
+def blocks(insns, h, l):
+    """Basic blocks of insns[h..l] as [start, end) index pairs (leaders: head, branch targets,
+    instructions after a branch)."""
+    index = {x.addr: i for i, x in enumerate(insns)}
+    leaders = {h, l + 1}
+    for i in range(h, l + 1):
+        t = insns[i].branch_target()
+        if t is not None or insns[i].base in ("EXIT", "RET", "BRX", "JMP"):
+            leaders.add(i + 1)
+            if t is not None and t in index and h <= index[t] <= l:
+                leaders.add(index[t])
+    ls = sorted(x for x in leaders if h <= x <= l + 1)
+    return [(a, b) for a, b in zip(ls, ls[1:])]
+
+
+def inner_loops(insns, h, l):
+    """Loops strictly inside (h, l) (backward branches other than the main latch), outermost
+    first dropped of duplicates."""
+    return [(a, b) for a, b in loops(insns) if h <= a and b < l and (a, b) != (h, l)]
+
+
+def steady_path(insns, h, l, trips=None):
+    """Weights (per instruction index; 0 off the path) of the steady-state iteration of loop
+    (h, l): the shortest head -> latch path over forward edges that still runs
+      - every block holding a tensor-core instruction,
+      - the tile copies (LDGSTS/UTMALDG): those inside an inner loop (the unrolled body of a copy
+        loop) when there are any, else all of them,
+      - every inner loop that stores to shared memory (a tile transform, e.g. RoPE of K).
+    An inner loop on the path is weighted by trips(counters of its body) (default 1): the caller
+    knows how many times a loop runs per tile, the SASS does not."""
+    bl = blocks(insns, h, l)
+    start_of = {b[0]: k for k, b in enumerate(bl)}
+    index = {x.addr: i for i, x in enumerate(insns)}
+    inner = inner_loops(insns, h, l)
+    in_inner = lambda i: any(a <= i <= b for a, b in inner)
+    copies = [i for i in range(h, l + 1) if insns[i].base in ("LDGSTS", "UTMALDG")]
+    copies = set(i for i in copies if in_inner(i)) or set(copies)
+    sts_loops = [(a, b) for a, b in inner if any(insns[i].base == "STS" and not never(insns[i])
+                                                 for i in range(a, b + 1))]
+    forced = set(copies)
+    for a, b in sts_loops:
+        forced.update(range(a, b + 1))
+    must = sorted({k for k, (a, b) in enumerate(bl)
+                   if any(is_tc(insns[i]) or i in forced for i in range(a, b))})
+    n = len(bl)
+    succ = defaultdict(list)
+    for k, (a, b) in enumerate(bl):
+        last = insns[b - 1]
+        t = last.branch_target()
+        if t is not None and t in index and index[t] in start_of and index[t] > a:
+            succ[k].append(start_of[index[t]])
+        if not (t is not None and last.pred == "") and last.base not in ("EXIT", "RET") and k + 1 < n:
+            succ[k].append(k + 1)
+    cost = [b - a for a, b in bl]
+    waypoints = [0] + [m for m in must if m != 0]
+    if waypoints[-1] != n - 1:
+        waypoints.append(n - 1)
+    chosen = {0}
+    for src, dst in zip(waypoints, waypoints[1:]):
+        dist, prev = {src: cost[src]}, {}
+        for k in range(src, dst + 1):
+            for s in succ[k] if k in dist else ():
+                if s <= dst and dist[k] + cost[s] < dist.get(s, float("inf")):
+                    dist[s], prev[s] = dist[k] + cost[s], k
+        if dst not in dist:  # no forward path between the two: keep the whole span
+            chosen.update(range(src, dst + 1))
+            continue
+        k = dst
+        while k != src:
+            chosen.add(k)
+            k = prev[k]
+        chosen.add(src)
+    w = [0] * len(insns)
+    for k in chosen:
+        for i in range(*bl[k]):
+            w[i] = 1
+    # an inner loop on the path: its own steady path (a transform's common case, not its slow
+    # path), times its trips per tile; loops nested in it are handled by the recursion
+    for a, b in outermost(inner):
+        if w[a]:
+            sub = steady_path(insns, a, b, trips)
+            t = trips(count(insns[a:b + 1])[0]) if trips else 1
+            for i in range(a, b + 1):
+                w[i] = sub[i] * t
+    return w
+
+
+def outermost(spans):
+    """The spans not inside another span of the list."""
+    return [s for s in spans if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in spans)]
+
+
+def analyse(insns, trips=None):
+    """Main loop and its per-warp, per-iteration counters; None when the kernel has no loop."""
+    ml = main_loop(insns)
+    if ml is None:
+        ml = max(loops(insns), key=lambda hl: hl[1] - hl[0], default=None)
+        if ml is None:
+            return None
+    h, l = ml
+    body, shapes = count(insns[h:l + 1])
+    path, _ = count(insns, steady_path(insns, h, l, trips))
+    return {"loop": [insns[h].addr, insns[l].addr], "body": dict(body), "path": dict(path),
+            "shapes": dict(shapes),
+            "inner_loops": [{"at": [insns[a].addr, insns[b].addr], "insns": b - a + 1,
+                             "counters": dict(count(insns[a:b + 1])[0])}
+                            for a, b in inner_loops(insns, h, l)]}
