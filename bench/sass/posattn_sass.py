@@ -1,0 +1,325 @@
+#!/usr/bin/env python3
+"""posattn-sass: a static SASS performance model of posattn's kernels (no GPU needed).
+
+Builds the chosen kernel objects exactly as the library does (the targets of the cuda-check build,
+through its own ninja: objects CI already built are reused), disassembles them with cuobjdump,
+finds each kernel's main loop and its steady-state iteration (bench/sass/sass.py), and turns the
+per-warp counters into predicted ceilings per device (constants and sources: DEVICES below and
+docs/performance-model.md). Prints a table, writes JSON, and compares with a baseline.
+
+  posattn-sass [--build DIR] [--json OUT] [--baseline FILE] [--update-baseline]
+  posattn-sass --sass FILE.sass ...        analyse SASS text (cuobjdump -sass output) directly
+  posattn-sass --anchors                   build CUTLASS's FMHA examples and analyse them (slow)
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sass  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# Per-SM rates and sizes; every number's source is in docs/performance-model.md ("constants").
+# tc: dense tensor FLOP per clock per SM for the instruction family the kernel uses.
+DEVICES = {
+    "H100-SXM": {"arch": "sm_90a", "sms": 132, "ghz": 1.83, "tc": {"HGMMA": 4096, "HMMA": 2048},
+                 "smem_bpc": 128, "issue": 4, "regs": 65536, "smem": 228 * 1024,
+                 "smem_block_max": 227 * 1024, "threads": 2048, "ctas": 32},
+    "H200": {"arch": "sm_90a", "sms": 132, "ghz": 1.83, "tc": {"HGMMA": 4096, "HMMA": 2048},
+             "smem_bpc": 128, "issue": 4, "regs": 65536, "smem": 228 * 1024,
+             "smem_block_max": 227 * 1024, "threads": 2048, "ctas": 32},
+    "A100-SXM": {"arch": "sm_80", "sms": 108, "ghz": 1.41, "tc": {"HMMA": 2048},
+                 "smem_bpc": 128, "issue": 4, "regs": 65536, "smem": 164 * 1024,
+                 "smem_block_max": 163 * 1024, "threads": 2048, "ctas": 32},
+}
+RESERVED_SMEM = 1024  # per CTA, reserved by the driver on sm_80/sm_90
+
+# The main instances (CI guards these): hd128 bf16 per PE kind, plus the decode kernel. Masks
+# (causal, window, documents) are run-time fields of the same instance: the steady-state path is
+# the unmasked tile, the masked tile's extra work is in "body" (see docs/performance-model.md).
+MAIN = ["none", "rope", "alibi", "fire", "t5"]
+OBJ = "CMakeFiles/posattn_cuda_backend.dir/kernels"
+
+
+def prefill_traits(d):
+    """(warps, Br, Bc, stages, dynamic smem bytes) of the tensor-core prefill kernel for head dim
+    d, read from kernels/prefill/mma.cuh (its Traits<D> and Check::kSmemBytes formula)."""
+    src = open(os.path.join(REPO, "kernels/prefill/mma.cuh")).read()
+    m = re.search(r"struct Traits<%d>\s*{[^}]*kWarps = (\d+), kBr = (\d+), kBc = (\d+), "
+                  r"kStages = (\d+)" % d, src)
+    if not m:
+        raise SystemExit(f"posattn-sass: no Traits<{d}> in kernels/prefill/mma.cuh")
+    w, br, bc, st = (int(g) for g in m.groups())
+    return w, br, bc, st, (br + 2 * st * bc) * d * 2
+
+
+def targets():
+    """[(label, object, kernel-name filter, launch info)] of the main instances."""
+    out = []
+    w, br, bc, st, smem = prefill_traits(128)
+    for pe in MAIN:
+        out.append((f"prefill hd128 bf16 {pe}", f"{OBJ}/prefill/instances/mma_hd128_bf16_{pe}.cu.o",
+                    "prefill_mma", {"threads": 32 * w, "smem": smem, "d": 128, "bc": bc,
+                                    "transform": pe in ("rope", "xpos")}))
+    src = open(os.path.join(REPO, "kernels/decode/decode.cu")).read()
+    threads = int(re.search(r"constexpr int kThreads = (\d+);", src).group(1))
+    out.append(("decode hd128 bf16", f"{OBJ}/decode/cuda_decode.cu.o",
+                "decode_splitIN2pa4bf16ELi128E", {"threads": threads, "smem": None}))
+    return out
+
+
+# ---- tools ------------------------------------------------------------------------------------
+def tool(name):
+    """cuobjdump / nvdisasm: on PATH, in the toolkit, or from the PyPI nvidia-cuda-* packages."""
+    found = shutil.which(name) or (os.path.exists(f"/usr/local/cuda/bin/{name}") and
+                                   f"/usr/local/cuda/bin/{name}")
+    if found:
+        return found
+    try:
+        import nvidia  # the namespace package of nvidia-cuda-cuobjdump / -nvdisasm
+        for base in nvidia.__path__:
+            for sub in sorted(os.listdir(base)):
+                p = os.path.join(base, sub, "bin", name)
+                if os.path.exists(p):
+                    return p
+    except ImportError:
+        pass
+    raise SystemExit(f"posattn-sass: no {name}; pip install nvidia-cuda-cuobjdump "
+                     "(scripts/lib.sh ensure_sass_deps installs it)")
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, **kw).stdout
+
+
+def build_objects(build, objs):
+    """Builds the objects through the cuda-check build's own rules (no-op when up to date)."""
+    if not os.path.exists(os.path.join(build, "build.ninja")):
+        run(["cmake", "--preset", "cuda-check", "-S", REPO, "-B", build])
+    subprocess.run(["ninja", "-C", build] + objs, check=True, stdout=subprocess.DEVNULL)
+
+
+def res_usage(obj):
+    """{(arch, function): {REG, STACK, SHARED, LOCAL}} from cuobjdump -res-usage."""
+    out, fn = {}, None
+    arch = None
+    for line in run([tool("cuobjdump"), "-res-usage", obj]).splitlines():
+        m = re.search(r"arch = (sm_\w+)", line)
+        if m:
+            arch = m.group(1)
+        m = re.match(r"\s*Function (\S+):", line)
+        if m:
+            fn = m.group(1)
+            continue
+        if fn and "REG:" in line:
+            out[(arch, fn)] = {k: int(v) for k, v in re.findall(r"(\w+):(\d+)", line)}
+            fn = None
+    return out
+
+
+def functions(obj):
+    """Parsed SASS of every function in obj, with its resource usage attached."""
+    text = run([tool("cuobjdump"), "-sass", obj])
+    funcs = sass.parse(text)
+    usage = res_usage(obj)
+    return funcs, usage
+
+
+# ---- the model --------------------------------------------------------------------------------
+def ctas_per_sm(dev, regs, threads, smem):
+    """Resident CTAs per SM from registers (allocated per warp in units of 256), threads and
+    shared memory (dynamic + static + the driver's reserved 1 KiB)."""
+    warps = (threads + 31) // 32
+    per_warp = ((max(regs, 1) * 32 + 255) // 256) * 256
+    by_regs = dev["regs"] // (per_warp * warps)
+    by_threads = dev["threads"] // threads
+    lim = [by_regs, by_threads, dev["ctas"]]
+    if smem is not None:
+        need = smem + RESERVED_SMEM
+        lim.append(dev["smem"] // need if smem <= dev["smem_block_max"] else 0)
+    return min(lim)
+
+
+def ceilings(dev, c):
+    """Predicted TFLOP/s bounds from one warp's steady-state iteration counters c (all warps of
+    an SM share the SM's tensor, shared-memory and issue rates, so per-warp ratios suffice)."""
+    flops = c.get("mma_flops", 0)
+    if not flops:
+        return None
+    fam = "HGMMA" if c.get("HGMMA") else "HMMA"
+    smem_bytes = sum(c.get(k, 0) for k in ("ldsm_bytes", "lds_bytes", "sts_bytes",
+                                           "ldgsts_bytes", "hgmma_smem_bytes"))
+    clk = {"tensor": flops / dev["tc"][fam],
+           "smem": smem_bytes / dev["smem_bpc"],
+           "issue": c.get("total", 0) / dev["issue"]}
+    tflops = {k: flops / v * dev["ghz"] * 1e9 * dev["sms"] / 1e12 for k, v in clk.items() if v}
+    bound = min(tflops, key=tflops.get)
+    return {"tensor": tflops["tensor"], "smem": tflops.get("smem"), "issue": tflops["issue"],
+            "predicted": tflops[bound], "bound": bound}
+
+
+def summarise(label, arch, fn, insns, usage, launch):
+    a = sass.analyse(insns, trips=transform_trips(launch))
+    u = usage.get((arch, fn), {})
+    c = a["path"] if a else {}
+    stl = sum(1 for x in insns if x.base in ("STL", "LDL") and not sass.never(x))
+    row = {"label": label, "arch": arch, "function": fn, "regs": u.get("REG"),
+           "stack": u.get("STACK", 0), "local_insns": stl, "threads": launch["threads"],
+           "smem": launch["smem"], "sass_insns": len(insns), "main_loop": a}
+    if a:
+        h = c.get("HMMA", 0) + c.get("HGMMA", 0)
+        row["per_mma"] = {"insns": c["total"] / h, "ldsm_bytes": c.get("ldsm_bytes", 0) / h} if h else None
+    row["devices"] = {}
+    for name, dev in DEVICES.items():
+        if dev["arch"] != arch:
+            continue
+        row["devices"][name] = {"ctas_per_sm": ctas_per_sm(dev, u.get("REG", 0), launch["threads"],
+                                                           launch["smem"]),
+                                "ceilings": ceilings(dev, c) if a else None}
+    return row
+
+
+def transform_trips(launch):
+    """Trips per KV tile of an inner loop that writes shared memory in a transforming instance:
+    the K-tile rotation stores Bc x d 16-bit elements per CTA (full rotary dim), i.e.
+    Bc*d/threads per thread, and one trip stores what its body's STS store."""
+    def trips(c):
+        if not launch.get("transform") or not c.get("STS"):
+            return 1
+        return max(1, launch["bc"] * launch["d"] // launch["threads"] // c["STS"])
+    return trips
+
+
+def analyse_targets(build):
+    tg = targets()
+    build_objects(build, sorted({t[1] for t in tg}))
+    rows = []
+    for label, obj, filt, launch in tg:
+        funcs, usage = functions(os.path.join(build, obj))
+        for (arch, fn), insns in sorted(funcs.items()):
+            if filt in fn:
+                rows.append(summarise(label, arch, fn, insns, usage, launch))
+    return rows
+
+
+# ---- output -----------------------------------------------------------------------------------
+def table(rows, out=sys.stdout):
+    hdr = ("kernel", "arch", "regs", "stk", "CTA/SM", "insn/it", "HMMA", "LDSM B", "insn/mma",
+           "B/mma", "device", "tensor", "smem", "issue", "predicted")
+    fmt = "%-26s %-6s %4s %4s %6s %7s %5s %7s %8s %6s %-9s %6s %6s %6s %9s"
+    print(fmt % hdr, file=out)
+    for r in rows:
+        a = r["main_loop"] or {"path": {}}
+        c = a["path"]
+        pm = r.get("per_mma") or {}
+        devs = r["devices"] or {"-": {"ctas_per_sm": "-", "ceilings": None}}
+        for name, d in devs.items():
+            ce = d["ceilings"]
+            f = (lambda k: "%.0f" % ce[k] if ce and ce.get(k) else "-")
+            print(fmt % (r["label"], r["arch"], r["regs"], r["stack"], d["ctas_per_sm"],
+                         c.get("total", "-"), c.get("HMMA", 0) + c.get("HGMMA", 0),
+                         c.get("ldsm_bytes", 0), "%.2f" % pm["insns"] if pm else "-",
+                         "%.0f" % pm["ldsm_bytes"] if pm else "-", name, f("tensor"), f("smem"),
+                         f("issue"), (f("predicted") + " " + ce["bound"][:2]) if ce else "-"),
+                  file=out)
+    print("(per warp per KV tile, steady-state path; TFLOP/s predicted (static): min of the "
+          "tensor, shared-memory and issue ceilings; docs/performance-model.md)", file=out)
+
+
+def key(r):
+    return f'{r["label"]} {r["arch"]}'
+
+
+def compare(rows, baseline, tol=0.03):
+    """Failures against a baseline: a predicted ceiling more than tol below it, a spill (stack
+    frame or local-memory instructions above the baseline), fewer CTAs per SM."""
+    base = {key(r): r for r in baseline["kernels"]}
+    bad = []
+    for r in rows:
+        b = base.get(key(r))
+        if b is None:
+            continue
+        if r["stack"] > b["stack"] or r["local_insns"] > b["local_insns"]:
+            bad.append(f'{key(r)}: stack {b["stack"]} -> {r["stack"]} bytes, local-memory '
+                       f'instructions {b["local_insns"]} -> {r["local_insns"]} (spills?)')
+        for dev, d in r["devices"].items():
+            bd = b["devices"].get(dev)
+            if not bd:
+                continue
+            if d["ctas_per_sm"] < bd["ctas_per_sm"]:
+                bad.append(f'{key(r)} {dev}: CTAs per SM {bd["ctas_per_sm"]} -> {d["ctas_per_sm"]}')
+            if d["ceilings"] and bd["ceilings"]:
+                p, q = d["ceilings"]["predicted"], bd["ceilings"]["predicted"]
+                if p < q * (1 - tol):
+                    bad.append(f'{key(r)} {dev}: predicted {q:.0f} -> {p:.0f} TFLOP/s '
+                               f'({(p / q - 1) * 100:+.1f} %, limit -{tol * 100:.0f} %; '
+                               f'{d["ceilings"]["bound"]}-bound)')
+    missing = sorted(set(base) - {key(r) for r in rows})
+    bad += [f"{k}: in the baseline but not analysed" for k in missing]
+    return bad
+
+
+def strip(rows):
+    """The JSON form: drop the per-function SASS noise that changes without meaning."""
+    for r in rows:
+        if r["main_loop"]:
+            r["main_loop"].pop("loop", None)
+            for il in r["main_loop"]["inner_loops"]:
+                il.pop("at", None)
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="posattn-sass", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build", default=os.path.join(REPO, "build", "cuda-check"),
+                    help="the cuda-check build folder (configured and built as needed)")
+    ap.add_argument("--json", help="write the report here")
+    ap.add_argument("--baseline", help="compare with this report; fail on a regression")
+    ap.add_argument("--update-baseline", action="store_true",
+                    help="write the report to --baseline instead of comparing")
+    ap.add_argument("--sass", nargs="+", help="analyse cuobjdump -sass text files instead")
+    ap.add_argument("--anchors", action="store_true",
+                    help="build CUTLASS's FMHA examples and analyse them (bench/sass/anchors.py)")
+    args = ap.parse_args(argv)
+    if args.anchors:
+        import anchors
+        rows = anchors.analyse()
+    elif args.sass:
+        rows = []
+        for f in args.sass:
+            for (arch, fn), insns in sass.parse(open(f).read()).items():
+                rows.append(summarise(os.path.basename(f), arch, fn, insns, {},
+                                      {"threads": 256, "smem": None}))
+    else:
+        rows = analyse_targets(args.build)
+    rows = strip(rows)
+    table(rows)
+    report = {"tool": "posattn-sass", "kind": "predicted (static)", "devices": DEVICES,
+              "kernels": rows}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1, sort_keys=True)
+    if args.baseline and args.update_baseline:
+        with open(args.baseline, "w") as f:
+            json.dump(report, f, indent=1, sort_keys=True)
+        print(f"baseline written: {args.baseline}")
+    elif args.baseline:
+        bad = compare(rows, json.load(open(args.baseline)))
+        for b in bad:
+            print("REGRESSION: " + b, file=sys.stderr)
+        if bad:
+            print("(a deliberate change: bench/sass/posattn_sass.py --baseline "
+                  "bench/sass/baseline.json --update-baseline, committed with it)", file=sys.stderr)
+            return 1
+        print(f"baseline {args.baseline}: no main instance regressed (limit -3 %, no new spill)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
