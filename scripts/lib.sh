@@ -114,6 +114,18 @@ ensure_build_deps() {
   printf '\n'
 }
 
+# ensure_sass_deps: cuobjdump for posattn-sass (bench/sass), from the PyPI package
+# nvidia-cuda-cuobjdump where the toolkit lacks it (installed only when missing).
+ensure_sass_deps() {
+  if command -v cuobjdump >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/cuobjdump ] ||
+     python3 -m pip show -q nvidia-cuda-cuobjdump >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing Python packages: nvidia-cuda-cuobjdump"
+  python3 -m pip install -q nvidia-cuda-cuobjdump ||
+    python3 -m pip install -q --break-system-packages nvidia-cuda-cuobjdump
+}
+
 # configure_build PRESET [cmake -D options...]: configures $BUILD_ROOT/PRESET from the preset and
 # builds it. Returns the failing status itself (usable where set -e does not apply).
 configure_build() {

@@ -6,7 +6,8 @@
 #      and with pkg-config, by a plain C compiler, and run;
 #   4. posattn-demo (the README's main job) as a smoke test;
 #   5. with nvcc: every kernel compiled for sm_80 and sm_90a with a ptxas spill/local-memory
-#      report, the CUDA-enabled library's exports, and the demo against it (no GPU needed);
+#      report, the CUDA-enabled library's exports, and the demo against it (no GPU needed), and
+#      posattn-sass's static model of the main instances against bench/sass/baseline.json;
 #   6. ASan + UBSan build (asan preset) and the cpu and emu labels under it.
 # Builds that fail stop the script; failing tests mark their stage FAILED and the script goes on,
 # so that one run shows every failure; the exit status is non-zero if any stage failed. Prints
@@ -97,6 +98,13 @@ if command -v nvcc >/dev/null 2>&1; then
     check_exports "$BUILD_ROOT/cuda-check/libposattn.so" ||
       stage_failed "the CUDA-enabled libposattn.so exports other symbols"
     "$BUILD_ROOT/cuda-check/bench/posattn-demo" || stage_failed "a demo check failed"
+    # the static SASS model of the main instances (objects of the build above) against the
+    # committed baseline: a predicted ceiling down > 3 %, a new spill or fewer CTAs per SM fails
+    stage "posattn-sass (static SASS model vs baseline)"
+    ensure_sass_deps
+    python3 "$REPO/bench/sass/posattn_sass.py" --build "$BUILD_ROOT/cuda-check" \
+      --json "$BUILD_ROOT/logs/posattn-sass.json" --baseline "$REPO/bench/sass/baseline.json" ||
+      stage_failed "a main instance's predicted ceiling dropped or it spills (see above)"
   fi
 else
   echo "no nvcc on this machine: CUDA build skipped"

@@ -65,6 +65,7 @@ def targets():
     for pe in MAIN:
         out.append((f"prefill hd128 bf16 {pe}", f"{OBJ}/prefill/instances/mma_hd128_bf16_{pe}.cu.o",
                     "prefill_mma", {"threads": 32 * w, "smem": smem, "d": 128, "bc": bc,
+                                    "tile_flops": 4 * br * bc * 128 // w,
                                     "transform": pe in ("rope", "xpos")}))
     src = open(os.path.join(REPO, "kernels/decode/decode.cu")).read()
     threads = int(re.search(r"constexpr int kThreads = (\d+);", src).group(1))
@@ -163,8 +164,8 @@ def ceilings(dev, c):
             "predicted": tflops[bound], "bound": bound}
 
 
-def summarise(label, arch, fn, insns, usage, launch):
-    a = sass.analyse(insns, trips=transform_trips(launch))
+def summarise(label, arch, fn, insns, usage, launch, tile_flops=None):
+    a = sass.analyse(insns, trips=transform_trips(launch), tile_flops=tile_flops)
     u = usage.get((arch, fn), {})
     c = a["path"] if a else {}
     stl = sum(1 for x in insns if x.base in ("STL", "LDL") and not sass.never(x))
@@ -203,7 +204,8 @@ def analyse_targets(build):
         funcs, usage = functions(os.path.join(build, obj))
         for (arch, fn), insns in sorted(funcs.items()):
             if filt in fn:
-                rows.append(summarise(label, arch, fn, insns, usage, launch))
+                rows.append(summarise(label, arch, fn, insns, usage, launch,
+                                      tile_flops=launch.get("tile_flops")))
     return rows
 
 
@@ -211,7 +213,7 @@ def analyse_targets(build):
 def table(rows, out=sys.stdout):
     hdr = ("kernel", "arch", "regs", "stk", "CTA/SM", "insn/it", "HMMA", "LDSM B", "insn/mma",
            "B/mma", "device", "tensor", "smem", "issue", "predicted")
-    fmt = "%-26s %-6s %4s %4s %6s %7s %5s %7s %8s %6s %-9s %6s %6s %6s %9s"
+    fmt = "%-30s %-6s %4s %4s %6s %7s %5s %7s %8s %6s %-9s %6s %6s %6s %9s"
     print(fmt % hdr, file=out)
     for r in rows:
         a = r["main_loop"] or {"path": {}}
@@ -222,8 +224,8 @@ def table(rows, out=sys.stdout):
             ce = d["ceilings"]
             f = (lambda k: "%.0f" % ce[k] if ce and ce.get(k) else "-")
             print(fmt % (r["label"], r["arch"], r["regs"], r["stack"], d["ctas_per_sm"],
-                         c.get("total", "-"), c.get("HMMA", 0) + c.get("HGMMA", 0),
-                         c.get("ldsm_bytes", 0), "%.2f" % pm["insns"] if pm else "-",
+                         "%.0f" % c["total"] if c else "-", "%.0f" % (c.get("HMMA", 0) + c.get("HGMMA", 0)),
+                         "%.0f" % c.get("ldsm_bytes", 0), "%.2f" % pm["insns"] if pm else "-",
                          "%.0f" % pm["ldsm_bytes"] if pm else "-", name, f("tensor"), f("smem"),
                          f("issue"), (f("predicted") + " " + ce["bound"][:2]) if ce else "-"),
                   file=out)

@@ -263,8 +263,11 @@ def outermost(spans):
     return [s for s in spans if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in spans)]
 
 
-def analyse(insns, trips=None):
-    """Main loop and its per-warp, per-iteration counters; None when the kernel has no loop."""
+def analyse(insns, trips=None, tile_flops=None):
+    """Main loop and its per-warp, per-iteration counters; None when the kernel has no loop.
+    tile_flops (one warp's tensor-core FLOPs per iteration, when known): inner loops holding
+    tensor-core instructions (a GEMM's k-loop that is not unrolled) are weighted so that the
+    iteration does exactly that work."""
     ml = main_loop(insns)
     if ml is None:
         ml = max(loops(insns), key=lambda hl: hl[1] - hl[0], default=None)
@@ -272,7 +275,16 @@ def analyse(insns, trips=None):
             return None
     h, l = ml
     body, shapes = count(insns[h:l + 1])
-    path, _ = count(insns, steady_path(insns, h, l, trips))
+    w = steady_path(insns, h, l, trips)
+    tc_loops = [(a, b) for a, b in outermost(inner_loops(insns, h, l))
+                if w[a] and any(is_tc(x) for x in insns[a:b + 1])]
+    if tile_flops and tc_loops:
+        inside = set(i for a, b in tc_loops for i in range(a, b + 1))
+        f_in = count(insns, [w[i] if i in inside else 0 for i in range(len(insns))])[0]["mma_flops"]
+        f_out = count(insns, [0 if i in inside else w[i] for i in range(len(insns))])[0]["mma_flops"]
+        t = max(tile_flops - f_out, 0) / f_in
+        w = [w[i] * t if i in inside else w[i] for i in range(len(insns))]
+    path, _ = count(insns, w)
     return {"loop": [insns[h].addr, insns[l].addr], "body": dict(body), "path": dict(path),
             "shapes": dict(shapes),
             "inner_loops": [{"at": [insns[a].addr, insns[b].addr], "insns": b - a + 1,

@@ -1,0 +1,96 @@
+"""Anchors of posattn-sass: CUTLASS's attention forward kernels, compiled here from the PyPI
+nvidia-cutlass package's sources and analysed like posattn's own (posattn-sass --anchors).
+Slow (minutes of nvcc), so not in CI; its output is committed as bench/sass/anchors.json.
+
+  ex41: examples/41_fused_multi_head_attention, the sm80 mma.sync FMHA (bench/sass/anchors/
+        ex41_fwd.cu instantiates it for bf16 hd128 (32 x 128 tiles) and hd64 (64 x 64)), built
+        for sm_80 and sm_90a;
+  ex88: examples/88_hopper_fmha (warp-specialised, TMA + HGMMA; f16, its own tile choices),
+        built for sm_90a when POSATTN_SASS_EX88=1 (the whole example: ~10+ min of nvcc).
+"""
+import os
+import re
+import subprocess
+
+import posattn_sass as ps
+import sass
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(ps.REPO, "build", "sass-anchors")
+
+
+def cutlass_source():
+    try:
+        import cutlass_library
+    except ImportError:
+        raise SystemExit("posattn-sass --anchors: pip install nvidia-cutlass (CUTLASS sources)")
+    return os.path.join(os.path.dirname(cutlass_library.__file__), "source")
+
+
+def nvcc(src, obj, archs, incs, extra=()):
+    if os.path.exists(obj) and os.path.getmtime(obj) > os.path.getmtime(src):
+        return obj
+    cmd = ["nvcc", "-std=c++17", "-O3", "--use_fast_math", "--expt-relaxed-constexpr"]
+    for a in archs:
+        cmd += ["-gencode", f"arch=compute_{a[3:]},code={a}"]
+    cmd += [f"-I{i}" for i in incs] + list(extra) + ["-c", src, "-o", obj]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return obj
+
+
+def max_threads(obj):
+    """{function: threads} from the cubins' EIATTR_MAX_THREADS (the kernels' launch bounds)."""
+    out, fn, want = {}, None, False
+    for line in ps.run([ps.tool("cuobjdump"), "-elf", obj]).splitlines():
+        m = re.search(r"\.nv\.info\.(\S+)", line)
+        if m:
+            fn = m.group(1)
+        if "EIATTR_MAX_THREADS" in line:
+            want = True
+        m = re.search(r"Value:\s+0x([0-9a-f]+) 0x([0-9a-f]+) 0x([0-9a-f]+)", line)
+        if m and want and fn:
+            out[fn] = int(m.group(1), 16) * int(m.group(2), 16) * int(m.group(3), 16)
+            want = False
+    return out
+
+
+def ex41_shape(fn):
+    """(queries, keys, head dim) of an example-41 instance from its mangled name."""
+    m = re.search(r"Sm80ELb1ELi(\d+)ELi(\d+)ELi(\d+)E", fn)
+    return tuple(int(g) for g in m.groups()) if m else None
+
+
+def analyse():
+    src = cutlass_source()
+    os.makedirs(OUT, exist_ok=True)
+    ex41 = nvcc(os.path.join(HERE, "anchors", "ex41_fwd.cu"), os.path.join(OUT, "ex41.o"),
+                ["sm_80", "sm_90a"], [f"{src}/include", f"{src}/examples/41_fused_multi_head_attention",
+                                      f"{src}/tools/util/include"])
+    objs = [("CUTLASS ex41", ex41)]
+    if os.environ.get("POSATTN_SASS_EX88") == "1":
+        ex88 = f"{src}/examples/88_hopper_fmha/88_hopper_fmha.cu"
+        objs.append(("CUTLASS ex88", nvcc(ex88, os.path.join(OUT, "ex88.o"), ["sm_90a"],
+                                          [f"{src}/include", f"{src}/tools/util/include",
+                                           f"{src}/examples/common", os.path.dirname(ex88)])))
+    rows = []
+    for name, obj in objs:
+        funcs, usage = ps.functions(obj)
+        threads = max_threads(obj)
+        for (arch, fn), insns in sorted(funcs.items()):
+            shape = ex41_shape(fn) if name.endswith("41") else None
+            if name.endswith("41") and not shape:
+                continue
+            if name.endswith("88") and ("Fwd" not in fn and "fwd" not in fn.lower()):
+                continue
+            t = threads.get(fn, 128)
+            launch = {"threads": t, "smem": None}
+            tile = None
+            if shape:
+                q, k, d = shape
+                tile = 4 * q * k * d / (t // 32)  # QK^T and PV of one KV tile, per warp
+                label = f"{name} hd{d} bf16 {q}x{k}"
+            else:
+                label = f"{name} " + fn[:40]
+            row = ps.summarise(label, arch, fn, insns, usage, launch, tile_flops=tile)
+            rows.append(row)
+    return rows
