@@ -1,0 +1,147 @@
+"""Tests of posattn-sass (bench/sass): the parser, the loop finder and the counters on a kernel
+written for the purpose (known_loop.cu: 3 ldmatrix.x4, 6 mma.sync, 1 barrier per iteration),
+the steady-state path on a synthetic listing, and the model's arithmetic. No GPU needed; the
+rebuild test needs nvcc and cuobjdump and skips without them."""
+import copy
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+import posattn_sass as ps  # noqa: E402
+import sass  # noqa: E402
+
+KNOWN = {"HMMA": 6, "LDSM": 3, "ldsm_bytes": 3 * 512, "BAR": 1, "mma_flops": 6 * 2 * 16 * 8 * 16}
+
+# A loop (0x100 .. 0x1a0) with a cold block (0x130 .. 0x150, no tensor-core work, skipped by the
+# steady path), an inner copy loop (0x160 .. 0x170) and two HMMAs; hand-written in cuobjdump's
+# format (the parser reads only address, predicate, opcode, operands).
+SYNTH = """
+\tcode for sm_90a
+\t\tFunction : synth
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0100*/                   HMMA.16816.F32.BF16 R4, R8, R12, R4 ;
+        /*0110*/                   LDSM.16.M88.4 R8, [R2] ;
+        /*0120*/               @P0 BRA 0x160 ;
+        /*0130*/                   FMUL R5, R5, R6 ;
+        /*0140*/                   FMUL R5, R5, R6 ;
+        /*0150*/                   FMUL R5, R5, R6 ;
+        /*0160*/                   LDGSTS.E.BYPASS.128 [R3], desc[UR4][R6.64] ;
+        /*0170*/              @!P1 BRA 0x160 ;
+        /*0180*/              @!PT LDS RZ, [RZ] ;
+        /*0190*/                   HMMA.16816.F32.BF16 R4, R8, R12, R4 ;
+        /*01a0*/              @!P2 BRA 0x100 ;
+        /*01b0*/                   EXIT ;
+"""
+
+
+def known():
+    with open(os.path.join(HERE, "known_loop_sm80.sass")) as f:
+        return sass.parse(f.read())
+
+
+class Parser(unittest.TestCase):
+    def test_snippet_functions_and_branches(self):
+        funcs = known()
+        self.assertEqual(list(funcs), [("sm_80", "_Z10known_loopPfi")])
+        insns = funcs[("sm_80", "_Z10known_loopPfi")]
+        self.assertGreater(len(insns), 20)
+        back = [x for x in insns if x.branch_target() is not None and x.branch_target() <= x.addr]
+        self.assertGreaterEqual(len(back), 1)  # the it-loop (and the fill loop)
+
+    def test_instruction_fields(self):
+        x = sass.parse(SYNTH)[("sm_90a", "synth")][3]
+        self.assertEqual((x.addr, x.pred, x.op, x.branch_target()), (0x120, "@P0", "BRA", 0x160))
+        self.assertEqual(sass.ldsm_bytes("LDSM.16.M88.4"), 512)
+        self.assertEqual(sass.ldsm_bytes("LDSM.16.MT88.2"), 256)
+        self.assertEqual(sass.mma_flops("HMMA.16816.F32.BF16"), 4096)
+        self.assertEqual(sass.mma_flops("HMMA.1688.F32.TF32"), 2048)
+        self.assertEqual(sass.mma_flops("HGMMA.64x128x16.F32.BF16"), 2 * 64 * 128 * 16 // 4)
+
+
+class KnownLoop(unittest.TestCase):
+    def check(self, funcs):
+        r = sass.analyse(funcs[("sm_80", "_Z10known_loopPfi")])
+        for k, v in KNOWN.items():
+            self.assertEqual(r["path"].get(k), v, k)
+            self.assertEqual(r["body"].get(k), v, k)
+        self.assertEqual(r["shapes"], {"HMMA.16816.F32.BF16": 6})
+
+    def test_committed_sass(self):
+        self.check(known())
+
+    @unittest.skipUnless(shutil.which("nvcc") or os.path.exists("/usr/local/cuda/bin/nvcc"),
+                         "no nvcc")
+    def test_rebuilt_with_nvcc(self):
+        nvcc = shutil.which("nvcc") or "/usr/local/cuda/bin/nvcc"
+        try:
+            cuobjdump = ps.tool("cuobjdump")
+        except SystemExit:
+            self.skipTest("no cuobjdump")
+        with tempfile.TemporaryDirectory() as d:
+            obj = os.path.join(d, "k.o")
+            subprocess.run([nvcc, "-O3", "-arch=sm_80", "-c", os.path.join(HERE, "known_loop.cu"),
+                            "-o", obj], check=True)
+            text = subprocess.run([cuobjdump, "-sass", obj], check=True, capture_output=True,
+                                  text=True).stdout
+        self.check(sass.parse(text))
+
+
+class SteadyPath(unittest.TestCase):
+    def test_cold_block_skipped_inner_loop_weighted(self):
+        insns = sass.parse(SYNTH)[("sm_90a", "synth")]
+        self.assertEqual(sass.main_loop(insns), (1, 11))
+        r = sass.analyse(insns)
+        self.assertEqual(r["body"]["total"], 10)  # 11 instructions minus the @!PT padding
+        # head block (3), copy loop (2), tail (2 without the padding): the FMULs are off the path
+        self.assertEqual(r["path"]["total"], 7)
+        self.assertEqual(r["path"]["LDGSTS"], 1)
+        r3 = sass.analyse(insns, trips=lambda c: 3)
+        self.assertEqual(r3["path"]["LDGSTS"], 3)
+        self.assertEqual(r3["path"]["total"], 3 + 2 * 3 + 2)
+
+
+class Model(unittest.TestCase):
+    def test_ceilings(self):
+        dev = ps.DEVICES["H100-SXM"]
+        c = {"mma_flops": 128 * 4096, "HMMA": 128, "total": 1024, "ldsm_bytes": 36864,
+             "ldgsts_bytes": 4096}
+        ce = ps.ceilings(dev, c)
+        hz = dev["ghz"] * 1e9 * dev["sms"] / 1e12
+        self.assertAlmostEqual(ce["tensor"], 2048 * hz)
+        self.assertAlmostEqual(ce["smem"], 128 * 4096 / ((36864 + 4096) / 128) * hz)
+        self.assertAlmostEqual(ce["issue"], 128 * 4096 / (1024 / 4) * hz)
+        self.assertEqual(ce["bound"], "smem")
+        self.assertEqual(ce["predicted"], ce["smem"])
+
+    def test_ctas_per_sm(self):
+        h100, a100 = ps.DEVICES["H100-SXM"], ps.DEVICES["A100-SXM"]
+        self.assertEqual(ps.ctas_per_sm(h100, 209, 256, 96 * 1024), 1)  # registers
+        self.assertEqual(ps.ctas_per_sm(h100, 128, 256, 96 * 1024), 2)  # registers and smem
+        self.assertEqual(ps.ctas_per_sm(a100, 128, 256, 96 * 1024), 1)  # smem (164 KiB)
+        self.assertEqual(ps.ctas_per_sm(h100, 32, 128, None), 16)       # threads
+
+    def test_compare_flags_regressions(self):
+        row = {"label": "k", "arch": "sm_90a", "stack": 0, "local_insns": 0,
+               "devices": {"H100-SXM": {"ctas_per_sm": 1,
+                                        "ceilings": {"predicted": 100.0, "bound": "smem"}}}}
+        base = {"kernels": [copy.deepcopy(row)]}
+        self.assertEqual(ps.compare([row], base), [])
+        worse = copy.deepcopy(row)
+        worse["devices"]["H100-SXM"]["ceilings"]["predicted"] = 96.9
+        self.assertEqual(len(ps.compare([worse], base)), 1)
+        ok = copy.deepcopy(row)
+        ok["devices"]["H100-SXM"]["ceilings"]["predicted"] = 97.1
+        self.assertEqual(ps.compare([ok], base), [])
+        spill = copy.deepcopy(row)
+        spill["stack"] = 16
+        self.assertIn("spills", ps.compare([spill], base)[0])
+        self.assertIn("not analysed", ps.compare([], base)[0])
+
+
+if __name__ == "__main__":
+    unittest.main()
