@@ -5,7 +5,7 @@
  *                 [--hd 64,128] [--seq 1024,512:4096] [--batch auto|1,2] [--tokens N]
  *                 [--heads 16] [--gqa 1,8] [--window N] [--docs N] [--anchors N]
  *                 [--baselines cublas,cudnn|none] [--max-time S] [--min-samples N] [--spread F]
- *                 [--json F] [--csv F] [--plot F.png] [--list] [--seed N]
+ *                 [--json F] [--csv F] [--plot F.png] [--list] [--seed N] [--predicted F]
  *
  * Each list option replaces one axis of the default grid (a filter). Every contender of a
  * configuration is timed the same way and counted by the same rule (bench_core.h): FLOPs =
@@ -65,7 +65,7 @@ typedef struct options {
   int backends[4], nbackends;
   int cublas, cudnn;
   pb_time_opts gpu_t, cpu_t;
-  const char *json, *csv, *plot;
+  const char *json, *csv, *plot, *predicted;
   int list, quick, backend_given;
   uint64_t seed;
 } options;
@@ -83,6 +83,14 @@ typedef struct row {
   double combine_share; /* decode: upper bound of the combine step's share (bench_decode.h) */
 } row;
 
+/* One prediction of posattn-sass (bench/sass, --tsv): the static model's ceiling of the prefill
+ * instance (op, pe, dtype, hd) on a device; shown beside the measured rate, labelled. */
+typedef struct prediction {
+  char op[16], pe[16], dtype[8], device[32];
+  int hd;
+  double tflops;
+} prediction;
+
 typedef struct report {
   row *rows;
   int n, cap;
@@ -91,6 +99,8 @@ typedef struct report {
   int has_ceilings;
   double copy_gbps, gemm_tflops;
   long cudnn_version; /* 0: not built with cuDNN or no GPU */
+  prediction pred[128];
+  int npred;
   char cpu[256], os[256], date[32], commit[64];
 } report;
 
@@ -185,7 +195,9 @@ static void usage(FILE *f) {
           "  --baselines L   list of cublas,cudnn (GPU default: both) or none\n"
           "  timing: --max-time S per contender (GPU 1, CPU 2), --min-samples N (GPU 10, CPU 3),\n"
           "          --spread F target relative spread (default 0.01)\n"
-          "  output: --json F, --csv F, --plot F.png (gnuplot), --list (configurations only)\n");
+          "  output: --json F, --csv F, --plot F.png (gnuplot), --list (configurations only)\n"
+          "  --predicted F   posattn-sass --tsv output: GPU rows show the static model's ceiling\n"
+          "                  beside the measurement, labelled 'predicted (static)'\n");
 }
 
 /* ---- problem construction ------------------------------------------------------------------- */
@@ -503,6 +515,43 @@ static void config_label(const config *c, char *buf, size_t n) {
            c->kv_len, c->batch, c->heads, c->heads / c->gqa);
 }
 
+/* Reads posattn-sass's TSV (op pe dtype hd device tflops per line). 0 or -1 with a message. */
+static int load_predictions(report *r, const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) {
+    fprintf(stderr, "posattn-bench: --predicted: cannot open '%s'\n", path);
+    return -1;
+  }
+  prediction p;
+  int n;
+  while ((n = fscanf(f, "%15s %15s %7s %d %31s %lf", p.op, p.pe, p.dtype, &p.hd, p.device,
+                     &p.tflops)) == 6 && r->npred < (int)(sizeof r->pred / sizeof r->pred[0]))
+    r->pred[r->npred++] = p;
+  fclose(f);
+  if (n != EOF && n != 6) {
+    fprintf(stderr, "posattn-bench: --predicted: '%s' line %d is not 'op pe dtype hd device "
+            "tflops' (posattn-sass --tsv writes it)\n", path, r->npred + 1);
+    return -1;
+  }
+  return 0;
+}
+
+/* The static prediction for a posattn row on this GPU (device "H100-SXM" matches a name
+ * holding "H100"), or NULL. */
+static const prediction *prediction_for(const report *r, const row *w) {
+  if (!r->gpu || strcmp(w->contender, "posattn") != 0) return NULL;
+  for (int i = 0; i < r->npred; ++i) {
+    const prediction *p = &r->pred[i];
+    char dev[32];
+    snprintf(dev, sizeof dev, "%s", p->device);
+    dev[strcspn(dev, "-")] = 0;
+    if (!strcmp(p->op, OP_NAMES[w->c.op]) && !strcmp(p->pe, PE_NAMES[w->c.pe]) &&
+        !strcmp(p->dtype, dtype_name(w->c.dtype)) && p->hd == w->c.hd && strstr(r->info.name, dev))
+      return p;
+  }
+  return NULL;
+}
+
 static double tflops(const row *w) { return w->st.median > 0 ? w->flops / (w->st.median * 1e9) : 0; }
 static double gbps(const row *w) { return w->st.median > 0 ? w->bytes / (w->st.median * 1e6) : 0; }
 
@@ -533,6 +582,8 @@ static void print_table(const report *r) {
     if (!w->st.converged) printf(" spread above target (time bound)");
     if (w->has_check) printf(" max|diff vs posattn-cuda|=%.3g", w->check);
     if (w->has_combine) printf(" combine<=%.1f%%", 100 * w->combine_share);
+    const prediction *pr = prediction_for(r, w);
+    if (pr) printf(" predicted (static) %.0f TFLOP/s [%s]", pr->tflops, pr->device);
     printf("\n");
   }
 }
@@ -640,6 +691,11 @@ static int write_json(const report *r, const options *o, const char *path) {
         json_num(f, tflops(w) / r->gemm_tflops);
         fprintf(f, ", \"frac_copy_ceiling\": ");
         json_num(f, gbps(w) / r->copy_gbps);
+      }
+      const prediction *pr = prediction_for(r, w);
+      if (pr) {
+        fprintf(f, ", \"predicted_static_tflops\": ");
+        json_num(f, pr->tflops);
       }
       if (w->has_check) {
         fprintf(f, ", \"max_abs_diff_vs_posattn_cuda\": ");
@@ -963,6 +1019,7 @@ int main(int argc, char **argv) {
       rc = parse_int(a, v, 0, &s);
       o.seed = (uint64_t)s;
     } else if (!strcmp(a, "--json")) o.json = v;
+    else if (!strcmp(a, "--predicted")) o.predicted = v;
     else if (!strcmp(a, "--csv")) o.csv = v;
     else if (!strcmp(a, "--plot")) o.plot = v;
     else if (!strcmp(a, "--baselines")) {
@@ -993,6 +1050,7 @@ int main(int argc, char **argv) {
   report r;
   memset(&r, 0, sizeof r);
   host_facts(&r);
+  if (o.predicted && load_predictions(&r, o.predicted) != 0) return 2;
   char why[512] = "";
 #ifdef PB_HAVE_CUDA
   r.gpu = pb_gpu_probe(&r.info, why, sizeof why);

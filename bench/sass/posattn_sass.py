@@ -276,12 +276,24 @@ def strip(rows):
     return rows
 
 
+def write_tsv(rows, path):
+    """op pe dtype hd device tflops per line: what posattn-bench --predicted reads."""
+    with open(path, "w") as f:
+        for r in rows:
+            m = re.match(r"prefill hd(\d+) (\w+) (\w+)$", r["label"])
+            for dev, d in r["devices"].items():
+                if m and d["ceilings"]:
+                    f.write(f'prefill {m.group(3)} {m.group(2)} {m.group(1)} {dev} '
+                            f'{d["ceilings"]["predicted"]:.1f}\n')
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="posattn-sass", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=os.path.join(REPO, "build", "cuda-check"),
                     help="the cuda-check build folder (configured and built as needed)")
     ap.add_argument("--json", help="write the report here")
+    ap.add_argument("--tsv", help="write the prefill predictions for posattn-bench --predicted")
     ap.add_argument("--baseline", help="compare with this report; fail on a regression")
     ap.add_argument("--update-baseline", action="store_true",
                     help="write the report to --baseline instead of comparing")
@@ -307,6 +319,8 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1, sort_keys=True)
+    if args.tsv:
+        write_tsv(rows, args.tsv)
     if args.baseline and args.update_baseline:
         with open(args.baseline, "w") as f:
             json.dump(report, f, indent=1, sort_keys=True)
