@@ -192,7 +192,38 @@ def inner_loops(insns, h, l):
     return [(a, b) for a, b in loops(insns) if h <= a and b < l and (a, b) != (h, l)]
 
 
-def steady_path(insns, h, l, trips=None):
+FP_MATH = ("FADD", "FFMA", "FMUL", "MUFU")
+
+
+def hot_regions(insns, h, l, in_inner):
+    """Instructions of the loop that the steady path must run although a forward branch can skip
+    them: a region skipped by a conditional branch (an `if` without `else`) that does float
+    arithmetic and calls nothing. In posattn's kernels that is the position-dependent bias
+    (ALiBi, FIRE, T5, KERPLE) behind its per-element `key < Lk` test; the regions it leaves out
+    are the mask (integer tests only), the softcap (a division with a slow-path CALL) and
+    if/else arms (the shortest arm is kept)."""
+    index = {x.addr: i for i, x in enumerate(insns)}
+    hot = set()
+    for i in range(h, l):
+        x = insns[i]
+        t = x.branch_target()
+        if t is None or x.pred in ("", "@PT") or in_inner(i) or t not in index:
+            continue
+        j = index[t]
+        if not (i < j <= l):
+            continue
+        region = insns[i + 1:j]
+        tail = region[-1] if region else None
+        is_else = tail is not None and tail.base == "BRA" and tail.pred == "" and \
+            (tail.branch_target() or 0) > t
+        if is_else or any(y.base in ("CALL", "FCHK") for y in region):
+            continue
+        if any(y.base in FP_MATH for y in region):
+            hot.update(range(i + 1, j))
+    return hot
+
+
+def steady_path(insns, h, l, trips=None, top=True):
     """Weights (per instruction index; 0 off the path) of the steady-state iteration of loop
     (h, l): the shortest head -> latch path over forward edges that still runs
       - every block holding a tensor-core instruction,
@@ -210,7 +241,7 @@ def steady_path(insns, h, l, trips=None):
     copies = set(i for i in copies if in_inner(i)) or set(copies)
     sts_loops = [(a, b) for a, b in inner if any(insns[i].base == "STS" and not never(insns[i])
                                                  for i in range(a, b + 1))]
-    forced = set(copies)
+    forced = set(copies) | (hot_regions(insns, h, l, in_inner) if top else set())
     for a, b in sts_loops:
         forced.update(range(a, b + 1))
     must = sorted({k for k, (a, b) in enumerate(bl)
@@ -251,7 +282,7 @@ def steady_path(insns, h, l, trips=None):
     # path), times its trips per tile; loops nested in it are handled by the recursion
     for a, b in outermost(inner):
         if w[a]:
-            sub = steady_path(insns, a, b, trips)
+            sub = steady_path(insns, a, b, trips, top=False)
             t = trips(count(insns[a:b + 1])[0]) if trips else 1
             for i in range(a, b + 1):
                 w[i] = sub[i] * t

@@ -17,9 +17,9 @@ import sass  # noqa: E402
 
 KNOWN = {"HMMA": 6, "LDSM": 3, "ldsm_bytes": 3 * 512, "BAR": 1, "mma_flops": 6 * 2 * 16 * 8 * 16}
 
-# A loop (0x100 .. 0x1a0) with a cold block (0x130 .. 0x150, no tensor-core work, skipped by the
-# steady path), an inner copy loop (0x160 .. 0x170) and two HMMAs; hand-written in cuobjdump's
-# format (the parser reads only address, predicate, opcode, operands).
+# A loop (0x100 .. 0x1f0) hand-written in cuobjdump's format (the parser reads address,
+# predicate, opcode, operands): a slow path with a CALL (cold: skipped), an integer-only test
+# (cold: skipped), a float `if` without else (hot: a bias, kept), an inner copy loop and two HMMAs.
 SYNTH = """
 \tcode for sm_90a
 \t\tFunction : synth
@@ -27,15 +27,20 @@ SYNTH = """
         /*0100*/                   HMMA.16816.F32.BF16 R4, R8, R12, R4 ;
         /*0110*/                   LDSM.16.M88.4 R8, [R2] ;
         /*0120*/               @P0 BRA 0x160 ;
-        /*0130*/                   FMUL R5, R5, R6 ;
-        /*0140*/                   FMUL R5, R5, R6 ;
+        /*0130*/                   FCHK P1, R5, R6 ;
+        /*0140*/                   CALL.REL.NOINC 0x400 ;
         /*0150*/                   FMUL R5, R5, R6 ;
-        /*0160*/                   LDGSTS.E.BYPASS.128 [R3], desc[UR4][R6.64] ;
-        /*0170*/              @!P1 BRA 0x160 ;
-        /*0180*/              @!PT LDS RZ, [RZ] ;
-        /*0190*/                   HMMA.16816.F32.BF16 R4, R8, R12, R4 ;
-        /*01a0*/              @!P2 BRA 0x100 ;
-        /*01b0*/                   EXIT ;
+        /*0160*/               @P3 BRA 0x190 ;
+        /*0170*/                   ISETP.GE.AND P4, PT, R7, R9, PT ;
+        /*0180*/                   SEL R7, R7, RZ, P4 ;
+        /*0190*/               @P5 BRA 0x1b0 ;
+        /*01a0*/                   FFMA R5, R10, R11, R5 ;
+        /*01b0*/                   LDGSTS.E.BYPASS.128 [R3], desc[UR4][R6.64] ;
+        /*01c0*/              @!P1 BRA 0x1b0 ;
+        /*01d0*/              @!PT LDS RZ, [RZ] ;
+        /*01e0*/                   HMMA.16816.F32.BF16 R4, R8, R12, R4 ;
+        /*01f0*/              @!P2 BRA 0x100 ;
+        /*0200*/                   EXIT ;
 """
 
 
@@ -56,6 +61,7 @@ class Parser(unittest.TestCase):
     def test_instruction_fields(self):
         x = sass.parse(SYNTH)[("sm_90a", "synth")][3]
         self.assertEqual((x.addr, x.pred, x.op, x.branch_target()), (0x120, "@P0", "BRA", 0x160))
+        self.assertEqual(sass.parse(SYNTH)[("sm_90a", "synth")][5].branch_target(), None)  # CALL
         self.assertEqual(sass.ldsm_bytes("LDSM.16.M88.4"), 512)
         self.assertEqual(sass.ldsm_bytes("LDSM.16.MT88.2"), 256)
         self.assertEqual(sass.mma_flops("HMMA.16816.F32.BF16"), 4096)
@@ -92,17 +98,19 @@ class KnownLoop(unittest.TestCase):
 
 
 class SteadyPath(unittest.TestCase):
-    def test_cold_block_skipped_inner_loop_weighted(self):
+    def test_cold_blocks_skipped_hot_bias_kept_inner_loop_weighted(self):
         insns = sass.parse(SYNTH)[("sm_90a", "synth")]
-        self.assertEqual(sass.main_loop(insns), (1, 11))
+        self.assertEqual(sass.main_loop(insns), (1, 16))
         r = sass.analyse(insns)
-        self.assertEqual(r["body"]["total"], 10)  # 11 instructions minus the @!PT padding
-        # head block (3), copy loop (2), tail (2 without the padding): the FMULs are off the path
-        self.assertEqual(r["path"]["total"], 7)
+        self.assertEqual(r["body"]["total"], 15)  # 16 instructions minus the @!PT padding
+        # 0x100-0x120 (3), 0x160 (1), 0x190-0x1a0 (2: the FFMA region is hot), copy loop (2),
+        # 0x1e0-0x1f0 (2); the CALL region and the integer-only region are off the path
+        self.assertEqual(r["path"]["total"], 10)
         self.assertEqual(r["path"]["LDGSTS"], 1)
+        self.assertNotIn("CALL", str(r["path"]))
         r3 = sass.analyse(insns, trips=lambda c: 3)
         self.assertEqual(r3["path"]["LDGSTS"], 3)
-        self.assertEqual(r3["path"]["total"], 3 + 2 * 3 + 2)
+        self.assertEqual(r3["path"]["total"], 10 + 2 * 2)
 
 
 class Model(unittest.TestCase):
