@@ -76,21 +76,33 @@ def analyse():
     for name, obj in objs:
         funcs, usage = ps.functions(obj)
         threads = max_threads(obj)
+        names = demangle(sorted({fn for _, fn in funcs}))
         for (arch, fn), insns in sorted(funcs.items()):
-            shape = ex41_shape(fn) if name.endswith("41") else None
-            if name.endswith("41") and not shape:
-                continue
-            if name.endswith("88") and ("Fwd" not in fn and "fwd" not in fn.lower()):
-                continue
             t = threads.get(fn, 128)
             launch = {"threads": t, "smem": None}
-            tile = None
-            if shape:
+            if name.endswith("41"):
+                shape = ex41_shape(fn)
+                if not shape:
+                    continue
                 q, k, d = shape
                 tile = 4 * q * k * d / (t // 32)  # QK^T and PV of one KV tile, per warp
                 label = f"{name} hd{d} bf16 {q}x{k}"
             else:
-                label = f"{name} " + fn[:40]
-            row = ps.summarise(label, arch, fn, insns, usage, launch, tile_flops=tile)
-            rows.append(row)
+                m = EX88_FWD.search(names[fn])
+                if not m or "DefaultFusion" not in names[fn]:
+                    continue
+                sched = "coop" if "IndividualTileScheduler" in names[fn] else "pingpong"
+                label = f"{name} hd{m.group(4)} {m.group(1)} {m.group(2)}x{m.group(3)} {sched}"
+                tile = None  # fully unrolled HGMMAs: the SASS counts stand as they are
+            rows.append(ps.summarise(label, arch, fn, insns, usage, launch, tile_flops=tile))
     return rows
+
+
+EX88_FWD = re.compile(r"FmhaMainloopTmaWarpSpecialized<cutlass::(\w+), float, float, "
+                      r"cute::tuple<cute::C<(\d+)>, cute::C<(\d+)>, cute::C<(\d+)> >")
+
+
+def demangle(names):
+    out = subprocess.run(["c++filt"], input="\n".join(names), capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    return dict(zip(names, out))

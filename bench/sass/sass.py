@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 
 _FUNC = re.compile(r"^\s*Function\s*:\s*(\S+)")
 _ARCH = re.compile(r"^\s*\.target\s+(sm_\w+)|code for (sm_\w+)")
-_INSN = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z0-9_.]+)([^;]*);")
+_INSN = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(@!?U?P\w+\s+)?([A-Z][A-Za-z0-9_.]*)([^;]*);")
 _TARGET = re.compile(r"(?:^|\s|,)(0x[0-9a-f]+)\s*$")
 
 
