@@ -33,6 +33,8 @@ ctest_labels_present() { # ctest_labels_present BUILD_DIR: fails if a required l
 
 stage "dependencies"
 ensure_build_deps tests
+# cuobjdump for posattn-sass (its unit test and the CUDA stage's model check)
+if command -v nvcc >/dev/null 2>&1; then ensure_sass_deps; fi
 
 stage "release build (ci preset)"
 configure_build ci
@@ -101,7 +103,6 @@ if command -v nvcc >/dev/null 2>&1; then
     # the static SASS model of the main instances (objects of the build above) against the
     # committed baseline: a predicted ceiling down > 3 %, a new spill or fewer CTAs per SM fails
     stage "posattn-sass (static SASS model vs baseline)"
-    ensure_sass_deps
     python3 "$REPO/bench/sass/posattn_sass.py" --build "$BUILD_ROOT/cuda-check" \
       --json "$BUILD_ROOT/logs/posattn-sass.json" --baseline "$REPO/bench/sass/baseline.json" ||
       stage_failed "a main instance's predicted ceiling dropped or it spills (see above)"
