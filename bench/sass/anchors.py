@@ -13,7 +13,6 @@ import re
 import subprocess
 
 import posattn_sass as ps
-import sass
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(ps.REPO, "build", "sass-anchors")
@@ -27,14 +26,17 @@ def cutlass_source():
     return os.path.join(os.path.dirname(cutlass_library.__file__), "source")
 
 
-def nvcc(src, obj, archs, incs, extra=()):
+def nvcc(src, obj, archs, incs):
+    """Compiles src to obj for archs (skipped when obj is newer than src)."""
     if os.path.exists(obj) and os.path.getmtime(obj) > os.path.getmtime(src):
         return obj
     cmd = ["nvcc", "-std=c++17", "-O3", "--use_fast_math", "--expt-relaxed-constexpr"]
     for a in archs:
         cmd += ["-gencode", f"arch=compute_{a[3:]},code={a}"]
-    cmd += [f"-I{i}" for i in incs] + list(extra) + ["-c", src, "-o", obj]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cmd += [f"-I{i}" for i in incs] + ["-c", src, "-o", obj]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise SystemExit(f"posattn-sass --anchors: nvcc failed on {src}:\n{r.stderr[-3000:]}")
     return obj
 
 

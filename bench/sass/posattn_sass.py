@@ -124,11 +124,8 @@ def res_usage(obj):
 
 
 def functions(obj):
-    """Parsed SASS of every function in obj, with its resource usage attached."""
-    text = run([tool("cuobjdump"), "-sass", obj])
-    funcs = sass.parse(text)
-    usage = res_usage(obj)
-    return funcs, usage
+    """({(arch, function): [Insn]}, {(arch, function): resource usage}) of an object file."""
+    return sass.parse(run([tool("cuobjdump"), "-sass", obj])), res_usage(obj)
 
 
 # ---- the model --------------------------------------------------------------------------------
