@@ -6,7 +6,10 @@ Slow (minutes of nvcc), so not in CI; its output is committed as bench/sass/anch
         ex41_fwd.cu instantiates it for bf16 hd128 (32 x 128 tiles) and hd64 (64 x 64)), built
         for sm_80 and sm_90a;
   ex88: examples/88_hopper_fmha (warp-specialised, TMA + HGMMA; f16, its own tile choices),
-        built for sm_90a when POSATTN_SASS_EX88=1 (the whole example: ~10+ min of nvcc).
+        built for sm_90a when POSATTN_SASS_EX88=1 (the whole example: ~10+ min of nvcc);
+  FA2:  FlashAttention-2's forward (bench/sass/anchors/fa2_fwd.cu: bf16 hd128 128 x 64, hd64
+        128 x 128, 4 warps) for sm_80 and sm_90a, when POSATTN_SASS_FA2 names a flash-attention
+        source tree (the folder holding csrc/flash_attn/src, e.g. its PyPI sdist unpacked).
 """
 import os
 import re
@@ -69,6 +72,13 @@ def analyse():
                 ["sm_80", "sm_90a"], [f"{src}/include", f"{src}/examples/41_fused_multi_head_attention",
                                       f"{src}/tools/util/include"])
     objs = [("CUTLASS ex41", ex41)]
+    fa2 = os.environ.get("POSATTN_SASS_FA2")
+    if fa2:
+        objs.append(("FA2", nvcc(os.path.join(HERE, "anchors", "fa2_fwd.cu"),
+                                 os.path.join(OUT, "fa2.o"), ["sm_80", "sm_90a"],
+                                 [os.path.join(HERE, "anchors", "fa2_stub"),
+                                  os.path.join(fa2, "csrc", "flash_attn", "src"),
+                                  f"{src}/include"])))
     if os.environ.get("POSATTN_SASS_EX88") == "1":
         ex88 = f"{src}/examples/88_hopper_fmha/88_hopper_fmha.cu"
         objs.append(("CUTLASS ex88", nvcc(ex88, os.path.join(OUT, "ex88.o"), ["sm_90a"],
@@ -89,6 +99,14 @@ def analyse():
                 q, k, d = shape
                 tile = 4 * q * k * d / (t // 32)  # QK^T and PV of one KV tile, per warp
                 label = f"{name} hd{d} bf16 {q}x{k}"
+            elif name == "FA2":
+                if "fa2_fwd_hd" not in fn:
+                    continue
+                d = int(re.search(r"fa2_fwd_hd(\d+)", fn).group(1))
+                q, k = FA2_TILES[d]
+                launch["smem"] = (q + 2 * k) * d * 2  # Q tile + K and V tiles, 16-bit
+                tile = 4 * q * k * d / (t // 32)
+                label = f"{name} hd{d} bf16 {q}x{k}"
             else:
                 m = EX88_FWD.search(names[fn])
                 if not m or "DefaultFusion" not in names[fn]:
@@ -100,6 +118,7 @@ def analyse():
     return rows
 
 
+FA2_TILES = {128: (128, 64), 64: (128, 128)}  # fa2_fwd.cu's kernel traits
 EX88_FWD = re.compile(r"FmhaMainloopTmaWarpSpecialized<cutlass::(\w+), float, float, "
                       r"cute::tuple<cute::C<(\d+)>, cute::C<(\d+)>, cute::C<(\d+)> >")
 
