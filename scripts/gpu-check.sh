@@ -74,9 +74,18 @@ stage "decode benchmark (posattn-bench --op decode: GB/s vs the copy ceiling, co
 "$PB" --op decode --backend cuda --batch 1,8 --seq 131072 --max-time 0.2 \
   --json "$BUILD/decode_128k.json" >>"$BUILD.decode.log"
 
+stage "posattn-sass: static predictions of the instances just built (docs/performance-model.md)"
+predicted=()
+if python3 "$ROOT/bench/sass/posattn_sass.py" --build "$BUILD" --tsv "$BUILD/predicted.tsv" \
+     --json "$BUILD/predicted.json" >"$BUILD.sass.log" 2>&1; then
+  predicted=(--predicted "$BUILD/predicted.tsv")  # the report shows them beside the measurements
+else
+  echo "posattn-sass failed (see $BUILD.sass.log): the report goes without predictions"
+fi
+
 stage "posattn-bench report (default GPU grid) + PyTorch when importable"
 "$PB" --json "$BUILD/bench.json" --csv "$BUILD/bench.csv" --plot "$BUILD/bench.png" \
-  --max-time 0.3 >"$BUILD.bench.log"
+  --max-time 0.3 "${predicted[@]}" >"$BUILD.bench.log"
 tail -n +1 "$BUILD.bench.log" | grep -E "^(contender|posattn-|cublas|cudnn)" || true
 if python3 -c "import torch" >/dev/null 2>&1; then
   python3 "$ROOT/bench/compare_torch.py" --merge "$BUILD/bench.json" --max-time 0.3

@@ -99,9 +99,18 @@ def run(cmd, **kw):
 
 
 def build_objects(build, objs):
-    """Builds the objects through the cuda-check build's own rules (no-op when up to date)."""
-    if not os.path.exists(os.path.join(build, "build.ninja")):
-        run(["cmake", "--preset", "cuda-check", "-S", REPO, "-B", build])
+    """Builds the objects through the build's own rules (no-op when up to date). A folder with no
+    build yet is configured from the cuda-check preset; a non-ninja build (scripts/gpu-check.sh's)
+    must have built them already."""
+    if os.path.exists(os.path.join(build, "build.ninja")):
+        subprocess.run(["ninja", "-C", build] + objs, check=True, stdout=subprocess.DEVNULL)
+        return
+    if os.path.exists(os.path.join(build, "CMakeCache.txt")):
+        missing = [o for o in objs if not os.path.exists(os.path.join(build, o))]
+        if missing:
+            raise SystemExit(f"posattn-sass: {build} is not a ninja build and lacks {missing[0]}")
+        return
+    run(["cmake", "--preset", "cuda-check", "-S", REPO, "-B", build])
     subprocess.run(["ninja", "-C", build] + objs, check=True, stdout=subprocess.DEVNULL)
 
 
