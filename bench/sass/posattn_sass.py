@@ -178,6 +178,10 @@ def summarise(label, arch, fn, insns, usage, launch, tile_flops=None):
     row = {"label": label, "arch": arch, "function": fn, "regs": u.get("REG"),
            "stack": u.get("STACK", 0), "local_insns": stl, "threads": launch["threads"],
            "smem": launch["smem"], "sass_insns": len(insns), "main_loop": a}
+    if a and tile_flops and abs(c.get("mma_flops", 0) - tile_flops) > 0.01 * tile_flops:
+        row["warning"] = (f'{label} {arch}: the main loop found does {c.get("mma_flops", 0):.0f} '
+                          f'tensor FLOPs per warp, the tile needs {tile_flops:.0f}: loop finder lost')
+        print("WARNING: " + row["warning"], file=sys.stderr)
     if a:
         h = c.get("HMMA", 0) + c.get("HGMMA", 0)
         row["per_mma"] = {"insns": c["total"] / h, "ldsm_bytes": c.get("ldsm_bytes", 0) / h} if h else None
@@ -252,6 +256,8 @@ def compare(rows, baseline, tol=0.03):
         b = base.get(key(r))
         if b is None:
             continue
+        if r.get("warning"):
+            bad.append(r["warning"])
         if r["stack"] > b["stack"] or r["local_insns"] > b["local_insns"]:
             bad.append(f'{key(r)}: stack {b["stack"]} -> {r["stack"]} bytes, local-memory '
                        f'instructions {b["local_insns"]} -> {r["local_insns"]} (spills?)')

@@ -145,6 +145,9 @@ class Model(unittest.TestCase):
         ok = copy.deepcopy(row)
         ok["devices"]["H100-SXM"]["ceilings"]["predicted"] = 97.1
         self.assertEqual(ps.compare([ok], base), [])
+        lost = copy.deepcopy(row)
+        lost["warning"] = "k sm_90a: loop finder lost"
+        self.assertEqual(ps.compare([lost], base), ["k sm_90a: loop finder lost"])
         spill = copy.deepcopy(row)
         spill["stack"] = 16
         self.assertIn("spills", ps.compare([spill], base)[0])
