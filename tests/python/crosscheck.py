@@ -379,6 +379,11 @@ def main():
         sum(c["rope"]["attention_factor"] != 0 for c in rot),
         {t: sum(c["in_dtype"] == t for c in cases) for t in DTYPES},
         {t: sum(c["out_dtype"] == t for c in cases) for t in DTYPES}))
+    print("  rotary fields: offset %d, active_pairs %d, YaRN mscale pair %d, LongRoPE factor %d" % (
+        sum(c["rope"]["rotary_offset"] > 0 for c in rot), sum(c["rope"]["active_pairs"] > 0 for c in rot),
+        sum(c["rope"]["mscale"] != 0 and c["rope"]["mscale_all_dim"] != 0 for c in rot
+            if c["rope"]["scaling"] == SC_YARN),
+        sum(c["rope"]["longrope_factor"] != 0 for c in rot if c["rope"]["scaling"] == SC_LONGROPE)))
     if failures:
         print("FAIL: %d case(s) disagree with REF:" % len(failures))
         for line in failures[:15]:
