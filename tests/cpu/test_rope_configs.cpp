@@ -223,7 +223,7 @@ TEST(RopeConfigs, Llama2) {
 }
 
 // Llama 3.1 (8B/70B/405B): theta 500000, rope_type llama3, factor 8, low 1, high 4, original 8192.
-// Llama 3.2 1B/3B: the same with factor 32.
+// Llama 3.2 1B/3B: the same with factor 32 (head_dim 128 is the 3B; the 1B has 64).
 TEST(RopeConfigs, Llama3x) {
   posattn_rope_params r = Rope();
   r.base = 500000;
