@@ -192,9 +192,10 @@ posattn_status pa_choose(posattn_context *ctx, const pa_problem *p, pa_choice *c
 /* ---- added by REF/PE work (host/pe_rope.c, pe_bias.c, pe_fire.c) ------------------------------
  * Shared by the posattn_pe_* helpers and the REF backend so both compute the same thing. These take
  * parameters that were already validated. */
-/* Rotates the first rotary_dim features of x (callers pass the head + rotary_offset) in place by the angles pos*inv_freq[i] (fp64; the
- * product is split exactly into hi + lo so no precision is lost at long context), cos and sin
- * multiplied by attention_factor. NEOX pairs (i, i + rotary_dim/2), GPTJ pairs (2i, 2i+1). */
+/* Rotates the first rotary_dim features of x in place (callers pass head + rotary_offset) by the
+ * angles pos*inv_freq[i] (fp64; the product is split exactly into hi + lo so no precision is lost
+ * at long context), cos and sin multiplied by attention_factor. NEOX pairs (i, i + rotary_dim/2),
+ * GPTJ pairs (2i, 2i+1). */
 void pa_rope_rotate(posattn_rope_layout layout, int32_t rotary_dim, const double *inv_freq,
                     double attention_factor, int64_t pos, double *x);
 /* Effective rotary dim of rope on a head of head_dim features: rotary_dim, or the features from
