@@ -111,7 +111,9 @@ TEST_F(EmuRopeConfigs, attention_rope_proportional) {
 }
 
 // The fp64 inv_freq table with zero entries (the other way to write proportional RoPE), on the
-// SIMT kernel (head dim 40), EXACT angles at large positions.
+// SIMT kernel (head dim 40), EXACT angles at positions up to 1e6. In f32 the section 5 rule sees
+// an angle error of ~1e-3 rad, so EXACT tables built from a float-rounded copy of these
+// frequencies (relative error ~3e-8, ~0.03 rad at 1e6) would fail here.
 TEST_F(EmuRopeConfigs, attention_rope_inv_freq_table_with_zeros) {
   posattn_attention_desc desc = Desc(3, 3, 40, 21, 33, 0);
   std::vector<double> table(20, 0.0);
@@ -120,6 +122,7 @@ TEST_F(EmuRopeConfigs, attention_rope_inv_freq_table_with_zeros) {
   desc.pe.rope.inv_freq = table.data();
   desc.pe.rope.angle_mode = POSATTN_ANGLE_EXACT;
   check(desc, POSATTN_DTYPE_BF16, POSATTN_DTYPE_BF16, 150000, 31);
+  check(desc, POSATTN_DTYPE_F32, POSATTN_DTYPE_F32, 1000000, 32);
 }
 
 }  // namespace
