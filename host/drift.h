@@ -85,6 +85,7 @@ double pa_lp_round(pa_fmt f, double x);
 /* RoPE tables for one configuration. Positions up to max_pos (EXACT sizes its hi table). */
 typedef struct pa_lp_rope {
   int32_t head_dim, rotary_dim, half;
+  int32_t offset;       /* first rotated feature (rope rotary_offset) */
   posattn_rope_layout layout;
   pa_angle angle;
   pa_fmt table, rot;

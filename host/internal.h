@@ -192,11 +192,15 @@ posattn_status pa_choose(posattn_context *ctx, const pa_problem *p, pa_choice *c
 /* ---- added by REF/PE work (host/pe_rope.c, pe_bias.c, pe_fire.c) ------------------------------
  * Shared by the posattn_pe_* helpers and the REF backend so both compute the same thing. These take
  * parameters that were already validated. */
-/* Rotates the first rotary_dim features of x in place by the angles pos*inv_freq[i] (fp64; the
- * product is split exactly into hi + lo so no precision is lost at long context), cos and sin
- * multiplied by attention_factor. NEOX pairs (i, i + rotary_dim/2), GPTJ pairs (2i, 2i+1). */
+/* Rotates the first rotary_dim features of x in place (callers pass head + rotary_offset) by the
+ * angles pos*inv_freq[i] (fp64; the product is split exactly into hi + lo so no precision is lost
+ * at long context), cos and sin multiplied by attention_factor. NEOX pairs (i, i + rotary_dim/2),
+ * GPTJ pairs (2i, 2i+1). */
 void pa_rope_rotate(posattn_rope_layout layout, int32_t rotary_dim, const double *inv_freq,
                     double attention_factor, int64_t pos, double *x);
+/* Effective rotary dim of rope on a head of head_dim features: rotary_dim, or the features from
+ * rotary_offset on when that is 0. The rotated features are x[rotary_offset .. + this). */
+int32_t pa_rope_dim(const posattn_rope_params *rope, int32_t head_dim);
 /* xPos: log(zeta_i) / scale_base, so that pair i decays by exp(delta * this) over delta = pq - pk. */
 double pa_xpos_log_decay(const posattn_xpos_params *xpos, int32_t rotary_dim, int32_t pair);
 /* Standard ALiBi slope of head `head` of n_heads (Press et al. rule, closed form). */

@@ -201,7 +201,8 @@ posattn_status pa_lp_rope_init(pa_lp_rope *r, const pa_lp_config *c,
                    "config split (%d) must be >= 1", (int)c->split);
   PA_TRY(pa_validate_rope(msg, msg_size, rope, head_dim, "rope"));
   r->head_dim = head_dim;
-  r->rotary_dim = rope->rotary_dim ? rope->rotary_dim : head_dim;
+  r->rotary_dim = pa_rope_dim(rope, head_dim);
+  r->offset = rope->rotary_offset;
   r->half = r->rotary_dim / 2;
   r->layout = rope->layout;
   r->angle = c->angle;
@@ -263,8 +264,8 @@ void pa_lp_prepare(const pa_lp_config *c, const pa_lp_rope *r, int32_t head_dim,
   for (int32_t f = 0; f < head_dim; ++f) y[f] = RND(c->input, x[f]);
   if (r != NULL) {
     for (int32_t i = 0; i < r->half; ++i) {
-      int32_t ia = r->layout == POSATTN_ROPE_NEOX ? i : 2 * i;
-      int32_t ib = r->layout == POSATTN_ROPE_NEOX ? i + r->half : 2 * i + 1;
+      int32_t ia = r->offset + (r->layout == POSATTN_ROPE_NEOX ? i : 2 * i);
+      int32_t ib = r->offset + (r->layout == POSATTN_ROPE_NEOX ? i + r->half : 2 * i + 1);
       double cs, sn;
       rope_cos_sin(r, i, pos, &cs, &sn);
       double a = y[ia], b = y[ib];

@@ -65,21 +65,35 @@ static void llama3_inv_freq(const posattn_rope_params *r, int32_t d, double *inv
   }
 }
 
+/* YaRN's magnitude scale (transformers' get_mscale): 0.1 * m * ln(s) + 1, or 1 when s <= 1. */
+static double yarn_get_mscale(double s, double m) { return s <= 1 ? 1.0 : 0.1 * m * log(s) + 1.0; }
+
 static double default_attention_factor(const posattn_rope_params *r) {
-  if (r->scaling == POSATTN_ROPE_SCALING_YARN)
-    return r->factor <= 1 ? 1.0 : 0.1 * log(r->factor) + 1.0;
+  if (r->scaling == POSATTN_ROPE_SCALING_YARN) {
+    /* transformers: the DeepSeek ratio only when both mscale and mscale_all_dim are set */
+    if (r->mscale != 0 && r->mscale_all_dim != 0)
+      return yarn_get_mscale(r->factor, r->mscale) / yarn_get_mscale(r->factor, r->mscale_all_dim);
+    return yarn_get_mscale(r->factor, 1.0);
+  }
   if (r->scaling == POSATTN_ROPE_SCALING_LONGROPE) {
+    /* transformers: the config's `factor` when given, else max / original */
     double orig = (double)r->original_max_position;
-    double f = (r->max_position > 0 ? (double)r->max_position : orig) / orig;
+    double f = r->longrope_factor != 0
+                   ? r->longrope_factor
+                   : (r->max_position > 0 ? (double)r->max_position : orig) / orig;
     return f <= 1 ? 1.0 : sqrt(1.0 + log(f) / log(orig));
   }
   return 1.0;
 }
 
+int32_t pa_rope_dim(const posattn_rope_params *rope, int32_t head_dim) {
+  return rope->rotary_dim ? rope->rotary_dim : head_dim - rope->rotary_offset;
+}
+
 /* The table and attention factor for parameters already validated. */
 static void rope_table(const posattn_rope_params *rope, int32_t head_dim, int32_t seq_len,
                        double *inv_freq, double *attention_factor) {
-  int32_t d = rope->rotary_dim ? rope->rotary_dim : head_dim;
+  int32_t d = pa_rope_dim(rope, head_dim);
   double base = rope->base, s = rope->factor;
   for (int32_t i = 0; i < d / 2; i++) {
     switch (rope->scaling) {
@@ -95,15 +109,18 @@ static void rope_table(const posattn_rope_params *rope, int32_t head_dim, int32_
         break;
       }
       case POSATTN_ROPE_SCALING_LONGROPE:
-        inv_freq[i] = default_inv_freq(base, d, i) / (double)rope->ext_factors[i];
+        inv_freq[i] = default_inv_freq(base, d, i) / rope->ext_factors[i];
         break;
-      case POSATTN_ROPE_SCALING_INV_FREQ: inv_freq[i] = (double)rope->inv_freq[i]; break;
+      case POSATTN_ROPE_SCALING_INV_FREQ: inv_freq[i] = rope->inv_freq[i]; break;
       case POSATTN_ROPE_SCALING_YARN:
       case POSATTN_ROPE_SCALING_LLAMA3: break; /* whole table below: they need the ramp bounds */
     }
   }
   if (rope->scaling == POSATTN_ROPE_SCALING_YARN) yarn_inv_freq(rope, d, inv_freq);
   if (rope->scaling == POSATTN_ROPE_SCALING_LLAMA3) llama3_inv_freq(rope, d, inv_freq);
+  /* Gemma's proportional RoPE: only the first active_pairs pairs turn */
+  if (rope->active_pairs > 0)
+    for (int32_t i = rope->active_pairs; i < d / 2; i++) inv_freq[i] = 0.0;
   *attention_factor =
       rope->attention_factor != 0 ? rope->attention_factor : default_attention_factor(rope);
 }
@@ -127,6 +144,21 @@ posattn_status posattn_pe_rope_inv_freq(const posattn_rope_params *rope, int32_t
   double af;
   rope_table(rope, head_dim, seq_len, inv_freq, &af);
   if (attention_factor) *attention_factor = af;
+  return POSATTN_STATUS_SUCCESS;
+}
+
+posattn_status posattn_pe_rope_softmax_multiplier(const posattn_rope_params *rope,
+                                                  int32_t head_dim, double *multiplier, char *why,
+                                                  size_t why_size) {
+  if (!multiplier)
+    return pa_fail(why, why_size, POSATTN_STATUS_NULL_POINTER, "multiplier must not be NULL");
+  PA_TRY(check_rope_args(rope, head_dim, 0, why, why_size));
+  double m = 1.0;
+  if (rope->scaling == POSATTN_ROPE_SCALING_YARN && rope->mscale_all_dim != 0) {
+    m = yarn_get_mscale(rope->factor, rope->mscale_all_dim);
+    m *= m;
+  }
+  *multiplier = m;
   return POSATTN_STATUS_SUCCESS;
 }
 
@@ -156,13 +188,13 @@ posattn_status posattn_pe_rope_apply(const posattn_rope_params *rope, int32_t he
   if (pos > (INT64_C(1) << 53) || pos < -(INT64_C(1) << 53))
     return pa_fail(NULL, 0, POSATTN_STATUS_BAD_POSITIONS, "|pos| must be <= 2^53");
   PA_TRY(check_rope_args(rope, head_dim, seq_len, NULL, 0));
-  int32_t d = rope->rotary_dim ? rope->rotary_dim : head_dim;
+  int32_t d = pa_rope_dim(rope, head_dim);
   double *inv = (double *)malloc((size_t)(d / 2) * sizeof(double));
   if (!inv) return pa_fail(NULL, 0, POSATTN_STATUS_ALLOC_FAILED, "rope: inv_freq table");
   double af;
   rope_table(rope, head_dim, seq_len, inv, &af);
   memmove(y, x, (size_t)head_dim * sizeof(double));
-  pa_rope_rotate(rope->layout, d, inv, af, pos, y);
+  pa_rope_rotate(rope->layout, d, inv, af, pos, y + rope->rotary_offset);
   free(inv);
   return POSATTN_STATUS_SUCCESS;
 }

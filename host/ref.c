@@ -50,7 +50,8 @@ static void load_row(const pa_problem *p, const ref_scratch *sc, double attn_fac
                      const posattn_tensor *t, int64_t off, int64_t pos, int rotate, double *x) {
   for (int32_t f = 0; f < p->d; f++) x[f] = pa_load(t->data, t->dtype, off + f);
   if (rotate)
-    pa_rope_rotate(p->desc->pe.rope.layout, p->rotary_dim, sc->inv_freq, attn_factor, pos, x);
+    pa_rope_rotate(p->desc->pe.rope.layout, p->rotary_dim, sc->inv_freq, attn_factor, pos,
+                   x + p->desc->pe.rope.rotary_offset);
 }
 
 /* q'.k' with xPos's per-pair decay over delta = pq - pk (weighting each pair's product rather

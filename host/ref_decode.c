@@ -35,7 +35,8 @@ static void decode_row(const pa_decode_problem *p, const double *inv_freq, doubl
   const int64_t qoff = (int64_t)b * p->q->stride_batch + (int64_t)t * p->q->stride_seq +
                        (int64_t)h * p->q->stride_head;
   for (int32_t f = 0; f < d; f++) q[f] = pa_load(p->q->data, p->q->dtype, qoff + f);
-  if (p->rotary_dim) pa_rope_rotate(D->pe.rope.layout, p->rotary_dim, inv_freq, af, pq, q);
+  if (p->rotary_dim) pa_rope_rotate(D->pe.rope.layout, p->rotary_dim, inv_freq, af, pq,
+                                    q + D->pe.rope.rotary_offset);
 
   double mx = D->sink_logits ? (double)D->sink_logits[h] : -INFINITY;
   for (int32_t j = 0; j < len; j++) {
@@ -43,7 +44,8 @@ static void decode_row(const pa_decode_problem *p, const double *inv_freq, doubl
     if (!pa_dec_visible(p, b, t, j)) continue;
     const int64_t pk = pa_dec_kv_pos(p, b, j), off = pa_dec_kv_offset(p, b, j, hk);
     for (int32_t f = 0; f < d; f++) k[f] = pa_load(c->k_pages, c->dtype, off + f);
-    if (p->rotate_k) pa_rope_rotate(D->pe.rope.layout, p->rotary_dim, inv_freq, af, pk, k);
+    if (p->rotate_k) pa_rope_rotate(D->pe.rope.layout, p->rotary_dim, inv_freq, af, pk,
+                                     k + D->pe.rope.rotary_offset);
     double dot = 0;
     for (int32_t f = 0; f < d; f++) dot += q[f] * k[f];
     double sc = p->scale * dot;
@@ -119,7 +121,7 @@ posattn_status pa_ref_append(posattn_context *ctx, const pa_append_problem *p, v
         for (int32_t f = 0; f < p->d; f++) x[f] = pa_load(p->k->data, p->k->dtype, ko + f);
         if (p->rotary_dim)
           pa_rope_rotate(p->desc->pe.rope.layout, p->rotary_dim, inv_freq, af,
-                         pa_app_pos(p, b, t), x);
+                         pa_app_pos(p, b, t), x + p->desc->pe.rope.rotary_offset);
         for (int32_t f = 0; f < p->d; f++) pa_store(c->k_pages, c->dtype, dst + f, x[f]);
         for (int32_t f = 0; f < p->d; f++)
           pa_store(c->v_pages, c->dtype, dst + f, pa_load(p->v->data, p->v->dtype, vo + f));

@@ -32,6 +32,17 @@ static posattn_status check_table(char *msg, size_t msg_size, const float *table
   return POSATTN_STATUS_SUCCESS;
 }
 
+/* check_table for the fp64 RoPE tables (ext_factors, inv_freq). */
+static posattn_status check_table64(char *msg, size_t msg_size, const double *table, int64_t n,
+                                    const char *name, int zero_ok) {
+  if (table == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "%s is NULL", name);
+  for (int64_t i = 0; i < n; ++i)
+    if (zero_ok ? !finite_nonneg(table[i]) : !finite_pos(table[i]))
+      FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "%s[%" PRId64 "] (%g) must be finite and %s", name, i,
+           table[i], zero_ok ? ">= 0" : "> 0");
+  return POSATTN_STATUS_SUCCESS;
+}
+
 /* Every entry of table[n] must be finite (learned weights may have any sign). */
 static posattn_status check_finite(char *msg, size_t msg_size, const float *table, int64_t n,
                                    const char *name) {
@@ -59,16 +70,33 @@ posattn_status pa_validate_rope(char *msg, size_t msg_size, const posattn_rope_p
     FAIL(POSATTN_STATUS_BAD_ENUM, "%s.angle_mode (%d) is not a posattn_angle_mode value", prefix,
          (int)rope->angle_mode);
 
-  if (rope->rotary_dim < 0 || rope->rotary_dim > head_dim)
-    FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "%s.rotary_dim (%d) must be in [0, head_dim (%d)]", prefix,
-         rope->rotary_dim, head_dim);
-  const int32_t rd = rope->rotary_dim ? rope->rotary_dim : head_dim;
+  if (rope->rotary_offset < 0 || rope->rotary_offset >= head_dim)
+    FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "%s.rotary_offset (%d) must be in [0, head_dim (%d))",
+         prefix, rope->rotary_offset, head_dim);
+  if (rope->rotary_dim < 0 || rope->rotary_dim > head_dim - rope->rotary_offset)
+    FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+         "%s.rotary_dim (%d) must be in [0, head_dim (%d) - rotary_offset (%d)]", prefix,
+         rope->rotary_dim, head_dim, rope->rotary_offset);
+  const int32_t rd = pa_rope_dim(rope, head_dim);
   if (rd % 2 != 0) {
     if (rope->rotary_dim == 0)
       FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
-           "%s.rotary_dim is 0 (= head_dim (%d)), which must be even", prefix, head_dim);
+           "%s.rotary_dim is 0 (= head_dim (%d) - rotary_offset (%d)), which must be even",
+           prefix, head_dim, rope->rotary_offset);
     FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "%s.rotary_dim (%d) must be even", prefix, rd);
   }
+  if (rope->active_pairs < 0 || rope->active_pairs > rd / 2)
+    FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+         "%s.active_pairs (%d) must be in [0, rotary_dim/2 (%d)] (0 = every pair)", prefix,
+         rope->active_pairs, rd / 2);
+  if (!finite_nonneg(rope->mscale) || !finite_nonneg(rope->mscale_all_dim))
+    FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+         "%s.mscale (%g) and mscale_all_dim (%g) must be finite and >= 0 (0 = not set)", prefix,
+         rope->mscale, rope->mscale_all_dim);
+  if (!finite_nonneg(rope->longrope_factor))
+    FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+         "%s.longrope_factor (%g) must be finite and >= 0 (0 = max_position / "
+         "original_max_position)", prefix, rope->longrope_factor);
   if (!(isfinite(rope->base) && rope->base > 1))
     FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "%s.base (%g) must be finite and > 1", prefix, rope->base);
   if (!finite_nonneg(rope->attention_factor))
@@ -106,9 +134,9 @@ posattn_status pa_validate_rope(char *msg, size_t msg_size, const posattn_rope_p
          rope->dynamic_seq_len);
   if (sc == POSATTN_ROPE_SCALING_YARN) {
     if (!(isfinite(rope->beta_fast) && isfinite(rope->beta_slow) && rope->beta_slow > 0 &&
-          rope->beta_fast > rope->beta_slow))
+          rope->beta_fast >= rope->beta_slow))  /* Kimi-K2 ships beta_fast == beta_slow == 1 */
       FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
-           "%s.beta_fast (%g) and beta_slow (%g) must be finite with beta_fast > beta_slow > 0",
+           "%s.beta_fast (%g) and beta_slow (%g) must be finite with beta_fast >= beta_slow > 0",
            prefix, rope->beta_fast, rope->beta_slow);
     if (rope->yarn_truncate != 0 && rope->yarn_truncate != 1)
       FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "%s.yarn_truncate (%d) must be 0 or 1", prefix,
@@ -134,11 +162,12 @@ posattn_status pa_validate_rope(char *msg, size_t msg_size, const posattn_rope_p
            "%s.max_position (%d) must be >= 0 (0 = original_max_position)", prefix,
            rope->max_position);
     snprintf(name, sizeof name, "%s.ext_factors", prefix);
-    PA_TRY(check_table(msg, msg_size, rope->ext_factors, rd / 2, name, 0));
+    PA_TRY(check_table64(msg, msg_size, rope->ext_factors, rd / 2, name, 0));
   }
   if (sc == POSATTN_ROPE_SCALING_INV_FREQ) {
     snprintf(name, sizeof name, "%s.inv_freq", prefix);
-    PA_TRY(check_table(msg, msg_size, rope->inv_freq, rd / 2, name, 0));
+    /* 0 = a pair that is not rotated (Gemma's proportional RoPE) */
+    PA_TRY(check_table64(msg, msg_size, rope->inv_freq, rd / 2, name, 1));
   }
   return POSATTN_STATUS_SUCCESS;
 }
@@ -159,6 +188,10 @@ posattn_status pa_validate_pe(char *msg, size_t msg_size, const posattn_pe *pe, 
              x->scale_base);
       if (!finite_pos(x->gamma))
         FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "pe.xpos.gamma (%g) must be finite and > 0", x->gamma);
+      if (pe->rope.rotary_offset != 0)
+        FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+             "pe.rope.rotary_offset (%d) must be 0 for XPOS (its decay weights the first "
+             "rotary_dim features)", pe->rope.rotary_offset);
       return pa_validate_rope(msg, msg_size, &pe->rope, head_dim, "pe.rope");
     }
 
@@ -372,7 +405,7 @@ static posattn_status check_descriptor(char *msg, size_t msg_size, pa_problem *p
 
   PA_TRY(pa_validate_pe(msg, msg_size, &desc->pe, p->hq, p->d));
   if (desc->pe.kind == POSATTN_PE_ROPE || desc->pe.kind == POSATTN_PE_XPOS)
-    p->rotary_dim = desc->pe.rope.rotary_dim ? desc->pe.rope.rotary_dim : p->d;
+    p->rotary_dim = pa_rope_dim(&desc->pe.rope, p->d);
   return POSATTN_STATUS_SUCCESS;
 }
 
@@ -808,7 +841,7 @@ posattn_status pa_validate_decode(char *msg, size_t msg_size, const posattn_deco
   if (desc->pe.kind == POSATTN_PE_XPOS)
     FAIL(POSATTN_STATUS_NOT_SUPPORTED, "desc->pe.kind XPOS is not available in decode");
   if (desc->pe.kind == POSATTN_PE_ROPE) {
-    p.rotary_dim = desc->pe.rope.rotary_dim ? desc->pe.rope.rotary_dim : p.d;
+    p.rotary_dim = pa_rope_dim(&desc->pe.rope, p.d);
     p.rotate_k = !cache->k_rotated;
     if (cache->k_rotated && desc->pe.rope.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK)
       FAIL(POSATTN_STATUS_NOT_SUPPORTED,
@@ -974,7 +1007,7 @@ posattn_status pa_validate_append(char *msg, size_t msg_size, const posattn_cach
       FAIL(POSATTN_STATUS_NOT_SUPPORTED,
            "desc->pe.rope.scaling DYNAMIC_NTK into a rotated cache: the frequencies change with "
            "the length; keep K un-rotated (cache->k_rotated = 0)");
-    p.rotary_dim = desc->pe.rope.rotary_dim ? desc->pe.rope.rotary_dim : p.d;
+    p.rotary_dim = pa_rope_dim(&desc->pe.rope, p.d);
   }
   if (run) {
     byte_range rk, rv;

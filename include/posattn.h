@@ -245,8 +245,9 @@ POSATTN_API void posattn_tensor_init_contiguous(posattn_tensor *t, void *data, p
 /** RoPE (also the rotary part of xPos). Defaults from posattn_pe_init(). */
 typedef struct posattn_rope_params {
   posattn_rope_layout layout;   /**< pairing; default NEOX */
-  int32_t rotary_dim;           /**< rotated features (first rotary_dim of each head); 0 = head_dim.
-                                     Must be even and <= head_dim. */
+  int32_t rotary_dim;           /**< rotated features: [rotary_offset, rotary_offset + rotary_dim)
+                                     of each head; 0 = head_dim - rotary_offset. Must be even and
+                                     rotary_offset + rotary_dim <= head_dim. */
   double base;                  /**< theta; default 10000. Must be > 1. */
   posattn_rope_scaling scaling; /**< default NONE */
   double factor;                /**< scaling factor s (LINEAR, NTK, DYNAMIC_NTK, YARN, LLAMA3);
@@ -266,11 +267,34 @@ typedef struct posattn_rope_params {
   double low_freq_factor;       /**< LLAMA3; default 1 */
   double high_freq_factor;      /**< LLAMA3; default 4; must be > low_freq_factor */
   double attention_factor;      /**< multiplies cos and sin (logits scale by its square).
-                                     0 = the method's default: YARN 0.1*ln(s)+1 (1 if s<=1),
-                                     LONGROPE sqrt(1+ln(f)/ln(orig)) (1 if f<=1), others 1. */
-  const float *ext_factors;     /**< LONGROPE: [rotary_dim/2] per-pair factors, each > 0 */
-  const float *inv_freq;        /**< INV_FREQ: [rotary_dim/2] table, each finite and > 0 */
+                                     0 = the method's default: YARN get_mscale(s, mscale) /
+                                     get_mscale(s, mscale_all_dim) when both are non-zero, else
+                                     get_mscale(s, 1), with get_mscale(s, m) = 0.1*m*ln(s)+1
+                                     (1 if s<=1); LONGROPE sqrt(1+ln(f)/ln(orig)) (1 if f<=1),
+                                     f = longrope_factor or else max/original; others 1. */
+  const double *ext_factors;    /**< LONGROPE: [rotary_dim/2] per-pair factors, each finite, > 0.
+                                     fp64 (formerly float): pass the config's values unrounded */
+  const double *inv_freq;       /**< INV_FREQ: [rotary_dim/2] table, each finite and >= 0 (0 =
+                                     the pair is not rotated, only scaled by attention_factor).
+                                     fp64 (formerly float) */
   posattn_angle_mode angle_mode; /**< default FAST; the REF backend always computes exactly */
+  /* ---- appended fields: zero (as posattn_pe_init sets them) keeps the earlier behaviour ---- */
+  double mscale;                /**< YARN: HF `mscale`; 0 = not set. Used (with mscale_all_dim)
+                                     only when both are non-zero, as in transformers. */
+  double mscale_all_dim;        /**< YARN: HF `mscale_all_dim`; 0 = not set. DeepSeek-V2/V3 also
+                                     multiply softmax_scale by get_mscale(s, mscale_all_dim)^2:
+                                     posattn_pe_rope_softmax_multiplier() gives that factor. */
+  double longrope_factor;       /**< LONGROPE: HF `factor` for the attention factor; 0 = not set
+                                     (then f = max_position / original_max_position). */
+  int32_t rotary_offset;        /**< first rotated feature of each head (DeepSeek MLA: the rotated
+                                     64 features follow the 128 unrotated ones); default 0.
+                                     Must be >= 0; XPOS needs 0. */
+  int32_t active_pairs;         /**< pairs with a non-zero frequency: pairs i >= active_pairs get
+                                     inv_freq 0 after scaling (not rotated, but still multiplied
+                                     by attention_factor). 0 = all. Gemma "proportional" RoPE:
+                                     rotary_dim = head_dim, NEOX, active_pairs =
+                                     int(partial_rotary_factor * head_dim / 2), so the exponent
+                                     runs over head_dim and pairs are (i, i + head_dim/2). */
 } posattn_rope_params;
 
 /** ALiBi: logit += -slope_h * |pq - pk| (relative form, not scaled by softmax_scale). */
@@ -443,7 +467,8 @@ POSATTN_API posattn_status posattn_forward(posattn_context *ctx, const posattn_a
 POSATTN_API posattn_status posattn_pe_alibi_slopes(int32_t n_heads, double *out);
 
 /** RoPE inverse frequencies after scaling, inv_freq[rotary_dim/2], and the attention factor
- *  (multiplies cos and sin). rotary_dim is rope->rotary_dim, or head_dim when that is 0.
+ *  (multiplies cos and sin). rotary_dim is rope->rotary_dim, or head_dim - rope->rotary_offset
+ *  when that is 0. Pairs from rope->active_pairs on are 0.
  *  `seq_len` is the current sequence length, used by DYNAMIC_NTK when rope->dynamic_seq_len is 0
  *  (ignored by the other scalings). attention_factor may be NULL.
  *  Errors: NULL_POINTER, BAD_SIZE, BAD_ENUM, BAD_PE_PARAMS (message in `why` when not NULL). */
@@ -452,8 +477,18 @@ POSATTN_API posattn_status posattn_pe_rope_inv_freq(const posattn_rope_params *r
                                                     double *inv_freq, double *attention_factor,
                                                     char *why, size_t why_size);
 
+/** The factor a caller multiplies its softmax scale by for DeepSeek-style YaRN
+ *  (transformers' DeepseekV3Attention): get_mscale(factor, mscale_all_dim)^2 when scaling is YARN
+ *  and mscale_all_dim is non-zero, else 1. get_mscale(s, m) = 0.1*m*ln(s)+1 (1 if s <= 1).
+ *  Example: s = 40, mscale_all_dim = 1 gives 1.873854... Errors: NULL_POINTER, BAD_PE_PARAMS
+ *  (message in `why`). */
+POSATTN_API posattn_status posattn_pe_rope_softmax_multiplier(const posattn_rope_params *rope,
+                                                              int32_t head_dim, double *multiplier,
+                                                              char *why, size_t why_size);
+
 /** Applies RoPE at position `pos` to one head vector x[head_dim] in fp64 (exact angles), into
- *  y[head_dim] (may equal x). Partial rotary leaves the tail unchanged. Errors as above. */
+ *  y[head_dim] (may equal x). Features outside [rotary_offset, rotary_offset + rotary_dim) are
+ *  unchanged. Errors as above. */
 POSATTN_API posattn_status posattn_pe_rope_apply(const posattn_rope_params *rope, int32_t head_dim,
                                                  int32_t seq_len, int64_t pos, const double *x,
                                                  double *y);

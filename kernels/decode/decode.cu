@@ -258,13 +258,13 @@ __global__ void __launch_bounds__(kThreads) cache_append(const pa_append_params 
   const int32_t pos = p.positions ? int32_t(p.positions[int64_t(b) * p.n + t]) : int32_t(j);
   const int64_t page = p.block_table[int64_t(b) * p.mpps + j / p.page_size];
   const int64_t slot = page * p.stride_page + (j % p.page_size) * p.stride_slot;
-  const int rd = p.pe.rotary_dim, half = rd / 2;
+  const int rd = p.pe.rotary_dim, half = rd / 2, off = p.pe.rope_offset;
   for (int e = int(threadIdx.x); e < p.hkv * p.d; e += kThreads) {
-    const int h = e / p.d, f = e % p.d;
+    const int h = e / p.d, f = e % p.d, fr = f - off;  // fr: index inside the rotated features
     const int64_t ko = int64_t(b) * p.k_sb + int64_t(t) * p.k_ss + int64_t(h) * p.k_sh;
     float x = load_any(p.k, p.in_dtype, ko + f);
-    if (f < rd) {  // rotate the pair holding f (each thread computes its own half of the pair)
-      const int pair = p.pe.rope_gptj ? f / 2 : (f < half ? f : f - half);
+    if (fr >= 0 && fr < rd) {  // rotate the pair holding f (each thread computes its own half)
+      const int pair = p.pe.rope_gptj ? fr / 2 : (fr < half ? fr : fr - half);
       int a, bb;
       pa_pe::rope_pair_features(p.pe, pair, a, bb);
       const float2 v = pa_pe::rope_rotate(load_any(p.k, p.in_dtype, ko + a),

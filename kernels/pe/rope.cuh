@@ -1,7 +1,9 @@
 // rope.cuh -- the "transform q/k" hook: RoPE (pe-spec §1-2) and the rotary part of xPos.
 //
-// Every scaling (linear, NTK, dynamic NTK, YaRN, Llama 3, LongRoPE, caller table) arrives as the
-// host-computed fp32 inv_freq table plus rope_attn_factor, so one device routine serves them all.
+// Every scaling (linear, NTK, dynamic NTK, YaRN, Llama 3, LongRoPE, caller table, proportional
+// zero pairs) arrives as the host-computed inv_freq table (fp64 on the host; the fp32 copy is
+// read by FAST only, EXACT reads tables built from the fp64 values) plus rope_attn_factor, so one
+// device routine serves them all.
 // Angles:
 //   FAST   angle = float(p) * inv_freq[i]; cosf/sinf in fp32 (error ~ p * 2^-24 rad).
 //   EXACT  p = hi * 2^shift + lo; R(p w) = R(hi 2^shift w) * R(lo w), both factors read from fp32
@@ -18,14 +20,14 @@
 namespace pa_pe {
 
 // Features (a, b) forming rotary pair `pair` (0 <= pair < rotary_dim/2): NeoX (i, i + r/2),
-// GPT-J (2i, 2i+1).
+// GPT-J (2i, 2i+1), both shifted by rope_offset.
 PA_HD void rope_pair_features(const pa_prefill_params &p, int pair, int &a, int &b) {
   if (p.rope_gptj) {
-    a = 2 * pair;
-    b = 2 * pair + 1;
+    a = p.rope_offset + 2 * pair;
+    b = p.rope_offset + 2 * pair + 1;
   } else {
-    a = pair;
-    b = pair + p.rotary_dim / 2;
+    a = p.rope_offset + pair;
+    b = p.rope_offset + pair + p.rotary_dim / 2;
   }
 }
 
@@ -54,7 +56,7 @@ PA_HD float2 rope_rotate(float a, float b, float2 cs) {
   return make_float2(a * cs.x - b * cs.y, a * cs.y + b * cs.x);
 }
 
-// Rotates the first rotary_dim features of an fp32 row x (anything indexable: array, sptr) at
+// Rotates features [rope_offset, rope_offset + rotary_dim) of an fp32 row x (anything indexable: array, sptr) at
 // position pos, in place. No-op when rotary_dim is 0.
 template <class X>
 PA_DEVICE void rope_rotate_row(const pa_prefill_params &p, X x, int32_t pos) {

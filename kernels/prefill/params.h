@@ -76,7 +76,8 @@ typedef struct pa_prefill_params {
   int32_t pe_kind;       /* posattn_pe_kind */
 
   /* ---- transform q/k: RoPE and the rotary part of xPos (pe-spec §1-2, §6) ---- */
-  int32_t rotary_dim;    /* rotated features (first rotary_dim); 0 when the PE does not rotate */
+  int32_t rotary_dim;    /* rotated features [rope_offset, rope_offset + rotary_dim); 0 when the PE does not rotate */
+  int32_t rope_offset;   /* first rotated feature (DeepSeek MLA: the last 64 of 192) */
   int32_t rope_gptj;     /* 1: pairs (2i, 2i+1); 0: NeoX pairs (i, i + rotary_dim/2) */
   int32_t rope_exact;    /* 1: EXACT angles from the two tables below; 0: FAST float(p) * inv_freq */
   float rope_attn_factor;             /* multiplies the rotated features (cos and sin) */

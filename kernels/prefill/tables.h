@@ -129,6 +129,7 @@ inline void pa_prefill_params_fill(pa_prefill_params &k, const pa_problem *p,
   k.pe_kind = pe.kind;
   const bool rotary = pe.kind == POSATTN_PE_ROPE || pe.kind == POSATTN_PE_XPOS;
   k.rotary_dim = rotary ? p->rotary_dim : 0;
+  k.rope_offset = rotary ? pe.rope.rotary_offset : 0;
   k.rope_gptj = rotary && pe.rope.layout == POSATTN_ROPE_GPTJ;
   k.rope_exact = L.n_exact_lo > 0;
   k.rope_attn_factor = sc.rope_attn_factor;

@@ -209,6 +209,12 @@ TEST(Init, PeDefaults) {
   EXPECT_EQ(pe.rope.ext_factors, nullptr);
   EXPECT_EQ(pe.rope.inv_freq, nullptr);
   EXPECT_EQ(pe.rope.angle_mode, POSATTN_ANGLE_FAST);
+  // appended fields: zero keeps the earlier behaviour (docs/rope-configs.md)
+  EXPECT_EQ(pe.rope.mscale, 0.0);
+  EXPECT_EQ(pe.rope.mscale_all_dim, 0.0);
+  EXPECT_EQ(pe.rope.longrope_factor, 0.0);
+  EXPECT_EQ(pe.rope.rotary_offset, 0);
+  EXPECT_EQ(pe.rope.active_pairs, 0);
   EXPECT_EQ(pe.alibi.slopes, nullptr);
   EXPECT_EQ(pe.fire.mlp_width, 32);
   EXPECT_EQ(pe.fire.w1, nullptr);

@@ -324,8 +324,8 @@ TEST(PeValues, RopeLlama3Table) {
 TEST(PeValues, RopeLongRope) {
   pat_rng rng;
   pat_rng_seed(&rng, 26);
-  std::vector<float> ext(64);
-  for (float &e : ext) e = (float)pat_rng_uniform(&rng, 1.0, 40.0);
+  std::vector<double> ext(64);
+  for (double &e : ext) e = pat_rng_uniform(&rng, 1.0, 40.0);
   posattn_rope_params rope = DefaultRope();
   rope.scaling = POSATTN_ROPE_SCALING_LONGROPE;
   rope.original_max_position = 4096;
@@ -336,7 +336,7 @@ TEST(PeValues, RopeLongRope) {
   EXPECT_TRUE(RelNear(af, 1.190238, 5e-7));
   EXPECT_TRUE(RelNear(af, std::sqrt(1 + std::log(32.0) / std::log(4096.0)), 1e-14));
   for (int i = 0; i < 64; ++i)
-    EXPECT_TRUE(RelNear(inv[i], 1.0 / ((double)ext[i] * std::pow(10000.0, 2.0 * i / 128)), 1e-14))
+    EXPECT_TRUE(RelNear(inv[i], 1.0 / (ext[i] * std::pow(10000.0, 2.0 * i / 128)), 1e-14))
         << i;
   // max_position = 0 means original: factor 1, attention factor 1
   rope.max_position = 0;
@@ -345,13 +345,14 @@ TEST(PeValues, RopeLongRope) {
 }
 
 TEST(PeValues, RopeExplicitInvFreq) {
-  std::vector<float> table = {1.0f, 0.3f, 0.01f, 2.5e-4f};
+  // fp64 entries that are not float values come back unrounded
+  std::vector<double> table = {1.0, 0.3, 0.01, 2.5e-4};
   posattn_rope_params rope = DefaultRope();
   rope.scaling = POSATTN_ROPE_SCALING_INV_FREQ;
   rope.inv_freq = table.data();
   rope.rotary_dim = 8;
   std::vector<double> inv = InvFreq(rope, 16, 1);
-  for (int i = 0; i < 4; ++i) EXPECT_EQ(inv[i], (double)table[i]);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(inv[i], table[i]);
 }
 
 // ---------------------------------------------------------------- RoPE apply (spec 1.2, 1.3)

@@ -99,7 +99,8 @@ std::vector<GridCase> MakeGrid() {
 
 // Parameter arrays a PE config points at; they must outlive the calls.
 struct PeStorage {
-  std::vector<float> ext, inv, slopes, w1, b1, w2, b2, table, a, p;
+  std::vector<double> ext, inv;  // RoPE tables are fp64
+  std::vector<float> slopes, w1, b1, w2, b2, table, a, p;
   std::vector<int32_t> doc;
 };
 
@@ -107,9 +108,9 @@ void SetupPe(const GridCase &c, pat_rng *r, posattn_attention_desc *desc, PeStor
   posattn_pe &pe = desc->pe;
   const std::string name = kPeNames[c.pe];
   const int32_t rd = name == "rope-partial" ? c.d / 4 : c.d;
-  auto fill = [&](std::vector<float> &v, size_t n, double lo, double hi) {
+  auto fill = [&](auto &v, size_t n, double lo, double hi) {
     v.resize(n);
-    for (float &x : v) x = (float)pat_rng_uniform(r, lo, hi);
+    for (auto &x : v) x = static_cast<std::decay_t<decltype(x)>>(pat_rng_uniform(r, lo, hi));
   };
   if (name.rfind("rope", 0) == 0 || name == "xpos") {
     pe.kind = name == "xpos" ? POSATTN_PE_XPOS : POSATTN_PE_ROPE;

@@ -545,6 +545,59 @@ TEST_F(RopeValidation, RotaryDimRules) {
   ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.rotary_dim (-2)"});
 }
 
+TEST_F(RopeValidation, RotaryOffsetRules) {
+  rope().rotary_offset = -2;
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.rotary_offset (-2)", "[0, head_dim (8))"});
+  rope().rotary_offset = D;
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.rotary_offset (8)"});
+  rope().rotary_offset = 2;
+  rope().rotary_dim = 8;  // 2 + 8 > 8
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS,
+             {"pe.rope.rotary_dim (8)", "head_dim (8) - rotary_offset (2)"});
+  rope().rotary_offset = 3;
+  rope().rotary_dim = 0;  // 8 - 3 = 5 features left: odd
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"rotary_dim is 0", "rotary_offset (3)", "even"});
+  rope().rotary_dim = 4;  // [3, 7): an odd offset is fine
+  EXPECT_EQ(Forward(), POSATTN_STATUS_SUCCESS) << posattn_context_last_message(ctx);
+}
+
+TEST_F(RopeValidation, ActivePairsRules) {
+  rope().active_pairs = -1;
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.active_pairs (-1)", "rotary_dim/2 (4)"});
+  rope().active_pairs = 5;
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.active_pairs (5)", "rotary_dim/2 (4)"});
+  rope().rotary_dim = 4;
+  rope().active_pairs = 3;
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.active_pairs (3)", "rotary_dim/2 (2)"});
+  rope().active_pairs = 1;
+  EXPECT_EQ(Forward(), POSATTN_STATUS_SUCCESS) << posattn_context_last_message(ctx);
+}
+
+TEST_F(RopeValidation, MscaleAndLongropeFactorRules) {
+  rope().scaling = POSATTN_ROPE_SCALING_YARN;
+  rope().factor = 40;
+  for (double bad : {-1.0, double(kNaN), double(kInf)}) {
+    SCOPED_TRACE(bad);
+    rope().mscale = bad;
+    ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.mscale", "mscale_all_dim", ">= 0"});
+    rope().mscale = 1;
+    rope().mscale_all_dim = bad;
+    ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.mscale", "mscale_all_dim", ">= 0"});
+    rope().mscale_all_dim = 1;
+    rope().longrope_factor = bad;
+    ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.longrope_factor", ">= 0"});
+    rope().longrope_factor = 0;
+  }
+  EXPECT_EQ(Forward(), POSATTN_STATUS_SUCCESS) << posattn_context_last_message(ctx);
+}
+
+TEST_F(Validation, XposNeedsZeroRotaryOffset) {
+  desc.pe.kind = POSATTN_PE_XPOS;
+  desc.pe.rope.rotary_offset = 2;
+  desc.pe.rope.rotary_dim = 4;
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.rotary_offset (2)", "XPOS"});
+}
+
 TEST_F(RopeValidation, BaseMustExceedOne) {
   for (double bad : {1.0, 0.5, -3.0, double(kNaN), double(kInf)}) {
     SCOPED_TRACE(bad);
@@ -608,8 +661,8 @@ TEST_F(RopeValidation, YarnParameters) {
   rope().scaling = POSATTN_ROPE_SCALING_YARN;
   rope().factor = 16;
   EXPECT_EQ(Forward(), POSATTN_STATUS_SUCCESS) << posattn_context_last_message(ctx);
-  rope().beta_fast = 1;
-  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.beta_fast (1)", "beta_slow (1)"});
+  rope().beta_fast = 0.5;
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.beta_fast (0.5)", "beta_slow (1)", ">="});
   rope().beta_fast = 32;
   rope().beta_slow = 0;
   ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"beta_slow (0)", "> 0"});
@@ -634,7 +687,7 @@ TEST_F(RopeValidation, Llama3FrequencyFactors) {
 TEST_F(RopeValidation, LongRopeNeedsPositiveExtFactors) {
   rope().scaling = POSATTN_ROPE_SCALING_LONGROPE;
   ExpectDesc(POSATTN_STATUS_NULL_POINTER, {"pe.rope.ext_factors", "NULL"});
-  std::vector<float> ext(D / 2, 1.5f);
+  std::vector<double> ext(D / 2, 1.5);
   ext[2] = 0;
   rope().ext_factors = ext.data();
   ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.ext_factors[2] (0)", "> 0"});
@@ -653,12 +706,12 @@ TEST_F(RopeValidation, LongRopeNeedsPositiveExtFactors) {
 TEST_F(RopeValidation, InvFreqTableIsScanned) {
   rope().scaling = POSATTN_ROPE_SCALING_INV_FREQ;
   ExpectDesc(POSATTN_STATUS_NULL_POINTER, {"pe.rope.inv_freq"});
-  std::vector<float> inv = {1.0f, 0.1f, 0.01f, -0.001f};
+  std::vector<double> inv = {1.0, 0.1, 0.01, -0.001};
   rope().inv_freq = inv.data();
-  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.inv_freq[3]", "> 0"});
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.inv_freq[3]", ">= 0"});
   inv[3] = kInf;
   ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.rope.inv_freq[3]", "finite"});
-  inv[3] = 0.001f;
+  inv[3] = 0.0;  // a zero frequency is a pair that does not turn (Gemma's proportional RoPE)
   EXPECT_EQ(Forward(), POSATTN_STATUS_SUCCESS) << posattn_context_last_message(ctx);
 }
 

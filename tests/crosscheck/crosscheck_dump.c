@@ -39,6 +39,14 @@ static float *rand_floats(pat_rng *r, int n, double lo, double hi) {
   return x;
 }
 
+/* x[n] widened to fp64 (the RoPE tables are fp64; their values stay float-representable so the
+ * JSON float list describes them exactly). */
+static double *widen(const float *x, int n) {
+  double *y = (double *)malloc(sizeof(double) * (size_t)(n > 0 ? n : 1));
+  for (int i = 0; i < n; ++i) y[i] = x[i];
+  return y;
+}
+
 static posattn_dtype rand_dtype(pat_rng *r) { return (posattn_dtype)pat_rng_int(r, 1, 3); }
 
 int main(int argc, char **argv) {
@@ -143,13 +151,20 @@ int main(int argc, char **argv) {
                                        POSATTN_PE_KERPLE_POWER};
     pe->kind = u < 0.4 ? POSATTN_PE_ROPE : u < 0.55 ? POSATTN_PE_XPOS : others[pat_rng_int(r, 0, 5)];
     const int32_t d = desc.head_dim;
+    double *ext64 = NULL, *invf64 = NULL;
     float *ext = NULL, *invf = NULL, *slopes = NULL, *w1 = NULL, *b1 = NULL, *w2 = NULL,
           *b2 = NULL, *table = NULL, *ka = NULL, *kp = NULL;
     if (pe->kind == POSATTN_PE_ROPE || pe->kind == POSATTN_PE_XPOS) {
       posattn_rope_params *rp = &pe->rope;
       rp->layout = (posattn_rope_layout)pat_rng_int(r, 0, 1);
       rp->rotary_dim = pat_rng_uniform(r, 0, 1) < 0.5 ? 0 : 2 * pat_rng_int(r, 2 < d / 2 ? 2 : 1, d / 2);
+      /* a rotated block that does not start at feature 0 (DeepSeek MLA); xPos needs offset 0 */
+      if (pe->kind == POSATTN_PE_ROPE && d >= 4 && pat_rng_uniform(r, 0, 1) < 0.3) {
+        rp->rotary_offset = pat_rng_int(r, 1, d - 2);
+        rp->rotary_dim = 2 * pat_rng_int(r, 1, (d - rp->rotary_offset) / 2);
+      }
       const int32_t rd = rp->rotary_dim ? rp->rotary_dim : d;
+      if (pat_rng_uniform(r, 0, 1) < 0.2) rp->active_pairs = pat_rng_int(r, 1, rd / 2);
       rp->base = pat_rng_uniform(r, 0, 1) < 0.5 ? 10000 : pat_rng_uniform(r, 100, 1e6);
       rp->scaling = (posattn_rope_scaling)pat_rng_int(r, 0, 7);
       if (rd < 4 && (rp->scaling == POSATTN_ROPE_SCALING_NTK ||
@@ -164,6 +179,10 @@ int main(int argc, char **argv) {
         rp->beta_fast = pat_rng_uniform(r, 8, 64);
         rp->beta_slow = pat_rng_uniform(r, 0.5, 4);
         rp->yarn_truncate = pat_rng_int(r, 0, 1);
+        if (pat_rng_uniform(r, 0, 1) < 0.5) { /* DeepSeek's pair; used only when both are set */
+          rp->mscale = pat_rng_uniform(r, 0, 1) < 0.8 ? pat_rng_uniform(r, 0.5, 1.5) : 0;
+          rp->mscale_all_dim = pat_rng_uniform(r, 0.5, 1.5);
+        }
       }
       if (rp->scaling == POSATTN_ROPE_SCALING_LLAMA3) {
         rp->low_freq_factor = pat_rng_uniform(r, 0.5, 2);
@@ -171,14 +190,15 @@ int main(int argc, char **argv) {
       }
       if (rp->scaling == POSATTN_ROPE_SCALING_LONGROPE) {
         ext = rand_floats(r, rd / 2, 1, 50);
-        rp->ext_factors = ext;
+        rp->ext_factors = ext64 = widen(ext, rd / 2);
         rp->max_position = pat_rng_uniform(r, 0, 1) < 0.3
                                ? 0
                                : pat_rng_int(r, rp->original_max_position, 200000);
+        if (pat_rng_uniform(r, 0, 1) < 0.5) rp->longrope_factor = pat_rng_uniform(r, 0.5, 64);
       }
       if (rp->scaling == POSATTN_ROPE_SCALING_INV_FREQ) {
         invf = rand_floats(r, rd / 2, 1e-5, 2);
-        rp->inv_freq = invf;
+        rp->inv_freq = invf64 = widen(invf, rd / 2);
       }
       if (pat_rng_uniform(r, 0, 1) < 0.25) rp->attention_factor = pat_rng_uniform(r, 0.5, 1.5);
       if (pe->kind == POSATTN_PE_XPOS) {
@@ -269,11 +289,13 @@ int main(int argc, char **argv) {
               "\"factor\":%.17g,\"original_max_position\":%d,\"max_position\":%d,"
               "\"dynamic_seq_len\":%d,\"beta_fast\":%.17g,\"beta_slow\":%.17g,"
               "\"yarn_truncate\":%d,\"low_freq_factor\":%.17g,\"high_freq_factor\":%.17g,"
-              "\"attention_factor\":%.17g",
+              "\"attention_factor\":%.17g,\"mscale\":%.17g,\"mscale_all_dim\":%.17g,"
+              "\"longrope_factor\":%.17g,\"rotary_offset\":%d,\"active_pairs\":%d",
               rp->layout, rp->rotary_dim, rp->base, rp->scaling, rp->factor,
               rp->original_max_position, rp->max_position, rp->dynamic_seq_len, rp->beta_fast,
               rp->beta_slow, rp->yarn_truncate, rp->low_freq_factor, rp->high_freq_factor,
-              rp->attention_factor);
+              rp->attention_factor, rp->mscale, rp->mscale_all_dim, rp->longrope_factor,
+              rp->rotary_offset, rp->active_pairs);
       const int32_t rd = rp->rotary_dim ? rp->rotary_dim : d;
       if (ext) json_floats(js, "ext_factors", ext, rd / 2);
       if (invf) json_floats(js, "inv_freq", invf, rd / 2);
@@ -308,6 +330,8 @@ int main(int argc, char **argv) {
     free(doc);
     free(ext);
     free(invf);
+    free(ext64);
+    free(invf64);
     free(slopes);
     free(w1);
     free(b1);

@@ -24,7 +24,25 @@ struct Grid {
   int page_size, n, splits, d, hq, hkv;
   std::vector<int> lens;
   bool share, positions, window_softcap;
+  int rope_cfg = 0;  // 1: DeepSeek-like offset block, GPT-J pairs, YaRN mscale; 2: proportional
 };
+
+// The RoPE fields of docs/rope-configs.md on top of the grid's plain RoPE.
+void set_rope_cfg(posattn_rope_params &r, int cfg, int d) {
+  if (cfg == 1) {
+    r.layout = POSATTN_ROPE_GPTJ;
+    r.rotary_offset = d / 2 + 1;  // odd: the block need not be aligned
+    r.rotary_dim = d / 4;
+    r.scaling = POSATTN_ROPE_SCALING_YARN;
+    r.factor = 16;
+    r.original_max_position = 32;
+    r.mscale = 0.7;
+    r.mscale_all_dim = 1;
+  } else if (cfg == 2) {
+    r.base = 1e6;
+    r.active_pairs = d / 8;
+  }
+}
 
 // The low-precision baseline of section 5 for every row of D: the dense problem of each sequence
 // through the shim's naive attention in the cache dtype (rotated caches hold keys as given, so the
@@ -55,6 +73,9 @@ TEST(DecodeEmu, GridMatchesRef) {
       {"fire n8 group", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 32, 4, 1, {8, 21}, false, true, false},
       {"more splits than pages", POSATTN_PE_ROPE, 0, BF, 16, 1, 50, 64, 2, 1, {0, 5, 33}, true, false, false},
       {"hd128 mqa", POSATTN_PE_NONE, 0, BF, 16, 2, 0, 128, 4, 1, {97}, false, false, false},
+      {"rope offset yarn mscale", POSATTN_PE_ROPE, 0, BF, 5, 2, 2, 64, 4, 2, {3, 21}, false, true, false, 1},
+      {"rope offset rotated cache", POSATTN_PE_ROPE, 1, F16, 4, 1, 0, 32, 4, 2, {9, 30}, false, true, false, 1},
+      {"rope proportional", POSATTN_PE_ROPE, 0, BF, 6, 2, 0, 64, 2, 1, {17, 40}, false, false, false, 2},
   };
   FireWeights fw;
   int seed = 1;
@@ -74,6 +95,7 @@ TEST(DecodeEmu, GridMatchesRef) {
     dc.seed = uint64_t(seed++);
     DecodeData D(dc);
     D.desc.pe.kind = g.pe;
+    set_rope_cfg(D.desc.pe.rope, g.rope_cfg, g.d);
     D.cache.k_rotated = g.k_rotated;
     D.desc.num_splits = g.splits;
     if (g.pe == POSATTN_PE_FIRE) fw.set(D.desc.pe, dc.hq, 3);
@@ -136,14 +158,14 @@ TEST(DecodeEmu, SinksAndSplitsAgree) {
 
 TEST(DecodeEmu, AppendMatchesRef) {
   Ctx ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
-  for (int rotated : {0, 1}) {
+  for (int rotated : {0, 1, 2}) {  // 2: rotated cache, DeepSeek-like offset block (rope_cfg 1)
     SCOPED_TRACE(rotated);
     DecodeCase dc;
     dc.dt = POSATTN_DTYPE_BF16;
     dc.page_size = 3;
     dc.lens = {4, 10};
     DecodeData A(dc), B(dc);  // identical caches
-    A.cache.k_rotated = B.cache.k_rotated = rotated;
+    A.cache.k_rotated = B.cache.k_rotated = rotated != 0;
     const int n = 3;
     std::vector<float> k0(size_t(dc.batch) * n * dc.hkv * dc.d), v0(k0.size());
     pat_rng r;
@@ -165,6 +187,7 @@ TEST(DecodeEmu, AppendMatchesRef) {
     a.positions = pos.data();
     a.pe.kind = POSATTN_PE_ROPE;
     a.pe.rope.rotary_dim = 8;
+    if (rotated == 2) set_rope_cfg(a.pe.rope, 1, dc.d);
     for (int which = 0; which < 2; ++which) {
       posattn_context *ctx = which ? emu.ctx : ref.ctx;
       DecodeData &X = which ? B : A;

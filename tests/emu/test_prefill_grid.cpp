@@ -150,7 +150,8 @@ TEST_P(PrefillGrid, matches_reference) {
 
   // Positional encoding parameters.
   posattn_pe &pe = desc.pe;
-  std::vector<float> ext, w1, b1, w2, b2, table, ka, kp;
+  std::vector<double> ext;  // LongRoPE factors are fp64
+  std::vector<float> w1, b1, w2, b2, table, ka, kp;
   auto rope = [&](posattn_rope_scaling sc, posattn_rope_layout lay, posattn_angle_mode am) {
     pe.kind = POSATTN_PE_ROPE;
     pe.rope.scaling = sc;
@@ -181,7 +182,7 @@ TEST_P(PrefillGrid, matches_reference) {
     case Pe::RopeLongrope:
       rope(POSATTN_ROPE_SCALING_LONGROPE, POSATTN_ROPE_NEOX, POSATTN_ANGLE_EXACT);
       pe.rope.rotary_dim = c.d / 2;
-      for (int i = 0; i < c.d / 4; ++i) ext.push_back(float(pat_rng_uniform(&rng, 1.0, 6.0)));
+      for (int i = 0; i < c.d / 4; ++i) ext.push_back(pat_rng_uniform(&rng, 1.0, 6.0));
       pe.rope.ext_factors = ext.data();
       pe.rope.original_max_position = 64;
       pe.rope.max_position = 512;

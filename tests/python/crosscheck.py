@@ -63,7 +63,7 @@ def alibi_slopes(n):
 
 def rope_tables(rope, head_dim, seq_len):
     """inv_freq[rd/2] and the attention factor, pe-spec 1 and 2."""
-    rd = rope["rotary_dim"] or head_dim
+    rd = rope["rotary_dim"] or head_dim - rope.get("rotary_offset", 0)
     i = np.arange(rd // 2, dtype=np.float64)
     base, s, orig = rope["base"], rope["factor"], rope["original_max_position"]
     plain = 1.0 / base ** (2 * i / rd)
@@ -91,7 +91,12 @@ def rope_tables(rope, head_dim, seq_len):
         ramp = np.clip((i - low) / (high - low), 0.0, 1.0)
         extrap = 1.0 - ramp
         inv = plain / s * (1 - extrap) + plain * extrap
-        af = 0.1 * math.log(s) + 1 if s > 1 else 1.0
+        def mscale(m):  # transformers' get_mscale
+            return 0.1 * m * math.log(s) + 1 if s > 1 else 1.0
+        if rope.get("mscale") and rope.get("mscale_all_dim"):
+            af = mscale(rope["mscale"]) / mscale(rope["mscale_all_dim"])
+        else:
+            af = mscale(1.0)
     elif sc == SC_LLAMA3:
         lo, hi = rope["low_freq_factor"], rope["high_freq_factor"]
         wavelen = 2 * math.pi / plain
@@ -102,27 +107,29 @@ def rope_tables(rope, head_dim, seq_len):
     elif sc == SC_LONGROPE:
         ext = np.array(rope["ext_factors"], dtype=np.float32).astype(np.float64)
         inv = 1.0 / (ext * base ** (2 * i / rd))
-        f = (rope["max_position"] or orig) / orig
+        f = rope.get("longrope_factor") or (rope["max_position"] or orig) / orig
         af = math.sqrt(1 + math.log(f) / math.log(orig)) if f > 1 else 1.0
     elif sc == SC_INV_FREQ:
         inv = np.array(rope["inv_freq"], dtype=np.float32).astype(np.float64)
     else:
         raise ValueError("unknown scaling %d" % sc)
+    if rope.get("active_pairs"):  # Gemma's proportional RoPE: the other pairs do not turn
+        inv = np.where(np.arange(rd // 2) < rope["active_pairs"], inv, 0.0)
     if rope["attention_factor"] != 0:
         af = rope["attention_factor"]
     return inv, af
 
 
-def pair_dims(layout, rd):
+def pair_dims(layout, rd, offset=0):
     k = np.arange(rd // 2)
     if layout == 1:  # GPT-J: (2k, 2k+1)
-        return 2 * k, 2 * k + 1
-    return k, k + rd // 2  # NeoX: (k, k + rd/2)
+        return offset + 2 * k, offset + 2 * k + 1
+    return offset + k, offset + k + rd // 2  # NeoX: (k, k + rd/2)
 
 
-def rotate(x, pos, inv, af, layout, rd):
-    """x [n, d] at positions pos [n]: rotate the pairs of the first rd dims."""
-    a, b = pair_dims(layout, rd)
+def rotate(x, pos, inv, af, layout, rd, offset=0):
+    """x [n, d] at positions pos [n]: rotate the pairs of dims [offset, offset + rd)."""
+    a, b = pair_dims(layout, rd, offset)
     ang = pos[:, None].astype(np.float64) * inv[None, :]
     c, s = np.cos(ang) * af, np.sin(ang) * af
     y = x.copy()
@@ -219,7 +226,8 @@ def attention(case, q, k, v):
     maxpos = max([int(s[4].max()) for s in seqs if s[1]] + [int(s[5].max()) for s in seqs if s[3]])
     rotary = kind in (ROPE, XPOS)
     if rotary:
-        rd = rope["rotary_dim"] or d
+        off = rope.get("rotary_offset", 0)
+        rd = rope["rotary_dim"] or d - off
         inv, af = rope_tables(rope, d, maxpos + 1)
         pa, pb = pair_dims(rope["layout"], rd)
     # the descriptor holds these as float: the JSON decimal must be rounded back to float32
@@ -248,8 +256,8 @@ def attention(case, q, k, v):
             kh = k[k0:k0 + lk, g, :]
             vh = v[k0:k0 + lk, g, :]
             if rotary:
-                qh = rotate(qh, pq, inv, af, rope["layout"], rd)
-                kh = rotate(kh, pk, inv, af, rope["layout"], rd)
+                qh = rotate(qh, pq, inv, af, rope["layout"], rd, off)
+                kh = rotate(kh, pk, inv, af, rope["layout"], rd, off)
             if kind == XPOS:
                 xp = case["xpos"]
                 zeta = (2 * np.arange(rd // 2) / rd + xp["gamma"]) / (1 + xp["gamma"])
@@ -371,6 +379,11 @@ def main():
         sum(c["rope"]["attention_factor"] != 0 for c in rot),
         {t: sum(c["in_dtype"] == t for c in cases) for t in DTYPES},
         {t: sum(c["out_dtype"] == t for c in cases) for t in DTYPES}))
+    print("  rotary fields: offset %d, active_pairs %d, YaRN mscale pair %d, LongRoPE factor %d" % (
+        sum(c["rope"]["rotary_offset"] > 0 for c in rot), sum(c["rope"]["active_pairs"] > 0 for c in rot),
+        sum(c["rope"]["mscale"] != 0 and c["rope"]["mscale_all_dim"] != 0 for c in rot
+            if c["rope"]["scaling"] == SC_YARN),
+        sum(c["rope"]["longrope_factor"] != 0 for c in rot if c["rope"]["scaling"] == SC_LONGROPE)))
     if failures:
         print("FAIL: %d case(s) disagree with REF:" % len(failures))
         for line in failures[:15]:

@@ -170,6 +170,7 @@ void pat_gather(const posattn_attention_desc *desc, const posattn_tensor *t, int
 typedef struct naive_pe {
   int rotary;          /* RoPE or xPos */
   int32_t rd;          /* rotary dim */
+  int32_t offset;      /* first rotated feature */
   int gptj;            /* pairing */
   double *inv_freq;    /* [rd/2] */
   double attn_factor;  /* multiplies cos and sin */
@@ -178,11 +179,11 @@ typedef struct naive_pe {
 /* the two feature indices of pair k */
 static void pair_dims(const naive_pe *pe, int32_t k, int32_t *a, int32_t *b) {
   if (pe->gptj) {
-    *a = 2 * k;
-    *b = 2 * k + 1;
+    *a = pe->offset + 2 * k;
+    *b = pe->offset + 2 * k + 1;
   } else {
-    *a = k;
-    *b = k + pe->rd / 2;
+    *a = pe->offset + k;
+    *b = pe->offset + k + pe->rd / 2;
   }
 }
 
@@ -230,7 +231,8 @@ posattn_status pat_naive_forward(const posattn_attention_desc *desc, const posat
   memset(&npe, 0, sizeof npe);
   if (pe->kind == POSATTN_PE_ROPE || pe->kind == POSATTN_PE_XPOS) {
     npe.rotary = 1;
-    npe.rd = pe->rope.rotary_dim ? pe->rope.rotary_dim : d;
+    npe.offset = pe->rope.rotary_offset;
+    npe.rd = pe->rope.rotary_dim ? pe->rope.rotary_dim : d - npe.offset;
     npe.gptj = pe->rope.layout == POSATTN_ROPE_GPTJ;
     npe.inv_freq = (double *)malloc(sizeof(double) * (size_t)(npe.rd / 2));
     if (!npe.inv_freq) return POSATTN_STATUS_ALLOC_FAILED;
