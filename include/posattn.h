@@ -406,7 +406,7 @@ typedef struct posattn_attention_desc {
  * reaches it. Output 0 with lse -inf means "sees no key" and nothing else (a row that sees no key
  * is never poisoned, whatever its q). Decode: the same per (sequence, query token, head); the
  * sink is validated finite (BAD_PE_PARAMS otherwise).
- * How the kernels keep it (cost measured in docs/reliability.md): masked logits are exact
+ * How the kernels keep it (cost measured in docs/kernels.md): masked logits are exact
  * -inf, so their weights are exactly 0; a weight of 0 times a NaN/inf value is still NaN, so a
  * non-finite v element of a key that some row of a tile cannot see is replaced by 0 where the
  * tile is staged and, in the same place, that key's k is made NaN, which poisons exactly the

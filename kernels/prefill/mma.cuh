@@ -28,7 +28,7 @@
 // by 0 and makes one K element of that key NaN, so that exactly the rows that see the key get a NaN
 // logit. On wholly visible tiles every row sees every key and a non-finite V element makes the
 // accumulators non-finite directly; the epilogue turns any non-finite accumulator of a row into a
-// NaN row and LSE. Cost (SASS, docs/reliability.md): one FFMA per logit, the V scan on masked tiles
+// NaN row and LSE. Cost (SASS, docs/kernels.md): one FFMA per logit, the V scan on masked tiles
 // only, a few dozen instructions per block in the epilogue.
 //
 // Policies (kernels/pe/*.cuh) enter at three points: Pe::transform (q/k pairs in fp32), Pe::bias
