@@ -9,12 +9,44 @@
 //                                non-decreasing inside a sequence), so tile ranges of doc ids
 //                                decide it from four loads: a KV tile outside the query tile's
 //                                documents is skipped unless it holds anchor tokens. No dense mask.
+//
+// Overflow: windows may be anything up to INT32_MAX (-1 = unbounded). i' +- window is formed in
+// int64 and clamped to int once per row (key_range); the tile bounds, computed once per block or
+// tile, use int64 too.
+//
+// Non-finite values (posattn.h, NaN RULE): logit_or_nan() turns +-inf logits into NaN so that a
+// visible infinite logit can never pass for a masked one (-inf); max_nan() is a row maximum that
+// keeps NaN (fmaxf drops it).
 #ifndef POSATTN_PE_MASK_CUH
 #define POSATTN_PE_MASK_CUH
 
 #include "prefill/params.h"
 
 namespace pa_pe {
+
+// x for finite x, NaN for +-inf and NaN (x * 0 is NaN exactly then; one FFMA).
+PA_DEVICE float logit_or_nan(float x) { return fmaf(x, 0.f, x); }
+// Whether x is neither an infinity nor a NaN.
+PA_DEVICE bool is_finite(float x) { return fabsf(x) < INFINITY; }
+// max(a, b), NaN when either is NaN.
+PA_DEVICE float max_nan(float a, float b) { return a != a || b != b ? a + b : fmaxf(a, b); }
+
+// Keys [first, last] (inclusive) that aligned query position ia may see by causal / window. The
+// window bounds are formed in int64 and clamped to int, so windows up to INT32_MAX cannot wrap
+// (wider than the sequence = unbounded). Kernels compute it once per row, outside the key loops.
+PA_DEVICE void key_range(int ia, int causal, int window_left, int window_right, int &first,
+                         int &last) {
+  first = window_left >= 0 ? int(pa::max(int64_t(ia) - window_left, int64_t(-1))) : -1;
+  last = INT32_MAX;
+  if (window_right >= 0) last = int(pa::min(int64_t(ia) + window_right, int64_t(INT32_MAX)));
+  if (causal) last = pa::min(last, ia);
+}
+// Whether key j is inside the causal / window limits of aligned query position ia.
+PA_DEVICE bool in_window(int ia, int j, int causal, int window_left, int window_right) {
+  int first, last;
+  key_range(ia, causal, window_left, window_right, first, last);
+  return j >= first && j <= last;
+}
 
 // One sequence b of the batch: where its tokens are, its lengths, positions and documents.
 struct Seq {
@@ -58,24 +90,27 @@ struct Seq {
   PA_DEVICE int32_t q_doc(int i) const { return p->doc_ids ? int32_t(p->doc_ids[q0 + i]) : 0; }
   PA_DEVICE int32_t kv_doc(int j) const { return p->doc_ids ? int32_t(p->doc_ids[k0 + j]) : 0; }
 
-  // The per-element rule; doc_i = q_doc(i), hoisted by the caller.
-  PA_DEVICE bool visible(int i, int j, int32_t doc_i) const {
-    const int ia = i + shift;
-    if (p->causal && j > ia) return false;
-    if (p->window_left >= 0 && j < ia - p->window_left) return false;
-    if (p->window_right >= 0 && j > ia + p->window_right) return false;
+  // Keys [first, last] row i may see by causal / window (key_range).
+  PA_DEVICE void row_keys(int i, int &first, int &last) const {
+    key_range(i + shift, p->causal, p->window_left, p->window_right, first, last);
+  }
+  // The per-element rule for a row whose row_keys are [first, last]; doc_i = q_doc(i), both
+  // hoisted by the caller.
+  PA_DEVICE bool visible(int first, int last, int j, int32_t doc_i) const {
+    if (j < first || j > last) return false;
     if (p->doc_ids && j >= p->num_anchor && kv_doc(j) != doc_i) return false;
     return true;
   }
 
   // Keys [lo, hi) that rows [i0, i1) (non-empty, inside the sequence) may see by causal/window.
   PA_DEVICE void kv_bounds(int i0, int i1, int &lo, int &hi) const {
-    lo = 0;
-    hi = Lk;
-    if (p->window_left >= 0) lo = pa::max(lo, i0 + shift - p->window_left);
-    if (p->causal) hi = pa::min(hi, i1 - 1 + shift + 1);
-    if (p->window_right >= 0) hi = pa::min(hi, i1 - 1 + shift + p->window_right + 1);
-    if (hi < lo) hi = lo;
+    int64_t l = 0, h = Lk;
+    const int64_t first = int64_t(i0) + shift, last = int64_t(i1) - 1 + shift;
+    if (p->window_left >= 0) l = pa::max(l, first - p->window_left);
+    if (p->causal) h = pa::min(h, last + 1);
+    if (p->window_right >= 0) h = pa::min(h, last + p->window_right + 1);
+    lo = int(pa::min(l, int64_t(Lk)));
+    hi = int(pa::max(h, int64_t(lo)));
   }
 
   // Whether keys [j0, j1) may be visible to rows [i0, i1) as far as documents go.
