@@ -151,12 +151,44 @@ typedef struct pa_drift_table {
 } pa_drift_table;
 void pa_drift_table_free(pa_drift_table *t);
 
+/* Spectrum of the random q and k of experiments a and c: N(0,1) components, with the components
+ * of `pairs` RoPE pairs multiplied by `gain` (outlier channels, as reported for trained models).
+ * Pair i (NeoX layout: components i and i + d/2) turns at w_i = base^(-2i/d): LOW puts the
+ * outliers on the slowest pairs (d/2 - pairs .. d/2 - 1), HIGH on the fastest (0 .. pairs - 1). */
+typedef enum pa_spectrum_kind { PA_SPEC_ISO = 0, PA_SPEC_LOW = 1, PA_SPEC_HIGH = 2 } pa_spectrum_kind;
+typedef struct pa_drift_spectrum {
+  pa_spectrum_kind kind;
+  int32_t pairs; /* default 4 */
+  double gain;   /* default 8 */
+} pa_drift_spectrum;
+void pa_drift_spectrum_init(pa_drift_spectrum *s, pa_spectrum_kind kind);
+const char *pa_drift_spectrum_name(pa_spectrum_kind k);
+/* The factor on the components of pair i (of half = d/2 pairs): gain or 1. */
+double pa_drift_pair_gain(const pa_drift_spectrum *s, int32_t i, int32_t half);
+/* n vectors of d (even, NeoX layout) components drawn with spectrum s from seed, rounded to fp32
+ * (the study's "true" activations are fp32 values); out[n][d]. */
+void pa_drift_draw(const pa_drift_spectrum *s, int32_t d, int64_t n, uint64_t seed, double *out);
+
+/* Key j's share of the attention-weight error between low-precision weights w_low (as the kernel
+ * applies them; they need not sum to 1) and fp64 weights w_gold, both taken normalised (w/sum w):
+ * |w_low_j - w_gold_j| / sum_t |w_low_t - w_gold_t|. Both normalised vectors sum to 1, so the
+ * errors sum to 0 and one key's share is at most 1/2. 0 when the weights agree. */
+double pa_drift_weight_share(const double *w_low, const double *w_gold, int64_t n, int64_t j);
+
+/* Quantile q in [0, 1] of x[n] (linear interpolation between order statistics; x is sorted in
+ * place). NaN when n == 0. */
+double pa_drift_quantile(double *x, int64_t n, double q);
+
 typedef struct pa_drift_opts {
   int full;                  /* longer sweeps, more samples */
   uint64_t seed;
   posattn_backend backend;   /* REF: emulation; EMU/CUDA: the kernels produce the outputs (b) */
   int32_t b_max_len;         /* experiment b: longest sequence (default 65536) */
-  int32_t b_rows;            /* experiment b: sampled query rows per length (default 6) */
+  int32_t b_rows;            /* experiment b: sampled query rows per length (default 20) */
+  double b_sink_weight;      /* experiment b, variant sinkfix: the sink's fp64 weight (0.5) */
+  int32_t a_draws;           /* experiment a: draws (q and 64 keys) per point (default 20) */
+  int32_t a_pairs;           /* experiment a, spectra low/high: outlier pairs (default 4) */
+  double a_gain;             /* experiment a, spectra low/high: outlier gain (default 8) */
   void (*progress)(void *user, const char *line); /* optional; the library never prints */
   void *user;
   /* Experiment b with a kernel backend: where a sampled row's fp64 answer comes from. NULL = the

@@ -2,7 +2,8 @@
  * and why (docs/precision.md reports the findings and the commands that made every figure).
  *
  *   posattn-drift [--exp a,b,c] [--full] [--backend ref|emu|cuda] [--out DIR] [--seed N]
- *                 [--max-len N] [--rows N] [--no-plot]
+ *                 [--max-len N] [--rows N] [--draws N] [--sink-weight W]
+ *                 [--outlier-pairs N] [--outlier-gain G] [--no-plot]
  *
  * a  RoPE relative-position violation against the shift s (up to 2^20)
  * b  attention output error against fp64 as the context grows (sampled query rows)
@@ -40,14 +41,22 @@ static void print_progress(void *user, const char *line) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: posattn-drift [--exp a,b,c] [--full] [--backend ref|emu|cuda] [--out DIR]\n"
-          "                     [--seed N] [--max-len N] [--rows N] [--no-plot]\n"
+          "                     [--seed N] [--max-len N] [--rows N] [--draws N]\n"
+          "                     [--sink-weight W] [--outlier-pairs N] [--outlier-gain G]\n"
+          "                     [--no-plot]\n"
           "  --exp       experiments to run (default a,b,c)\n"
           "  --full      denser grids and more samples (minutes longer)\n"
           "  --backend   who computes experiment b's low-precision outputs: ref = the emulation\n"
           "              (default), emu = the EMU kernels, cuda = the GPU kernels\n"
           "  --out       output directory (default drift-out)\n"
           "  --max-len   experiment b's longest sequence (default 65536; 4096 with emu)\n"
-          "  --rows      experiment b's sampled query rows per length (default 6; 4 with emu)\n"
+          "  --rows      experiment b's sampled query rows per length (default 20; 4 with emu;\n"
+          "              32 with --full); each row is one draw of the medians and bands\n"
+          "  --draws     experiment a's draws (q and 64 keys) per point (default 20; 64 with\n"
+          "              --full)\n"
+          "  --sink-weight  experiment b, variant sinkfix: the sink's fp64 weight (default 0.5)\n"
+          "  --outlier-pairs, --outlier-gain  experiment a's spectra low/high: how many RoPE\n"
+          "              pairs (default 4) get their q, k components multiplied by what (default 8)\n"
           "  --no-plot   CSV and JSON only\n");
 }
 
@@ -129,9 +138,10 @@ static int write_dat(const char *path, const pa_drift_table *t, const char *name
   return fclose(f);
 }
 
-/* one panel: column `col` (1-based in the .dat) of every series whose name contains `filter` */
+/* one panel: column `col` (1-based in the .dat) of every series whose name contains `filter`;
+ * with band > 0, columns band and band + 1 (10 % and 90 %) drawn as a shaded band */
 static void gp_panel(FILE *g, const char *dat, const char *names[], int ns, const char *filter,
-                     int col, const char *title, const char *xlabel, const char *ylabel,
+                     int col, int band, const char *title, const char *xlabel, const char *ylabel,
                      int logy) {
   fprintf(g, "set title \"%s\"\nset xlabel \"%s\"\nset ylabel \"%s\"\n", title, xlabel, ylabel);
   fprintf(g, "set logscale x 2\n%s\n", logy ? "set logscale y" : "unset logscale y");
@@ -139,9 +149,12 @@ static void gp_panel(FILE *g, const char *dat, const char *names[], int ns, cons
   int first = 1;
   for (int s = 0; s < ns; ++s) {
     if (filter && !strstr(names[s], filter)) continue;
-    /* zeros cannot sit on a log axis: drop them (the CSV keeps them) */
-    fprintf(g, "%s'%s' index %d using 1:($%d>0?$%d:1/0) with linespoints title \"%s\"",
-            first ? "" : ", \\\n     ", dat, s, col, col, names[s]);
+    if (band > 0) /* zeros cannot sit on a log axis: drop them (the CSV keeps them) */
+      fprintf(g, "%s'%s' index %d using 1:($%d>0?$%d:1/0):($%d>0?$%d:1/0) with filledcurves "
+                 "fs transparent solid 0.15 lc %d notitle",
+              first ? "" : ", \\\n     ", dat, s, band, band, band + 1, band + 1, s + 1);
+    fprintf(g, "%s'%s' index %d using 1:($%d>0?$%d:1/0) with linespoints lc %d title \"%s\"",
+            first && band <= 0 ? "" : ", \\\n     ", dat, s, col, col, s + 1, names[s]);
     first = 0;
   }
   fputc('\n', g);
@@ -160,32 +173,39 @@ static int plot(const char *dir, const pa_drift_table *t) {
   fprintf(g, "set terminal pngcairo size 1400,1000 font \",10\"\nset output '%s'\n", png);
   fputs("set key left top font \",8\"\nset grid\nset format y \"%.0e\"\n", g);
   if (strcmp(t->name, "a_rope_shift") == 0) {
-    fputs("set multiplot layout 2,1 title \"RoPE relative-position violation: positions (m,n) "
-          "vs (m+s,n+s), d=128, base 1e4\"\n", g);
-    gp_panel(g, dat, names, ns, NULL, 2, "max |dlogit|", "shift s", "max |dlogit|", 1);
-    gp_panel(g, dat, names, ns, NULL, 4, "max |dprob| (64 keys)", "shift s", "max |dprob|", 1);
+    fputs("set multiplot layout 3,1 title \"RoPE relative-position violation: positions (m,n) "
+          "vs (m+s,n+s), d=128, base 1e4; max over 64 keys, median and 10-90 % band over "
+          "draws\"\n", g);
+    gp_panel(g, dat, names, ns, "iso/", 2, 3, "isotropic q, k", "shift s", "max |dlogit|", 1);
+    gp_panel(g, dat, names, ns, "low/", 2, 3, "outlier pairs: the slowest (--outlier-pairs, --outlier-gain)", "shift s",
+             "max |dlogit|", 1);
+    gp_panel(g, dat, names, ns, "high/", 2, 3, "outlier pairs: the fastest", "shift s",
+             "max |dlogit|", 1);
   } else if (strcmp(t->name, "b_context_growth") == 0) {
-    fputs("set multiplot layout 2,2 title \"bf16 tensor-core attention vs fp64 on the same bf16 "
-          "inputs (sampled rows near the end), d=128\"\n", g);
-    gp_panel(g, dat, names, ns, "/plain", 4, "NRMSE, no sink token", "sequence length",
-             "NRMSE", 1);
-    gp_panel(g, dat, names, ns, "/sink0", 4, "NRMSE, sink token at position 0",
-             "sequence length", "NRMSE", 1);
-    gp_panel(g, dat, names, ns, "/sinkoff", 4, "NRMSE, sink token at position 65536",
-             "sequence length", "NRMSE", 1);
+    fputs("set multiplot layout 3,2 title \"bf16 tensor-core attention vs fp64 on the same bf16 "
+          "inputs (sampled rows near the end), d=128; median and 10-90 % band over rows\"\n", g);
+    static const char *const panels[][2] = {
+        {"/plain", "NRMSE, no sink token"},
+        {"/sink0", "NRMSE, sink = token 0 at position 0"},
+        {"/sinkoff", "NRMSE, sink = token 0 at position 65536"},
+        {"/sinkmid", "NRMSE, sink = token len/2, token 0 ordinary"},
+        {"/sinkfix", "NRMSE, sink at 0 with its fp64 weight held fixed"}};
+    for (int i = 0; i < 5; ++i)
+      gp_panel(g, dat, names, ns, panels[i][0], 2, 3, panels[i][1], "sequence length", "NRMSE", 1);
     int has_share = 0; /* kernel backends cannot report per-key weights */
     for (size_t r = 0; r < t->nrows; ++r) has_share |= !isnan(t->val[r * (size_t)t->ncols + 5]);
     if (has_share)
-      gp_panel(g, dat, names, ns, "/sink", 6, "first token's share of the weight error",
+      gp_panel(g, dat, names, ns, "/sink", 6, 7, "sink's share of the weight error (normalised)",
                "sequence length", "share", 0);
     else
-      gp_panel(g, dat, names, ns, "/sink", 7, "sink token's fp64 attention weight",
+      gp_panel(g, dat, names, ns, "/sink", 12, 13, "sink token's fp64 attention weight",
                "sequence length", "weight", 0);
   } else {
-    fputs("set multiplot layout 2,1 title \"Where to rotate K: logit error vs fp64 (bf16 inputs), "
-          "d=128, base 1e4\"\n", g);
-    gp_panel(g, dat, names, ns, NULL, 2, "max |logit error|", "key position", "max |err|", 1);
-    gp_panel(g, dat, names, ns, NULL, 3, "mean |logit error|", "key position", "mean |err|", 1);
+    fputs("set multiplot layout 2,1 title \"Where to rotate K: logit error vs fp64 (same rounded "
+          "inputs), d=128, base 1e4\"\n", g);
+    gp_panel(g, dat, names, ns, NULL, 2, 3, "|logit error|: median and 10-90 % band over draws",
+             "key position", "|err|", 1);
+    gp_panel(g, dat, names, ns, NULL, 6, 0, "max |logit error|", "key position", "max |err|", 1);
   }
   fputs("unset multiplot\n", g);
   fclose(g);
@@ -208,7 +228,9 @@ static int parse_int(const char *s, long lo, long hi, long *out) {
 int main(int argc, char **argv) {
   const char *exps = "a,b,c", *out = "drift-out", *backend = "ref";
   int full = 0, noplot = 0;
-  long seed = 20241118, max_len = 0, rows = 0;
+  long seed = 20241118, max_len = 0, rows = 0, draws = 0;
+  long pairs = 4;
+  double sink_weight = 0.5, gain = 8.0;
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -225,6 +247,15 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--seed") == 0) ok = parse_int(argv[++i], 0, 0x7fffffffL, &seed);
     else if (strcmp(a, "--max-len") == 0) ok = parse_int(argv[++i], 1024, 1L << 22, &max_len);
     else if (strcmp(a, "--rows") == 0) ok = parse_int(argv[++i], 1, 4096, &rows);
+    else if (strcmp(a, "--draws") == 0) ok = parse_int(argv[++i], 1, 4096, &draws);
+    else if (strcmp(a, "--outlier-pairs") == 0) ok = parse_int(argv[++i], 0, 64, &pairs);
+    else if (strcmp(a, "--sink-weight") == 0 || strcmp(a, "--outlier-gain") == 0) {
+      char *end = NULL;
+      double x = strtod(argv[++i], &end);
+      int w = a[2] == 's';
+      ok = *end == '\0' && x > 0 && (!w || x < 1);
+      *(w ? &sink_weight : &gain) = x;
+    }
     else ok = 0;
     if (!ok) {
       fprintf(stderr, "posattn-drift: bad or incomplete option '%s'\n", a);
@@ -268,6 +299,10 @@ int main(int argc, char **argv) {
   if (full) o.b_rows = 32;
   if (max_len) o.b_max_len = (int32_t)max_len;
   if (rows) o.b_rows = (int32_t)rows;
+  if (draws) o.a_draws = (int32_t)draws;
+  o.b_sink_weight = sink_weight;
+  o.a_pairs = (int32_t)pairs;
+  o.a_gain = gain;
   if (mkdir(out, 0777) != 0 && errno != EEXIST) {
     fprintf(stderr, "posattn-drift: cannot create %s: %s\n", out, strerror(errno));
     return 1;
@@ -278,8 +313,11 @@ int main(int argc, char **argv) {
                     "e.g. apt-get install gnuplot-nox, to get the PNG plots)\n");
   char opts_json[512];
   snprintf(opts_json, sizeof opts_json,
-           "{\"full\": %d, \"seed\": %ld, \"backend\": \"%s\", \"b_max_len\": %d, \"b_rows\": %d}",
-           full, seed, backend, (int)o.b_max_len, (int)o.b_rows);
+           "{\"full\": %d, \"seed\": %ld, \"backend\": \"%s\", \"b_max_len\": %d, \"b_rows\": %d, "
+           "\"b_sink_weight\": %g, \"a_draws\": %d, \"a_outlier_pairs\": %d, "
+           "\"a_outlier_gain\": %g}",
+           full, seed, backend, (int)o.b_max_len, (int)o.b_rows, o.b_sink_weight,
+           (int)(full ? 64 : o.a_draws), (int)o.a_pairs, o.a_gain);
   double t0 = now_s();
   o.progress = print_progress;
   o.user = &t0;
