@@ -346,6 +346,8 @@ typedef struct b_method {
   posattn_pe_kind kind;
   pa_angle angle;
   pa_fmt table;
+  pa_fmt dt;     /* inputs, q.k operands, P and output (bf16/fp16: tc preset; f32: fp32 preset) */
+  int two_only;  /* run in the plain and sink0 variants only (keeps the default run short) */
 } b_method;
 
 /* Where the sink is. Every variant sees the same query rows and the same ordinary tokens; they
@@ -482,12 +484,25 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
     return pa_fail(msg, msz, POSATTN_STATUS_INVALID_ARGUMENT,
                    "b_sink_weight (%g) must be in (0, 1)", o->b_sink_weight);
   const b_method methods[] = {
-      {"nope", POSATTN_PE_NONE, PA_ANGLE_F64, PA_FMT_F32},
-      {"alibi", POSATTN_PE_ALIBI, PA_ANGLE_F64, PA_FMT_F32},
-      {"rope-bf16table", POSATTN_PE_ROPE, PA_ANGLE_FAST, PA_FMT_BF16},
-      {"rope-fp32", POSATTN_PE_ROPE, PA_ANGLE_FAST, PA_FMT_F32},
-      {"rope-exact", POSATTN_PE_ROPE, PA_ANGLE_EXACT, PA_FMT_F32},
+      {"nope", POSATTN_PE_NONE, PA_ANGLE_F64, PA_FMT_F32, PA_FMT_BF16, 0},
+      {"alibi", POSATTN_PE_ALIBI, PA_ANGLE_F64, PA_FMT_F32, PA_FMT_BF16, 0},
+      {"fire", POSATTN_PE_FIRE, PA_ANGLE_F64, PA_FMT_F32, PA_FMT_BF16, 1},
+      {"rope-bf16table", POSATTN_PE_ROPE, PA_ANGLE_FAST, PA_FMT_BF16, PA_FMT_BF16, 0},
+      {"rope-fp32", POSATTN_PE_ROPE, PA_ANGLE_FAST, PA_FMT_F32, PA_FMT_BF16, 0},
+      {"rope-exact", POSATTN_PE_ROPE, PA_ANGLE_EXACT, PA_FMT_F32, PA_FMT_BF16, 0},
+      {"rope-exact-fp16", POSATTN_PE_ROPE, PA_ANGLE_EXACT, PA_FMT_F32, PA_FMT_F16, 1},
+      {"rope-exact-fp32", POSATTN_PE_ROPE, PA_ANGLE_EXACT, PA_FMT_F32, PA_FMT_F32, 1},
+      {"nope-fp16", POSATTN_PE_NONE, PA_ANGLE_F64, PA_FMT_F32, PA_FMT_F16, 1},
+      {"nope-fp32", POSATTN_PE_NONE, PA_ANGLE_F64, PA_FMT_F32, PA_FMT_F32, 1},
   };
+  /* FIRE's MLP (width 32, one head): fixed random weights, biases of O(1) over the range */
+  float fw1[32], fb1[32], fw2[32], fb2 = 0;
+  rng gf = {o->seed ^ 0xF1E};
+  for (int k = 0; k < 32; ++k) {
+    fw1[k] = (float)(2 * rng_normal(&gf));
+    fb1[k] = (float)rng_normal(&gf);
+    fw2[k] = (float)(rng_normal(&gf) / sqrt(32.0));
+  }
   const int nvar = (int)(sizeof B_VARIANTS / sizeof B_VARIANTS[0]);
   const int kernel = o->backend != POSATTN_BACKEND_REF;
   posattn_context *ctx = NULL;
@@ -526,7 +541,6 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
   if (st == POSATTN_STATUS_SUCCESS) {
     for (size_t i = 0; i < nel; ++i) K[i] = rng_normal(&g);
     for (size_t i = 0; i < nel; ++i) V[i] = rng_normal(&g);
-    for (size_t i = 0; i < nel; ++i) Vr[i] = pa_lp_round(PA_FMT_BF16, V[i]);
   }
   double qrow[B_DIM], og[B_DIM], ol[B_DIM], ks[B_DIM];
   for (int vi = 0; vi < nvar && st == POSATTN_STATUS_SUCCESS; ++vi) {
@@ -538,13 +552,16 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
     for (size_t mi = 0; mi < sizeof methods / sizeof methods[0] && st == POSATTN_STATUS_SUCCESS;
          ++mi) {
       const b_method *me = &methods[mi];
-      if (kernel && me->table != PA_FMT_F32) continue; /* kernels keep their tables in fp32 */
+      /* kernels keep their tables in fp32; this study feeds them bf16 */
+      if (kernel && (me->table != PA_FMT_F32 || me->dt != PA_FMT_BF16)) continue;
+      if (me->two_only && vi > 1) continue;
       if (va->fixw && me->kind == POSATTN_PE_ALIBI) continue; /* a bias would need the sink's
                                                                   logit to grow with distance */
       pa_lp_config cg, cl;
       pa_lp_config_fp64(&cg);
-      cg.input = PA_FMT_BF16; /* gold: fp64 on the same bf16 inputs */
-      pa_lp_config_tc(&cl, PA_FMT_BF16);
+      cg.input = me->dt; /* gold: fp64 on the same rounded inputs */
+      if (me->dt == PA_FMT_F32) pa_lp_config_fp32(&cl);
+      else pa_lp_config_tc(&cl, me->dt);
       cl.angle = me->angle;
       cl.table = me->table;
       posattn_pe pe;
@@ -553,6 +570,10 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
       pe.rope.base = 500000.0;
       pe.rope.angle_mode = me->angle == PA_ANGLE_EXACT ? POSATTN_ANGLE_EXACT : POSATTN_ANGLE_FAST;
       pe.alibi.slopes = &slope;
+      pe.fire.w1 = fw1;
+      pe.fire.b1 = fb1;
+      pe.fire.w2 = fw2;
+      pe.fire.b2 = &fb2;
       st = pa_validate_pe(msg, msz, &pe, 1, d);
       if (st != POSATTN_STATUS_SUCCESS) break;
       pa_lp_rope rg, rl;
@@ -568,6 +589,7 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
       }
       b_state bs = {d, kernel, &cg, &cl, rope ? &rg : NULL, rope ? &rl : NULL, pk, Kg, Kl};
       for (int64_t j = 0; j < lmax; ++j) b_set_key(&bs, j, K + j * d);
+      for (size_t e = 0; e < nel; ++e) Vr[e] = pa_lp_round(me->dt, V[e]);
       pa_lp_logit lg = {1.0 / sqrt((double)d), 0.0, &pe, 1, 0};
       int unsupported = 0;
       char series[48];
@@ -586,7 +608,7 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
                     (uint64_t)(r + 1) * 0xD1B54A32D192ED03ull};
           for (int32_t f = 0; f < d; ++f) qrow[f] = rng_normal(&gr) + beta * u[f];
           double lse, qg[B_DIM], ql[B_DIM], qin[B_DIM];
-          for (int32_t f = 0; f < d; ++f) qin[f] = pa_lp_round(PA_FMT_BF16, qrow[f]);
+          for (int32_t f = 0; f < d; ++f) qin[f] = pa_lp_round(me->dt, qrow[f]);
           pa_lp_prepare(&cg, bs.rg, d, qrow, pk[i], qg);
           if (va->sink) {
             double gamma = gamma0;

@@ -195,7 +195,8 @@ static int plot(const char *dir, const pa_drift_table *t) {
     int has_share = 0; /* kernel backends cannot report per-key weights */
     for (size_t r = 0; r < t->nrows; ++r) has_share |= !isnan(t->val[r * (size_t)t->ncols + 5]);
     if (has_share)
-      gp_panel(g, dat, names, ns, "/sink", 6, 7, "sink's share of the weight error (normalised)",
+      gp_panel(g, dat, names, ns, "rope-exact/sink", 6, 7,
+               "RoPE exact: the sink's share of the weight error (normalised weights)",
                "sequence length", "share", 0);
     else
       gp_panel(g, dat, names, ns, "/sink", 12, 13, "sink token's fp64 attention weight",
