@@ -144,7 +144,8 @@ static void gp_panel(FILE *g, const char *dat, const char *names[], int ns, cons
                      int col, int band, const char *title, const char *xlabel, const char *ylabel,
                      int logy) {
   fprintf(g, "set title \"%s\"\nset xlabel \"%s\"\nset ylabel \"%s\"\n", title, xlabel, ylabel);
-  fprintf(g, "set logscale x 2\n%s\n", logy ? "set logscale y" : "unset logscale y");
+  fprintf(g, "set logscale x 2\nset format x \"2^{%%L}\"\n%s\n",
+          logy ? "set logscale y" : "unset logscale y");
   fputs("plot ", g);
   int first = 1;
   for (int s = 0; s < ns; ++s) {
