@@ -149,6 +149,189 @@ static void spread3(double *x, int64_t n, double *out) {
   out[2] = pa_drift_quantile(x, n, 0.9);
 }
 
+/* ---- real activations: .npy files ------------------------------------------------------------- */
+
+/* One .npy array: dtype text ("<f4"...), up to 3 dims, raw little-endian data. */
+typedef struct npy {
+  char descr[8];
+  int ndim;
+  int64_t shape[3], count;
+  unsigned char *data;
+} npy;
+
+/* the value after 'key': in the header dict, or NULL */
+static const char *npy_field(const char *h, const char *key) {
+  const char *p = strstr(h, key);
+  if (p == NULL) return NULL;
+  p = strchr(p + strlen(key), ':');
+  if (p == NULL) return NULL;
+  for (++p; *p == ' '; ++p) {}
+  return p;
+}
+
+static posattn_status npy_read(const char *path, npy *a, char *msg, size_t msz) {
+  memset(a, 0, sizeof *a);
+  FILE *f = fopen(path, "rb");
+  if (f == NULL) return pa_fail(msg, msz, POSATTN_STATUS_INVALID_ARGUMENT, "%s: cannot open", path);
+  unsigned char pre[12];
+  char *h = NULL;
+  posattn_status st = POSATTN_STATUS_SUCCESS;
+  size_t hl = 0;
+  if (fread(pre, 1, 10, f) != 10 || memcmp(pre, "\x93NUMPY", 6) != 0 || pre[6] < 1 || pre[6] > 3) {
+    st = pa_fail(msg, msz, POSATTN_STATUS_INVALID_ARGUMENT, "%s: not a .npy file (version 1-3)",
+                 path);
+    goto done;
+  }
+  hl = (size_t)pre[8] | (size_t)pre[9] << 8;
+  if (pre[6] > 1) { /* 4-byte header length */
+    if (fread(pre + 10, 1, 2, f) != 2) hl = (size_t)-1;
+    else hl |= (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
+  }
+  h = malloc(hl + 1);
+  if (hl > (1u << 20) || h == NULL || fread(h, 1, hl, f) != hl) {
+    st = pa_fail(msg, msz, POSATTN_STATUS_INVALID_ARGUMENT, "%s: truncated header", path);
+    goto done;
+  }
+  h[hl] = '\0';
+  const char *d = npy_field(h, "'descr'"), *fo = npy_field(h, "'fortran_order'"),
+             *sh = npy_field(h, "'shape'");
+  if (!d || !fo || !sh || *d != '\'' || *sh != '(') {
+    st = pa_fail(msg, msz, POSATTN_STATUS_INVALID_ARGUMENT, "%s: header lacks descr/shape", path);
+    goto done;
+  }
+  size_t n = strcspn(d + 1, "'");
+  if (n >= sizeof a->descr || strncmp(fo, "False", 5) != 0) {
+    st = pa_fail(msg, msz, POSATTN_STATUS_INVALID_ARGUMENT,
+                 "%s: must be C order (fortran_order False) with a simple dtype", path);
+    goto done;
+  }
+  memcpy(a->descr, d + 1, n);
+  a->count = 1;
+  for (const char *p = sh + 1; *p && *p != ')';) {
+    char *end;
+    long long v = strtoll(p, &end, 10);
+    if (end == p) { /* ", " or spaces */
+      ++p;
+      continue;
+    }
+    if (a->ndim == 3 || v < 0 || v > (1LL << 31)) {
+      st = pa_fail(msg, msz, POSATTN_STATUS_BAD_SIZE, "%s: at most 3 dimensions of < 2^31", path);
+      goto done;
+    }
+    a->shape[a->ndim++] = v;
+    a->count *= v;
+    p = end;
+  }
+  int es = strcmp(a->descr, "<f2") == 0 ? 2
+           : strcmp(a->descr, "<f4") == 0 || strcmp(a->descr, "<i4") == 0 ? 4
+           : strcmp(a->descr, "<f8") == 0 || strcmp(a->descr, "<i8") == 0 ? 8 : 0;
+  if (es == 0) {
+    st = pa_fail(msg, msz, POSATTN_STATUS_INVALID_ARGUMENT,
+                 "%s: dtype '%s' must be <f2, <f4, <f8 (tensors) or <i4, <i8 (positions)", path,
+                 a->descr);
+    goto done;
+  }
+  a->data = malloc((size_t)a->count * es + 1);
+  if (a->data == NULL) {
+    st = pa_fail(msg, msz, POSATTN_STATUS_ALLOC_FAILED, "%s: %lld elements", path,
+                 (long long)a->count);
+    goto done;
+  }
+  if (fread(a->data, (size_t)es, (size_t)a->count, f) != (size_t)a->count)
+    st = pa_fail(msg, msz, POSATTN_STATUS_BAD_SIZE, "%s: data shorter than shape (%lld elements)",
+                 path, (long long)a->count);
+done:
+  free(h);
+  fclose(f);
+  if (st != POSATTN_STATUS_SUCCESS) {
+    free(a->data);
+    a->data = NULL;
+  }
+  return st;
+}
+
+static double npy_at(const npy *a, int64_t i) {
+  if (a->descr[1] == 'i') {
+    if (a->descr[2] == '4') {
+      int32_t x;
+      memcpy(&x, a->data + 4 * i, 4);
+      return x;
+    }
+    int64_t x;
+    memcpy(&x, a->data + 8 * i, 8);
+    return (double)x;
+  }
+  if (a->descr[2] == '8') {
+    double x;
+    memcpy(&x, a->data + 8 * i, 8);
+    return x;
+  }
+  return pa_load(a->data, a->descr[2] == '2' ? POSATTN_DTYPE_F16 : POSATTN_DTYPE_F32, i);
+}
+
+void pa_drift_acts_free(pa_drift_acts *a) {
+  if (a == NULL) return;
+  free(a->q);
+  free(a->k);
+  free(a->v);
+  free(a->pos);
+  memset(a, 0, sizeof *a);
+}
+
+posattn_status pa_drift_acts_load(const char *dir, pa_drift_acts *a, char *msg, size_t msz) {
+  memset(a, 0, sizeof *a);
+  a->rope_base = 10000.0;
+  static const char *const names[4] = {"q", "k", "v", "positions"};
+  npy t[4];
+  memset(t, 0, sizeof t);
+  posattn_status st = POSATTN_STATUS_SUCCESS;
+  char path[1024];
+  for (int i = 0; i < 4 && st == POSATTN_STATUS_SUCCESS; ++i) {
+    snprintf(path, sizeof path, "%s/%s.npy", dir, names[i]);
+    st = npy_read(path, &t[i], msg, msz);
+    if (st == POSATTN_STATUS_SUCCESS && (t[i].descr[1] == 'i') != (i == 3))
+      st = pa_fail(msg, msz, POSATTN_STATUS_INVALID_ARGUMENT, "%s: dtype '%s': %s", path,
+                   t[i].descr, i == 3 ? "positions must be <i4 or <i8" : "must be <f2, <f4 or <f8");
+  }
+  if (st == POSATTN_STATUS_SUCCESS) {
+    const int64_t T = t[0].shape[0], hq = t[0].shape[1], hkv = t[1].shape[1], d = t[0].shape[2];
+    int ok = t[0].ndim == 3 && t[1].ndim == 3 && t[2].ndim == 3 && t[3].ndim == 1 && T >= 1 &&
+             hq >= 1 && hkv >= 1 && hq % hkv == 0 && d >= 2 && d <= 256 && d % 2 == 0;
+    for (int i = 1; i < 4 && ok; ++i) ok = t[i].shape[0] == T;
+    ok = ok && t[1].shape[2] == d && t[2].shape[1] == hkv && t[2].shape[2] == d;
+    if (!ok)
+      st = pa_fail(msg, msz, POSATTN_STATUS_BAD_SIZE,
+                   "%s: shapes must be q [T, Hq, D], k and v [T, Hkv, D], positions [T] with Hq a "
+                   "multiple of Hkv and D even in 2..256", dir);
+    else {
+      a->T = (int32_t)T;
+      a->hq = (int32_t)hq;
+      a->hkv = (int32_t)hkv;
+      a->d = (int32_t)d;
+      double **dst[3] = {&a->q, &a->k, &a->v};
+      for (int i = 0; i < 3 && st == POSATTN_STATUS_SUCCESS; ++i) {
+        *dst[i] = malloc(sizeof(double) * (size_t)t[i].count);
+        if (*dst[i] == NULL) st = pa_fail(msg, msz, POSATTN_STATUS_ALLOC_FAILED, "%s", names[i]);
+        for (int64_t e = 0; e < t[i].count && *dst[i]; ++e) (*dst[i])[e] = npy_at(&t[i], e);
+      }
+      a->pos = malloc(sizeof(int64_t) * (size_t)T);
+      if (a->pos == NULL && st == POSATTN_STATUS_SUCCESS)
+        st = pa_fail(msg, msz, POSATTN_STATUS_ALLOC_FAILED, "positions");
+      for (int64_t e = 0; e < T && a->pos && st == POSATTN_STATUS_SUCCESS; ++e) {
+        double p = npy_at(&t[3], e);
+        if (p < 0 || p > (double)((1 << 30) - 1))
+          st = pa_fail(msg, msz, POSATTN_STATUS_BAD_POSITIONS,
+                       "%s/positions.npy: position %lld of token %lld must be in [0, 2^30)", dir,
+                       (long long)p, (long long)e);
+        a->pos[e] = (int64_t)p;
+      }
+    }
+  }
+  for (int i = 0; i < 4; ++i) free(t[i].data);
+  if (st != POSATTN_STATUS_SUCCESS) pa_drift_acts_free(a);
+  return st;
+}
+
 /* Shifts on a half-octave grid: 1, 1, 2, 3, 4, 6, 8, ... up to and including `top` (a power of
  * two), deduplicated. Returns the count. */
 static int shift_grid(int64_t top, int steps_per_octave, int64_t *out, int cap) {
@@ -163,14 +346,15 @@ static int shift_grid(int64_t top, int steps_per_octave, int64_t *out, int cap) 
 
 /* ---- experiment a: RoPE relative-position violation ------------------------------------------ */
 
-#define A_DIM 128
+#define A_DIM 128 /* head dim of the synthetic draws */
+#define PA_MAXD 256 /* largest head dim (real activations) */
 #define A_KEYS 64
 
 /* logits of q (position n_keys + shift) against keys at positions j + shift, scale 1/sqrt(d),
  * in the configuration's logit arithmetic */
 static void shifted_logits(const pa_lp_config *c, const pa_lp_rope *r, const double *q,
                            const double *K, int32_t nk, int32_t d, int64_t shift, double *s) {
-  double qv[A_DIM], kv[A_DIM];
+  double qv[PA_MAXD], kv[PA_MAXD];
   pa_lp_prepare(c, r, d, q, nk + shift, qv);
   for (int32_t j = 0; j < nk; ++j) {
     pa_lp_prepare(c, r, d, K + (int64_t)j * d, j + shift, kv);
@@ -234,98 +418,136 @@ static const char *const A_COLS[] = {
     "shift",         "max_dlogit_med", "max_dlogit_p10", "max_dlogit_p90", "mean_dlogit",
     "max_dprob_med", "max_dprob_p10",  "max_dprob_p90",  "mean_abs_logit", "draws"};
 
-/* One draw is one q and A_KEYS keys (spectrum s); its statistic is the max over the keys. Every
- * spectrum scales the same N(0,1) draws, so the spectra differ only in the outlier pairs. */
-posattn_status pa_drift_exp_a(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz) {
-  table_init(t, "a_rope_shift", 10, A_COLS);
-  const int32_t d = A_DIM, nk = A_KEYS, D = o->full ? 64 : o->a_draws;
-  if (D < 1 || o->a_pairs < 0 || o->a_pairs > d / 2 || !(o->a_gain > 0))
-    return pa_fail(msg, msz, POSATTN_STATUS_BAD_SIZE,
-                   "a_draws (%d) must be >= 1, a_pairs (%d) in [0, %d], a_gain (%g) > 0", (int)D,
-                   (int)o->a_pairs, (int)(d / 2), o->a_gain);
-  const double base = 10000.0;
-  int64_t shifts[128];
-  int ns = shift_grid((int64_t)1 << 20, o->full ? 4 : 2, shifts, 128);
+/* The 10 series of experiment a on D draws Q [D][d], K [D][A_KEYS][d]: 3 angle modes x 3
+ * dtypes, then the fp64 control (every point fp64, exact angles). */
+static posattn_status a_series(const pa_drift_opts *o, pa_drift_table *t, const char *label,
+                               const posattn_rope_params *rp, const double *Q, const double *K,
+                               int D, int32_t d, const int64_t *shifts, int ns, char *msg,
+                               size_t msz) {
+  const int32_t nk = A_KEYS;
   struct { const char *name; pa_angle angle; pa_fmt table; } modes[] = {
       {"bf16table", PA_ANGLE_FAST, PA_FMT_BF16},
       {"fp32", PA_ANGLE_FAST, PA_FMT_F32},
       {"exact", PA_ANGLE_EXACT, PA_FMT_F32},
   };
   const pa_fmt dts[] = {PA_FMT_BF16, PA_FMT_F16, PA_FMT_F32};
-  posattn_rope_params rp;
-  rope_defaults(&rp, base);
-  double *Q = malloc(sizeof(double) * (size_t)D * d);
-  double *K = malloc(sizeof(double) * (size_t)D * nk * d);
   double *base_s = malloc(sizeof(double) * (size_t)D * nk);
   double *mxl = malloc(sizeof(double) * (size_t)D), *mxp = malloc(sizeof(double) * (size_t)D);
   posattn_status st = POSATTN_STATUS_SUCCESS;
-  if (!Q || !K || !base_s || !mxl || !mxp)
+  if (!base_s || !mxl || !mxp)
     st = pa_fail(msg, msz, POSATTN_STATUS_ALLOC_FAILED, "experiment a buffers");
-  for (int sp = 0; sp < 3 && st == POSATTN_STATUS_SUCCESS; ++sp) {
+  for (int cfg = 0; cfg < 10 && st == POSATTN_STATUS_SUCCESS; ++cfg) {
+    pa_lp_config c;
+    char series[48];
+    if (cfg < 9) {
+      pa_lp_config_fp32(&c);
+      c.input = c.operand = dts[cfg % 3];
+      c.angle = modes[cfg / 3].angle;
+      c.table = modes[cfg / 3].table;
+      c.softmax = PA_FMT_F64; /* the logit as the dot product gives it: no extra rounding */
+      snprintf(series, sizeof series, "%s/%s-%s", label, modes[cfg / 3].name,
+               pa_fmt_name(dts[cfg % 3]));
+    } else {
+      pa_lp_config_fp64(&c);
+      snprintf(series, sizeof series, "%s/f64-f64", label);
+    }
+    progress(o, "a: %s", series);
+    pa_lp_rope r;
+    st = pa_lp_rope_init(&r, &c, rp, d, nk + 1, nk + shifts[ns - 1], msg, msz);
+    if (st != POSATTN_STATUS_SUCCESS) break;
+    double s1[A_KEYS], p0[A_KEYS], p1[A_KEYS];
+    for (int dr = 0; dr < D; ++dr)
+      shifted_logits(&c, &r, Q + (int64_t)dr * d, K + (int64_t)dr * nk * d, nk, d, 0,
+                     base_s + (int64_t)dr * nk);
+    for (int si = 0; si < ns && st == POSATTN_STATUS_SUCCESS; ++si) {
+      double sum_l = 0, sum_abs = 0;
+      for (int dr = 0; dr < D; ++dr) {
+        const double *s0 = base_s + (int64_t)dr * nk;
+        shifted_logits(&c, &r, Q + (int64_t)dr * d, K + (int64_t)dr * nk * d, nk, d, shifts[si],
+                       s1);
+        softmax64(s0, nk, p0);
+        softmax64(s1, nk, p1);
+        mxl[dr] = mxp[dr] = 0;
+        for (int32_t j = 0; j < nk; ++j) {
+          double dl = fabs(s1[j] - s0[j]);
+          mxl[dr] = fmax(mxl[dr], dl);
+          mxp[dr] = fmax(mxp[dr], fabs(p1[j] - p0[j]));
+          sum_l += dl;
+          sum_abs += fabs(s0[j]);
+        }
+      }
+      double n = (double)D * nk, row[10];
+      row[0] = (double)shifts[si];
+      spread3(mxl, D, row + 1);
+      row[4] = sum_l / n;
+      spread3(mxp, D, row + 5);
+      row[8] = sum_abs / n;
+      row[9] = D;
+      st = table_add(t, series, row, msg, msz);
+    }
+    pa_lp_rope_free(&r);
+  }
+  free(base_s);
+  free(mxl);
+  free(mxp);
+  return st;
+}
+
+/* Draw i of the real activations: query token t_i >= A_KEYS (spread over the sequence), head
+ * i % Hq; keys: the A_KEYS tokens before it on the head's kv head. */
+static void acts_draw(const pa_drift_acts *a, int i, int n, int64_t *t, int32_t *h, int32_t *hk) {
+  int64_t lo = A_KEYS < a->T ? A_KEYS : a->T - 1, span = a->T - 1 - lo;
+  *t = lo + (n > 1 ? span * i / (n - 1) : span);
+  *h = i % a->hq;
+  *hk = *h / (a->hq / a->hkv);
+}
+
+/* One draw is one q and A_KEYS keys; its statistic is the max over the keys. Synthetic draws
+ * come in three spectra that scale the same N(0,1) draws, so they differ only on the outlier
+ * pairs; with real activations the draws are theirs (series "real/..."). */
+posattn_status pa_drift_exp_a(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz) {
+  table_init(t, "a_rope_shift", 10, A_COLS);
+  const pa_drift_acts *ac = o->acts;
+  const int32_t d = ac ? ac->d : A_DIM, nk = A_KEYS, D = o->full ? 64 : o->a_draws;
+  if (D < 1 || o->a_pairs < 0 || o->a_pairs > d / 2 || !(o->a_gain > 0))
+    return pa_fail(msg, msz, POSATTN_STATUS_BAD_SIZE,
+                   "a_draws (%d) must be >= 1, a_pairs (%d) in [0, %d], a_gain (%g) > 0", (int)D,
+                   (int)o->a_pairs, (int)(d / 2), o->a_gain);
+  if (ac && ac->T <= A_KEYS)
+    return pa_fail(msg, msz, POSATTN_STATUS_BAD_SIZE,
+                   "experiment a needs more than %d tokens of activations (T = %d)", A_KEYS,
+                   (int)ac->T);
+  int64_t shifts[128];
+  int ns = shift_grid((int64_t)1 << 20, o->full ? 4 : 2, shifts, 128);
+  posattn_rope_params rp;
+  rope_defaults(&rp, ac ? ac->rope_base : 10000.0);
+  double *Q = malloc(sizeof(double) * (size_t)D * d);
+  double *K = malloc(sizeof(double) * (size_t)D * nk * d);
+  posattn_status st = POSATTN_STATUS_SUCCESS;
+  if (!Q || !K) st = pa_fail(msg, msz, POSATTN_STATUS_ALLOC_FAILED, "experiment a inputs");
+  if (ac && st == POSATTN_STATUS_SUCCESS) {
+    for (int i = 0; i < D; ++i) {
+      int64_t tq;
+      int32_t h, hk;
+      acts_draw(ac, i, D, &tq, &h, &hk);
+      memcpy(Q + (int64_t)i * d, ac->q + (tq * ac->hq + h) * d, sizeof(double) * (size_t)d);
+      for (int32_t j = 0; j < nk; ++j)
+        memcpy(K + ((int64_t)i * nk + j) * d, ac->k + ((tq - nk + j) * ac->hkv + hk) * d,
+               sizeof(double) * (size_t)d);
+    }
+    st = a_series(o, t, "real", &rp, Q, K, D, d, shifts, ns, msg, msz);
+  }
+  for (int sp = 0; sp < 3 && !ac && st == POSATTN_STATUS_SUCCESS; ++sp) {
     pa_drift_spectrum spec;
     pa_drift_spectrum_init(&spec, (pa_spectrum_kind)sp);
     spec.pairs = o->a_pairs;
     spec.gain = o->a_gain;
     pa_drift_draw(&spec, d, D, o->seed, Q);
     pa_drift_draw(&spec, d, (int64_t)D * nk, o->seed ^ 0xA, K);
-    /* 3 angle modes x 3 dtypes, then the fp64 control (every point fp64, exact angles) */
-    for (int cfg = 0; cfg < 10 && st == POSATTN_STATUS_SUCCESS; ++cfg) {
-      pa_lp_config c;
-      char series[48];
-      if (cfg < 9) {
-        pa_lp_config_fp32(&c);
-        c.input = c.operand = dts[cfg % 3];
-        c.angle = modes[cfg / 3].angle;
-        c.table = modes[cfg / 3].table;
-        c.softmax = PA_FMT_F64; /* the logit as the dot product gives it: no extra rounding */
-        snprintf(series, sizeof series, "%s/%s-%s", pa_drift_spectrum_name(spec.kind),
-                 modes[cfg / 3].name, pa_fmt_name(dts[cfg % 3]));
-      } else {
-        pa_lp_config_fp64(&c);
-        snprintf(series, sizeof series, "%s/f64-f64", pa_drift_spectrum_name(spec.kind));
-      }
-      progress(o, "a: %s", series);
-      pa_lp_rope r;
-      st = pa_lp_rope_init(&r, &c, &rp, d, nk + 1, nk + shifts[ns - 1], msg, msz);
-      if (st != POSATTN_STATUS_SUCCESS) break;
-      double s1[A_KEYS], p0[A_KEYS], p1[A_KEYS];
-      for (int dr = 0; dr < D; ++dr)
-        shifted_logits(&c, &r, Q + (int64_t)dr * d, K + (int64_t)dr * nk * d, nk, d, 0,
-                       base_s + (int64_t)dr * nk);
-      for (int si = 0; si < ns && st == POSATTN_STATUS_SUCCESS; ++si) {
-        double sum_l = 0, sum_abs = 0;
-        for (int dr = 0; dr < D; ++dr) {
-          const double *s0 = base_s + (int64_t)dr * nk;
-          shifted_logits(&c, &r, Q + (int64_t)dr * d, K + (int64_t)dr * nk * d, nk, d,
-                         shifts[si], s1);
-          softmax64(s0, nk, p0);
-          softmax64(s1, nk, p1);
-          mxl[dr] = mxp[dr] = 0;
-          for (int32_t j = 0; j < nk; ++j) {
-            double dl = fabs(s1[j] - s0[j]);
-            mxl[dr] = fmax(mxl[dr], dl);
-            mxp[dr] = fmax(mxp[dr], fabs(p1[j] - p0[j]));
-            sum_l += dl;
-            sum_abs += fabs(s0[j]);
-          }
-        }
-        double n = (double)D * nk, row[10];
-        row[0] = (double)shifts[si];
-        spread3(mxl, D, row + 1);
-        row[4] = sum_l / n;
-        spread3(mxp, D, row + 5);
-        row[8] = sum_abs / n;
-        row[9] = D;
-        st = table_add(t, series, row, msg, msz);
-      }
-      pa_lp_rope_free(&r);
-    }
+    st = a_series(o, t, pa_drift_spectrum_name(spec.kind), &rp, Q, K, D, d, shifts, ns, msg, msz);
   }
   free(Q);
   free(K);
-  free(base_s);
-  free(mxl);
-  free(mxp);
   return st;
 }
 

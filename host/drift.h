@@ -179,6 +179,26 @@ double pa_drift_weight_share(const double *w_low, const double *w_gold, int64_t 
  * place). NaN when n == 0. */
 double pa_drift_quantile(double *x, int64_t n, double q);
 
+/* Activations captured from a real model, for one layer and one sequence (posattn-drift
+ * --activations DIR; docs/precision.md "Real activations"). DIR holds four .npy files (format
+ * version 1-3, C order, little-endian):
+ *   q.npy          [T, Hq, D]  float32 | float16 | float64: queries before RoPE
+ *   k.npy          [T, Hkv, D] same dtypes: keys before RoPE (Hq a multiple of Hkv)
+ *   v.npy          [T, Hkv, D] same dtypes
+ *   positions.npy  [T]         int32 | int64: position ids, >= 0
+ * D even, 2..256; RoPE is applied by the study (NeoX / rotate_half layout). Values are widened
+ * exactly; bf16 tensors are saved as float32 (exact). */
+typedef struct pa_drift_acts {
+  int32_t T, hq, hkv, d;
+  double *q, *k, *v; /* [T][hq][d], [T][hkv][d] */
+  int64_t *pos;      /* [T] */
+  double rope_base;  /* the model's RoPE base (posattn-drift --rope-base; default 10000) */
+} pa_drift_acts;
+/* Loads DIR/{q,k,v,positions}.npy. Errors name the file and the rule it breaks (BAD_SIZE,
+ * INVALID_ARGUMENT, BAD_POSITIONS, ALLOC_FAILED); on error *a holds nothing to free. */
+posattn_status pa_drift_acts_load(const char *dir, pa_drift_acts *a, char *msg, size_t msz);
+void pa_drift_acts_free(pa_drift_acts *a);
+
 typedef struct pa_drift_opts {
   int full;                  /* longer sweeps, more samples */
   uint64_t seed;
@@ -189,6 +209,7 @@ typedef struct pa_drift_opts {
   int32_t a_draws;           /* experiment a: draws (q and 64 keys) per point (default 20) */
   int32_t a_pairs;           /* experiment a, spectra low/high: outlier pairs (default 4) */
   double a_gain;             /* experiment a, spectra low/high: outlier gain (default 8) */
+  const pa_drift_acts *acts; /* non-NULL: a, b and c draw q, k, v from these activations */
   void (*progress)(void *user, const char *line); /* optional; the library never prints */
   void *user;
   /* Experiment b with a kernel backend: where a sampled row's fp64 answer comes from. NULL = the
