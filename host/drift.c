@@ -695,8 +695,155 @@ static void b_spread(const double *acc, int nr, int k, double *tmp, double *out3
   else out3[0] = out3[1] = out3[2] = NAN;
 }
 
+/* The measures of one row into m[M_N]: the error of ol against og; with per-key weights (not a
+ * kernel run) token 0's share and, when there is a sink (key js), its share, weight, logit error
+ * and the error per (1 - w_sink)|logit error|. */
+static void b_measure(double *m, const double *og, const double *ol, int32_t d, const double *wl,
+                      const double *wg, const double *sl, const double *sg, int64_t n, int64_t js,
+                      int sink, int kernel) {
+  for (int c = 0; c < M_N; ++c) m[c] = NAN;
+  double emax = 0, e2 = 0, g2 = 0;
+  for (int32_t f = 0; f < d; ++f) {
+    double e = ol[f] - og[f];
+    emax = fmax(emax, fabs(e));
+    e2 += e * e;
+    g2 += og[f] * og[f];
+  }
+  m[M_NRMSE] = sqrt(e2 / g2);
+  m[M_MAXERR] = emax;
+  if (!kernel) m[M_SHARE_TOK0] = pa_drift_weight_share(wl, wg, n, 0);
+  if (!sink) return;
+  m[M_WSINK] = wg[js];
+  if (kernel) return;
+  m[M_SHARE_SINK] = pa_drift_weight_share(wl, wg, n, js);
+  m[M_DLOGIT] = fabs(sl[js] - sg[js]);
+  m[M_RATIO] = m[M_NRMSE] / ((1 - m[M_WSINK]) * m[M_DLOGIT]);
+}
+
+/* one table row of experiment b from the nr rows' measures */
+static void b_stats(const double *acc, int nr, double *tmp, int64_t len, double *row) {
+  double three[3];
+  row[0] = (double)len;
+  b_spread(acc, nr, M_NRMSE, tmp, row + 1);
+  b_spread(acc, nr, M_MAXERR, tmp, three);
+  row[4] = three[0];
+  b_spread(acc, nr, M_SHARE_SINK, tmp, row + 5);
+  b_spread(acc, nr, M_SHARE_TOK0, tmp, row + 8);
+  b_spread(acc, nr, M_WSINK, tmp, row + 11);
+  b_spread(acc, nr, M_DLOGIT, tmp, row + 14);
+  b_spread(acc, nr, M_RATIO, tmp, three);
+  row[17] = three[0];
+  row[18] = nr;
+}
+
+/* Experiment b on real activations: the model's own rows. A draw is one query row (token i in
+ * the second half of the sequence, head r % Hq) against its causal keys 0..i at their position
+ * ids; the sink is the key with the largest fp64 weight. One table row per method, len = T. */
+static posattn_status b_real(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz) {
+  const pa_drift_acts *a = o->acts;
+  const int32_t d = a->d, T = a->T, R = o->b_rows;
+  const b_method methods[] = {
+      {"rope-bf16table", POSATTN_PE_ROPE, PA_ANGLE_FAST, PA_FMT_BF16, PA_FMT_BF16, 0},
+      {"rope-fp32", POSATTN_PE_ROPE, PA_ANGLE_FAST, PA_FMT_F32, PA_FMT_BF16, 0},
+      {"rope-exact", POSATTN_PE_ROPE, PA_ANGLE_EXACT, PA_FMT_F32, PA_FMT_BF16, 0},
+      {"rope-exact-fp16", POSATTN_PE_ROPE, PA_ANGLE_EXACT, PA_FMT_F32, PA_FMT_F16, 0},
+      {"rope-exact-fp32", POSATTN_PE_ROPE, PA_ANGLE_EXACT, PA_FMT_F32, PA_FMT_F32, 0},
+  };
+  size_t nel = (size_t)T * d;
+  double *Kg = malloc(sizeof(double) * nel), *Kl = malloc(sizeof(double) * nel);
+  double *Vr = malloc(sizeof(double) * nel);
+  double *wg = malloc(sizeof(double) * (size_t)T), *wl = malloc(sizeof(double) * (size_t)T);
+  double *sg = malloc(sizeof(double) * (size_t)T), *sl = malloc(sizeof(double) * (size_t)T);
+  double *acc = malloc(sizeof(double) * (size_t)R * M_N), *tmp = malloc(sizeof(double) * (size_t)R);
+  int64_t *idx = malloc(sizeof(int64_t) * (size_t)T), maxp = 0;
+  posattn_status st = POSATTN_STATUS_SUCCESS;
+  if (!Kg || !Kl || !Vr || !wg || !wl || !sg || !sl || !acc || !tmp || !idx)
+    st = pa_fail(msg, msz, POSATTN_STATUS_ALLOC_FAILED, "experiment b buffers (%d tokens)", (int)T);
+  for (int64_t j = 0; j < T && st == POSATTN_STATUS_SUCCESS; ++j) {
+    idx[j] = j;
+    maxp = a->pos[j] > maxp ? a->pos[j] : maxp;
+  }
+  double og[PA_MAXD], ol[PA_MAXD], qg[PA_MAXD], ql[PA_MAXD];
+  for (size_t mi = 0; mi < sizeof methods / sizeof methods[0] && st == POSATTN_STATUS_SUCCESS;
+       ++mi) {
+    const b_method *me = &methods[mi];
+    pa_lp_config cg, cl;
+    pa_lp_config_fp64(&cg);
+    cg.input = me->dt;
+    if (me->dt == PA_FMT_F32) pa_lp_config_fp32(&cl);
+    else pa_lp_config_tc(&cl, me->dt);
+    cl.angle = me->angle;
+    cl.table = me->table;
+    posattn_pe pe;
+    posattn_pe_init(&pe);
+    pe.kind = POSATTN_PE_ROPE;
+    pe.rope.base = a->rope_base;
+    pa_lp_rope rg, rl;
+    st = pa_lp_rope_init(&rg, &cg, &pe.rope, d, T, maxp, msg, msz);
+    if (st != POSATTN_STATUS_SUCCESS) break;
+    st = pa_lp_rope_init(&rl, &cl, &pe.rope, d, T, maxp, msg, msz);
+    if (st != POSATTN_STATUS_SUCCESS) {
+      pa_lp_rope_free(&rg);
+      break;
+    }
+    b_state bs = {d, 0, &cg, &cl, &rg, &rl, a->pos, Kg, Kl};
+    pa_lp_logit lg = {1.0 / sqrt((double)d), 0.0, &pe, 1, 0};
+    char series[48];
+    snprintf(series, sizeof series, "real/%s", me->name);
+    progress(o, "b: %s", series);
+    const int64_t stride = T / 2 / R > 0 ? T / 2 / R : 1;
+    int nr = 0;
+    for (int r = 0; r < R && st == POSATTN_STATUS_SUCCESS; ++r, ++nr) {
+      const int64_t i = T - 1 - r * stride > 0 ? T - 1 - r * stride : 0;
+      const int32_t h = r % a->hq, hk = h / (a->hq / a->hkv);
+      for (int64_t j = 0; j <= i; ++j) {
+        b_set_key(&bs, j, a->k + (j * a->hkv + hk) * d);
+        for (int32_t f = 0; f < d; ++f)
+          Vr[j * d + f] = pa_lp_round(me->dt, a->v[(j * a->hkv + hk) * d + f]);
+      }
+      const double *q = a->q + (i * a->hq + h) * d;
+      double lse;
+      pa_lp_prepare(&cg, &rg, d, q, a->pos[i], qg);
+      pa_lp_prepare(&cl, &rl, d, q, a->pos[i], ql);
+      st = pa_lp_row(&cg, &lg, qg, a->pos[i], Kg, Vr, a->pos, idx, i + 1, d, og, &lse, sg, wg);
+      if (st == POSATTN_STATUS_SUCCESS)
+        st = pa_lp_row(&cl, &lg, ql, a->pos[i], Kl, Vr, a->pos, idx, i + 1, d, ol, &lse, sl, wl);
+      if (st != POSATTN_STATUS_SUCCESS) break;
+      int64_t js = 0;
+      for (int64_t j = 1; j <= i; ++j) js = wg[j] > wg[js] ? j : js;
+      b_measure(acc + (size_t)nr * M_N, og, ol, d, wl, wg, sl, sg, i + 1, js, 1, 0);
+    }
+    double row[B_NCOLS];
+    if (st == POSATTN_STATUS_SUCCESS) {
+      b_stats(acc, nr, tmp, T, row);
+      st = table_add(t, series, row, msg, msz);
+    }
+    pa_lp_rope_free(&rg);
+    pa_lp_rope_free(&rl);
+  }
+  free(Kg);
+  free(Kl);
+  free(Vr);
+  free(wg);
+  free(wl);
+  free(sg);
+  free(sl);
+  free(acc);
+  free(tmp);
+  free(idx);
+  return st;
+}
+
 posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz) {
   table_init(t, "b_context_growth", B_NCOLS, B_COLS);
+  if (o->acts) {
+    if (o->backend != POSATTN_BACKEND_REF)
+      return pa_fail(msg, msz, POSATTN_STATUS_NOT_SUPPORTED,
+                     "experiment b on real activations runs on the emulation only (--backend ref)");
+    if (o->b_rows < 1)
+      return pa_fail(msg, msz, POSATTN_STATUS_BAD_SIZE, "b_rows (%d) must be >= 1", (int)o->b_rows);
+    return b_real(o, t, msg, msz);
+  }
   const int32_t d = B_DIM, lmax = o->b_max_len, R = o->b_rows;
   if (lmax < 1024 || lmax > (1 << 22) || R < 1)
     return pa_fail(msg, msz, POSATTN_STATUS_BAD_SIZE,
@@ -844,8 +991,6 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
             for (int32_t f = 0; f < d; ++f) ks[f] = (double)(float)(gamma * u[f] + noise[f]);
             b_set_key(&bs, js, ks);
           }
-          double *m = acc + (size_t)nr * M_N;
-          for (int c = 0; c < M_N; ++c) m[c] = NAN;
           if (kernel && o->gold_row) {
             /* fp64 on the GPU; the sink's weight from its logit (the lse of it alone) */
             double ls, o0[B_DIM];
@@ -872,39 +1017,15 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
             st = pa_lp_row(&cl, &lg, ql, pk[i], Kl, Vr, pk, idx, i + 1, d, ol, &lse, sl, wl);
             if (st != POSATTN_STATUS_SUCCESS) break;
           }
-          double emax = 0, e2 = 0, g2 = 0;
-          for (int32_t f = 0; f < d; ++f) {
-            double e = ol[f] - og[f];
-            emax = fmax(emax, fabs(e));
-            e2 += e * e;
-            g2 += og[f] * og[f];
-          }
-          m[M_NRMSE] = sqrt(e2 / g2);
-          m[M_MAXERR] = emax;
-          if (!kernel) m[M_SHARE_TOK0] = pa_drift_weight_share(wl, wg, i + 1, 0);
+          b_measure(acc + (size_t)nr * M_N, og, ol, d, wl, wg, sl, sg, i + 1, js, va->sink,
+                    kernel);
           if (va->sink) {
-            m[M_WSINK] = wg[js];
-            if (!kernel) {
-              m[M_SHARE_SINK] = pa_drift_weight_share(wl, wg, i + 1, js);
-              m[M_DLOGIT] = fabs(sl[js] - sg[js]);
-              m[M_RATIO] = m[M_NRMSE] / ((1 - m[M_WSINK]) * m[M_DLOGIT]);
-            }
             b_set_key(&bs, js, K + js * d); /* the ordinary token again */
           }
         }
         if (st != POSATTN_STATUS_SUCCESS || unsupported) break;
-        double row[B_NCOLS], three[3];
-        row[0] = (double)len;
-        b_spread(acc, nr, M_NRMSE, tmp, row + 1);
-        b_spread(acc, nr, M_MAXERR, tmp, three);
-        row[4] = three[0];
-        b_spread(acc, nr, M_SHARE_SINK, tmp, row + 5);
-        b_spread(acc, nr, M_SHARE_TOK0, tmp, row + 8);
-        b_spread(acc, nr, M_WSINK, tmp, row + 11);
-        b_spread(acc, nr, M_DLOGIT, tmp, row + 14);
-        b_spread(acc, nr, M_RATIO, tmp, three);
-        row[17] = three[0];
-        row[18] = nr;
+        double row[B_NCOLS];
+        b_stats(acc, nr, tmp, len, row);
         st = table_add(t, series, row, msg, msz);
       }
       if (rope) {
@@ -938,7 +1059,12 @@ static const char *const C_COLS[] = {"position", "err_med", "err_p10", "err_p90"
 
 posattn_status pa_drift_exp_c(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz) {
   table_init(t, "c_where_to_rotate", 8, C_COLS);
-  const int32_t d = A_DIM, trials = o->full ? 256 : 64;
+  const pa_drift_acts *ac = o->acts;
+  const int32_t d = ac ? ac->d : A_DIM, trials = o->full ? 256 : 64;
+  if (ac && ac->T <= A_KEYS)
+    return pa_fail(msg, msz, POSATTN_STATUS_BAD_SIZE,
+                   "experiment c needs more than %d tokens of activations (T = %d)", A_KEYS,
+                   (int)ac->T);
   int64_t pos[256];
   int np = shift_grid((int64_t)1 << 20, o->full ? 8 : 4, pos, 256);
   struct { const char *name; pa_fmt dt; pa_angle angle; pa_fmt table, rot, operand; } vs[] = {
@@ -958,7 +1084,7 @@ posattn_status pa_drift_exp_c(const pa_drift_opts *o, pa_drift_table *t, char *m
       {"kernel-exact-fp32op", PA_FMT_BF16, PA_ANGLE_EXACT, PA_FMT_F32, PA_FMT_F32, PA_FMT_F32},
   };
   posattn_rope_params rp;
-  rope_defaults(&rp, 10000.0);
+  rope_defaults(&rp, ac ? ac->rope_base : 10000.0);
   const int64_t maxp = pos[np - 1] + 64;
   pa_lp_config cg;
   pa_lp_config_fp64(&cg);
@@ -983,10 +1109,22 @@ posattn_status pa_drift_exp_c(const pa_drift_opts *o, pa_drift_table *t, char *m
     for (int pi = 0; pi < np && st == POSATTN_STATUS_SUCCESS; ++pi) {
       double mx = 0, sum = 0, sabs = 0;
       for (int tr = 0; tr < trials; ++tr) {
-        double q[A_DIM], k[A_DIM], a[A_DIM], b[A_DIM];
-        for (int32_t f = 0; f < d; ++f) q[f] = rng_normal(&g);
-        for (int32_t f = 0; f < d; ++f) k[f] = rng_normal(&g);
-        int64_t pq = pos[pi] + (int64_t)(rng_next(&g) % 64); /* query a little after the key */
+        double qr[A_DIM], kr[A_DIM], a[PA_MAXD], b[PA_MAXD];
+        const double *q = qr, *k = kr;
+        int64_t pq;
+        if (ac) { /* a real query and one of the 64 keys before it, at the same distance */
+          int64_t tq;
+          int32_t h, hk;
+          acts_draw(ac, tr, trials, &tq, &h, &hk);
+          int64_t dist = 1 + tr % A_KEYS;
+          q = ac->q + (tq * ac->hq + h) * d;
+          k = ac->k + ((tq - dist) * ac->hkv + hk) * d;
+          pq = pos[pi] + dist;
+        } else {
+          for (int32_t f = 0; f < d; ++f) qr[f] = rng_normal(&g);
+          for (int32_t f = 0; f < d; ++f) kr[f] = rng_normal(&g);
+          pq = pos[pi] + (int64_t)(rng_next(&g) % 64); /* query a little after the key */
+        }
         pa_lp_prepare(&cg, &rg, d, q, pq, a);
         pa_lp_prepare(&cg, &rg, d, k, pos[pi], b);
         double sg = pa_lp_dot(&cg, a, b, d) / sqrt((double)d);
@@ -1000,7 +1138,9 @@ posattn_status pa_drift_exp_c(const pa_drift_opts *o, pa_drift_table *t, char *m
       }
       double row[8] = {(double)pos[pi], 0, 0, 0, sum / trials, mx, sabs / trials, trials};
       spread3(err, trials, row + 1);
-      st = table_add(t, vs[vi].name, row, msg, msz);
+      char series[48];
+      snprintf(series, sizeof series, "%s%s", ac ? "real/" : "", vs[vi].name);
+      st = table_add(t, series, row, msg, msz);
     }
     pa_lp_rope_free(&rl);
   }

@@ -3,7 +3,8 @@
  *
  *   posattn-drift [--exp a,b,c] [--full] [--backend ref|emu|cuda] [--out DIR] [--seed N]
  *                 [--max-len N] [--rows N] [--draws N] [--sink-weight W]
- *                 [--outlier-pairs N] [--outlier-gain G] [--no-plot]
+ *                 [--outlier-pairs N] [--outlier-gain G] [--activations DIR [--rope-base B]]
+ *                 [--no-plot]
  *
  * a  RoPE relative-position violation against the shift s (up to 2^20)
  * b  attention output error against fp64 as the context grows (sampled query rows)
@@ -43,7 +44,7 @@ static void usage(FILE *f) {
           "usage: posattn-drift [--exp a,b,c] [--full] [--backend ref|emu|cuda] [--out DIR]\n"
           "                     [--seed N] [--max-len N] [--rows N] [--draws N]\n"
           "                     [--sink-weight W] [--outlier-pairs N] [--outlier-gain G]\n"
-          "                     [--no-plot]\n"
+          "                     [--activations DIR [--rope-base B]] [--no-plot]\n"
           "  --exp       experiments to run (default a,b,c)\n"
           "  --full      denser grids and more samples (minutes longer)\n"
           "  --backend   who computes experiment b's low-precision outputs: ref = the emulation\n"
@@ -57,6 +58,10 @@ static void usage(FILE *f) {
           "  --sink-weight  experiment b, variant sinkfix: the sink's fp64 weight (default 0.5)\n"
           "  --outlier-pairs, --outlier-gain  experiment a's spectra low/high: how many RoPE\n"
           "              pairs (default 4) get their q, k components multiplied by what (default 8)\n"
+          "  --activations  run a, b, c on q, k, v captured from a model: DIR/q.npy [T,Hq,D],\n"
+          "              k.npy and v.npy [T,Hkv,D] (float32/16/64, before RoPE), positions.npy [T]\n"
+          "              (int32/64); see docs/precision.md \"Real activations\"\n"
+          "  --rope-base    the model's RoPE base for --activations (default 10000)\n"
           "  --no-plot   CSV and JSON only\n");
 }
 
@@ -173,7 +178,11 @@ static int plot(const char *dir, const pa_drift_table *t) {
   if (!g) return -1;
   fprintf(g, "set terminal pngcairo size 1400,1000 font \",10\"\nset output '%s'\n", png);
   fputs("set key left top font \",8\"\nset grid\nset format y \"%.0e\"\n", g);
-  if (strcmp(t->name, "a_rope_shift") == 0) {
+  if (strcmp(t->name, "a_rope_shift") == 0 && strncmp(t->series[0], "real/", 5) == 0) {
+    fputs("set multiplot layout 1,1 title \"RoPE relative-position violation on the activations: "
+          "max over 64 keys, median and 10-90 % band over draws\"\n", g);
+    gp_panel(g, dat, names, ns, NULL, 2, 3, "real q, k", "shift s", "max |dlogit|", 1);
+  } else if (strcmp(t->name, "a_rope_shift") == 0) {
     fputs("set multiplot layout 3,1 title \"RoPE relative-position violation: positions (m,n) "
           "vs (m+s,n+s), d=128, base 1e4; max over 64 keys, median and 10-90 % band over "
           "draws\"\n", g);
@@ -232,7 +241,8 @@ int main(int argc, char **argv) {
   int full = 0, noplot = 0;
   long seed = 20241118, max_len = 0, rows = 0, draws = 0;
   long pairs = 4;
-  double sink_weight = 0.5, gain = 8.0;
+  double sink_weight = 0.5, gain = 8.0, rope_base = 10000.0;
+  const char *acts_dir = NULL;
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -251,7 +261,12 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--rows") == 0) ok = parse_int(argv[++i], 1, 4096, &rows);
     else if (strcmp(a, "--draws") == 0) ok = parse_int(argv[++i], 1, 4096, &draws);
     else if (strcmp(a, "--outlier-pairs") == 0) ok = parse_int(argv[++i], 0, 64, &pairs);
-    else if (strcmp(a, "--sink-weight") == 0 || strcmp(a, "--outlier-gain") == 0) {
+    else if (strcmp(a, "--activations") == 0) acts_dir = argv[++i];
+    else if (strcmp(a, "--rope-base") == 0) {
+      char *end = NULL;
+      rope_base = strtod(argv[++i], &end);
+      ok = *end == '\0' && rope_base > 1;
+    } else if (strcmp(a, "--sink-weight") == 0 || strcmp(a, "--outlier-gain") == 0) {
       char *end = NULL;
       double x = strtod(argv[++i], &end);
       int w = a[2] == 's';
@@ -309,17 +324,31 @@ int main(int argc, char **argv) {
     fprintf(stderr, "posattn-drift: cannot create %s: %s\n", out, strerror(errno));
     return 1;
   }
+  pa_drift_acts acts;
+  if (acts_dir) {
+    char amsg[1024] = "";
+    posattn_status ast = pa_drift_acts_load(acts_dir, &acts, amsg, sizeof amsg);
+    if (ast != POSATTN_STATUS_SUCCESS) {
+      fprintf(stderr, "posattn-drift: --activations: %s: %s\n", posattn_status_string(ast), amsg);
+      return 2;
+    }
+    acts.rope_base = rope_base;
+    o.acts = &acts;
+    printf("activations %s: T=%d Hq=%d Hkv=%d D=%d, RoPE base %g\n", acts_dir, (int)acts.T,
+           (int)acts.hq, (int)acts.hkv, (int)acts.d, rope_base);
+  }
   int can_plot = !noplot && system("command -v gnuplot >/dev/null 2>&1") == 0;
   if (!noplot && !can_plot)
     fprintf(stderr, "posattn-drift: gnuplot not found: writing CSV and JSON only (install it, "
                     "e.g. apt-get install gnuplot-nox, to get the PNG plots)\n");
-  char opts_json[512];
+  char opts_json[2048];
   snprintf(opts_json, sizeof opts_json,
            "{\"full\": %d, \"seed\": %ld, \"backend\": \"%s\", \"b_max_len\": %d, \"b_rows\": %d, "
            "\"b_sink_weight\": %g, \"a_draws\": %d, \"a_outlier_pairs\": %d, "
-           "\"a_outlier_gain\": %g}",
+           "\"a_outlier_gain\": %g, \"activations\": %s%s%s, \"rope_base\": %g}",
            full, seed, backend, (int)o.b_max_len, (int)o.b_rows, o.b_sink_weight,
-           (int)(full ? 64 : o.a_draws), (int)o.a_pairs, o.a_gain);
+           (int)(full ? 64 : o.a_draws), (int)o.a_pairs, o.a_gain, acts_dir ? "\"" : "",
+           acts_dir ? acts_dir : "null", acts_dir ? "\"" : "", acts_dir ? rope_base : 0.0);
   double t0 = now_s();
   o.progress = print_progress;
   o.user = &t0;
@@ -354,14 +383,17 @@ int main(int argc, char **argv) {
       fprintf(stderr, "posattn-drift: cannot write %s/%s.*\n", out, t.name);
       rc = 1;
     }
-    if (can_plot && plot(out, &t) != 0) {
+    /* one length per method: experiment b on activations has nothing to draw against length */
+    int plot_it = can_plot && !(o.acts && *e == 'b');
+    if (plot_it && plot(out, &t) != 0) {
       fprintf(stderr, "posattn-drift: gnuplot failed for %s (CSV and JSON are written)\n", t.name);
       rc = 1;
     }
     printf("%s: %zu rows in %.1f s -> %s/%s.{csv,json%s}\n", t.name, t.nrows, secs, out, t.name,
-           can_plot ? ",png" : "");
+           plot_it ? ",png" : "");
     pa_drift_table_free(&t);
   }
   printf("total %.1f s\n", now_s() - t0);
+  if (o.acts) pa_drift_acts_free(&acts);
   return rc;
 }
