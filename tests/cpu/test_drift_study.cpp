@@ -9,6 +9,9 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -115,33 +118,50 @@ TEST(DriftStudy, SpectraPutTheGainOnTheIntendedPairs) {
   EXPECT_NE(std::string(msg).find("flat"), std::string::npos) << msg;
 }
 
+// An experiment's table, looked up by series name and column name.
+struct Table {
+  pa_drift_shim_table t{};
+  Table() = default;
+  Table(const Table &) = delete;
+  Table &operator=(const Table &) = delete;
+  ~Table() { pa_drift_shim_table_free(&t); }
+  int Col(const char *name) const {
+    for (int c = 0; c < t.ncols; ++c)
+      if (std::string(t.cols[c]) == name) return c;
+    ADD_FAILURE() << "no column " << name;
+    return 0;
+  }
+  const double *Row(const std::string &series) const {
+    for (size_t r = 0; r < t.nrows; ++r)
+      if (series == t.series[r]) return t.val + r * (size_t)t.ncols;
+    ADD_FAILURE() << "no series " << series;
+    static std::vector<double> nan(64, NAN);
+    return nan.data();
+  }
+  double At(const std::string &series, const char *col) const { return Row(series)[Col(col)]; }
+  double At(size_t r, const char *col) const { return t.val[r * (size_t)t.ncols + Col(col)]; }
+};
+
 // Experiment b at 1024 tokens, 6 rows: every (method, variant) series.
 class DriftStudyB : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     char msg[512] = "";
-    ASSERT_EQ(pa_drift_shim_experiment('b', 4242, 1024, 6, 20, &t_, msg, sizeof msg),
+    tb_ = new Table;
+    ASSERT_EQ(pa_drift_shim_experiment('b', 4242, 1024, 6, 20, nullptr, &tb_->t, msg, sizeof msg),
               POSATTN_STATUS_SUCCESS)
         << msg;
   }
-  static void TearDownTestSuite() { pa_drift_shim_table_free(&t_); }
-  static int Col(const char *name) {
-    for (int c = 0; c < t_.ncols; ++c)
-      if (std::string(t_.cols[c]) == name) return c;
-    ADD_FAILURE() << "no column " << name;
-    return 0;
+  static void TearDownTestSuite() {
+    delete tb_;
+    tb_ = nullptr;
   }
-  static const double *Row(const std::string &series) {
-    for (size_t r = 0; r < t_.nrows; ++r)
-      if (series == t_.series[r]) return t_.val + r * (size_t)t_.ncols;
-    ADD_FAILURE() << "no series " << series;
-    static std::vector<double> nan(64, NAN);
-    return nan.data();
-  }
-  static double At(const std::string &series, const char *col) { return Row(series)[Col(col)]; }
-  static pa_drift_shim_table t_;
+  static int Col(const char *name) { return tb_->Col(name); }
+  static const double *Row(const std::string &series) { return tb_->Row(series); }
+  static double At(const std::string &series, const char *col) { return tb_->At(series, col); }
+  static Table *tb_;
 };
-pa_drift_shim_table DriftStudyB::t_;
+Table *DriftStudyB::tb_ = nullptr;
 
 const char *kMethods[] = {"nope", "alibi", "rope-bf16table", "rope-fp32", "rope-exact"};
 const char *kRope[] = {"rope-bf16table", "rope-fp32", "rope-exact"};
@@ -149,12 +169,12 @@ const char *kRope[] = {"rope-bf16table", "rope-fp32", "rope-exact"};
 TEST_F(DriftStudyB, SharesNeverExceedHalf) {
   // 1/2 up to the fp64 rounding of the normalised weights (see above): with ~1e3 keys and a
   // total weight error >= 1e-6 that is < 1e-9
-  ASSERT_GT(t_.nrows, 20u);
-  for (size_t r = 0; r < t_.nrows; ++r)
+  ASSERT_GT(tb_->t.nrows, 20u);
+  for (size_t r = 0; r < tb_->t.nrows; ++r)
     for (const char *c : {"sink_share_p90", "tok0_share_p90"}) {
-      double v = t_.val[r * (size_t)t_.ncols + Col(c)];
+      double v = tb_->t.val[r * (size_t)tb_->t.ncols + Col(c)];
       if (!std::isnan(v)) {
-        EXPECT_LE(v, 0.5 + 1e-9) << t_.series[r] << " " << c;
+        EXPECT_LE(v, 0.5 + 1e-9) << tb_->t.series[r] << " " << c;
       }
     }
 }
@@ -167,10 +187,10 @@ TEST_F(DriftStudyB, SinkAtOffsetChangesOnlyWhatPositionsChange) {
       EXPECT_NEAR(At(a, c), At(b, c), 1e-9) << m << " " << c;
     bool rope = std::string(m).rfind("rope", 0) == 0;
     if (!rope) {  // no absolute position anywhere: bit-identical
-      for (int c = 0; c < t_.ncols; ++c) {
+      for (int c = 0; c < tb_->t.ncols; ++c) {
         double x = Row(a)[c], y = Row(b)[c];
         if (!(std::isnan(x) && std::isnan(y))) {
-          EXPECT_EQ(x, y) << m << " " << t_.cols[c];
+          EXPECT_EQ(x, y) << m << " " << tb_->t.cols[c];
         }
       }
     } else {  // the rotations (and their rounding) depend on absolute positions
@@ -200,22 +220,133 @@ TEST_F(DriftStudyB, SinkfixHoldsTheSinkWeight) {
     EXPECT_NEAR(At(s, "w_sink_p90"), 0.5, 0.02) << m;
     EXPECT_EQ(At(s, "rows"), 6) << m;
   }
-  for (size_t r = 0; r < t_.nrows; ++r)  // ALiBi would need the sink's logit to grow with distance
-    EXPECT_NE(std::string(t_.series[r]), "alibi/sinkfix");
+  for (size_t r = 0; r < tb_->t.nrows; ++r)  // ALiBi would need the sink's logit to grow with distance
+    EXPECT_NE(std::string(tb_->t.series[r]), "alibi/sinkfix");
 }
 
 TEST_F(DriftStudyB, MedianLiesInsideTheBand) {
-  for (size_t r = 0; r < t_.nrows; ++r) {
-    const double *v = t_.val + r * (size_t)t_.ncols;
+  for (size_t r = 0; r < tb_->t.nrows; ++r) {
+    const double *v = tb_->t.val + r * (size_t)tb_->t.ncols;
     for (const char *base : {"nrmse", "sink_share", "w_sink", "sink_dlogit"}) {
       std::string b(base);
       double med = v[Col((b + "_med").c_str())], lo = v[Col((b + "_p10").c_str())],
              hi = v[Col((b + "_p90").c_str())];
       if (std::isnan(med)) continue;
-      EXPECT_LE(lo, med) << t_.series[r] << " " << base;
-      EXPECT_LE(med, hi) << t_.series[r] << " " << base;
+      EXPECT_LE(lo, med) << tb_->t.series[r] << " " << base;
+      EXPECT_LE(med, hi) << tb_->t.series[r] << " " << base;
     }
   }
+}
+
+// ---- real activations (posattn-drift --activations): tests/data/acts-small ------------------
+
+std::string ActsDir() {  // next to this source file, wherever the test runs from
+  std::string f = __FILE__;
+  return f.substr(0, f.rfind("/cpu/")) + "/data/acts-small";
+}
+
+TEST(DriftStudyActs, LoadPinsTheLayout) {
+  // sentinels written by tests/data/make_acts_small.py: q [T, Hq, D], k, v [T, Hkv, D]
+  pa_drift_shim_acts a;
+  char msg[512] = "";
+  ASSERT_EQ(pa_drift_shim_acts_load(ActsDir().c_str(), &a, msg, sizeof msg),
+            POSATTN_STATUS_SUCCESS)
+      << msg;
+  EXPECT_EQ(a.T, 96);
+  EXPECT_EQ(a.hq, 2);
+  EXPECT_EQ(a.hkv, 1);
+  EXPECT_EQ(a.d, 32);
+  EXPECT_EQ(a.q[0], 0.5);
+  EXPECT_EQ(a.q[((95 * 2) + 1) * 32 + 31], -1.25);
+  EXPECT_EQ(a.k[3 * 32 + 1], 2.0);  // stored as float16
+  EXPECT_EQ(a.v[1 * 32 + 2], 3.0);
+  EXPECT_EQ(a.pos[94], 94);
+  EXPECT_EQ(a.pos[95], 1000);
+  pa_drift_shim_acts_free(&a);
+}
+
+// a minimal .npy (version 1) writer for the error cases
+void WriteNpy(const std::string &path, const char *descr, const std::string &shape, size_t bytes) {
+  std::string h = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': " +
+                  shape + ", }";
+  while ((10 + h.size() + 1) % 64 != 0) h += ' ';
+  h += '\n';
+  FILE *f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr) << path;
+  unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(h.size() & 255),
+                           (unsigned char)(h.size() >> 8)};
+  std::fwrite(pre, 1, 10, f);
+  std::fwrite(h.data(), 1, h.size(), f);
+  std::vector<unsigned char> zeros(bytes, 0);
+  std::fwrite(zeros.data(), 1, bytes, f);
+  std::fclose(f);
+}
+
+TEST(DriftStudyActs, BadFilesNameTheFileAndTheRule) {
+  char tmpl[] = "/tmp/pa_drift_actsXXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  pa_drift_shim_acts a;
+  char msg[512] = "";
+  auto load = [&]() { return pa_drift_shim_acts_load(dir.c_str(), &a, msg, sizeof msg); };
+  EXPECT_EQ(load(), POSATTN_STATUS_INVALID_ARGUMENT);  // nothing there yet
+  EXPECT_NE(std::string(msg).find("q.npy"), std::string::npos) << msg;
+  WriteNpy(dir + "/q.npy", "<f4", "(8, 2, 4)", 8 * 2 * 4 * 4);
+  WriteNpy(dir + "/k.npy", "<f2", "(8, 1, 4)", 8 * 4 * 2);
+  WriteNpy(dir + "/v.npy", "<f4", "(8, 1, 4)", 8 * 4 * 4);
+  WriteNpy(dir + "/positions.npy", "<i8", "(7,)", 7 * 8);  // one short
+  EXPECT_EQ(load(), POSATTN_STATUS_BAD_SIZE);
+  EXPECT_NE(std::string(msg).find("positions [T]"), std::string::npos) << msg;
+  WriteNpy(dir + "/positions.npy", "<f4", "(8,)", 8 * 4);  // not integers
+  EXPECT_EQ(load(), POSATTN_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(msg).find("positions.npy"), std::string::npos) << msg;
+  WriteNpy(dir + "/positions.npy", "<i4", "(8,)", 8 * 4);
+  ASSERT_EQ(load(), POSATTN_STATUS_SUCCESS) << msg;
+  pa_drift_shim_acts_free(&a);
+  WriteNpy(dir + "/v.npy", "<u2", "(8, 1, 4)", 8 * 4 * 2);  // bf16 bits: not accepted
+  EXPECT_EQ(load(), POSATTN_STATUS_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(msg).find("v.npy"), std::string::npos) << msg;
+  for (const char *n : {"q", "k", "v", "positions"}) std::remove((dir + "/" + n + ".npy").c_str());
+  std::remove(dir.c_str());
+}
+
+TEST(DriftStudyActs, ExperimentsRunOnTheActivations) {
+  char msg[512] = "";
+  const std::string dir = ActsDir();
+  Table a, b, c;
+  ASSERT_EQ(pa_drift_shim_experiment('a', 1, 1024, 6, 4, dir.c_str(), &a.t, msg, sizeof msg),
+            POSATTN_STATUS_SUCCESS)
+      << msg;
+  ASSERT_EQ(pa_drift_shim_experiment('b', 1, 1024, 6, 4, dir.c_str(), &b.t, msg, sizeof msg),
+            POSATTN_STATUS_SUCCESS)
+      << msg;
+  ASSERT_EQ(pa_drift_shim_experiment('c', 1, 1024, 6, 4, dir.c_str(), &c.t, msg, sizeof msg),
+            POSATTN_STATUS_SUCCESS)
+      << msg;
+  for (const Table *x : {&a, &b, &c}) {
+    ASSERT_GT(x->t.nrows, 0u);
+    for (size_t r = 0; r < x->t.nrows; ++r)
+      EXPECT_EQ(std::string(x->t.series[r]).rfind("real/", 0), 0u) << x->t.series[r];
+  }
+  // a: fp64 stays at fp64 noise on the activations; fp32 angles still grow with the shift
+  for (size_t r = 0; r < a.t.nrows; ++r)
+    if (std::string(a.t.series[r]) == "real/f64-f64") {
+      EXPECT_LT(a.At(r, "max_dlogit_p90"), 1e-11);
+    }
+  EXPECT_EQ(a.At("real/fp32-f32", "draws"), 4);
+  // b: one row per method (len = T), 6 query rows, shares at most 1/2
+  EXPECT_EQ(b.t.nrows, 5u);
+  for (size_t r = 0; r < b.t.nrows; ++r) {
+    EXPECT_EQ(b.At(r, "len"), 96);
+    EXPECT_EQ(b.At(r, "rows"), 6);
+    EXPECT_LE(b.At(r, "sink_share_p90"), 0.5 + 1e-9);
+    EXPECT_LT(b.At(r, "nrmse_med"), 0.05);
+  }
+  // the bf16 rows err far more than the fp32 ones on the same activations
+  EXPECT_GT(b.At("real/rope-exact", "nrmse_med"), 100 * b.At("real/rope-exact-fp32", "nrmse_med"));
+  // the file's sink (token 0, large key on the slow pairs) is what the study finds
+  EXPECT_GT(b.At("real/rope-exact", "w_sink_med"), 0.1);
+  EXPECT_LT(c.At("real/kernel-exact-fp32op", "err_p90"), 1e-5);
 }
 
 }  // namespace

@@ -72,8 +72,8 @@ posattn_status pa_drift_shim_draw(const char *spectrum, int32_t pairs, double ga
 }
 
 posattn_status pa_drift_shim_experiment(char exp, uint64_t seed, int32_t b_max_len,
-                                        int32_t b_rows, int32_t a_draws, pa_drift_shim_table *t,
-                                        char *msg, size_t msg_size) {
+                                        int32_t b_rows, int32_t a_draws, const char *acts_dir,
+                                        pa_drift_shim_table *t, char *msg, size_t msg_size) {
   pa_drift_opts o;
   pa_drift_opts_init(&o);
   o.seed = seed;
@@ -82,11 +82,17 @@ posattn_status pa_drift_shim_experiment(char exp, uint64_t seed, int32_t b_max_l
   o.a_draws = a_draws;
   pa_drift_table d;
   memset(t, 0, sizeof *t);
+  pa_drift_acts acts;
+  if (acts_dir != NULL) {
+    PA_TRY(pa_drift_acts_load(acts_dir, &acts, msg, msg_size));
+    o.acts = &acts;
+  }
   posattn_status st = exp == 'a'   ? pa_drift_exp_a(&o, &d, msg, msg_size)
                       : exp == 'b' ? pa_drift_exp_b(&o, &d, msg, msg_size)
                       : exp == 'c' ? pa_drift_exp_c(&o, &d, msg, msg_size)
                                    : pa_fail(msg, msg_size, POSATTN_STATUS_INVALID_ARGUMENT,
                                              "experiment '%c' must be a, b or c", exp);
+  if (acts_dir != NULL) pa_drift_acts_free(&acts);
   if (st != POSATTN_STATUS_SUCCESS) {
     if (exp == 'a' || exp == 'b' || exp == 'c') pa_drift_table_free(&d);
     return st;
@@ -103,4 +109,32 @@ void pa_drift_shim_table_free(pa_drift_shim_table *t) {
   free(t->series);
   free(t->val);
   memset(t, 0, sizeof *t);
+}
+
+posattn_status pa_drift_shim_acts_load(const char *dir, pa_drift_shim_acts *a, char *msg,
+                                       size_t msg_size) {
+  memset(a, 0, sizeof *a);
+  pa_drift_acts *x = malloc(sizeof *x);
+  if (x == NULL) return pa_fail(msg, msg_size, POSATTN_STATUS_ALLOC_FAILED, "activations");
+  posattn_status st = pa_drift_acts_load(dir, x, msg, msg_size);
+  if (st != POSATTN_STATUS_SUCCESS) {
+    free(x);
+    return st;
+  }
+  a->T = x->T;
+  a->hq = x->hq;
+  a->hkv = x->hkv;
+  a->d = x->d;
+  a->q = x->q;
+  a->k = x->k;
+  a->v = x->v;
+  a->pos = x->pos;
+  a->impl = x;
+  return POSATTN_STATUS_SUCCESS;
+}
+
+void pa_drift_shim_acts_free(pa_drift_shim_acts *a) {
+  pa_drift_acts_free((pa_drift_acts *)a->impl);
+  free(a->impl);
+  memset(a, 0, sizeof *a);
 }

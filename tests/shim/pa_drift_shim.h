@@ -60,10 +60,23 @@ typedef struct pa_drift_shim_table {
   double *val; /* [nrows][ncols], NaN = not measured */
 } pa_drift_shim_table;
 /* Runs experiment 'a', 'b' or 'c' with the default options except: seed, b_max_len and b_rows
- * (b), a_draws (a). Free the table with pa_drift_shim_table_free. */
+ * (b), a_draws (a), and acts_dir (NULL = synthetic draws; else the activations in that directory,
+ * as posattn-drift --activations). Free the table with pa_drift_shim_table_free. */
 posattn_status pa_drift_shim_experiment(char exp, uint64_t seed, int32_t b_max_len,
-                                        int32_t b_rows, int32_t a_draws, pa_drift_shim_table *t,
-                                        char *msg, size_t msg_size);
+                                        int32_t b_rows, int32_t a_draws, const char *acts_dir,
+                                        pa_drift_shim_table *t, char *msg, size_t msg_size);
+
+/* Activations as posattn-drift --activations loads them from dir (host/drift.h pa_drift_acts):
+ * q [T][hq][d], k and v [T][hkv][d], widened to fp64; pos [T]. */
+typedef struct pa_drift_shim_acts {
+  int32_t T, hq, hkv, d;
+  const double *q, *k, *v;
+  const int64_t *pos;
+  void *impl;
+} pa_drift_shim_acts;
+posattn_status pa_drift_shim_acts_load(const char *dir, pa_drift_shim_acts *a, char *msg,
+                                       size_t msg_size);
+void pa_drift_shim_acts_free(pa_drift_shim_acts *a);
 void pa_drift_shim_table_free(pa_drift_shim_table *t);
 
 /* p*w reduced to [-pi, pi] by the engine's exact angle computation. */
