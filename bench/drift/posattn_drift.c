@@ -150,7 +150,7 @@ static void gp_panel(FILE *g, const char *dat, const char *names[], int ns, cons
                      int logy) {
   fprintf(g, "set title \"%s\"\nset xlabel \"%s\"\nset ylabel \"%s\"\n", title, xlabel, ylabel);
   fprintf(g, "set logscale x 2\nset format x \"2^{%%L}\"\n%s\n",
-          logy ? "set logscale y" : "unset logscale y");
+          logy ? "set logscale y\nset format y \"%.0e\"" : "unset logscale y\nset format y \"%.2f\"");
   fputs("plot ", g);
   int first = 1;
   for (int s = 0; s < ns; ++s) {
@@ -177,7 +177,7 @@ static int plot(const char *dir, const pa_drift_table *t) {
   FILE *g = fopen(gp, "w");
   if (!g) return -1;
   fprintf(g, "set terminal pngcairo size 1400,1000 font \",10\"\nset output '%s'\n", png);
-  fputs("set key left top font \",8\"\nset grid\nset format y \"%.0e\"\n", g);
+  fputs("set key left top font \",8\"\nset grid\n", g);
   if (strcmp(t->name, "a_rope_shift") == 0 && strncmp(t->series[0], "real/", 5) == 0) {
     fputs("set multiplot layout 1,1 title \"RoPE relative-position violation on the activations: "
           "max over 64 keys, median and 10-90 % band over draws\"\n", g);
