@@ -223,15 +223,20 @@ typedef struct pa_drift_opts {
 } pa_drift_opts;
 void pa_drift_opts_init(pa_drift_opts *o);
 
-/* a: RoPE relative-position violation: logits of fixed q, k content at positions (m, n) and
- * (m+s, n+s); max/mean |dlogit| and |dprob| against s, per angle mode and dtype. */
+/* Every point of a, b and c is a median with its 10 % and 90 % quantiles over draws (columns
+ * *_med, *_p10, *_p90); with o->acts the draws come from the activations (series "real/...").
+ * a: RoPE relative-position violation: logits of q and 64 keys at positions (64, 0..63) and
+ * shifted by s; per draw the max |dlogit| and |dprob| over the keys, per spectrum (iso, low,
+ * high), angle mode and dtype. */
 posattn_status pa_drift_exp_a(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz);
-/* b: output error against fp64 (same rounded inputs) as the sequence grows, sampled query rows,
- * per positional method, with and without a sink token, and the first token's share of the
- * attention-weight error. */
+/* b: output error against fp64 (same rounded inputs) as the sequence grows, over b_rows query
+ * rows per length (the same rows in every series), per positional method and precision, for the
+ * sink variants plain, sink0, sinkoff (positions from 65536), sinkmid (sink = token len/2) and
+ * sinkfix (the sink's fp64 weight held at b_sink_weight); the sink's and token 0's shares of the
+ * attention-weight error (pa_drift_weight_share), the sink's weight and logit error. */
 posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz);
 /* c: where to rotate K: logit error against fp64 as the position grows, for rotated-then-
- * rounded caches and in-kernel rotation of un-rotated bf16 K. */
+ * rounded caches and in-kernel rotation of un-rotated bf16/fp16 K. */
 posattn_status pa_drift_exp_c(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz);
 
 /* Relative-position violation of one configuration (used by a and by the tests): n_keys random

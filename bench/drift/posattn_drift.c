@@ -6,14 +6,15 @@
  *                 [--outlier-pairs N] [--outlier-gain G] [--activations DIR [--rope-base B]]
  *                 [--no-plot]
  *
- * a  RoPE relative-position violation against the shift s (up to 2^20)
- * b  attention output error against fp64 as the context grows (sampled query rows)
+ * a  RoPE relative-position violation against the shift s (up to 2^20), per q/k spectrum
+ * b  attention output error against fp64 as the context grows (sampled query rows), sink variants
  * c  where to rotate K: logit error against position for caches and in-kernel rotation
  * Each experiment writes DIR/<name>.csv, .json, and .png (gnuplot; CSV/JSON only, with a
  * message, when gnuplot is missing). --backend emu|cuda makes the kernels produce experiment b's
  * outputs (a and c are logit-level studies and always use the emulation).
  *
- * Default run: well under 3 minutes on 2 cores. --full: denser grids, more samples. */
+ * Default run: 2-2.5 minutes of CPU (215-267 s wall on 2 shared cores). --full: denser grids,
+ * more samples. --activations: a, b, c on a model's captured q, k, v (host/drift.h). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
