@@ -152,12 +152,65 @@ typedef struct pa_drift_table {
 } pa_drift_table;
 void pa_drift_table_free(pa_drift_table *t);
 
+/* Spectrum of the random q and k of experiments a and c: N(0,1) components, with the components
+ * of `pairs` RoPE pairs multiplied by `gain` (outlier channels, as reported for trained models).
+ * Pair i (NeoX layout: components i and i + d/2) turns at w_i = base^(-2i/d): LOW puts the
+ * outliers on the slowest pairs (d/2 - pairs .. d/2 - 1), HIGH on the fastest (0 .. pairs - 1). */
+typedef enum pa_spectrum_kind { PA_SPEC_ISO = 0, PA_SPEC_LOW = 1, PA_SPEC_HIGH = 2 } pa_spectrum_kind;
+typedef struct pa_drift_spectrum {
+  pa_spectrum_kind kind;
+  int32_t pairs; /* default 4 */
+  double gain;   /* default 8 */
+} pa_drift_spectrum;
+void pa_drift_spectrum_init(pa_drift_spectrum *s, pa_spectrum_kind kind);
+const char *pa_drift_spectrum_name(pa_spectrum_kind k);
+/* The factor on the components of pair i (of half = d/2 pairs): gain or 1. */
+double pa_drift_pair_gain(const pa_drift_spectrum *s, int32_t i, int32_t half);
+/* n vectors of d (even, NeoX layout) components drawn with spectrum s from seed, rounded to fp32
+ * (the study's "true" activations are fp32 values); out[n][d]. */
+void pa_drift_draw(const pa_drift_spectrum *s, int32_t d, int64_t n, uint64_t seed, double *out);
+
+/* Key j's share of the attention-weight error between low-precision weights w_low (as the kernel
+ * applies them; they need not sum to 1) and fp64 weights w_gold, both taken normalised (w/sum w):
+ * |w_low_j - w_gold_j| / sum_t |w_low_t - w_gold_t|. Both normalised vectors sum to 1, so the
+ * errors sum to 0 and one key's share is at most 1/2. 0 when the weights agree. */
+double pa_drift_weight_share(const double *w_low, const double *w_gold, int64_t n, int64_t j);
+
+/* Quantile q in [0, 1] of x[n] (linear interpolation between order statistics; x is sorted in
+ * place). NaN when n == 0. */
+double pa_drift_quantile(double *x, int64_t n, double q);
+
+/* Activations captured from a real model, for one layer and one sequence (posattn-drift
+ * --activations DIR; docs/precision.md "Real activations"). DIR holds four .npy files (format
+ * version 1-3, C order, little-endian):
+ *   q.npy          [T, Hq, D]  float32 | float16 | float64: queries before RoPE
+ *   k.npy          [T, Hkv, D] same dtypes: keys before RoPE (Hq a multiple of Hkv)
+ *   v.npy          [T, Hkv, D] same dtypes
+ *   positions.npy  [T]         int32 | int64: position ids, >= 0
+ * D even, 2..256; RoPE is applied by the study (NeoX / rotate_half layout). Values are widened
+ * exactly; bf16 tensors are saved as float32 (exact). */
+typedef struct pa_drift_acts {
+  int32_t T, hq, hkv, d;
+  double *q, *k, *v; /* [T][hq][d], [T][hkv][d] */
+  int64_t *pos;      /* [T] */
+  double rope_base;  /* the model's RoPE base (posattn-drift --rope-base; default 10000) */
+} pa_drift_acts;
+/* Loads DIR/{q,k,v,positions}.npy. Errors name the file and the rule it breaks (BAD_SIZE,
+ * INVALID_ARGUMENT, BAD_POSITIONS, ALLOC_FAILED); on error *a holds nothing to free. */
+posattn_status pa_drift_acts_load(const char *dir, pa_drift_acts *a, char *msg, size_t msz);
+void pa_drift_acts_free(pa_drift_acts *a);
+
 typedef struct pa_drift_opts {
   int full;                  /* longer sweeps, more samples */
   uint64_t seed;
   posattn_backend backend;   /* REF: emulation; EMU/CUDA: the kernels produce the outputs (b) */
   int32_t b_max_len;         /* experiment b: longest sequence (default 65536) */
-  int32_t b_rows;            /* experiment b: sampled query rows per length (default 6) */
+  int32_t b_rows;            /* experiment b: sampled query rows per length (default 20) */
+  double b_sink_weight;      /* experiment b, variant sinkfix: the sink's fp64 weight (0.5) */
+  int32_t a_draws;           /* experiment a: draws (q and 64 keys) per point (default 20) */
+  int32_t a_pairs;           /* experiment a, spectra low/high: outlier pairs (default 4) */
+  double a_gain;             /* experiment a, spectra low/high: outlier gain (default 8) */
+  const pa_drift_acts *acts; /* non-NULL: a, b and c draw q, k, v from these activations */
   void (*progress)(void *user, const char *line); /* optional; the library never prints */
   void *user;
   /* Experiment b with a kernel backend: where a sampled row's fp64 answer comes from. NULL = the
@@ -171,15 +224,20 @@ typedef struct pa_drift_opts {
 } pa_drift_opts;
 void pa_drift_opts_init(pa_drift_opts *o);
 
-/* a: RoPE relative-position violation: logits of fixed q, k content at positions (m, n) and
- * (m+s, n+s); max/mean |dlogit| and |dprob| against s, per angle mode and dtype. */
+/* Every point of a, b and c is a median with its 10 % and 90 % quantiles over draws (columns
+ * *_med, *_p10, *_p90); with o->acts the draws come from the activations (series "real/...").
+ * a: RoPE relative-position violation: logits of q and 64 keys at positions (64, 0..63) and
+ * shifted by s; per draw the max |dlogit| and |dprob| over the keys, per spectrum (iso, low,
+ * high), angle mode and dtype. */
 posattn_status pa_drift_exp_a(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz);
-/* b: output error against fp64 (same rounded inputs) as the sequence grows, sampled query rows,
- * per positional method, with and without a sink token, and the first token's share of the
- * attention-weight error. */
+/* b: output error against fp64 (same rounded inputs) as the sequence grows, over b_rows query
+ * rows per length (the same rows in every series), per positional method and precision, for the
+ * sink variants plain, sink0, sinkoff (positions from 65536), sinkmid (sink = token len/2) and
+ * sinkfix (the sink's fp64 weight held at b_sink_weight); the sink's and token 0's shares of the
+ * attention-weight error (pa_drift_weight_share), the sink's weight and logit error. */
 posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz);
 /* c: where to rotate K: logit error against fp64 as the position grows, for rotated-then-
- * rounded caches and in-kernel rotation of un-rotated bf16 K. */
+ * rounded caches and in-kernel rotation of un-rotated bf16/fp16 K. */
 posattn_status pa_drift_exp_c(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz);
 
 /* Relative-position violation of one configuration (used by a and by the tests): n_keys random

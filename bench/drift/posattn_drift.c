@@ -2,16 +2,19 @@
  * and why (docs/precision.md reports the findings and the commands that made every figure).
  *
  *   posattn-drift [--exp a,b,c] [--full] [--backend ref|emu|cuda] [--out DIR] [--seed N]
- *                 [--max-len N] [--rows N] [--no-plot]
+ *                 [--max-len N] [--rows N] [--draws N] [--sink-weight W]
+ *                 [--outlier-pairs N] [--outlier-gain G] [--activations DIR [--rope-base B]]
+ *                 [--no-plot]
  *
- * a  RoPE relative-position violation against the shift s (up to 2^20)
- * b  attention output error against fp64 as the context grows (sampled query rows)
+ * a  RoPE relative-position violation against the shift s (up to 2^20), per q/k spectrum
+ * b  attention output error against fp64 as the context grows (sampled query rows), sink variants
  * c  where to rotate K: logit error against position for caches and in-kernel rotation
  * Each experiment writes DIR/<name>.csv, .json, and .png (gnuplot; CSV/JSON only, with a
  * message, when gnuplot is missing). --backend emu|cuda makes the kernels produce experiment b's
  * outputs (a and c are logit-level studies and always use the emulation).
  *
- * Default run: well under 3 minutes on 2 cores. --full: denser grids, more samples. */
+ * Default run: 2-2.5 minutes of CPU (215-267 s wall on 2 shared cores). --full: denser grids,
+ * more samples. --activations: a, b, c on a model's captured q, k, v (host/drift.h). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -40,14 +43,26 @@ static void print_progress(void *user, const char *line) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: posattn-drift [--exp a,b,c] [--full] [--backend ref|emu|cuda] [--out DIR]\n"
-          "                     [--seed N] [--max-len N] [--rows N] [--no-plot]\n"
+          "                     [--seed N] [--max-len N] [--rows N] [--draws N]\n"
+          "                     [--sink-weight W] [--outlier-pairs N] [--outlier-gain G]\n"
+          "                     [--activations DIR [--rope-base B]] [--no-plot]\n"
           "  --exp       experiments to run (default a,b,c)\n"
           "  --full      denser grids and more samples (minutes longer)\n"
           "  --backend   who computes experiment b's low-precision outputs: ref = the emulation\n"
           "              (default), emu = the EMU kernels, cuda = the GPU kernels\n"
           "  --out       output directory (default drift-out)\n"
           "  --max-len   experiment b's longest sequence (default 65536; 4096 with emu)\n"
-          "  --rows      experiment b's sampled query rows per length (default 6; 4 with emu)\n"
+          "  --rows      experiment b's sampled query rows per length (default 20; 4 with emu;\n"
+          "              32 with --full); each row is one draw of the medians and bands\n"
+          "  --draws     experiment a's draws (q and 64 keys) per point (default 20; 64 with\n"
+          "              --full)\n"
+          "  --sink-weight  experiment b, variant sinkfix: the sink's fp64 weight (default 0.5)\n"
+          "  --outlier-pairs, --outlier-gain  experiment a's spectra low/high: how many RoPE\n"
+          "              pairs (default 4) get their q, k components multiplied by what (default 8)\n"
+          "  --activations  run a, b, c on q, k, v captured from a model: DIR/q.npy [T,Hq,D],\n"
+          "              k.npy and v.npy [T,Hkv,D] (float32/16/64, before RoPE), positions.npy [T]\n"
+          "              (int32/64); see docs/precision.md \"Real activations\"\n"
+          "  --rope-base    the model's RoPE base for --activations (default 10000)\n"
           "  --no-plot   CSV and JSON only\n");
 }
 
@@ -129,19 +144,24 @@ static int write_dat(const char *path, const pa_drift_table *t, const char *name
   return fclose(f);
 }
 
-/* one panel: column `col` (1-based in the .dat) of every series whose name contains `filter` */
+/* one panel: column `col` (1-based in the .dat) of every series whose name contains `filter`;
+ * with band > 0, columns band and band + 1 (10 % and 90 %) drawn as a shaded band */
 static void gp_panel(FILE *g, const char *dat, const char *names[], int ns, const char *filter,
-                     int col, const char *title, const char *xlabel, const char *ylabel,
+                     int col, int band, const char *title, const char *xlabel, const char *ylabel,
                      int logy) {
   fprintf(g, "set title \"%s\"\nset xlabel \"%s\"\nset ylabel \"%s\"\n", title, xlabel, ylabel);
-  fprintf(g, "set logscale x 2\n%s\n", logy ? "set logscale y" : "unset logscale y");
+  fprintf(g, "set logscale x 2\nset format x \"2^{%%L}\"\n%s\n",
+          logy ? "set logscale y\nset format y \"%.0e\"" : "unset logscale y\nset format y \"%.2f\"");
   fputs("plot ", g);
   int first = 1;
   for (int s = 0; s < ns; ++s) {
     if (filter && !strstr(names[s], filter)) continue;
-    /* zeros cannot sit on a log axis: drop them (the CSV keeps them) */
-    fprintf(g, "%s'%s' index %d using 1:($%d>0?$%d:1/0) with linespoints title \"%s\"",
-            first ? "" : ", \\\n     ", dat, s, col, col, names[s]);
+    if (band > 0) /* zeros cannot sit on a log axis: drop them (the CSV keeps them) */
+      fprintf(g, "%s'%s' index %d using 1:($%d>0?$%d:1/0):($%d>0?$%d:1/0) with filledcurves "
+                 "fs transparent solid 0.15 lc %d notitle",
+              first ? "" : ", \\\n     ", dat, s, band, band, band + 1, band + 1, s + 1);
+    fprintf(g, "%s'%s' index %d using 1:($%d>0?$%d:1/0) with linespoints lc %d title \"%s\"",
+            first && band <= 0 ? "" : ", \\\n     ", dat, s, col, col, s + 1, names[s]);
     first = 0;
   }
   fputc('\n', g);
@@ -158,34 +178,46 @@ static int plot(const char *dir, const pa_drift_table *t) {
   FILE *g = fopen(gp, "w");
   if (!g) return -1;
   fprintf(g, "set terminal pngcairo size 1400,1000 font \",10\"\nset output '%s'\n", png);
-  fputs("set key left top font \",8\"\nset grid\nset format y \"%.0e\"\n", g);
-  if (strcmp(t->name, "a_rope_shift") == 0) {
-    fputs("set multiplot layout 2,1 title \"RoPE relative-position violation: positions (m,n) "
-          "vs (m+s,n+s), d=128, base 1e4\"\n", g);
-    gp_panel(g, dat, names, ns, NULL, 2, "max |dlogit|", "shift s", "max |dlogit|", 1);
-    gp_panel(g, dat, names, ns, NULL, 4, "max |dprob| (64 keys)", "shift s", "max |dprob|", 1);
+  fputs("set key left top font \",8\"\nset grid\n", g);
+  if (strcmp(t->name, "a_rope_shift") == 0 && strncmp(t->series[0], "real/", 5) == 0) {
+    fputs("set multiplot layout 1,1 title \"RoPE relative-position violation on the activations: "
+          "max over 64 keys, median and 10-90 % band over draws\"\n", g);
+    gp_panel(g, dat, names, ns, NULL, 2, 3, "real q, k", "shift s", "max |dlogit|", 1);
+  } else if (strcmp(t->name, "a_rope_shift") == 0) {
+    fputs("set multiplot layout 3,1 title \"RoPE relative-position violation: positions (m,n) "
+          "vs (m+s,n+s), d=128, base 1e4; max over 64 keys, median and 10-90 % band over "
+          "draws\"\n", g);
+    gp_panel(g, dat, names, ns, "iso/", 2, 3, "isotropic q, k", "shift s", "max |dlogit|", 1);
+    gp_panel(g, dat, names, ns, "low/", 2, 3, "outlier pairs: the slowest (--outlier-pairs, --outlier-gain)", "shift s",
+             "max |dlogit|", 1);
+    gp_panel(g, dat, names, ns, "high/", 2, 3, "outlier pairs: the fastest", "shift s",
+             "max |dlogit|", 1);
   } else if (strcmp(t->name, "b_context_growth") == 0) {
-    fputs("set multiplot layout 2,2 title \"bf16 tensor-core attention vs fp64 on the same bf16 "
-          "inputs (sampled rows near the end), d=128\"\n", g);
-    gp_panel(g, dat, names, ns, "/plain", 4, "NRMSE, no sink token", "sequence length",
-             "NRMSE", 1);
-    gp_panel(g, dat, names, ns, "/sink0", 4, "NRMSE, sink token at position 0",
-             "sequence length", "NRMSE", 1);
-    gp_panel(g, dat, names, ns, "/sinkoff", 4, "NRMSE, sink token at position 65536",
-             "sequence length", "NRMSE", 1);
+    fputs("set multiplot layout 3,2 title \"bf16 tensor-core attention vs fp64 on the same bf16 "
+          "inputs (sampled rows near the end), d=128; median and 10-90 % band over rows\"\n", g);
+    static const char *const panels[][2] = {
+        {"/plain", "NRMSE, no sink token"},
+        {"/sink0", "NRMSE, sink = token 0 at position 0"},
+        {"/sinkoff", "NRMSE, sink = token 0 at position 65536"},
+        {"/sinkmid", "NRMSE, sink = token len/2, token 0 ordinary"},
+        {"/sinkfix", "NRMSE, sink at 0 with its fp64 weight held fixed"}};
+    for (int i = 0; i < 5; ++i)
+      gp_panel(g, dat, names, ns, panels[i][0], 2, 3, panels[i][1], "sequence length", "NRMSE", 1);
     int has_share = 0; /* kernel backends cannot report per-key weights */
     for (size_t r = 0; r < t->nrows; ++r) has_share |= !isnan(t->val[r * (size_t)t->ncols + 5]);
     if (has_share)
-      gp_panel(g, dat, names, ns, "/sink", 6, "first token's share of the weight error",
+      gp_panel(g, dat, names, ns, "rope-exact/sink", 6, 7,
+               "RoPE exact: the sink's share of the weight error (normalised weights)",
                "sequence length", "share", 0);
     else
-      gp_panel(g, dat, names, ns, "/sink", 7, "sink token's fp64 attention weight",
+      gp_panel(g, dat, names, ns, "/sink", 12, 13, "sink token's fp64 attention weight",
                "sequence length", "weight", 0);
   } else {
-    fputs("set multiplot layout 2,1 title \"Where to rotate K: logit error vs fp64 (bf16 inputs), "
-          "d=128, base 1e4\"\n", g);
-    gp_panel(g, dat, names, ns, NULL, 2, "max |logit error|", "key position", "max |err|", 1);
-    gp_panel(g, dat, names, ns, NULL, 3, "mean |logit error|", "key position", "mean |err|", 1);
+    fputs("set multiplot layout 2,1 title \"Where to rotate K: logit error vs fp64 (same rounded "
+          "inputs), d=128, base 1e4\"\n", g);
+    gp_panel(g, dat, names, ns, NULL, 2, 3, "|logit error|: median and 10-90 % band over draws",
+             "key position", "|err|", 1);
+    gp_panel(g, dat, names, ns, NULL, 6, 0, "max |logit error|", "key position", "max |err|", 1);
   }
   fputs("unset multiplot\n", g);
   fclose(g);
@@ -208,7 +240,10 @@ static int parse_int(const char *s, long lo, long hi, long *out) {
 int main(int argc, char **argv) {
   const char *exps = "a,b,c", *out = "drift-out", *backend = "ref";
   int full = 0, noplot = 0;
-  long seed = 20241118, max_len = 0, rows = 0;
+  long seed = 20241118, max_len = 0, rows = 0, draws = 0;
+  long pairs = 4;
+  double sink_weight = 0.5, gain = 8.0, rope_base = 10000.0;
+  const char *acts_dir = NULL;
   for (int i = 1; i < argc; ++i) {
     const char *a = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -225,6 +260,20 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--seed") == 0) ok = parse_int(argv[++i], 0, 0x7fffffffL, &seed);
     else if (strcmp(a, "--max-len") == 0) ok = parse_int(argv[++i], 1024, 1L << 22, &max_len);
     else if (strcmp(a, "--rows") == 0) ok = parse_int(argv[++i], 1, 4096, &rows);
+    else if (strcmp(a, "--draws") == 0) ok = parse_int(argv[++i], 1, 4096, &draws);
+    else if (strcmp(a, "--outlier-pairs") == 0) ok = parse_int(argv[++i], 0, 64, &pairs);
+    else if (strcmp(a, "--activations") == 0) acts_dir = argv[++i];
+    else if (strcmp(a, "--rope-base") == 0) {
+      char *end = NULL;
+      rope_base = strtod(argv[++i], &end);
+      ok = *end == '\0' && rope_base > 1;
+    } else if (strcmp(a, "--sink-weight") == 0 || strcmp(a, "--outlier-gain") == 0) {
+      char *end = NULL;
+      double x = strtod(argv[++i], &end);
+      int w = a[2] == 's';
+      ok = *end == '\0' && x > 0 && (!w || x < 1);
+      *(w ? &sink_weight : &gain) = x;
+    }
     else ok = 0;
     if (!ok) {
       fprintf(stderr, "posattn-drift: bad or incomplete option '%s'\n", a);
@@ -268,18 +317,39 @@ int main(int argc, char **argv) {
   if (full) o.b_rows = 32;
   if (max_len) o.b_max_len = (int32_t)max_len;
   if (rows) o.b_rows = (int32_t)rows;
+  if (draws) o.a_draws = (int32_t)draws;
+  o.b_sink_weight = sink_weight;
+  o.a_pairs = (int32_t)pairs;
+  o.a_gain = gain;
   if (mkdir(out, 0777) != 0 && errno != EEXIST) {
     fprintf(stderr, "posattn-drift: cannot create %s: %s\n", out, strerror(errno));
     return 1;
+  }
+  pa_drift_acts acts;
+  if (acts_dir) {
+    char amsg[1024] = "";
+    posattn_status ast = pa_drift_acts_load(acts_dir, &acts, amsg, sizeof amsg);
+    if (ast != POSATTN_STATUS_SUCCESS) {
+      fprintf(stderr, "posattn-drift: --activations: %s: %s\n", posattn_status_string(ast), amsg);
+      return 2;
+    }
+    acts.rope_base = rope_base;
+    o.acts = &acts;
+    printf("activations %s: T=%d Hq=%d Hkv=%d D=%d, RoPE base %g\n", acts_dir, (int)acts.T,
+           (int)acts.hq, (int)acts.hkv, (int)acts.d, rope_base);
   }
   int can_plot = !noplot && system("command -v gnuplot >/dev/null 2>&1") == 0;
   if (!noplot && !can_plot)
     fprintf(stderr, "posattn-drift: gnuplot not found: writing CSV and JSON only (install it, "
                     "e.g. apt-get install gnuplot-nox, to get the PNG plots)\n");
-  char opts_json[512];
+  char opts_json[2048];
   snprintf(opts_json, sizeof opts_json,
-           "{\"full\": %d, \"seed\": %ld, \"backend\": \"%s\", \"b_max_len\": %d, \"b_rows\": %d}",
-           full, seed, backend, (int)o.b_max_len, (int)o.b_rows);
+           "{\"full\": %d, \"seed\": %ld, \"backend\": \"%s\", \"b_max_len\": %d, \"b_rows\": %d, "
+           "\"b_sink_weight\": %g, \"a_draws\": %d, \"a_outlier_pairs\": %d, "
+           "\"a_outlier_gain\": %g, \"activations\": %s%s%s, \"rope_base\": %g}",
+           full, seed, backend, (int)o.b_max_len, (int)o.b_rows, o.b_sink_weight,
+           (int)(full ? 64 : o.a_draws), (int)o.a_pairs, o.a_gain, acts_dir ? "\"" : "",
+           acts_dir ? acts_dir : "null", acts_dir ? "\"" : "", acts_dir ? rope_base : 0.0);
   double t0 = now_s();
   o.progress = print_progress;
   o.user = &t0;
@@ -314,14 +384,17 @@ int main(int argc, char **argv) {
       fprintf(stderr, "posattn-drift: cannot write %s/%s.*\n", out, t.name);
       rc = 1;
     }
-    if (can_plot && plot(out, &t) != 0) {
+    /* one length per method: experiment b on activations has nothing to draw against length */
+    int plot_it = can_plot && !(o.acts && *e == 'b');
+    if (plot_it && plot(out, &t) != 0) {
       fprintf(stderr, "posattn-drift: gnuplot failed for %s (CSV and JSON are written)\n", t.name);
       rc = 1;
     }
     printf("%s: %zu rows in %.1f s -> %s/%s.{csv,json%s}\n", t.name, t.nrows, secs, out, t.name,
-           can_plot ? ",png" : "");
+           plot_it ? ",png" : "");
     pa_drift_table_free(&t);
   }
   printf("total %.1f s\n", now_s() - t0);
+  if (o.acts) pa_drift_acts_free(&acts);
   return rc;
 }

@@ -40,6 +40,45 @@ posattn_status pa_drift_shim_violation(const char *config, int32_t head_dim, dou
 const char *pa_drift_shim_prefill_kernel(const posattn_attention_desc *desc, posattn_dtype in,
                                          posattn_dtype out, char *msg, size_t msg_size);
 
+/* Key j's share of the attention-weight error on normalised weights (w / sum w):
+ * |w_low_j - w_gold_j| / sum_t |w_low_t - w_gold_t| (host/drift.h pa_drift_weight_share). */
+double pa_drift_shim_weight_share(const double *w_low, const double *w_gold, int64_t n, int64_t j);
+
+/* n vectors of d components with spectrum "iso", "low" or "high" (outliers x gain on `pairs`
+ * RoPE pairs, NeoX layout), as experiments a and c draw q and k. INVALID_ARGUMENT names a bad
+ * spectrum. */
+posattn_status pa_drift_shim_draw(const char *spectrum, int32_t pairs, double gain, int32_t d,
+                                  int64_t n, uint64_t seed, double *out, char *msg,
+                                  size_t msg_size);
+
+/* An experiment's table (posattn-drift's CSV): one series name and ncols values per row. */
+typedef struct pa_drift_shim_table {
+  int ncols;
+  const char *const *cols;
+  size_t nrows;
+  char (*series)[48];
+  double *val; /* [nrows][ncols], NaN = not measured */
+} pa_drift_shim_table;
+/* Runs experiment 'a', 'b' or 'c' with the default options except: seed, b_max_len and b_rows
+ * (b), a_draws (a), and acts_dir (NULL = synthetic draws; else the activations in that directory,
+ * as posattn-drift --activations). Free the table with pa_drift_shim_table_free. */
+posattn_status pa_drift_shim_experiment(char exp, uint64_t seed, int32_t b_max_len,
+                                        int32_t b_rows, int32_t a_draws, const char *acts_dir,
+                                        pa_drift_shim_table *t, char *msg, size_t msg_size);
+
+/* Activations as posattn-drift --activations loads them from dir (host/drift.h pa_drift_acts):
+ * q [T][hq][d], k and v [T][hkv][d], widened to fp64; pos [T]. */
+typedef struct pa_drift_shim_acts {
+  int32_t T, hq, hkv, d;
+  const double *q, *k, *v;
+  const int64_t *pos;
+  void *impl;
+} pa_drift_shim_acts;
+posattn_status pa_drift_shim_acts_load(const char *dir, pa_drift_shim_acts *a, char *msg,
+                                       size_t msg_size);
+void pa_drift_shim_acts_free(pa_drift_shim_acts *a);
+void pa_drift_shim_table_free(pa_drift_shim_table *t);
+
 /* p*w reduced to [-pi, pi] by the engine's exact angle computation. */
 double pa_drift_shim_exact_angle(int64_t p, double w);
 
