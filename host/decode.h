@@ -50,6 +50,13 @@ static inline int64_t pa_dec_kv_offset(const pa_decode_problem *p, int32_t b, in
   return page * c->stride_page + (int64_t)(j % p->page_size) * c->stride_slot +
          (int64_t)h * c->stride_head;
 }
+/* Dequantisation scale of a pool (v = 0: K, 1: V) for kv head h: 1 unless the cache is FP8
+ * (posattn_kv_cache.k_scale / v_scale; backend memory, host memory on REF). */
+static inline double pa_cache_scale(const posattn_kv_cache *c, int v, int32_t h) {
+  const float *s = v ? c->v_scale : c->k_scale;
+  if (s == NULL) return 1.0;
+  return (double)s[c->scale_kind == POSATTN_KV_SCALE_PER_HEAD ? h : 0];
+}
 /* The visibility rule of posattn_decode_desc: query t of sequence b, cache token j. */
 static inline int pa_dec_visible(const pa_decode_problem *p, int32_t b, int32_t t, int32_t j) {
   const int64_t ia = (int64_t)pa_dec_len(p, b) - p->n + t;

@@ -1,10 +1,12 @@
-/* dtype.c -- element conversions between f32/f16/bf16 and double, rounding to nearest even.
+/* dtype.c -- element conversions between f32/f16/bf16/fp8 and double, rounding to nearest even
+ * (FP8: host/fp8.h, saturating).
  *
  * Rounding from double is done in double arithmetic on the exact value (scale by a power of two,
  * rint in the default rounding mode, scale back), so every conversion rounds exactly once. */
 #include <math.h>
 #include <string.h>
 
+#include "fp8.h"
 #include "internal.h"
 
 static uint32_t f32_bits(float x) {
@@ -86,11 +88,24 @@ float pa_f16_to_f32(uint16_t h) {
   return (h & 0x8000u) ? -v : v;
 }
 
+/* x rounded once (nearest even) to an FP8 format and saturated as in fp8.h, as a code. */
+uint8_t pa_f64_to_fp8(int e5m2, double x) {
+  double a = fabs(x);
+  if (!isnan(x) && a != 0 && !isinf(a)) {
+    a = round_magnitude(a, pa_fp8_mbits(e5m2) + 1, 1 - pa_fp8_bias(e5m2));
+    if (a > pa_fp8_max(e5m2)) a = pa_fp8_max(e5m2);
+  }
+  /* a is now an fp8 value (or NaN / inf, which the encoder maps): encoding it rounds nothing */
+  return pa_fp8_encode(e5m2, (float)(signbit(x) ? -a : a));
+}
+
 double pa_round_to(posattn_dtype dt, double x) {
   switch (dt) {
     case POSATTN_DTYPE_F32: return (double)(float)x;
     case POSATTN_DTYPE_F16: return (double)pa_f16_to_f32(pa_f64_to_f16(x));
     case POSATTN_DTYPE_BF16: return (double)pa_bf16_to_f32(pa_f64_to_bf16(x));
+    case POSATTN_DTYPE_FP8_E4M3: return (double)pa_fp8_decode(0, pa_f64_to_fp8(0, x));
+    case POSATTN_DTYPE_FP8_E5M2: return (double)pa_fp8_decode(1, pa_f64_to_fp8(1, x));
   }
   return NAN;
 }
@@ -100,6 +115,8 @@ double pa_load(const void *base, posattn_dtype dt, int64_t idx) {
     case POSATTN_DTYPE_F32: return (double)((const float *)base)[idx];
     case POSATTN_DTYPE_F16: return (double)pa_f16_to_f32(((const uint16_t *)base)[idx]);
     case POSATTN_DTYPE_BF16: return (double)pa_bf16_to_f32(((const uint16_t *)base)[idx]);
+    case POSATTN_DTYPE_FP8_E4M3: return (double)pa_fp8_decode(0, ((const uint8_t *)base)[idx]);
+    case POSATTN_DTYPE_FP8_E5M2: return (double)pa_fp8_decode(1, ((const uint8_t *)base)[idx]);
   }
   return NAN;
 }
@@ -109,6 +126,8 @@ void pa_store(void *base, posattn_dtype dt, int64_t idx, double x) {
     case POSATTN_DTYPE_F32: ((float *)base)[idx] = (float)x; break;
     case POSATTN_DTYPE_F16: ((uint16_t *)base)[idx] = pa_f64_to_f16(x); break;
     case POSATTN_DTYPE_BF16: ((uint16_t *)base)[idx] = pa_f64_to_bf16(x); break;
+    case POSATTN_DTYPE_FP8_E4M3: ((uint8_t *)base)[idx] = pa_f64_to_fp8(0, x); break;
+    case POSATTN_DTYPE_FP8_E5M2: ((uint8_t *)base)[idx] = pa_f64_to_fp8(1, x); break;
   }
 }
 
@@ -117,6 +136,8 @@ size_t posattn_dtype_size(posattn_dtype dtype) {
     case POSATTN_DTYPE_F32: return 4;
     case POSATTN_DTYPE_F16:
     case POSATTN_DTYPE_BF16: return 2;
+    case POSATTN_DTYPE_FP8_E4M3:
+    case POSATTN_DTYPE_FP8_E5M2: return 1;
   }
   return 0;
 }
@@ -126,6 +147,8 @@ const char *posattn_dtype_string(posattn_dtype dtype) {
     case POSATTN_DTYPE_F32: return "f32";
     case POSATTN_DTYPE_F16: return "f16";
     case POSATTN_DTYPE_BF16: return "bf16";
+    case POSATTN_DTYPE_FP8_E4M3: return "fp8_e4m3";
+    case POSATTN_DTYPE_FP8_E5M2: return "fp8_e5m2";
   }
   return "unknown";
 }

@@ -48,7 +48,8 @@ posattn_status pa_vfail(char *buf, size_t size, posattn_status st, const char *f
   } while (0)
 
 /* ---- element conversions (host/dtype.c) ----------------------------------------------------
- * Round-to-nearest-even everywhere; NaN stays NaN, overflow goes to inf. Conversions from double
+ * Round-to-nearest-even everywhere; NaN stays NaN, overflow goes to inf (FP8: saturates to the
+ * largest finite value, posattn.h). Conversions from double
  * round once (no double rounding through float). */
 uint16_t pa_f32_to_bf16(float x);
 float pa_bf16_to_f32(uint16_t h);
@@ -56,6 +57,8 @@ uint16_t pa_f32_to_f16(float x);
 float pa_f16_to_f32(uint16_t h);
 uint16_t pa_f64_to_bf16(double x);
 uint16_t pa_f64_to_f16(double x);
+/* FP8 (e5m2 = 0: E4M3, 1: E5M2): rounded once from double, saturating (host/fp8.h semantics). */
+uint8_t pa_f64_to_fp8(int e5m2, double x);
 /* Round a double to the nearest value representable in dtype, returned as double. */
 double pa_round_to(posattn_dtype dt, double x);
 /* Element `idx` of an array of dtype, widened exactly to double. */

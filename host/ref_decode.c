@@ -1,6 +1,9 @@
 /* ref_decode.c -- the REF backend of decode and cache append: the definition of what the
  * kernels must compute, in plain loops with fp64 arithmetic.
  *
+ * FP8 caches: every stored code is dequantised exactly, value * scale in fp64 (k_scale / v_scale
+ * of its kv head); an append stores fp8(x / scale), rounded once from fp64 and saturated.
+ *
  * Decode walks each (sequence, query token, head) row over the sequence's cache tokens through
  * the block table: logits scale*(q'.k'), softcap, + pa_pe_bias_eval; two-pass softmax with the
  * row maximum subtracted and the sink (if any) as one more term without a value; out rounded
@@ -39,6 +42,7 @@ static void decode_row(const pa_decode_problem *p, const double *inv_freq, doubl
   if (p->rotary_dim) pa_rope_rotate(D->pe.rope.layout, p->rotary_dim, inv_freq, af, pq,
                                     q + D->pe.rope.rotary_offset);
 
+  const double ks = pa_cache_scale(c, 0, hk), vs = pa_cache_scale(c, 1, hk);
   double mx = D->sink_logits ? (double)D->sink_logits[h] : -INFINITY;
   int poisoned = 0;
   for (int32_t j = 0; j < len; j++) {
@@ -46,7 +50,7 @@ static void decode_row(const pa_decode_problem *p, const double *inv_freq, doubl
     if (!pa_dec_visible(p, b, t, j)) continue;
     const int64_t pk = pa_dec_kv_pos(p, b, j), off = pa_dec_kv_offset(p, b, j, hk);
     for (int32_t f = 0; f < d; f++) poisoned |= !isfinite(pa_load(c->v_pages, c->dtype, off + f));
-    for (int32_t f = 0; f < d; f++) k[f] = pa_load(c->k_pages, c->dtype, off + f);
+    for (int32_t f = 0; f < d; f++) k[f] = pa_load(c->k_pages, c->dtype, off + f) * ks;
     if (p->rotate_k) pa_rope_rotate(D->pe.rope.layout, p->rotary_dim, inv_freq, af, pk,
                                      k + D->pe.rope.rotary_offset);
     double dot = 0;
@@ -74,7 +78,7 @@ static void decode_row(const pa_decode_problem *p, const double *inv_freq, doubl
       const double w = exp(s[j] - mx);
       sum += w;
       const int64_t off = pa_dec_kv_offset(p, b, j, hk);
-      for (int32_t f = 0; f < d; f++) acc[f] += w * pa_load(c->v_pages, c->dtype, off + f);
+      for (int32_t f = 0; f < d; f++) acc[f] += w * (pa_load(c->v_pages, c->dtype, off + f) * vs);
     }
   }
   for (int32_t f = 0; f < d; f++)
@@ -129,9 +133,10 @@ posattn_status pa_ref_append(posattn_context *ctx, const pa_append_problem *p, v
         if (p->rotary_dim)
           pa_rope_rotate(p->desc->pe.rope.layout, p->rotary_dim, inv_freq, af,
                          pa_app_pos(p, b, t), x + p->desc->pe.rope.rotary_offset);
-        for (int32_t f = 0; f < p->d; f++) pa_store(c->k_pages, c->dtype, dst + f, x[f]);
+        const double ks = pa_cache_scale(c, 0, h), vs = pa_cache_scale(c, 1, h);
+        for (int32_t f = 0; f < p->d; f++) pa_store(c->k_pages, c->dtype, dst + f, x[f] / ks);
         for (int32_t f = 0; f < p->d; f++)
-          pa_store(c->v_pages, c->dtype, dst + f, pa_load(p->v->data, p->v->dtype, vo + f));
+          pa_store(c->v_pages, c->dtype, dst + f, pa_load(p->v->data, p->v->dtype, vo + f) / vs);
       }
   return POSATTN_STATUS_SUCCESS;
 }

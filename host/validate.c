@@ -637,6 +637,19 @@ static posattn_status check_tensors(char *msg, size_t msg_size, const pa_problem
   return POSATTN_STATUS_SUCCESS;
 }
 
+/* The FP8 dtypes are storage for the KV cache only (posattn.h): never a compute input or output. */
+static int is_fp8(posattn_dtype dt) {
+  return dt == POSATTN_DTYPE_FP8_E4M3 || dt == POSATTN_DTYPE_FP8_E5M2;
+}
+static posattn_status check_not_fp8(char *msg, size_t msg_size, const char *name, posattn_dtype dt) {
+  if (is_fp8(dt))
+    FAIL(POSATTN_STATUS_BAD_DTYPE,
+         "%s (%s) must be F32, F16 or BF16: the FP8 dtypes are for the KV cache only "
+         "(posattn_kv_cache.dtype)",
+         name, posattn_dtype_string(dt));
+  return POSATTN_STATUS_SUCCESS;
+}
+
 /* ---- entry points --------------------------------------------------------------------------- */
 
 posattn_status pa_validate(char *msg, size_t msg_size, const posattn_attention_desc *desc,
@@ -654,6 +667,10 @@ posattn_status pa_validate(char *msg, size_t msg_size, const posattn_attention_d
   if (posattn_dtype_size(out_dtype) == 0)
     FAIL(POSATTN_STATUS_BAD_ENUM, "%s (%d) is not a posattn_dtype value",
          out != NULL && out->dtype == out_dtype ? "out->dtype" : "out_dtype", (int)out_dtype);
+  PA_TRY(check_not_fp8(msg, msg_size, q != NULL && q->dtype == in_dtype ? "q->dtype" : "in_dtype",
+                       in_dtype));
+  PA_TRY(check_not_fp8(msg, msg_size,
+                       out != NULL && out->dtype == out_dtype ? "out->dtype" : "out_dtype", out_dtype));
   pa_problem p;
   memset(&p, 0, sizeof p);
   p.desc = desc;
@@ -730,9 +747,10 @@ int pa_visible(const pa_problem *p, int32_t b, int32_t i, int32_t j) {
 #define PA_MAX_DECODE_Q_TOKENS 8
 #define PA_MAX_DECODE_SPLITS 256
 
-/* The cache's fields; when `need_data`, its pools too (byte ranges into r[0], r[1]). */
+/* The cache's fields; when `need_data`, its pools and FP8 scales too (byte ranges into r[0],
+ * r[1]: the pools, r[2], r[3]: k_scale, v_scale, empty without scales). */
 static posattn_status check_cache(char *msg, size_t msg_size, const posattn_kv_cache *c,
-                                  int need_data, byte_range r[2]) {
+                                  int need_data, byte_range r[4]) {
   if (c == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "cache is NULL");
   const size_t esize = posattn_dtype_size(c->dtype);
   if (esize == 0)
@@ -746,14 +764,37 @@ static posattn_status check_cache(char *msg, size_t msg_size, const posattn_kv_c
     FAIL(POSATTN_STATUS_BAD_SIZE, "cache->head_dim (%d) must be even and >= 2", c->head_dim);
   if (c->k_rotated != 0 && c->k_rotated != 1)
     FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "cache->k_rotated (%d) must be 0 or 1", c->k_rotated);
+  const int fp8 = is_fp8(c->dtype);
+  if (!fp8 && (c->k_scale != NULL || c->v_scale != NULL))
+    FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
+         "cache->k_scale / v_scale must be NULL for a %s cache (scales apply to FP8 caches only)",
+         posattn_dtype_string(c->dtype));
+  if (c->scale_kind != POSATTN_KV_SCALE_PER_TENSOR && c->scale_kind != POSATTN_KV_SCALE_PER_HEAD)
+    FAIL(POSATTN_STATUS_BAD_ENUM,
+         "cache->scale_kind (%d) is not a posattn_kv_scale_kind value (0 per tensor, 1 per head)",
+         c->scale_kind);
   axis ax[4] = {{NULL, "head_dim", c->head_dim, 1},
                 {"stride_head", "kv_heads", c->kv_heads, c->stride_head},
                 {"stride_slot", "page_size slots", c->page_size, c->stride_slot},
                 {"stride_page", "num_pages", c->num_pages, c->stride_page}};
   int64_t span;
   PA_TRY(check_strides(msg, msg_size, "cache", ax, 4, &span));
-  r[0] = r[1] = (byte_range){0, 0};
+  r[0] = r[1] = r[2] = r[3] = (byte_range){0, 0};
   if (!need_data) return POSATTN_STATUS_SUCCESS;
+  if (fp8) {
+    const char *snames[2] = {"cache->k_scale", "cache->v_scale"};
+    const float *scales[2] = {c->k_scale, c->v_scale};
+    const int64_t count = c->scale_kind == POSATTN_KV_SCALE_PER_HEAD ? c->kv_heads : 1;
+    for (int i = 0; i < 2; ++i) {
+      if (scales[i] == NULL)
+        FAIL(POSATTN_STATUS_NULL_POINTER, "%s is NULL: an %s cache needs its dequantisation scales",
+             snames[i], posattn_dtype_string(c->dtype));
+      if ((uintptr_t)scales[i] % sizeof(float) != 0)
+        FAIL(POSATTN_STATUS_BAD_ALIGNMENT, "%s (%p) must be aligned to 4 bytes (fp32)", snames[i],
+             (const void *)scales[i]);
+      PA_TRY(to_range(msg, msg_size, snames[i], scales[i], count, sizeof(float), &r[2 + i]));
+    }
+  }
   const char *names[2] = {"cache->k_pages", "cache->v_pages"};
   void *data[2] = {c->k_pages, c->v_pages};
   for (int i = 0; i < 2; ++i) {
@@ -763,6 +804,10 @@ static posattn_status check_cache(char *msg, size_t msg_size, const posattn_kv_c
            names[i], data[i], esize);
     PA_TRY(to_range(msg, msg_size, names[i], data[i], span, esize, &r[i]));
   }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 2; j < 4; ++j)
+      PA_TRY(check_disjoint(msg, msg_size, names[i], r[i],
+                            j == 2 ? "cache->k_scale" : "cache->v_scale", r[j]));
   return POSATTN_STATUS_SUCCESS;
 }
 
@@ -818,8 +863,10 @@ posattn_status pa_validate_decode(char *msg, size_t msg_size, const posattn_deco
     FAIL(POSATTN_STATUS_BAD_ENUM, "q_dtype (%d) is not a posattn_dtype value", (int)q_dtype);
   if (posattn_dtype_size(out_dtype) == 0)
     FAIL(POSATTN_STATUS_BAD_ENUM, "out_dtype (%d) is not a posattn_dtype value", (int)out_dtype);
+  PA_TRY(check_not_fp8(msg, msg_size, "q_dtype", q_dtype));
+  PA_TRY(check_not_fp8(msg, msg_size, "out_dtype", out_dtype));
   const int run = q != NULL || out != NULL;
-  byte_range pools[2];
+  byte_range pools[4];
   PA_TRY(check_cache(msg, msg_size, cache, run, pools));
 
   pa_decode_problem p;
@@ -943,6 +990,11 @@ posattn_status pa_validate_decode(char *msg, size_t msg_size, const posattn_deco
     PA_TRY(check_disjoint(msg, msg_size, "lse", rl, "out", ro));
     PA_TRY(check_disjoint(msg, msg_size, "lse", rl, "cache->k_pages", pools[0]));
     PA_TRY(check_disjoint(msg, msg_size, "lse", rl, "cache->v_pages", pools[1]));
+    for (int i = 2; i < 4; ++i) {
+      const char *sname = i == 2 ? "cache->k_scale" : "cache->v_scale";
+      PA_TRY(check_disjoint(msg, msg_size, "out", ro, sname, pools[i]));
+      PA_TRY(check_disjoint(msg, msg_size, "lse", rl, sname, pools[i]));
+    }
     p.q = q;
     p.out = out;
     p.lse = lse;
@@ -969,7 +1021,7 @@ static posattn_status check_ws_common(char *msg, size_t msg_size, const void *ws
 posattn_status pa_validate_decode_workspace(char *msg, size_t msg_size,
                                             const pa_decode_problem *p, const void *ws,
                                             size_t ws_bytes, size_t required) {
-  byte_range w, pools[2], r[3] = {{0, 0}, {0, 0}, {0, 0}};
+  byte_range w, pools[4], r[3] = {{0, 0}, {0, 0}, {0, 0}};
   PA_TRY(check_ws_common(msg, msg_size, ws, ws_bytes, required, &w));
   if (w.lo == w.hi || p->q == NULL) return POSATTN_STATUS_SUCCESS;
   PA_TRY(check_cache(msg, msg_size, p->cache, 1, pools));
@@ -978,9 +1030,10 @@ posattn_status pa_validate_decode_workspace(char *msg, size_t msg_size,
   PA_TRY(check_btd_tensor(msg, msg_size, "out", p->out, p->batch, p->n, "num_q_tokens", p->hq,
                           "q_heads", p->d, p->out_dtype, "out_dtype", &r[1]));
   if (p->lse) PA_TRY(to_range(msg, msg_size, "lse", p->lse, (int64_t)p->batch * p->hq * p->n, 4, &r[2]));
-  const char *names[5] = {"q", "out", "lse", "cache->k_pages", "cache->v_pages"};
-  const byte_range all[5] = {r[0], r[1], r[2], pools[0], pools[1]};
-  for (int i = 0; i < 5; ++i) PA_TRY(check_disjoint(msg, msg_size, "workspace", w, names[i], all[i]));
+  const char *names[7] = {"q", "out", "lse", "cache->k_pages", "cache->v_pages", "cache->k_scale",
+                          "cache->v_scale"};
+  const byte_range all[7] = {r[0], r[1], r[2], pools[0], pools[1], pools[2], pools[3]};
+  for (int i = 0; i < 7; ++i) PA_TRY(check_disjoint(msg, msg_size, "workspace", w, names[i], all[i]));
   return POSATTN_STATUS_SUCCESS;
 }
 
@@ -998,8 +1051,9 @@ posattn_status pa_validate_append(char *msg, size_t msg_size, const posattn_cach
   if (desc == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "desc is NULL");
   if (posattn_dtype_size(in_dtype) == 0)
     FAIL(POSATTN_STATUS_BAD_ENUM, "in_dtype (%d) is not a posattn_dtype value", (int)in_dtype);
+  PA_TRY(check_not_fp8(msg, msg_size, "in_dtype", in_dtype));
   const int run = k_new != NULL || v_new != NULL;
-  byte_range pools[2];
+  byte_range pools[4];
   PA_TRY(check_cache(msg, msg_size, cache, run, pools));
   pa_append_problem p;
   memset(&p, 0, sizeof p);
@@ -1107,7 +1161,7 @@ posattn_status pa_validate_append(char *msg, size_t msg_size, const posattn_cach
 posattn_status pa_validate_append_workspace(char *msg, size_t msg_size,
                                             const pa_append_problem *p, const void *ws,
                                             size_t ws_bytes, size_t required) {
-  byte_range w, pools[2], rk, rv;
+  byte_range w, pools[4], rk, rv;
   PA_TRY(check_ws_common(msg, msg_size, ws, ws_bytes, required, &w));
   if (w.lo == w.hi || p->k == NULL) return POSATTN_STATUS_SUCCESS;
   PA_TRY(check_cache(msg, msg_size, p->cache, 1, pools));
@@ -1115,8 +1169,9 @@ posattn_status pa_validate_append_workspace(char *msg, size_t msg_size,
                           "kv_heads", p->d, p->in_dtype, "in_dtype", &rk));
   PA_TRY(check_btd_tensor(msg, msg_size, "v_new", p->v, p->batch, p->n, "num_tokens", p->hkv,
                           "kv_heads", p->d, p->in_dtype, "in_dtype", &rv));
-  const char *names[4] = {"k_new", "v_new", "cache->k_pages", "cache->v_pages"};
-  const byte_range all[4] = {rk, rv, pools[0], pools[1]};
-  for (int i = 0; i < 4; ++i) PA_TRY(check_disjoint(msg, msg_size, "workspace", w, names[i], all[i]));
+  const char *names[6] = {"k_new", "v_new", "cache->k_pages", "cache->v_pages", "cache->k_scale",
+                          "cache->v_scale"};
+  const byte_range all[6] = {rk, rv, pools[0], pools[1], pools[2], pools[3]};
+  for (int i = 0; i < 6; ++i) PA_TRY(check_disjoint(msg, msg_size, "workspace", w, names[i], all[i]));
   return POSATTN_STATUS_SUCCESS;
 }

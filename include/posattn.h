@@ -136,12 +136,18 @@ typedef enum posattn_backend {
 typedef enum posattn_dtype {
   POSATTN_DTYPE_F32 = 1,
   POSATTN_DTYPE_F16 = 2, /**< IEEE binary16 */
-  POSATTN_DTYPE_BF16 = 3 /**< bfloat16; conversions round to nearest even */
+  POSATTN_DTYPE_BF16 = 3, /**< bfloat16; conversions round to nearest even */
+  /** OCP FP8 E4M3 ("e4m3fn": bias 7, largest 448, S.1111.111 is NaN, no infinity) and E5M2
+   *  (bias 15, largest 57344, IEEE-like inf/NaN). KV CACHE ONLY (posattn_kv_cache.dtype, with
+   *  k_scale / v_scale); anywhere else they are BAD_DTYPE. Writes round to nearest even once and
+   *  SATURATE: finite values beyond the largest and +-inf become +-largest, NaN stays NaN. */
+  POSATTN_DTYPE_FP8_E4M3 = 4,
+  POSATTN_DTYPE_FP8_E5M2 = 5
 } posattn_dtype;
 
-/** Size in bytes of one element of `dtype`, or 0 for an unknown dtype. */
+/** Size in bytes of one element of `dtype` (1 for the FP8 formats), or 0 for an unknown dtype. */
 POSATTN_API size_t posattn_dtype_size(posattn_dtype dtype);
-/** "f32", "f16", "bf16", or "unknown". */
+/** "f32", "f16", "bf16", "fp8_e4m3", "fp8_e5m2", or "unknown". */
 POSATTN_API const char *posattn_dtype_string(posattn_dtype dtype);
 
 typedef enum posattn_pe_kind {
@@ -590,7 +596,8 @@ POSATTN_API posattn_status posattn_pe_bias(const posattn_pe *pe, int32_t q_heads
 typedef struct posattn_kv_cache {
   void *k_pages;          /**< backend memory; may be NULL in supported/workspace queries */
   void *v_pages;          /**< backend memory; may be NULL in supported/workspace queries */
-  posattn_dtype dtype;    /**< BF16 or F16 (F32 also accepted, for tests and the REF backend) */
+  posattn_dtype dtype;    /**< BF16, F16, FP8_E4M3 or FP8_E5M2 (F32 also accepted, for tests
+                               and the REF backend) */
   int32_t num_pages;      /**< >= 1 */
   int32_t page_size;      /**< tokens per page, 1..256 */
   int32_t kv_heads;       /**< >= 1 */
@@ -602,10 +609,26 @@ typedef struct posattn_kv_cache {
    *  1: K is stored rotated (posattn_cache_append rotated it in fp32 before rounding).
    *  Only matters when the positional encoding is ROPE. */
   int32_t k_rotated;
+  /** FP8 caches only (NULL otherwise, INVALID_ARGUMENT if set): dequantisation scales, fp32,
+   *  BACKEND memory like the pools (device pointers on CUDA), read by every decode and append.
+   *  The value of a stored code c is c_value * scale (exact in REF: fp64); an append stores
+   *  fp8(x / scale) (one rounding to fp8, saturating, after the fp32 RoPE rotation of a rotated
+   *  cache). Must be non-NULL in decode and append (NULL_POINTER); may be NULL in the supported /
+   *  workspace queries. Values must be finite and > 0 (not checked: backend memory). */
+  const float *k_scale;
+  const float *v_scale;
+  int32_t scale_kind;  /**< posattn_kv_scale_kind: one scale per pool, or one per kv head */
 } posattn_kv_cache;
 
+/** How many scales k_scale / v_scale hold. */
+typedef enum posattn_kv_scale_kind {
+  POSATTN_KV_SCALE_PER_TENSOR = 0, /**< [1]: one scale for the whole pool */
+  POSATTN_KV_SCALE_PER_HEAD = 1    /**< [kv_heads]: one scale per kv head */
+} posattn_kv_scale_kind;
+
 /** Fills `cache` for contiguous pools: stride_head = head_dim, stride_slot = kv_heads*head_dim,
- *  stride_page = page_size*kv_heads*head_dim; k_rotated = 0. NULL cache is a no-op. */
+ *  stride_page = page_size*kv_heads*head_dim; k_rotated = 0; no scales (set k_scale, v_scale and
+ *  scale_kind after this for an FP8 cache). NULL cache is a no-op. */
 POSATTN_API void posattn_kv_cache_init(posattn_kv_cache *cache, void *k_pages, void *v_pages,
                                        posattn_dtype dtype, int32_t num_pages, int32_t page_size,
                                        int32_t kv_heads, int32_t head_dim);

@@ -19,10 +19,15 @@
 // not see a key. So a non-finite V element is staged as 0 and the same element of that key's K as
 // NaN: exactly the rows that see the key get a NaN logit. Logits go through logit_or_nan, NaN
 // logits reach the row sum, and the combine keeps a NaN split LSE (max_nan).
+// Cache dtypes: the kernels are templated on a cache element I/O policy (CacheIO for f32/f16/bf16,
+// Fp8IO for the OCP FP8 formats, conversions of host/fp8.h). An FP8 element's value is
+// decode(code) * scale in fp32 (scale of its kv head, or the tensor's); an append stores
+// encode(x / scale), the fp32 quotient rounded once to fp8 with saturation.
 #ifndef POSATTN_DECODE_CU
 #define POSATTN_DECODE_CU
 
 #include "decode/params.h"
+#include "fp8.h"
 #include "pe/bias.cuh"
 #include "pe/mask.cuh"
 #include "pe/rope.cuh"
@@ -60,6 +65,31 @@ PA_DEVICE void store_any(pa::gptr<unsigned char> base, int dtype, int64_t idx, f
   }
 }
 
+// Element I/O of a cache pool of 16/32-bit floats and of the FP8 formats.
+template <class T>
+struct CacheIO {
+  static PA_DEVICE float load(pa::gptr<const unsigned char> pool, int64_t i) {
+    return pa::to_float(T(pa::ptr_cast<const T>(pool)[i]));
+  }
+  static PA_DEVICE void store(pa::gptr<unsigned char> pool, int64_t i, float x) {
+    pa::ptr_cast<T>(pool)[i] = pa::from_float<T>(x);
+  }
+};
+template <int E5M2>
+struct Fp8IO {
+  static PA_DEVICE float load(pa::gptr<const unsigned char> pool, int64_t i) {
+    return pa_fp8_decode(E5M2, uint8_t(pool[i]));
+  }
+  static PA_DEVICE void store(pa::gptr<unsigned char> pool, int64_t i, float x) {
+    pool[i] = pa_fp8_encode(E5M2, x);
+  }
+};
+// The dequantisation scale of kv head h (1 without scales: every non-FP8 cache).
+template <class P>
+PA_DEVICE float cache_scale(const P &p, pa::gptr<const float> s, int h) {
+  return s ? float(s[p.scale_per_head ? h : 0]) : 1.f;
+}
+
 // RoPE, in fp32, on `count` shared-memory rows of width dr, row r at position pos[r]; the block's
 // threads share the (row, pair) work.
 PA_DEVICE void rope_rows(const pa_prefill_params &pe, pa::sptr<float> rows, int count, int dr,
@@ -75,7 +105,7 @@ PA_DEVICE void rope_rows(const pa_prefill_params &pe, pa::sptr<float> rows, int 
   }
 }
 
-template <class Tc, int DMAX>
+template <class IO, int DMAX>
 __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params p) {
   constexpr int T = kKeysPerTile<DMAX>;
   constexpr int kAcc = kRows * DMAX / kThreads;  // accumulator elements per thread
@@ -85,6 +115,7 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
   const int rows = pa::min(kRows, p.group * p.n - r0);
   const int d = p.d, dr = row_floats(d), half = p.pe.rotary_dim / 2;
   const int len = p.cache_lens[b];
+  const float k_sc = cache_scale(p, p.k_scale, hk), v_sc = cache_scale(p, p.v_scale, hk);
 
   pa::sptr<float> qs = pa::dynamic_shared<float>();   // [kRows][dr] rotated queries
   pa::sptr<float> ks = qs + kRows * dr;                 // [T][dr]
@@ -145,8 +176,8 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
         const int64_t page = p.block_table[int64_t(b) * p.mpps + j / p.page_size];
         const int64_t off = page * p.stride_page + int64_t(j % p.page_size) * p.stride_slot +
                             int64_t(hk) * p.stride_head + c;
-        kv = pa::to_float(Tc(pa::ptr_cast<const Tc>(p.k_pages)[off]));
-        vv = pa::to_float(Tc(pa::ptr_cast<const Tc>(p.v_pages)[off]));
+        kv = IO::load(p.k_pages, off) * k_sc;
+        vv = IO::load(p.v_pages, off) * v_sc;
         if (!pa_pe::is_finite(vv)) {  // poisons the rows that see token j, no other
           kv = NAN;
           vv = 0.f;
@@ -259,7 +290,7 @@ __global__ void __launch_bounds__(kThreads) decode_combine(const pa_decode_param
 }
 
 // One block per (new token, sequence); threads over (head, feature).
-template <class Tc>
+template <class IO>
 __global__ void __launch_bounds__(kThreads) cache_append(const pa_append_params p) {
   const int t = int(blockIdx.x), b = int(blockIdx.y);
   if (t >= (p.new_lens ? int(p.new_lens[b]) : p.n)) return;
@@ -282,44 +313,58 @@ __global__ void __launch_bounds__(kThreads) cache_append(const pa_append_params 
       x = f == a ? v.x : v.y;
     }
     const int64_t dst = slot + int64_t(h) * p.stride_head + f;
-    pa::ptr_cast<Tc>(p.k_pages)[dst] = pa::from_float<Tc>(x);
+    IO::store(p.k_pages, dst, x / cache_scale(p, p.k_scale, h));
     const int64_t vo = int64_t(b) * p.v_sb + int64_t(t) * p.v_ss + int64_t(h) * p.v_sh + f;
-    pa::ptr_cast<Tc>(p.v_pages)[dst] = pa::from_float<Tc>(load_any(p.v, p.in_dtype, vo));
+    IO::store(p.v_pages, dst, load_any(p.v, p.in_dtype, vo) / cache_scale(p, p.v_scale, h));
   }
 }
 
 // ---- launchers ---------------------------------------------------------------------------------
-template <class Tc, int DMAX>
+template <class IO, int DMAX>
 pa::launch_status split_launch_dim(const pa_decode_params &p, void *stream) {
-  return pa::launch("decode_split", decode_split<Tc, DMAX>,
+  return pa::launch("decode_split", decode_split<IO, DMAX>,
                     dim3(unsigned(p.num_splits), unsigned(p.hkv * p.row_chunks), unsigned(p.batch)),
                     dim3(kThreads), split_smem_bytes<DMAX>(p.d), stream, p);
 }
-template <class Tc>
+template <class IO>
 pa::launch_status split_launch_cache(const pa_decode_params &p, void *stream) {
-  if (p.d <= 64) return split_launch_dim<Tc, 64>(p, stream);
-  if (p.d <= 128) return split_launch_dim<Tc, 128>(p, stream);
-  return split_launch_dim<Tc, kMaxDim>(p, stream);
+  if (p.d <= 64) return split_launch_dim<IO, 64>(p, stream);
+  if (p.d <= 128) return split_launch_dim<IO, 128>(p, stream);
+  return split_launch_dim<IO, kMaxDim>(p, stream);
 }
+template <class IO>
+pa::launch_status append_launch_cache(const pa_append_params &p, void *stream) {
+  return pa::launch("cache_append", cache_append<IO>, dim3(unsigned(p.n), unsigned(p.batch)),
+                    dim3(kThreads), 0, stream, p);
+}
+// The launcher L (split_launch_cache / append_launch_cache) for cache dtype `cache_dtype`.
+template <template <class> class L, class P>
+pa::launch_status by_cache_dtype(const P &p, int cache_dtype, void *stream) {
+  switch (cache_dtype) {
+    case POSATTN_DTYPE_F16: return L<CacheIO<pa::f16>>::run(p, stream);
+    case POSATTN_DTYPE_BF16: return L<CacheIO<pa::bf16>>::run(p, stream);
+    case POSATTN_DTYPE_FP8_E4M3: return L<Fp8IO<0>>::run(p, stream);
+    case POSATTN_DTYPE_FP8_E5M2: return L<Fp8IO<1>>::run(p, stream);
+    default: return L<CacheIO<float>>::run(p, stream);
+  }
+}
+template <class IO>
+struct SplitL {
+  static pa::launch_status run(const pa_decode_params &p, void *s) { return split_launch_cache<IO>(p, s); }
+};
+template <class IO>
+struct AppendL {
+  static pa::launch_status run(const pa_append_params &p, void *s) { return append_launch_cache<IO>(p, s); }
+};
 // Both decode kernels for cache dtype `cache_dtype` (p.d <= kMaxDim): splits, then the combine.
 inline pa::launch_status decode_launch(const pa_decode_params &p, int cache_dtype, void *stream) {
-  pa::launch_status st;
-  switch (cache_dtype) {
-    case POSATTN_DTYPE_F16: st = split_launch_cache<pa::f16>(p, stream); break;
-    case POSATTN_DTYPE_BF16: st = split_launch_cache<pa::bf16>(p, stream); break;
-    default: st = split_launch_cache<float>(p, stream); break;
-  }
+  const pa::launch_status st = by_cache_dtype<SplitL>(p, cache_dtype, stream);
   if (!st.ok) return st;
   return pa::launch("decode_combine", decode_combine, dim3(unsigned(p.n * p.hq), unsigned(p.batch)),
                     dim3(kThreads), 0, stream, p);
 }
 inline pa::launch_status append_launch(const pa_append_params &p, int cache_dtype, void *stream) {
-  const dim3 grid(unsigned(p.n), unsigned(p.batch));
-  switch (cache_dtype) {
-    case POSATTN_DTYPE_F16: return pa::launch("cache_append", cache_append<pa::f16>, grid, dim3(kThreads), 0, stream, p);
-    case POSATTN_DTYPE_BF16: return pa::launch("cache_append", cache_append<pa::bf16>, grid, dim3(kThreads), 0, stream, p);
-    default: return pa::launch("cache_append", cache_append<float>, grid, dim3(kThreads), 0, stream, p);
-  }
+  return by_cache_dtype<AppendL>(p, cache_dtype, stream);
 }
 
 }  // namespace pa_decode

@@ -21,6 +21,8 @@ typedef struct pa_decode_params {
   int32_t q_dtype;                  /* posattn_dtype (read with a run-time switch) */
   PA_PF_PTR(const unsigned char) k_pages, v_pages; /* [num_pages, page_size, hkv, d], cache dtype */
   int64_t stride_page, stride_slot, stride_head;
+  PA_PF_PTR(const float) k_scale, v_scale; /* FP8 caches: [1] or [hkv]; NULL otherwise */
+  int32_t scale_per_head;
 
   int32_t batch, hq, hkv, group, d, n; /* n = query tokens per sequence */
   int32_t page_size, mpps;             /* tokens per page, block-table row length */
@@ -51,6 +53,8 @@ typedef struct pa_append_params {
   int32_t in_dtype;
   PA_PF_PTR(unsigned char) k_pages, v_pages;
   int64_t stride_page, stride_slot, stride_head;
+  PA_PF_PTR(const float) k_scale, v_scale; /* FP8 caches: [1] or [hkv]; NULL otherwise */
+  int32_t scale_per_head;
   int32_t batch, n, hkv, d, page_size, mpps;
   PA_PF_PTR(const int32_t) new_lens;    /* [batch]; NULL = n */
   PA_PF_PTR(const int32_t) cache_lens;  /* [batch] first write index */

@@ -169,6 +169,15 @@ size_t pool_elems(const posattn_kv_cache *c) {
                 int64_t(c->kv_heads - 1) * c->stride_head + c->head_dim);
 }
 
+// The FP8 scales of a cache ([1] or [kv_heads] fp32; empty pointers for other dtypes).
+template <class P>
+void scales_fill(P &k, const posattn_kv_cache *c) {
+  const size_t n = c->k_scale ? (c->scale_kind == POSATTN_KV_SCALE_PER_HEAD ? size_t(c->kv_heads) : 1) : 0;
+  k.k_scale = pa::make_gptr(c->k_scale, n, "k_scale");
+  k.v_scale = pa::make_gptr(c->v_scale, c->v_scale ? n : 0, "v_scale");
+  k.scale_per_head = c->scale_kind == POSATTN_KV_SCALE_PER_HEAD;
+}
+
 // The decode kernels' parameters. `ws` is the workspace as the kernels see it; out (with its
 // strides) and lse are where the combine step writes (EMU: the staging area).
 void decode_params_fill(pa_decode_params &k, const pa_decode_problem *p, const DecodeLayout &L,
@@ -191,6 +200,7 @@ void decode_params_fill(pa_decode_params &k, const pa_decode_problem *p, const D
   k.k_pages = pa::make_gptr(static_cast<const unsigned char *>(c->k_pages), pool_elems(c) * esz_c, "k_pages");
   k.v_pages = pa::make_gptr(static_cast<const unsigned char *>(c->v_pages), pool_elems(c) * esz_c, "v_pages");
   k.stride_page = c->stride_page; k.stride_slot = c->stride_slot; k.stride_head = c->stride_head;
+  scales_fill(k, c);
   k.batch = p->batch; k.hq = p->hq; k.hkv = p->hkv; k.group = p->group; k.d = p->d; k.n = p->n;
   k.page_size = p->page_size; k.mpps = p->mpps; k.capacity = p->capacity;
   k.cache_lens = table<int32_t>(ws, L.cache_lens, size_t(p->batch), "cache_lens");
@@ -267,6 +277,7 @@ void append_params_fill(pa_append_params &k, const pa_append_problem *p, const A
   k.k_pages = pa::make_gptr(static_cast<unsigned char *>(c->k_pages), pool_elems(c) * esz_c, "k_pages");
   k.v_pages = pa::make_gptr(static_cast<unsigned char *>(c->v_pages), pool_elems(c) * esz_c, "v_pages");
   k.stride_page = c->stride_page; k.stride_slot = c->stride_slot; k.stride_head = c->stride_head;
+  scales_fill(k, c);
   k.batch = p->batch; k.n = p->n; k.hkv = p->hkv; k.d = p->d; k.page_size = p->page_size; k.mpps = p->mpps;
   k.new_lens = table<int32_t>(ws, L.new_lens, D->new_lens ? size_t(p->batch) : 0, "new_lens");
   k.cache_lens = table<int32_t>(ws, L.cache_lens, size_t(p->batch), "cache_lens");

@@ -23,12 +23,19 @@ struct DecodeCase {
   bool explicit_positions = false;  // gapped kv positions (evictions), q at its token's position
   int extra_pages = 3;
   uint64_t seed = 1;
+  // The cache dtype when it differs from dt (the FP8 formats; q stays dt). FP8 caches get random
+  // scales of few significant bits (value * scale is exact in fp32), one per tensor or per head.
+  posattn_dtype cache_dt = posattn_dtype(0);
+  posattn_kv_scale_kind scale_kind = POSATTN_KV_SCALE_PER_TENSOR;
+  posattn_dtype cdt() const { return cache_dt ? cache_dt : dt; }
+  bool fp8() const { return cdt() == POSATTN_DTYPE_FP8_E4M3 || cdt() == POSATTN_DTYPE_FP8_E5M2; }
 };
 
 struct DecodeData {
   DecodeCase c;
   int num_pages = 0, mpps = 1;
   std::vector<int32_t> block_table, kv_pos, q_pos, lens;
+  std::vector<float> k_scale, v_scale;  // FP8 caches: [1] or [hkv]
   pat_buf kpool{}, vpool{}, q{};
   posattn_kv_cache cache{};
   posattn_tensor tq{};
@@ -58,12 +65,21 @@ struct DecodeData {
         block_table[size_t(b) * mpps + k] = k < shared ? block_table[size_t(k)] : ids[next++];
     }
     const size_t pool = size_t(num_pages) * c.page_size * c.hkv * c.d;
-    const size_t es = posattn_dtype_size(c.dt);
-    EXPECT_EQ(pat_buf_alloc(&kpool, pool * es), 0);
-    EXPECT_EQ(pat_buf_alloc(&vpool, pool * es), 0);
-    pat_fill_random(&r, c.dt, kpool.data, nullptr, int64_t(pool), 1.0);
-    pat_fill_random(&r, c.dt, vpool.data, nullptr, int64_t(pool), 1.0);
-    posattn_kv_cache_init(&cache, kpool.data, vpool.data, c.dt, num_pages, c.page_size, c.hkv, c.d);
+    const size_t es = posattn_dtype_size(c.dt), ces = posattn_dtype_size(c.cdt());
+    EXPECT_EQ(pat_buf_alloc(&kpool, pool * ces), 0);
+    EXPECT_EQ(pat_buf_alloc(&vpool, pool * ces), 0);
+    pat_fill_random(&r, c.cdt(), kpool.data, nullptr, int64_t(pool), 1.0);
+    pat_fill_random(&r, c.cdt(), vpool.data, nullptr, int64_t(pool), 1.0);
+    posattn_kv_cache_init(&cache, kpool.data, vpool.data, c.cdt(), num_pages, c.page_size, c.hkv, c.d);
+    if (c.fp8()) {
+      const float few_bits[] = {0.375f, 0.75f, 1.25f, 2.5f, 0.3125f, 1.75f};
+      const size_t ns = c.scale_kind == POSATTN_KV_SCALE_PER_HEAD ? size_t(c.hkv) : 1;
+      for (auto *sv : {&k_scale, &v_scale})
+        for (size_t i = 0; i < ns; ++i) sv->push_back(few_bits[pat_rng_int(&r, 0, 5)]);
+      cache.k_scale = k_scale.data();
+      cache.v_scale = v_scale.data();
+      cache.scale_kind = c.scale_kind;
+    }
     const size_t qn = size_t(c.batch) * c.n * c.hq * c.d;
     EXPECT_EQ(pat_buf_alloc(&q, qn * es), 0);
     pat_fill_random(&r, c.dt, q.data, nullptr, int64_t(qn), 1.0);
@@ -159,23 +175,36 @@ struct DenseSeq {
   posattn_tensor tk{}, tv{}, tq{};
   posattn_attention_desc desc{};
   std::vector<int32_t> qp, kp;
+  // FP8 caches are gathered dequantised into f32 (value * scale, exact for the fixture's scales).
   DenseSeq(const DecodeData &D, int b) {
     const DecodeCase &c = D.c;
     const int len = D.lens[size_t(b)];
-    const size_t es = posattn_dtype_size(c.dt), row = size_t(c.hkv) * c.d * es;
+    const posattn_dtype kvdt = c.fp8() ? POSATTN_DTYPE_F32 : c.dt;
+    const size_t es = posattn_dtype_size(c.dt), row = size_t(c.hkv) * c.d * posattn_dtype_size(kvdt);
     k.resize(size_t(len) * row);
     v.resize(size_t(len) * row);
     for (int j = 0; j < len; ++j) {
       const int page = D.block_table[size_t(b) * D.mpps + j / c.page_size];
-      const size_t off = (size_t(page) * c.page_size + j % c.page_size) * row;
-      std::memcpy(&k[size_t(j) * row], static_cast<unsigned char *>(D.kpool.data) + off, row);
-      std::memcpy(&v[size_t(j) * row], static_cast<unsigned char *>(D.vpool.data) + off, row);
+      const size_t tok = size_t(page) * c.page_size + j % c.page_size;
+      if (!c.fp8()) {
+        std::memcpy(&k[size_t(j) * row], static_cast<unsigned char *>(D.kpool.data) + tok * row, row);
+        std::memcpy(&v[size_t(j) * row], static_cast<unsigned char *>(D.vpool.data) + tok * row, row);
+        continue;
+      }
+      for (int h = 0; h < c.hkv; ++h) {
+        const size_t si = D.k_scale.size() > 1 ? size_t(h) : 0;
+        for (int f = 0; f < c.d; ++f) {
+          const int64_t src = int64_t(tok) * c.hkv * c.d + h * c.d + f, dst = int64_t(j) * c.hkv * c.d + h * c.d + f;
+          pat_store(k.data(), kvdt, dst, pat_load(D.kpool.data, c.cdt(), src) * D.k_scale[si]);
+          pat_store(v.data(), kvdt, dst, pat_load(D.vpool.data, c.cdt(), src) * D.v_scale[si]);
+        }
+      }
     }
     const size_t qrow = size_t(c.n) * c.hq * c.d * es;
     q.assign(static_cast<unsigned char *>(D.q.data) + size_t(b) * qrow,
              static_cast<unsigned char *>(D.q.data) + size_t(b + 1) * qrow);
-    posattn_tensor_init_contiguous(&tk, k.data(), c.dt, len, c.hkv, c.d);
-    posattn_tensor_init_contiguous(&tv, v.data(), c.dt, len, c.hkv, c.d);
+    posattn_tensor_init_contiguous(&tk, k.data(), kvdt, len, c.hkv, c.d);
+    posattn_tensor_init_contiguous(&tv, v.data(), kvdt, len, c.hkv, c.d);
     posattn_tensor_init_contiguous(&tq, q.data(), c.dt, c.n, c.hq, c.d);
     posattn_attention_desc_init(&desc);
     desc.batch = 1;

@@ -288,4 +288,151 @@ TEST(DecodeRef, OutMayNotOverlapThePool) {
   EXPECT_NE(std::string(posattn_context_last_message(C.ctx)).find("cache->k_pages"), std::string::npos);
 }
 
+// FP8 caches on REF: decode equals decode of an f32 cache holding the dequantised values
+// (value * scale, exact for the fixture's scales), bit for bit: the definition is "dequantise to
+// fp64". Both formats, both scale kinds, RoPE on an un-rotated cache, 3 query tokens.
+TEST(DecodeRef, Fp8CacheEqualsItsDequantisedF32Cache) {
+  Ctx C(POSATTN_BACKEND_REF);
+  for (posattn_dtype cdt : {POSATTN_DTYPE_FP8_E4M3, POSATTN_DTYPE_FP8_E5M2})
+    for (posattn_kv_scale_kind kind : {POSATTN_KV_SCALE_PER_TENSOR, POSATTN_KV_SCALE_PER_HEAD}) {
+      SCOPED_TRACE(std::string(posattn_dtype_string(cdt)) + (kind ? " per head" : " per tensor"));
+      DecodeCase dc;
+      dc.dt = POSATTN_DTYPE_BF16;
+      dc.cache_dt = cdt;
+      dc.scale_kind = kind;
+      dc.n = 3;
+      dc.lens = {7, 13};
+      DecodeData D(dc);
+      D.desc.pe.kind = POSATTN_PE_ROPE;
+      if (kind == POSATTN_KV_SCALE_PER_HEAD) D.k_scale[1] = D.v_scale[0] = 2.5f;  // heads differ
+      const DecodeOut R8 = run_decode(C.ctx, D);
+      ASSERT_EQ(R8.status, POSATTN_STATUS_SUCCESS) << R8.message;
+      const int64_t per_head = int64_t(dc.d), slot = per_head * dc.hkv;
+      const int64_t nel = int64_t(D.kpool.bytes);
+      std::vector<float> kf(static_cast<size_t>(nel)), vf(static_cast<size_t>(nel));
+      for (int64_t i = 0; i < nel; ++i) {
+        const size_t h = kind == POSATTN_KV_SCALE_PER_HEAD ? size_t((i % slot) / per_head) : 0;
+        kf[size_t(i)] = float(pat_load(D.kpool.data, cdt, i) * D.k_scale[h]);
+        vf[size_t(i)] = float(pat_load(D.vpool.data, cdt, i) * D.v_scale[h]);
+      }
+      const posattn_kv_cache saved = D.cache;
+      posattn_kv_cache_init(&D.cache, kf.data(), vf.data(), POSATTN_DTYPE_F32, D.num_pages,
+                            dc.page_size, dc.hkv, dc.d);
+      const DecodeOut R32 = run_decode(C.ctx, D);
+      D.cache = saved;
+      ASSERT_EQ(R32.status, POSATTN_STATUS_SUCCESS) << R32.message;
+      EXPECT_EQ(R8.out, R32.out);
+      EXPECT_EQ(R8.lse, R32.lse);
+    }
+}
+
+// REF append into FP8 caches stores fp8(x / scale of its head), rounded once from fp64 and
+// saturated (the conversion itself is checked exhaustively in test_fp8.cpp); decode then reads
+// the stored values back.
+TEST(DecodeRef, AppendIntoFp8CacheQuantisesPerHead) {
+  Ctx C(POSATTN_BACKEND_REF);
+  for (posattn_dtype cdt : {POSATTN_DTYPE_FP8_E4M3, POSATTN_DTYPE_FP8_E5M2}) {
+    SCOPED_TRACE(posattn_dtype_string(cdt));
+    const int e5m2 = cdt == POSATTN_DTYPE_FP8_E5M2;
+    DecodeCase dc;
+    dc.cache_dt = cdt;
+    dc.scale_kind = POSATTN_KV_SCALE_PER_HEAD;
+    dc.lens = {4, 6};
+    DecodeData D(dc);
+    D.k_scale = {0.75f, 3.f};
+    D.v_scale = {0.1f, 7.f};
+    D.cache.k_scale = D.k_scale.data();
+    D.cache.v_scale = D.v_scale.data();
+    const int n = 2;
+    std::vector<float> k0(size_t(dc.batch) * n * dc.hkv * dc.d), v0(k0.size());
+    pat_rng r;
+    pat_rng_seed(&r, 5);
+    for (size_t i = 0; i < k0.size(); ++i) {
+      k0[i] = float(pat_rng_uniform(&r, -2, 2)) * (i % 11 == 0 ? 1e6f : 1.f);
+      v0[i] = float(pat_rng_uniform(&r, -2, 2));
+    }
+    posattn_cache_append_desc a;
+    posattn_cache_append_desc_init(&a);
+    std::vector<int32_t> start = {2, 5};
+    a.batch = dc.batch;
+    a.num_tokens = n;
+    a.cache_lens = start.data();
+    a.block_table = D.block_table.data();
+    a.max_pages_per_seq = D.mpps;
+    ASSERT_EQ(append(C.ctx, D, a, k0, v0), POSATTN_STATUS_SUCCESS) << posattn_context_last_message(C.ctx);
+    const uint8_t *kp = static_cast<const uint8_t *>(D.kpool.data), *vp = static_cast<const uint8_t *>(D.vpool.data);
+    for (int b = 0; b < dc.batch; ++b)
+      for (int t = 0; t < n; ++t) {
+        const int j = start[size_t(b)] + t;
+        const int64_t page = D.block_table[size_t(b) * D.mpps + j / dc.page_size];
+        for (int h = 0; h < dc.hkv; ++h)
+          for (int f = 0; f < dc.d; ++f) {
+            const int64_t dst = ((page * dc.page_size + j % dc.page_size) * dc.hkv + h) * dc.d + f;
+            const size_t src = ((size_t(b) * n + t) * dc.hkv + h) * dc.d + f;
+            ASSERT_EQ(kp[dst], pat_fp8_from_f64(e5m2, double(k0[src]) / D.k_scale[size_t(h)])) << src;
+            ASSERT_EQ(vp[dst], pat_fp8_from_f64(e5m2, double(v0[src]) / D.v_scale[size_t(h)])) << src;
+          }
+      }
+  }
+}
+
+TEST(DecodeRef, Fp8ValidationRules) {
+  Ctx C(POSATTN_BACKEND_REF);
+  static std::vector<float> big(4096);
+  struct Rule {
+    const char *name;
+    posattn_status st;
+    const char *msg;
+    void (*breakit)(DecodeData &);
+  };
+  const Rule rules[] = {
+      {"k_scale null", POSATTN_STATUS_NULL_POINTER, "cache->k_scale is NULL", [](DecodeData &D) { D.cache.k_scale = nullptr; }},
+      {"v_scale null", POSATTN_STATUS_NULL_POINTER, "cache->v_scale is NULL", [](DecodeData &D) { D.cache.v_scale = nullptr; }},
+      {"misaligned", POSATTN_STATUS_BAD_ALIGNMENT, "cache->v_scale", [](DecodeData &D) {
+         D.cache.v_scale = reinterpret_cast<const float *>(reinterpret_cast<const char *>(big.data()) + 1); }},
+      {"scale kind", POSATTN_STATUS_BAD_ENUM, "cache->scale_kind", [](DecodeData &D) { D.cache.scale_kind = 2; }},
+      {"scale in pool", POSATTN_STATUS_INVALID_ARGUMENT, "cache->k_scale", [](DecodeData &D) {
+         D.cache.k_scale = static_cast<const float *>(D.vpool.data); }},
+      {"scales on bf16", POSATTN_STATUS_INVALID_ARGUMENT, "FP8 caches only", [](DecodeData &D) {
+         D.cache.dtype = POSATTN_DTYPE_BF16; }},
+      {"fp8 q", POSATTN_STATUS_BAD_DTYPE, "KV cache only", [](DecodeData &D) { D.tq.dtype = POSATTN_DTYPE_FP8_E4M3; }},
+  };
+  for (const Rule &r : rules) {
+    SCOPED_TRACE(r.name);
+    DecodeCase dc;
+    dc.cache_dt = POSATTN_DTYPE_FP8_E5M2;
+    dc.lens = {3, 5};
+    DecodeData D(dc);
+    r.breakit(D);
+    if (D.tq.dtype != dc.dt) D.c.dt = D.tq.dtype;  // run_decode passes c.dt as q_dtype
+    DecodeOut R = run_decode(C.ctx, D);
+    EXPECT_EQ(R.status, r.st) << R.message;
+    EXPECT_NE(R.message.find(r.msg), std::string::npos) << R.message;
+  }
+  // queries may leave the scales NULL; fp8 is rejected for out and for forward
+  DecodeCase dc;
+  dc.cache_dt = POSATTN_DTYPE_FP8_E4M3;
+  DecodeData D(dc);
+  D.cache.k_scale = D.cache.v_scale = nullptr;
+  EXPECT_EQ(posattn_decode_supported(C.ctx, &D.desc, &D.cache, dc.dt, POSATTN_DTYPE_F32), POSATTN_STATUS_SUCCESS)
+      << posattn_context_last_message(C.ctx);
+  EXPECT_EQ(posattn_decode_supported(C.ctx, &D.desc, &D.cache, dc.dt, POSATTN_DTYPE_FP8_E5M2),
+            POSATTN_STATUS_BAD_DTYPE);
+  EXPECT_NE(std::string(posattn_context_last_message(C.ctx)).find("out_dtype"), std::string::npos);
+  posattn_attention_desc fd;
+  posattn_attention_desc_init(&fd);
+  fd.batch = 1; fd.q_heads = 1; fd.kv_heads = 1; fd.head_dim = 16; fd.q_len = 1; fd.kv_len = 1;
+  EXPECT_EQ(posattn_supported(C.ctx, &fd, POSATTN_DTYPE_FP8_E4M3, POSATTN_DTYPE_F32), POSATTN_STATUS_BAD_DTYPE);
+  EXPECT_NE(std::string(posattn_context_last_message(C.ctx)).find("KV cache only"), std::string::npos);
+  posattn_cache_append_desc a;
+  posattn_cache_append_desc_init(&a);
+  std::vector<int32_t> start = {0, 0};
+  a.batch = 2; a.num_tokens = 1; a.cache_lens = start.data(); a.block_table = D.block_table.data();
+  a.max_pages_per_seq = D.mpps;
+  size_t ws = 0;
+  EXPECT_EQ(posattn_cache_append_workspace_size(C.ctx, &a, &D.cache, POSATTN_DTYPE_FP8_E5M2, &ws),
+            POSATTN_STATUS_BAD_DTYPE);
+  EXPECT_NE(std::string(posattn_context_last_message(C.ctx)).find("in_dtype"), std::string::npos);
+}
+
 }  // namespace

@@ -25,6 +25,8 @@ struct Grid {
   std::vector<int> lens;
   bool share, positions, window_softcap;
   int rope_cfg = 0;  // 1: DeepSeek-like offset block, GPT-J pairs, YaRN mscale; 2: proportional
+  posattn_dtype cache_dt = posattn_dtype(0);  // FP8 caches (q stays dt); 0 = dt
+  posattn_kv_scale_kind scale_kind = POSATTN_KV_SCALE_PER_TENSOR;
 };
 
 // The RoPE fields of docs/rope-configs.md on top of the grid's plain RoPE.
@@ -61,10 +63,11 @@ std::vector<double> baseline(const DecodeData &D, posattn_dtype out_dt) {
   return all;
 }
 
+void run_grid(const std::vector<Grid> &grid);
+
 TEST(DecodeEmu, GridMatchesRef) {
-  Ctx ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
   const auto BF = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16;
-  const Grid grid[] = {
+  run_grid({
       {"none bf16 page1 split3", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 32, 8, 2, {0, 1, 17, 97}, false, false, false},
       {"none f16 page256", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 4, 1, {300, 1}, false, false, false},
       {"rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 32, 4, 2, {2, 17, 40}, true, true, false},
@@ -76,7 +79,32 @@ TEST(DecodeEmu, GridMatchesRef) {
       {"rope offset yarn mscale", POSATTN_PE_ROPE, 0, BF, 5, 2, 2, 64, 4, 2, {3, 21}, false, true, false, 1},
       {"rope offset rotated cache", POSATTN_PE_ROPE, 1, F16, 4, 1, 0, 32, 4, 2, {9, 30}, false, true, false, 1},
       {"rope proportional", POSATTN_PE_ROPE, 0, BF, 6, 2, 0, 64, 2, 1, {17, 40}, false, false, false, 2},
-  };
+  });
+}
+
+// FP8 caches (both formats, both scale kinds): page sizes, splits, group sizes 1-16, 1-8 query
+// tokens, every decode PE, rotated and un-rotated RoPE caches. The baseline gathers the cache
+// dequantised (the values the kernel reads), so it rounds K/V to fp8 exactly where the kernel does.
+TEST(DecodeEmu, Fp8GridMatchesRef) {
+  const auto BF = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16;
+  const auto E4 = POSATTN_DTYPE_FP8_E4M3, E5 = POSATTN_DTYPE_FP8_E5M2;
+  const auto T = POSATTN_KV_SCALE_PER_TENSOR, H = POSATTN_KV_SCALE_PER_HEAD;
+  run_grid({
+      {"e4m3 none page1 split3", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 32, 8, 2, {0, 1, 17, 97}, false, false, false, 0, E4, T},
+      {"e5m2 none page256 mqa16", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}, false, false, false, 0, E5, H},
+      {"e4m3 rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 32, 4, 2, {2, 17, 40}, true, true, false, 0, E4, H},
+      {"e5m2 rope rotated", POSATTN_PE_ROPE, 1, BF, 5, 2, 0, 32, 4, 2, {9, 33}, false, true, false, 0, E5, T},
+      {"e4m3 alibi window softcap", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 32, 4, 4, {1, 29, 55}, true, false, true, 0, E4, H},
+      {"e5m2 fire n8", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 32, 4, 1, {8, 21}, false, true, false, 0, E5, H},
+      {"e4m3 t5 group1 n5", POSATTN_PE_T5, 0, BF, 8, 5, 2, 64, 2, 2, {6, 50}, false, false, false, 0, E4, T},
+      {"e5m2 kerple splits>pages", POSATTN_PE_KERPLE_LOG, 0, BF, 16, 2, 50, 32, 6, 2, {0, 5, 33}, true, false, false, 0, E5, T},
+      {"e4m3 hd128 rope offset", POSATTN_PE_ROPE, 0, BF, 16, 2, 0, 128, 8, 1, {97}, false, true, false, 1, E4, H},
+      {"e5m2 hd256", POSATTN_PE_NONE, 0, BF, 2, 1, 2, 256, 2, 1, {19}, false, false, false, 0, E5, H},
+  });
+}
+
+void run_grid(const std::vector<Grid> &grid) {
+  Ctx ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
   FireWeights fw;
   int seed = 1;
   for (const Grid &g : grid) {
@@ -90,6 +118,8 @@ TEST(DecodeEmu, GridMatchesRef) {
     dc.page_size = g.page_size;
     dc.lens = g.lens;
     dc.dt = g.dt;
+    dc.cache_dt = g.cache_dt;
+    dc.scale_kind = g.scale_kind;
     dc.share_prefix = g.share;
     dc.explicit_positions = g.positions;
     dc.seed = uint64_t(seed++);
@@ -99,6 +129,15 @@ TEST(DecodeEmu, GridMatchesRef) {
     D.cache.k_rotated = g.k_rotated;
     D.desc.num_splits = g.splits;
     if (g.pe == POSATTN_PE_FIRE) fw.set(D.desc.pe, dc.hq, 3);
+    std::vector<float> t5(size_t(32) * dc.hq), ka(size_t(dc.hq)), kp(size_t(dc.hq));
+    for (size_t i = 0; i < t5.size(); ++i) t5[i] = float(std::sin(0.7 * double(i)));
+    for (int h = 0; h < dc.hq; ++h) {
+      ka[size_t(h)] = 0.1f + 0.2f * float(h);
+      kp[size_t(h)] = 0.5f + 0.25f * float(h);
+    }
+    D.desc.pe.t5.table = t5.data();
+    D.desc.pe.kerple.a = ka.data();
+    D.desc.pe.kerple.p = kp.data();
     if (g.window_softcap) {
       D.desc.window_left = 9;
       D.desc.softcap = 2.5f;
@@ -156,22 +195,39 @@ TEST(DecodeEmu, SinksAndSplitsAgree) {
   EXPECT_FLOAT_EQ(float(R.lse[lse_index(dc, 0, 0, 3)]), 3.f);
 }
 
+// FP8 caches: K scales of three significant bits (K within one fp8 step of REF's single rounding
+// of the fp64 rotation), V scales powers of two per head (x / scale exact in fp32: V identical),
+// and a few inputs far beyond the largest fp8 value (saturation).
 TEST(DecodeEmu, AppendMatchesRef) {
   Ctx ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
+  for (posattn_dtype cdt : {POSATTN_DTYPE_BF16, POSATTN_DTYPE_FP8_E4M3, POSATTN_DTYPE_FP8_E5M2})
   for (int rotated : {0, 1, 2}) {  // 2: rotated cache, DeepSeek-like offset block (rope_cfg 1)
     SCOPED_TRACE(rotated);
+    SCOPED_TRACE(posattn_dtype_string(cdt));
     DecodeCase dc;
     dc.dt = POSATTN_DTYPE_BF16;
+    dc.cache_dt = cdt;
+    dc.scale_kind = rotated == 1 ? POSATTN_KV_SCALE_PER_TENSOR : POSATTN_KV_SCALE_PER_HEAD;
     dc.page_size = 3;
     dc.lens = {4, 10};
     DecodeData A(dc), B(dc);  // identical caches
     A.cache.k_rotated = B.cache.k_rotated = rotated != 0;
+    for (DecodeData *X : {&A, &B})
+      for (size_t h = 0; h < X->k_scale.size(); ++h) {
+        X->k_scale[h] = 0.375f * float(h + 1);
+        X->v_scale[h] = std::ldexp(1.f, int(h) - 1);
+      }
     const int n = 3;
     std::vector<float> k0(size_t(dc.batch) * n * dc.hkv * dc.d), v0(k0.size());
     pat_rng r;
     pat_rng_seed(&r, 9);
     for (float &x : k0) x = float(pat_rng_uniform(&r, -1, 1));
     for (float &x : v0) x = float(pat_rng_uniform(&r, -1, 1));
+    if (dc.fp8())
+      for (size_t i = 0; i < k0.size(); i += 7) {
+        k0[i] *= 1e5f;
+        v0[i] *= 1e5f;
+      }
     posattn_tensor tk, tv;
     posattn_tensor_init_contiguous(&tk, k0.data(), POSATTN_DTYPE_F32, n, dc.hkv, dc.d);
     posattn_tensor_init_contiguous(&tv, v0.data(), POSATTN_DTYPE_F32, n, dc.hkv, dc.d);
@@ -200,18 +256,22 @@ TEST(DecodeEmu, AppendMatchesRef) {
                 POSATTN_STATUS_SUCCESS) << posattn_context_last_message(ctx);
       pat_buf_free(&w);
     }
-    // V identical; K within one bf16 rounding of the fp64 rotation (fp32 rotation first)
+    // V identical; K within one rounding step of the cache dtype of the fp64 rotation (fp32
+    // rotation and fp32 division by the scale first)
     EXPECT_EQ(0, std::memcmp(A.vpool.data, B.vpool.data, A.vpool.bytes));
-    const int64_t nel = int64_t(A.kpool.bytes / 2);
-    int64_t differ = 0;
+    const int64_t nel = int64_t(A.kpool.bytes / posattn_dtype_size(cdt));
+    int64_t differ = 0, saturated = 0;
     for (int64_t i = 0; i < nel; ++i) {
-      const double x = pat_load(A.kpool.data, dc.dt, i), y = pat_load(B.kpool.data, dc.dt, i);
+      const double x = pat_load(A.kpool.data, cdt, i), y = pat_load(B.kpool.data, cdt, i);
+      saturated += dc.fp8() && std::fabs(x) == (cdt == POSATTN_DTYPE_FP8_E4M3 ? 448.0 : 57344.0);
+      EXPECT_TRUE(std::isfinite(y)) << i;
       if (x != y) {
         ++differ;
-        EXPECT_LE(std::fabs(x - y), pat_ulp(dc.dt, std::fabs(x)) * 1.01) << i;
+        EXPECT_LE(std::fabs(x - y), pat_ulp(cdt, std::fabs(x)) * 1.01) << i;
       }
     }
-    if (!rotated) EXPECT_EQ(differ, 0);
+    if (!rotated && !dc.fp8()) EXPECT_EQ(differ, 0);
+    if (dc.fp8()) EXPECT_GT(saturated, 0);
   }
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fp8.h"
 #include "internal.h"
 
 /* ---- random numbers ------------------------------------------------------------------------ */
@@ -40,12 +41,18 @@ double pat_round_to(posattn_dtype dt, double x) { return pa_round_to(dt, x); }
 double pat_load(const void *base, posattn_dtype dt, int64_t idx) { return pa_load(base, dt, idx); }
 void pat_store(void *base, posattn_dtype dt, int64_t idx, double x) { pa_store(base, dt, idx, x); }
 
+uint8_t pat_fp8_encode(int e5m2, float x) { return pa_fp8_encode(e5m2, x); }
+float pat_fp8_decode(int e5m2, uint8_t code) { return pa_fp8_decode(e5m2, code); }
+uint8_t pat_fp8_from_f64(int e5m2, double x) { return pa_f64_to_fp8(e5m2, x); }
+
 double pat_ulp(posattn_dtype dt, double x) {
   int mant_bits, min_exp; /* significand bits incl. the implicit one; exponent of the smallest
                              normal */
   switch (dt) {
     case POSATTN_DTYPE_F16: mant_bits = 11; min_exp = -14; break;
     case POSATTN_DTYPE_BF16: mant_bits = 8; min_exp = -126; break;
+    case POSATTN_DTYPE_FP8_E4M3: mant_bits = 4; min_exp = -6; break;
+    case POSATTN_DTYPE_FP8_E5M2: mant_bits = 3; min_exp = -14; break;
     default: mant_bits = 24; min_exp = -126; break;
   }
   x = fabs(x);

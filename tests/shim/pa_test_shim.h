@@ -40,6 +40,11 @@ void pat_store(void *base, posattn_dtype dt, int64_t idx, double x);
 /* distance from |x| to the next larger value representable in dt (an "ulp" of dt at x;
  * subnormal spacing near 0) */
 double pat_ulp(posattn_dtype dt, double x);
+/* The library's FP8 conversions (host/fp8.h; e5m2 = 0: E4M3, 1: E5M2): float -> code, code ->
+ * float, double -> code (rounded once from double). */
+uint8_t pat_fp8_encode(int e5m2, float x);
+float pat_fp8_decode(int e5m2, uint8_t code);
+uint8_t pat_fp8_from_f64(int e5m2, double x);
 
 /* Fills n elements of `buf` (dtype dt) with uniform random values in [-amp, amp], never exactly
  * zero, rounded to dt. When `widened` is not NULL it receives the stored values as doubles. */
