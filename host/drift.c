@@ -83,6 +83,8 @@ void pa_drift_opts_init(pa_drift_opts *o) {
   o->a_draws = 20;
   o->a_pairs = 4;
   o->a_gain = 8.0;
+  o->d_max_len = 131072;
+  o->d_draws = 20;
 }
 
 /* ---- spectra, shares, quantiles ---------------------------------------------------------------- */
@@ -1146,5 +1148,146 @@ posattn_status pa_drift_exp_c(const pa_drift_opts *o, pa_drift_table *t, char *m
   }
   free(err);
   pa_lp_rope_free(&rg);
+  return st;
+}
+
+/* ---- experiment d: a quantised KV cache as the context grows --------------------------------- */
+
+#define D_DIM 128
+
+static const char *const D_COLS[] = {"len",      "nrmse_med", "nrmse_p10", "nrmse_p90",
+                                     "dlse_med", "dlse_p10",  "dlse_p90",  "draws"};
+
+/* The cache formats of experiment d: FP8 with a per-tensor scale amax / largest value (the usual
+ * calibration), and bf16 (no scale). */
+typedef struct d_format {
+  const char *name;
+  posattn_dtype dt;
+} d_format;
+static const d_format D_FORMATS[] = {{"fp8-e4m3", POSATTN_DTYPE_FP8_E4M3},
+                                     {"fp8-e5m2", POSATTN_DTYPE_FP8_E5M2},
+                                     {"bf16", POSATTN_DTYPE_BF16}};
+#define D_NFMT 3
+
+/* x[n] stored in cache format f and read back (fp64): FP8 codes are fp8(x / s) rounded once,
+ * saturating, read as code * s with s = amax / largest finite value. */
+static void d_quantise(posattn_dtype f, const double *x, size_t n, double *y) {
+  if (f == POSATTN_DTYPE_BF16) {
+    for (size_t i = 0; i < n; ++i) y[i] = pa_round_to(f, x[i]);
+    return;
+  }
+  double amax = 0;
+  for (size_t i = 0; i < n; ++i) amax = fmax(amax, fabs(x[i]));
+  const double s = amax > 0 ? amax / pa_round_to(f, 1e300) : 1.0; /* 1e300 saturates: the max */
+  for (size_t i = 0; i < n; ++i) y[i] = pa_round_to(f, x[i] / s) * s;
+}
+
+/* One decode row in fp64: q against keys 0..n-1 (all visible), out[d] and the LSE. */
+static double d_row(const double *q, const double *K, const double *V, int64_t n, int32_t d,
+                    double *s, double *out) {
+  double m = -INFINITY, z = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    double dot = 0;
+    for (int32_t f = 0; f < d; ++f) dot += q[f] * K[j * d + f];
+    s[j] = dot / sqrt((double)d);
+    m = fmax(m, s[j]);
+  }
+  for (int32_t f = 0; f < d; ++f) out[f] = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const double w = exp(s[j] - m);
+    z += w;
+    for (int32_t f = 0; f < d; ++f) out[f] += w * V[j * d + f];
+  }
+  for (int32_t f = 0; f < d; ++f) out[f] /= z;
+  return m + log(z);
+}
+
+posattn_status pa_drift_exp_d(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz) {
+  table_init(t, "d_kv_cache", 8, D_COLS);
+  const int32_t d = D_DIM, lmax = o->d_max_len, R = o->d_draws;
+  if (lmax < 1024 || lmax > (1 << 21) || R < 1)
+    return pa_fail(msg, msz, POSATTN_STATUS_BAD_SIZE,
+                   "d_max_len (%d) must be in [1024, 2^21] and d_draws (%d) >= 1", (int)lmax,
+                   (int)R);
+  const size_t nel = (size_t)lmax * d;
+  double *K = malloc(sizeof(double) * nel), *V = malloc(sizeof(double) * nel);
+  double *Kq = malloc(sizeof(double) * nel), *Vq = malloc(sizeof(double) * nel);
+  double *s = malloc(sizeof(double) * (size_t)lmax);
+  /* the fp64 answer (out[d], lse) of every (length, draw): at most 12 lengths 1024 .. 2^21 */
+  double *gold = malloc(sizeof(double) * 12 * (size_t)R * (d + 1));
+  double *nrmse = malloc(sizeof(double) * (size_t)R), *dlse = malloc(sizeof(double) * (size_t)R);
+  posattn_status st = POSATTN_STATUS_SUCCESS;
+  if (!K || !V || !Kq || !Vq || !s || !gold || !nrmse || !dlse)
+    st = pa_fail(msg, msz, POSATTN_STATUS_ALLOC_FAILED, "experiment d buffers (%d tokens)", (int)lmax);
+  pa_lp_config c64;
+  pa_lp_config_fp64(&c64);
+  posattn_rope_params rp;
+  rope_defaults(&rp, 500000.0);
+  /* attention sharpness: q ~ N(0, gain^2): logits have standard deviation ~gain */
+  static const struct { const char *name; double gain; } qk[] = {{"diffuse", 1.0}, {"peaked", 4.0}};
+  for (int rope = 0; rope < 2 && st == POSATTN_STATUS_SUCCESS; ++rope) {
+    /* the "true" K and V: fp32 values of N(0, 1) draws; with RoPE, K is stored rotated at its
+     * position (rotated in fp64, then quantised once, as a rotated cache holds it) */
+    rng g = {o->seed ^ 0xD};
+    for (size_t i = 0; i < nel; ++i) K[i] = (double)(float)rng_normal(&g);
+    for (size_t i = 0; i < nel; ++i) V[i] = (double)(float)rng_normal(&g);
+    pa_lp_rope r;
+    if (rope) {
+      st = pa_lp_rope_init(&r, &c64, &rp, d, lmax, lmax, msg, msz);
+      if (st != POSATTN_STATUS_SUCCESS) break;
+      for (int64_t j = 0; j < lmax; ++j) pa_lp_prepare(&c64, &r, d, K + j * d, j, K + j * d);
+    }
+    for (size_t qi = 0; qi < sizeof qk / sizeof qk[0] && st == POSATTN_STATUS_SUCCESS; ++qi)
+      for (int fi = -1; fi < D_NFMT && st == POSATTN_STATUS_SUCCESS; ++fi) {
+        /* fi = -1: the fp64 answers of every (length, draw), then each format against them */
+        if (fi >= 0) {
+          d_quantise(D_FORMATS[fi].dt, K, nel, Kq);
+          d_quantise(D_FORMATS[fi].dt, V, nel, Vq);
+        }
+        char series[48];
+        if (fi >= 0)
+          snprintf(series, sizeof series, "%s/%s/%s", D_FORMATS[fi].name, rope ? "rope" : "nope",
+                   qk[qi].name);
+        int li = 0;
+        for (int32_t len = 1024; len <= lmax && st == POSATTN_STATUS_SUCCESS; len *= 2, ++li) {
+          if (fi >= 0) progress(o, "d: %s len %d", series, (int)len);
+          for (int r0 = 0; r0 < R; ++r0) {
+            /* draw r0: a fresh query, the newest token (position len - 1; same for every format) */
+            rng gq = {o->seed * 0x100000001B3ull ^ (uint64_t)len * 0x9E3779B97F4A7C15ull ^
+                      (uint64_t)(r0 + 1) * 0xD1B54A32D192ED03ull ^ (uint64_t)qi};
+            double q[D_DIM], out[D_DIM];
+            for (int32_t f = 0; f < d; ++f) q[f] = (double)(float)(qk[qi].gain * rng_normal(&gq));
+            if (rope) pa_lp_prepare(&c64, &r, d, q, len - 1, q);
+            double *gr = gold + ((size_t)li * R + (size_t)r0) * (d + 1);
+            if (fi < 0) {
+              gr[d] = d_row(q, K, V, len, d, s, gr);
+              continue;
+            }
+            const double lse = d_row(q, Kq, Vq, len, d, s, out);
+            double e2 = 0, g2 = 0;
+            for (int32_t f = 0; f < d; ++f) {
+              e2 += (out[f] - gr[f]) * (out[f] - gr[f]);
+              g2 += gr[f] * gr[f];
+            }
+            nrmse[r0] = sqrt(e2 / g2);
+            dlse[r0] = fabs(lse - gr[d]);
+          }
+          if (fi < 0) continue;
+          double row[8] = {(double)len, 0, 0, 0, 0, 0, 0, (double)R};
+          spread3(nrmse, R, row + 1);
+          spread3(dlse, R, row + 4);
+          st = table_add(t, series, row, msg, msz);
+        }
+      }
+    if (rope) pa_lp_rope_free(&r);
+  }
+  free(K);
+  free(V);
+  free(Kq);
+  free(Vq);
+  free(s);
+  free(gold);
+  free(nrmse);
+  free(dlse);
   return st;
 }

@@ -210,6 +210,8 @@ typedef struct pa_drift_opts {
   int32_t a_draws;           /* experiment a: draws (q and 64 keys) per point (default 20) */
   int32_t a_pairs;           /* experiment a, spectra low/high: outlier pairs (default 4) */
   double a_gain;             /* experiment a, spectra low/high: outlier gain (default 8) */
+  int32_t d_max_len;         /* experiment d: longest context (default 131072) */
+  int32_t d_draws;           /* experiment d: query draws per point (default 20) */
   const pa_drift_acts *acts; /* non-NULL: a, b and c draw q, k, v from these activations */
   void (*progress)(void *user, const char *line); /* optional; the library never prints */
   void *user;
@@ -239,6 +241,14 @@ posattn_status pa_drift_exp_b(const pa_drift_opts *o, pa_drift_table *t, char *m
 /* c: where to rotate K: logit error against fp64 as the position grows, for rotated-then-
  * rounded caches and in-kernel rotation of un-rotated bf16/fp16 K. */
 posattn_status pa_drift_exp_c(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz);
+
+/* d: how much a quantised KV cache (fp8 e4m3 / e5m2 with a per-tensor amax scale, or bf16)
+ * moves decode outputs and LSEs against fp64 as the context grows (1024 .. d_max_len), with and
+ * without RoPE (K rotated in fp64, then stored: a rotated cache), for diffuse (q ~ N(0,1)) and
+ * peaked (q ~ N(0,16)) attention. Everything but the cache is fp64, so the error is the cache's.
+ * K and V: fp32 values of N(0,1) draws, one set per run; each draw is a fresh query, the newest
+ * token (position len - 1), seeing every cached token. Columns: output NRMSE and |LSE error|. */
+posattn_status pa_drift_exp_d(const pa_drift_opts *o, pa_drift_table *t, char *msg, size_t msz);
 
 /* Relative-position violation of one configuration (used by a and by the tests): n_keys random
  * keys at positions 0..n_keys-1 against a query at n_keys, shifted by s; returns

@@ -2,13 +2,16 @@
  * and why (docs/precision.md reports the findings and the commands that made every figure).
  *
  *   posattn-drift [--exp a,b,c] [--full] [--backend ref|emu|cuda] [--out DIR] [--seed N]
- *                 [--max-len N] [--rows N] [--draws N] [--sink-weight W]
+ *                 [--max-len N] [--rows N] [--draws N] [--kv-max-len N] [--kv-draws N]
+ *                 [--sink-weight W]
  *                 [--outlier-pairs N] [--outlier-gain G] [--activations DIR [--rope-base B]]
  *                 [--no-plot]
  *
  * a  RoPE relative-position violation against the shift s (up to 2^20), per q/k spectrum
  * b  attention output error against fp64 as the context grows (sampled query rows), sink variants
  * c  where to rotate K: logit error against position for caches and in-kernel rotation
+ * d  a quantised KV cache (fp8 e4m3 / e5m2, bf16): decode output and LSE error against fp64 as
+ *    the context grows to 128k, with and without RoPE
  * Each experiment writes DIR/<name>.csv, .json, and .png (gnuplot; CSV/JSON only, with a
  * message, when gnuplot is missing). --backend emu|cuda makes the kernels produce experiment b's
  * outputs (a and c are logit-level studies and always use the emulation).
@@ -44,6 +47,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: posattn-drift [--exp a,b,c] [--full] [--backend ref|emu|cuda] [--out DIR]\n"
           "                     [--seed N] [--max-len N] [--rows N] [--draws N]\n"
+          "                     [--kv-max-len N] [--kv-draws N]\n"
           "                     [--sink-weight W] [--outlier-pairs N] [--outlier-gain G]\n"
           "                     [--activations DIR [--rope-base B]] [--no-plot]\n"
           "  --exp       experiments to run (default a,b,c)\n"
@@ -56,6 +60,8 @@ static void usage(FILE *f) {
           "              32 with --full); each row is one draw of the medians and bands\n"
           "  --draws     experiment a's draws (q and 64 keys) per point (default 20; 64 with\n"
           "              --full)\n"
+          "  --kv-max-len  experiment d's longest context (default 131072)\n"
+          "  --kv-draws  experiment d's query draws per point (default 20; 32 with --full)\n"
           "  --sink-weight  experiment b, variant sinkfix: the sink's fp64 weight (default 0.5)\n"
           "  --outlier-pairs, --outlier-gain  experiment a's spectra low/high: how many RoPE\n"
           "              pairs (default 4) get their q, k components multiplied by what (default 8)\n"
@@ -212,6 +218,15 @@ static int plot(const char *dir, const pa_drift_table *t) {
     else
       gp_panel(g, dat, names, ns, "/sink", 12, 13, "sink token's fp64 attention weight",
                "sequence length", "weight", 0);
+  } else if (strcmp(t->name, "d_kv_cache") == 0) {
+    fputs("set multiplot layout 2,2 title \"Quantised KV cache vs fp64 (everything else fp64): "
+          "decode of the newest token over the whole context, d=128; FP8 with a per-tensor amax "
+          "scale; median and 10-90 % band over query draws\"\n", g);
+    gp_panel(g, dat, names, ns, "/nope/", 2, 3, "output NRMSE, no RoPE", "context length", "NRMSE", 1);
+    gp_panel(g, dat, names, ns, "/rope/", 2, 3, "output NRMSE, RoPE (K rotated, then stored)",
+             "context length", "NRMSE", 1);
+    gp_panel(g, dat, names, ns, "/nope/", 5, 6, "|LSE error|, no RoPE", "context length", "|dLSE|", 1);
+    gp_panel(g, dat, names, ns, "/rope/", 5, 6, "|LSE error|, RoPE", "context length", "|dLSE|", 1);
   } else {
     fputs("set multiplot layout 2,1 title \"Where to rotate K: logit error vs fp64 (same rounded "
           "inputs), d=128, base 1e4\"\n", g);
@@ -240,7 +255,7 @@ static int parse_int(const char *s, long lo, long hi, long *out) {
 int main(int argc, char **argv) {
   const char *exps = "a,b,c", *out = "drift-out", *backend = "ref";
   int full = 0, noplot = 0;
-  long seed = 20241118, max_len = 0, rows = 0, draws = 0;
+  long seed = 20241118, max_len = 0, rows = 0, draws = 0, kv_max_len = 0, kv_draws = 0;
   long pairs = 4;
   double sink_weight = 0.5, gain = 8.0, rope_base = 10000.0;
   const char *acts_dir = NULL;
@@ -261,6 +276,8 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--max-len") == 0) ok = parse_int(argv[++i], 1024, 1L << 22, &max_len);
     else if (strcmp(a, "--rows") == 0) ok = parse_int(argv[++i], 1, 4096, &rows);
     else if (strcmp(a, "--draws") == 0) ok = parse_int(argv[++i], 1, 4096, &draws);
+    else if (strcmp(a, "--kv-max-len") == 0) ok = parse_int(argv[++i], 1024, 1L << 21, &kv_max_len);
+    else if (strcmp(a, "--kv-draws") == 0) ok = parse_int(argv[++i], 1, 4096, &kv_draws);
     else if (strcmp(a, "--outlier-pairs") == 0) ok = parse_int(argv[++i], 0, 64, &pairs);
     else if (strcmp(a, "--activations") == 0) acts_dir = argv[++i];
     else if (strcmp(a, "--rope-base") == 0) {
@@ -318,6 +335,9 @@ int main(int argc, char **argv) {
   if (max_len) o.b_max_len = (int32_t)max_len;
   if (rows) o.b_rows = (int32_t)rows;
   if (draws) o.a_draws = (int32_t)draws;
+  if (full) o.d_draws = 32;
+  if (kv_max_len) o.d_max_len = (int32_t)kv_max_len;
+  if (kv_draws) o.d_draws = (int32_t)kv_draws;
   o.b_sink_weight = sink_weight;
   o.a_pairs = (int32_t)pairs;
   o.a_gain = gain;
@@ -346,9 +366,11 @@ int main(int argc, char **argv) {
   snprintf(opts_json, sizeof opts_json,
            "{\"full\": %d, \"seed\": %ld, \"backend\": \"%s\", \"b_max_len\": %d, \"b_rows\": %d, "
            "\"b_sink_weight\": %g, \"a_draws\": %d, \"a_outlier_pairs\": %d, "
-           "\"a_outlier_gain\": %g, \"activations\": %s%s%s, \"rope_base\": %g}",
+           "\"a_outlier_gain\": %g, \"d_max_len\": %d, \"d_draws\": %d, \"activations\": %s%s%s, "
+           "\"rope_base\": %g}",
            full, seed, backend, (int)o.b_max_len, (int)o.b_rows, o.b_sink_weight,
-           (int)(full ? 64 : o.a_draws), (int)o.a_pairs, o.a_gain, acts_dir ? "\"" : "",
+           (int)(full ? 64 : o.a_draws), (int)o.a_pairs, o.a_gain, (int)o.d_max_len,
+           (int)o.d_draws, acts_dir ? "\"" : "",
            acts_dir ? acts_dir : "null", acts_dir ? "\"" : "", acts_dir ? rope_base : 0.0);
   double t0 = now_s();
   o.progress = print_progress;
@@ -363,8 +385,9 @@ int main(int argc, char **argv) {
     if (*e == 'a') st = pa_drift_exp_a(&o, &t, msg, sizeof msg);
     else if (*e == 'b') st = pa_drift_exp_b(&o, &t, msg, sizeof msg);
     else if (*e == 'c') st = pa_drift_exp_c(&o, &t, msg, sizeof msg);
+    else if (*e == 'd') st = pa_drift_exp_d(&o, &t, msg, sizeof msg);
     else {
-      fprintf(stderr, "posattn-drift: unknown experiment '%c' in --exp (a, b, c)\n", *e);
+      fprintf(stderr, "posattn-drift: unknown experiment '%c' in --exp (a, b, c, d)\n", *e);
       return 2;
     }
     if (st != POSATTN_STATUS_SUCCESS) {

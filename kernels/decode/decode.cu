@@ -155,6 +155,7 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
   }
 
   float acc[kAcc];
+  PA_UNROLL  // acc stays in registers only when every index is a constant
   for (int k = 0; k < kAcc; ++k) acc[k] = 0.f;
 
   // This split's keys, narrowed by the window of the earliest query token (causal never cuts:
@@ -241,6 +242,7 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
     __syncthreads();
 
     // P V into the thread's accumulator elements (row e / DMAX, feature e % DMAX).
+    PA_UNROLL
     for (int k = 0; k < kAcc; ++k) {
       const int e = tid + k * kThreads, r = e / DMAX, c = e % DMAX;
       if (r >= rows || c >= d) continue;
@@ -252,6 +254,7 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
   }
 
   // Normalised partial output and LSE of this split.
+  PA_UNROLL
   for (int k = 0; k < kAcc; ++k) {
     const int e = tid + k * kThreads, r = e / DMAX, c = e % DMAX;
     if (r >= rows || c >= d) continue;

@@ -349,4 +349,35 @@ TEST(DriftStudyActs, ExperimentsRunOnTheActivations) {
   EXPECT_LT(c.At("real/kernel-exact-fp32op", "err_p90"), 1e-5);
 }
 
+// Experiment d at 1024 and 2048 tokens, 6 draws: every (cache format, RoPE, sharpness) series.
+// With diffuse attention the output error is the relative rounding error of the cache, averaged
+// like the signal: NRMSE ~ u / sqrt(3) for unit roundoff u = 2^-p (p significand bits: bf16 8,
+// e4m3 4, e5m2 3; uniform relative error in +-u has RMS u / sqrt(3)). Checked within 2x, which
+// fails if the quantiser or the scale is wrong by a binade or the error grows with the length.
+TEST(DriftStudy, ExperimentDCacheErrorMatchesTheFormatsPrecision) {
+  char msg[512] = "";
+  Table d;
+  ASSERT_EQ(pa_drift_shim_experiment('d', 3, 2048, 6, 4, nullptr, &d.t, msg, sizeof msg),
+            POSATTN_STATUS_SUCCESS)
+      << msg;
+  EXPECT_EQ(d.t.nrows, 3u * 2 * 2 * 2);  // formats x RoPE x sharpness x lengths
+  const struct { const char *name; int p; } fmts[] = {{"fp8-e4m3", 4}, {"fp8-e5m2", 3}, {"bf16", 8}};
+  for (const auto &f : fmts)
+    for (const char *rope : {"nope", "rope"}) {
+      const std::string diffuse = std::string(f.name) + "/" + rope + "/diffuse";
+      const std::string peaked = std::string(f.name) + "/" + rope + "/peaked";
+      const double want = std::ldexp(1.0, -f.p) / std::sqrt(3.0);
+      for (size_t r = 0; r < d.t.nrows; ++r) {
+        if (diffuse != d.t.series[r]) continue;
+        EXPECT_EQ(d.At(r, "draws"), 6);
+        EXPECT_GT(d.At(r, "nrmse_med"), want / 2) << diffuse;
+        EXPECT_LT(d.At(r, "nrmse_med"), want * 2) << diffuse;
+        EXPECT_LE(d.At(r, "nrmse_p10"), d.At(r, "nrmse_med"));
+        EXPECT_LE(d.At(r, "nrmse_med"), d.At(r, "nrmse_p90"));
+        EXPECT_LT(d.At(r, "dlse_p90"), want);  // the logit errors average out in the LSE
+      }
+      EXPECT_GT(d.At(peaked, "nrmse_med"), 0.0);
+    }
+}
+
 }  // namespace

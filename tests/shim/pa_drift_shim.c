@@ -80,6 +80,8 @@ posattn_status pa_drift_shim_experiment(char exp, uint64_t seed, int32_t b_max_l
   o.b_max_len = b_max_len;
   o.b_rows = b_rows;
   o.a_draws = a_draws;
+  o.d_max_len = b_max_len;
+  o.d_draws = b_rows;
   pa_drift_table d;
   memset(t, 0, sizeof *t);
   pa_drift_acts acts;
@@ -90,11 +92,12 @@ posattn_status pa_drift_shim_experiment(char exp, uint64_t seed, int32_t b_max_l
   posattn_status st = exp == 'a'   ? pa_drift_exp_a(&o, &d, msg, msg_size)
                       : exp == 'b' ? pa_drift_exp_b(&o, &d, msg, msg_size)
                       : exp == 'c' ? pa_drift_exp_c(&o, &d, msg, msg_size)
+                      : exp == 'd' ? pa_drift_exp_d(&o, &d, msg, msg_size)
                                    : pa_fail(msg, msg_size, POSATTN_STATUS_INVALID_ARGUMENT,
-                                             "experiment '%c' must be a, b or c", exp);
+                                             "experiment '%c' must be a, b, c or d", exp);
   if (acts_dir != NULL) pa_drift_acts_free(&acts);
   if (st != POSATTN_STATUS_SUCCESS) {
-    if (exp == 'a' || exp == 'b' || exp == 'c') pa_drift_table_free(&d);
+    if (exp >= 'a' && exp <= 'd') pa_drift_table_free(&d);
     return st;
   }
   t->ncols = d.ncols;

@@ -59,8 +59,8 @@ typedef struct pa_drift_shim_table {
   char (*series)[48];
   double *val; /* [nrows][ncols], NaN = not measured */
 } pa_drift_shim_table;
-/* Runs experiment 'a', 'b' or 'c' with the default options except: seed, b_max_len and b_rows
- * (b), a_draws (a), and acts_dir (NULL = synthetic draws; else the activations in that directory,
+/* Runs experiment 'a', 'b', 'c' or 'd' with the default options except: seed, b_max_len and
+ * b_rows (b; for d: d_max_len and d_draws), a_draws (a), and acts_dir (NULL = synthetic draws; else the activations in that directory,
  * as posattn-drift --activations). Free the table with pa_drift_shim_table_free. */
 posattn_status pa_drift_shim_experiment(char exp, uint64_t seed, int32_t b_max_len,
                                         int32_t b_rows, int32_t a_draws, const char *acts_dir,
