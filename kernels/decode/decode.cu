@@ -20,7 +20,7 @@
 // NaN: exactly the rows that see the key get a NaN logit. Logits go through logit_or_nan, NaN
 // logits reach the row sum, and the combine keeps a NaN split LSE (max_nan).
 // Cache dtypes: the kernels are templated on a cache element I/O policy (CacheIO for f32/f16/bf16,
-// Fp8IO for the OCP FP8 formats, conversions of host/fp8.h). An FP8 element's value is
+// Fp8IO for the OCP FP8 formats: encoding by host/fp8.h, decoding below). An FP8 element's value is
 // decode(code) * scale in fp32 (scale of its kv head, or the tensor's); an append stores
 // encode(x / scale), the fp32 quotient rounded once to fp8 with saturation.
 #ifndef POSATTN_DECODE_CU
@@ -39,6 +39,11 @@ constexpr int kRows = 16;      // query rows per block (a GQA group of <= 16 hea
 constexpr int kMaxDim = 256;
 template <int DMAX>
 constexpr int kKeysPerTile = DMAX > 128 ? 16 : 32;  // K/V tokens per shared-memory tile
+// Blocks per SM promised to ptxas: 4 caps head dims <= 128 at 128 registers (ptxas otherwise
+// picked 72-96 and spilled 4-20 bytes on sm_90a); hd 256 needs ~168 (1: no cap). No instance
+// spills on sm_80 or sm_90a with these (docs/decode.md).
+template <int DMAX>
+constexpr int kMinBlocks = DMAX > 128 ? 1 : 4;
 
 PA_HD int row_floats(int d) { return (d + 3) & ~3; }
 
@@ -75,10 +80,18 @@ struct CacheIO {
     pa::ptr_cast<T>(pool)[i] = pa::from_float<T>(x);
   }
 };
+// FP8 reads widen exactly through an f16 bit pattern (one conversion instruction on the GPU, no
+// branches: fewer registers than host/fp8.h's generic decoder, which REF uses and the tests compare
+// against). An E5M2 code is the top byte of the f16 of the same value (inf and NaN included).
+// E4M3's exponent and mantissa fields placed in f16's give value * 2^-8 (bias 7 against 15),
+// subnormals included; S.1111.111 is NaN.
 template <int E5M2>
 struct Fp8IO {
   static PA_DEVICE float load(pa::gptr<const unsigned char> pool, int64_t i) {
-    return pa_fp8_decode(E5M2, uint8_t(pool[i]));
+    const uint32_t c = uint8_t(pool[i]);
+    if (E5M2) return pa::to_float(pa::f16{uint16_t(c << 8)});
+    const float v = pa::to_float(pa::f16{uint16_t(((c & 0x80u) << 8) | ((c & 0x7fu) << 7))}) * 256.f;
+    return (c & 0x7fu) == 0x7fu ? NAN : v;
   }
   static PA_DEVICE void store(pa::gptr<unsigned char> pool, int64_t i, float x) {
     pool[i] = pa_fp8_encode(E5M2, x);
@@ -106,7 +119,7 @@ PA_DEVICE void rope_rows(const pa_prefill_params &pe, pa::sptr<float> rows, int 
 }
 
 template <class IO, int DMAX>
-__global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params p) {
+__global__ void __launch_bounds__(kThreads, kMinBlocks<DMAX>) decode_split(const pa_decode_params p) {
   constexpr int T = kKeysPerTile<DMAX>;
   constexpr int kAcc = kRows * DMAX / kThreads;  // accumulator elements per thread
   const int split = int(blockIdx.x), b = int(blockIdx.z);

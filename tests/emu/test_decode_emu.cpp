@@ -316,6 +316,50 @@ TEST(DecodeEmu, FireKeysFarAfterQuery) {
   }
 }
 
+// Every finite FP8 code through the kernel's reader: one sequence of one token whose V row (head
+// dim 256) holds all finite codes, so out = V * v_scale exactly (weight 1, f32 out); compared with
+// the library's decoder (host/fp8.h, itself checked against the OCP definition in test_fp8.cpp).
+// The kernel widens through f16 bit patterns, an independent implementation.
+TEST(DecodeEmu, Fp8EveryFiniteCodeReadsExactly) {
+  Ctx emu(POSATTN_BACKEND_EMU);
+  for (posattn_dtype cdt : {POSATTN_DTYPE_FP8_E4M3, POSATTN_DTYPE_FP8_E5M2}) {
+    SCOPED_TRACE(posattn_dtype_string(cdt));
+    const int e5m2 = cdt == POSATTN_DTYPE_FP8_E5M2;
+    DecodeCase dc;
+    dc.batch = 1;
+    dc.hq = dc.hkv = 1;
+    dc.d = 256;
+    dc.lens = {1};
+    dc.page_size = 1;
+    dc.dt = POSATTN_DTYPE_F32;
+    dc.cache_dt = cdt;
+    DecodeData D(dc);
+    D.k_scale = {1.f};
+    D.v_scale = {0.5f};  // a power of two: value * scale stays exact
+    D.cache.k_scale = D.k_scale.data();
+    D.cache.v_scale = D.v_scale.data();
+    std::vector<int> codes;
+    for (int c = 0; c < 256; ++c)
+      if (std::isfinite(pat_fp8_decode(e5m2, uint8_t(c)))) codes.push_back(c);
+    ASSERT_EQ(codes.size(), e5m2 ? 248u : 254u);
+    const int page = D.block_table[0];
+    uint8_t *v = static_cast<uint8_t *>(D.vpool.data) + size_t(page) * dc.d;
+    for (int f = 0; f < dc.d; ++f) v[f] = uint8_t(codes[size_t(f) % codes.size()]);
+    const DecodeOut E = run_decode(emu.ctx, D);
+    ASSERT_EQ(E.status, POSATTN_STATUS_SUCCESS) << E.message;
+    for (int f = 0; f < dc.d; ++f)
+      EXPECT_EQ(E.out[size_t(f)], 0.5 * double(pat_fp8_decode(e5m2, v[f]))) << "code " << int(v[f]);
+    EXPECT_TRUE(std::isfinite(E.lse[0]));
+    // a NaN code (and E5M2's inf) in V poisons the row (posattn.h NaN RULE)
+    for (int bad : e5m2 ? std::vector<int>{0x7e, 0xfc} : std::vector<int>{0x7f, 0xff}) {
+      v[3] = uint8_t(bad);
+      const DecodeOut P = run_decode(emu.ctx, D);
+      ASSERT_EQ(P.status, POSATTN_STATUS_SUCCESS) << P.message;
+      EXPECT_TRUE(std::isnan(P.out[0]) && std::isnan(P.lse[0])) << "code " << bad;
+    }
+  }
+}
+
 TEST(DecodeEmu, UnsupportedHeadDim) {
   Ctx emu(POSATTN_BACKEND_EMU);
   DecodeCase dc;

@@ -2,7 +2,8 @@
 // lse and workspace against REF (fp64) with the DESIGN.md section 5 rule (baseline: each sequence's
 // dense problem gathered from its pages, through the shim's naive attention in the cache dtype).
 // Page sizes 1/16/256, shared pages, empty and length-1 sequences, 1 and 4 query tokens, forced and
-// automatic splits, RoPE on rotated and un-rotated caches, ALiBi, sinks, contexts of 8k to 128k;
+// automatic splits, RoPE on rotated and un-rotated caches, ALiBi, sinks, contexts of 8k to 128k,
+// FP8 caches (e4m3 / e5m2, per-tensor and per-head scales in device memory);
 // append against REF's append. Outputs are poisoned with NaN before each call.
 // Without a usable GPU every test skips with the backend's reason.
 #include <gtest/gtest.h>
@@ -67,6 +68,14 @@ void run_cuda(posattn_context *ctx, DecodeData &D, posattn_dtype out_dt, DecodeO
   posattn_kv_cache cache = D.cache;
   cache.k_pages = k.p;
   cache.v_pages = v.p;
+  // FP8 scales are backend memory too
+  DevBuf ks(D.k_scale.size() * sizeof(float)), vs(D.v_scale.size() * sizeof(float));
+  if (!D.k_scale.empty()) {
+    CUDA_OK(cudaMemcpy(ks.p, D.k_scale.data(), ks.bytes, cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(vs.p, D.v_scale.data(), vs.bytes, cudaMemcpyHostToDevice));
+    cache.k_scale = static_cast<const float *>(ks.p);
+    cache.v_scale = static_cast<const float *>(vs.p);
+  }
   posattn_tensor tq = D.tq;
   tq.data = q.p;
   size_t ws_bytes = 0;
@@ -127,6 +136,8 @@ struct Case {
   int page_size, n, splits, d, hq, hkv;
   std::vector<int> lens;
   bool share, positions, sinks;
+  posattn_dtype cache_dt = posattn_dtype(0);  // FP8 caches (q and out stay dt)
+  posattn_kv_scale_kind scale_kind = POSATTN_KV_SCALE_PER_TENSOR;
 };
 
 void check_case(posattn_context *cuda, posattn_context *ref, const Case &g, uint64_t seed) {
@@ -140,6 +151,8 @@ void check_case(posattn_context *cuda, posattn_context *ref, const Case &g, uint
   dc.page_size = g.page_size;
   dc.lens = g.lens;
   dc.dt = g.dt;
+  dc.cache_dt = g.cache_dt;
+  dc.scale_kind = g.scale_kind;
   dc.share_prefix = g.share;
   dc.explicit_positions = g.positions;
   dc.seed = seed;
@@ -185,6 +198,10 @@ TEST_F(CudaDecode, ShortGridMatchesRef) {
       {"alibi sinks page16", POSATTN_PE_ALIBI, 0, BF, 16, 1, 0, 128, 8, 2, {0, 1, 129, 257}, false, false, true},
       {"none sinks n4 splits 7", POSATTN_PE_NONE, 0, BF, 16, 4, 7, 128, 8, 1, {100, 4}, false, false, true},
       {"hd256 rope page256", POSATTN_PE_ROPE, 0, BF, 256, 1, 0, 256, 4, 1, {700}, false, false, false},
+      {"fp8 e4m3 per head rope n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 32, 4, {40, 200, 4}, true, true, false,
+       POSATTN_DTYPE_FP8_E4M3, POSATTN_KV_SCALE_PER_HEAD},
+      {"fp8 e5m2 per tensor rotated split5", POSATTN_PE_ROPE, 1, F16, 16, 2, 5, 64, 8, 2, {33, 150}, false, false, true,
+       POSATTN_DTYPE_FP8_E5M2, POSATTN_KV_SCALE_PER_TENSOR},
   };
   uint64_t seed = 100;
   for (const Case &g : grid) check_case(cuda_, ref_, g, seed++);
@@ -198,6 +215,8 @@ TEST_F(CudaDecode, LongContextsMatchRef) {
       {"rope rotated 32k", POSATTN_PE_ROPE, 1, BF, 16, 1, 0, 128, 8, 1, {32768}, false, false, false},
       {"alibi 128k split 64", POSATTN_PE_ALIBI, 0, BF, 16, 1, 64, 128, 8, 1, {131072}, false, false, true},
       {"none 128k page256 auto", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 128, 8, 1, {131072}, false, false, false},
+      {"fp8 e4m3 rope 32k n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 16, 2, {32768, 5000}, false, false, false,
+       POSATTN_DTYPE_FP8_E4M3, POSATTN_KV_SCALE_PER_HEAD},
   };
   uint64_t seed = 200;
   for (const Case &g : grid) check_case(cuda_, ref_, g, seed++);
