@@ -37,6 +37,12 @@ static void fill16(uint16_t *a, size_t n, int dtype, uint64_t *s) {
   }
 }
 
+/* Random FP8 codes of values in [-1, 1) (the library's rounding, host/dtype.c). */
+static void fill8(uint8_t *a, size_t n, int dtype, uint64_t *s) {
+  for (size_t i = 0; i < n; ++i)
+    a[i] = pa_f64_to_fp8(dtype == POSATTN_DTYPE_FP8_E5M2, (double)((int)(mix(s) % 511) - 255) / 256.0);
+}
+
 int pb_decode_build(pb_decode_problem *p, int batch, int context, int q_heads, int kv_heads,
                     int head_dim, int dtype, int pe, int sms, uint64_t seed, char *msg,
                     size_t msg_size) {
@@ -44,9 +50,12 @@ int pb_decode_build(pb_decode_problem *p, int batch, int context, int q_heads, i
   const int pages_per_seq = (context + PB_DECODE_PAGE - 1) / PB_DECODE_PAGE;
   const int64_t pages = (int64_t)batch * pages_per_seq;
   const size_t es = posattn_dtype_size((posattn_dtype)dtype);
+  const int fp8 = dtype == POSATTN_DTYPE_FP8_E4M3 || dtype == POSATTN_DTYPE_FP8_E5M2;
   p->dtype = (posattn_dtype)dtype;
+  p->q_dtype = fp8 ? POSATTN_DTYPE_BF16 : p->dtype;
+  p->scale = 1.0f;
   p->pool_bytes = (size_t)pages * PB_DECODE_PAGE * (size_t)kv_heads * (size_t)head_dim * es;
-  p->q_bytes = (size_t)batch * (size_t)q_heads * (size_t)head_dim * es;
+  p->q_bytes = (size_t)batch * (size_t)q_heads * (size_t)head_dim * posattn_dtype_size(p->q_dtype);
   p->lens = malloc((size_t)batch * sizeof *p->lens);
   p->empty_lens = calloc((size_t)batch, sizeof *p->empty_lens);
   p->block_table = malloc((size_t)pages * sizeof *p->block_table);
@@ -69,11 +78,17 @@ int pb_decode_build(pb_decode_problem *p, int batch, int context, int q_heads, i
     p->block_table[j] = t;
   }
   for (int b = 0; b < batch; ++b) p->lens[b] = context;
-  fill16(p->k_pages, p->pool_bytes / 2, dtype, &s);
-  fill16(p->v_pages, p->pool_bytes / 2, dtype, &s);
-  fill16(p->q, p->q_bytes / 2, dtype, &s);
+  if (fp8) {
+    fill8(p->k_pages, p->pool_bytes, dtype, &s);
+    fill8(p->v_pages, p->pool_bytes, dtype, &s);
+  } else {
+    fill16(p->k_pages, p->pool_bytes / 2, dtype, &s);
+    fill16(p->v_pages, p->pool_bytes / 2, dtype, &s);
+  }
+  fill16(p->q, p->q_bytes / 2, p->q_dtype, &s);
   posattn_kv_cache_init(&p->cache, p->k_pages, p->v_pages, (posattn_dtype)dtype, (int32_t)pages,
                         PB_DECODE_PAGE, kv_heads, head_dim);
+  if (fp8) p->cache.k_scale = p->cache.v_scale = &p->scale;
   p->cache.k_rotated = 0; /* RoPE rows rotate K in the kernel: the harder case */
   posattn_decode_desc_init(&p->desc);
   p->desc.batch = batch;
@@ -119,7 +134,7 @@ int pb_cpu_time_decode(posattn_backend be, const pb_decode_problem *p, int empty
     desc.num_splits = p->auto_splits;
   }
   size_t wsb = 0;
-  rc = posattn_decode_workspace_size(ctx, &desc, &p->cache, p->dtype, p->dtype, &wsb);
+  rc = posattn_decode_workspace_size(ctx, &desc, &p->cache, p->q_dtype, p->q_dtype, &wsb);
   if (rc != POSATTN_STATUS_SUCCESS) {
     snprintf(msg, msg_size, "%s", posattn_context_last_message(ctx));
     result = rc == POSATTN_STATUS_NOT_SUPPORTED ? 1 : 2;
@@ -133,8 +148,8 @@ int pb_cpu_time_decode(posattn_backend be, const pb_decode_problem *p, int empty
     goto done;
   }
   posattn_tensor tq, to;
-  posattn_tensor_init_contiguous(&tq, p->q, p->dtype, 1, desc.q_heads, desc.head_dim);
-  posattn_tensor_init_contiguous(&to, out, p->dtype, 1, desc.q_heads, desc.head_dim);
+  posattn_tensor_init_contiguous(&tq, p->q, p->q_dtype, 1, desc.q_heads, desc.head_dim);
+  posattn_tensor_init_contiguous(&to, out, p->q_dtype, 1, desc.q_heads, desc.head_dim);
   const double w0 = wall_s();
   do {
     rc = posattn_decode(ctx, &desc, &p->cache, &tq, &to, NULL, ws, wsb);

@@ -2,6 +2,7 @@
  * `context` tokens long, one query token, page size 16, pages laid out in a shuffled order) and
  * its timing on the CPU backends (bench_decode.c) and on the GPU (bench_decode_gpu.cu).
  *
+ * FP8 caches (dtype FP8_E4M3 / E5M2): random codes with a per-tensor scale, q and out in bf16.
  * Counts: bytes = the KV cache read once (K and V of every cached token and kv head) + q read +
  * out written + the block-table entries of the pages read; FLOPs = 4*head_dim per (query, key)
  * pair per query head.
@@ -24,8 +25,10 @@ enum { PB_DECODE_PAGE = 16 };
 
 typedef struct pb_decode_problem {
   posattn_decode_desc desc;
-  posattn_kv_cache cache; /* host pools */
-  posattn_dtype dtype;
+  posattn_kv_cache cache; /* host pools (FP8: host scales, copied to the device for CUDA) */
+  posattn_dtype dtype;    /* the cache's */
+  posattn_dtype q_dtype;  /* q and out: the cache's, bf16 for FP8 caches */
+  float scale;            /* FP8 caches: the per-tensor k and v scale */
   int32_t *lens, *empty_lens, *block_table;
   void *k_pages, *v_pages, *q;
   size_t pool_bytes, q_bytes;

@@ -43,7 +43,7 @@ extern "C" int pb_gpu_time_decode(const pb_decode_problem *p, int empty, const p
     return PB_RUN_ERROR;
   }
   int rc = PB_RUN_ERROR;
-  Dev k, v, q, out, ws;
+  Dev k, v, q, out, ws, scale;
   c.desc = p->desc;
   if (empty) {
     c.desc.cache_lens = p->empty_lens;
@@ -57,15 +57,20 @@ extern "C" int pb_gpu_time_decode(const pb_decode_problem *p, int empty, const p
   if (e == cudaSuccess) e = cudaMemcpy(k.p, p->k_pages, p->pool_bytes, cudaMemcpyHostToDevice);
   if (e == cudaSuccess) e = cudaMemcpy(v.p, p->v_pages, p->pool_bytes, cudaMemcpyHostToDevice);
   if (e == cudaSuccess) e = cudaMemcpy(q.p, p->q, p->q_bytes, cudaMemcpyHostToDevice);
+  if (e == cudaSuccess && p->cache.k_scale) { /* FP8: the scale is device memory too */
+    e = cudaMalloc(&scale.p, sizeof(float));
+    if (e == cudaSuccess) e = cudaMemcpy(scale.p, &p->scale, sizeof(float), cudaMemcpyHostToDevice);
+  }
   if (e != cudaSuccess) {
     snprintf(msg, msg_size, "device buffers: %s", cudaGetErrorString(e));
   } else {
     c.cache.k_pages = k.p;
     c.cache.v_pages = v.p;
-    posattn_tensor_init_contiguous(&c.q, q.p, p->dtype, 1, c.desc.q_heads, c.desc.head_dim);
-    posattn_tensor_init_contiguous(&c.out, out.p, p->dtype, 1, c.desc.q_heads, c.desc.head_dim);
+    if (p->cache.k_scale) c.cache.k_scale = c.cache.v_scale = static_cast<const float *>(scale.p);
+    posattn_tensor_init_contiguous(&c.q, q.p, p->q_dtype, 1, c.desc.q_heads, c.desc.head_dim);
+    posattn_tensor_init_contiguous(&c.out, out.p, p->q_dtype, 1, c.desc.q_heads, c.desc.head_dim);
     const posattn_status s =
-        posattn_decode_workspace_size(c.ctx, &c.desc, &c.cache, p->dtype, p->dtype, &c.ws_bytes);
+        posattn_decode_workspace_size(c.ctx, &c.desc, &c.cache, p->q_dtype, p->q_dtype, &c.ws_bytes);
     if (s != POSATTN_STATUS_SUCCESS) {
       snprintf(msg, msg_size, "%s", posattn_context_last_message(c.ctx));
       rc = s == POSATTN_STATUS_NOT_SUPPORTED ? PB_RUN_SKIP : PB_RUN_ERROR;

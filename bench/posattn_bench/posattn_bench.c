@@ -86,7 +86,7 @@ typedef struct row {
 /* One prediction of posattn-sass (bench/sass, --tsv): the static model's ceiling of the prefill
  * instance (op, pe, dtype, hd) on a device; shown beside the measured rate, labelled. */
 typedef struct prediction {
-  char op[16], pe[16], dtype[8], device[32];
+  char op[16], pe[16], dtype[16], device[32];
   int hd;
   double tflops;
 } prediction;
@@ -120,6 +120,8 @@ static int dtype_of(const char *s) {
   if (!strcmp(s, "bf16")) return POSATTN_DTYPE_BF16;
   if (!strcmp(s, "f16") || !strcmp(s, "fp16")) return POSATTN_DTYPE_F16;
   if (!strcmp(s, "f32") || !strcmp(s, "fp32")) return POSATTN_DTYPE_F32;
+  if (!strcmp(s, "fp8_e4m3")) return POSATTN_DTYPE_FP8_E4M3; /* decode: the KV cache's dtype */
+  if (!strcmp(s, "fp8_e5m2")) return POSATTN_DTYPE_FP8_E5M2;
   return -1;
 }
 
@@ -184,7 +186,8 @@ static void usage(FILE *f) {
           "                  quick/CPU: small); append: not implemented, reported as such\n"
           "  --pe L          none,rope,alibi,fire,xpos,t5,kerple_log,kerple_power\n"
           "  --mask L        none,causal,window,docs,varlen (window/docs/varlen are causal)\n"
-          "  --dtype L       bf16,f16,f32\n"
+          "  --dtype L       bf16,f16,f32; fp8_e4m3,fp8_e5m2 with --op decode (the cache; q and\n"
+          "                  out bf16)\n"
           "  --hd L          head dims\n"
           "  --seq L         query lengths, or Q:KV pairs\n"
           "  --batch L|auto  batch sizes; auto = max(1, tokens/q_len)\n"
@@ -524,7 +527,7 @@ static int load_predictions(report *r, const char *path) {
   }
   prediction p;
   int n;
-  while ((n = fscanf(f, "%15s %15s %7s %d %31s %lf", p.op, p.pe, p.dtype, &p.hd, p.device,
+  while ((n = fscanf(f, "%15s %15s %15s %d %31s %lf", p.op, p.pe, p.dtype, &p.hd, p.device,
                      &p.tflops)) == 6 && r->npred < (int)(sizeof r->pred / sizeof r->pred[0]))
     r->pred[r->npred++] = p;
   fclose(f);
@@ -1140,6 +1143,12 @@ int main(int argc, char **argv) {
       snprintf(w->msg, sizeof w->msg, "not implemented: the append op has no benchmark yet");
       printf("%s: %s\n", label, w->msg);
       continue;
+    }
+    if (c.dtype == POSATTN_DTYPE_FP8_E4M3 || c.dtype == POSATTN_DTYPE_FP8_E5M2) {
+      if (c.op != OP_DECODE) { /* FP8 is a KV-cache dtype only (posattn.h) */
+        printf("skip %s: %s is a KV-cache dtype (--op decode only)\n", label, dtype_name(c.dtype));
+        continue;
+      }
     }
     if (c.op == OP_DECODE) {
       c.q_len = 1; /* one query token per sequence; seq is the context */
