@@ -39,11 +39,17 @@ constexpr int kRows = 16;      // query rows per block (a GQA group of <= 16 hea
 constexpr int kMaxDim = 256;
 template <int DMAX>
 constexpr int kKeysPerTile = DMAX > 128 ? 16 : 32;  // K/V tokens per shared-memory tile
-// Blocks per SM promised to ptxas: 4 caps head dims <= 128 at 128 registers (ptxas otherwise
-// picked 72-96 and spilled 4-20 bytes on sm_90a); hd 256 needs ~168 (1: no cap). No instance
-// spills on sm_80 or sm_90a with these (docs/decode.md).
+// Blocks per SM promised to ptxas (__launch_bounds__), chosen so that no instance spills and the
+// hd 128 instance keeps the occupancy of bench/sass/baseline.json: 5 on sm_80 (<= 96 registers)
+// for hd <= 128; on sm_90 hd 128 gets 4 (5 spills 8 bytes there); hd 256 needs ~168 registers (1).
+// Without these ptxas picked 72-127 registers and spilled 4-20 bytes in some instances.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+constexpr int kMinBlocksHd128 = 4;
+#else
+constexpr int kMinBlocksHd128 = 5;
+#endif
 template <int DMAX>
-constexpr int kMinBlocks = DMAX > 128 ? 1 : 4;
+constexpr int kMinBlocks = DMAX > 128 ? 1 : DMAX > 64 ? kMinBlocksHd128 : 5;
 
 PA_HD int row_floats(int d) { return (d + 3) & ~3; }
 
