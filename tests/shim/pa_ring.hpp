@@ -1,0 +1,240 @@
+// pa_ring.hpp -- context-parallel (ring) attention with N in-process ranks, the CPU twin of
+// docs/examples/ring_attention.c: the same schedule, memcpy in place of ncclSend/ncclRecv.
+// Shared by tests/cpu/test_ring.cpp (REF) and tests/emu/test_emu_attention_ring.cpp (EMU).
+//
+// The sequence (S tokens, batch 1) is cut into chunks; rank r holds its chunks' Q, K, V and
+// position ids. CONTIGUOUS sharding gives rank r chunk r of N; ZIGZAG cuts 2N chunks and gives
+// rank r chunks r and 2N-1-r, which balances causal work. At step k rank r holds the K/V (and the
+// position ids, which travel with them) of rank (r - k) mod N, computes attention of each of its
+// query chunks against each received key chunk with posattn_forward, and merges the partial state
+// into its accumulator with posattn_merge_states_inplace. Chunks are disjoint token ranges, so a
+// causal pair is one of three: keys before the queries (all visible: non-causal call), the same
+// chunk (causal call, q_len == kv_len, so bottom-right is the diagonal), keys after (skipped).
+// Explicit position ids make every logit exact: RoPE, ALiBi, FIRE, T5 see the true pq, pk.
+//
+// Checked against single-device attention by the DESIGN.md section 5 rule: gold = REF forward of
+// the whole sequence in fp64 (the shim's naive attention), baseline = the naive low-precision
+// attention (logits fp32, P rounded to the input dtype, output rounded to f32).
+#ifndef PA_RING_HPP
+#define PA_RING_HPP
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "pa_test_shim.h"
+
+enum pat_shard { PAT_CONTIGUOUS = 0, PAT_ZIGZAG = 1 };
+
+struct pat_ring_case {
+  int N;
+  int S;                 // tokens
+  int causal;
+  posattn_pe_kind pe;
+  pat_shard shard;
+};
+
+struct pat_range { int lo, hi; };
+
+// Chunks of rank r in global token order.
+inline std::vector<pat_range> pat_rank_chunks(int S, int N, pat_shard shard, int r) {
+  if (shard == PAT_CONTIGUOUS) return {{r * S / N, (r + 1) * S / N}};
+  const int C = 2 * N;
+  return {{r * S / C, (r + 1) * S / C}, {(C - 1 - r) * S / C, (C - r) * S / C}};
+}
+
+struct pat_ring_pe {
+  std::vector<float> w1, b1, w2, b2, t5;
+};
+
+// PE parameters: RoPE exact angles, standard ALiBi, FIRE with a small L so that the normaliser
+// max(L, pq) switches inside the sequence, T5 (bidirectional when not causal).
+inline void pat_ring_set_pe(posattn_pe *pe, posattn_pe_kind kind, int hq, int causal,
+                            pat_ring_pe &tables, pat_rng *r) {
+  posattn_pe_init(pe);
+  pe->kind = kind;
+  auto fill = [&](std::vector<float> &v, size_t n) {
+    v.resize(n);
+    for (float &x : v) x = float(pat_rng_uniform(r, -1, 1));
+  };
+  if (kind == POSATTN_PE_ROPE) pe->rope.angle_mode = POSATTN_ANGLE_EXACT;
+  if (kind == POSATTN_PE_FIRE) {
+    const int w = pe->fire.mlp_width = 8;
+    fill(tables.w1, w), fill(tables.b1, w), fill(tables.w2, size_t(hq) * w), fill(tables.b2, hq);
+    pe->fire.w1 = tables.w1.data(), pe->fire.b1 = tables.b1.data();
+    pe->fire.w2 = tables.w2.data(), pe->fire.b2 = tables.b2.data();
+    pe->fire.L = 9;
+  }
+  if (kind == POSATTN_PE_T5) {
+    pe->t5.bidirectional = causal ? 0 : 1;
+    fill(tables.t5, size_t(pe->t5.num_buckets) * hq);
+    pe->t5.table = tables.t5.data();
+  }
+}
+
+// Runs one case on ctx and checks it; returns the number of forward calls made.
+inline int pat_ring_check(posattn_context *ctx, const pat_ring_case &c, uint64_t seed) {
+  const int hq = 2, hkv = 1, d = 32, S = c.S, N = c.N;
+  const posattn_dtype dt = POSATTN_DTYPE_BF16;
+  const int32_t first_pos = c.pe == POSATTN_PE_ROPE ? 700000 : c.pe == POSATTN_PE_FIRE ? 0 : 1000;
+  pat_rng rng;
+  pat_rng_seed(&rng, seed);
+  posattn_attention_desc full;
+  posattn_attention_desc_init(&full);
+  full.batch = 1, full.q_heads = hq, full.kv_heads = hkv, full.head_dim = d;
+  full.q_len = full.kv_len = S;
+  full.causal = c.causal;
+  pat_ring_pe tables;
+  pat_ring_set_pe(&full.pe, c.pe, hq, c.causal, tables, &rng);
+  std::vector<int32_t> pos(static_cast<size_t>(S));
+  for (int t = 0; t < S; ++t) pos[size_t(t)] = first_pos + t;
+  full.q_positions = full.kv_positions = pos.data();
+  pat_inputs in;
+  EXPECT_EQ(pat_inputs_random(&in, &full, dt, &rng, 1.0), 0);
+
+  // single device: gold (fp64) and baseline (low precision)
+  const size_t n_out = size_t(S) * hq * d;
+  std::vector<double> gold(n_out), gold_lse(size_t(S) * hq), base(n_out), base_lse(size_t(S) * hq);
+  EXPECT_EQ(pat_naive_forward(&full, &in.tq, &in.tk, &in.tv, (posattn_dtype)0, POSATTN_DTYPE_F32,
+                              gold.data(), gold_lse.data()), POSATTN_STATUS_SUCCESS);
+  EXPECT_EQ(pat_naive_forward(&full, &in.tq, &in.tk, &in.tv, dt, POSATTN_DTYPE_F32, base.data(),
+                              base_lse.data()), POSATTN_STATUS_SUCCESS);
+
+  // each rank's shard: its tokens packed in chunk order (q, k, v [tokens, heads, d]; positions)
+  const size_t es = posattn_dtype_size(dt), qrow = size_t(hq) * d * es, krow = size_t(hkv) * d * es;
+  struct rank_t {
+    std::vector<pat_range> chunks;
+    std::vector<int> tok;                          // global token of each local token
+    std::vector<unsigned char> q, kv, kv_next;     // kv: k rows then v rows, then positions
+    std::vector<float> acc, acc_lse;               // state [tokens, hq, d] f32, lse [hq][tokens]
+    int n = 0;
+  };
+  std::vector<rank_t> R(static_cast<size_t>(N));
+  size_t kv_cap = 0;
+  for (int r = 0; r < N; ++r) {
+    rank_t &k = R[size_t(r)];
+    k.chunks = pat_rank_chunks(S, N, c.shard, r);
+    for (const pat_range &ch : k.chunks)
+      for (int t = ch.lo; t < ch.hi; ++t) k.tok.push_back(t);
+    k.n = int(k.tok.size());
+    kv_cap = std::max(kv_cap, size_t(k.n) * (2 * krow + 4));
+  }
+  for (int r = 0; r < N; ++r) {
+    rank_t &k = R[size_t(r)];
+    k.q.resize(size_t(k.n) * qrow);
+    k.kv.assign(kv_cap, 0);
+    k.kv_next.assign(kv_cap, 0);
+    for (int i = 0; i < k.n; ++i) {
+      const int t = k.tok[size_t(i)];
+      std::memcpy(&k.q[size_t(i) * qrow], static_cast<char *>(in.tq.data) + size_t(t) * qrow, qrow);
+      std::memcpy(&k.kv[size_t(i) * krow], static_cast<char *>(in.tk.data) + size_t(t) * krow, krow);
+      std::memcpy(&k.kv[size_t(k.n + i) * krow], static_cast<char *>(in.tv.data) + size_t(t) * krow, krow);
+    }
+    std::memcpy(&k.kv[size_t(2 * k.n) * krow], k.tok.data(), size_t(k.n) * 4);  // token ids travel too
+    k.acc.assign(size_t(k.n) * hq * d, 0.f);
+    k.acc_lse.assign(size_t(k.n) * hq, -INFINITY);  // empty states
+  }
+
+  posattn_merge_desc md;
+  posattn_merge_desc_init(&md);
+  md.batch = 1, md.heads = hq, md.head_dim = d;
+  int calls = 0;
+  std::vector<float> part(size_t(S) * hq * d), part_lse(size_t(S) * hq);
+  std::vector<int32_t> qpos(static_cast<size_t>(S)), kpos(static_cast<size_t>(S));
+  for (int step = 0; step < N; ++step) {
+    for (int r = 0; r < N; ++r) {
+      rank_t &me = R[size_t(r)];
+      const rank_t &src = R[size_t((r - step + N) % N)];  // whose K/V I hold now
+      const int kn = src.n;
+      const int32_t *ktok = reinterpret_cast<const int32_t *>(&me.kv[size_t(2 * kn) * krow]);
+      int qoff = 0;
+      for (const pat_range &qc : me.chunks) {
+        int koff = 0;
+        for (const pat_range &kc : src.chunks) {
+          const int qn = qc.hi - qc.lo, kcn = kc.hi - kc.lo;
+          const bool before = kc.hi <= qc.lo, same = kc.lo == qc.lo;
+          if (!c.causal || before || same) {
+            posattn_attention_desc D = full;
+            D.q_len = qn, D.kv_len = kcn;
+            D.causal = c.causal && same;
+            for (int i = 0; i < qn; ++i) qpos[size_t(i)] = pos[size_t(me.tok[size_t(qoff + i)])];
+            for (int j = 0; j < kcn; ++j) kpos[size_t(j)] = pos[size_t(ktok[koff + j])];
+            D.q_positions = qpos.data(), D.kv_positions = kpos.data();
+            posattn_tensor tq, tk, tv, to;
+            posattn_tensor_init_contiguous(&tq, &me.q[size_t(qoff) * qrow], dt, qn, hq, d);
+            posattn_tensor_init_contiguous(&tk, &me.kv[size_t(koff) * krow], dt, kcn, hkv, d);
+            posattn_tensor_init_contiguous(&tv, &me.kv[size_t(kn + koff) * krow], dt, kcn, hkv, d);
+            posattn_tensor_init_contiguous(&to, part.data(), POSATTN_DTYPE_F32, qn, hq, d);
+            size_t ws_bytes = 0;
+            EXPECT_EQ(posattn_workspace_size(ctx, &D, dt, POSATTN_DTYPE_F32, &ws_bytes), POSATTN_STATUS_SUCCESS);
+            pat_buf ws;
+            EXPECT_EQ(pat_buf_alloc(&ws, ws_bytes ? ws_bytes : 1), 0);
+            const posattn_status st = posattn_forward(ctx, &D, &tq, &tk, &tv, &to, part_lse.data(),
+                                                      ws_bytes ? ws.data : nullptr, ws_bytes);
+            pat_buf_free(&ws);
+            EXPECT_EQ(st, POSATTN_STATUS_SUCCESS) << posattn_context_last_message(ctx);
+            ++calls;
+            // merge the partial state into rows [qoff, qoff + qn) of the accumulator
+            md.seq_len = qn;
+            posattn_attn_state s[2];
+            posattn_attn_state_init(&s[1], part.data(), POSATTN_DTYPE_F32, part_lse.data(), qn, hq, d);
+            posattn_attn_state_init(&s[0], &me.acc[size_t(qoff) * hq * d], POSATTN_DTYPE_F32,
+                                    &me.acc_lse[size_t(qoff)], qn, hq, d);
+            s[0].lse_stride_head = me.n;  // accumulator lse is [hq][my tokens]
+            s[0].lse_stride_batch = int64_t(me.n) * hq;
+            EXPECT_EQ(posattn_merge_states_inplace(ctx, &md, 2, s), POSATTN_STATUS_SUCCESS)
+                << posattn_context_last_message(ctx);
+          }
+          koff += kcn;
+        }
+        qoff += qc.hi - qc.lo;
+      }
+    }
+    // transport: every rank sends the K/V it holds to rank r + 1 (ncclSend / ncclRecv)
+    for (int r = 0; r < N; ++r) R[size_t((r + 1) % N)].kv_next = R[size_t(r)].kv;
+    for (rank_t &k : R) std::swap(k.kv, k.kv_next);
+  }
+
+  // gather in global order and check
+  std::vector<double> out(n_out), lse(size_t(S) * hq);
+  for (const rank_t &k : R)
+    for (int i = 0; i < k.n; ++i) {
+      const int t = k.tok[size_t(i)];
+      for (int e = 0; e < hq * d; ++e) out[size_t(t) * hq * d + e] = k.acc[size_t(i) * hq * d + e];
+      for (int h = 0; h < hq; ++h) lse[size_t(h) * S + t] = k.acc_lse[size_t(h) * k.n + i];
+    }
+  const pat_rule_result ro = pat_rule_check(out.data(), base.data(), gold.data(), int64_t(n_out),
+                                            POSATTN_DTYPE_F32);
+  EXPECT_TRUE(ro.pass) << "out: max_err " << ro.max_err << " bound " << ro.bound << " nmse "
+                       << ro.nmse << " nonfinite " << ro.bad_nonfinite;
+  const pat_rule_result rl = pat_rule_check(lse.data(), base_lse.data(), gold_lse.data(),
+                                            int64_t(lse.size()), dt);
+  EXPECT_TRUE(rl.pass) << "lse: max_err " << rl.max_err << " bound " << rl.bound;
+  pat_inputs_free(&in);
+  return calls;
+}
+
+inline std::string pat_ring_name(const pat_ring_case &c) {
+  static const char *pe[] = {"none", "rope", "alibi", "fire", "xpos", "t5"};
+  return std::string("N") + std::to_string(c.N) + "_S" + std::to_string(c.S) + "_" +
+         pe[int(c.pe)] + (c.causal ? "_causal" : "_full") +
+         (c.shard == PAT_ZIGZAG ? "_zigzag" : "_contiguous");
+}
+
+// The grid of both suites: every PE, causal and not, both shardings, N = 2, 3, 4, 7 (S = 4N + 3
+// tokens: uneven chunks).
+inline std::vector<pat_ring_case> pat_ring_grid() {
+  std::vector<pat_ring_case> v;
+  const posattn_pe_kind pes[] = {POSATTN_PE_NONE, POSATTN_PE_ROPE, POSATTN_PE_ALIBI,
+                                 POSATTN_PE_FIRE, POSATTN_PE_T5};
+  for (int N : {2, 3, 4, 7})
+    for (posattn_pe_kind pe : pes)
+      for (int causal : {0, 1})
+        for (pat_shard sh : {PAT_CONTIGUOUS, PAT_ZIGZAG}) v.push_back({N, 4 * N + 3, causal, pe, sh});
+  return v;
+}
+
+#endif  // PA_RING_HPP
