@@ -5,22 +5,30 @@
 // The sequence (S tokens, batch 1) is cut into chunks; rank r holds its chunks' Q, K, V and
 // position ids. CONTIGUOUS sharding gives rank r chunk r of N; ZIGZAG cuts 2N chunks and gives
 // rank r chunks r and 2N-1-r, which balances causal work. At step k rank r holds the K/V (and the
-// position ids, which travel with them) of rank (r - k) mod N, computes attention of each of its
-// query chunks against each received key chunk with posattn_forward, and merges the partial state
-// into its accumulator with posattn_merge_states_inplace. Chunks are disjoint token ranges, so a
-// causal pair is one of three: keys before the queries (all visible: non-causal call), the same
-// chunk (causal call, q_len == kv_len, so bottom-right is the diagonal), keys after (skipped).
-// Explicit position ids make every logit exact: RoPE, ALiBi, FIRE, T5 see the true pq, pk.
+// token ids, which travel with them) of rank (r - k) mod N, computes attention of each of its
+// query chunks against each received key chunk with posattn_forward, and merges each partial
+// state into its accumulator with posattn_merge_states_inplace.
 //
-// Checked against single-device attention by the DESIGN.md section 5 rule: gold = REF forward of
-// the whole sequence in fp64 (the shim's naive attention), baseline = the naive low-precision
-// attention (logits fp32, P rounded to the input dtype, output rounded to f32).
+// A (query range, key range) pair of global token ranges becomes at most two calls with the
+// existing descriptor fields (pat_range_calls, the recipe of docs/scaling.md): without causal
+// masking one call; with it, keys after the last query are dropped, queries before the first key
+// see nothing, queries [qa, kb) get a causal call whose bottom-right alignment is exactly the
+// global diagonal (Lk - Lq = qa - ka), and later queries a non-causal call. Packed documents with
+// anchor tokens (doc_ids) become, per document of the query range, such a pair with the keys of
+// that document, plus one pair with the anchor keys: the visibility rule "same document or an
+// anchor" split into disjoint key sets, merged by LSE. Explicit position ids make every logit
+// exact: RoPE, ALiBi, FIRE (its normaliser uses the query's own position), T5 see the true pq, pk.
+//
+// Checked against single-device attention by the DESIGN.md section 5 rule: gold = the whole
+// sequence in fp64 (the shim's naive attention), baseline = the naive low-precision attention
+// (logits fp32, P rounded to the input dtype, output rounded to f32).
 #ifndef PA_RING_HPP
 #define PA_RING_HPP
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -35,6 +43,7 @@ struct pat_ring_case {
   int causal;
   posattn_pe_kind pe;
   pat_shard shard;
+  int docs;              // packed documents with 2 anchor tokens (doc_ids)
 };
 
 struct pat_range { int lo, hi; };
@@ -44,6 +53,38 @@ inline std::vector<pat_range> pat_rank_chunks(int S, int N, pat_shard shard, int
   if (shard == PAT_CONTIGUOUS) return {{r * S / N, (r + 1) * S / N}};
   const int C = 2 * N;
   return {{r * S / C, (r + 1) * S / C}, {(C - 1 - r) * S / C, (C - r) * S / C}};
+}
+
+// One posattn_forward call: queries [qa, qb) against keys [ka, kb) (global token indices).
+struct pat_call { int qa, qb, ka, kb, causal; };
+
+// The calls that compute queries [qa, qb) against keys [ka, kb) of one longer sequence.
+inline void pat_range_calls(int qa, int qb, int ka, int kb, int causal, std::vector<pat_call> &out) {
+  if (!causal) {
+    if (qa < qb && ka < kb) out.push_back({qa, qb, ka, kb, 0});
+    return;
+  }
+  kb = std::min(kb, qb);  // keys after the last query: seen by none
+  qa = std::max(qa, ka);  // queries before the first key: see none of these
+  if (qa >= qb || ka >= kb) return;
+  if (qa < kb) out.push_back({qa, kb, ka, kb, 1});  // Lk - Lq = qa - ka: the global diagonal
+  if (std::max(qa, kb) < qb) out.push_back({std::max(qa, kb), qb, ka, kb, 0});  // see all
+}
+
+// With documents (doc[] non-decreasing, the first `anchors` tokens visible to all): per document
+// of the query range, its keys (anchors excluded), plus the anchor keys for the whole range.
+inline void pat_doc_calls(const std::vector<int32_t> &doc, int anchors, pat_range q, pat_range k,
+                          int causal, std::vector<pat_call> &out) {
+  pat_range_calls(q.lo, q.hi, k.lo, std::min(k.hi, anchors), causal, out);
+  for (int a = q.lo; a < q.hi;) {
+    int b = a;
+    while (b < q.hi && doc[size_t(b)] == doc[size_t(a)]) ++b;
+    int lo = std::max(k.lo, anchors), hi = k.hi;  // keys of this document inside k
+    while (lo < hi && doc[size_t(lo)] < doc[size_t(a)]) ++lo;
+    while (hi > lo && doc[size_t(hi - 1)] > doc[size_t(a)]) --hi;
+    pat_range_calls(a, b, lo, hi, causal, out);
+    a = b;
+  }
 }
 
 struct pat_ring_pe {
@@ -92,6 +133,11 @@ inline int pat_ring_check(posattn_context *ctx, const pat_ring_case &c, uint64_t
   std::vector<int32_t> pos(static_cast<size_t>(S));
   for (int t = 0; t < S; ++t) pos[size_t(t)] = first_pos + t;
   full.q_positions = full.kv_positions = pos.data();
+  const int anchors = c.docs ? 2 : 0;
+  std::vector<int32_t> doc(static_cast<size_t>(S), 0);  // anchors: doc 0; then documents of 1..5 tokens
+  for (int t = anchors, id = 1; t < S; ++id)
+    for (int len = pat_rng_int(&rng, 1, 5); len > 0 && t < S; --len) doc[size_t(t++)] = id;
+  if (c.docs) full.doc_ids = doc.data(), full.num_anchor_tokens = anchors;
   pat_inputs in;
   EXPECT_EQ(pat_inputs_random(&in, &full, dt, &rng, 1.0), 0);
 
@@ -150,47 +196,56 @@ inline int pat_ring_check(posattn_context *ctx, const pat_ring_case &c, uint64_t
       const rank_t &src = R[size_t((r - step + N) % N)];  // whose K/V I hold now
       const int kn = src.n;
       const int32_t *ktok = reinterpret_cast<const int32_t *>(&me.kv[size_t(2 * kn) * krow]);
-      int qoff = 0;
-      for (const pat_range &qc : me.chunks) {
-        int koff = 0;
-        for (const pat_range &kc : src.chunks) {
-          const int qn = qc.hi - qc.lo, kcn = kc.hi - kc.lo;
-          const bool before = kc.hi <= qc.lo, same = kc.lo == qc.lo;
-          if (!c.causal || before || same) {
-            posattn_attention_desc D = full;
-            D.q_len = qn, D.kv_len = kcn;
-            D.causal = c.causal && same;
-            for (int i = 0; i < qn; ++i) qpos[size_t(i)] = pos[size_t(me.tok[size_t(qoff + i)])];
-            for (int j = 0; j < kcn; ++j) kpos[size_t(j)] = pos[size_t(ktok[koff + j])];
-            D.q_positions = qpos.data(), D.kv_positions = kpos.data();
-            posattn_tensor tq, tk, tv, to;
-            posattn_tensor_init_contiguous(&tq, &me.q[size_t(qoff) * qrow], dt, qn, hq, d);
-            posattn_tensor_init_contiguous(&tk, &me.kv[size_t(koff) * krow], dt, kcn, hkv, d);
-            posattn_tensor_init_contiguous(&tv, &me.kv[size_t(kn + koff) * krow], dt, kcn, hkv, d);
-            posattn_tensor_init_contiguous(&to, part.data(), POSATTN_DTYPE_F32, qn, hq, d);
-            size_t ws_bytes = 0;
-            EXPECT_EQ(posattn_workspace_size(ctx, &D, dt, POSATTN_DTYPE_F32, &ws_bytes), POSATTN_STATUS_SUCCESS);
-            pat_buf ws;
-            EXPECT_EQ(pat_buf_alloc(&ws, ws_bytes ? ws_bytes : 1), 0);
-            const posattn_status st = posattn_forward(ctx, &D, &tq, &tk, &tv, &to, part_lse.data(),
-                                                      ws_bytes ? ws.data : nullptr, ws_bytes);
-            pat_buf_free(&ws);
-            EXPECT_EQ(st, POSATTN_STATUS_SUCCESS) << posattn_context_last_message(ctx);
-            ++calls;
-            // merge the partial state into rows [qoff, qoff + qn) of the accumulator
-            md.seq_len = qn;
-            posattn_attn_state s[2];
-            posattn_attn_state_init(&s[1], part.data(), POSATTN_DTYPE_F32, part_lse.data(), qn, hq, d);
-            posattn_attn_state_init(&s[0], &me.acc[size_t(qoff) * hq * d], POSATTN_DTYPE_F32,
-                                    &me.acc_lse[size_t(qoff)], qn, hq, d);
-            s[0].lse_stride_head = me.n;  // accumulator lse is [hq][my tokens]
-            s[0].lse_stride_batch = int64_t(me.n) * hq;
-            EXPECT_EQ(posattn_merge_states_inplace(ctx, &md, 2, s), POSATTN_STATUS_SUCCESS)
-                << posattn_context_last_message(ctx);
-          }
-          koff += kcn;
+      // local index of global token t inside a list of chunks (tokens packed in chunk order)
+      auto local = [](const std::vector<pat_range> &chunks, int t) {
+        int off = 0;
+        for (const pat_range &ch : chunks) {
+          if (t >= ch.lo && t < ch.hi) return off + t - ch.lo;
+          off += ch.hi - ch.lo;
         }
-        qoff += qc.hi - qc.lo;
+        return -1;
+      };
+      std::vector<pat_call> todo;
+      for (const pat_range &qc : me.chunks)
+        for (const pat_range &kc : src.chunks) {
+          if (c.docs) pat_doc_calls(doc, anchors, qc, kc, c.causal, todo);
+          else pat_range_calls(qc.lo, qc.hi, kc.lo, kc.hi, c.causal, todo);
+        }
+      for (const pat_call &call : todo) {
+        const int qn = call.qb - call.qa, kcn = call.kb - call.ka;
+        const int qoff = local(me.chunks, call.qa), koff = local(src.chunks, call.ka);
+        posattn_attention_desc D = full;
+        D.q_len = qn, D.kv_len = kcn;
+        D.causal = call.causal;
+        D.doc_ids = nullptr, D.num_anchor_tokens = 0;  // documents were split into the calls
+        for (int i = 0; i < qn; ++i) qpos[size_t(i)] = pos[size_t(me.tok[size_t(qoff + i)])];
+        for (int j = 0; j < kcn; ++j) kpos[size_t(j)] = pos[size_t(ktok[koff + j])];
+        D.q_positions = qpos.data(), D.kv_positions = kpos.data();
+        posattn_tensor tq, tk, tv, to;
+        posattn_tensor_init_contiguous(&tq, &me.q[size_t(qoff) * qrow], dt, qn, hq, d);
+        posattn_tensor_init_contiguous(&tk, &me.kv[size_t(koff) * krow], dt, kcn, hkv, d);
+        posattn_tensor_init_contiguous(&tv, &me.kv[size_t(kn + koff) * krow], dt, kcn, hkv, d);
+        posattn_tensor_init_contiguous(&to, part.data(), POSATTN_DTYPE_F32, qn, hq, d);
+        size_t ws_bytes = 0;
+        EXPECT_EQ(posattn_workspace_size(ctx, &D, dt, POSATTN_DTYPE_F32, &ws_bytes), POSATTN_STATUS_SUCCESS)
+            << posattn_context_last_message(ctx);
+        pat_buf ws;
+        EXPECT_EQ(pat_buf_alloc(&ws, ws_bytes ? ws_bytes : 1), 0);
+        const posattn_status st = posattn_forward(ctx, &D, &tq, &tk, &tv, &to, part_lse.data(),
+                                                  ws_bytes ? ws.data : nullptr, ws_bytes);
+        pat_buf_free(&ws);
+        EXPECT_EQ(st, POSATTN_STATUS_SUCCESS) << posattn_context_last_message(ctx);
+        ++calls;
+        // merge the partial state into rows [qoff, qoff + qn) of the accumulator
+        md.seq_len = qn;
+        posattn_attn_state s2[2];
+        posattn_attn_state_init(&s2[1], part.data(), POSATTN_DTYPE_F32, part_lse.data(), qn, hq, d);
+        posattn_attn_state_init(&s2[0], &me.acc[size_t(qoff) * hq * d], POSATTN_DTYPE_F32,
+                                &me.acc_lse[size_t(qoff)], qn, hq, d);
+        s2[0].lse_stride_head = me.n;  // the accumulator's lse is [hq][my tokens]
+        s2[0].lse_stride_batch = int64_t(me.n) * hq;
+        EXPECT_EQ(posattn_merge_states_inplace(ctx, &md, 2, s2), POSATTN_STATUS_SUCCESS)
+            << posattn_context_last_message(ctx);
       }
     }
     // transport: every rank sends the K/V it holds to rank r + 1 (ncclSend / ncclRecv)
@@ -221,11 +276,11 @@ inline std::string pat_ring_name(const pat_ring_case &c) {
   static const char *pe[] = {"none", "rope", "alibi", "fire", "xpos", "t5"};
   return std::string("N") + std::to_string(c.N) + "_S" + std::to_string(c.S) + "_" +
          pe[int(c.pe)] + (c.causal ? "_causal" : "_full") +
-         (c.shard == PAT_ZIGZAG ? "_zigzag" : "_contiguous");
+         (c.shard == PAT_ZIGZAG ? "_zigzag" : "_contiguous") + (c.docs ? "_docs" : "");
 }
 
-// The grid of both suites: every PE, causal and not, both shardings, N = 2, 3, 4, 7 (S = 4N + 3
-// tokens: uneven chunks).
+// The grid of both suites: every PE, causal and not, both shardings, with and without documents,
+// N = 2, 3, 4, 7 (S = 4N + 3 tokens: uneven chunks).
 inline std::vector<pat_ring_case> pat_ring_grid() {
   std::vector<pat_ring_case> v;
   const posattn_pe_kind pes[] = {POSATTN_PE_NONE, POSATTN_PE_ROPE, POSATTN_PE_ALIBI,
@@ -233,7 +288,8 @@ inline std::vector<pat_ring_case> pat_ring_grid() {
   for (int N : {2, 3, 4, 7})
     for (posattn_pe_kind pe : pes)
       for (int causal : {0, 1})
-        for (pat_shard sh : {PAT_CONTIGUOUS, PAT_ZIGZAG}) v.push_back({N, 4 * N + 3, causal, pe, sh});
+        for (pat_shard sh : {PAT_CONTIGUOUS, PAT_ZIGZAG})
+          for (int docs : {0, 1}) v.push_back({N, 4 * N + 3, causal, pe, sh, docs});
   return v;
 }
 
