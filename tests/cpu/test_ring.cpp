@@ -1,6 +1,7 @@
-// Ring attention (context parallelism) with N in-process ranks on the REF backend: every PE,
-// causal and not, contiguous and zig-zag sharding, N = 2, 3, 4, 7, against single-device attention
-// by the DESIGN.md section 5 rule (tests/shim/pa_ring.hpp).
+// Ring attention (context parallelism) with N in-process ranks on the REF backend:
+// every PE, causal and not, contiguous and zig-zag sharding, with and without packed documents,
+// N = 2, 3, 4, 7, against single-device attention by the DESIGN.md section 5 rule
+// (tests/shim/pa_ring.hpp).
 #include "pa_ring.hpp"
 
 class RingRef : public ::testing::TestWithParam<pat_ring_case> {};

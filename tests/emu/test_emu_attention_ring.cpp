@@ -1,6 +1,8 @@
-// Ring attention (context parallelism) with N in-process ranks on the EMU backend (the prefill and merge kernels run by the emulator; tiny shapes, ~2 s in all): every PE,
-// causal and not, contiguous and zig-zag sharding, N = 2, 3, 4, 7, against single-device attention
-// by the DESIGN.md section 5 rule (tests/shim/pa_ring.hpp).
+// Ring attention (context parallelism) with N in-process ranks on the EMU backend (the prefill and merge
+// kernels run by the emulator; tiny shapes, about 4 s in all):
+// every PE, causal and not, contiguous and zig-zag sharding, with and without packed documents,
+// N = 2, 3, 4, 7, against single-device attention by the DESIGN.md section 5 rule
+// (tests/shim/pa_ring.hpp).
 #include "pa_ring.hpp"
 
 class RingEmu : public ::testing::TestWithParam<pat_ring_case> {};
