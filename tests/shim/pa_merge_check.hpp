@@ -258,6 +258,13 @@ inline void pat_merge_expect_rule(const pat_merge_data &m, bool in_place, posatt
     bad[2].o.data = reinterpret_cast<char *>(m.st[2].o.data) + 1;                                \
     expect(POSATTN_STATUS_BAD_ALIGNMENT, "states[2].o.data", 3, bad.data(), &m.desc);            \
     bad = m.st;                                                                                  \
+    bad[0].lse = nullptr; /* in place, states[0] receives the LSE: required */                  \
+    EXPECT_EQ(posattn_merge_states_inplace(ctx, &m.desc, 3, bad.data()),                         \
+              POSATTN_STATUS_NULL_POINTER);                                                      \
+    EXPECT_NE(std::string(posattn_context_last_message(ctx)).find("states[0].lse is NULL"),      \
+              std::string::npos)                                                                 \
+        << posattn_context_last_message(ctx);                                                    \
+    bad = m.st;                                                                                  \
     bad[1] = bad[0];                                                                             \
     EXPECT_EQ(posattn_merge_states_inplace(ctx, &m.desc, 3, bad.data()),                         \
               POSATTN_STATUS_INVALID_ARGUMENT);                                                  \
