@@ -137,12 +137,17 @@ int main(int argc, char **argv) {
     CK(cudaMalloc((void **)&me->acc_lse, cap * HQ * 4));
     CK(cudaMalloc((void **)&me->part, cap * HQ * D * 4));
     CK(cudaMalloc((void **)&me->part_lse, cap * HQ * 4));
-    /* workspace for the largest call: a causal chunk against itself and a full chunk pair */
+    /* workspace for the largest call: the most tokens, the largest positions (the position ids
+     * and the PE tables they need are staged in the workspace) */
+    int32_t *maxpos = malloc(sizeof(int32_t) * cap);
+    for (size_t i = 0; i < cap; ++i) maxpos[i] = S - 1;
     posattn_attention_desc d;
     posattn_attention_desc_init(&d);
     d.batch = 1, d.q_heads = HQ, d.kv_heads = HKV, d.head_dim = D, d.q_len = d.kv_len = (int)cap;
+    d.q_positions = d.kv_positions = maxpos;
     d.pe.kind = POSATTN_PE_ROPE;
     PK(me->ctx, posattn_workspace_size(me->ctx, &d, POSATTN_DTYPE_BF16, POSATTN_DTYPE_F32, &me->ws_bytes));
+    free(maxpos);
     if (me->ws_bytes) CK(cudaMalloc(&me->ws, me->ws_bytes));
     /* the shard: chunk 0 then chunk 1; accumulator empty (LSE -inf: 0xff800000) */
     int at = 0;
