@@ -132,14 +132,15 @@ inline void pat_merge_run(posattn_context *ctx, const pat_merge_data &m, bool in
   pat_buf_free(&lb);
 }
 
-inline void pat_merge_expect_rule(const pat_merge_data &m, bool in_place, posattn_context *ctx) {
-  std::vector<double> out, lse, gold, gold_lse, base, base_lse;
-  pat_merge_run(ctx, m, in_place, out, lse);
+// The section 5 rule on a merge's result (out [rows][d], lse [rows]); in place the output dtype
+// is the input dtype.
+inline void pat_merge_expect_rule(const pat_merge_data &m, bool in_place,
+                                  const std::vector<double> &out, const std::vector<double> &lse) {
+  std::vector<double> gold, gold_lse, base, base_lse;
   m.fold(false, gold, gold_lse);
   m.fold(true, base, base_lse);
   const posattn_dtype dt = in_place ? m.c.in_dt : m.c.out_dt;
-  if (in_place) m.fold(true, base, base_lse);  // baseline rounds to the state's dtype then
-  if (in_place)
+  if (in_place)  // the baseline then rounds to the state's dtype
     for (size_t i = 0; i < base.size(); ++i) base[i] = pat_round_to(dt, base[i]);
   const pat_rule_result r = pat_rule_check(out.data(), base.data(), gold.data(), int64_t(out.size()), dt);
   EXPECT_TRUE(r.pass) << "out: max_err " << r.max_err << " bound " << r.bound << " nmse " << r.nmse
@@ -148,6 +149,15 @@ inline void pat_merge_expect_rule(const pat_merge_data &m, bool in_place, posatt
                                             int64_t(lse.size()), POSATTN_DTYPE_F32);
   EXPECT_TRUE(rl.pass) << "lse: max_err " << rl.max_err << " bound " << rl.bound << " nonfinite "
                        << rl.bad_nonfinite;
+}
+
+// The cases of the random test: odd shapes, every dtype pair, 2 .. POSATTN_MERGE_MAX_STATES states.
+inline std::vector<pat_merge_case> pat_merge_cases() {
+  return {{1, 1, 1, 1, 2, POSATTN_DTYPE_F32, POSATTN_DTYPE_F32, 0.0},
+          {2, 17, 3, 17, 3, POSATTN_DTYPE_BF16, POSATTN_DTYPE_F32, 0.3},
+          {1, 5, 2, 97, 7, POSATTN_DTYPE_F16, POSATTN_DTYPE_BF16, 0.4},
+          {3, 2, 1, 64, POSATTN_MERGE_MAX_STATES, POSATTN_DTYPE_F32, POSATTN_DTYPE_F16, 0.5},
+          {1, 3, 2, 130, 2, POSATTN_DTYPE_BF16, POSATTN_DTYPE_BF16, 0.6}};
 }
 
 #define PAT_MERGE_TESTS(Suite, backend)                                                          \
@@ -161,20 +171,16 @@ inline void pat_merge_expect_rule(const pat_merge_data &m, bool in_place, posatt
   TEST(Suite, RandomStatesSection5) {                                                            \
     posattn_context *ctx = Suite##_ctx();                                                        \
     ASSERT_NE(ctx, nullptr);                                                                     \
-    const pat_merge_case cases[] = {                                                             \
-        {1, 1, 1, 1, 2, POSATTN_DTYPE_F32, POSATTN_DTYPE_F32, 0.0},                              \
-        {2, 17, 3, 17, 3, POSATTN_DTYPE_BF16, POSATTN_DTYPE_F32, 0.3},                           \
-        {1, 5, 2, 97, 7, POSATTN_DTYPE_F16, POSATTN_DTYPE_BF16, 0.4},                            \
-        {3, 2, 1, 64, POSATTN_MERGE_MAX_STATES, POSATTN_DTYPE_F32, POSATTN_DTYPE_F16, 0.5},      \
-        {1, 3, 2, 130, 2, POSATTN_DTYPE_BF16, POSATTN_DTYPE_BF16, 0.6}};                         \
     uint64_t seed = 15;                                                                          \
-    for (const pat_merge_case &c : cases)                                                        \
+    for (const pat_merge_case &c : pat_merge_cases())                                            \
       for (int in_place = 0; in_place < 2; ++in_place) {                                         \
         SCOPED_TRACE("K " + std::to_string(c.K) + " d " + std::to_string(c.d) + " in_place " +  \
                      std::to_string(in_place));                                                  \
         pat_merge_data m;                                                                        \
         m.make(c, ++seed);                                                                       \
-        pat_merge_expect_rule(m, in_place != 0, ctx);                                            \
+        std::vector<double> out, lse;                                                            \
+        pat_merge_run(ctx, m, in_place != 0, out, lse);                                          \
+        pat_merge_expect_rule(m, in_place != 0, out, lse);                                       \
       }                                                                                          \
   }                                                                                              \
   TEST(Suite, EmptyAndPoisonedRows) {                                                            \
