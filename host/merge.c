@@ -55,17 +55,20 @@ static posattn_status ref_merge(const pa_merge_problem *p) {
         double M = -INFINITY, L = 0;
         for (int32_t s = 0; s < p->n; ++s) M = lse[s] > M ? lse[s] : M;
         if (M > -INFINITY)
-          for (int32_t s = 0; s < p->n; ++s) L += w[s] = exp(lse[s] - M);  /* -inf: 0 */
+          for (int32_t s = 0; s < p->n; ++s) L += w[s] = exp(lse[s] - M); /* -inf: 0 */
         const int64_t oo = o_index(p->out, b, t, h);
         for (int32_t c = 0; c < D->head_dim; ++c) {
           double o = 0;
           for (int32_t s = 0; s < p->n && L > 0; ++s)
             if (lse[s] > -INFINITY)
-              o += w[s] / L * pa_load(p->in[s].o.data, p->in[s].o.dtype, o_index(&p->in[s], b, t, h) + c);
+              o += w[s] / L *
+                   pa_load(p->in[s].o.data, p->in[s].o.dtype, o_index(&p->in[s], b, t, h) + c);
           pa_store(p->out->o.data, p->out->o.dtype, oo + c, poisoned ? NAN : o);
         }
         if (p->out->lse != NULL) {
-          const double out = poisoned ? NAN : L > 0 ? (M + log(L)) / (p->base2 ? log(2.0) : 1.0) : -INFINITY;
+          const double out = poisoned ? NAN
+                             : L > 0  ? (M + log(L)) / (p->base2 ? log(2.0) : 1.0)
+                                      : -INFINITY;
           p->out->lse[lse_index(p->out, b, t, h)] = (float)out;
         }
       }

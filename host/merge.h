@@ -10,7 +10,8 @@
 extern "C" {
 #endif
 
-/* A validated merge: n input states and the output (out == &in[0] in place; out->lse may be NULL). */
+/* A validated merge: n input states and the output (out == &in[0] in place; out->lse may be NULL).
+ */
 typedef struct pa_merge_problem {
   const posattn_merge_desc *desc;
   int32_t n;

@@ -1088,7 +1088,7 @@ posattn_status pa_validate_append_workspace(char *msg, size_t msg_size,
   return POSATTN_STATUS_SUCCESS;
 }
 
-/* ---- merging attention states (issue 15; host/merge.h) ----------------------------------------- */
+/* ---- merging attention states (issue 15; host/merge.h) -------------------------------------- */
 
 #include "merge.h"
 
@@ -1105,10 +1105,11 @@ static posattn_status check_state(char *msg, size_t msg_size, const char *name,
   if (t->data == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "%s.data is NULL", tname);
   const size_t esize = posattn_dtype_size(t->dtype);
   if (esize == 0)
-    FAIL(POSATTN_STATUS_BAD_ENUM, "%s.dtype (%d) is not a posattn_dtype value", tname, (int)t->dtype);
+    FAIL(POSATTN_STATUS_BAD_ENUM, "%s.dtype (%d) is not a posattn_dtype value", tname,
+         (int)t->dtype);
   if ((uintptr_t)t->data % esize != 0)
-    FAIL(POSATTN_STATUS_BAD_ALIGNMENT, "%s.data (%p) must be aligned to its element size (%zu bytes)",
-         tname, t->data, esize);
+    FAIL(POSATTN_STATUS_BAD_ALIGNMENT,
+         "%s.data (%p) must be aligned to its element size (%zu bytes)", tname, t->data, esize);
   axis ax[4] = {{NULL, "head_dim", D->head_dim, 1},
                 {"stride_head", "heads", D->heads, t->stride_head},
                 {"stride_seq", "seq_len", D->seq_len, t->stride_seq},
@@ -1141,7 +1142,8 @@ posattn_status pa_validate_merge(char *msg, size_t msg_size, const posattn_merge
       {"batch", desc->batch}, {"seq_len", desc->seq_len}, {"heads", desc->heads},
       {"head_dim", desc->head_dim}};
   for (int i = 0; i < 4; ++i)
-    if (sizes[i].v < 1) FAIL(POSATTN_STATUS_BAD_SIZE, "desc->%s (%d) must be >= 1", sizes[i].name, sizes[i].v);
+    if (sizes[i].v < 1)
+      FAIL(POSATTN_STATUS_BAD_SIZE, "desc->%s (%d) must be >= 1", sizes[i].name, sizes[i].v);
   if (desc->flags & ~POSATTN_MERGE_LSE_BASE2)
     FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
          "desc->flags (%#x) has unknown bits: only POSATTN_MERGE_LSE_BASE2 (%#x) is defined",
@@ -1163,7 +1165,8 @@ posattn_status pa_validate_merge(char *msg, size_t msg_size, const posattn_merge
     PA_TRY(check_state(msg, msg_size, name, desc, &in[s], 0, r[s], &p->o_span[s], &p->lse_span[s]));
   }
   const char *oname = in_place ? "states[0]" : "out";
-  PA_TRY(check_state(msg, msg_size, oname, desc, out, !in_place, r[n], &p->o_span[n], &p->lse_span[n]));
+  PA_TRY(check_state(msg, msg_size, oname, desc, out, !in_place, r[n], &p->o_span[n],
+                     &p->lse_span[n]));
   PA_TRY(check_disjoint(msg, msg_size, in_place ? "states[0].o" : "out.o", r[n][0],
                         in_place ? "states[0].lse" : "out.lse", r[n][1]));
   for (int32_t s = in_place ? 1 : 0; s < n; ++s)

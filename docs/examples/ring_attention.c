@@ -38,40 +38,64 @@
 #include "posattn.h"
 
 #define MAXG 16
-#define CK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) { \
-  fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); exit(1); } } while (0)
-#define NK(x) do { ncclResult_t e_ = (x); if (e_ != ncclSuccess) { \
-  fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, ncclGetErrorString(e_)); exit(1); } } while (0)
-#define PK(ctx, x) do { posattn_status s_ = (x); if (s_ != POSATTN_STATUS_SUCCESS) { \
-  fprintf(stderr, "%s:%d %s: %s: %s\n", __FILE__, __LINE__, #x, posattn_status_string(s_), \
-          posattn_context_last_message(ctx)); exit(1); } } while (0)
+#define CK(x)                                                                            \
+  do {                                                                                   \
+    cudaError_t e_ = (x);                                                                \
+    if (e_ != cudaSuccess) {                                                             \
+      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
+      exit(1);                                                                           \
+    }                                                                                    \
+  } while (0)
+#define NK(x)                                                                            \
+  do {                                                                                   \
+    ncclResult_t e_ = (x);                                                               \
+    if (e_ != ncclSuccess) {                                                             \
+      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, ncclGetErrorString(e_)); \
+      exit(1);                                                                           \
+    }                                                                                    \
+  } while (0)
+#define PK(ctx, x)                                                                             \
+  do {                                                                                         \
+    posattn_status s_ = (x);                                                                   \
+    if (s_ != POSATTN_STATUS_SUCCESS) {                                                        \
+      fprintf(stderr, "%s:%d %s: %s: %s\n", __FILE__, __LINE__, #x, posattn_status_string(s_), \
+              posattn_context_last_message(ctx));                                              \
+      exit(1);                                                                                 \
+    }                                                                                          \
+  } while (0)
 
 enum { HQ = 8, HKV = 2, D = 128 };
 static const int S = 8192; /* tokens; each rank holds S / N */
 
-typedef struct { int lo, hi; } range;
+typedef struct {
+  int lo, hi;
+} range;
 
 typedef struct {
   posattn_context *ctx;
   cudaStream_t compute, comm;
   cudaEvent_t recvd, used;
   range chunk[2];
-  int n;                     /* tokens held */
-  uint16_t *q, *kv[2];       /* bf16: q [n, HQ, D]; kv[b] = k [n, HKV, D] then v [n, HKV, D] */
-  float *acc, *acc_lse;      /* state: O [n, HQ, D] fp32, LSE [HQ][n] */
-  float *part, *part_lse;    /* one partial state */
+  int n;                  /* tokens held */
+  uint16_t *q, *kv[2];    /* bf16: q [n, HQ, D]; kv[b] = k [n, HKV, D] then v [n, HKV, D] */
+  float *acc, *acc_lse;   /* state: O [n, HQ, D] fp32, LSE [HQ][n] */
+  float *part, *part_lse; /* one partial state */
   void *ws;
   size_t ws_bytes;
 } rank_t;
 
-static range chunk_of(int c, int N) { range r = {c * S / (2 * N), (c + 1) * S / (2 * N)}; return r; }
+static range chunk_of(int c, int N) {
+  range r = {c * S / (2 * N), (c + 1) * S / (2 * N)};
+  return r;
+}
 
 /* One (query chunk, key chunk) attention call on rank `me` plus its merge into the accumulator. */
 static void block(rank_t *me, const rank_t *src, const uint16_t *kv, int qi, int ki) {
   const range qc = me->chunk[qi], kc = src->chunk[ki];
   const int before = kc.hi <= qc.lo, same = kc.lo == qc.lo;
   if (!before && !same) return; /* keys after the queries: nothing visible */
-  const int qn = qc.hi - qc.lo, kn = kc.hi - kc.lo, qoff = qi ? me->chunk[0].hi - me->chunk[0].lo : 0;
+  const int qn = qc.hi - qc.lo, kn = kc.hi - kc.lo,
+            qoff = qi ? me->chunk[0].hi - me->chunk[0].lo : 0;
   const int koff = ki ? src->chunk[0].hi - src->chunk[0].lo : 0;
   int32_t *qpos = malloc(sizeof(int32_t) * (size_t)(qn + kn)), *kpos = qpos + qn;
   for (int i = 0; i < qn; ++i) qpos[i] = qc.lo + i; /* true positions: global token index */
@@ -84,8 +108,10 @@ static void block(rank_t *me, const rank_t *src, const uint16_t *kv, int qi, int
   d.pe.kind = POSATTN_PE_ROPE; /* any PE: positions make it exact */
   posattn_tensor tq, tk, tv, to;
   posattn_tensor_init_contiguous(&tq, me->q + (size_t)qoff * HQ * D, POSATTN_DTYPE_BF16, qn, HQ, D);
-  posattn_tensor_init_contiguous(&tk, (void *)(kv + (size_t)koff * HKV * D), POSATTN_DTYPE_BF16, kn, HKV, D);
-  posattn_tensor_init_contiguous(&tv, (void *)(kv + (size_t)(src->n + koff) * HKV * D), POSATTN_DTYPE_BF16, kn, HKV, D);
+  posattn_tensor_init_contiguous(&tk, (void *)(kv + (size_t)koff * HKV * D), POSATTN_DTYPE_BF16, kn,
+                                 HKV, D);
+  posattn_tensor_init_contiguous(&tv, (void *)(kv + (size_t)(src->n + koff) * HKV * D),
+                                 POSATTN_DTYPE_BF16, kn, HKV, D);
   posattn_tensor_init_contiguous(&to, me->part, POSATTN_DTYPE_F32, qn, HQ, D);
   PK(me->ctx, posattn_forward(me->ctx, &d, &tq, &tk, &tv, &to, me->part_lse, me->ws, me->ws_bytes));
   free(qpos); /* host arrays may be reused as soon as the call returns */
@@ -93,25 +119,35 @@ static void block(rank_t *me, const rank_t *src, const uint16_t *kv, int qi, int
   posattn_merge_desc_init(&md);
   md.batch = 1, md.seq_len = qn, md.heads = HQ, md.head_dim = D;
   posattn_attn_state st[2];
-  posattn_attn_state_init(&st[0], me->acc + (size_t)qoff * HQ * D, POSATTN_DTYPE_F32, me->acc_lse + qoff, qn, HQ, D);
+  posattn_attn_state_init(&st[0], me->acc + (size_t)qoff * HQ * D, POSATTN_DTYPE_F32,
+                          me->acc_lse + qoff, qn, HQ, D);
   st[0].lse_stride_head = me->n; /* the accumulator's LSE is [HQ][n] */
   posattn_attn_state_init(&st[1], me->part, POSATTN_DTYPE_F32, me->part_lse, qn, HQ, D);
   PK(me->ctx, posattn_merge_states_inplace(me->ctx, &md, 2, st));
 }
 
-static uint16_t f32_to_bf16(float f) { uint32_t u; memcpy(&u, &f, 4); return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); }
+static uint16_t f32_to_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
 
 int main(int argc, char **argv) {
   int N = 0;
   CK(cudaGetDeviceCount(&N));
   if (argc > 1) N = atoi(argv[1]);
-  if (N < 2 || N > MAXG) { fprintf(stderr, "needs 2..%d GPUs (found/asked %d)\n", MAXG, N); return 2; }
+  if (N < 2 || N > MAXG) {
+    fprintf(stderr, "needs 2..%d GPUs (found/asked %d)\n", MAXG, N);
+    return 2;
+  }
   /* global inputs on the host (a real server already holds its shard on its GPU) */
   const size_t qe = (size_t)S * HQ * D, ke = (size_t)S * HKV * D;
   uint16_t *hq = malloc(2 * qe), *hk = malloc(2 * ke), *hv = malloc(2 * ke);
   srand(15);
   for (size_t i = 0; i < qe; ++i) hq[i] = f32_to_bf16((float)rand() / RAND_MAX - 0.5f);
-  for (size_t i = 0; i < ke; ++i) hk[i] = f32_to_bf16((float)rand() / RAND_MAX - 0.5f), hv[i] = f32_to_bf16((float)rand() / RAND_MAX - 0.5f);
+  for (size_t i = 0; i < ke; ++i)
+    hk[i] = f32_to_bf16((float)rand() / RAND_MAX - 0.5f),
+    hv[i] = f32_to_bf16((float)rand() / RAND_MAX - 0.5f);
 
   int devs[MAXG];
   ncclComm_t comm[MAXG];
@@ -146,16 +182,20 @@ int main(int argc, char **argv) {
     d.batch = 1, d.q_heads = HQ, d.kv_heads = HKV, d.head_dim = D, d.q_len = d.kv_len = (int)cap;
     d.q_positions = d.kv_positions = maxpos;
     d.pe.kind = POSATTN_PE_ROPE;
-    PK(me->ctx, posattn_workspace_size(me->ctx, &d, POSATTN_DTYPE_BF16, POSATTN_DTYPE_F32, &me->ws_bytes));
+    PK(me->ctx,
+       posattn_workspace_size(me->ctx, &d, POSATTN_DTYPE_BF16, POSATTN_DTYPE_F32, &me->ws_bytes));
     free(maxpos);
     if (me->ws_bytes) CK(cudaMalloc(&me->ws, me->ws_bytes));
     /* the shard: chunk 0 then chunk 1; accumulator empty (LSE -inf: 0xff800000) */
     int at = 0;
     for (int c = 0; c < 2; ++c) {
       const int lo = me->chunk[c].lo, n = me->chunk[c].hi - lo;
-      CK(cudaMemcpy(me->q + (size_t)at * HQ * D, hq + (size_t)lo * HQ * D, (size_t)n * HQ * D * 2, cudaMemcpyHostToDevice));
-      CK(cudaMemcpy(me->kv[0] + (size_t)at * HKV * D, hk + (size_t)lo * HKV * D, (size_t)n * HKV * D * 2, cudaMemcpyHostToDevice));
-      CK(cudaMemcpy(me->kv[0] + (size_t)(me->n + at) * HKV * D, hv + (size_t)lo * HKV * D, (size_t)n * HKV * D * 2, cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(me->q + (size_t)at * HQ * D, hq + (size_t)lo * HQ * D, (size_t)n * HQ * D * 2,
+                    cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(me->kv[0] + (size_t)at * HKV * D, hk + (size_t)lo * HKV * D,
+                    (size_t)n * HKV * D * 2, cudaMemcpyHostToDevice));
+      CK(cudaMemcpy(me->kv[0] + (size_t)(me->n + at) * HKV * D, hv + (size_t)lo * HKV * D,
+                    (size_t)n * HKV * D * 2, cudaMemcpyHostToDevice));
       at += n;
     }
     float *ninf = malloc(sizeof(float) * (size_t)me->n * HQ);
@@ -174,8 +214,10 @@ int main(int argc, char **argv) {
         const rank_t *from = &R[(r - step - 1 + 2 * N) % N], *held = &R[(r - step + N) % N];
         CK(cudaSetDevice(r));
         if (step > 0) CK(cudaStreamWaitEvent(me->comm, me->used, 0)); /* nxt was read by step-1 */
-        NK(ncclSend(me->kv[cur], 2 * (size_t)held->n * HKV * D * 2, ncclUint8, (r + 1) % N, comm[r], me->comm));
-        NK(ncclRecv(me->kv[cur ^ 1], 2 * (size_t)from->n * HKV * D * 2, ncclUint8, (r - 1 + N) % N, comm[r], me->comm));
+        NK(ncclSend(me->kv[cur], 2 * (size_t)held->n * HKV * D * 2, ncclUint8, (r + 1) % N, comm[r],
+                    me->comm));
+        NK(ncclRecv(me->kv[cur ^ 1], 2 * (size_t)from->n * HKV * D * 2, ncclUint8, (r - 1 + N) % N,
+                    comm[r], me->comm));
       }
       NK(ncclGroupEnd());
     }
@@ -199,7 +241,9 @@ int main(int argc, char **argv) {
   rank_t *z = &R[0];
   uint16_t *dq, *dk, *dv;
   float *dout, *ring_host = malloc(sizeof(float) * qe), *full_host = malloc(sizeof(float) * qe);
-  CK(cudaMalloc((void **)&dq, 2 * qe)); CK(cudaMalloc((void **)&dk, 2 * ke)); CK(cudaMalloc((void **)&dv, 2 * ke));
+  CK(cudaMalloc((void **)&dq, 2 * qe));
+  CK(cudaMalloc((void **)&dk, 2 * ke));
+  CK(cudaMalloc((void **)&dv, 2 * ke));
   CK(cudaMalloc((void **)&dout, 4 * qe));
   CK(cudaMemcpy(dq, hq, 2 * qe, cudaMemcpyHostToDevice));
   CK(cudaMemcpy(dk, hk, 2 * ke, cudaMemcpyHostToDevice));
@@ -225,12 +269,14 @@ int main(int argc, char **argv) {
     CK(cudaSetDevice(r));
     for (int c = 0; c < 2; ++c) {
       const int lo = R[r].chunk[c].lo, n = R[r].chunk[c].hi - lo;
-      CK(cudaMemcpy(ring_host + (size_t)lo * HQ * D, R[r].acc + (size_t)at * HQ * D, (size_t)n * HQ * D * 4, cudaMemcpyDeviceToHost));
+      CK(cudaMemcpy(ring_host + (size_t)lo * HQ * D, R[r].acc + (size_t)at * HQ * D,
+                    (size_t)n * HQ * D * 4, cudaMemcpyDeviceToHost));
       at += n;
     }
   }
   double maxdiff = 0;
-  for (size_t i = 0; i < qe; ++i) maxdiff = fmax(maxdiff, fabs((double)ring_host[i] - full_host[i]));
+  for (size_t i = 0; i < qe; ++i)
+    maxdiff = fmax(maxdiff, fabs((double)ring_host[i] - full_host[i]));
   printf("ring attention over %d GPUs, %d tokens: max |ring - single GPU| = %.3g\n", N, S, maxdiff);
   for (int r = 0; r < N; ++r) {
     CK(cudaSetDevice(r));

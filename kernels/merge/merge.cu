@@ -13,7 +13,8 @@ __global__ void __launch_bounds__(kThreads) merge_states(const pa_merge_params p
   const bool base2 = p.base2 != 0;
   const int tid = int(threadIdx.x);
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
-    const int h = int(row % p.heads), t = int(row / p.heads % p.seq), b = int(row / p.heads / p.seq);
+    const int h = int(row % p.heads), t = int(row / p.heads % p.seq),
+              b = int(row / p.heads / p.seq);
     auto lse_at = [&](int s) {
       const pa_merge_state &st = p.in[s];
       return float(st.lse[b * st.l_sb + t * st.l_ss + h * st.l_sh]);

@@ -4,12 +4,14 @@
 //   lse_merge()   the LSE arithmetic of a merge: the NaN-keeping maximum M of the LSEs and
 //                 L = sum e^(lse - M), with an optional extra term that has no value (decode's
 //                 sink). Shared by merge_states below and decode's split combine (decode.cu).
-//   merge_states  (merge.cu, included once by the EMU and the CUDA run) one block per row (batch, token, head), grid-stride over the rows; threads over
-//                 the features. Empty states (LSE -inf) are skipped outright, so their O is never
-//                 read into the result; every other state's O enters with its weight, so a
-//                 non-finite element poisons the row even when its weight underflows (as in REF).
-//                 In place (out = state 0) every thread reads its own elements before writing them
-//                 and the LSE is written after a barrier.
+//   merge_states  (merge.cu, included once by the EMU run and once by the CUDA run) one block
+//                 per row (batch, token, head), grid-stride over the rows, threads over the
+//                 features. Empty states (LSE -inf) are skipped outright, so their O is never read
+//                 into the result. A first pass flags non-finite O elements of non-empty states
+//                 (one shared slot per thread, read by all after a barrier), so such an element
+//                 poisons the whole row and its LSE, as in REF. In place (out = state 0) every
+//                 thread reads its own elements before writing them, and the LSE is written after
+//                 a barrier.
 #ifndef POSATTN_MERGE_CUH
 #define POSATTN_MERGE_CUH
 

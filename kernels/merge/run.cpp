@@ -14,7 +14,8 @@ extern "C" posattn_status pa_merge_emu(posattn_context *ctx, const pa_merge_prob
   const size_t l_count = size_t(p->lse_span[p->n]);
   pa::launch_status st;
   try {
-    // start from the caller's bytes so that elements outside the rows (stride gaps) stay as they are
+    // start from the caller's bytes so that elements outside the rows (stride gaps) stay as they
+    // are
     std::vector<unsigned char> o_stage(static_cast<unsigned char *>(out.o.data),
                                        static_cast<unsigned char *>(out.o.data) + o_bytes);
     std::vector<float> l_stage(out.lse, out.lse + (out.lse ? l_count : 0));
@@ -30,6 +31,7 @@ extern "C" posattn_status pa_merge_emu(posattn_context *ctx, const pa_merge_prob
   } catch (const std::bad_alloc &) {
     return PA_CTX_FAIL(ctx, POSATTN_STATUS_ALLOC_FAILED, "EMU backend: out of host memory");
   }
-  if (!st.ok) return PA_CTX_FAIL(ctx, POSATTN_STATUS_KERNEL_FAULT, "EMU merge_states kernel: %s", st.msg);
+  if (!st.ok)
+    return PA_CTX_FAIL(ctx, POSATTN_STATUS_KERNEL_FAULT, "EMU merge_states kernel: %s", st.msg);
   return POSATTN_STATUS_SUCCESS;
 }

@@ -27,7 +27,8 @@ inline void pa_merge_params_fill(pa_merge_params &k, const pa_merge_problem *p) 
   k.o_sb = out.o.stride_batch, k.o_ss = out.o.stride_seq, k.o_sh = out.o.stride_head;
   k.l_sb = out.lse_stride_batch, k.l_ss = out.lse_stride_seq, k.l_sh = out.lse_stride_head;
   k.out_dtype = out.o.dtype;
-  k.batch = p->desc->batch, k.seq = p->desc->seq_len, k.heads = p->desc->heads, k.d = p->desc->head_dim;
+  k.batch = p->desc->batch, k.seq = p->desc->seq_len, k.heads = p->desc->heads,
+  k.d = p->desc->head_dim;
   k.base2 = p->base2;
 }
 

@@ -1,8 +1,7 @@
-// Ring attention (context parallelism) with N in-process ranks on the EMU backend (the prefill and merge
-// kernels run by the emulator; tiny shapes, about 2 s in all):
-// every PE, causal and not, with and without packed documents, N = 2, 4 (contiguous) and 3, 7
-// (zig-zag), against single-device attention by the DESIGN.md section 5 rule
-// (tests/shim/pa_ring.hpp).
+// Ring attention (context parallelism) with N in-process ranks on the EMU backend (the prefill and
+// merge kernels run by the emulator; tiny shapes, about 2 s in all): every PE, causal and not, with
+// and without packed documents, N = 2, 4 (contiguous) and 3, 7 (zig-zag), against single-device
+// attention by the DESIGN.md section 5 rule (tests/shim/pa_ring.hpp).
 #include "pa_ring.hpp"
 
 class RingEmu : public ::testing::TestWithParam<pat_ring_case> {};

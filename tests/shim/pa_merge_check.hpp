@@ -142,7 +142,8 @@ inline void pat_merge_expect_rule(const pat_merge_data &m, bool in_place,
   const posattn_dtype dt = in_place ? m.c.in_dt : m.c.out_dt;
   if (in_place)  // the baseline then rounds to the state's dtype
     for (size_t i = 0; i < base.size(); ++i) base[i] = pat_round_to(dt, base[i]);
-  const pat_rule_result r = pat_rule_check(out.data(), base.data(), gold.data(), int64_t(out.size()), dt);
+  const pat_rule_result r =
+      pat_rule_check(out.data(), base.data(), gold.data(), int64_t(out.size()), dt);
   EXPECT_TRUE(r.pass) << "out: max_err " << r.max_err << " bound " << r.bound << " nmse " << r.nmse
                       << " nonfinite " << r.bad_nonfinite;
   const pat_rule_result rl = pat_rule_check(lse.data(), base_lse.data(), gold_lse.data(),
@@ -160,124 +161,125 @@ inline std::vector<pat_merge_case> pat_merge_cases() {
           {1, 3, 2, 130, 2, POSATTN_DTYPE_BF16, POSATTN_DTYPE_BF16, 0.6}};
 }
 
-#define PAT_MERGE_TESTS(Suite, backend)                                                          \
-  static posattn_context *Suite##_ctx() {                                                        \
-    static posattn_context *ctx = [] {                                                           \
-      posattn_context *c = nullptr;                                                              \
-      return posattn_context_create(backend, 0, &c) == POSATTN_STATUS_SUCCESS ? c : nullptr;     \
-    }();                                                                                         \
-    return ctx;                                                                                  \
-  }                                                                                              \
-  TEST(Suite, RandomStatesSection5) {                                                            \
-    posattn_context *ctx = Suite##_ctx();                                                        \
-    ASSERT_NE(ctx, nullptr);                                                                     \
-    uint64_t seed = 15;                                                                          \
-    for (const pat_merge_case &c : pat_merge_cases())                                            \
-      for (int in_place = 0; in_place < 2; ++in_place) {                                         \
+#define PAT_MERGE_TESTS(Suite, backend)                                                         \
+  static posattn_context *Suite##_ctx() {                                                       \
+    static posattn_context *ctx = [] {                                                          \
+      posattn_context *c = nullptr;                                                             \
+      return posattn_context_create(backend, 0, &c) == POSATTN_STATUS_SUCCESS ? c : nullptr;    \
+    }();                                                                                        \
+    return ctx;                                                                                 \
+  }                                                                                             \
+  TEST(Suite, RandomStatesSection5) {                                                           \
+    posattn_context *ctx = Suite##_ctx();                                                       \
+    ASSERT_NE(ctx, nullptr);                                                                    \
+    uint64_t seed = 15;                                                                         \
+    for (const pat_merge_case &c : pat_merge_cases())                                           \
+      for (int in_place = 0; in_place < 2; ++in_place) {                                        \
         SCOPED_TRACE("K " + std::to_string(c.K) + " d " + std::to_string(c.d) + " in_place " +  \
-                     std::to_string(in_place));                                                  \
-        pat_merge_data m;                                                                        \
-        m.make(c, ++seed);                                                                       \
-        std::vector<double> out, lse;                                                            \
-        pat_merge_run(ctx, m, in_place != 0, out, lse);                                          \
-        pat_merge_expect_rule(m, in_place != 0, out, lse);                                       \
-      }                                                                                          \
-  }                                                                                              \
-  TEST(Suite, EmptyAndPoisonedRows) {                                                            \
-    posattn_context *ctx = Suite##_ctx();                                                        \
-    ASSERT_NE(ctx, nullptr);                                                                     \
-    pat_merge_data m;                                                                            \
-    m.make({1, 6, 1, 9, 3, POSATTN_DTYPE_F32, POSATTN_DTYPE_F32, 0.0}, 99);                      \
-    /* row 0: all empty; row 1: NaN LSE; row 2: +inf LSE; row 3: inf in O; row 4: base rows */   \
-    for (int s = 0; s < 3; ++s) m.lse[s][0] = -INFINITY;                                         \
-    m.lse[1][1] = NAN;                                                                           \
-    m.lse[2][2] = INFINITY;                                                                      \
-    pat_store(m.o[0].data(), POSATTN_DTYPE_F32, m.oi(3, 4), INFINITY);                           \
-    m.lse[0][4] = -INFINITY; /* empty state with a NaN O: ignored */                             \
-    pat_store(m.o[0].data(), POSATTN_DTYPE_F32, m.oi(4, 2), NAN);                                \
-    std::vector<double> out, lse, gold, gold_lse;                                                \
-    for (int base2 = 0; base2 < 2; ++base2) {                                                    \
-      pat_merge_data m2 = m;                                                                     \
-      for (auto &s : m2.st) s.o.data = m2.o[size_t(&s - m2.st.data())].data();                   \
-      for (int s = 0; s < 3; ++s) m2.st[s].lse = m2.lse[s].data();                               \
-      if (base2) {                                                                               \
-        m2.desc.flags = POSATTN_MERGE_LSE_BASE2;                                                 \
-        for (auto &v : m2.lse)                                                                   \
-          for (float &x : v) x = float(double(x) / std::log(2.0));                               \
-      }                                                                                          \
-      pat_merge_run(ctx, m2, false, out, lse);                                                   \
-      m.fold(false, gold, gold_lse);                                                             \
-      for (int f = 0; f < 9; ++f) EXPECT_EQ(out[f], 0.0) << f;                                   \
-      EXPECT_EQ(lse[0], -INFINITY);                                                              \
-      for (int row = 1; row <= 3; ++row) {                                                       \
-        EXPECT_TRUE(std::isnan(lse[row])) << row;                                                \
+                     std::to_string(in_place));                                                 \
+        pat_merge_data m;                                                                       \
+        m.make(c, ++seed);                                                                      \
+        std::vector<double> out, lse;                                                           \
+        pat_merge_run(ctx, m, in_place != 0, out, lse);                                         \
+        pat_merge_expect_rule(m, in_place != 0, out, lse);                                      \
+      }                                                                                         \
+  }                                                                                             \
+  TEST(Suite, EmptyAndPoisonedRows) {                                                           \
+    posattn_context *ctx = Suite##_ctx();                                                       \
+    ASSERT_NE(ctx, nullptr);                                                                    \
+    pat_merge_data m;                                                                           \
+    m.make({1, 6, 1, 9, 3, POSATTN_DTYPE_F32, POSATTN_DTYPE_F32, 0.0}, 99);                     \
+    /* row 0: all empty; row 1: NaN LSE; row 2: +inf LSE; row 3: inf in O; row 4: base rows */  \
+    for (int s = 0; s < 3; ++s) m.lse[s][0] = -INFINITY;                                        \
+    m.lse[1][1] = NAN;                                                                          \
+    m.lse[2][2] = INFINITY;                                                                     \
+    pat_store(m.o[0].data(), POSATTN_DTYPE_F32, m.oi(3, 4), INFINITY);                          \
+    m.lse[0][4] = -INFINITY; /* empty state with a NaN O: ignored */                            \
+    pat_store(m.o[0].data(), POSATTN_DTYPE_F32, m.oi(4, 2), NAN);                               \
+    std::vector<double> out, lse, gold, gold_lse;                                               \
+    for (int base2 = 0; base2 < 2; ++base2) {                                                   \
+      pat_merge_data m2 = m;                                                                    \
+      for (auto &s : m2.st) s.o.data = m2.o[size_t(&s - m2.st.data())].data();                  \
+      for (int s = 0; s < 3; ++s) m2.st[s].lse = m2.lse[s].data();                              \
+      if (base2) {                                                                              \
+        m2.desc.flags = POSATTN_MERGE_LSE_BASE2;                                                \
+        for (auto &v : m2.lse)                                                                  \
+          for (float &x : v) x = float(double(x) / std::log(2.0));                              \
+      }                                                                                         \
+      pat_merge_run(ctx, m2, false, out, lse);                                                  \
+      m.fold(false, gold, gold_lse);                                                            \
+      for (int f = 0; f < 9; ++f) EXPECT_EQ(out[f], 0.0) << f;                                  \
+      EXPECT_EQ(lse[0], -INFINITY);                                                             \
+      for (int row = 1; row <= 3; ++row) {                                                      \
+        EXPECT_TRUE(std::isnan(lse[row])) << row;                                               \
         for (int f = 0; f < 9; ++f) EXPECT_TRUE(std::isnan(out[size_t(row) * 9 + f])) << row;   \
-      }                                                                                          \
-      for (int row = 4; row < 6; ++row) {                                                        \
-        const double l = base2 ? lse[row] * std::log(2.0) : lse[row];                            \
-        EXPECT_NEAR(l, gold_lse[row], 1e-5 * (1 + std::fabs(gold_lse[row]))) << row;             \
-        for (int f = 0; f < 9; ++f)                                                              \
-          EXPECT_NEAR(out[size_t(row) * 9 + f], gold[size_t(row) * 9 + f], 1e-5) << row;         \
-      }                                                                                          \
-    }                                                                                            \
-  }                                                                                              \
-  TEST(Suite, ValidationNamesTheArgument) {                                                      \
-    posattn_context *ctx = Suite##_ctx();                                                        \
-    ASSERT_NE(ctx, nullptr);                                                                     \
-    pat_merge_data m;                                                                            \
-    m.make({1, 4, 2, 8, 3, POSATTN_DTYPE_F32, POSATTN_DTYPE_F32, 0.0}, 7);                       \
+      }                                                                                         \
+      for (int row = 4; row < 6; ++row) {                                                       \
+        const double l = base2 ? lse[row] * std::log(2.0) : lse[row];                           \
+        EXPECT_NEAR(l, gold_lse[row], 1e-5 * (1 + std::fabs(gold_lse[row]))) << row;            \
+        for (int f = 0; f < 9; ++f)                                                             \
+          EXPECT_NEAR(out[size_t(row) * 9 + f], gold[size_t(row) * 9 + f], 1e-5) << row;        \
+      }                                                                                         \
+    }                                                                                           \
+  }                                                                                             \
+  TEST(Suite, ValidationNamesTheArgument) {                                                     \
+    posattn_context *ctx = Suite##_ctx();                                                       \
+    ASSERT_NE(ctx, nullptr);                                                                    \
+    pat_merge_data m;                                                                           \
+    m.make({1, 4, 2, 8, 3, POSATTN_DTYPE_F32, POSATTN_DTYPE_F32, 0.0}, 7);                      \
     std::vector<float> ob(size_t(m.o_elems()), 5.f), lb(size_t(m.rows()), 5.f);                 \
-    posattn_attn_state o;                                                                        \
-    m.state(&o, ob.data(), POSATTN_DTYPE_F32, lb.data());                                        \
-    auto expect = [&](posattn_status want, const char *needle, int32_t K,                        \
-                      const posattn_attn_state *in, const posattn_merge_desc *d) {               \
-      EXPECT_EQ(posattn_merge_states(ctx, d, K, in, &o), want) << needle;                        \
-      EXPECT_NE(std::string(posattn_context_last_message(ctx)).find(needle), std::string::npos)  \
-          << posattn_context_last_message(ctx);                                                  \
-      for (float x : ob) EXPECT_EQ(x, 5.f);                                                      \
-    };                                                                                           \
-    expect(POSATTN_STATUS_BAD_SIZE, "num_states (1)", 1, m.st.data(), &m.desc);                  \
-    expect(POSATTN_STATUS_BAD_SIZE, "num_states (33)", 33, m.st.data(), &m.desc);                \
-    posattn_merge_desc d = m.desc;                                                               \
-    d.head_dim = 0;                                                                              \
-    expect(POSATTN_STATUS_BAD_SIZE, "desc->head_dim (0)", 3, m.st.data(), &d);                   \
-    d = m.desc;                                                                                  \
-    d.flags = 6;                                                                                 \
-    expect(POSATTN_STATUS_INVALID_ARGUMENT, "desc->flags", 3, m.st.data(), &d);                  \
-    std::vector<posattn_attn_state> bad = m.st;                                                  \
-    bad[2].lse = nullptr;                                                                        \
-    expect(POSATTN_STATUS_NULL_POINTER, "states[2].lse", 3, bad.data(), &m.desc);                \
-    bad = m.st;                                                                                  \
-    bad[1].o.dtype = posattn_dtype(9);                                                           \
-    expect(POSATTN_STATUS_BAD_ENUM, "states[1].o.dtype", 3, bad.data(), &m.desc);                \
-    bad = m.st;                                                                                  \
-    bad[1].o.stride_seq = 4;                                                                     \
-    expect(POSATTN_STATUS_BAD_STRIDE, "states[1].o->stride_seq", 3, bad.data(), &m.desc);        \
-    bad = m.st;                                                                                  \
-    bad[0].lse_stride_seq = 0;                                                                   \
-    expect(POSATTN_STATUS_BAD_STRIDE, "lse_stride_seq", 3, bad.data(), &m.desc);                 \
-    bad = m.st;                                                                                  \
-    bad[1].lse = lb.data() + 1;                                                                  \
-    expect(POSATTN_STATUS_INVALID_ARGUMENT, "out.lse overlaps states[1].lse", 3, bad.data(),     \
-           &m.desc);                                                                             \
-    bad = m.st;                                                                                  \
-    bad[2].o.data = reinterpret_cast<char *>(m.st[2].o.data) + 1;                                \
-    expect(POSATTN_STATUS_BAD_ALIGNMENT, "states[2].o.data", 3, bad.data(), &m.desc);            \
-    bad = m.st;                                                                                  \
+    posattn_attn_state o;                                                                       \
+    m.state(&o, ob.data(), POSATTN_DTYPE_F32, lb.data());                                       \
+    auto expect = [&](posattn_status want, const char *needle, int32_t K,                       \
+                      const posattn_attn_state *in, const posattn_merge_desc *d) {              \
+      EXPECT_EQ(posattn_merge_states(ctx, d, K, in, &o), want) << needle;                       \
+      EXPECT_NE(std::string(posattn_context_last_message(ctx)).find(needle), std::string::npos) \
+          << posattn_context_last_message(ctx);                                                 \
+      for (float x : ob) EXPECT_EQ(x, 5.f);                                                     \
+    };                                                                                          \
+    expect(POSATTN_STATUS_BAD_SIZE, "num_states (1)", 1, m.st.data(), &m.desc);                 \
+    expect(POSATTN_STATUS_BAD_SIZE, "num_states (33)", 33, m.st.data(), &m.desc);               \
+    posattn_merge_desc d = m.desc;                                                              \
+    d.head_dim = 0;                                                                             \
+    expect(POSATTN_STATUS_BAD_SIZE, "desc->head_dim (0)", 3, m.st.data(), &d);                  \
+    d = m.desc;                                                                                 \
+    d.flags = 6;                                                                                \
+    expect(POSATTN_STATUS_INVALID_ARGUMENT, "desc->flags", 3, m.st.data(), &d);                 \
+    std::vector<posattn_attn_state> bad = m.st;                                                 \
+    bad[2].lse = nullptr;                                                                       \
+    expect(POSATTN_STATUS_NULL_POINTER, "states[2].lse", 3, bad.data(), &m.desc);               \
+    bad = m.st;                                                                                 \
+    bad[1].o.dtype = posattn_dtype(9);                                                          \
+    expect(POSATTN_STATUS_BAD_ENUM, "states[1].o.dtype", 3, bad.data(), &m.desc);               \
+    bad = m.st;                                                                                 \
+    bad[1].o.stride_seq = 4;                                                                    \
+    expect(POSATTN_STATUS_BAD_STRIDE, "states[1].o->stride_seq", 3, bad.data(), &m.desc);       \
+    bad = m.st;                                                                                 \
+    bad[0].lse_stride_seq = 0;                                                                  \
+    expect(POSATTN_STATUS_BAD_STRIDE, "lse_stride_seq", 3, bad.data(), &m.desc);                \
+    bad = m.st;                                                                                 \
+    bad[1].lse = lb.data() + 1;                                                                 \
+    expect(POSATTN_STATUS_INVALID_ARGUMENT, "out.lse overlaps states[1].lse", 3, bad.data(),    \
+           &m.desc);                                                                            \
+    bad = m.st;                                                                                 \
+    bad[2].o.data = reinterpret_cast<char *>(m.st[2].o.data) + 1;                               \
+    expect(POSATTN_STATUS_BAD_ALIGNMENT, "states[2].o.data", 3, bad.data(), &m.desc);           \
+    bad = m.st;                                                                                 \
     bad[0].lse = nullptr; /* in place, states[0] receives the LSE: required */                  \
-    EXPECT_EQ(posattn_merge_states_inplace(ctx, &m.desc, 3, bad.data()),                         \
-              POSATTN_STATUS_NULL_POINTER);                                                      \
-    EXPECT_NE(std::string(posattn_context_last_message(ctx)).find("states[0].lse is NULL"),      \
-              std::string::npos)                                                                 \
-        << posattn_context_last_message(ctx);                                                    \
-    bad = m.st;                                                                                  \
-    bad[1] = bad[0];                                                                             \
-    EXPECT_EQ(posattn_merge_states_inplace(ctx, &m.desc, 3, bad.data()),                         \
-              POSATTN_STATUS_INVALID_ARGUMENT);                                                  \
-    EXPECT_NE(std::string(posattn_context_last_message(ctx)).find("states[0].o overlaps "        \
-                                                                  "states[1].o"),                \
-              std::string::npos)                                                                 \
-        << posattn_context_last_message(ctx);                                                    \
+    EXPECT_EQ(posattn_merge_states_inplace(ctx, &m.desc, 3, bad.data()),                        \
+              POSATTN_STATUS_NULL_POINTER);                                                     \
+    EXPECT_NE(std::string(posattn_context_last_message(ctx)).find("states[0].lse is NULL"),     \
+              std::string::npos)                                                                \
+        << posattn_context_last_message(ctx);                                                   \
+    bad = m.st;                                                                                 \
+    bad[1] = bad[0];                                                                            \
+    EXPECT_EQ(posattn_merge_states_inplace(ctx, &m.desc, 3, bad.data()),                        \
+              POSATTN_STATUS_INVALID_ARGUMENT);                                                 \
+    EXPECT_NE(std::string(posattn_context_last_message(ctx))                                    \
+                  .find("states[0].o overlaps "                                                 \
+                        "states[1].o"),                                                         \
+              std::string::npos)                                                                \
+        << posattn_context_last_message(ctx);                                                   \
   }
 
 #endif  // PA_MERGE_CHECK_HPP

@@ -27,8 +27,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -39,16 +39,18 @@ enum pat_shard { PAT_CONTIGUOUS = 0, PAT_ZIGZAG = 1 };
 
 struct pat_ring_case {
   int N;
-  int S;                 // tokens
+  int S;  // tokens
   int causal;
   posattn_pe_kind pe;
   pat_shard shard;
-  int docs;              // packed documents with 2 anchor tokens (doc_ids)
-  int dyn_ntk;           // ROPE with DYNAMIC_NTK scaling: 1 = dynamic_seq_len given,
-                         // 2 = left 0 (each call derives it from ITS largest position: differs)
+  int docs;     // packed documents with 2 anchor tokens (doc_ids)
+  int dyn_ntk;  // ROPE with DYNAMIC_NTK scaling: 1 = dynamic_seq_len given,
+                // 2 = left 0 (each call derives it from ITS largest position: differs)
 };
 
-struct pat_range { int lo, hi; };
+struct pat_range {
+  int lo, hi;
+};
 
 // Chunks of rank r in global token order.
 inline std::vector<pat_range> pat_rank_chunks(int S, int N, pat_shard shard, int r) {
@@ -58,10 +60,13 @@ inline std::vector<pat_range> pat_rank_chunks(int S, int N, pat_shard shard, int
 }
 
 // One posattn_forward call: queries [qa, qb) against keys [ka, kb) (global token indices).
-struct pat_call { int qa, qb, ka, kb, causal; };
+struct pat_call {
+  int qa, qb, ka, kb, causal;
+};
 
 // The calls that compute queries [qa, qb) against keys [ka, kb) of one longer sequence.
-inline void pat_range_calls(int qa, int qb, int ka, int kb, int causal, std::vector<pat_call> &out) {
+inline void pat_range_calls(int qa, int qb, int ka, int kb, int causal,
+                            std::vector<pat_call> &out) {
   if (!causal) {
     if (qa < qb && ka < kb) out.push_back({qa, qb, ka, kb, 0});
     return;
@@ -138,8 +143,8 @@ inline int pat_ring_check(posattn_context *ctx, const pat_ring_case &c, uint64_t
   const int hq = 2, hkv = 1, d = 32, S = c.S, N = c.N;
   const posattn_dtype dt = POSATTN_DTYPE_BF16;
   const int32_t first_pos = c.dyn_ntk || c.pe == POSATTN_PE_FIRE ? 0
-                            : c.pe == POSATTN_PE_ROPE         ? 700000  // long positions
-                                                              : 1000;
+                            : c.pe == POSATTN_PE_ROPE            ? 700000  // long positions
+                                                                 : 1000;
   pat_rng rng;
   pat_rng_seed(&rng, seed);
   posattn_attention_desc full;
@@ -153,7 +158,8 @@ inline int pat_ring_check(posattn_context *ctx, const pat_ring_case &c, uint64_t
   for (int t = 0; t < S; ++t) pos[size_t(t)] = first_pos + t;
   full.q_positions = full.kv_positions = pos.data();
   const int anchors = c.docs ? 2 : 0;
-  std::vector<int32_t> doc(static_cast<size_t>(S), 0);  // anchors: doc 0; then documents of 1..5 tokens
+  std::vector<int32_t> doc(static_cast<size_t>(S),
+                           0);  // anchors: doc 0; then documents of 1..5 tokens
   for (int t = anchors, id = 1; t < S; ++id)
     for (int len = pat_rng_int(&rng, 1, 5); len > 0 && t < S; --len) doc[size_t(t++)] = id;
   if (c.docs) full.doc_ids = doc.data(), full.num_anchor_tokens = anchors;
@@ -164,17 +170,19 @@ inline int pat_ring_check(posattn_context *ctx, const pat_ring_case &c, uint64_t
   const size_t n_out = size_t(S) * hq * d;
   std::vector<double> gold(n_out), gold_lse(size_t(S) * hq), base(n_out), base_lse(size_t(S) * hq);
   EXPECT_EQ(pat_naive_forward(&full, &in.tq, &in.tk, &in.tv, (posattn_dtype)0, POSATTN_DTYPE_F32,
-                              gold.data(), gold_lse.data()), POSATTN_STATUS_SUCCESS);
+                              gold.data(), gold_lse.data()),
+            POSATTN_STATUS_SUCCESS);
   EXPECT_EQ(pat_naive_forward(&full, &in.tq, &in.tk, &in.tv, dt, POSATTN_DTYPE_F32, base.data(),
-                              base_lse.data()), POSATTN_STATUS_SUCCESS);
+                              base_lse.data()),
+            POSATTN_STATUS_SUCCESS);
 
   // each rank's shard: its tokens packed in chunk order (q, k, v [tokens, heads, d]; positions)
   const size_t es = posattn_dtype_size(dt), qrow = size_t(hq) * d * es, krow = size_t(hkv) * d * es;
   struct rank_t {
     std::vector<pat_range> chunks;
-    std::vector<int> tok;                          // global token of each local token
-    std::vector<unsigned char> q, kv, kv_next;     // kv: k rows then v rows, then positions
-    std::vector<float> acc, acc_lse;               // state [tokens, hq, d] f32, lse [hq][tokens]
+    std::vector<int> tok;                       // global token of each local token
+    std::vector<unsigned char> q, kv, kv_next;  // kv: k rows then v rows, then positions
+    std::vector<float> acc, acc_lse;            // state [tokens, hq, d] f32, lse [hq][tokens]
     int n = 0;
   };
   std::vector<rank_t> R(static_cast<size_t>(N));
@@ -195,10 +203,13 @@ inline int pat_ring_check(posattn_context *ctx, const pat_ring_case &c, uint64_t
     for (int i = 0; i < k.n; ++i) {
       const int t = k.tok[size_t(i)];
       std::memcpy(&k.q[size_t(i) * qrow], static_cast<char *>(in.tq.data) + size_t(t) * qrow, qrow);
-      std::memcpy(&k.kv[size_t(i) * krow], static_cast<char *>(in.tk.data) + size_t(t) * krow, krow);
-      std::memcpy(&k.kv[size_t(k.n + i) * krow], static_cast<char *>(in.tv.data) + size_t(t) * krow, krow);
+      std::memcpy(&k.kv[size_t(i) * krow], static_cast<char *>(in.tk.data) + size_t(t) * krow,
+                  krow);
+      std::memcpy(&k.kv[size_t(k.n + i) * krow], static_cast<char *>(in.tv.data) + size_t(t) * krow,
+                  krow);
     }
-    std::memcpy(&k.kv[size_t(2 * k.n) * krow], k.tok.data(), size_t(k.n) * 4);  // token ids travel too
+    std::memcpy(&k.kv[size_t(2 * k.n) * krow], k.tok.data(),
+                size_t(k.n) * 4);  // token ids travel too
     k.acc.assign(size_t(k.n) * hq * d, 0.f);
     k.acc_lse.assign(size_t(k.n) * hq, -INFINITY);  // empty states
   }
@@ -227,8 +238,10 @@ inline int pat_ring_check(posattn_context *ctx, const pat_ring_case &c, uint64_t
       std::vector<pat_call> todo;
       for (const pat_range &qc : me.chunks)
         for (const pat_range &kc : src.chunks) {
-          if (c.docs) pat_doc_calls(doc, anchors, qc, kc, c.causal, todo);
-          else pat_range_calls(qc.lo, qc.hi, kc.lo, kc.hi, c.causal, todo);
+          if (c.docs)
+            pat_doc_calls(doc, anchors, qc, kc, c.causal, todo);
+          else
+            pat_range_calls(qc.lo, qc.hi, kc.lo, kc.hi, c.causal, todo);
         }
       for (const pat_call &call : todo) {
         const int qn = call.qb - call.qa, kcn = call.kb - call.ka;
@@ -246,7 +259,8 @@ inline int pat_ring_check(posattn_context *ctx, const pat_ring_case &c, uint64_t
         posattn_tensor_init_contiguous(&tv, &me.kv[size_t(kn + koff) * krow], dt, kcn, hkv, d);
         posattn_tensor_init_contiguous(&to, part.data(), POSATTN_DTYPE_F32, qn, hq, d);
         size_t ws_bytes = 0;
-        EXPECT_EQ(posattn_workspace_size(ctx, &D, dt, POSATTN_DTYPE_F32, &ws_bytes), POSATTN_STATUS_SUCCESS)
+        EXPECT_EQ(posattn_workspace_size(ctx, &D, dt, POSATTN_DTYPE_F32, &ws_bytes),
+                  POSATTN_STATUS_SUCCESS)
             << posattn_context_last_message(ctx);
         pat_buf ws;
         EXPECT_EQ(pat_buf_alloc(&ws, ws_bytes ? ws_bytes : 1), 0);
@@ -280,10 +294,10 @@ inline int pat_ring_check(posattn_context *ctx, const pat_ring_case &c, uint64_t
       for (int e = 0; e < hq * d; ++e) out[size_t(t) * hq * d + e] = k.acc[size_t(i) * hq * d + e];
       for (int h = 0; h < hq; ++h) lse[size_t(h) * S + t] = k.acc_lse[size_t(h) * k.n + i];
     }
-  const pat_rule_result ro = pat_rule_check(out.data(), base.data(), gold.data(), int64_t(n_out),
-                                            POSATTN_DTYPE_F32);
-  const pat_rule_result rl = pat_rule_check(lse.data(), base_lse.data(), gold_lse.data(),
-                                            int64_t(lse.size()), dt);
+  const pat_rule_result ro =
+      pat_rule_check(out.data(), base.data(), gold.data(), int64_t(n_out), POSATTN_DTYPE_F32);
+  const pat_rule_result rl =
+      pat_rule_check(lse.data(), base_lse.data(), gold_lse.data(), int64_t(lse.size()), dt);
   if (want_match) {
     EXPECT_TRUE(ro.pass) << "out: max_err " << ro.max_err << " bound " << ro.bound << " nmse "
                          << ro.nmse << " nonfinite " << ro.bad_nonfinite;
@@ -296,10 +310,11 @@ inline int pat_ring_check(posattn_context *ctx, const pat_ring_case &c, uint64_t
 }
 
 inline std::string pat_ring_name(const pat_ring_case &c) {
-  static const char *pe[] = {"none", "rope", "alibi", "fire", "xpos", "t5", "kerplelog", "kerplepower"};
-  return std::string("N") + std::to_string(c.N) + "_S" + std::to_string(c.S) + "_" +
-         pe[int(c.pe)] + (c.causal ? "_causal" : "_full") +
-         (c.shard == PAT_ZIGZAG ? "_zigzag" : "_contiguous") + (c.docs ? "_docs" : "") + (c.dyn_ntk ? "_dynntk" : "");
+  static const char *pe[] = {"none", "rope", "alibi",     "fire",
+                             "xpos", "t5",   "kerplelog", "kerplepower"};
+  return std::string("N") + std::to_string(c.N) + "_S" + std::to_string(c.S) + "_" + pe[int(c.pe)] +
+         (c.causal ? "_causal" : "_full") + (c.shard == PAT_ZIGZAG ? "_zigzag" : "_contiguous") +
+         (c.docs ? "_docs" : "") + (c.dyn_ntk ? "_dynntk" : "");
 }
 
 // The grid: every PE, causal and not, both shardings, with and without documents, N = 2, 3, 4, 7
@@ -307,8 +322,8 @@ inline std::string pat_ring_name(const pat_ring_case &c) {
 // for the odd N, contiguous for the even ones.
 inline std::vector<pat_ring_case> pat_ring_grid(bool half = false) {
   std::vector<pat_ring_case> v;
-  const posattn_pe_kind pes[] = {POSATTN_PE_NONE, POSATTN_PE_ROPE, POSATTN_PE_XPOS,
-                                 POSATTN_PE_ALIBI, POSATTN_PE_FIRE, POSATTN_PE_T5,
+  const posattn_pe_kind pes[] = {POSATTN_PE_NONE,       POSATTN_PE_ROPE,        POSATTN_PE_XPOS,
+                                 POSATTN_PE_ALIBI,      POSATTN_PE_FIRE,        POSATTN_PE_T5,
                                  POSATTN_PE_KERPLE_LOG, POSATTN_PE_KERPLE_POWER};
   for (int N : {2, 3, 4, 7})
     for (posattn_pe_kind pe : pes)
