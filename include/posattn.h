@@ -715,6 +715,10 @@ POSATTN_API posattn_status posattn_cache_append(posattn_context *ctx,
  *
  * Precision: REF merges in fp64 (the definition); EMU and CUDA in fp32 (one kernel,
  * kernels/merge/merge.cuh, shared with decode's split combine). Output rounded once to its dtype.
+ *
+ * Sharding a sequence over ranks (ring attention): give every call the TRUE position ids of its
+ * tokens; causal and document masks across shards are expressed with the fields above as in
+ * docs/scaling.md (keys j0..j1 of a longer sequence: at most two calls per shard pair).
  * ========================================================================================== */
 
 /** One attention state: O [batch, seq, heads, head_dim] (posattn_tensor strides, head_dim
