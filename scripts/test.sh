@@ -4,7 +4,7 @@
 #   2. exported-symbol check of libposattn.so (posattn_* only);
 #   3. install to a temporary prefix; tests/consumer built against it with find_package(posattn)
 #      and with pkg-config, by a plain C compiler, and run;
-#   4. posattn-demo (the README's main job) as a smoke test;
+#   4. posattn-demo (the README's main job) as a smoke test; the NCCL ring example compiled;
 #   5. with nvcc: every kernel compiled for sm_80 and sm_90a with a ptxas spill/local-memory
 #      report, the CUDA-enabled library's exports, and the demo against it (no GPU needed), and
 #      posattn-sass's static model of the main instances against bench/sass/baseline.json;
@@ -78,6 +78,21 @@ echo "pkg-config consumer: $(grep -c ' ok$' "$BUILD_ROOT/consumer/pc.out") check
 
 stage "posattn-demo"
 "$BUILD_ROOT/ci/bench/posattn-demo" || stage_failed "a demo check failed"
+
+# docs/examples/ring_attention.c: built by the ci preset when the toolkit's NCCL is found; here
+# also compiled as strict C99 so that warnings fail. It needs >= 2 GPUs to run: never run in CI.
+stage "ring_attention example (NCCL; compiled, not run)"
+nccl_inc="$(dirname "$(ls /usr/local/cuda/include/nccl.h /usr/include/nccl.h 2>/dev/null | head -1)" 2>/dev/null || true)"
+if [ -n "$nccl_inc" ] && [ -f "$nccl_inc/nccl.h" ]; then
+  [ -x "$BUILD_ROOT/ci/docs/examples/posattn_example_ring_attention" ] ||
+    stage_failed "nccl.h is in $nccl_inc but the ci build did not build posattn_example_ring_attention"
+  cc -std=c99 -Wall -Wextra -Werror -fsyntax-only -I "$REPO/include" -I "$nccl_inc" \
+    -I /usr/local/cuda/include "$REPO/docs/examples/ring_attention.c" ||
+    stage_failed "ring_attention.c does not compile cleanly"
+  echo "ring_attention.c compiled against $nccl_inc/nccl.h (not run: needs >= 2 GPUs)"
+else
+  echo "no NCCL (nccl.h) on this machine: ring_attention example skipped"
+fi
 
 if command -v nvcc >/dev/null 2>&1; then
   # Every nvcc target (all tensor-core instances) with -Xptxas -v, then the CUDA-enabled library
