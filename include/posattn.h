@@ -66,7 +66,7 @@ extern "C" {
  * ========================================================================================== */
 
 #define POSATTN_VERSION_MAJOR 0
-#define POSATTN_VERSION_MINOR 1
+#define POSATTN_VERSION_MINOR 2
 #define POSATTN_VERSION_PATCH 0
 /** MAJOR*10000 + MINOR*100 + PATCH. */
 #define POSATTN_VERSION \

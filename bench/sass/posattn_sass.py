@@ -70,7 +70,7 @@ def targets():
     src = open(os.path.join(REPO, "kernels/decode/decode.cu")).read()
     threads = int(re.search(r"constexpr int kThreads = (\d+);", src).group(1))
     out.append(("decode hd128 bf16", f"{OBJ}/decode/cuda_decode.cu.o",
-                "decode_splitIN2pa4bf16ELi128E", {"threads": threads, "smem": None}))
+                "decode_splitINS_7CacheIOIN2pa4bf16EEELi128E", {"threads": threads, "smem": None}))
     return out
 
 
