@@ -158,6 +158,12 @@ double pa_fire_mlp_eval(const posattn_fire_params *fire, int32_t q_heads, int32_
 /* ---- backends ---------------------------------------------------------------------------- */
 /* REF (host/ref.c): workspace bytes and the forward. */
 size_t pa_ref_workspace_size(const pa_problem *p);
+/* The logit of REF (prefill and decode) from dot = q'.k': softmax_scale * dot, softcap, + bias, in
+ * fp64 but with fp32's overflow (posattn.h RANGES): dot and scale * dot beyond FLT_MAX become
+ * +-inf, as in the kernels. A non-finite result poisons the row (NaN RULE). */
+double pa_ref_logit(double dot, double scale, float softcap, double bias);
+/* Writes the NaN RULE's answer for a poisoned row: NaN in out[off .. off + d) and *lse (if any). */
+void pa_ref_poisoned_row(void *out, posattn_dtype dtype, int64_t off, int32_t d, float *lse);
 posattn_status pa_ref_forward(posattn_context *ctx, const pa_problem *p, void *ws, size_t ws_bytes);
 
 /* EMU backend (kernels/emu_backend.cpp): the kernel source run by the SIMT emulator. Always

@@ -5,7 +5,12 @@
  *
  * Per query row: logits s_j = scale * (q'.k'_j) [xPos: pair i weighted by zeta_i^((pq-pk)/base)],
  * softcap, + bias; two-pass softmax with the row maximum subtracted; out = sum p_j v_j / sum p_j,
- * lse = max + log(sum p_j). Inputs are widened exactly, outputs rounded once. */
+ * lse = max + log(sum p_j). Inputs are widened exactly, outputs rounded once.
+ * Non-finite values follow posattn.h's NaN RULE: a row with a non-finite logit (pa_ref_logit,
+ * which applies fp32's overflow like the kernels) or a non-finite value of a visible key (whose
+ * prepared k is then made NaN, so its logit is NaN) gets NaN in every feature and a NaN lse;
+ * masked keys are never read. */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 
@@ -68,6 +73,26 @@ static double xpos_dot(const pa_problem *p, const ref_scratch *sc, const double 
   return dot;
 }
 
+static double f32_overflow(double x) { return fabs(x) > FLT_MAX ? copysign(INFINITY, x) : x; }
+
+double pa_ref_logit(double dot, double scale, float softcap, double bias) {
+  double s = f32_overflow(scale * f32_overflow(dot));
+  if (softcap > 0) s = (double)softcap * tanh(s / (double)softcap);
+  return s + bias;
+}
+
+void pa_ref_poisoned_row(void *out, posattn_dtype dtype, int64_t off, int32_t d, float *lse) {
+  for (int32_t f = 0; f < d; f++) pa_store(out, dtype, off + f, NAN);
+  if (lse) *lse = NAN;
+}
+
+/* Whether row v[0 .. d) holds a NaN or an infinity. */
+static int any_nonfinite(const double *v, int32_t d) {
+  for (int32_t f = 0; f < d; f++)
+    if (!isfinite(v[f])) return 1;
+  return 0;
+}
+
 /* One query row (sequence b, token i, head h) against the prepared keys/values. */
 static void row(const pa_problem *p, const ref_scratch *sc, double attn_factor, int32_t b,
                 int32_t i, int32_t h) {
@@ -78,6 +103,7 @@ static void row(const pa_problem *p, const ref_scratch *sc, double attn_factor, 
   load_row(p, sc, attn_factor, p->q, pa_q_offset(p, p->q, b, i, h), pq, is_rotary(pe), sc->q);
 
   double mx = -INFINITY;
+  int poisoned = 0;
   for (int32_t j = 0; j < lk; j++) {
     if (!pa_visible(p, b, i, j)) {
       sc->s[j] = -INFINITY;
@@ -91,11 +117,16 @@ static void row(const pa_problem *p, const ref_scratch *sc, double attn_factor, 
     } else {
       for (int32_t f = 0; f < d; f++) dot += sc->q[f] * k[f];
     }
-    double s = p->scale * dot;
-    if (desc->softcap > 0) s = (double)desc->softcap * tanh(s / (double)desc->softcap);
-    s += pa_pe_bias_eval(pe, p->hq, h, pq, pk);
+    const double s = pa_ref_logit(dot, p->scale, desc->softcap, pa_pe_bias_eval(pe, p->hq, h, pq, pk));
+    poisoned |= !isfinite(s);
     sc->s[j] = s;
     if (s > mx) mx = s;
+  }
+  const int64_t off = pa_q_offset(p, p->out, b, i, h);
+  float *lse = p->lse ? &p->lse[pa_lse_index(p, b, i, h)] : NULL;
+  if (poisoned) {
+    pa_ref_poisoned_row(p->out->data, p->out->dtype, off, d, lse);
+    return;
   }
 
   for (int32_t f = 0; f < d; f++) sc->acc[f] = 0;
@@ -110,10 +141,9 @@ static void row(const pa_problem *p, const ref_scratch *sc, double attn_factor, 
     }
   }
 
-  const int64_t off = pa_q_offset(p, p->out, b, i, h);
   for (int32_t f = 0; f < d; f++)
     pa_store(p->out->data, p->out->dtype, off + f, sum > 0 ? sc->acc[f] / sum : 0.0);
-  if (p->lse) p->lse[pa_lse_index(p, b, i, h)] = sum > 0 ? (float)(mx + log(sum)) : -INFINITY;
+  if (lse) *lse = sum > 0 ? (float)(mx + log(sum)) : -INFINITY;
 }
 
 posattn_status pa_ref_forward(posattn_context *ctx, const pa_problem *p, void *ws,
@@ -152,6 +182,8 @@ posattn_status pa_ref_forward(posattn_context *ctx, const pa_problem *p, void *w
                  sc.k + (int64_t)j * p->d);
         load_row(p, &sc, attn_factor, p->v, pa_kv_offset(p, p->v, b, j, kh), pk, 0,
                  sc.v + (int64_t)j * p->d);
+        /* a non-finite value poisons the rows that see key j: its logit becomes NaN */
+        if (any_nonfinite(sc.v + (int64_t)j * p->d, p->d)) sc.k[(int64_t)j * p->d] = NAN;
       }
       for (int32_t h = kh * p->group; h < (kh + 1) * p->group; h++)
         for (int32_t i = 0; i < lq; i++) row(p, &sc, attn_factor, b, i, h);

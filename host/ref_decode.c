@@ -6,7 +6,8 @@
  * row maximum subtracted and the sink (if any) as one more term without a value; out rounded
  * once. K is rotated at its position per row (un-rotated caches) rather than cached, so the
  * workspace stays O(max cache length) however long the context. Append widens each new K row,
- * rotates it in fp64 when the cache holds rotated keys, and rounds once to the cache dtype. */
+ * rotates it in fp64 when the cache holds rotated keys, and rounds once to the cache dtype.
+ * Non-finite values follow posattn.h's NaN RULE as in ref.c (pa_ref_logit, pa_ref_poisoned_row). */
 #include <math.h>
 #include <stdint.h>
 
@@ -38,19 +39,28 @@ static void decode_row(const pa_decode_problem *p, const double *inv_freq, doubl
   if (p->rotary_dim) pa_rope_rotate(D->pe.rope.layout, p->rotary_dim, inv_freq, af, pq, q);
 
   double mx = D->sink_logits ? (double)D->sink_logits[h] : -INFINITY;
+  int poisoned = 0;
   for (int32_t j = 0; j < len; j++) {
     s[j] = -INFINITY;
     if (!pa_dec_visible(p, b, t, j)) continue;
     const int64_t pk = pa_dec_kv_pos(p, b, j), off = pa_dec_kv_offset(p, b, j, hk);
+    for (int32_t f = 0; f < d; f++) poisoned |= !isfinite(pa_load(c->v_pages, c->dtype, off + f));
     for (int32_t f = 0; f < d; f++) k[f] = pa_load(c->k_pages, c->dtype, off + f);
     if (p->rotate_k) pa_rope_rotate(D->pe.rope.layout, p->rotary_dim, inv_freq, af, pk, k);
     double dot = 0;
     for (int32_t f = 0; f < d; f++) dot += q[f] * k[f];
-    double sc = p->scale * dot;
-    if (D->softcap > 0) sc = (double)D->softcap * tanh(sc / (double)D->softcap);
-    sc += pa_pe_bias_eval(&D->pe, p->hq, h, pq, pk);
+    const double sc =
+        pa_ref_logit(dot, p->scale, D->softcap, pa_pe_bias_eval(&D->pe, p->hq, h, pq, pk));
+    poisoned |= !isfinite(sc);
     s[j] = sc;
     if (sc > mx) mx = sc;
+  }
+  const int64_t ooff = (int64_t)b * p->out->stride_batch + (int64_t)t * p->out->stride_seq +
+                       (int64_t)h * p->out->stride_head;
+  float *lse = p->lse ? &p->lse[((int64_t)b * p->hq + h) * p->n + t] : NULL;
+  if (poisoned) {
+    pa_ref_poisoned_row(p->out->data, p->out->dtype, ooff, d, lse);
+    return;
   }
 
   for (int32_t f = 0; f < d; f++) acc[f] = 0;
@@ -65,12 +75,9 @@ static void decode_row(const pa_decode_problem *p, const double *inv_freq, doubl
       for (int32_t f = 0; f < d; f++) acc[f] += w * pa_load(c->v_pages, c->dtype, off + f);
     }
   }
-  const int64_t ooff = (int64_t)b * p->out->stride_batch + (int64_t)t * p->out->stride_seq +
-                       (int64_t)h * p->out->stride_head;
   for (int32_t f = 0; f < d; f++)
     pa_store(p->out->data, p->out->dtype, ooff + f, sum > 0 ? acc[f] / sum : 0.0);
-  if (p->lse)
-    p->lse[((int64_t)b * p->hq + h) * p->n + t] = sum > 0 ? (float)(mx + log(sum)) : -INFINITY;
+  if (lse) *lse = sum > 0 ? (float)(mx + log(sum)) : -INFINITY;
 }
 
 posattn_status pa_ref_decode(posattn_context *ctx, const pa_decode_problem *p, void *ws,

@@ -187,10 +187,11 @@ typedef enum posattn_angle_mode {
 typedef struct posattn_context posattn_context;
 
 /** Creates a context for `backend`.
- *  - `device`: CUDA device ordinal for POSATTN_BACKEND_CUDA (and AUTO when it picks CUDA); ignored
- *    otherwise. Must be >= 0.
+ *  - `device`: CUDA device ordinal for POSATTN_BACKEND_CUDA (and AUTO when it picks CUDA). Must
+ *    be >= 0 on every backend (INVALID_ARGUMENT otherwise); REF and EMU ignore its value.
  *  - `*out` receives the context, or NULL on failure.
- *  Errors: NULL_POINTER (out), BAD_ENUM (backend), BACKEND_UNAVAILABLE (backend not built in or
+ *  Errors: NULL_POINTER (out), BAD_ENUM (backend), INVALID_ARGUMENT (device < 0),
+ *  BACKEND_UNAVAILABLE (backend not built in or
  *  not implemented yet; posattn_backend_available() gives the reason), NO_DEVICE, ALLOC_FAILED.
  *  Synchronous. Thread-safe. */
 POSATTN_API posattn_status posattn_context_create(posattn_backend backend, int device,
@@ -347,7 +348,8 @@ POSATTN_API void posattn_pe_init(posattn_pe *pe);
  *   causal:          j <= i'
  *   sliding window:  i' - window_left <= j <= i' + window_right (negative = unbounded side)
  *   documents:       doc(i) == doc(j), or j < num_anchor_tokens (anchor visible to everyone)
- * A query that sees no key gets output 0 and lse -inf (never NaN).
+ * A query that sees no key gets output 0 and lse -inf; non-finite inputs follow the NaN RULE
+ * below, parameter and data ranges the RANGES below.
  *
  * Logit: s = softmax_scale * (q'.k')   (q', k' = RoPE/xPos-transformed when kind says so)
  *        if softcap > 0: s = softcap * tanh(s / softcap)
@@ -373,11 +375,13 @@ typedef struct posattn_attention_desc {
   const int32_t *kv_positions;
 
   int32_t causal;        /**< 0 or 1 (bottom-right aligned) */
-  int32_t window_left;   /**< sliding window: keys at most window_left before i'; -1 = unbounded */
-  int32_t window_right;  /**< keys at most window_right after i'; -1 = unbounded */
+  int32_t window_left;   /**< sliding window: keys at most window_left before i'; -1 = unbounded;
+                              any value up to INT32_MAX (a window wider than the sequence is
+                              unbounded in effect) */
+  int32_t window_right;  /**< keys at most window_right after i'; -1 = unbounded; as window_left */
   float softcap;         /**< 0 = off; > 0: s = softcap*tanh(s/softcap). Negative or non-finite:
                               INVALID_ARGUMENT */
-  float softmax_scale;   /**< 0 = default 1/sqrt(head_dim); else finite and > 0 */
+  float softmax_scale;   /**< 0 = default 1/sqrt(head_dim); else finite, > 0 and <= 1e30 */
 
   /** Packed documents with shared anchor tokens (AnchorAttention). Requires self-attention
    *  (q_len == kv_len, identical cu_seqlens). doc_ids: NULL = off, else one int32 per token
@@ -390,6 +394,37 @@ typedef struct posattn_attention_desc {
 
   posattn_pe pe; /**< positional encoding; default NONE */
 } posattn_attention_desc;
+
+/* NaN RULE (every backend: REF, EMU, CUDA; prefill and decode). A row is one (query token, q
+ * head); its logits are those of the keys it sees by the visibility rules above. The row is
+ * POISONED when one of its logits is not finite (a NaN or infinite element of q, or of a visible
+ * key's k, normally makes it so -- softcap bounds +-inf to +-softcap; so does an fp32 overflow,
+ * see RANGES) or when an element of a visible key's v is not finite. A poisoned row gets NaN in
+ * every output feature and a NaN lse. Every other row is computed as if the non-finite values
+ * did not exist: a NaN or inf in the k or v of a key a row cannot see (a future key under causal
+ * masking, a key outside the window, another document, another sequence or batch item) never
+ * reaches it. Output 0 with lse -inf means "sees no key" and nothing else (a row that sees no key
+ * is never poisoned, whatever its q). Decode: the same per (sequence, query token, head); the
+ * sink is validated finite (BAD_PE_PARAMS otherwise).
+ * How the kernels keep it (cost measured in docs/reliability.md): masked logits are exact
+ * -inf, so their weights are exactly 0; a weight of 0 times a NaN/inf value is still NaN, so a
+ * non-finite v element of a key that some row of a tile cannot see is replaced by 0 where the
+ * tile is staged and, in the same place, that key's k is made NaN, which poisons exactly the
+ * rows that see the key.
+ *
+ * RANGES. The kernels compute in fp32 (REF in fp64). Validation rejects parameters whose fp32
+ * form would overflow, with a message giving the supported range: softmax_scale <= 1e30
+ * (INVALID_ARGUMENT); RoPE/xPos attention_factor, given or the method's default, <= 16; every
+ * scaled RoPE inverse frequency <= 2^20 rad per position (e.g. a LINEAR or YaRN factor >=
+ * 2^-20, INV_FREQ entries); xpos.scale_base >= 1, and the largest xPos weight
+ * zeta_i^((pq - pk)/scale_base) the call can reach <= 2^64 (only keys after their query make
+ * it > 1: causal masking with default positions never does); FIRE 2^-64 <= |c| <= 2^64 and
+ * L <= 2^64 (all BAD_PE_PARAMS). Data: the kernels form q'.k' and softmax_scale * (q'.k') in
+ * fp32; a value beyond FLT_MAX becomes +-inf (e.g. q and k elements of 3e19 in bf16), and REF
+ * applies the same fp32 overflow to its fp64 values, so such a row is poisoned on every backend
+ * unless softcap bounds it. Logits of magnitude in [2^127, FLT_MAX], and value sums
+ * sum_j p_j v_j beyond FLT_MAX (v elements near the fp32 limit), are outside the supported
+ * range: backends may disagree there. */
 
 /** Sets every field to its default: sizes 0 (must be set), dense, no positions, non-causal,
  *  windows -1, softcap 0, softmax_scale 0 (= 1/sqrt(head_dim)), no documents, pe NONE with
@@ -410,7 +445,8 @@ POSATTN_API posattn_status posattn_supported(posattn_context *ctx,
                                              posattn_dtype in_dtype, posattn_dtype out_dtype);
 
 /** Bytes of workspace posattn_forward() needs for `desc` (0 is possible; then workspace may be
- *  NULL). Same validation as forward on the descriptor. Synchronous. */
+ *  NULL). Same validation as forward on the descriptor; BAD_SIZE when the size does not fit in
+ *  size_t. Synchronous. */
 POSATTN_API posattn_status posattn_workspace_size(posattn_context *ctx,
                                                   const posattn_attention_desc *desc,
                                                   posattn_dtype in_dtype, posattn_dtype out_dtype,
@@ -548,19 +584,22 @@ typedef struct posattn_decode_desc {
   int32_t head_dim;       /**< must equal the cache's head_dim */
   int32_t num_q_tokens;   /**< new query tokens per sequence, 1..8 (speculative decoding) */
   const int32_t *cache_lens;  /**< [batch] cached tokens of each sequence (new ones included),
-                                   0 <= L <= max_pages_per_seq * page_size; 0 allowed */
+                                   0 <= L <= max_pages_per_seq * page_size; 0 allowed;
+                                   BAD_SEQLENS otherwise */
   const int32_t *block_table; /**< [batch][max_pages_per_seq] page indices; entries of pages
                                    0 .. ceil(L/page_size)-1 must be in [0, num_pages), the rest
                                    are not read */
-  int32_t max_pages_per_seq;  /**< row length of block_table (and of kv_positions / page_size) */
+  int32_t max_pages_per_seq;  /**< row length of block_table (and of kv_positions / page_size);
+                                   max_pages_per_seq * page_size < 2^31 (BAD_SIZE) */
   const int32_t *q_positions;  /**< [batch][num_q_tokens] in [0, 2^30); NULL = L - n + t */
   const int32_t *kv_positions; /**< [batch][max_pages_per_seq * page_size], entries j < L in
                                     [0, 2^30); NULL = j */
   int32_t causal;         /**< 0 or 1 (query t sees j <= L - n + t) */
   int32_t window_left;    /**< -1 = unbounded; else also j >= L - n + t - window_left */
   float softcap;          /**< 0 = off, else finite and > 0 */
-  float softmax_scale;    /**< 0 = 1/sqrt(head_dim), else finite and > 0 */
-  const float *sink_logits; /**< [q_heads] finite per-head sink logits; NULL = no sink */
+  float softmax_scale;    /**< 0 = 1/sqrt(head_dim), else finite, > 0 and <= 1e30 */
+  const float *sink_logits; /**< [q_heads] finite per-head sink logits (BAD_PE_PARAMS
+                                 otherwise); NULL = no sink */
   /** KV splits (flash-decoding): each sequence's cache is cut into num_splits ranges of whole
    *  pages processed in parallel and merged through their LSE. 0 = the library chooses from the
    *  problem; 1..256 = forced (more splits than pages is allowed: the extra ranges are empty). */

@@ -14,11 +14,17 @@
 //                   cache holds rotated keys.
 // Positional encodings enter through kernels/pe/ (rope.cuh, bias.cuh) on the pa_prefill_params
 // embedded in the parameters; masks follow posattn_decode_desc (bottom-right causal, left window).
+// Non-finite values (posattn.h NaN RULE): the P V loop multiplies every staged value by its row's
+// weight, 0 for masked keys, and 0 * NaN = NaN would reach the earlier speculative tokens that do
+// not see a key. So a non-finite V element is staged as 0 and the same element of that key's K as
+// NaN: exactly the rows that see the key get a NaN logit. Logits go through logit_or_nan, NaN
+// logits reach the row sum, and the combine keeps a NaN split LSE (max_nan).
 #ifndef POSATTN_DECODE_CU
 #define POSATTN_DECODE_CU
 
 #include "decode/params.h"
 #include "pe/bias.cuh"
+#include "pe/mask.cuh"
 #include "pe/rope.cuh"
 
 namespace pa_decode {
@@ -125,9 +131,10 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
   const int split_tokens = p.split_pages * p.page_size;
   int lo = int(pa::min(int64_t(split) * split_tokens, int64_t(len)));
   const int hi = int(pa::min(int64_t(lo) + split_tokens, int64_t(len)));
-  if (p.window_left >= 0) lo = pa::max(lo, len - p.n - p.window_left);
+  if (p.window_left >= 0)  // windows up to INT32_MAX: int64
+    lo = int(pa::min(pa::max(int64_t(lo), int64_t(len) - p.n - p.window_left), int64_t(hi)));
 
-  for (int kt = lo; kt < hi; kt += T) {
+  for (int kt = lo; kt < hi; kt = hi - kt > T ? kt + T : hi) {  // kt + T may pass INT32_MAX
     const int kn = pa::min(T, hi - kt);
     // Gather K and V rows through the block table (fp32, zero padded).
     for (int e = tid; e < T * dr; e += kThreads) {
@@ -140,6 +147,10 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
                             int64_t(hk) * p.stride_head + c;
         kv = pa::to_float(Tc(pa::ptr_cast<const Tc>(p.k_pages)[off]));
         vv = pa::to_float(Tc(pa::ptr_cast<const Tc>(p.v_pages)[off]));
+        if (!pa_pe::is_finite(vv)) {  // poisons the rows that see token j, no other
+          kv = NAN;
+          vv = 0.f;
+        }
       }
       ks[e] = kv;
       vs[e] = vv;
@@ -157,8 +168,7 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
       const int r = e / T, jj = e % T;
       float s = -INFINITY;
       const int j = kt + jj, ia = len - p.n + row_token(r);
-      const bool vis = r < rows && jj < kn && !(p.causal && j > ia) &&
-                       !(p.window_left >= 0 && j < ia - p.window_left);
+      const bool vis = r < rows && jj < kn && pa_pe::in_window(ia, j, p.causal, p.window_left, -1);
       if (vis) {
         const pa::sptr<const float> qrow = qs + r * dr, krow = ks + jj * dr;
         float dot = 0.f;
@@ -171,7 +181,7 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
           dot = fmaf(qq.w, kk.w, dot);
         }
         s = pa_pe::apply_softcap(p.pe, dot * p.pe.scale);
-        s += pa_pe::BiasAny(p.pe, row_head(r), qpos[r])(kpos[jj]);
+        s = pa_pe::logit_or_nan(s + pa_pe::BiasAny(p.pe, row_head(r), qpos[r])(kpos[jj]));
       }
       ss[e] = s;
     }
@@ -181,18 +191,17 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
     for (int r = tid; r < kRows; r += kThreads) {
       float mt = -INFINITY;
       for (int jj = 0; jj < T; ++jj) mt = fmaxf(mt, ss[r * T + jj]);
-      const float m_old = ms[r], m_new = fmaxf(m_old, mt);
-      float corr = 1.f, sum = 0.f;
-      if (m_new > -INFINITY) {
-        corr = expf(m_old - m_new);  // 0 while nothing was seen (m_old = -inf)
-        for (int jj = 0; jj < T; ++jj) {
-          const float s = ss[r * T + jj];
-          const float w = s == -INFINITY ? 0.f : expf(s - m_new);
-          ss[r * T + jj] = w;
-          sum += w;
-        }
-      } else {
-        for (int jj = 0; jj < T; ++jj) ss[r * T + jj] = 0.f;
+      const float m_old = ms[r], m_new = fmaxf(m_old, mt);  // NaN logits reach the sum below
+      // While nothing is visible m_new is -inf; subtracting 0 then keeps exp at 0 for masked keys
+      // (and NaN for NaN logits) instead of computing -inf - (-inf).
+      const float base = m_new == -INFINITY ? 0.f : m_new;
+      const float corr = expf(m_old - base);  // 0 while nothing was seen (m_old = -inf)
+      float sum = 0.f;
+      for (int jj = 0; jj < T; ++jj) {
+        const float s = ss[r * T + jj];
+        const float w = s == -INFINITY ? 0.f : expf(s - base);
+        ss[r * T + jj] = w;
+        sum += w;
       }
       ls[r] = ls[r] * corr + sum;
       ms[r] = m_new;
@@ -217,8 +226,8 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
     if (r >= rows || c >= d) continue;
     const int64_t row = ((int64_t(split) * p.batch + b) * p.n + row_token(r)) * p.hq + row_head(r);
     const float l = ls[r];
-    p.part_o[row * d + c] = l > 0.f ? acc[k] / l : 0.f;
-    if (c == 0) p.part_lse[row] = l > 0.f ? ms[r] + logf(l) : -INFINITY;
+    p.part_o[row * d + c] = l == 0.f ? 0.f : acc[k] / l;  // l is 0 only when nothing is visible
+    if (c == 0) p.part_lse[row] = l == 0.f ? -INFINITY : ms[r] + logf(l);
   }
 }
 
@@ -230,23 +239,23 @@ __global__ void __launch_bounds__(kThreads) decode_combine(const pa_decode_param
   const int64_t row0 = (int64_t(b) * p.n + t) * p.hq + h;
   const bool sink = bool(p.sinks);
   float M = sink ? float(p.sinks[h]) : -INFINITY;
-  for (int s = 0; s < p.num_splits; ++s) M = fmaxf(M, float(p.part_lse[s * per_split + row0]));
+  for (int s = 0; s < p.num_splits; ++s) M = pa_pe::max_nan(M, float(p.part_lse[s * per_split + row0]));
   float L = 0.f;
-  if (M > -INFINITY) {
+  if (M != -INFINITY) {  // NaN: a poisoned row, which stays NaN
     for (int s = 0; s < p.num_splits; ++s) L += expf(p.part_lse[s * per_split + row0] - M);
     if (sink) L += expf(p.sinks[h] - M);
   }
   const int64_t obase = int64_t(b) * p.o_sb + int64_t(t) * p.o_ss + int64_t(h) * p.o_sh;
   for (int c = int(threadIdx.x); c < p.d; c += kThreads) {
     float o = 0.f;
-    if (L > 0.f)
+    if (L != 0.f)
       for (int s = 0; s < p.num_splits; ++s) {
         const float w = expf(p.part_lse[s * per_split + row0] - M) / L;
-        if (w > 0.f) o = fmaf(w, p.part_o[(s * per_split + row0) * p.d + c], o);
+        if (w != 0.f) o = fmaf(w, p.part_o[(s * per_split + row0) * p.d + c], o);  // empty splits: w = 0
       }
     store_any(p.out, p.out_dtype, obase + c, o);
   }
-  if (p.lse && threadIdx.x == 0) p.lse[(int64_t(b) * p.hq + h) * p.n + t] = L > 0.f ? M + logf(L) : -INFINITY;
+  if (p.lse && threadIdx.x == 0) p.lse[(int64_t(b) * p.hq + h) * p.n + t] = L == 0.f ? -INFINITY : M + logf(L);
 }
 
 // One block per (new token, sequence); threads over (head, feature).

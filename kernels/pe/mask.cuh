@@ -9,12 +9,38 @@
 //                                non-decreasing inside a sequence), so tile ranges of doc ids
 //                                decide it from four loads: a KV tile outside the query tile's
 //                                documents is skipped unless it holds anchor tokens. No dense mask.
+//
+// Overflow: windows may be anything up to INT32_MAX (-1 = unbounded). The per-element rule
+// compares the DISTANCE j - i' with the window, never i' +- window: with i' in [Lk - Lq, Lk) and
+// j in [0, Lk) the distance lies in (-Lk, Lq) and cannot wrap; the tile bounds, computed once per
+// block or tile, use int64.
+//
+// Non-finite values (posattn.h, NaN RULE): logit_or_nan() turns +-inf logits into NaN so that a
+// visible infinite logit can never pass for a masked one (-inf); max_nan() is a row maximum that
+// keeps NaN (fmaxf drops it).
 #ifndef POSATTN_PE_MASK_CUH
 #define POSATTN_PE_MASK_CUH
 
 #include "prefill/params.h"
 
 namespace pa_pe {
+
+// x for finite x, NaN for +-inf and NaN (x * 0 is NaN exactly then; one FFMA).
+PA_DEVICE float logit_or_nan(float x) { return fmaf(x, 0.f, x); }
+// Whether x is neither an infinity nor a NaN.
+PA_DEVICE bool is_finite(float x) { return fabsf(x) < INFINITY; }
+// max(a, b), NaN when either is NaN.
+PA_DEVICE float max_nan(float a, float b) { return a != a || b != b ? a + b : fmaxf(a, b); }
+
+// Whether key j is inside the causal / window limits of aligned query position ia (j - ia is in
+// (-Lk, Lq), see above). Shared by prefill and decode.
+PA_DEVICE bool in_window(int ia, int j, int causal, int window_left, int window_right) {
+  const int rel = j - ia;
+  if (causal && rel > 0) return false;
+  if (window_left >= 0 && -rel > window_left) return false;
+  if (window_right >= 0 && rel > window_right) return false;
+  return true;
+}
 
 // One sequence b of the batch: where its tokens are, its lengths, positions and documents.
 struct Seq {
@@ -60,22 +86,20 @@ struct Seq {
 
   // The per-element rule; doc_i = q_doc(i), hoisted by the caller.
   PA_DEVICE bool visible(int i, int j, int32_t doc_i) const {
-    const int ia = i + shift;
-    if (p->causal && j > ia) return false;
-    if (p->window_left >= 0 && j < ia - p->window_left) return false;
-    if (p->window_right >= 0 && j > ia + p->window_right) return false;
+    if (!in_window(i + shift, j, p->causal, p->window_left, p->window_right)) return false;
     if (p->doc_ids && j >= p->num_anchor && kv_doc(j) != doc_i) return false;
     return true;
   }
 
   // Keys [lo, hi) that rows [i0, i1) (non-empty, inside the sequence) may see by causal/window.
   PA_DEVICE void kv_bounds(int i0, int i1, int &lo, int &hi) const {
-    lo = 0;
-    hi = Lk;
-    if (p->window_left >= 0) lo = pa::max(lo, i0 + shift - p->window_left);
-    if (p->causal) hi = pa::min(hi, i1 - 1 + shift + 1);
-    if (p->window_right >= 0) hi = pa::min(hi, i1 - 1 + shift + p->window_right + 1);
-    if (hi < lo) hi = lo;
+    int64_t l = 0, h = Lk;
+    const int64_t first = int64_t(i0) + shift, last = int64_t(i1) - 1 + shift;
+    if (p->window_left >= 0) l = pa::max(l, first - p->window_left);
+    if (p->causal) h = pa::min(h, last + 1);
+    if (p->window_right >= 0) h = pa::min(h, last + p->window_right + 1);
+    lo = int(pa::min(l, int64_t(Lk)));
+    hi = int(pa::max(h, int64_t(lo)));
   }
 
   // Whether keys [j0, j1) may be visible to rows [i0, i1) as far as documents go.

@@ -20,6 +20,17 @@
 // 8-way conflict. Chunk c of row r is therefore stored at chunk c ^ (r % 8): the 8 rows of every
 // ldmatrix phase land on 8 different 16-byte bank groups, and 16-byte cp.async writes stay whole.
 //
+// Non-finite values (posattn.h NaN RULE). Logits are passed through logit_or_nan (+-inf -> NaN),
+// masked ones are exact -inf, so a row's weights see every NaN of its own logits. Weights of masked
+// keys are 0, but on tensor cores 0 * NaN = NaN: a non-finite V element of a key that some rows of
+// the tile cannot see would reach them through P V. On tiles with masked elements (the only ones
+// where a row may not see a key of the tile) isolate_nonfinite_v therefore replaces such an element
+// by 0 and makes one K element of that key NaN, so that exactly the rows that see the key get a NaN
+// logit. On wholly visible tiles every row sees every key and a non-finite V element makes the
+// accumulators non-finite directly; the epilogue turns any non-finite accumulator of a row into a
+// NaN row and LSE. Cost (SASS, docs/reliability.md): one FFMA per logit, the V scan on masked tiles
+// only, a few dozen instructions per block in the epilogue.
+//
 // Policies (kernels/pe/*.cuh) enter at three points: Pe::transform (q/k pairs in fp32), Pe::bias
 // (added to the fp32 logit), and the Mask (key ranges per query tile for tile skipping, and the
 // per-element rule on tiles that are not wholly visible).
@@ -184,14 +195,44 @@ PA_DEVICE void transform_tile(pa::sptr<Tin> t, const Xf &xf, int rows, bool is_q
 PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, int j1) {
   const pa_prefill_params &p = *sq.p;
   if (j1 > sq.Lk) return false;
-  if (p.causal && j1 - 1 > i0 + sq.shift) return false;
-  if (p.window_left >= 0 && j0 < i1 - 1 + sq.shift - p.window_left) return false;
-  if (p.window_right >= 0 && j1 - 1 > i0 + sq.shift + p.window_right) return false;
+  if (p.causal && j1 - 1 > i0 + sq.shift) return false;  // i0 + shift < Lk: no overflow
+  // windows up to INT32_MAX: the window comparisons in int64
+  if (p.window_left >= 0 && j0 < int64_t(i1) - 1 + sq.shift - p.window_left) return false;
+  if (p.window_right >= 0 && j1 - 1 > int64_t(i0) + sq.shift + p.window_right) return false;
   if (p.doc_ids && j1 > p.num_anchor) {
     const int32_t d = sq.q_doc(i0);
     if (sq.q_doc(i1 - 1) != d || sq.kv_doc(j0) != d || sq.kv_doc(j1 - 1) != d) return false;
   }
   return true;
+}
+
+// Exponent bits of the 16-bit type: all set = infinity or NaN.
+template <class Tin>
+constexpr uint32_t kExpBits = std::is_same<Tin, pa::bf16>::value ? 0x7f80u : 0x7c00u;
+// Whether either 16-bit element of w is an infinity or a NaN.
+template <class Tin>
+PA_DEVICE bool nonfinite_pair(uint32_t w) {
+  constexpr uint32_t e = kExpBits<Tin>;
+  return (w & e) == e || ((w >> 16) & e) == e;
+}
+
+// See the file comment: on a tile with masked elements, each non-finite V element becomes 0 and
+// the first K element of its 16-byte chunk becomes NaN. Each thread owns whole chunks (the same
+// swizzled offsets in K and V), so no element is written by two threads.
+template <int D, int kRows, int kThreads, class Tin>
+PA_DEVICE void isolate_nonfinite_v(pa::sptr<Tin> k, pa::sptr<Tin> v, int tid) {
+  constexpr int kChunks = D / 8;
+  PA_UNROLL
+  for (int e = tid; e < kRows * kChunks; e += kThreads) {
+    const int at = swz<D>(e / kChunks, (e % kChunks) * 8);
+    const uint4 w = pa::load(pa::ptr_cast<const uint4>(v + at));
+    if (!(nonfinite_pair<Tin>(w.x) || nonfinite_pair<Tin>(w.y) || nonfinite_pair<Tin>(w.z) ||
+          nonfinite_pair<Tin>(w.w)))
+      continue;
+    for (int x = 0; x < 8; ++x)
+      if ((Tin(*(v + at + x)).bits & kExpBits<Tin>) == kExpBits<Tin>) *(v + at + x) = Tin{0};
+    *(k + at) = pa::from_float<Tin>(NAN);
+  }
 }
 
 PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
@@ -235,7 +276,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
   // the anchor tiles plus one run of tiles). Every thread computes the same sequence.
   int lo, hi;
   sq.kv_bounds(qt0, qt1, lo, hi);
-  const int t_end = hi > lo ? (hi + kBc - 1) / kBc : 0;
+  const int t_end = hi > lo ? hi / kBc + (hi % kBc != 0) : 0;  // hi + kBc - 1 may overflow
   auto next_tile = [&](int t) {
     while (t < t_end && !sq.tile_has_docs(qt0, qt1, t * kBc, pa::min((t + 1) * kBc, sq.Lk))) ++t;
     return t;
@@ -310,6 +351,11 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
                                   [&](int r) { return sq.kv_pos(j0 + r); }, tid);
       __syncthreads();
     }
+    const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);  // uniform over the block
+    if (masked) {
+      isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
+      __syncthreads();
+    }
 
     // ---- S = Q K^T ----
     float s[kNA][4];
@@ -331,7 +377,6 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
 
     // ---- logits in log2 units: scale, softcap, bias, mask ----
     // Element (a, e) is row i0 (e < 2) or i1, key j0 + 8a + 2*t4 + (e & 1).
-    const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
     PA_UNROLL
     for (int a = 0; a < kNA; ++a) {
       PA_UNROLL
@@ -345,6 +390,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
           if (kBias && j < sq.Lk) logit += e < 2 ? bias0(sq.kv_pos(j)) : bias1(sq.kv_pos(j));
           x = logit * kLog2e;
         }
+        x = pa_pe::logit_or_nan(x);
         if (masked && (j >= sq.Lk || i >= sq.Lq || !sq.visible(i, j, e < 2 ? doc0 : doc1)))
           x = -INFINITY;
         s[a][e] = x;
@@ -411,12 +457,26 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
   l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
   l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
+  // A non-finite accumulator poisons its whole row (NaN RULE): o * 0 is 0 for finite o and NaN
+  // otherwise, summed over the row's 4 lanes into l.
+  float bad0 = 0.f, bad1 = 0.f;
+  PA_UNROLL
+  for (int a = 0; a < kDA; ++a) {
+    bad0 = fmaf(o[a][0], 0.f, fmaf(o[a][1], 0.f, bad0));
+    bad1 = fmaf(o[a][2], 0.f, fmaf(o[a][3], 0.f, bad1));
+  }
+  bad0 += __shfl_xor_sync(0xffffffffu, bad0, 1);
+  bad0 += __shfl_xor_sync(0xffffffffu, bad0, 2);
+  bad1 += __shfl_xor_sync(0xffffffffu, bad1, 1);
+  bad1 += __shfl_xor_sync(0xffffffffu, bad1, 2);
+  l0 += bad0;
+  l1 += bad1;
   PA_UNROLL
   for (int rr = 0; rr < 2; ++rr) {
     const int i = rr ? i1 : i0;
     if (i >= sq.Lq) continue;
     const float l = rr ? l1 : l0, m = rr ? m1 : m0;
-    const float inv = l > 0.f ? 1.f / l : 0.f;  // no visible key: output 0
+    const float inv = l == 0.f ? 0.f : 1.f / l;  // no visible key: output 0; NaN l: NaN row
     const int64_t orow = sq.q_off(i, h, p.o_sb, p.o_ss, p.o_sh);
     PA_UNROLL
     for (int a = 0; a < kDA; ++a) {
@@ -424,7 +484,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
       store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4 + 1, o[a][2 * rr + 1] * inv);
     }
     if (p.lse && t4 == 0)
-      p.lse[sq.lse_index(i, h)] = l > 0.f ? (m + log2f(l)) * 0.6931471805599453f : -INFINITY;
+      p.lse[sq.lse_index(i, h)] = l == 0.f ? -INFINITY : (m + log2f(l)) * 0.6931471805599453f;
   }
 }
 
@@ -433,7 +493,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
 template <int D, class Tin, int PeKind>
 pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   using T = Traits<D>;
-  const dim3 grid(unsigned((p.q_len + T::kBr - 1) / T::kBr), unsigned(p.hq), unsigned(p.batch));
+  const dim3 grid(unsigned(p.q_len / T::kBr + (p.q_len % T::kBr != 0)), unsigned(p.hq),
+                  unsigned(p.batch));
   return pa::launch("prefill_mma", prefill_mma<D, Tin, PeKind>, grid, dim3(Check<T>::kThreads),
                     smem_bytes<D>(), stream, p);
 }

@@ -11,6 +11,9 @@
 // Positional encodings enter through the policies of kernels/pe/: transform (rope.cuh), the
 // xPos per-pair weight (xpos.cuh, score side: cannot overflow for pk <= pq), bias (bias.cuh),
 // mask (mask.cuh). Output in any dtype; LSE natural log; a row that sees no key gets 0 and -inf.
+// Non-finite values (posattn.h NaN RULE): masked keys are skipped, never multiplied by 0; a
+// non-finite V element is staged as 0 with the same element of that key's K staged as NaN, so
+// exactly the rows that see the key get a NaN logit, and NaN logits reach the row's sum (max_nan).
 //
 // Registers: DMAX = 256 keeps 512 floats per thread, which spills on a GPU; this kernel is the
 // baseline, the tensor-core kernel is the fast path for the common head dims.
@@ -71,7 +74,9 @@ __global__ void __launch_bounds__(kSimtRows) prefill_simt(const pa_prefill_param
 
   int lo, hi;
   seq.kv_bounds(i0, i1, lo, hi);
-  for (int kt = lo - lo % kSimtKeys; kt < hi; kt += kSimtKeys) {
+  const int t_end = hi / kSimtKeys + (hi % kSimtKeys != 0);  // tile indices: kt never passes hi
+  for (int t = lo / kSimtKeys; t < t_end; ++t) {
+    const int kt = t * kSimtKeys;
     const int kn = pa::min(kSimtKeys, seq.Lk - kt);
     if (!seq.tile_has_docs(i0, i1, kt, kt + kn)) continue;  // uniform over the block
 
@@ -82,6 +87,10 @@ __global__ void __launch_bounds__(kSimtRows) prefill_simt(const pa_prefill_param
       if (jj < kn && c < d) {
         kv = pa::to_float(Tin(kg[seq.kv_off(j, hk, p.k_sb, p.k_ss, p.k_sh) + c]));
         vv = pa::to_float(Tin(vg[seq.kv_off(j, hk, p.v_sb, p.v_ss, p.v_sh) + c]));
+        if (!pa_pe::is_finite(vv)) {  // poisons the rows that see key j, no other
+          kv = NAN;
+          vv = 0.f;
+        }
       }
       ks[e] = kv;
       vs[e] = vv;
@@ -111,10 +120,7 @@ __global__ void __launch_bounds__(kSimtRows) prefill_simt(const pa_prefill_param
       for (int jj = 0; jj < kn; ++jj) {
         s[jj] = -INFINITY;
         const int j = kt + jj;
-        const int ia = i + seq.shift;
-        if (p.causal && j > ia) continue;
-        if (p.window_left >= 0 && j < ia - p.window_left) continue;
-        if (p.window_right >= 0 && j > ia + p.window_right) continue;
+        if (!pa_pe::in_window(i + seq.shift, j, p.causal, p.window_left, p.window_right)) continue;
         if (p.doc_ids && j >= p.num_anchor && kdoc[jj] != doc_i) continue;
         const pa::sptr<const float> krow = ks + jj * dr;
         float dot = 0.f;
@@ -136,12 +142,12 @@ __global__ void __launch_bounds__(kSimtRows) prefill_simt(const pa_prefill_param
           }
         }
         float sc = pa_pe::apply_softcap(p, dot * p.scale);
-        sc += bias(kpos[jj]);
+        sc = pa_pe::logit_or_nan(sc + bias(kpos[jj]));
         s[jj] = sc;
-        tile_max = fmaxf(tile_max, sc);
+        tile_max = pa_pe::max_nan(tile_max, sc);
       }
-      if (tile_max > -INFINITY) {
-        const float m_new = fmaxf(m, tile_max);
+      if (tile_max != -INFINITY) {  // some key visible (NaN: a poisoned row, which stays NaN)
+        const float m_new = pa_pe::max_nan(m, tile_max);
         const float corr = expf(m - m_new);  // 0 on the first visible tile (m = -inf)
         l *= corr;
         for (int c = 0; c < dr; ++c) acc[c] *= corr;
@@ -166,14 +172,14 @@ __global__ void __launch_bounds__(kSimtRows) prefill_simt(const pa_prefill_param
 
   if (!has_row) return;
   const pa::gptr<Tout> orow = pa::ptr_cast<Tout>(p.out) + seq.q_off(i, h, p.o_sb, p.o_ss, p.o_sh);
-  const float inv = l > 0.f ? 1.f / l : 0.f;
+  const float inv = l == 0.f ? 0.f : 1.f / l;  // l is 0 only when no key is visible
   for (int c = 0; c < d; ++c) orow[c] = pa::from_float<Tout>(acc[c] * inv);
-  if (p.lse) p.lse[seq.lse_index(i, h)] = l > 0.f ? m + logf(l) : -INFINITY;
+  if (p.lse) p.lse[seq.lse_index(i, h)] = l == 0.f ? -INFINITY : m + logf(l);
 }
 
 template <class Tin, class Tout, int DMAX>
 pa::launch_status simt_launch_dim(const pa_prefill_params &p, void *stream) {
-  const unsigned tiles = unsigned((p.q_len + kSimtRows - 1) / kSimtRows);
+  const unsigned tiles = unsigned(p.q_len / kSimtRows + (p.q_len % kSimtRows != 0));
   return pa::launch("prefill_simt", prefill_simt<Tin, Tout, DMAX>,
                     dim3(tiles, unsigned(p.hq), unsigned(p.batch)), dim3(kSimtRows),
                     simt_smem_bytes(p.d), stream, p);
