@@ -39,7 +39,8 @@ struct Problem {
   posattn_tensor tq{};
   posattn_dtype q_dt = POSATTN_DTYPE_F32, out_dt = POSATTN_DTYPE_F32;
   double amp = 1;
-  bool moderate = true;
+  bool moderate = true;      // EMU must agree with REF within the target's bound
+  bool finite_range = true;  // amplitude not raw: no logit can reach the fp32 limit
   int64_t capacity = 0;  // max_pages_per_seq * page_size
   std::vector<int32_t> lens, block_table, qpos, kpos;
   std::vector<float> sinks, f1, f2, f3, f4;
@@ -58,8 +59,9 @@ struct Problem {
 inline void set_pe(uint8_t raw_kind, Problem &P, pat_rng *r) {
   posattn_pe &pe = P.desc.pe;
   const int hq = P.desc.q_heads;
-  const unsigned kind = raw_kind % 9u;
-  pe.kind = kind == 8 ? posattn_pe_kind(raw_kind) : posattn_pe_kind(kind);
+  const unsigned kind = raw_kind % 9u;  // 8: the raw byte, usually an unknown kind
+  set_raw(pe.kind, kind == 8 ? raw_kind : int32_t(kind));
+  if (kind == 8) return;  // nothing below may read pe.kind as an enum
   auto fill = [r](std::vector<float> &v, size_t n, double lo, double hi) {
     v.resize(n);
     for (float &x : v) x = float(pat_rng_uniform(r, lo, hi));
@@ -107,7 +109,8 @@ inline void build(const Case &c, Problem &P, pat_rng &rng) {
   P.q_dt = dtype_of(c.q_dt);
   P.out_dt = dtype_of(c.out_dt);
   P.amp = amplitude(c.amp_sel, c.amp_raw, cdt == POSATTN_DTYPE_F16 || P.q_dt == POSATTN_DTYPE_F16
-                                              ? POSATTN_DTYPE_F16 : cdt, &P.moderate);
+                                              ? POSATTN_DTYPE_F16 : cdt, &P.finite_range);
+  P.moderate = P.moderate && P.finite_range;
   const int ps = pick(c.page_size, 1, 16);
   int mpp = 1, pages = 2;
   for (int b = 0; b < d.batch; ++b) {

@@ -57,7 +57,10 @@ struct Problem {
   posattn_attention_desc desc{};
   posattn_dtype in_dt = POSATTN_DTYPE_F32, out_dt = POSATTN_DTYPE_F32;
   double amp = 1;
-  bool moderate = true;
+  bool moderate = true;      // EMU must pass the section 5 rule against REF
+  bool finite_range = true;  // amplitudes not raw: no logit can reach the fp32 limit
+  bool constant = false;     // q and k all +amp
+  int kind = -1;             // desc.pe.kind when known, -1 for a raw (unknown) value
   std::vector<int32_t> cu_q, cu_k, qpos, kpos, docs;
   std::vector<float> f1, f2, f3, f4;  // PE parameter arrays
 };
@@ -70,14 +73,18 @@ inline void fill(pat_rng *r, std::vector<float> &v, size_t n, double lo, double 
 inline void set_pe(const Case &c, Problem &P, pat_rng *r) {
   posattn_pe &pe = P.desc.pe;
   const int hq = P.desc.q_heads, hd = P.desc.head_dim;
-  const unsigned kind = c.pe_kind % 9u;
-  pe.kind = kind == 8 ? posattn_pe_kind(c.pe_kind) : posattn_pe_kind(kind);
-  if (kind == 8) P.moderate = false;
+  const unsigned kind = c.pe_kind % 9u;  // 8: the raw byte, usually an unknown kind
+  set_raw(pe.kind, kind == 8 ? c.pe_kind : int32_t(kind));
+  P.kind = kind == 8 ? -1 : int(kind);
+  if (kind == 8) {
+    P.moderate = false;
+    return;  // nothing below may read pe.kind as an enum
+  }
   double pa = 1;
   if (c.pe_raw & 16) {
     pa = std::fabs(double(c.param_amp));
     if (!std::isfinite(pa) || pa == 0) pa = 1;
-    P.moderate = false;
+    P.moderate = P.finite_range = false;
   }
   if (pe.kind == POSATTN_PE_ROPE || pe.kind == POSATTN_PE_XPOS) {
     posattn_rope_params &ro = pe.rope;
@@ -90,7 +97,7 @@ inline void set_pe(const Case &c, Problem &P, pat_rng *r) {
     ro.ext_factors = P.f1.data();
     ro.inv_freq = P.f2.data();
     if (c.pe_raw & 1) {
-      ro.scaling = posattn_rope_scaling(c.rope_scaling);
+      set_raw(ro.scaling, c.rope_scaling);
       ro.base = c.rope_base;
       ro.factor = c.rope_factor;
       ro.attention_factor = c.rope_attn;
@@ -183,7 +190,9 @@ inline void build(const Case &c, Problem &P, pat_rng &rng) {
   if (c.scale_sel % 3 == 2) d.softmax_scale = c.scale;
   if (c.cap_sel % 3 == 2 || c.scale_sel % 3 == 2) P.moderate = false;
   if (!std::isfinite(d.softcap)) d.softcap = 0;  // NaN would make the moderate choices pointless
-  P.amp = amplitude(c.amp_sel, c.amp_raw, P.in_dt, &P.moderate);
+  P.amp = amplitude(c.amp_sel, c.amp_raw, P.in_dt, &P.finite_range);
+  P.moderate = P.moderate && P.finite_range;
+  P.constant = c.flags & 32;
 
   // sequences: dense, or varlen with lengths 0..q_len (self-attention: equal lengths)
   std::vector<int> lq(size_t(d.batch), d.q_len), lk(size_t(d.batch), d.kv_len);
@@ -219,13 +228,13 @@ inline void build(const Case &c, Problem &P, pat_rng &rng) {
   set_pe(c, P, &rng);
   // Where the kernels are documented to be accurate: RoPE/xPos angles at small positions, EXACT
   // angles up to 1e6; the bias methods use differences (and max(L, pq)), fine anywhere.
-  const bool rotary = d.pe.kind == POSATTN_PE_ROPE || d.pe.kind == POSATTN_PE_XPOS;
+  const bool rotary = P.kind == POSATTN_PE_ROPE || P.kind == POSATTN_PE_XPOS;
   if (pos_mode == 3) P.moderate = false;
   if (pos_mode == 2 && rotary &&
-      !(d.pe.kind == POSATTN_PE_ROPE && d.pe.rope.angle_mode == POSATTN_ANGLE_EXACT &&
+      !(P.kind == POSATTN_PE_ROPE && d.pe.rope.angle_mode == POSATTN_ANGLE_EXACT &&
         max_pos <= 1000064))
     P.moderate = false;
-  if (d.pe.kind == POSATTN_PE_XPOS && P.qpos.size() && std::llabs(int64_t(c.q_off)) > 64)
+  if (P.kind == POSATTN_PE_XPOS && P.qpos.size() && std::llabs(int64_t(c.q_off)) > 64)
     P.moderate = false;
 
 }

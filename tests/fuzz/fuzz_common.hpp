@@ -52,6 +52,7 @@ inline void note(const char *fmt, ...) {
   std::vfprintf(stdout, fmt, ap);
   va_end(ap);
   std::fputc('\n', stdout);
+  std::fflush(stdout);
 }
 
 struct ByteIn {
@@ -109,6 +110,14 @@ inline posattn_context *context(posattn_backend b) {
 // Small integer in [lo, lo + n) from a raw byte.
 inline int32_t pick(uint8_t raw, int32_t lo, int32_t n) { return lo + int32_t(raw % unsigned(n)); }
 
+// Stores a raw value into an enum field of a public struct: the library (C) must reject unknown
+// values, but in C++ a value outside the enum's range may not be formed by a cast.
+template <class E>
+void set_raw(E &field, int32_t v) {
+  static_assert(sizeof(E) == sizeof(int32_t), "posattn's enums are int-sized");
+  std::memcpy(&field, &v, sizeof v);
+}
+
 inline posattn_dtype dtype_of(uint8_t sel) {
   static const posattn_dtype t[3] = {POSATTN_DTYPE_F32, POSATTN_DTYPE_BF16, POSATTN_DTYPE_F16};
   return t[sel % 3];
@@ -120,14 +129,15 @@ inline double dtype_max(posattn_dtype dt) {
 }
 
 // Amplitude of random inputs: a selector picks 1 (the usual case, which the accuracy rule checks),
-// 4, or the raw float (finite, nonzero, below the dtype's largest value).
+// 4, or the raw float (in [1e-4, the dtype's largest value]).
 inline double amplitude(uint8_t sel, float raw, posattn_dtype dt, bool *moderate) {
   switch (sel % 4) {
     case 0: case 1: return 1.0;
     case 2: return 4.0;
     default: {
+      // below 1e-4 (f16's normal range) the shim's never-zero fill could not find a value
       double a = std::fabs(double(raw));
-      if (!(a > 0) || !std::isfinite(a)) return 1.0;
+      if (!(a >= 1e-4) || !std::isfinite(a)) return 1.0;
       *moderate = false;
       return a < dtype_max(dt) ? a : dtype_max(dt);
     }

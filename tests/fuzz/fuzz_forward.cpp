@@ -4,14 +4,19 @@
 //  - a call that fails leaves out and lse untouched, keeps every guard band, and leaves a message;
 //    REF and EMU fail with the same status (one validator), except that EMU may answer
 //    NOT_SUPPORTED for a valid request;
-//  - on success (finite inputs): no NaN in out or lse, no +inf LSE, guards intact; a row has
-//    LSE -inf (with out 0) exactly when the header's visibility rule gives it no key, on REF and
-//    on EMU;
+//  - on success (finite inputs): no +inf LSE, guards intact; a row has LSE -inf (with out 0)
+//    exactly when the header's visibility rule gives it no key, on REF and on EMU; a row is NaN
+//    in every feature and its LSE (poisoned, the header's NaN RULE) or nowhere; no row is
+//    poisoned unless the input amplitude or PE parameter amplitude is raw (logits may then
+//    overflow fp32), and with q = k = +amplitude every row that sees a key is poisoned exactly
+//    when scale * head_dim * amplitude^2 overflows fp32;
 //  - in the "moderate" part of the input space (input amplitude <= 4, default or moderate scale,
 //    softcap and PE parameters, positions where the angle mode is accurate), EMU's out and LSE
 //    pass the DESIGN.md section 5 rule against REF, with the shim's low-precision naive attention
 //    as the baseline;
 //  - size queries with huge sizes (raw-size inputs) succeed only for addressable tensors.
+#include <cfloat>
+
 #include "forward_problem.hpp"
 
 namespace {
@@ -61,12 +66,32 @@ void check_failure(const char *who, const pat_run &r) {
                 posattn_status_string(r.status));
 }
 
+// Rows of a run: which are poisoned (the header's NaN RULE: NaN in every feature and a NaN LSE).
+// With finite inputs only an fp32 overflow of a logit poisons a row; a row that is partly NaN, or
+// NaN in out but not in the LSE, breaks the rule.
+std::vector<char> poisoned(const char *who, const posattn_attention_desc &d, const Run &R) {
+  std::vector<char> p(R.lse.size(), 0);
+  for_each_row(d, [&](int b, int64_t q0, int64_t, int64_t i, int64_t, int64_t, bool) {
+    for (int h = 0; h < d.q_heads; ++h) {
+      const int64_t li = lse_index(d, b, q0, i, h), o = ((q0 + i) * d.q_heads + h) * d.head_dim;
+      int64_t nan = 0;
+      for (int f = 0; f < d.head_dim; ++f) nan += std::isnan(R.out[size_t(o + f)]);
+      const bool lnan = std::isnan(R.lse[size_t(li)]);
+      PA_FUZZ_CHECK((nan == 0 && !lnan) || (nan == d.head_dim && lnan), "%s: sequence %d row %lld "
+                    "head %d has %lld of %d output features NaN and %s LSE: a row is poisoned "
+                    "whole or not at all", who, b, (long long)i, h, (long long)nan, d.head_dim,
+                    lnan ? "a NaN" : "a non-NaN");
+      p[size_t(li)] = lnan;
+    }
+  });
+  return p;
+}
+
 // The checks that hold on every successful run (see the file comment).
 void check_success(const char *who, const Problem &P, const Run &R) {
   const posattn_attention_desc &d = P.desc;
   PA_FUZZ_CHECK(R.r.guards_ok, "%s: a guard band was overwritten", who);
-  PA_FUZZ_CHECK(R.r.out_nan == 0 && R.r.lse_nan == 0, "%s: %lld NaN in out, %lld in lse (finite "
-                "inputs)", who, (long long)R.r.out_nan, (long long)R.r.lse_nan);
+  const std::vector<char> bad = poisoned(who, d, R);
   for_each_row(d, [&](int b, int64_t q0, int64_t, int64_t i, int64_t, int64_t, bool any) {
     for (int h = 0; h < d.q_heads; ++h) {
       const double lse = R.lse[size_t(lse_index(d, b, q0, i, h))];
@@ -79,6 +104,21 @@ void check_success(const char *who, const Problem &P, const Run &R) {
           PA_FUZZ_CHECK(R.out[size_t(((q0 + i) * d.q_heads + h) * d.head_dim + f)] == 0,
                         "%s: row without keys has a nonzero output", who);
     }
+  });
+  // Where logits stay far below the fp32 limit nothing may be poisoned; q = k = +amplitude
+  // without PE or softcap makes every logit scale * head_dim * amplitude^2 exactly, so every row
+  // that sees a key is poisoned when that overflows fp32 (the RANGES paragraph of posattn.h).
+  const double scale = d.softmax_scale != 0 ? d.softmax_scale : 1 / std::sqrt(double(d.head_dim));
+  const double logit = scale * d.head_dim * P.amp * P.amp;
+  const bool overflow = P.constant && P.kind == POSATTN_PE_NONE && d.softcap == 0 &&
+                        logit > 2.0 * FLT_MAX;
+  if (!P.finite_range && !overflow) return;
+  for_each_row(d, [&](int b, int64_t q0, int64_t, int64_t i, int64_t, int64_t, bool any) {
+    for (int h = 0; h < d.q_heads; ++h)
+      PA_FUZZ_CHECK(bad[size_t(lse_index(d, b, q0, i, h))] == (overflow && any),
+                    "%s: sequence %d row %lld head %d is %s", who, b, (long long)i, h,
+                    overflow && any ? "not poisoned though every logit overflows fp32"
+                                    : "poisoned though no logit can reach the fp32 limit");
   });
 }
 

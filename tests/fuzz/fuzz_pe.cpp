@@ -51,8 +51,8 @@ struct Rope {
     posattn_pe pe;
     posattn_pe_init(&pe);
     p = pe.rope;
-    p.layout = posattn_rope_layout(c.layout % 3);  // 2: an unknown layout
-    p.scaling = posattn_rope_scaling(c.scaling % 9);
+    set_raw(p.layout, c.layout % 3);    // 2: an unknown layout
+    set_raw(p.scaling, c.scaling % 9);  // 8: an unknown scaling
     head_dim = c.head_dim % 600 - 20;
     p.rotary_dim = c.rotary_dim % 3 == 0 ? 0 : c.rotary_dim % 600 - 20;
     if (c.base != 0) p.base = c.base;
@@ -80,7 +80,11 @@ void check_rope(const Case &c, pat_rng *r) {
   char why[256] = "";
   const posattn_status st =
       posattn_pe_rope_inv_freq(&R.p, R.head_dim, c.seq_len, inv.data(), &af, why, sizeof why);
-  note("  rope_inv_freq: %s %s", posattn_status_string(st), why);
+  note("  rope_inv_freq(scaling %d, head_dim %d, rotary_dim %d, base %g, factor %g, attention "
+       "factor %g, original %d, beta %g/%g, llama3 %g/%g, seq_len %d, amp %g): %s %s",
+       int(c.scaling % 9), R.head_dim, R.p.rotary_dim, R.p.base, R.p.factor, R.p.attention_factor,
+       R.p.original_max_position, R.p.beta_fast, R.p.beta_slow, R.p.low_freq_factor,
+       R.p.high_freq_factor, c.seq_len, double(c.amp), posattn_status_string(st), why);
   if (st != POSATTN_STATUS_SUCCESS) {
     PA_FUZZ_CHECK(why[0] != 0, "rope_inv_freq failed (%s) without a message", posattn_status_string(st));
     return;
@@ -139,8 +143,8 @@ void check_xpos(const Case &c) {
 void check_bias(const Case &c, pat_rng *r) {
   posattn_pe pe;
   posattn_pe_init(&pe);
-  const unsigned k = c.kind % 9u;
-  pe.kind = k == 8 ? posattn_pe_kind(c.kind) : posattn_pe_kind(k);
+  const unsigned k = c.kind % 9u;  // 8: the raw byte, usually an unknown kind
+  set_raw(pe.kind, k == 8 ? c.kind : int32_t(k));
   const int32_t hq = pick(c.heads, 1, 8), head = c.head % 10 - 1;
   const double amp = std::isfinite(c.amp) && c.amp != 0 ? std::fabs(double(c.amp)) : 1.0;
   std::vector<float> a(static_cast<size_t>(hq)), p(static_cast<size_t>(hq)), w1(8), b1(8), w2(size_t(hq) * 8), b2(static_cast<size_t>(hq)),
@@ -164,13 +168,13 @@ void check_bias(const Case &c, pat_rng *r) {
   const int64_t pq = c.pq, pk = c.pk;
   double got = 0;
   const posattn_status st = posattn_pe_bias(&pe, hq, head, pq, pk, &got);
-  note("  pe_bias(kind %d, head %d of %d, pq %lld, pk %lld): %s %g", int(pe.kind), head, hq,
+  note("  pe_bias(kind %u, head %d of %d, pq %lld, pk %lld): %s %g", k, head, hq,
        (long long)pq, (long long)pk, posattn_status_string(st), got);
   if (st != POSATTN_STATUS_SUCCESS) return;
-  PA_FUZZ_CHECK(!std::isnan(got), "pe_bias: SUCCESS with NaN (kind %d)", int(pe.kind));
+  PA_FUZZ_CHECK(!std::isnan(got), "pe_bias: SUCCESS with NaN (kind %u)", k);
   const double dist = std::fabs(double(pq) - double(pk));
   double want = 0;
-  switch (pe.kind) {
+  switch (k) {
     case POSATTN_PE_ALIBI: {
       std::vector<double> s(static_cast<size_t>(hq));
       posattn_pe_alibi_slopes(hq, s.data());
@@ -195,8 +199,8 @@ void check_bias(const Case &c, pat_rng *r) {
     default: break;
   }
   if (std::isfinite(want))
-    PA_FUZZ_CHECK(close(got, want), "pe_bias kind %d head %d (pq %lld, pk %lld) = %.17g, the "
-                  "header's formula gives %.17g", int(pe.kind), head, (long long)pq, (long long)pk,
+    PA_FUZZ_CHECK(close(got, want), "pe_bias kind %u head %d (pq %lld, pk %lld) = %.17g, the "
+                  "header's formula gives %.17g", k, head, (long long)pq, (long long)pk,
                   got, want);
 }
 
@@ -273,5 +277,10 @@ std::vector<pa_fuzz::Seed> pa_fuzz::seeds() {
   Case fc = f;  // 4: FIRE c = 1e-50, eps = 0: 0/0 in fp32; fp64 keeps x = d / max(L, pq)
   fc.c = 1e-50; fc.eps = 0;
   s.push_back(make_seed("issue11-4-fire-c-1e-50", fc));
+  Case yb = r;  // found by this target: YaRN betas so small that orig / (beta 2 pi) overflows made
+                // both ramp ends infinite and every inv_freq NaN, with SUCCESS (fixed in pe_rope.c)
+  yb.scaling = POSATTN_ROPE_SCALING_YARN; yb.factor = 4; yb.orig = 0; yb.rotary_dim = 0;
+  yb.beta_fast = 2.1e-314; yb.beta_slow = 7.9e-323;
+  s.push_back(make_seed("issue11-fuzz-yarn-tiny-beta", yb));
   return s;
 }
