@@ -68,8 +68,8 @@ posattn_status posattn_context_create(posattn_backend backend, int device,
   if (out == NULL) return POSATTN_STATUS_NULL_POINTER;
   *out = NULL;
   if (!is_backend(backend)) return POSATTN_STATUS_BAD_ENUM;
+  if (device < 0) return POSATTN_STATUS_INVALID_ARGUMENT; /* on every backend (posattn.h) */
   if (backend == POSATTN_BACKEND_AUTO) backend = resolve_auto(device);
-  if (backend == POSATTN_BACKEND_CUDA && device < 0) return POSATTN_STATUS_INVALID_ARGUMENT;
   PA_TRY(concrete_available(backend, device, NULL, 0));
   posattn_context *ctx = (posattn_context *)calloc(1, sizeof *ctx);
   if (ctx == NULL) return POSATTN_STATUS_ALLOC_FAILED;

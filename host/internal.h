@@ -157,6 +157,19 @@ double pa_fire_mlp_eval(const posattn_fire_params *fire, int32_t q_heads, int32_
 
 /* ---- backends ---------------------------------------------------------------------------- */
 /* REF (host/ref.c): workspace bytes and the forward. */
+/* Saturating size arithmetic for workspace sizes of huge shapes: SIZE_MAX stands for "does not
+ * fit in size_t", which the size queries answer with BAD_SIZE (pa_workspace_too_big). */
+static inline size_t pa_size_mul(size_t a, size_t b) {
+  return a != 0 && b > SIZE_MAX / a ? SIZE_MAX : a * b;
+}
+static inline size_t pa_size_add(size_t a, size_t b) { return b > SIZE_MAX - a ? SIZE_MAX : a + b; }
+/* a rounded up to a multiple of 256 (SIZE_MAX when that does not fit) */
+static inline size_t pa_size_align256(size_t a) {
+  return a > SIZE_MAX - 255 ? SIZE_MAX : (a + 255) & ~(size_t)255;
+}
+/* BAD_SIZE with the message naming the problem's sizes when bytes is SIZE_MAX, else SUCCESS. */
+posattn_status pa_workspace_too_big(size_t bytes, char *msg, size_t msg_size);
+
 size_t pa_ref_workspace_size(const pa_problem *p);
 /* The logit of REF (prefill and decode) from dot = q'.k': softmax_scale * dot, softcap, + bias, in
  * fp64 but with fp32's overflow (posattn.h RANGES): dot and scale * dot beyond FLT_MAX become

@@ -29,10 +29,13 @@ typedef struct ref_scratch {
 
 static size_t scratch_doubles(const pa_problem *p) {
   size_t half = (size_t)(p->rotary_dim / 2), kv = (size_t)p->kv_len, d = (size_t)p->d;
-  return 2 * half + 2 * kv * d + 2 * d + kv;
+  return pa_size_add(pa_size_mul(2 * kv, d), 2 * half + 2 * d + kv);
 }
 
-size_t pa_ref_workspace_size(const pa_problem *p) { return scratch_doubles(p) * sizeof(double); }
+/* SIZE_MAX when it does not fit (pa_choose answers BAD_SIZE) */
+size_t pa_ref_workspace_size(const pa_problem *p) {
+  return pa_size_mul(scratch_doubles(p), sizeof(double));
+}
 
 static void carve(const pa_problem *p, double *ws, ref_scratch *sc) {
   size_t half = (size_t)(p->rotary_dim / 2), kv = (size_t)p->kv_len, d = (size_t)p->d;

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
@@ -15,6 +16,13 @@
 /* Position ids stay below 2^30 so that position differences and the exact-angle split
  * (p = hi*B + lo) never approach the int32 / fp32-integer limits in a kernel. */
 #define PA_MAX_POSITION (INT32_C(1) << 30)
+
+/* posattn.h RANGES: the largest values whose fp32 form the kernels can use without overflow. */
+#define PA_MAX_SOFTMAX_SCALE 1e30
+#define PA_MAX_ATTENTION_FACTOR 16.0
+#define PA_MAX_INV_FREQ 1048576.0 /* 2^20 rad per position: angles stay < 2^50 */
+#define PA_MAX_XPOS_LOG2_WEIGHT 64.0
+#define PA_FIRE_RANGE 18446744073709551616.0 /* 2^64 */
 
 static int finite_pos(double x) { return isfinite(x) && x > 0; }
 static int finite_nonneg(double x) { return isfinite(x) && x >= 0; }
@@ -143,6 +151,34 @@ posattn_status pa_validate_rope(char *msg, size_t msg_size, const posattn_rope_p
   return POSATTN_STATUS_SUCCESS;
 }
 
+/* The fp32 ranges of a rotation the kernels apply (posattn.h RANGES), on the host's fp64 tables:
+ * attention factor (given or default) and every scaled inverse frequency. rope is valid. */
+static posattn_status check_rope_fp32(char *msg, size_t msg_size, const posattn_rope_params *rope,
+                                      int32_t head_dim, const char *prefix) {
+  const int32_t half = (rope->rotary_dim ? rope->rotary_dim : head_dim) / 2;
+  double *inv = (double *)malloc(((size_t)half + 1) * sizeof(double)), af = 1;
+  if (inv == NULL) FAIL(POSATTN_STATUS_ALLOC_FAILED, "no memory for %s's frequency check", prefix);
+  /* seq_len 1: DYNAMIC_NTK unscaled, its largest frequencies */
+  posattn_status st = posattn_pe_rope_inv_freq(rope, head_dim, 1, inv, &af, msg, msg_size);
+  int32_t worst = 0;
+  for (int32_t i = 1; i < half; i++)
+    if (inv[i] > inv[worst]) worst = i;
+  const double w = half > 0 ? inv[worst] : 0;
+  free(inv);
+  PA_TRY(st);
+  if (af > PA_MAX_ATTENTION_FACTOR)
+    FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+         "%s.attention_factor (%g, given or the method's default) must be <= %g: the kernels "
+         "scale the fp32 rotation by it and logits by its square",
+         prefix, af, PA_MAX_ATTENTION_FACTOR);
+  if (!(w <= PA_MAX_INV_FREQ))
+    FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+         "%s: the scaled inverse frequency of pair %d (%g) must be <= 2^20 rad per position (the "
+         "kernels' fp32 angles); e.g. a LINEAR or YaRN factor (%g) must be >= 2^-20",
+         prefix, worst, w, rope->factor);
+  return POSATTN_STATUS_SUCCESS;
+}
+
 posattn_status pa_validate_pe(char *msg, size_t msg_size, const posattn_pe *pe, int32_t q_heads,
                               int32_t head_dim) {
   if (pe == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "pe is NULL");
@@ -150,16 +186,21 @@ posattn_status pa_validate_pe(char *msg, size_t msg_size, const posattn_pe *pe, 
   switch (pe->kind) {
     case POSATTN_PE_NONE: return POSATTN_STATUS_SUCCESS;
 
-    case POSATTN_PE_ROPE: return pa_validate_rope(msg, msg_size, &pe->rope, head_dim, "pe.rope");
+    case POSATTN_PE_ROPE:
+      PA_TRY(pa_validate_rope(msg, msg_size, &pe->rope, head_dim, "pe.rope"));
+      return check_rope_fp32(msg, msg_size, &pe->rope, head_dim, "pe.rope");
 
     case POSATTN_PE_XPOS: {
       const posattn_xpos_params *x = &pe->xpos;
-      if (!finite_pos(x->scale_base))
-        FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "pe.xpos.scale_base (%g) must be finite and > 0",
+      if (!(isfinite(x->scale_base) && x->scale_base >= 1))
+        FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+             "pe.xpos.scale_base (%g) must be finite and >= 1 (the kernels' fp32 decay per "
+             "position is log2(zeta)/scale_base)",
              x->scale_base);
       if (!finite_pos(x->gamma))
         FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "pe.xpos.gamma (%g) must be finite and > 0", x->gamma);
-      return pa_validate_rope(msg, msg_size, &pe->rope, head_dim, "pe.rope");
+      PA_TRY(pa_validate_rope(msg, msg_size, &pe->rope, head_dim, "pe.rope"));
+      return check_rope_fp32(msg, msg_size, &pe->rope, head_dim, "pe.rope");
     }
 
     case POSATTN_PE_ALIBI:
@@ -172,10 +213,12 @@ posattn_status pa_validate_pe(char *msg, size_t msg_size, const posattn_pe *pe, 
       if (f->mlp_width < 1 || f->mlp_width > 1024)
         FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "pe.fire.mlp_width (%d) must be in [1, 1024]",
              f->mlp_width);
-      if (!(isfinite(f->c) && f->c != 0))
-        FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "pe.fire.c (%g) must be finite and != 0", f->c);
-      if (!finite_pos(f->L))
-        FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "pe.fire.L (%g) must be finite and > 0", f->L);
+      if (!(fabs(f->c) >= 1 / PA_FIRE_RANGE && fabs(f->c) <= PA_FIRE_RANGE))
+        FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+             "pe.fire.c (%g) must have 2^-64 <= |c| <= 2^64 (the kernels hold c in fp32)", f->c);
+      if (!(finite_pos(f->L) && f->L <= PA_FIRE_RANGE))
+        FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+             "pe.fire.L (%g) must be > 0 and <= 2^64 (the kernels hold L in fp32)", f->L);
       if (!finite_nonneg(f->eps))
         FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "pe.fire.eps (%g) must be finite and >= 0", f->eps);
       const int64_t w = f->mlp_width;
@@ -290,6 +333,36 @@ static posattn_status check_documents(char *msg, size_t msg_size, const pa_probl
   return POSATTN_STATUS_SUCCESS;
 }
 
+/* xPos weights zeta_i^((pq - pk)/scale_base) exceed 1 for keys after their query. Bound the
+ * largest such distance R this call can reach (conservatively) and require the weight to stay
+ * <= 2^64 so the kernels' fp32 products cannot overflow (posattn.h RANGES). */
+static posattn_status check_xpos_growth(char *msg, size_t msg_size, const pa_problem *p) {
+  const posattn_attention_desc *desc = p->desc;
+  int64_t R;
+  if (desc->q_positions == NULL && desc->kv_positions == NULL) {
+    /* pk - pq = j - i' */
+    R = desc->causal ? 0 : p->q_len - 1;
+    if (desc->window_right >= 0 && desc->window_right < R) R = desc->window_right;
+  } else { /* largest key position minus smallest query position (default ones >= 1 - q_len) */
+    int64_t min_q = 1 - (int64_t)p->q_len;
+    if (desc->q_positions) {
+      min_q = INT32_MAX;
+      for (int64_t t = 0; t < p->total_q; ++t)
+        if (desc->q_positions[t] < min_q) min_q = desc->q_positions[t];
+    }
+    R = p->max_kv_pos - min_q;
+  }
+  /* pair 0 has the smallest zeta (the fastest decay) */
+  const double bits = (double)R * -pa_xpos_log_decay(&desc->pe.xpos, p->rotary_dim, 0) / log(2.0);
+  if (bits > PA_MAX_XPOS_LOG2_WEIGHT)
+    FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+         "pe.xpos: keys up to %" PRId64 " positions after their query make the weight "
+         "zeta^((pq - pk)/scale_base) reach 2^%.0f; the kernels keep it <= 2^64 in fp32: use "
+         "causal masking with default positions, window_right, a larger scale_base or gamma",
+         R, bits);
+  return POSATTN_STATUS_SUCCESS;
+}
+
 static posattn_status check_descriptor(char *msg, size_t msg_size, pa_problem *p) {
   const posattn_attention_desc *desc = p->desc;
   const struct {
@@ -344,9 +417,10 @@ static posattn_status check_descriptor(char *msg, size_t msg_size, pa_problem *p
   if (!finite_nonneg(desc->softcap))
     FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "desc->softcap (%g) must be 0 (off) or finite and > 0",
          (double)desc->softcap);
-  if (!finite_nonneg(desc->softmax_scale))
+  if (!(finite_nonneg(desc->softmax_scale) && desc->softmax_scale <= PA_MAX_SOFTMAX_SCALE))
     FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
-         "desc->softmax_scale (%g) must be 0 (= 1/sqrt(head_dim)) or finite and > 0",
+         "desc->softmax_scale (%g) must be 0 (= 1/sqrt(head_dim)) or in (0, 1e30] (the kernels "
+         "scale fp32 logits by it)",
          (double)desc->softmax_scale);
   p->scale = desc->softmax_scale > 0 ? (double)desc->softmax_scale : 1.0 / sqrt((double)p->d);
 
@@ -373,6 +447,7 @@ static posattn_status check_descriptor(char *msg, size_t msg_size, pa_problem *p
   PA_TRY(pa_validate_pe(msg, msg_size, &desc->pe, p->hq, p->d));
   if (desc->pe.kind == POSATTN_PE_ROPE || desc->pe.kind == POSATTN_PE_XPOS)
     p->rotary_dim = desc->pe.rope.rotary_dim ? desc->pe.rope.rotary_dim : p->d;
+  if (desc->pe.kind == POSATTN_PE_XPOS) PA_TRY(check_xpos_growth(msg, msg_size, p));
   return POSATTN_STATUS_SUCCESS;
 }
 
@@ -794,9 +869,10 @@ posattn_status pa_validate_decode(char *msg, size_t msg_size, const posattn_deco
   if (!finite_nonneg(desc->softcap))
     FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "desc->softcap (%g) must be 0 (off) or finite and > 0",
          (double)desc->softcap);
-  if (!finite_nonneg(desc->softmax_scale))
+  if (!(finite_nonneg(desc->softmax_scale) && desc->softmax_scale <= PA_MAX_SOFTMAX_SCALE))
     FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
-         "desc->softmax_scale (%g) must be 0 (= 1/sqrt(head_dim)) or finite and > 0",
+         "desc->softmax_scale (%g) must be 0 (= 1/sqrt(head_dim)) or in (0, 1e30] (the kernels "
+         "scale fp32 logits by it)",
          (double)desc->softmax_scale);
   p.scale = desc->softmax_scale > 0 ? (double)desc->softmax_scale : 1.0 / sqrt((double)p.d);
   if (desc->sink_logits != NULL)
@@ -970,6 +1046,7 @@ posattn_status pa_validate_append(char *msg, size_t msg_size, const posattn_cach
   }
   if (desc->pe.kind == POSATTN_PE_ROPE && cache->k_rotated) {
     PA_TRY(pa_validate_rope(msg, msg_size, &desc->pe.rope, p.d, "desc->pe.rope"));
+    PA_TRY(check_rope_fp32(msg, msg_size, &desc->pe.rope, p.d, "desc->pe.rope"));
     if (desc->pe.rope.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK)
       FAIL(POSATTN_STATUS_NOT_SUPPORTED,
            "desc->pe.rope.scaling DYNAMIC_NTK into a rotated cache: the frequencies change with "

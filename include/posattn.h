@@ -171,12 +171,20 @@ typedef enum posattn_rope_scaling {
   POSATTN_ROPE_SCALING_INV_FREQ = 7     /**< caller gives the inv_freq table directly */
 } posattn_rope_scaling;
 
+/* Angle error through the kernel (EMU, hd128, theta 1e4, worst pair; tests/emu/
+ * test_prefill_angles.cpp): position 1e3 / 1e4 / 1e5 / 1e6 / 1e7 / 1e8 / 2^30-1:
+ *   FAST   3.2e-5  3.2e-4  5.2e-3  5.2e-2  0.77  3.1  3.1 rad
+ *   EXACT  < 1e-7 rad at every one of them.
+ * FAST keeps its accuracy (< 1e-3 rad, below bf16 operand noise) up to positions ~1e4, drifts
+ * beyond and is meaningless (errors of a radian) from ~1e7 on; EXACT holds to 2^30. FAST stays
+ * the default: EXACT is not free (two table loads and one more complex multiply per pair, and
+ * tables of ~2 sqrt(max position) rows per call), so long-context callers opt in. */
 typedef enum posattn_angle_mode {
-  /** angle = float(p) * inv_freq in fp32, cos/sin in fp32. Error grows with p: ~8e-3 rad at
-   *  p = 1e5 (one fp32 ulp of the angle). What most libraries do. */
+  /** angle = float(p) * inv_freq in fp32, cos/sin in fp32 (what most libraries do): accurate to
+   *  ~1e4, see above. The default. */
   POSATTN_ANGLE_FAST = 0,
   /** p = hi*B + lo; rotation R(hi*B*w) * R(lo*w) from two fp32 tables computed in fp64 on the
-   *  host: angle error < 1e-6 rad up to p = 1e6. One extra complex multiply per pair. */
+   *  host: angle error < 1e-6 rad up to p = 2^30. One extra complex multiply per pair. */
   POSATTN_ANGLE_EXACT = 1
 } posattn_angle_mode;
 
@@ -406,7 +414,7 @@ typedef struct posattn_attention_desc {
  * reaches it. Output 0 with lse -inf means "sees no key" and nothing else (a row that sees no key
  * is never poisoned, whatever its q). Decode: the same per (sequence, query token, head); the
  * sink is validated finite (BAD_PE_PARAMS otherwise).
- * How the kernels keep it (cost measured in docs/reliability.md): masked logits are exact
+ * How the kernels keep it (cost measured in docs/kernels.md): masked logits are exact
  * -inf, so their weights are exactly 0; a weight of 0 times a NaN/inf value is still NaN, so a
  * non-finite v element of a key that some row of a tile cannot see is replaced by 0 where the
  * tile is staged and, in the same place, that key's k is made NaN, which poisons exactly the

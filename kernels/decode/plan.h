@@ -24,7 +24,6 @@
 
 namespace {
 
-inline size_t align256(size_t n) { return (n + 255) & ~size_t(255); }
 
 // A prefill-shaped view of a decode/append problem, for the prefill PE tables: heads, head dim,
 // the PE, the largest positions (EXACT tables and DYNAMIC_NTK), no index arrays of its own.
@@ -103,29 +102,30 @@ posattn_status decode_layout(const pa_decode_problem *p, int stage_out, int sms,
   L.split_pages = int32_t(max_pages == 0 ? 1 : (max_pages + splits - 1) / splits);
 
   size_t at = 0;
-  auto take = [&](size_t bytes) {
+  auto take = [&](size_t bytes) {  // saturates at SIZE_MAX for sizes beyond size_t
     const size_t off = at;
-    at += align256(bytes);
+    at = pa_size_add(at, pa_size_align256(bytes));
     return off;
   };
-  const size_t rows = size_t(p->batch) * size_t(p->n) * size_t(p->hq);
-  if (stage_out) {
-    L.out = take(rows * size_t(p->d) * posattn_dtype_size(p->out_dtype));
-    L.lse = take(rows * sizeof(float));
+  const size_t rows = pa_size_mul(size_t(p->batch) * size_t(p->n), size_t(p->hq));
+  const size_t split_rows = pa_size_mul(size_t(L.splits), rows);
+  if (stage_out) {  // EMU: copied to out/lse only after a fault-free run (see prefill/tables.cpp)
+    L.out = take(pa_size_mul(pa_size_mul(rows, size_t(p->d)), posattn_dtype_size(p->out_dtype)));
+    L.lse = take(pa_size_mul(rows, sizeof(float)));
   }
-  L.part_o = take(size_t(L.splits) * rows * size_t(p->d) * sizeof(float));
-  L.part_lse = take(size_t(L.splits) * rows * sizeof(float));
+  L.part_o = take(pa_size_mul(pa_size_mul(split_rows, size_t(p->d)), sizeof(float)));
+  L.part_lse = take(pa_size_mul(split_rows, sizeof(float)));
   L.inputs = at;
   L.cache_lens = take(size_t(p->batch) * 4);
   L.block_table = take(size_t(p->batch) * size_t(p->mpps) * 4);
-  L.q_pos = take(D->q_positions ? rows / size_t(p->hq) * 4 : 0);
+  L.q_pos = take(D->q_positions ? size_t(p->batch) * size_t(p->n) * 4 : 0);
   L.kv_pos = take(D->kv_positions ? size_t(p->batch) * size_t(p->capacity) * 4 : 0);
   L.sinks = take(D->sink_logits ? size_t(p->hq) * 4 : 0);
   L.tables = at;
   const PeView v = decode_view(p);
   PA_TRY(pa_prefill_layout_make(&v.prob, 0, &L.pe, msg, msg_size));
-  L.total = at + L.pe.total;
-  return POSATTN_STATUS_SUCCESS;
+  L.total = pa_size_add(at, L.pe.total);
+  return pa_workspace_too_big(L.total, msg, msg_size);
 }
 
 // Writes the span [L.inputs, L.total) of the workspace into `host` (that span's bytes, host
@@ -219,7 +219,7 @@ posattn_status append_layout(const pa_append_problem *p, AppendLayout &L, char *
   size_t at = 0;
   auto take = [&](size_t bytes) {
     const size_t off = at;
-    at += align256(bytes);
+    at = pa_size_add(at, pa_size_align256(bytes));
     return off;
   };
   L.new_lens = take(p->desc->new_lens ? size_t(p->batch) * 4 : 0);
@@ -229,8 +229,8 @@ posattn_status append_layout(const pa_append_problem *p, AppendLayout &L, char *
   L.tables = at;
   const PeView v = append_view(p);
   PA_TRY(pa_prefill_layout_make(&v.prob, 0, &L.pe, msg, msg_size));
-  L.total = at + L.pe.total;
-  return POSATTN_STATUS_SUCCESS;
+  L.total = pa_size_add(at, L.pe.total);
+  return pa_workspace_too_big(L.total, msg, msg_size);
 }
 
 // Writes the whole append workspace (L.total bytes) into `host`.

@@ -10,10 +10,9 @@
 //                                decide it from four loads: a KV tile outside the query tile's
 //                                documents is skipped unless it holds anchor tokens. No dense mask.
 //
-// Overflow: windows may be anything up to INT32_MAX (-1 = unbounded). The per-element rule
-// compares the DISTANCE j - i' with the window, never i' +- window: with i' in [Lk - Lq, Lk) and
-// j in [0, Lk) the distance lies in (-Lk, Lq) and cannot wrap; the tile bounds, computed once per
-// block or tile, use int64.
+// Overflow: windows may be anything up to INT32_MAX (-1 = unbounded). i' +- window is formed in
+// int64 and clamped to int once per row (key_range); the tile bounds, computed once per block or
+// tile, use int64 too.
 //
 // Non-finite values (posattn.h, NaN RULE): logit_or_nan() turns +-inf logits into NaN so that a
 // visible infinite logit can never pass for a masked one (-inf); max_nan() is a row maximum that
@@ -32,14 +31,21 @@ PA_DEVICE bool is_finite(float x) { return fabsf(x) < INFINITY; }
 // max(a, b), NaN when either is NaN.
 PA_DEVICE float max_nan(float a, float b) { return a != a || b != b ? a + b : fmaxf(a, b); }
 
-// Whether key j is inside the causal / window limits of aligned query position ia (j - ia is in
-// (-Lk, Lq), see above). Shared by prefill and decode.
+// Keys [first, last] (inclusive) that aligned query position ia may see by causal / window. The
+// window bounds are formed in int64 and clamped to int, so windows up to INT32_MAX cannot wrap
+// (wider than the sequence = unbounded). Kernels compute it once per row, outside the key loops.
+PA_DEVICE void key_range(int ia, int causal, int window_left, int window_right, int &first,
+                         int &last) {
+  first = window_left >= 0 ? int(pa::max(int64_t(ia) - window_left, int64_t(-1))) : -1;
+  last = INT32_MAX;
+  if (window_right >= 0) last = int(pa::min(int64_t(ia) + window_right, int64_t(INT32_MAX)));
+  if (causal) last = pa::min(last, ia);
+}
+// Whether key j is inside the causal / window limits of aligned query position ia.
 PA_DEVICE bool in_window(int ia, int j, int causal, int window_left, int window_right) {
-  const int rel = j - ia;
-  if (causal && rel > 0) return false;
-  if (window_left >= 0 && -rel > window_left) return false;
-  if (window_right >= 0 && rel > window_right) return false;
-  return true;
+  int first, last;
+  key_range(ia, causal, window_left, window_right, first, last);
+  return j >= first && j <= last;
 }
 
 // One sequence b of the batch: where its tokens are, its lengths, positions and documents.
@@ -85,8 +91,13 @@ struct Seq {
   PA_DEVICE int32_t kv_doc(int j) const { return p->doc_ids ? int32_t(p->doc_ids[k0 + j]) : 0; }
 
   // The per-element rule; doc_i = q_doc(i), hoisted by the caller.
-  PA_DEVICE bool visible(int i, int j, int32_t doc_i) const {
-    if (!in_window(i + shift, j, p->causal, p->window_left, p->window_right)) return false;
+  // Keys [first, last] row i may see by causal / window (key_range).
+  PA_DEVICE void row_keys(int i, int &first, int &last) const {
+    key_range(i + shift, p->causal, p->window_left, p->window_right, first, last);
+  }
+  // The per-element rule for a row whose row_keys are [first, last].
+  PA_DEVICE bool visible(int first, int last, int j, int32_t doc_i) const {
+    if (j < first || j > last) return false;
     if (p->doc_ids && j >= p->num_anchor && kv_doc(j) != doc_i) return false;
     return true;
   }

@@ -28,7 +28,7 @@
 // by 0 and makes one K element of that key NaN, so that exactly the rows that see the key get a NaN
 // logit. On wholly visible tiles every row sees every key and a non-finite V element makes the
 // accumulators non-finite directly; the epilogue turns any non-finite accumulator of a row into a
-// NaN row and LSE. Cost (SASS, docs/reliability.md): one FFMA per logit, the V scan on masked tiles
+// NaN row and LSE. Cost (SASS, docs/kernels.md): one FFMA per logit, the V scan on masked tiles
 // only, a few dozen instructions per block in the epilogue.
 //
 // Policies (kernels/pe/*.cuh) enter at three points: Pe::transform (q/k pairs in fp32), Pe::bias
@@ -322,6 +322,9 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
   const pa_pe::Bias<PeKind> bias0(p, h, kBias && i0 < sq.Lq ? sq.q_pos(i0) : 0);
   const pa_pe::Bias<PeKind> bias1(p, h, kBias && i1 < sq.Lq ? sq.q_pos(i1) : 0);
   const int32_t doc0 = i0 < sq.Lq ? sq.q_doc(i0) : 0, doc1 = i1 < sq.Lq ? sq.q_doc(i1) : 0;
+  int first0, last0, first1, last1;  // causal / window key ranges of the two rows
+  sq.row_keys(i0, first0, last0);
+  sq.row_keys(i1, first1, last1);
   const bool plain_logit = !kBias && !(p.softcap > 0.f);
 
   // ldmatrix rows of this lane (matrix mi = lane / 8 of each x4; see the fragment layouts):
@@ -391,7 +394,9 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
           x = logit * kLog2e;
         }
         x = pa_pe::logit_or_nan(x);
-        if (masked && (j >= sq.Lk || i >= sq.Lq || !sq.visible(i, j, e < 2 ? doc0 : doc1)))
+        if (masked && (j >= sq.Lk || i >= sq.Lq ||
+                       !(e < 2 ? sq.visible(first0, last0, j, doc0)
+                               : sq.visible(first1, last1, j, doc1))))
           x = -INFINITY;
         s[a][e] = x;
       }

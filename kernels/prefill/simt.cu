@@ -57,6 +57,8 @@ __global__ void __launch_bounds__(kSimtRows) prefill_simt(const pa_prefill_param
   float q[DMAX], acc[DMAX];
   for (int c = 0; c < DMAX; ++c) q[c] = acc[c] = 0.f;
   int32_t pq = 0, doc_i = 0;
+  int first, last;  // keys this row may see by causal / window
+  seq.row_keys(i, first, last);
   if (has_row) {
     pq = seq.q_pos(i);
     doc_i = seq.q_doc(i);
@@ -120,7 +122,7 @@ __global__ void __launch_bounds__(kSimtRows) prefill_simt(const pa_prefill_param
       for (int jj = 0; jj < kn; ++jj) {
         s[jj] = -INFINITY;
         const int j = kt + jj;
-        if (!pa_pe::in_window(i + seq.shift, j, p.causal, p.window_left, p.window_right)) continue;
+        if (j < first || j > last) continue;
         if (p.doc_ids && j >= p.num_anchor && kdoc[jj] != doc_i) continue;
         const pa::sptr<const float> krow = ks + jj * dr;
         float dot = 0.f;

@@ -8,8 +8,6 @@
 
 namespace {
 
-size_t align256(size_t n) { return (n + 255) & ~size_t(255); }
-
 // Largest |position| any query or key of the call can have (default query positions
 // i + Lk - Lq are negative for the first rows when Lq > Lk).
 int64_t max_abs_position(const pa_problem *p) {
@@ -36,15 +34,19 @@ extern "C" posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_
   std::memset(L, 0, sizeof *L);
   L->stage_out = stage_out;
   size_t at = 0;
-  auto take = [&](size_t bytes) {
+  auto take = [&](size_t bytes) {  // saturates at SIZE_MAX for sizes beyond size_t
     const size_t off = at;
-    at += align256(bytes);
+    at = pa_size_add(at, pa_size_align256(bytes));
     return off;
   };
+  // EMU stages out and lse here and copies them to the caller's tensors only once the kernel has
+  // finished without an emulator fault: posattn.h promises that nothing is written to out or lse
+  // on error, and a fault (bounds, race, barrier) is only known at the end. Hence EMU's workspace
+  // is as large as the output (1.2 GB at 70k tokens x 64 heads x hd128 in f16); CUDA stages nothing.
   if (stage_out) {
-    const size_t rows = size_t(p->total_q) * size_t(p->hq);
-    L->out = take(rows * size_t(p->d) * posattn_dtype_size(p->out_dtype));
-    L->lse = take(rows * sizeof(float));
+    const size_t rows = pa_size_mul(size_t(p->total_q), size_t(p->hq));
+    L->out = take(pa_size_mul(pa_size_mul(rows, size_t(p->d)), posattn_dtype_size(p->out_dtype)));
+    L->lse = take(pa_size_mul(rows, sizeof(float)));
   }
   L->tables_at = at;
   at = 0;
@@ -89,10 +91,8 @@ extern "C" posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_
   L->kerple_a = take(kerple ? heads : 0);
   L->kerple_p = take(kerple ? heads : 0);
   L->tables_bytes = at;
-  L->total = L->tables_at + at;
-  if (L->total < at)
-    return pa_fail(msg, msg_size, POSATTN_STATUS_BAD_SIZE, "prefill workspace size overflows");
-  return POSATTN_STATUS_SUCCESS;
+  L->total = pa_size_add(L->tables_at, at);
+  return pa_workspace_too_big(L->total, msg, msg_size);
 }
 
 extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_prefill_layout *L,

@@ -93,8 +93,8 @@ TEST(Context, ReferenceBackendIsAlwaysAvailable) {
             POSATTN_STATUS_SUCCESS);
   EXPECT_STREQ(why, "");
   posattn_context *ctx = nullptr;
-  // the device ordinal is ignored on CPU backends
-  ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_REF, -1, &ctx), POSATTN_STATUS_SUCCESS);
+  // the device ordinal's value is ignored on CPU backends
+  ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_REF, 7, &ctx), POSATTN_STATUS_SUCCESS);
   ASSERT_NE(ctx, nullptr);
   EXPECT_EQ(posattn_context_backend(ctx), POSATTN_BACKEND_REF);
   EXPECT_STREQ(posattn_context_last_message(ctx), "");

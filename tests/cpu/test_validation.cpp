@@ -665,7 +665,7 @@ TEST_F(RopeValidation, InvFreqTableIsScanned) {
 TEST_F(Validation, XposParameters) {
   desc.pe.kind = POSATTN_PE_XPOS;
   desc.pe.xpos.scale_base = 0;
-  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.xpos.scale_base (0)", "> 0"});
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.xpos.scale_base (0)", ">= 1"});
   desc.pe.xpos.scale_base = 512;
   desc.pe.xpos.gamma = -0.4;
   ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.xpos.gamma (-0.4)"});
@@ -718,7 +718,7 @@ TEST_F(FireValidation, WidthRange) {
 
 TEST_F(FireValidation, ScalarParameters) {
   desc.pe.fire.c = 0;
-  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.fire.c (0)", "!= 0"});
+  ExpectDesc(POSATTN_STATUS_BAD_PE_PARAMS, {"pe.fire.c (0)", "2^-64 <= |c| <= 2^64"});
   desc.pe.fire.c = -0.1;  // |c| is used
   EXPECT_EQ(Forward(), POSATTN_STATUS_SUCCESS) << posattn_context_last_message(ctx);
   desc.pe.fire.L = 0;
