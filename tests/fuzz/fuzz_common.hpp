@@ -157,17 +157,6 @@ inline bool visible(int64_t i, int64_t j, int64_t lq, int64_t lk, int causal, in
   return true;
 }
 
-// Fraction-free check of the tensor sizes a successful size query implies: every tensor of
-// `elems` elements of `bytes_each` bytes must be addressable (below 2^62 bytes).
-inline bool addressable(const int64_t *dims, int n, size_t bytes_each) {
-  unsigned __int128 total = bytes_each;
-  for (int i = 0; i < n; ++i) {
-    if (dims[i] < 0) return false;
-    total *= uint64_t(dims[i]);
-  }
-  return total < (unsigned __int128)1 << 62;
-}
-
 }  // namespace pa_fuzz
 
 #endif  // PA_FUZZ_COMMON_HPP
