@@ -46,7 +46,12 @@ static void yarn_inv_freq(const posattn_rope_params *r, int32_t d, double *inv) 
     if (ramp > 1) ramp = 1;
     double extrap = 1.0 - ramp;
     double f = default_inv_freq(r->base, d, i);
-    inv[i] = (f / r->factor) * (1.0 - extrap) + f * extrap;
+    /* the two ends as plain values (what the blend gives there whenever f / factor is finite):
+     * a factor so small that f / factor overflows would otherwise give inf * 0 = NaN (found by
+     * fuzz_pe; such tables are outside the kernels' range and forward refuses them) */
+    inv[i] = extrap == 1.0   ? f
+             : extrap == 0.0 ? f / r->factor
+                             : (f / r->factor) * (1.0 - extrap) + f * extrap;
   }
 }
 
