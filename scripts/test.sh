@@ -158,7 +158,7 @@ if ensure_fuzz_toolchain; then
   # executions per target: ~30 s each on the CI machine (docs/reliability.md), capped in time
   fuzz_secs="${POSATTN_FUZZ_SECONDS:-60}"
   stage "fuzz run (seed 1, <= ${fuzz_secs} s per target)"
-  for tr in forward:2000 decode:800 append:8000 pe:400000 nan:1200; do
+  for tr in forward:1200 decode:800 append:6000 pe:400000 nan:1200; do
     fuzz_target "${tr%%:*}" "${tr#*:}" "$fuzz_secs"
   done
 else

@@ -244,10 +244,6 @@ std::vector<pa_fuzz::Seed> pa_fuzz::seeds() {
   fc.pe_kind = POSATTN_PE_FIRE; fc.pe_raw = 4; fc.fire_c = 1e-50; fc.fire_L = 512;
   fc.fire_eps = 0; fc.pos_sel = 1; fc.pos_base = 3;
   s.push_back(make_seed("issue11-4-fire-c-1e-50", fc));
-  Case fl = fc;  // found by fuzz_pe: FIRE L = 1.8e-312 (> 0, accepted), eps = 0: psi(max(L, pq))
-                 // underflows at pq = 0, x = d / 0
-  fl.fire_c = 3.05e-5; fl.fire_L = 1.78e-312; fl.pos_base = 0; fl.pos_sel = 1;
-  s.push_back(make_seed("issue11-fuzz-fire-tiny-L", fl));
   Case xs = x;  // 4: xPos scale_base 5e-324
   xs.pos_sel = 1; xs.q_off = 0; xs.pe_raw = 2; xs.xpos_sb = 5e-324; xs.xpos_gamma = 0.4;
   s.push_back(make_seed("issue11-4-xpos-scale-base-denormal", xs));
