@@ -134,8 +134,8 @@ __global__ void __launch_bounds__(kThreads) decode_split(const pa_decode_params 
   if (p.window_left >= 0)  // windows up to INT32_MAX: int64
     lo = int(pa::min(pa::max(int64_t(lo), int64_t(len) - p.n - p.window_left), int64_t(hi)));
 
-  for (int kt = lo; kt < hi; kt = hi - kt > T ? kt + T : hi) {  // kt + T may pass INT32_MAX
-    const int kn = pa::min(T, hi - kt);
+  for (int kn, kt = lo; kt < hi; kt += kn) {  // kt + kn <= hi: never past INT32_MAX
+    kn = pa::min(T, hi - kt);
     // Gather K and V rows through the block table (fp32, zero padded).
     for (int e = tid; e < T * dr; e += kThreads) {
       const int jj = e / dr, c = e % dr;

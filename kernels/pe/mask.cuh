@@ -90,12 +90,12 @@ struct Seq {
   PA_DEVICE int32_t q_doc(int i) const { return p->doc_ids ? int32_t(p->doc_ids[q0 + i]) : 0; }
   PA_DEVICE int32_t kv_doc(int j) const { return p->doc_ids ? int32_t(p->doc_ids[k0 + j]) : 0; }
 
-  // The per-element rule; doc_i = q_doc(i), hoisted by the caller.
   // Keys [first, last] row i may see by causal / window (key_range).
   PA_DEVICE void row_keys(int i, int &first, int &last) const {
     key_range(i + shift, p->causal, p->window_left, p->window_right, first, last);
   }
-  // The per-element rule for a row whose row_keys are [first, last].
+  // The per-element rule for a row whose row_keys are [first, last]; doc_i = q_doc(i), both
+  // hoisted by the caller.
   PA_DEVICE bool visible(int first, int last, int j, int32_t doc_i) const {
     if (j < first || j > last) return false;
     if (p->doc_ids && j >= p->num_anchor && kv_doc(j) != doc_i) return false;
