@@ -42,8 +42,16 @@ double injected(uint8_t v) {
 
 bool same(double a, double b) { return a == b || (std::isnan(a) && std::isnan(b)); }
 
-// What the header requires of one row (out[f] for f < d at out_row, its lse) against the clean run.
 enum class Expect { Untouched, Poisoned, Bounded };
+
+// What the NaN RULE asks of a row that sees (or not) value v injected into tensor t (0 q, 1 k, 2 v).
+Expect expect(bool sees, int t, double v, float softcap) {
+  if (!sees) return Expect::Untouched;
+  // a softcap bounds the logit of an infinite q or k element: the row may stay finite
+  return t < 2 && !std::isnan(v) && softcap > 0 ? Expect::Bounded : Expect::Poisoned;
+}
+
+// Checks one row (out[0..d), its lse) against e and the clean run.
 void check_row(const char *who, const char *where, Expect e, const double *out, const double *clean,
                int d, double lse, double clean_lse) {
   int64_t nan = 0;
@@ -118,9 +126,7 @@ void run_prefill(const Case &c) {
                  visible(qi, row - k0, lq, lk, d.causal, d.window_left, d.window_right, dq, dk,
                          d.num_anchor_tokens);
         sees = sees && any;  // a row that sees no key is never poisoned, whatever its q
-        Expect e = !sees ? Expect::Untouched
-                   : (t < 2 && !std::isnan(v) && d.softcap > 0) ? Expect::Bounded
-                                                                : Expect::Poisoned;
+        const Expect e = expect(sees, t, v, d.softcap);
         char where[96];
         std::snprintf(where, sizeof where, "sequence %d row %lld head %d", b, (long long)qi, h);
         const size_t o = size_t(((q0 + qi) * d.q_heads + h) * d.head_dim);
@@ -190,9 +196,7 @@ void run_decode(const Case &c) {
                      visible(q, j, n, L, d.causal, d.window_left, -1, nullptr, nullptr, 0);
           }
           sees = sees && dec::sees_any(d, b, q);
-          const Expect e = !sees ? Expect::Untouched
-                           : (t < 2 && !std::isnan(v) && d.softcap > 0) ? Expect::Bounded
-                                                                        : Expect::Poisoned;
+          const Expect e = expect(sees, t, v, d.softcap);
           char where[96];
           std::snprintf(where, sizeof where, "sequence %d token %d head %d", b, q, h);
           const size_t o = size_t(((int64_t(b) * n + q) * d.q_heads + h) * d.head_dim);
