@@ -63,11 +63,13 @@ struct Problem {
   int kind = -1;             // desc.pe.kind when known, -1 for a raw (unknown) value
   std::vector<int32_t> cu_q, cu_k, qpos, kpos, docs;
   std::vector<float> f1, f2, f3, f4;  // PE parameter arrays
+  std::vector<double> d1, d2;         // fp64 RoPE tables (ext_factors, inv_freq)
 };
 
-inline void fill(pat_rng *r, std::vector<float> &v, size_t n, double lo, double hi) {
+template <typename T>
+inline void fill(pat_rng *r, std::vector<T> &v, size_t n, double lo, double hi) {
   v.resize(n);
-  for (float &x : v) x = float(pat_rng_uniform(r, lo, hi));
+  for (T &x : v) x = T(pat_rng_uniform(r, lo, hi));
 }
 
 inline void set_pe(const Case &c, Problem &P, pat_rng *r) {
@@ -92,10 +94,10 @@ inline void set_pe(const Case &c, Problem &P, pat_rng *r) {
     ro.angle_mode = posattn_angle_mode(c.rope_angle % 2);
     ro.rotary_dim = c.rope_rot % 3 == 0 ? 0 : c.rope_rot % 3 == 1 ? (hd / 2) & ~1 : c.rope_rot;
     const int pairs = std::max(1, hd / 2);
-    fill(r, P.f1, size_t(pairs), 1.0, 4.0);  // LONGROPE ext_factors
-    fill(r, P.f2, size_t(pairs), 1e-4, 1.0);  // INV_FREQ table
-    ro.ext_factors = P.f1.data();
-    ro.inv_freq = P.f2.data();
+    fill(r, P.d1, size_t(pairs), 1.0, 4.0);  // LONGROPE ext_factors
+    fill(r, P.d2, size_t(pairs), 1e-4, 1.0);  // INV_FREQ table
+    ro.ext_factors = P.d1.data();
+    ro.inv_freq = P.d2.data();
     if (c.pe_raw & 1) {
       set_raw(ro.scaling, c.rope_scaling);
       ro.base = c.rope_base;

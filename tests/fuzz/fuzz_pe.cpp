@@ -48,7 +48,7 @@ bool close(double a, double b) { return std::fabs(a - b) <= 1e-9 * std::max(1.0,
 // RoPE parameters from the case: defaults, with the raw numbers where the case has them nonzero.
 struct Rope {
   posattn_rope_params p{};
-  std::vector<float> ext, inv;
+  std::vector<double> ext, inv;
   int32_t head_dim = 0;
   Rope(const Case &c, pat_rng *r) {
     posattn_pe pe;
@@ -69,8 +69,8 @@ struct Rope {
     const double a = c.amp != 0 ? double(c.amp) : 1.0;  // raw: may be negative, NaN, inf
     ext.resize(600);
     inv.resize(600);
-    for (float &x : ext) x = float(1 + pat_rng_uniform(r, 0, 1) * a);
-    for (float &x : inv) x = float(pat_rng_uniform(r, 0.001, 1) * a);
+    for (double &x : ext) x = 1 + pat_rng_uniform(r, 0, 1) * a;
+    for (double &x : inv) x = pat_rng_uniform(r, 0.001, 1) * a;
     p.ext_factors = ext.data();
     p.inv_freq = inv.data();
   }
