@@ -36,3 +36,20 @@ if(POSATTN_SANITIZE)
   add_link_options(-fsanitize=${POSATTN_SANITIZE})
   message(STATUS "posattn: sanitizers: ${POSATTN_SANITIZE}")
 endif()
+
+# libFuzzer targets (tests/fuzz): clang only. Every C/C++ target gets libFuzzer's coverage
+# instrumentation (-fsanitize=fuzzer-no-link) so that the fuzzers are guided by the library's code;
+# the fuzz preset adds ASan + UBSan through POSATTN_SANITIZE. Without this option tests/fuzz still
+# builds one replay program per target (any compiler) that runs the committed corpora as ctests.
+option(POSATTN_BUILD_FUZZERS "Build the libFuzzer targets in tests/fuzz (needs clang)" OFF)
+if(POSATTN_BUILD_FUZZERS)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang" OR NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "POSATTN_BUILD_FUZZERS needs clang for C and C++ (libFuzzer); this build "
+                        "uses ${CMAKE_C_COMPILER_ID} / ${CMAKE_CXX_COMPILER_ID}: use the fuzz preset")
+  endif()
+  if(NOT POSATTN_BUILD_TESTS)
+    message(FATAL_ERROR "POSATTN_BUILD_FUZZERS needs POSATTN_BUILD_TESTS (the fuzzers use the test shim)")
+  endif()
+  add_compile_options("$<$<COMPILE_LANGUAGE:C,CXX>:-fsanitize=fuzzer-no-link>")
+  message(STATUS "posattn: libFuzzer targets enabled")
+endif()

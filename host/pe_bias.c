@@ -65,7 +65,11 @@ double pa_pe_bias_eval(const posattn_pe *pe, int32_t q_heads, int32_t head, int6
     }
     case POSATTN_PE_T5: {
       const posattn_t5_params *t = &pe->t5;
-      int32_t b = posattn_pe_t5_bucket(pk - pq, t->bidirectional, t->num_buckets, t->max_distance);
+      /* pk - pq saturated: int64 positions far apart would overflow (found by fuzz_pe), and
+       * every |rel| >= max_distance falls in the same last bucket anyway */
+      int64_t rel;
+      if (__builtin_sub_overflow(pk, pq, &rel)) rel = pk > pq ? INT64_MAX : -INT64_MAX;
+      int32_t b = posattn_pe_t5_bucket(rel, t->bidirectional, t->num_buckets, t->max_distance);
       return (double)t->table[(int64_t)b * q_heads + head];
     }
     case POSATTN_PE_KERPLE_LOG:

@@ -21,7 +21,11 @@ static double ntk_inv_freq(double base, double s, int32_t d, int32_t i) {
 
 /* Pair index at which L_orig / wavelength == n_rot (YaRN reference code). */
 static double yarn_correction_dim(double n_rot, int32_t d, double base, double orig) {
-  return (double)d * log(orig / (n_rot * PA_TWO_PI)) / (2.0 * log(base));
+  double ratio = orig / (n_rot * PA_TWO_PI);
+  /* a tiny beta (e.g. 1e-320) overflows the ratio: the log of the quotient is still finite, and
+   * an infinite dimension on both ends would make the ramp inf/inf = NaN (found by fuzz_pe) */
+  double lg = isfinite(ratio) ? log(ratio) : log(orig) - log(n_rot) - log(PA_TWO_PI);
+  return (double)d * lg / (2.0 * log(base));
 }
 
 static void yarn_inv_freq(const posattn_rope_params *r, int32_t d, double *inv) {
@@ -42,7 +46,12 @@ static void yarn_inv_freq(const posattn_rope_params *r, int32_t d, double *inv) 
     if (ramp > 1) ramp = 1;
     double extrap = 1.0 - ramp;
     double f = default_inv_freq(r->base, d, i);
-    inv[i] = (f / r->factor) * (1.0 - extrap) + f * extrap;
+    /* the two ends as plain values (what the blend gives there whenever f / factor is finite):
+     * a factor so small that f / factor overflows would otherwise give inf * 0 = NaN (found by
+     * fuzz_pe; such tables are outside the kernels' range and forward refuses them) */
+    inv[i] = extrap == 1.0   ? f
+             : extrap == 0.0 ? f / r->factor
+                             : (f / r->factor) * (1.0 - extrap) + f * extrap;
   }
 }
 

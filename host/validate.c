@@ -1175,3 +1175,98 @@ posattn_status pa_validate_append_workspace(char *msg, size_t msg_size,
   for (int i = 0; i < 6; ++i) PA_TRY(check_disjoint(msg, msg_size, "workspace", w, names[i], all[i]));
   return POSATTN_STATUS_SUCCESS;
 }
+
+/* ---- merging attention states (issue 15; host/merge.h) -------------------------------------- */
+
+#include "merge.h"
+
+/* O and LSE of one state: pointers, dtype, alignment, strides; their byte ranges (LSE empty when
+ * NULL and allowed) and spans in elements. */
+static posattn_status check_state(char *msg, size_t msg_size, const char *name,
+                                  const posattn_merge_desc *D, const posattn_attn_state *s,
+                                  int lse_optional, byte_range r[2], int64_t *o_span,
+                                  int64_t *lse_span) {
+  char tname[48], lname[48];
+  snprintf(tname, sizeof tname, "%s.o", name);
+  snprintf(lname, sizeof lname, "%s.lse", name);
+  const posattn_tensor *t = &s->o;
+  if (t->data == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "%s.data is NULL", tname);
+  const size_t esize = posattn_dtype_size(t->dtype);
+  if (esize == 0)
+    FAIL(POSATTN_STATUS_BAD_ENUM, "%s.dtype (%d) is not a posattn_dtype value", tname,
+         (int)t->dtype);
+  char dname[64];
+  snprintf(dname, sizeof dname, "%s.dtype", tname);
+  PA_TRY(check_not_fp8(msg, msg_size, dname, t->dtype));
+  if ((uintptr_t)t->data % esize != 0)
+    FAIL(POSATTN_STATUS_BAD_ALIGNMENT,
+         "%s.data (%p) must be aligned to its element size (%zu bytes)", tname, t->data, esize);
+  axis ax[4] = {{NULL, "head_dim", D->head_dim, 1},
+                {"stride_head", "heads", D->heads, t->stride_head},
+                {"stride_seq", "seq_len", D->seq_len, t->stride_seq},
+                {"stride_batch", "batch", D->batch, t->stride_batch}};
+  PA_TRY(check_strides(msg, msg_size, tname, ax, 4, o_span));
+  PA_TRY(to_range(msg, msg_size, tname, t->data, *o_span, esize, &r[0]));
+  r[1] = (byte_range){0, 0};
+  *lse_span = 0;
+  if (s->lse == NULL) {
+    if (lse_optional) return POSATTN_STATUS_SUCCESS;
+    FAIL(POSATTN_STATUS_NULL_POINTER, "%s is NULL (every input state needs its LSE)", lname);
+  }
+  if ((uintptr_t)s->lse % sizeof(float) != 0)
+    FAIL(POSATTN_STATUS_BAD_ALIGNMENT, "%s (%p) must be aligned to 4 bytes (fp32)", lname,
+         (void *)s->lse);
+  axis lx[3] = {{"lse_stride_head", "heads", D->heads, s->lse_stride_head},
+                {"lse_stride_seq", "seq_len", D->seq_len, s->lse_stride_seq},
+                {"lse_stride_batch", "batch", D->batch, s->lse_stride_batch}};
+  PA_TRY(check_strides(msg, msg_size, name, lx, 3, lse_span));
+  return to_range(msg, msg_size, lname, s->lse, *lse_span, sizeof(float), &r[1]);
+}
+
+posattn_status pa_validate_merge(char *msg, size_t msg_size, const posattn_merge_desc *desc,
+                                 int32_t n, const posattn_attn_state *in,
+                                 const posattn_attn_state *out, int in_place, pa_merge_problem *p) {
+  if (desc == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "desc is NULL");
+  if (in == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "states is NULL");
+  if (out == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "out is NULL");
+  const struct { const char *name; int32_t v; } sizes[4] = {
+      {"batch", desc->batch}, {"seq_len", desc->seq_len}, {"heads", desc->heads},
+      {"head_dim", desc->head_dim}};
+  for (int i = 0; i < 4; ++i)
+    if (sizes[i].v < 1)
+      FAIL(POSATTN_STATUS_BAD_SIZE, "desc->%s (%d) must be >= 1", sizes[i].name, sizes[i].v);
+  if (desc->flags & ~POSATTN_MERGE_LSE_BASE2)
+    FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
+         "desc->flags (%#x) has unknown bits: only POSATTN_MERGE_LSE_BASE2 (%#x) is defined",
+         desc->flags, POSATTN_MERGE_LSE_BASE2);
+  if (n < 2 || n > POSATTN_MERGE_MAX_STATES)
+    FAIL(POSATTN_STATUS_BAD_SIZE,
+         "num_states (%d) must be in [2, %d] (POSATTN_MERGE_MAX_STATES; merge more in groups)", n,
+         POSATTN_MERGE_MAX_STATES);
+  memset(p, 0, sizeof *p);
+  p->desc = desc;
+  p->n = n;
+  p->in = in;
+  p->out = out;
+  p->base2 = (desc->flags & POSATTN_MERGE_LSE_BASE2) != 0;
+  byte_range r[POSATTN_MERGE_MAX_STATES + 1][2];
+  char name[32];
+  for (int32_t s = 0; s < n; ++s) {
+    snprintf(name, sizeof name, "states[%d]", s);
+    PA_TRY(check_state(msg, msg_size, name, desc, &in[s], 0, r[s], &p->o_span[s], &p->lse_span[s]));
+  }
+  const char *oname = in_place ? "states[0]" : "out";
+  PA_TRY(check_state(msg, msg_size, oname, desc, out, !in_place, r[n], &p->o_span[n],
+                     &p->lse_span[n]));
+  PA_TRY(check_disjoint(msg, msg_size, in_place ? "states[0].o" : "out.o", r[n][0],
+                        in_place ? "states[0].lse" : "out.lse", r[n][1]));
+  for (int32_t s = in_place ? 1 : 0; s < n; ++s)
+    for (int w = 0; w < 2; ++w)
+      for (int o = 0; o < 2; ++o) {
+        char wn[40], on[40];
+        snprintf(wn, sizeof wn, "%s.%s", oname, w ? "lse" : "o");
+        snprintf(on, sizeof on, "states[%d].%s", s, o ? "lse" : "o");
+        PA_TRY(check_disjoint(msg, msg_size, wn, r[n][w], on, r[s][o]));
+      }
+  return POSATTN_STATUS_SUCCESS;
+}

@@ -66,7 +66,7 @@ extern "C" {
  * ========================================================================================== */
 
 #define POSATTN_VERSION_MAJOR 0
-#define POSATTN_VERSION_MINOR 1
+#define POSATTN_VERSION_MINOR 2
 #define POSATTN_VERSION_PATCH 0
 /** MAJOR*10000 + MINOR*100 + PATCH. */
 #define POSATTN_VERSION \
@@ -753,6 +753,94 @@ POSATTN_API posattn_status posattn_cache_append(posattn_context *ctx,
                                                 const posattn_tensor *k_new,
                                                 const posattn_tensor *v_new, void *workspace,
                                                 size_t workspace_bytes);
+
+/* ============================================================================================
+ * Merging partial attention states (added by the context-parallel work, issue 15)
+ *
+ * A STATE is what attention over a subset of the keys gives each query row: the normalised
+ * output O (softmax over those keys times V) and its log-sum-exp LSE. Attention over the union of
+ * disjoint key subsets is the merge of their states; for rows r = (batch b, token t, head h):
+ *   M = max_i LSE_i,  W_i = e^(LSE_i - M),  LSE = M + log(sum_i W_i),  O = sum_i (W_i / sum W) O_i
+ * (base 2 with POSATTN_MERGE_LSE_BASE2: 2^ and log2 in place of e^ and log). This is how split-KV
+ * decode, ring attention and context parallelism combine partial results; posattn_forward's
+ * out/lse (and posattn_decode's, without sinks) are states.
+ *
+ * Empty and non-finite states (the NaN RULE above): a state with LSE -inf is EMPTY (it saw no key)
+ * and contributes nothing, exactly: its O is never read into the result (garbage or NaN there is
+ * ignored). All states empty: O = 0 and LSE = -inf. A row is POISONED when one of its states has
+ * a NaN or +inf LSE, or when an element of a non-empty state's O is not finite; a poisoned row gets
+ * NaN in every output element and a NaN LSE; other rows are untouched by it.
+ *
+ * Precision: REF merges in fp64 (the definition); EMU and CUDA in fp32 (one kernel,
+ * kernels/merge/merge.cuh, shared with decode's split combine). Output rounded once to its dtype.
+ *
+ * Sharding a sequence over ranks (ring attention): give every call the TRUE position ids of its
+ * tokens; causal and document masks across shards are expressed with the fields above as in
+ * docs/scaling.md (keys j0..j1 of a longer sequence: at most two calls per shard pair).
+ * ========================================================================================== */
+
+/** One attention state: O [batch, seq, heads, head_dim] (posattn_tensor strides, head_dim
+ *  contiguous, any dtype) and its LSE, fp32, row (b, t, h) at
+ *  lse[b*lse_stride_batch + t*lse_stride_seq + h*lse_stride_head] (element strides; the rule of
+ *  STRIDES applies). posattn_forward writes lse as [batch][heads][seq]: strides
+ *  (heads*seq, 1, seq), what posattn_attn_state_init() sets. */
+typedef struct posattn_attn_state {
+  posattn_tensor o;         /**< backend memory */
+  float *lse;               /**< backend memory; may be NULL only for a merge's output */
+  int64_t lse_stride_batch;
+  int64_t lse_stride_seq;
+  int64_t lse_stride_head;
+} posattn_attn_state;
+
+/** Fills `s` for a contiguous O [batch, seq, heads, head_dim] (posattn_tensor_init_contiguous)
+ *  and an LSE laid out as posattn_forward writes it, [batch][heads][seq]. NULL s is a no-op. */
+POSATTN_API void posattn_attn_state_init(posattn_attn_state *s, void *o, posattn_dtype dtype,
+                                         float *lse, int32_t seq, int32_t heads,
+                                         int32_t head_dim);
+
+/** Flags of posattn_merge_desc. */
+#define POSATTN_MERGE_LSE_BASE2 1u /**< every LSE (inputs and output) is in base 2 (FlashInfer's
+                                        convention), not natural log */
+
+/** The shape every state of a merge shares. */
+typedef struct posattn_merge_desc {
+  int32_t batch;    /**< >= 1 */
+  int32_t seq_len;  /**< query tokens per batch item, >= 1 */
+  int32_t heads;    /**< >= 1 */
+  int32_t head_dim; /**< >= 1 (any value: the merge has no head_dim restriction) */
+  uint32_t flags;   /**< 0 or POSATTN_MERGE_LSE_BASE2; other bits: INVALID_ARGUMENT */
+} posattn_merge_desc;
+
+/** Sizes 0 (must be set), flags 0 (natural log). NULL is a no-op. */
+POSATTN_API void posattn_merge_desc_init(posattn_merge_desc *desc);
+
+/** The most states one merge call takes (merging is associative: merge more in groups). */
+#define POSATTN_MERGE_MAX_STATES 32
+
+/** Merges states[0 .. num_states-1] into `out` (formula above).
+ *  - num_states: 2 .. POSATTN_MERGE_MAX_STATES (BAD_SIZE otherwise). states: a HOST array of
+ *    state descriptors whose data are backend memory; each O any dtype, each lse non-NULL.
+ *  - out: O of any dtype; out->lse may be NULL (then no LSE is written). out's O and LSE must not
+ *    overlap any input or each other (INVALID_ARGUMENT); inputs may share memory.
+ *  No workspace. REF and EMU are synchronous. CUDA: device pointers only, one kernel on the
+ *  context's stream, no host-device copy and no allocation, so the call can be captured in a CUDA
+ *  graph (the descriptor and the state array are read during the call). On any error nothing is
+ *  written. Errors: NULL_POINTER, BAD_SIZE, BAD_STRIDE, BAD_ENUM, BAD_ALIGNMENT,
+ *  INVALID_ARGUMENT (flags, overlap), DEVICE_ERROR, KERNEL_FAULT. */
+POSATTN_API posattn_status posattn_merge_states(posattn_context *ctx,
+                                                const posattn_merge_desc *desc,
+                                                int32_t num_states,
+                                                const posattn_attn_state *states,
+                                                const posattn_attn_state *out);
+
+/** In place: merges states[1 .. num_states-1] into states[0], whose O and LSE receive the result
+ *  (states[0].lse must not be NULL). The accumulator of a ring: start it empty (LSE -inf, any O)
+ *  and merge each step's state into it. states[1..] must not overlap states[0]; otherwise as
+ *  posattn_merge_states. */
+POSATTN_API posattn_status posattn_merge_states_inplace(posattn_context *ctx,
+                                                        const posattn_merge_desc *desc,
+                                                        int32_t num_states,
+                                                        const posattn_attn_state *states);
 
 #ifdef __cplusplus
 } /* extern "C" */

@@ -11,7 +11,9 @@ set(POSATTN_EMU_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/prefill/dispatch.cpp
   ${CMAKE_CURRENT_LIST_DIR}/prefill/tables.cpp
   # decode kernels (engineer J): chooser and EMU runs; decode.cu is included by dispatch.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/decode/dispatch.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/decode/dispatch.cpp
+  # state merge (issue 15): merge.cuh is included by run.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/merge/run.cpp)
 set(POSATTN_CUDA_SOURCES "")
 # tensor-core prefill instances and their pruning knobs (engineer F2)
 include(${CMAKE_CURRENT_LIST_DIR}/prefill/instances.cmake)
@@ -35,7 +37,8 @@ if(POSATTN_HAVE_CUDA)
        CONTENT "#include \"${CMAKE_CURRENT_LIST_DIR}/prefill/instances/mma_table.cpp\"\n")
   # decode and cache append (engineer N): kernels/decode/cuda_decode.cu
   add_library(posattn_cuda_backend OBJECT ${CMAKE_CURRENT_LIST_DIR}/cuda_backend.cu
-              ${CMAKE_CURRENT_LIST_DIR}/decode/cuda_decode.cu ${_pa_cuda_table} ${_pa_cuda_inst})
+              ${CMAKE_CURRENT_LIST_DIR}/decode/cuda_decode.cu
+              ${CMAKE_CURRENT_LIST_DIR}/merge/cuda_merge.cu ${_pa_cuda_table} ${_pa_cuda_inst})
   target_include_directories(posattn_cuda_backend PRIVATE ${PROJECT_SOURCE_DIR}/include
                              ${PROJECT_SOURCE_DIR}/host ${CMAKE_CURRENT_LIST_DIR})
   target_compile_definitions(posattn_cuda_backend PRIVATE POSATTN_BUILDING POSATTN_WITH_CUDA

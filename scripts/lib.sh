@@ -126,6 +126,22 @@ ensure_sass_deps() {
     python3 -m pip install -q --break-system-packages nvidia-cuda-cuobjdump
 }
 
+# ensure_fuzz_toolchain: succeeds when clang-14 can build a libFuzzer target with ASan + UBSan
+# (installs libclang-rt-14-dev, the sanitizer and fuzzer runtimes, when clang-14 is there without
+# them); fails, without installing a compiler, when there is no clang-14.
+ensure_fuzz_toolchain() {
+  command -v clang-14 >/dev/null 2>&1 && command -v clang++-14 >/dev/null 2>&1 || return 1
+  local probe
+  probe="$(mktemp -d)"
+  printf 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char *, unsigned long) { return 0; }\n' \
+    > "$probe/t.cpp"
+  _fuzz_probe() { clang++-14 -fsanitize=fuzzer,address,undefined "$probe/t.cpp" -o "$probe/t" 2>/dev/null; }
+  _fuzz_probe || { apt_install libclang-rt-14-dev && _fuzz_probe; }
+  local rc=$?
+  rm -rf "$probe"
+  return $rc
+}
+
 # configure_build PRESET [cmake -D options...]: configures $BUILD_ROOT/PRESET from the preset and
 # builds it. Returns the failing status itself (usable where set -e does not apply).
 configure_build() {

@@ -4,17 +4,23 @@
 #   2. exported-symbol check of libposattn.so (posattn_* only);
 #   3. install to a temporary prefix; tests/consumer built against it with find_package(posattn)
 #      and with pkg-config, by a plain C compiler, and run;
-#   4. posattn-demo (the README's main job) as a smoke test;
+#   4. posattn-demo (the README's main job) as a smoke test; the NCCL ring example compiled;
 #   5. with nvcc: every kernel compiled for sm_80 and sm_90a with a ptxas spill/local-memory
 #      report, the CUDA-enabled library's exports, and the demo against it (no GPU needed), and
 #      posattn-sass's static model of the main instances against bench/sass/baseline.json;
-#   6. ASan + UBSan build (asan preset) and the cpu and emu labels under it.
+#   6. ASan + UBSan build (asan preset) and the cpu and emu labels under it;
+#   7. ThreadSanitizer build (tsan preset) of the concurrency test, run under TSan;
+#   8. with clang-14: the libFuzzer targets (fuzz preset, ASan + UBSan), their committed corpora
+#      and issue reproducers replayed, then each target fuzzed with a fixed seed for a fixed number
+#      of executions (~30 s each; at most POSATTN_FUZZ_SECONDS, default 60) on a scratch copy of
+#      its corpus; a crash fails the stage and leaves its input in <build>/fuzz-artifacts/<target>/
+#      (docs/reliability.md).
 # Builds that fail stop the script; failing tests mark their stage FAILED and the script goes on,
 # so that one run shows every failure; the exit status is non-zero if any stage failed. Prints
 # the time of each stage. Environment: POSATTN_BUILD_ROOT (default <repo>/build),
 # POSATTN_JOBS (default 2), POSATTN_REQUIRED_LABELS (labels that must have tests; default "cpu",
 # plus "emu" once tests/emu/CMakeLists.txt exists),
-# POSATTN_FAIL_ON_SPILLS=1 to fail when a kernel spills.
+# POSATTN_FAIL_ON_SPILLS=1 to fail when a kernel spills, POSATTN_FUZZ_SECONDS (per fuzz target).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 # cpu always; emu as soon as tests/emu has its CMakeLists.txt (the emulator issue)
@@ -79,6 +85,21 @@ echo "pkg-config consumer: $(grep -c ' ok$' "$BUILD_ROOT/consumer/pc.out") check
 stage "posattn-demo"
 "$BUILD_ROOT/ci/bench/posattn-demo" || stage_failed "a demo check failed"
 
+# docs/examples/ring_attention.c: built by the ci preset when the toolkit's NCCL is found; here
+# also compiled as strict C99 so that warnings fail. It needs >= 2 GPUs to run: never run in CI.
+stage "ring_attention example (NCCL; compiled, not run)"
+nccl_inc="$(dirname "$(ls /usr/local/cuda/include/nccl.h /usr/include/nccl.h 2>/dev/null | head -1)" 2>/dev/null || true)"
+if [ -n "$nccl_inc" ] && [ -f "$nccl_inc/nccl.h" ]; then
+  [ -x "$BUILD_ROOT/ci/docs/examples/posattn_example_ring_attention" ] ||
+    stage_failed "nccl.h is in $nccl_inc but the ci build did not build posattn_example_ring_attention"
+  cc -std=c99 -Wall -Wextra -Werror -fsyntax-only -I "$REPO/include" -I "$nccl_inc" \
+    -I /usr/local/cuda/include "$REPO/docs/examples/ring_attention.c" ||
+    stage_failed "ring_attention.c does not compile cleanly"
+  echo "ring_attention.c compiled against $nccl_inc/nccl.h (not run: needs >= 2 GPUs)"
+else
+  echo "no NCCL (nccl.h) on this machine: ring_attention example skipped"
+fi
+
 if command -v nvcc >/dev/null 2>&1; then
   # Every nvcc target (all tensor-core instances) with -Xptxas -v, then the CUDA-enabled library
   # (static cudart inside) and the demo: on a machine without a GPU the CUDA backend must answer
@@ -117,6 +138,56 @@ stage "asan tests (cpu, emu)"
 ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
   ctest --test-dir "$BUILD_ROOT/asan" -L 'cpu|emu' --output-on-failure -j "$JOBS" ||
   stage_failed "see the ctest output above"
+
+stage "tsan build (concurrency test)"
+cmake --preset tsan -S "$REPO" -B "$BUILD_ROOT/tsan" >/dev/null
+cmake --build "$BUILD_ROOT/tsan" -j "$JOBS" --target posattn_tests_threads
+stage "tsan test (threads)"
+TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
+  ctest --test-dir "$BUILD_ROOT/tsan" -L threads --output-on-failure -j "$JOBS" ||
+  stage_failed "see the ctest output above"
+
+# fuzz_target NAME RUNS SECONDS: one bounded libFuzzer run, fixed seed (the same inputs on every
+# run of the same code), RUNS executions or SECONDS, whichever ends first, on a scratch copy of the
+# committed corpus (new inputs stay in the build tree) plus the issue reproducers.
+fuzz_target() {
+  local t="$1" runs="$2" secs="$3" dir="$BUILD_ROOT/fuzz" log rc=0 regs=()
+  log="$dir/fuzz-logs/$t.log"
+  rm -rf "$dir/fuzz-corpus/$t" "$dir/fuzz-artifacts/$t"
+  mkdir -p "$dir/fuzz-corpus/$t" "$dir/fuzz-artifacts/$t" "$dir/fuzz-logs"
+  [ -d "$REPO/tests/fuzz/regressions/$t" ] && regs=("$REPO/tests/fuzz/regressions/$t")
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    "$dir/tests/fuzz/posattn_fuzz_$t" -seed=1 -runs="$runs" -max_total_time="$secs" -timeout=25 \
+    -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="$dir/fuzz-artifacts/$t/" \
+    "$dir/fuzz-corpus/$t" "$REPO/tests/fuzz/corpus/$t" "${regs[@]}" >"$log" 2>&1 || rc=$?
+  printf 'fuzz %-8s %8s executions in %4s s, %5s coverage points, %3s corpus inputs, status %s\n' \
+    "$t" "$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")" \
+    "$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$log")" \
+    "$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)" \
+    "$(find "$dir/fuzz-corpus/$t" "$REPO/tests/fuzz/corpus/$t" -type f | wc -l)" "$rc"
+  if [ "$rc" -ne 0 ]; then
+    grep -E 'check failed|runtime error|ERROR:|SUMMARY' "$log" | head -5
+    stage_failed "fuzz target $t: see $log and $dir/fuzz-artifacts/$t/"
+  fi
+}
+
+if ensure_fuzz_toolchain; then
+  stage "fuzz build (clang-14, ASan + UBSan)"
+  cmake --preset fuzz -S "$REPO" -B "$BUILD_ROOT/fuzz" >/dev/null
+  cmake --build "$BUILD_ROOT/fuzz" -j "$JOBS" --target posattn_fuzzers
+  stage "fuzz corpora + reproducers (replay)"
+  ASAN_OPTIONS="detect_leaks=1:abort_on_error=1" UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1" \
+    ctest --test-dir "$BUILD_ROOT/fuzz" -L fuzz --output-on-failure -j "$JOBS" ||
+    stage_failed "see the ctest output above"
+  # executions per target: ~30 s each on the CI machine (docs/reliability.md), capped in time
+  fuzz_secs="${POSATTN_FUZZ_SECONDS:-60}"
+  stage "fuzz run (seed 1, <= ${fuzz_secs} s per target)"
+  for tr in forward:1200 decode:800 append:6000 pe:400000 nan:1200; do
+    fuzz_target "${tr%%:*}" "${tr#*:}" "$fuzz_secs"
+  done
+else
+  echo "no clang-14 with libFuzzer on this machine: fuzz stages skipped"
+fi
 
 if stages_report; then
   echo "all stages passed"

@@ -28,6 +28,7 @@
 
 #include "decode/params.h"
 #include "fp8.h"
+#include "merge/merge.cuh"
 #include "pe/bias.cuh"
 #include "pe/mask.cuh"
 #include "pe/rope.cuh"
@@ -61,20 +62,8 @@ inline size_t split_smem_bytes(int d) {
 }
 
 // Element idx of a tensor whose dtype is known only at run time (q, new K/V: read once).
-PA_DEVICE float load_any(pa::gptr<const unsigned char> base, int dtype, int64_t idx) {
-  switch (dtype) {
-    case POSATTN_DTYPE_F16: return pa::to_float(pa::f16(pa::ptr_cast<const pa::f16>(base)[idx]));
-    case POSATTN_DTYPE_BF16: return pa::to_float(pa::bf16(pa::ptr_cast<const pa::bf16>(base)[idx]));
-    default: return float(pa::ptr_cast<const float>(base)[idx]);
-  }
-}
-PA_DEVICE void store_any(pa::gptr<unsigned char> base, int dtype, int64_t idx, float x) {
-  switch (dtype) {
-    case POSATTN_DTYPE_F16: pa::ptr_cast<pa::f16>(base)[idx] = pa::from_float<pa::f16>(x); break;
-    case POSATTN_DTYPE_BF16: pa::ptr_cast<pa::bf16>(base)[idx] = pa::from_float<pa::bf16>(x); break;
-    default: pa::ptr_cast<float>(base)[idx] = x; break;
-  }
-}
+using pa_merge::load_any;
+using pa_merge::store_any;
 
 // Element I/O of a cache pool of 16/32-bit floats and of the FP8 formats.
 template <class T>
@@ -290,25 +279,20 @@ __global__ void __launch_bounds__(kThreads) decode_combine(const pa_decode_param
   const int b = int(blockIdx.y), t = int(blockIdx.x) / p.hq, h = int(blockIdx.x) % p.hq;
   const int64_t per_split = int64_t(p.batch) * p.n * p.hq;
   const int64_t row0 = (int64_t(b) * p.n + t) * p.hq + h;
-  const bool sink = bool(p.sinks);
-  float M = sink ? float(p.sinks[h]) : -INFINITY;
-  for (int s = 0; s < p.num_splits; ++s) M = pa_pe::max_nan(M, float(p.part_lse[s * per_split + row0]));
-  float L = 0.f;
-  if (M != -INFINITY) {  // NaN: a poisoned row, which stays NaN
-    for (int s = 0; s < p.num_splits; ++s) L += expf(p.part_lse[s * per_split + row0] - M);
-    if (sink) L += expf(p.sinks[h] - M);
-  }
+  const auto split_lse = [&](int s) { return float(p.part_lse[s * per_split + row0]); };
+  const pa_merge::LseSum sum =
+      pa_merge::lse_merge(p.num_splits, split_lse, p.sinks ? float(p.sinks[h]) : -INFINITY, false);
   const int64_t obase = int64_t(b) * p.o_sb + int64_t(t) * p.o_ss + int64_t(h) * p.o_sh;
   for (int c = int(threadIdx.x); c < p.d; c += kThreads) {
     float o = 0.f;
-    if (L != 0.f)
+    if (!sum.empty())
       for (int s = 0; s < p.num_splits; ++s) {
-        const float w = expf(p.part_lse[s * per_split + row0] - M) / L;
+        const float w = sum.weight(split_lse(s), false);
         if (w != 0.f) o = fmaf(w, p.part_o[(s * per_split + row0) * p.d + c], o);  // empty splits: w = 0
       }
     store_any(p.out, p.out_dtype, obase + c, o);
   }
-  if (p.lse && threadIdx.x == 0) p.lse[(int64_t(b) * p.hq + h) * p.n + t] = L == 0.f ? -INFINITY : M + logf(L);
+  if (p.lse && threadIdx.x == 0) p.lse[(int64_t(b) * p.hq + h) * p.n + t] = sum.lse(false);
 }
 
 // One block per (new token, sequence); threads over (head, feature).

@@ -24,6 +24,19 @@
 #include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
+// ThreadSanitizer must be told about every stack switch (else it attributes a fiber's accesses and
+// call stack to whatever ran before, and its shadow call stack overflows): each emulated thread
+// gets a TSan fiber, and the scheduler switches to it just before the context switch.
+#if defined(__SANITIZE_THREAD__)
+#define PA_EMU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PA_EMU_TSAN 1
+#endif
+#endif
+#if defined(PA_EMU_TSAN)
+#include <sanitizer/tsan_interface.h>
+#endif
 
 #if !defined(__x86_64__)
 #include <ucontext.h>
@@ -168,6 +181,8 @@ struct Fiber {
   char *stack = nullptr;
   size_t stack_size = 0;
   void *fake_stack = nullptr;
+  void *tsan_fiber = nullptr;  // TSan's state of this emulated thread (TSan builds only)
+  unsigned tsan_runs = 0;      // blocks run on tsan_fiber
   const char *file = nullptr;  // where it waits (barrier or collective)
   int line = 0;
   Post *post = nullptr;
@@ -211,6 +226,7 @@ struct Launch {
   const void *sched_bottom = nullptr;
   size_t sched_size = 0;
   void *sched_fake = nullptr;
+  void *sched_tsan = nullptr;  // TSan's state of the OS thread that runs the scheduler
   std::vector<unsigned> ready;
   size_t ready_head = 0;
   std::mt19937_64 rng;
@@ -239,6 +255,10 @@ struct Pool {
   std::vector<char> arena;
   std::vector<Shadow> shadow;
   ~Pool() {
+#if defined(PA_EMU_TSAN)
+    for (Fiber &f : fibers)
+      if (f.tsan_fiber) __tsan_destroy_fiber(f.tsan_fiber);
+#endif
     if (stacks) munmap(stacks, stacks_bytes);
   }
   bool reserve(unsigned n, size_t size) {
@@ -268,13 +288,16 @@ Pool &pool() {
   return p;
 }
 
-// ---- fiber switching with ASan annotations -------------------------------------------------------
+// ---- fiber switching with ASan and TSan annotations ---------------------------------------------
 void to_scheduler(Fiber &f, bool final) {
   Launch &L = *tl_launch;
 #if defined(PA_EMU_ASAN)
   __sanitizer_start_switch_fiber(final ? nullptr : &f.fake_stack, L.sched_bottom, L.sched_size);
 #else
   (void)final;
+#endif
+#if defined(PA_EMU_TSAN)
+  __tsan_switch_to_fiber(L.sched_tsan, 0);
 #endif
   ctx_switch(f.ctx, L.sched);
 #if defined(PA_EMU_ASAN)
@@ -290,6 +313,9 @@ void to_fiber(Launch &L, Fiber &f) {
 #endif
 #if !defined(__x86_64__)
   tl_start_arg = &f;
+#endif
+#if defined(PA_EMU_TSAN)
+  __tsan_switch_to_fiber(f.tsan_fiber, 0);
 #endif
   ctx_switch(L.sched, f.ctx);
 #if defined(PA_EMU_ASAN)
@@ -835,6 +861,16 @@ bool run_block(Launch &L, Dim3 bidx) {
 #if defined(PA_EMU_ASAN)
     ASAN_UNPOISON_MEMORY_REGION(f.stack, f.stack_size);  // left poisoned by abandoned fibers
 #endif
+#if defined(PA_EMU_TSAN)
+    // A fiber never returns (it ends parked in to_scheduler), so each run leaves a few frames on
+    // its TSan shadow call stack (64K entries). A fresh TSan fiber every 256 runs keeps far from
+    // that limit; one per run would make a TSan build of the tests ~5x slower.
+    if (f.tsan_fiber && ++f.tsan_runs % 256 == 0) {
+      __tsan_destroy_fiber(f.tsan_fiber);
+      f.tsan_fiber = nullptr;
+    }
+    if (!f.tsan_fiber) f.tsan_fiber = __tsan_create_fiber(0);
+#endif
     ctx_init(f.ctx, f.stack, f.stack_size, fiber_main, &f);
     make_ready(L, t);
   }
@@ -907,6 +943,9 @@ Status run(const LaunchSpec &spec) {
   L.dyn_bytes = spec.dyn_smem;
   tl_launch = &L;
   tl_racecheck = opt.racecheck;
+#if defined(PA_EMU_TSAN)
+  L.sched_tsan = __tsan_get_current_fiber();
+#endif
   for (unsigned z = 0; z < g.z && !L.failed; ++z)
     for (unsigned y = 0; y < g.y && !L.failed; ++y)
       for (unsigned x = 0; x < g.x && !L.failed; ++x) run_block(L, Dim3{x, y, z});
