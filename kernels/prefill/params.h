@@ -88,6 +88,10 @@ typedef struct pa_prefill_params {
   PA_PF_PTR(const float) exact_hi;    /* EXACT: [exact_hi_count][rotary_dim/2][2] cos, sin of hi * 2^shift * w_i */
   PA_PF_PTR(const float) xpos_log2_decay; /* xPos: [rotary_dim/2] log2(zeta_i) / scale_base: pair i of the
                                              logit is weighted by exp2((pq - pk) * this) */
+  int32_t k_prerotated;  /* 1: k already holds the RoPE-rotated keys (the pre-pass, rope_k.cu); the
+                            main kernel rotates only Q. Default 0: the kernel rotates K itself */
+  PA_PF_PTR(unsigned char) k_rot; /* pre-pass output, NULL = no pre-pass: rotated K in in_dtype,
+                                     packed [total_kv][hkv][d] in the workspace */
 
   /* ---- bias the logit (pe-spec §3, §4, §7, §8.1) ---- */
   PA_PF_PTR(const float) alibi_slopes; /* ALiBi: [hq] slopes m_h; bias -m_h * |pq - pk| */

@@ -27,7 +27,7 @@ bool rotary(const pa_problem *p) {
 }  // namespace
 
 extern "C" posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_out,
-                                                 pa_prefill_layout *L, char *msg,
+                                                 int prerotate_k, pa_prefill_layout *L, char *msg,
                                                  size_t msg_size) {
   const posattn_attention_desc *D = p->desc;
   const posattn_pe &pe = D->pe;
@@ -91,6 +91,10 @@ extern "C" posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_
   L->kerple_a = take(kerple ? heads : 0);
   L->kerple_p = take(kerple ? heads : 0);
   L->tables_bytes = at;
+  if (prerotate_k) {  // every key of every kv head, in the input dtype (saturating sizes)
+    L->n_k_rot = pa_size_mul(pa_size_mul(size_t(p->total_kv), size_t(p->hkv)), size_t(p->d));
+    L->k_rot = take(pa_size_mul(L->n_k_rot, posattn_dtype_size(p->in_dtype)));
+  }
   L->total = pa_size_add(L->tables_at, at);
   return pa_workspace_too_big(L->total, msg, msg_size);
 }

@@ -8,6 +8,9 @@
  *                              PE tables; built in HOST memory by pa_prefill_tables_build() --
  *                              directly in the workspace on EMU, in a host buffer that the CUDA
  *                              backend copies to the device workspace.
+ *   [rotated K]                the RoPE key pre-pass's output (prerotate_k only): every key of
+ *                              every kv head in the input dtype, packed [total_kv][hkv][d];
+ *                              written on the device by the pre-pass (kernels/prefill/rope_k.cu).
  * All PE math comes from the fp64 helpers of host/pe_*.c (posattn_pe_rope_inv_freq,
  * posattn_pe_alibi_slopes, pa_fire_segments_build, posattn_pe_t5_bucket, pa_xpos_log_decay); this
  * file only rounds their results to fp32 and lays them out. */
@@ -28,6 +31,8 @@ typedef struct pa_prefill_layout {
   size_t out, lse;          /* staged output / lse (stage_out only), from the workspace start */
   size_t tables_at;         /* start of the tables region in the workspace */
   size_t tables_bytes;      /* size of the tables region */
+  size_t k_rot;             /* rotated K, relative to tables_at (after the tables region) */
+  size_t n_k_rot;           /* its elements (0 = no pre-pass) */
   size_t total;             /* workspace bytes */
   /* table offsets inside the tables region; SIZE_MAX-free: a region of size 0 is absent */
   size_t cu_q, cu_kv, q_pos, kv_pos, doc_ids;
@@ -48,10 +53,11 @@ typedef struct pa_prefill_scalars {
   int32_t fire_nseg;      /* segments actually built */
 } pa_prefill_scalars;
 
-/* Workspace layout for p. stage_out = 1 for EMU. Never fails for a validated problem except on
- * size overflow (BAD_SIZE). */
-posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_out, pa_prefill_layout *L,
-                                      char *msg, size_t msg_size);
+/* Workspace layout for p. stage_out = 1 for EMU; prerotate_k = 1 reserves the rotated-K region
+ * (pa_prefill_prerotates_k). Never fails for a validated problem except on size overflow
+ * (BAD_SIZE). */
+posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_out, int prerotate_k,
+                                      pa_prefill_layout *L, char *msg, size_t msg_size);
 
 /* Writes the tables region of L into `tables` (host memory, L->tables_bytes bytes). */
 posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_prefill_layout *L,
@@ -139,6 +145,7 @@ inline void pa_prefill_params_fill(pa_prefill_params &k, const pa_problem *p,
   k.exact_lo = f32(L.exact_lo, L.n_exact_lo, "exact_lo");
   k.exact_hi = f32(L.exact_hi, L.n_exact_hi, "exact_hi");
   k.xpos_log2_decay = f32(L.xpos, pe.kind == POSATTN_PE_XPOS ? L.n_half : 0, "xpos_log2_decay");
+  k.k_rot = pa::make_gptr(L.n_k_rot ? tables + L.k_rot : nullptr, L.n_k_rot * ein, "rotated k");
 
   const int64_t nh = L.n_heads_tab;
   k.alibi_slopes = f32(L.alibi, pe.kind == POSATTN_PE_ALIBI ? nh : 0, "alibi_slopes");
