@@ -41,7 +41,10 @@ struct Bias<POSATTN_PE_ALIBI> {
 };
 
 // FIRE: x = log1p(c |pq-pk|) / (log1p(c max(L, pq)) + eps); the bias is the compiled MLP's
-// segment containing x: slope * x + icpt (one lookup, one FMA).
+// segment containing x: slope * x + icpt. No search: a host grid over x (tables.cpp) gives the
+// first candidate segment of x's cell, and p.fire_steps forward steps (1 for every MLP whose
+// segment starts are not closer than the cell width; the host measures it) finish the lookup
+// exactly; fire_start[nseg] = +inf stops the steps at the last segment.
 template <>
 struct Bias<POSATTN_PE_FIRE> {
   const pa_prefill_params *p;
@@ -56,20 +59,15 @@ struct Bias<POSATTN_PE_FIRE> {
       : p(&pp), h(h_), pq(pq_), inv_norm(inv_norm_) {}
   PA_DEVICE float operator()(int32_t pk) const {
     const float x = log1pf(p->fire_c * abs_distance(pq, pk)) * inv_norm;
-    int lo = 0, hi = p->fire_nseg - 1;  // last segment whose start <= x
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
-      if (p->fire_start[mid] <= x)
-        lo = mid;
-      else
-        hi = mid - 1;
-    }
-    const int64_t i = int64_t(h) * p->fire_nseg + lo;
+    int seg = p->fire_cell_seg[int(fminf(x * p->fire_cell_scale, float(p->fire_cells)))];
+    for (int k = 0; k < p->fire_steps; ++k) seg += p->fire_start[seg + 1] <= x;
+    const int64_t i = int64_t(h) * p->fire_nseg + seg;
     return fmaf(p->fire_slope[i], x, p->fire_icpt[i]);
   }
 };
 
-// T5: bucket of rel = pk - pq from integer thresholds (no log in the kernel), then table[bucket][h].
+// T5: the bucket of rel = pk - pq read from a host table over the distances min(|rel|, t5_nmax)
+// (no log, no search), keys after the query in its second half; then table[bucket][h].
 template <>
 struct Bias<POSATTN_PE_T5> {
   const pa_prefill_params *p;
@@ -77,24 +75,10 @@ struct Bias<POSATTN_PE_T5> {
   int32_t pq;
   PA_DEVICE Bias(const pa_prefill_params &pp, int h_, int32_t pq_) : p(&pp), h(h_), pq(pq_) {}
   PA_DEVICE float operator()(int32_t pk) const {
-    const int64_t rel = int64_t(pk) - int64_t(pq);
-    int64_t n;
-    int bucket = 0;
-    if (p->t5_bidirectional) {
-      if (rel > 0) bucket = p->t5_dir_buckets;
-      n = rel < 0 ? -rel : rel;
-    } else {
-      n = rel < 0 ? -rel : 0;
-    }
-    int lo = 0, hi = p->t5_dir_buckets - 1;  // largest k with thresh[k] <= n
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
-      if (int64_t(p->t5_thresh[mid]) <= n)
-        lo = mid;
-      else
-        hi = mid - 1;
-    }
-    return p->t5_table[int64_t(bucket + lo) * p->hq + h];
+    const int64_t rel = int64_t(pk) - int64_t(pq), n = rel < 0 ? -rel : rel;
+    const int64_t nmax = p->t5_nmax;
+    const int32_t bucket = p->t5_bucket[(n < nmax ? n : nmax) + (rel > 0 ? nmax + 1 : 0)];
+    return p->t5_table[int64_t(bucket) * p->hq + h];
   }
 };
 

@@ -5,11 +5,14 @@
 //                    dtype neighbours of REF's fp64 rotation (posattn_pe_rope_apply, exact angles)
 //                    -- i.e. rotated in fp32 and rounded ONCE -- up to the FAST angle error; every
 //                    other feature is copied bit for bit; a NaN key stays in its own row.
+//   BiasTables.*     the T5 and FIRE lookups without searches (bias.cuh) against REF's bucket and
+//                    a linear scan of FIRE's segments.
 //   RopeKForward.*   posattn_forward on EMU (tensor-core kernel after the pre-pass) against REF
 //                    with the DESIGN.md section 5 rule: odd lengths, GQA, varlen, the rotary_offset
 //                    and active_pairs fields, EXACT angles.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -63,6 +66,40 @@ posattn_attention_desc make_desc(const Case &c, std::vector<int32_t> *pos, pat_r
   return desc;
 }
 
+// What the EMU backend builds before a launch (dispatch.cpp): the validated problem, the layout,
+// the tables in a workspace and the kernel parameters.
+struct Prepared {
+  pa_problem p;
+  pa_prefill_layout L;
+  pa_prefill_scalars sc;
+  std::vector<double> store;  // the workspace, 16-byte aligned (operator new)
+  std::vector<unsigned char> out;
+  posattn_tensor to;
+  pa_prefill_params prm;
+  unsigned char *ws() { return reinterpret_cast<unsigned char *>(store.data()); }
+};
+void prepare(const posattn_attention_desc *desc, pat_inputs *in, posattn_dtype dt, int prerotate_k,
+             Prepared *r) {
+  r->out.assign(size_t(pat_q_rows(desc)) * desc->q_heads * desc->head_dim * 2, 0);
+  r->to = in->tq;
+  r->to.data = r->out.data();
+  char msg[512];
+  pa_problem &p = r->p;
+  ASSERT_EQ(pa_validate(msg, sizeof msg, desc, dt, dt, &in->tq, &in->tk, &in->tv, &r->to, nullptr, &p),
+            POSATTN_STATUS_SUCCESS) << msg;
+  ASSERT_EQ(pa_prefill_layout_make(&p, 1, prerotate_k, &r->L, msg, sizeof msg),
+            POSATTN_STATUS_SUCCESS) << msg;
+  r->store.assign((r->L.total + 15) / 8, 0.0);
+  unsigned char *tables = r->ws() + r->L.tables_at;
+  ASSERT_EQ(pa_prefill_tables_build(&p, &r->L, tables, &r->sc, msg, sizeof msg),
+            POSATTN_STATUS_SUCCESS) << msg;
+  pa_prefill_params_fill(r->prm, &p, r->L, r->sc, tables, in->tq.data,
+                         pa_prefill_span(&p, &in->tq, p.q_len, p.total_q, p.hq), in->tk.data,
+                         pa_prefill_span(&p, &in->tk, p.kv_len, p.total_kv, p.hkv), in->tv.data,
+                         pa_prefill_span(&p, &in->tv, p.kv_len, p.total_kv, p.hkv),
+                         r->ws() + r->L.out, size_t(p.total_q) * p.hq * p.d, 0, 0, 0, nullptr);
+}
+
 // Runs the pre-pass for c and checks its output against REF's rotation of every key.
 void check_prepass(const Case &c, uint64_t seed, int nan_key = -1) {
   SCOPED_TRACE(c.name);
@@ -74,28 +111,14 @@ void check_prepass(const Case &c, uint64_t seed, int nan_key = -1) {
   ASSERT_EQ(pat_inputs_random(&in, &desc, c.dt, &rng, 2.0), 0);
   const int64_t kv_rows = pat_kv_rows(&desc), row = int64_t(c.hkv) * c.d;
   if (nan_key >= 0) pat_store(in.k.data, c.dt, nan_key * row + 1, NAN);  // key nan_key, head 0
-  std::vector<unsigned char> out(size_t(pat_q_rows(&desc)) * c.hq * c.d * 2);
-  posattn_tensor to = in.tq;
-  to.data = out.data();
-
-  char msg[512];
-  pa_problem p;
-  ASSERT_EQ(pa_validate(msg, sizeof msg, &desc, c.dt, c.dt, &in.tq, &in.tk, &in.tv, &to, nullptr, &p),
-            POSATTN_STATUS_SUCCESS) << msg;
-  pa_prefill_layout L;
-  ASSERT_EQ(pa_prefill_layout_make(&p, 1, 1, &L, msg, sizeof msg), POSATTN_STATUS_SUCCESS) << msg;
+  Prepared pr;
+  prepare(&desc, &in, c.dt, 1, &pr);
+  if (::testing::Test::HasFatalFailure()) return;
+  const pa_problem &p = pr.p;
+  const pa_prefill_layout &L = pr.L;
+  const pa_prefill_params &prm = pr.prm;
+  const unsigned char *ws = pr.ws();
   ASSERT_EQ(L.n_k_rot, size_t(kv_rows * row));
-  std::vector<double> ws_store((L.total + 15) / 8);  // 16-byte aligned (operator new)
-  unsigned char *ws = reinterpret_cast<unsigned char *>(ws_store.data());
-  pa_prefill_scalars sc;
-  ASSERT_EQ(pa_prefill_tables_build(&p, &L, ws + L.tables_at, &sc, msg, sizeof msg),
-            POSATTN_STATUS_SUCCESS) << msg;
-  pa_prefill_params prm;
-  pa_prefill_params_fill(prm, &p, L, sc, ws + L.tables_at, in.tq.data,
-                         pa_prefill_span(&p, &in.tq, p.q_len, p.total_q, p.hq), in.tk.data,
-                         pa_prefill_span(&p, &in.tk, p.kv_len, p.total_kv, p.hkv), in.tv.data,
-                         pa_prefill_span(&p, &in.tv, p.kv_len, p.total_kv, p.hkv), ws + L.out,
-                         size_t(p.total_q) * p.hq * p.d, 0, 0, 0, nullptr);
   const pa::launch_status st = pa_prefill::rope_k_launch(prm, nullptr);
   ASSERT_TRUE(st.ok) << st.msg;
 
@@ -174,6 +197,98 @@ TEST(RopeKPrepass, proportional_active_pairs_yarn) {  // Gemma-like zero-frequen
 }
 TEST(RopeKPrepass, nan_key_stays_in_its_row) {
   check_prepass(Case{"nan key", BF16, 1, 2, 2, 64, 40}, 5, 17);
+}
+
+// ---- the bias lookups without searches (bias.cuh, tables.cpp), evaluated on the host ----
+// A self-attention descriptor with explicit positions `pos` (one sequence, 1 kv head).
+posattn_attention_desc bias_desc(std::vector<int32_t> &pos, int hq) {
+  posattn_attention_desc desc;
+  posattn_attention_desc_init(&desc);
+  desc.batch = 1; desc.q_heads = hq; desc.kv_heads = 1; desc.head_dim = 64;
+  desc.q_len = desc.kv_len = int32_t(pos.size());
+  desc.q_positions = desc.kv_positions = pos.data();
+  return desc;
+}
+
+// T5: the bucket table gives REF's bucket (posattn_pe_t5_bucket) for every pair of positions of
+// the call, both directions, both forms, distances below and beyond max_distance.
+TEST(BiasTables, t5_bucket_table_is_refs_bucket) {
+  for (int bidir = 0; bidir < 2; ++bidir)
+    for (int32_t spread : {15, 3000}) {  // reach below / beyond max_distance
+      SCOPED_TRACE(::testing::Message() << "bidirectional " << bidir << " spread " << spread);
+      pat_rng rng;
+      pat_rng_seed(&rng, 21 + bidir);
+      std::vector<int32_t> pos;
+      for (int i = 0; i < 40; ++i) pos.push_back(pat_rng_int(&rng, 0, spread));
+      const int hq = 3;
+      std::vector<float> table(16 * hq);
+      for (float &t : table) t = float(pat_rng_uniform(&rng, -2, 2));
+      posattn_attention_desc desc = bias_desc(pos, hq);
+      desc.pe.kind = POSATTN_PE_T5;
+      desc.pe.t5.num_buckets = 16;
+      desc.pe.t5.max_distance = 100;
+      desc.pe.t5.bidirectional = bidir;
+      desc.pe.t5.table = table.data();
+      pat_inputs in;
+      ASSERT_EQ(pat_inputs_random(&in, &desc, BF16, &rng, 1.0), 0);
+      Prepared pr;
+      prepare(&desc, &in, BF16, 0, &pr);
+      ASSERT_FALSE(::testing::Test::HasFatalFailure());
+      EXPECT_EQ(pr.prm.t5_nmax, std::min(spread * 2, 100));
+      for (int h = 0; h < hq; ++h)
+        for (int32_t pq : pos) {
+          const pa_pe::Bias<POSATTN_PE_T5> bias(pr.prm, h, pq);
+          for (int32_t pk : pos) {
+            const int32_t bucket = posattn_pe_t5_bucket(int64_t(pk) - pq, bidir, 16, 100);
+            ASSERT_EQ(bias(pk), table[size_t(bucket * hq + h)]) << "pq " << pq << " pk " << pk;
+          }
+        }
+      pat_inputs_free(&in);
+    }
+}
+
+// FIRE: the cell grid plus forward steps picks the same segment as a linear scan of the starts,
+// for x swept finely across three kinks closer than any grid cell (so fire_steps >= 2 is used).
+TEST(BiasTables, fire_cell_lookup_is_the_linear_scan) {
+  const int hq = 2, width = 5;
+  const float kinks[width] = {0.5f, 1.5f, 2.9f, 2.9001f, 2.9002f};
+  std::vector<float> w1(width, 1.f), b1(width), w2(hq * width), b2(hq);
+  pat_rng rng;
+  pat_rng_seed(&rng, 31);
+  for (int j = 0; j < width; ++j) b1[size_t(j)] = -kinks[j];
+  for (float &w : w2) w = float(pat_rng_uniform(&rng, -1, 1));
+  for (float &b : b2) b = float(pat_rng_uniform(&rng, -1, 1));
+  // query at 0, keys 956000 .. 959999: x = log1p(0.1 d) / log1p(51.2) runs from 2.8995 to 2.9006
+  // in steps of ~2.6e-7
+  std::vector<int32_t> pos = {0};
+  for (int32_t dd = 0; dd < 4000; ++dd) pos.push_back(956000 + dd);
+  for (int32_t dd = 0; dd < 200; ++dd) pos.push_back(dd * 37);  // and the near kinks
+  posattn_attention_desc desc = bias_desc(pos, hq);
+  desc.pe.kind = POSATTN_PE_FIRE;
+  posattn_fire_params &f = desc.pe.fire;
+  f.mlp_width = width;
+  f.w1 = w1.data(); f.b1 = b1.data(); f.w2 = w2.data(); f.b2 = b2.data();
+  pat_inputs in;
+  ASSERT_EQ(pat_inputs_random(&in, &desc, BF16, &rng, 1.0), 0);
+  Prepared pr;
+  prepare(&desc, &in, BF16, 0, &pr);
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+  const pa_prefill_params &prm = pr.prm;
+  EXPECT_GE(prm.fire_steps, 2);
+  int64_t in_close_kinks = 0;
+  for (int h = 0; h < hq; ++h) {
+    const pa_pe::Bias<POSATTN_PE_FIRE> bias(prm, h, 0);
+    for (int32_t pk : pos) {
+      const float x = log1pf(prm.fire_c * float(pk)) * bias.inv_norm;
+      int seg = 0;
+      while (seg + 1 < prm.fire_nseg && prm.fire_start[seg + 1] <= x) ++seg;
+      in_close_kinks += x >= 2.9f && x < 2.9002f;
+      const int64_t i = int64_t(h) * prm.fire_nseg + seg;
+      ASSERT_EQ(bias(pk), fmaf(prm.fire_slope[i], x, prm.fire_icpt[i])) << "key " << pk << " x " << x;
+    }
+  }
+  EXPECT_GT(in_close_kinks, 100);  // the sweep did cross the close kinks
+  pat_inputs_free(&in);
 }
 
 // ---- through posattn_forward: the tensor-core kernel after the pre-pass, against REF ----
