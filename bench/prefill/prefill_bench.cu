@@ -46,8 +46,8 @@ __global__ void rope_separate(const pa::bf16 *x, pa::bf16 *y, int64_t rows, int 
   const int64_t rh = idx / half, tok = rh / heads;
   const pa::bf16 *src = x + rh * d;
   pa::bf16 *dst = y + rh * d;
-  float s, c;
-  sincosf(float(tok) * inv_freq[i], &s, &c);
+  const float2 cs = pa_pe::fast_cos_sin(float(tok) * inv_freq[i]);  // the library's FAST angles
+  const float c = cs.x, s = cs.y;
   const float a = pa::to_float(src[i]), b = pa::to_float(src[i + half]);
   dst[i] = pa::bf16_from_float(a * c - b * s);
   dst[i + half] = pa::bf16_from_float(a * s + b * c);
