@@ -318,6 +318,22 @@ class RopeKForward : public ::testing::Test {
   posattn_context *emu_ = nullptr, *ref_ = nullptr;
 };
 
+// The workspace of a tensor-core RoPE call holds every rotated key in the input dtype on top of
+// what the same call without RoPE needs (tables aside: RoPE's own tables are < 4 KiB here).
+TEST_F(RopeKForward, workspace_holds_the_rotated_keys) {
+  std::vector<int32_t> pos;
+  pat_rng rng;
+  pat_rng_seed(&rng, 14);
+  posattn_attention_desc desc = make_desc(Case{"ws", BF16, 2, 8, 2, 64, 300}, &pos, &rng);
+  size_t rope = 0, none = 0;
+  ASSERT_EQ(posattn_workspace_size(emu_, &desc, BF16, BF16, &rope), POSATTN_STATUS_SUCCESS);
+  desc.pe.kind = POSATTN_PE_NONE;
+  ASSERT_EQ(posattn_workspace_size(emu_, &desc, BF16, BF16, &none), POSATTN_STATUS_SUCCESS);
+  const size_t keys = size_t(2) * 300 * 2 * 64 * 2;  // batch * kv_len * hkv * d * sizeof(bf16)
+  EXPECT_GE(rope, none + keys);
+  EXPECT_LE(rope, none + keys + 4096);
+}
+
 TEST_F(RopeKForward, hd64_bf16_odd_gqa_causal) {
   check(Case{"fwd bf16 gqa", BF16, 1, 4, 2, 64, 83}, 1, 11);
 }
