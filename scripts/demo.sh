@@ -13,15 +13,17 @@ if [ "${1:-}" = "--study" ]; then study=1; shift; fi
 
 stage "dependencies"
 ensure_build_deps
-# A usable GPU (nvidia-smi lists one) and nvcc: build the CUDA backend with its tensor-core
-# kernels for this GPU only, and the demo runs every call on it too. Otherwise CPU only, as the
-# preset says.
+# A usable GPU (nvidia-smi lists one of compute capability >= 8.0, what the kernels need) and
+# nvcc: build the CUDA backend with its tensor-core kernels for this GPU only, and the demo runs
+# every call on it too. Otherwise CPU only, as the preset says.
 cuda_args=(-DPOSATTN_ENABLE_CUDA=OFF)
-if command -v nvcc >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
-  echo "GPU found ($(nvidia-smi -L | head -1)): building the CUDA backend; the demo runs on it"
-  cuda_args=(-DPOSATTN_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=native)
+cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .' || true)"
+if command -v nvcc >/dev/null 2>&1 && [[ "$cap" =~ ^[0-9]+$ ]] && [ "$cap" -ge 80 ]; then
+  [ "$cap" = 90 ] && cap=90a  # Hopper: the arch-specific target, as the default build uses
+  echo "GPU found (sm_$cap): building the CUDA backend for it; the demo runs every call on it"
+  cuda_args=(-DPOSATTN_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$cap")
 else
-  echo "no usable GPU (or no nvcc): CPU backends only (REF, EMU)"
+  echo "no usable GPU (none, older than sm_80, or no nvcc): CPU backends only (REF, EMU)"
 fi
 stage "build (demo preset, Release)"
 cmake --preset demo -S "$REPO" -B "$BUILD_ROOT/demo" "${cuda_args[@]}"
