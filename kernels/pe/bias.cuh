@@ -42,8 +42,9 @@ struct Bias<POSATTN_PE_ALIBI> {
   PA_DEVICE float operator()(int32_t pk) const { return -m * abs_distance(pq, pk); }
 };
 
-// FIRE: x = log1p(c |pq-pk|) / (log1p(c max(L, pq)) + eps); the bias is the compiled MLP's
-// segment containing x: slope * x + icpt. No search: a host grid over x (tables.cpp) gives a lower
+// FIRE: x = psi(|pq-pk|) / (psi(max(L, pq)) + eps), psi(t) = log1p(c t); the bias is the compiled
+// MLP's segment containing x: slope * x + icpt. psi of the distance is one table load for the
+// distances the call can have up to fire_psi_max (log1pf beyond: contexts over 64K). No search: a host grid over x (tables.cpp) gives a lower
 // bound of x's segment from x's cell, and forward steps finish the lookup exactly. One step is
 // always taken (harmless: start[nseg] = +inf stops it) and enough for every MLP whose segment
 // starts are not closer than a cell; closer ones need p.fire_steps (measured by the host).
@@ -51,17 +52,20 @@ template <>
 struct Bias<POSATTN_PE_FIRE> {
   pa::gptr<const float> start, slope, icpt;  // slope and icpt of head h
   pa::gptr<const int32_t> cell_seg;
+  pa::gptr<const float> psi;
   float c, scale, cells, inv_norm;
   int32_t pq, steps;
+  uint32_t psi_max;
   PA_DEVICE Bias(const pa_prefill_params &pp, int h, int32_t pq_)
       : Bias(pp, h, pq_, 1.f / (log1pf(pp.fire_c * fmaxf(pp.fire_L, float(pq_))) + pp.fire_eps)) {}
   PA_DEVICE Bias(const pa_prefill_params &pp, int h, int32_t pq_, float inv_norm_)
       : start(pp.fire_start), slope(pp.fire_slope + int64_t(h) * pp.fire_nseg),
-        icpt(pp.fire_icpt + int64_t(h) * pp.fire_nseg), cell_seg(pp.fire_cell_seg), c(pp.fire_c),
-        scale(pp.fire_cell_scale), cells(float(pp.fire_cells)), inv_norm(inv_norm_), pq(pq_),
-        steps(pp.fire_steps) {}
+        icpt(pp.fire_icpt + int64_t(h) * pp.fire_nseg), cell_seg(pp.fire_cell_seg),
+        psi(pp.fire_psi), c(pp.fire_c), scale(pp.fire_cell_scale), cells(float(pp.fire_cells)),
+        inv_norm(inv_norm_), pq(pq_), steps(pp.fire_steps), psi_max(pp.fire_psi_max) {}
   PA_DEVICE float operator()(int32_t pk) const {
-    const float x = log1pf(c * abs_distance(pq, pk)) * inv_norm;
+    const uint32_t d = abs_diff(pq, pk);
+    const float x = (d <= psi_max ? float(psi[d]) : log1pf(c * float(d))) * inv_norm;
     int seg = cell_seg[int(fminf(x * scale, cells))];
     seg += start[seg + 1] <= x;
 #if defined(__CUDACC__)

@@ -102,6 +102,8 @@ typedef struct pa_prefill_params {
   float fire_cell_scale;               /* FIRE: cell of x = min(int(x * this), fire_cells) */
   PA_PF_PTR(const int32_t) fire_cell_seg; /* FIRE: [fire_cells + 1] a segment <= that of every x of the cell */
   int32_t fire_steps;                  /* FIRE: forward steps from fire_cell_seg that reach x's segment */
+  uint32_t fire_psi_max;               /* FIRE: distances 0 .. this read psi from fire_psi */
+  PA_PF_PTR(const float) fire_psi;     /* FIRE: [fire_psi_max + 1] psi(d) = log1p(c d) (fp64 on the host) */
   PA_PF_PTR(const float) fire_slope;   /* FIRE: [hq][fire_nseg] bias = slope * x + icpt on the segment */
   PA_PF_PTR(const float) fire_icpt;    /* FIRE: [hq][fire_nseg] */
   float fire_c;                        /* FIRE: |c| of psi(t) = log(1 + |c| t) */

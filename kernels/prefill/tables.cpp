@@ -23,6 +23,8 @@ int64_t max_abs_position(const pa_problem *p) {
 
 // FIRE's x grid: at most this many cells (16 KiB of workspace).
 constexpr int32_t kFireCellsMax = 4096;
+// FIRE's psi table: distances 0 .. at most this (256 KiB of workspace); longer ones use log1pf.
+constexpr int32_t kFirePsiMax = 65535;
 
 // The cell grid of FIRE's segment lookup (params.h fire_cell_*): cell of x = min(int(fl(x *
 // scale)), G). Start k >= 1 lands in cell b_k = min(int(fl(start_k * scale)), G) -- the same fp32
@@ -118,6 +120,11 @@ extern "C" posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_
   if (pe.kind == POSATTN_PE_FIRE) L->fire_max_seg = pe.fire.mlp_width + 1;
   L->fire_start = take(L->fire_max_seg ? size_t(L->fire_max_seg + 1) * 4 : 0);  // + the +inf stop
   L->fire_cell_seg = take(L->fire_max_seg ? size_t(kFireCellsMax + 1) * 4 : 0);
+  if (pe.kind == POSATTN_PE_FIRE) {  // psi over the distances of the call, at most kFirePsiMax
+    const int64_t reach = 2 * max_abs_position(p);
+    L->fire_psi_max = int32_t(reach < kFirePsiMax ? reach : kFirePsiMax);
+  }
+  L->fire_psi = take(pe.kind == POSATTN_PE_FIRE ? (size_t(L->fire_psi_max) + 1) * 4 : 0);
   L->fire_slope = take(size_t(L->fire_max_seg) * heads);
   L->fire_icpt = take(size_t(L->fire_max_seg) * heads);
   if (pe.kind == POSATTN_PE_T5)
@@ -220,6 +227,9 @@ extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_
         for (int32_t s = 0; s < segs.nseg; ++s) f32(L->fire_start)[s] = float(segs.start[s]);
         f32(L->fire_start)[segs.nseg] = INFINITY;
         fire_grid(f32(L->fire_start), segs.nseg, i32(L->fire_cell_seg), sc);
+        const double c = std::fabs(pe.fire.c);
+        for (int32_t d = 0; d <= L->fire_psi_max; ++d)
+          f32(L->fire_psi)[d] = float(std::log1p(c * d));
         for (int64_t i = 0; i < int64_t(p->hq) * segs.nseg; ++i) {
           f32(L->fire_slope)[i] = float(segs.slope[i]);
           f32(L->fire_icpt)[i] = float(segs.icpt[i]);

@@ -37,13 +37,14 @@ typedef struct pa_prefill_layout {
   /* table offsets inside the tables region; SIZE_MAX-free: a region of size 0 is absent */
   size_t cu_q, cu_kv, q_pos, kv_pos, doc_ids;
   size_t inv_freq, exact_lo, exact_hi, xpos;
-  size_t alibi, fire_start, fire_slope, fire_icpt, fire_cell_seg, t5_bucket, t5_table, kerple_a,
-      kerple_p;
+  size_t alibi, fire_start, fire_slope, fire_icpt, fire_cell_seg, fire_psi, t5_bucket, t5_table,
+      kerple_a, kerple_p;
   /* sizes in elements of the tables (0 = absent) */
   int64_t n_cu, n_q_pos, n_kv_pos, n_doc, n_half, n_exact_lo, n_exact_hi, n_heads_tab;
   int32_t fire_max_seg;     /* FIRE: room for this many segments (mlp_width + 1) */
   int32_t t5_dir_buckets;   /* T5: buckets per direction */
   int32_t t5_nmax;          /* T5: distances of the bucket table: 0 .. t5_nmax */
+  int32_t fire_psi_max;     /* FIRE: distances of the psi table: 0 .. fire_psi_max */
   int32_t exact_shift;      /* EXACT: lo covers [0, 2^exact_shift) */
   int32_t exact_hi_count;   /* EXACT: rows of the hi table */
   int32_t stage_out;        /* out/lse are staged in the workspace */
@@ -161,6 +162,8 @@ inline void pa_prefill_params_fill(pa_prefill_params &k, const pa_problem *p,
     k.fire_cell_scale = sc.fire_cell_scale;
     k.fire_cell_seg = i32(L.fire_cell_seg, sc.fire_cells + 1, "fire_cell_seg");
     k.fire_steps = sc.fire_steps;
+    k.fire_psi_max = uint32_t(L.fire_psi_max);
+    k.fire_psi = f32(L.fire_psi, int64_t(L.fire_psi_max) + 1, "fire_psi");
     k.fire_slope = f32(L.fire_slope, int64_t(p->hq) * sc.fire_nseg, "fire_slope");
     k.fire_icpt = f32(L.fire_icpt, int64_t(p->hq) * sc.fire_nseg, "fire_icpt");
     k.fire_c = float(pe.fire.c < 0 ? -pe.fire.c : pe.fire.c);
