@@ -42,9 +42,23 @@ struct Bias<POSATTN_PE_ALIBI> {
   PA_DEVICE float operator()(int32_t pk) const { return -m * abs_distance(pq, pk); }
 };
 
+// log(1 + u) for the distances beyond FIRE's psi table (u = c d with d > 65535): ex2's sibling
+// lg2.approx on the GPU (absolute error ~2^-22 in log2(1 + u); 1 + u rounds by < 2^-24 of itself),
+// exact log on the emulator. Cheap enough that the compiler's predicated select costs ~4
+// instructions per element where log1pf's software polynomial cost ~35.
+PA_DEVICE float log_far(float u) {
+#if defined(__CUDACC__)
+  float y;
+  asm("lg2.approx.f32 %0, %1;" : "=f"(y) : "f"(1.f + u));
+  return y * 0.693147182f;
+#else
+  return std::log1p(u);
+#endif
+}
+
 // FIRE: x = psi(|pq-pk|) / (psi(max(L, pq)) + eps), psi(t) = log1p(c t); the bias is the compiled
 // MLP's segment containing x: slope * x + icpt. psi of the distance is one table load for the
-// distances the call can have up to fire_psi_max (log1pf beyond: contexts over 64K). No search: a host grid over x (tables.cpp) gives a lower
+// distances the call can have up to fire_psi_max (log_far beyond: contexts over 64K). No search: a host grid over x (tables.cpp) gives a lower
 // bound of x's segment from x's cell, and forward steps finish the lookup exactly. One step is
 // always taken (harmless: start[nseg] = +inf stops it) and enough for every MLP whose segment
 // starts are not closer than a cell; closer ones need p.fire_steps (measured by the host).
@@ -65,7 +79,7 @@ struct Bias<POSATTN_PE_FIRE> {
         inv_norm(inv_norm_), pq(pq_), steps(pp.fire_steps), psi_max(pp.fire_psi_max) {}
   PA_DEVICE float operator()(int32_t pk) const {
     const uint32_t d = abs_diff(pq, pk);
-    const float x = (d <= psi_max ? float(psi[d]) : log1pf(c * float(d))) * inv_norm;
+    const float x = (d <= psi_max ? float(psi[d]) : log_far(c * float(d))) * inv_norm;
     int seg = cell_seg[int(fminf(x * scale, cells))];
     seg += start[seg + 1] <= x;
 #if defined(__CUDACC__)

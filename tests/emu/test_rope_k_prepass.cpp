@@ -279,9 +279,9 @@ TEST(BiasTables, fire_cell_lookup_is_the_linear_scan) {
   for (int h = 0; h < hq; ++h) {
     const pa_pe::Bias<POSATTN_PE_FIRE> bias(prm, h, 0);
     for (int32_t pk : pos) {
-      // psi from the host table up to fire_psi_max, log1pf beyond (the sweep has both)
+      // psi from the host table up to fire_psi_max, log_far beyond (the sweep has both)
       const float psi = uint32_t(pk) <= prm.fire_psi_max ? float(prm.fire_psi[pk])
-                                                         : log1pf(prm.fire_c * float(pk));
+                                                         : pa_pe::log_far(prm.fire_c * float(pk));
       ASSERT_NEAR(psi, std::log1p(double(prm.fire_c) * pk), 4e-7 * std::log1p(0.1 * pk) + 1e-30);
       const float x = psi * bias.inv_norm;
       int seg = 0;
