@@ -16,6 +16,8 @@
  *   emu     When the EMU backend is built: the same call on EMU (the CUDA kernel source run on
  *           the CPU) against REF: NMSE <= 5e-4 (DESIGN.md section 5) and max error <= 1% of
  *           max|ref|. The full section-5 rule, with a low-precision baseline, is in the tests.
+ *   cuda    When the CUDA backend is built and a GPU is usable (scripts/demo.sh builds it where
+ *           nvidia-smi sees a GPU): the same call on the GPU, the same check as emu.
  */
 #define _POSIX_C_SOURCE 200112L
 #include <math.h>
@@ -213,6 +215,44 @@ static posattn_status run(posattn_context *ctx, const posattn_attention_desc *de
   return st;
 }
 
+#ifdef POSATTN_DEMO_CUDA
+#include <cuda_runtime_api.h>
+/* The same call on the CUDA backend: q, k, v, out, LSE and the workspace in device memory (the
+ * descriptor's arrays stay in host memory, as posattn.h asks), results copied back. */
+static posattn_status run_cuda(posattn_context *ctx, const posattn_attention_desc *desc,
+                               const inputs *in, const uint16_t *v, float *out, float *lse) {
+  const size_t nq = sizeof in->q, nkv = sizeof in->k, no = (size_t)N * HQ * D * sizeof(float),
+               nl = (size_t)HQ * N * sizeof(float);
+  void *dq = NULL, *dk = NULL, *dv = NULL, *dout = NULL, *dlse = NULL, *ws = NULL;
+  size_t ws_bytes = 0;
+  posattn_tensor tq, tk, tv, to;
+  posattn_status st = posattn_workspace_size(ctx, desc, POSATTN_DTYPE_BF16, POSATTN_DTYPE_F32,
+                                             &ws_bytes);
+  if (st == POSATTN_STATUS_SUCCESS &&
+      (cudaMalloc(&dq, nq) || cudaMalloc(&dk, nkv) || cudaMalloc(&dv, nkv) ||
+       cudaMalloc(&dout, no) || cudaMalloc(&dlse, nl) || (ws_bytes && cudaMalloc(&ws, ws_bytes)) ||
+       cudaMemcpy(dq, in->q, nq, cudaMemcpyHostToDevice) ||
+       cudaMemcpy(dk, in->k, nkv, cudaMemcpyHostToDevice) ||
+       cudaMemcpy(dv, v, nkv, cudaMemcpyHostToDevice)))
+    st = POSATTN_STATUS_DEVICE_ERROR;
+  if (st == POSATTN_STATUS_SUCCESS) {
+    posattn_tensor_init_contiguous(&tq, dq, POSATTN_DTYPE_BF16, N, HQ, D);
+    posattn_tensor_init_contiguous(&tk, dk, POSATTN_DTYPE_BF16, N, HKV, D);
+    posattn_tensor_init_contiguous(&tv, dv, POSATTN_DTYPE_BF16, N, HKV, D);
+    posattn_tensor_init_contiguous(&to, dout, POSATTN_DTYPE_F32, N, HQ, D);
+    st = posattn_forward(ctx, desc, &tq, &tk, &tv, &to, lse ? (float *)dlse : NULL, ws, ws_bytes);
+    if (st == POSATTN_STATUS_SUCCESS &&
+        (cudaDeviceSynchronize() || cudaMemcpy(out, dout, no, cudaMemcpyDeviceToHost) ||
+         (lse && cudaMemcpy(lse, dlse, nl, cudaMemcpyDeviceToHost))))
+      st = POSATTN_STATUS_DEVICE_ERROR;
+  }
+  if (st != POSATTN_STATUS_SUCCESS)
+    printf("  CUDA: %s: %s\n", posattn_status_string(st), posattn_context_last_message(ctx));
+  cudaFree(dq); cudaFree(dk); cudaFree(dv); cudaFree(dout); cudaFree(dlse); cudaFree(ws);
+  return st;
+}
+#endif
+
 /* ---- the demo's own fp64 attention (the "direct" check) -------------------------------- */
 
 /* Query i sees key j: causal (q_len == kv_len, so no alignment offset) and, with documents,
@@ -323,12 +363,50 @@ static const char *verdict(int ok) {
   return ok ? "ok" : "FAIL";
 }
 
+typedef posattn_status (*runner)(posattn_context *, const posattn_attention_desc *, const inputs *,
+                                 const uint16_t *, float *, float *);
+#ifdef POSATTN_DEMO_CUDA
+#define RUN_CUDA run_cuda
+#else
+#define RUN_CUDA run
+#endif
+
+/* desc on ctx (EMU or CUDA) through `fn`, against REF's outputs ref_out: NMSE and max error into
+ * s, or why ctx does not support the call into note. */
+static void against_ref(posattn_context *ctx, runner fn, const posattn_attention_desc *desc,
+                        const inputs *in, const float *ref_out, float *out2, float *lse2, char *s,
+                        size_t s_size, char *note, size_t note_size) {
+  const size_t NOUT = (size_t)N * HQ * D;
+  double t0;
+  size_t i;
+  if (!ctx) {
+    snprintf(s, s_size, "not built");
+  } else if (posattn_supported(ctx, desc, POSATTN_DTYPE_BF16, POSATTN_DTYPE_F32) !=
+             POSATTN_STATUS_SUCCESS) {
+    snprintf(s, s_size, "not supported (1)");
+    snprintf(note, note_size, "%s", posattn_context_last_message(ctx));
+  } else if ((t0 = now_ms(), fn(ctx, desc, in, in->v, out2, lse2)) == POSATTN_STATUS_SUCCESS) {
+    double num = 0.0, den = 0.0, emax = 0.0, rmax = 0.0, ms = now_ms() - t0;
+    for (i = 0; i < NOUT; ++i) {
+      double d = (double)out2[i] - ref_out[i];
+      num += d * d;
+      den += (double)ref_out[i] * ref_out[i];
+      if (!(fabs(d) <= emax)) emax = fabs(d);
+      rmax = fmax(rmax, fabs(ref_out[i]));
+    }
+    snprintf(s, s_size, "max %.1e nmse %.1e %s (%.0f ms)", emax, num / den,
+             verdict(num / den <= 5e-4 && emax <= 0.01 * rmax), ms);
+  } else {
+    snprintf(s, s_size, "call %s", verdict(0));
+  }
+}
+
 int main(int argc, char **argv) {
   static inputs in;
   static float out[N * HQ * D], lse[HQ * N], out2[N * HQ * D], lse2[HQ * N];
   static double out64[N * HQ * D], lse64[HQ * N], as_double[N * HQ * D];
-  static char emu_notes[NUM_METHODS][256]; /* why EMU does not support a method */
-  posattn_context *ref = NULL, *emu = NULL, *autoctx = NULL;
+  static char emu_notes[NUM_METHODS][256], cuda_notes[NUM_METHODS][256]; /* why not supported */
+  posattn_context *ref = NULL, *emu = NULL, *cuda = NULL, *autoctx = NULL;
   const posattn_backend backends[] = {POSATTN_BACKEND_REF, POSATTN_BACKEND_EMU,
                                       POSATTN_BACKEND_CUDA};
   char why[256];
@@ -365,21 +443,29 @@ int main(int argc, char **argv) {
   if (posattn_backend_available(POSATTN_BACKEND_EMU, NULL, 0) == POSATTN_STATUS_SUCCESS &&
       posattn_context_create(POSATTN_BACKEND_EMU, 0, &emu) != POSATTN_STATUS_SUCCESS)
     emu = NULL;
-  printf("  runs below: REF (the values shown; fp64 inside)%s; CUDA needs a GPU and the CUDA "
-         "backend\n", emu ? ", and EMU checked against REF where it supports the call" : "");
+#ifdef POSATTN_DEMO_CUDA
+  if (posattn_backend_available(POSATTN_BACKEND_CUDA, NULL, 0) == POSATTN_STATUS_SUCCESS &&
+      posattn_context_create(POSATTN_BACKEND_CUDA, 0, &cuda) != POSATTN_STATUS_SUCCESS)
+    cuda = NULL;
+#endif
+  printf("  runs below: REF (the values shown; fp64 inside)%s%s\n",
+         emu ? ", and EMU checked against REF where it supports the call" : "",
+         cuda ? "; the CUDA backend RUNS on this GPU and is checked against REF (column CUDA)"
+              : "; CUDA needs a GPU and a build with the CUDA backend (scripts/demo.sh does "
+                "both when nvidia-smi sees a GPU)");
 
   printf("\nproblem: batch 1, %d q heads / %d kv heads, %d tokens, head_dim %d, causal, bf16 in, "
          "f32 out + LSE\n", HQ, HKV, N, D);
   printf("anchor-docs: %d anchor token + documents of 21, 21, 21 tokens\n\n", NDOC_ANCHOR);
-  printf("%-17s %7s  %-26s %-15s %-12s %-12s %-12s %s\n", "method", "REF ms",
+  printf("%-17s %7s  %-26s %-15s %-12s %-12s %-12s %-*s%s\n", "method", "REF ms",
          "out[63][h1][0..2]", "LSE min..max", "direct ulps", "sum(P)-1 ulp", "shift ulps",
-         "EMU vs REF");
+         cuda ? 38 : 0, "EMU vs REF", cuda ? " CUDA vs REF" : "");
   make_inputs(&in);
   for (mi = 0; mi < NUM_METHODS; ++mi) {
     const method *m = &METHODS[mi];
     posattn_attention_desc desc;
     double t0, ms, lmin = INFINITY, lmax = -INFINITY, e_direct, e_lse, e_sum, e_shift;
-    char direct_s[32], sum_s[32], shift_s[32], emu_s[64];
+    char direct_s[32], sum_s[32], shift_s[32], emu_s[64], cuda_s[64] = "";
     size_t i;
 
     make_desc(&desc, m, &in, in.pos);
@@ -430,40 +516,27 @@ int main(int argc, char **argv) {
       }
     }
 
-    /* EMU against REF */
-    if (!emu) {
-      snprintf(emu_s, sizeof emu_s, "not built");
-    } else if (posattn_supported(emu, &desc, POSATTN_DTYPE_BF16, POSATTN_DTYPE_F32) !=
-               POSATTN_STATUS_SUCCESS) {
-      snprintf(emu_s, sizeof emu_s, "not supported (1)");
-      snprintf(emu_notes[mi], sizeof emu_notes[mi], "%s", posattn_context_last_message(emu));
-    } else if ((t0 = now_ms(), run(emu, &desc, &in, in.v, out2, lse2)) == POSATTN_STATUS_SUCCESS) {
-      double num = 0.0, den = 0.0, emax = 0.0, rmax = 0.0, emu_ms = now_ms() - t0;
-      for (i = 0; i < NOUT; ++i) {
-        double d = (double)out2[i] - out[i];
-        num += d * d;
-        den += (double)out[i] * out[i];
-        if (!(fabs(d) <= emax)) emax = fabs(d);
-        rmax = fmax(rmax, fabs(out[i]));
-      }
-      snprintf(emu_s, sizeof emu_s, "max %.1e nmse %.1e %s (%.0f ms)", emax, num / den,
-               verdict(num / den <= 5e-4 && emax <= 0.01 * rmax), emu_ms);
-    } else {
-      snprintf(emu_s, sizeof emu_s, "call %s", verdict(0));
-    }
+    /* EMU (and CUDA, when its backend runs here) against REF */
+    against_ref(emu, run, &desc, &in, out, out2, lse2, emu_s, sizeof emu_s, emu_notes[mi],
+                sizeof emu_notes[mi]);
+    if (cuda)
+      against_ref(cuda, RUN_CUDA, &desc, &in, out, out2, lse2, cuda_s, sizeof cuda_s,
+                  cuda_notes[mi], sizeof cuda_notes[mi]);
 
     {
       const float *o = out + ((size_t)63 * HQ + 1) * D;
       char vals[64], lrange[32];
       snprintf(vals, sizeof vals, "%+.5f %+.5f %+.5f", o[0], o[1], o[2]);
       snprintf(lrange, sizeof lrange, "%.3f..%.3f", lmin, lmax);
-      printf("%-17s %7.2f  %-26s %-15s %-12s %-12s %-12s %s\n", m->name, ms, vals, lrange,
-             direct_s, sum_s, shift_s, emu_s);
+      printf("%-17s %7.2f  %-26s %-15s %-12s %-12s %-12s %-*s%s%s\n", m->name, ms, vals, lrange,
+             direct_s, sum_s, shift_s, cuda ? 38 : 0, emu_s, cuda ? " " : "", cuda_s);
     }
   }
 
-  for (mi = 0; mi < NUM_METHODS; ++mi)
+  for (mi = 0; mi < NUM_METHODS; ++mi) {
     if (emu_notes[mi][0]) printf("(1) EMU, %s: %s\n", METHODS[mi].name, emu_notes[mi]);
+    if (cuda_notes[mi][0]) printf("(1) CUDA, %s: %s\n", METHODS[mi].name, cuda_notes[mi]);
+  }
   printf("\nhow each number was checked:\n"
          "  direct ulps  max error of REF's outputs / LSE against this program's own fp64 loop,\n"
          "               in f32 ulps (REF rounds once to f32, so <= 1 is required); the loop\n"
@@ -471,9 +544,11 @@ int main(int argc, char **argv) {
          "  sum(P)-1     outputs with V = 1 are the softmax row sums: max |out - 1| in f32 ulps\n"
          "  shift ulps   max change of the outputs when every position id moves by +%d, in f32\n"
          "               ulps (n/a: FIRE's normaliser depends on the absolute query position)\n"
-         "  EMU vs REF   max |EMU - REF| and NMSE; required: NMSE <= 5e-4, max <= 1%% of max|REF|\n",
+         "  EMU vs REF   max |EMU - REF| and NMSE; required: NMSE <= 5e-4, max <= 1%% of max|REF|\n"
+         "  CUDA         the same check for the CUDA backend on this machine's GPU (only then)\n",
          SHIFT);
   printf("\n%s: %d check(s) failed\n", failures ? "FAILED" : "done", failures);
+  posattn_context_destroy(cuda);
   posattn_context_destroy(emu);
   posattn_context_destroy(ref);
   return failures ? 1 : 0;

@@ -85,7 +85,8 @@ PA_CUDA_ENTRY posattn_status pa_cuda_forward(posattn_context *ctx, const pa_prob
   PA_TRY(choose(p, &kernel, &need, ctx->msg, PA_MSG_SIZE));
   PA_CHECK_INTERNAL(ctx, ws_bytes >= need && (need == 0 || ws != nullptr));
   pa_prefill_layout L;
-  PA_TRY(pa_prefill_layout_make(p, 0, &L, ctx->msg, PA_MSG_SIZE));
+  PA_TRY(pa_prefill_layout_make(p, 0, pa_prefill_prerotates_k(kernel, p), &L, ctx->msg,
+                                PA_MSG_SIZE));
 
   DeviceScope scope;
   cudaError_t e = scope.enter(ctx->device);

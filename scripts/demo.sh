@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds posattn (Release) and runs posattn-demo, which
-# computes attention for every positional method on the best backend available and checks it.
+# computes attention for every positional method on the best backend available and checks it;
+# on a machine with a GPU and nvcc it builds and runs the CUDA backend too.
 # With --study it then runs the default precision study (posattn-drift: experiments a, b, c;
 # about 4 minutes on 2 shared cores), writing CSV, JSON and PNG files to build/demo/drift-out,
 # and the same experiments on the small synthetic activations of tests/data/acts-small (the
@@ -15,8 +16,20 @@ if [ "${1:-}" = "--study" ]; then study=1; shift; fi
 
 stage "dependencies"
 ensure_build_deps
+# A usable GPU (nvidia-smi lists one of compute capability >= 8.0, what the kernels need) and
+# nvcc: build the CUDA backend with its tensor-core kernels for this GPU only, and the demo runs
+# every call on it too. Otherwise CPU only, as the preset says.
+cuda_args=(-DPOSATTN_ENABLE_CUDA=OFF)
+cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .' || true)"
+if command -v nvcc >/dev/null 2>&1 && [[ "$cap" =~ ^[0-9]+$ ]] && [ "$cap" -ge 80 ]; then
+  [ "$cap" = 90 ] && cap=90a  # Hopper: the arch-specific target, as the default build uses
+  echo "GPU found (sm_$cap): building the CUDA backend for it; the demo runs every call on it"
+  cuda_args=(-DPOSATTN_ENABLE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$cap")
+else
+  echo "no usable GPU (none, older than sm_80, or no nvcc): CPU backends only (REF, EMU)"
+fi
 stage "build (demo preset, Release)"
-cmake --preset demo -S "$REPO" -B "$BUILD_ROOT/demo"
+cmake --preset demo -S "$REPO" -B "$BUILD_ROOT/demo" "${cuda_args[@]}"
 targets=(posattn-demo)
 [ "$study" -eq 1 ] && targets+=(posattn-drift)
 cmake --build "$BUILD_ROOT/demo" -j "$JOBS" --target "${targets[@]}"

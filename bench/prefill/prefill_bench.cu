@@ -3,7 +3,8 @@
 // (no CUDA backend exists yet). Prints one line per measurement and a table last.
 //   TFLOP/s at 4k and 16k, causal and not (FLOPs of visible score elements only: 4*d per pair)
 //   each PE relative to no-PE (same shape, causal 4k)
-//   fused RoPE versus a separate RoPE kernel followed by no-PE attention
+//   fused RoPE (the kernel's key pre-pass included) versus a separate RoPE kernel followed by
+//   no-PE attention
 // Timing: cudaEvents, 3 warm-up runs, median of 10, L2 flushed before each repetition.
 // Build: nvcc -std=c++17 -arch=sm_90a -Ikernels -Iinclude -Ihost bench/prefill/prefill_bench.cu
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "prefill/mma.cuh"
+#include "prefill/rope_k.cu"
 
 using namespace pa_kernels;
 
@@ -44,8 +46,8 @@ __global__ void rope_separate(const pa::bf16 *x, pa::bf16 *y, int64_t rows, int 
   const int64_t rh = idx / half, tok = rh / heads;
   const pa::bf16 *src = x + rh * d;
   pa::bf16 *dst = y + rh * d;
-  float s, c;
-  sincosf(float(tok) * inv_freq[i], &s, &c);
+  const float2 cs = pa_pe::fast_cos_sin(float(tok) * inv_freq[i]);  // the library's FAST angles
+  const float c = cs.x, s = cs.y;
   const float a = pa::to_float(src[i]), b = pa::to_float(src[i + half]);
   dst[i] = pa::bf16_from_float(a * c - b * s);
   dst[i + half] = pa::bf16_from_float(a * s + b * c);
@@ -58,7 +60,8 @@ struct Setup {
 };
 
 Setup make(int batch, int heads, int L, int causal, int pe, const pa::bf16 *q, const pa::bf16 *k,
-           const pa::bf16 *v, pa::bf16 *out, float *lse, const pa_prefill_params &tables) {
+           const pa::bf16 *v, pa::bf16 *out, float *lse, const pa_prefill_params &tables,
+           pa::bf16 *k_rot = nullptr) {
   Setup s;
   s.batch = batch; s.heads = heads; s.L = L;
   pa_prefill_params &p = s.p;
@@ -81,6 +84,7 @@ Setup make(int batch, int heads, int L, int causal, int pe, const pa::bf16 *q, c
   p.scale = 1.f / std::sqrt(float(d));
   p.pe_kind = pe;
   p.rotary_dim = (pe == POSATTN_PE_ROPE || pe == POSATTN_PE_XPOS) ? d : 0;
+  if (pe == POSATTN_PE_ROPE) p.k_rot = reinterpret_cast<unsigned char *>(k_rot);
   const double pairs = causal ? double(L) * (L + 1) / 2 : double(L) * L;
   s.flops = 4.0 * d * pairs * batch * heads;
   return s;
@@ -118,10 +122,11 @@ int main(int argc, char **argv) {
     seed = seed * 1664525u + 1013904223u;
     x = pa::bf16{__bfloat16_as_ushort(__float2bfloat16_rn((int32_t(seed >> 8) % 2001 - 1000) * 1e-3f))};
   }
-  pa::bf16 *q = dev(h), *k = dev(h), *v = dev(h), *out, *qr, *kr;
+  pa::bf16 *q = dev(h), *k = dev(h), *v = dev(h), *out, *qr, *kr, *krot;
   CK(cudaMalloc(&out, h.size() * 2));
   CK(cudaMalloc(&qr, h.size() * 2));
   CK(cudaMalloc(&kr, h.size() * 2));
+  CK(cudaMalloc(&krot, h.size() * 2));  // the RoPE key pre-pass's output
   float *lse;
   CK(cudaMalloc(&lse, size_t(max_tok) * heads * 4));
   const size_t flush_bytes = size_t(256) << 20;
@@ -129,14 +134,17 @@ int main(int argc, char **argv) {
   CK(cudaMalloc(&flush, flush_bytes));
 
   // Synthetic PE tables (values only shape the work, not the timing).
-  std::vector<float> inv_freq(d / 2), slopes(heads), fstart(33), fslope(heads * 33), ficpt(heads * 33),
+  std::vector<float> inv_freq(d / 2), slopes(heads), fstart(34), fslope(heads * 33), ficpt(heads * 33),
       xdec(d / 2), t5tab(32 * heads), ka(heads, 0.5f), kp(heads, 1.5f);
-  std::vector<int32_t> t5th(16);
+  std::vector<int32_t> fcell(33), t5bucket(2 * 129);
   for (int i = 0; i < d / 2; ++i) inv_freq[i] = std::pow(10000.f, -2.f * i / d), xdec[i] = -1e-3f;
   for (int i = 0; i < heads; ++i) slopes[i] = std::pow(2.f, -8.f * (i + 1) / heads);
   for (int i = 0; i < 33; ++i) fstart[i] = i / 33.f;
+  fstart[33] = INFINITY;
+  for (int c = 0; c <= 32; ++c) fcell[c] = c > 0 ? c - 1 : 0;  // 32 cells, about one start each
   for (size_t i = 0; i < fslope.size(); ++i) fslope[i] = 0.1f * float(i % 7), ficpt[i] = -0.05f * float(i % 5);
-  for (int i = 0; i < 16; ++i) t5th[i] = i < 8 ? i : 8 << (i - 8);
+  for (int n = 0; n <= 128; ++n) t5bucket[n] = n < 8 ? n : std::min(15, 8 + int(std::log2(n / 8.0) * 2)),
+                                 t5bucket[129 + n] = 16 + t5bucket[n];
   for (size_t i = 0; i < t5tab.size(); ++i) t5tab[i] = 0.01f * float(i % 13);
   pa_prefill_params tables{};
   tables.rope_attn_factor = 1.f;
@@ -144,13 +152,18 @@ int main(int argc, char **argv) {
   tables.alibi_slopes = dev(slopes);
   tables.fire_nseg = 33; tables.fire_start = dev(fstart); tables.fire_slope = dev(fslope);
   tables.fire_icpt = dev(ficpt); tables.fire_c = 0.1f; tables.fire_L = 512.f; tables.fire_eps = 1e-6f;
+  tables.fire_cells = 32; tables.fire_cell_scale = 33.f; tables.fire_cell_seg = dev(fcell);
+  tables.fire_steps = 1;
   tables.xpos_log2_decay = dev(xdec);
-  tables.t5_dir_buckets = 16; tables.t5_thresh = dev(t5th); tables.t5_table = dev(t5tab);
+  tables.t5_dir_buckets = 16; tables.t5_nmax = 128; tables.t5_bucket = dev(t5bucket);
+  tables.t5_table = dev(t5tab);
   tables.kerple_a = dev(ka); tables.kerple_p = dev(kp);
   const float *d_inv_freq = tables.inv_freq;
 
+  // RoPE: the key pre-pass, then the kernel on its output (what the backends do)
   auto run = [&](const pa_prefill_params &p) {
-    pa::launch_status st = mma::launch(p, nullptr);
+    pa::launch_status st = p.k_rot ? pa_prefill::rope_k_launch(p, nullptr) : pa::launch_status{true, {0}};
+    if (st.ok) st = mma::launch(p.k_rot ? pa_prefill::prerotated(p) : p, nullptr);
     if (!st.ok) { std::fprintf(stderr, "%s\n", st.msg); std::exit(1); }
   };
   struct Row { char name[64]; double ms, tflops, rel; };
@@ -176,7 +189,7 @@ int main(int argc, char **argv) {
                         POSATTN_PE_T5, POSATTN_PE_KERPLE_LOG, POSATTN_PE_KERPLE_POWER};
   const char *names[7] = {"rope", "alibi", "fire", "xpos", "t5", "kerple_log", "kerple_power"};
   for (int i = 0; i < 7; ++i) {
-    Setup s = make(Bs[0], heads, Ls[0], 1, kinds[i], q, k, v, out, lse, tables);
+    Setup s = make(Bs[0], heads, Ls[0], 1, kinds[i], q, k, v, out, lse, tables, krot);
     const float ms = time_ms({[&] { run(s.p); }}, flush, flush_bytes);
     Row r;
     std::snprintf(r.name, sizeof r.name, "%s L=%d causal", names[i], s.L);
@@ -186,7 +199,7 @@ int main(int argc, char **argv) {
   }
   // 3. fused RoPE vs separate RoPE kernel + no-PE attention (4k causal)
   {
-    Setup fused = make(Bs[0], heads, Ls[0], 1, POSATTN_PE_ROPE, q, k, v, out, lse, tables);
+    Setup fused = make(Bs[0], heads, Ls[0], 1, POSATTN_PE_ROPE, q, k, v, out, lse, tables, krot);
     Setup plain = make(Bs[0], heads, Ls[0], 1, POSATTN_PE_NONE, qr, kr, v, out, lse, tables);
     const int64_t toks = int64_t(Bs[0]) * Ls[0], pairs = toks * heads * d / 2;
     const unsigned blocks = unsigned((pairs + 255) / 256);

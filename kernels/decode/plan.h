@@ -123,7 +123,7 @@ posattn_status decode_layout(const pa_decode_problem *p, int stage_out, int sms,
   L.sinks = take(D->sink_logits ? size_t(p->hq) * 4 : 0);
   L.tables = at;
   const PeView v = decode_view(p);
-  PA_TRY(pa_prefill_layout_make(&v.prob, 0, &L.pe, msg, msg_size));
+  PA_TRY(pa_prefill_layout_make(&v.prob, 0, 0, &L.pe, msg, msg_size));
   L.total = pa_size_add(at, L.pe.total);
   return pa_workspace_too_big(L.total, msg, msg_size);
 }
@@ -238,7 +238,7 @@ posattn_status append_layout(const pa_append_problem *p, AppendLayout &L, char *
   L.positions = take(p->desc->positions ? size_t(p->batch) * size_t(p->n) * 4 : 0);
   L.tables = at;
   const PeView v = append_view(p);
-  PA_TRY(pa_prefill_layout_make(&v.prob, 0, &L.pe, msg, msg_size));
+  PA_TRY(pa_prefill_layout_make(&v.prob, 0, 0, &L.pe, msg, msg_size));
   L.total = pa_size_add(at, L.pe.total);
   return pa_workspace_too_big(L.total, msg, msg_size);
 }

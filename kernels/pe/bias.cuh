@@ -20,10 +20,12 @@ PA_DEVICE float apply_softcap(const pa_prefill_params &p, float s) {
   return p.softcap > 0.f ? p.softcap * tanhf(s / p.softcap) : s;
 }
 
-PA_DEVICE float abs_distance(int32_t pq, int32_t pk) {
-  const int64_t d = int64_t(pq) - int64_t(pk);
-  return float(d < 0 ? -d : d);
+// |pq - pk| (< 2^32) in 32-bit arithmetic: the unsigned difference of the larger minus the smaller
+// is exact.
+PA_DEVICE uint32_t abs_diff(int32_t pq, int32_t pk) {
+  return pk > pq ? uint32_t(pk) - uint32_t(pq) : uint32_t(pq) - uint32_t(pk);
 }
+PA_DEVICE float abs_distance(int32_t pq, int32_t pk) { return float(abs_diff(pq, pk)); }
 
 template <int Kind>
 struct Bias {  // NONE, ROPE, XPOS
@@ -40,61 +42,67 @@ struct Bias<POSATTN_PE_ALIBI> {
   PA_DEVICE float operator()(int32_t pk) const { return -m * abs_distance(pq, pk); }
 };
 
-// FIRE: x = log1p(c |pq-pk|) / (log1p(c max(L, pq)) + eps); the bias is the compiled MLP's
-// segment containing x: slope * x + icpt (one lookup, one FMA).
+// log(1 + u) for the distances beyond FIRE's psi table (u = c d with d > 65535): ex2's sibling
+// lg2.approx on the GPU (absolute error ~2^-22 in log2(1 + u); 1 + u rounds by < 2^-24 of itself),
+// exact log on the emulator. Cheap enough that the compiler's predicated select costs ~4
+// instructions per element where log1pf's software polynomial cost ~35.
+PA_DEVICE float log_far(float u) {
+#if defined(__CUDACC__)
+  float y;
+  asm("lg2.approx.f32 %0, %1;" : "=f"(y) : "f"(1.f + u));
+  return y * 0.693147182f;
+#else
+  return std::log1p(u);
+#endif
+}
+
+// FIRE: x = psi(|pq-pk|) / (psi(max(L, pq)) + eps), psi(t) = log1p(c t); the bias is the compiled
+// MLP's segment containing x: slope * x + icpt. psi of the distance is one table load for the
+// distances the call can have up to fire_psi_max (log_far beyond: contexts over 64K). No search: a host grid over x (tables.cpp) gives a lower
+// bound of x's segment from x's cell, and forward steps finish the lookup exactly. One step is
+// always taken (harmless: start[nseg] = +inf stops it) and enough for every MLP whose segment
+// starts are not closer than a cell; closer ones need p.fire_steps (measured by the host).
 template <>
 struct Bias<POSATTN_PE_FIRE> {
-  const pa_prefill_params *p;
-  int h;
-  int32_t pq;
-  float inv_norm;
-  PA_DEVICE Bias(const pa_prefill_params &pp, int h_, int32_t pq_) : p(&pp), h(h_), pq(pq_) {
-    const float norm_pos = fmaxf(pp.fire_L, float(pq_));
-    inv_norm = 1.f / (log1pf(pp.fire_c * norm_pos) + pp.fire_eps);
-  }
-  PA_DEVICE Bias(const pa_prefill_params &pp, int h_, int32_t pq_, float inv_norm_)
-      : p(&pp), h(h_), pq(pq_), inv_norm(inv_norm_) {}
+  pa::gptr<const float> start, slope, icpt;  // slope and icpt of head h
+  pa::gptr<const int32_t> cell_seg;
+  pa::gptr<const float> psi;
+  float c, scale, cells, inv_norm;
+  int32_t pq, steps;
+  uint32_t psi_max;
+  PA_DEVICE Bias(const pa_prefill_params &pp, int h, int32_t pq_)
+      : Bias(pp, h, pq_, 1.f / (log1pf(pp.fire_c * fmaxf(pp.fire_L, float(pq_))) + pp.fire_eps)) {}
+  PA_DEVICE Bias(const pa_prefill_params &pp, int h, int32_t pq_, float inv_norm_)
+      : start(pp.fire_start), slope(pp.fire_slope + int64_t(h) * pp.fire_nseg),
+        icpt(pp.fire_icpt + int64_t(h) * pp.fire_nseg), cell_seg(pp.fire_cell_seg),
+        psi(pp.fire_psi), c(pp.fire_c), scale(pp.fire_cell_scale), cells(float(pp.fire_cells)),
+        inv_norm(inv_norm_), pq(pq_), steps(pp.fire_steps), psi_max(pp.fire_psi_max) {}
   PA_DEVICE float operator()(int32_t pk) const {
-    const float x = log1pf(p->fire_c * abs_distance(pq, pk)) * inv_norm;
-    int lo = 0, hi = p->fire_nseg - 1;  // last segment whose start <= x
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
-      if (p->fire_start[mid] <= x)
-        lo = mid;
-      else
-        hi = mid - 1;
-    }
-    const int64_t i = int64_t(h) * p->fire_nseg + lo;
-    return fmaf(p->fire_slope[i], x, p->fire_icpt[i]);
+    const uint32_t d = abs_diff(pq, pk);
+    const float x = (d <= psi_max ? float(psi[d]) : log_far(c * float(d))) * inv_norm;
+    int seg = cell_seg[int(fminf(x * scale, cells))];
+    seg += start[seg + 1] <= x;
+#if defined(__CUDACC__)
+#pragma unroll 1  // rare (close starts): a compact loop, not 16 unrolled copies per element
+#endif
+    for (int k = 1; k < steps; ++k) seg += start[seg + 1] <= x;
+    return fmaf(slope[seg], x, icpt[seg]);
   }
 };
 
-// T5: bucket of rel = pk - pq from integer thresholds (no log in the kernel), then table[bucket][h].
+// T5: the bucket of rel = pk - pq read from a host table over the distances min(|rel|, t5_nmax)
+// (no log, no search), keys after the query in its second half; then table[bucket][h].
 template <>
 struct Bias<POSATTN_PE_T5> {
-  const pa_prefill_params *p;
-  int h;
-  int32_t pq;
-  PA_DEVICE Bias(const pa_prefill_params &pp, int h_, int32_t pq_) : p(&pp), h(h_), pq(pq_) {}
+  pa::gptr<const int32_t> bucket;
+  pa::gptr<const float> table;  // column h of [num_buckets][hq]
+  uint32_t nmax;
+  int32_t hq, pq;
+  PA_DEVICE Bias(const pa_prefill_params &pp, int h, int32_t pq_)
+      : bucket(pp.t5_bucket), table(pp.t5_table + h), nmax(uint32_t(pp.t5_nmax)), hq(pp.hq), pq(pq_) {}
   PA_DEVICE float operator()(int32_t pk) const {
-    const int64_t rel = int64_t(pk) - int64_t(pq);
-    int64_t n;
-    int bucket = 0;
-    if (p->t5_bidirectional) {
-      if (rel > 0) bucket = p->t5_dir_buckets;
-      n = rel < 0 ? -rel : rel;
-    } else {
-      n = rel < 0 ? -rel : 0;
-    }
-    int lo = 0, hi = p->t5_dir_buckets - 1;  // largest k with thresh[k] <= n
-    while (lo < hi) {
-      const int mid = (lo + hi + 1) / 2;
-      if (int64_t(p->t5_thresh[mid]) <= n)
-        lo = mid;
-      else
-        hi = mid - 1;
-    }
-    return p->t5_table[int64_t(bucket + lo) * p->hq + h];
+    const uint32_t n = pa::min(abs_diff(pq, pk), nmax);
+    return table[bucket[n + (pk > pq ? nmax + 1 : 0u)] * hq];
   }
 };
 

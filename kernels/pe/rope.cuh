@@ -5,7 +5,8 @@
 // read by FAST only, EXACT reads tables built from the fp64 values) plus rope_attn_factor, so one
 // device routine serves them all.
 // Angles:
-//   FAST   angle = float(p) * inv_freq[i]; cosf/sinf in fp32 (error ~ p * 2^-24 rad).
+//   FAST   angle = float(p) * inv_freq[i] in fp32 (error ~ p * 2^-24 rad), then fast_cos_sin: no
+//          libm call, so no slow path and no stack frame in any instance (issue 12).
 //   EXACT  p = hi * 2^shift + lo; R(p w) = R(hi 2^shift w) * R(lo w), both factors read from fp32
 //          tables computed in fp64 on the host: each entry is within 2^-24 of the true cos/sin,
 //          so the product is within ~1.5e-7 rad of the exact angle for every p the table covers.
@@ -31,6 +32,31 @@ PA_HD void rope_pair_features(const pa_prefill_params &p, int pair, int &a, int 
   }
 }
 
+// cos and sin of an fp32 angle a (|a| < 2^31), branch-free and identical on the GPU and in the
+// emulator (only fmaf, rintf and conversions): a = j pi/2 + x, |x| <= pi/4, with pi/2 = P1 + P2 +
+// P3 (P1, P2 fp32) subtracted by FMAs; j = j1 + j2 in two rounds because a 2/pi rounded to fp32
+// misses the nearest integer by up to ulp(a) once a > 2^24. Then the Taylor polynomials of sin to
+// x^9 and cos to x^10 (truncation < 2e-9) and the quadrant j mod 4. Error against the exact cos,
+// sin of the fp32 angle (host check over 2^-10 .. 2^30): < 1e-7 up to a = 2^24, 5e-6 at 2^30,
+// always far below the angle's own fp32 rounding (a 2^-24); no libm slow path, no stack frame.
+PA_HD float2 fast_cos_sin(float a) {
+  const float j1 = rintf(a * 0.636619772f);
+  float x = fmaf(-j1, 1.57079637f, a);
+  x = fmaf(-j1, -4.37113883e-8f, x);
+  x = fmaf(-j1, -1.71512444e-15f, x);
+  const float j2 = rintf(x * 0.636619772f);
+  x = fmaf(-j2, 1.57079637f, x);
+  x = fmaf(-j2, -4.37113883e-8f, x);
+  const float z = x * x;
+  const float sn = fmaf(x * z, fmaf(z, fmaf(z, fmaf(z, 2.75573188e-6f, -1.98412701e-4f),
+                                            8.33333377e-3f), -0.166666672f), x);
+  const float cs = fmaf(z, fmaf(z, fmaf(z, fmaf(z, fmaf(z, -2.75573200e-7f, 2.48015876e-5f),
+                                                -1.38888892e-3f), 4.16666679e-2f), -0.5f), 1.f);
+  const int q = int((int64_t(j1) + int64_t(j2)) & 3);  // j mod 4, also for negative j
+  const float c = (q & 1) ? sn : cs, s = (q & 1) ? cs : sn;
+  return make_float2((q == 1 || q == 2) ? -c : c, (q & 2) ? -s : s);
+}
+
 // (cos, sin) of pair `pair` at position `pos`, times the attention factor.
 PA_DEVICE float2 rope_cos_sin(const pa_prefill_params &p, int pair, int32_t pos) {
   float c, s;
@@ -44,9 +70,9 @@ PA_DEVICE float2 rope_cos_sin(const pa_prefill_params &p, int pair, int32_t pos)
     s = sh * cl + ch * sl;
     if (pos < 0) s = -s;
   } else {
-    const float angle = float(pos) * p.inv_freq[pair];
-    c = cosf(angle);
-    s = sinf(angle);
+    const float2 cs = fast_cos_sin(float(pos) * p.inv_freq[pair]);
+    c = cs.x;
+    s = cs.y;
   }
   return make_float2(c * p.rope_attn_factor, s * p.rope_attn_factor);
 }

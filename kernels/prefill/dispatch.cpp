@@ -14,6 +14,10 @@ extern "C" const char *pa_prefill_kernel_name(pa_prefill_kernel k) {
   return "none";
 }
 
+extern "C" int pa_prefill_prerotates_k(pa_prefill_kernel k, const pa_problem *p) {
+  return k == PA_PREFILL_MMA && p->desc->pe.kind == POSATTN_PE_ROPE;
+}
+
 extern "C" posattn_status pa_prefill_choose(const pa_problem *p, int stage_out,
                                             pa_prefill_kernel *kernel, size_t *workspace_bytes,
                                             char *msg, size_t msg_size) {
@@ -35,7 +39,8 @@ extern "C" posattn_status pa_prefill_choose(const pa_problem *p, int stage_out,
                    p->d, pa_prefill::kSimtMaxDim, why_not_mma);
   }
   pa_prefill_layout L;
-  PA_TRY(pa_prefill_layout_make(p, stage_out, &L, msg, msg_size));
+  PA_TRY(pa_prefill_layout_make(p, stage_out, pa_prefill_prerotates_k(*kernel, p), &L, msg,
+                                msg_size));
   *workspace_bytes = L.total;
   return POSATTN_STATUS_SUCCESS;
 }
@@ -53,7 +58,8 @@ extern "C" posattn_status pa_prefill_emu_forward(posattn_context *ctx, const pa_
   if (reinterpret_cast<uintptr_t>(ws) % 16 != 0)
     return PA_CTX_FAIL(ctx, POSATTN_STATUS_BAD_ALIGNMENT, "workspace must be 16-byte aligned");
   pa_prefill_layout L;
-  PA_TRY(pa_prefill_layout_make(p, 1, &L, ctx->msg, PA_MSG_SIZE));
+  PA_TRY(pa_prefill_layout_make(p, 1, pa_prefill_prerotates_k(kernel, p), &L, ctx->msg,
+                                PA_MSG_SIZE));
   unsigned char *w = static_cast<unsigned char *>(ws);
   pa_prefill_scalars sc;
   PA_TRY(pa_prefill_tables_build(p, &L, w + L.tables_at, &sc, ctx->msg, PA_MSG_SIZE));

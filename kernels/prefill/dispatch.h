@@ -36,6 +36,11 @@ typedef enum pa_prefill_kernel {
 posattn_status pa_prefill_choose(const pa_problem *p, int stage_out, pa_prefill_kernel *kernel,
                                  size_t *workspace_bytes, char *msg, size_t msg_size);
 
+/* Whether kernel k runs p after the RoPE key pre-pass (rope_k.cu): the tensor-core kernel with
+ * RoPE. The SIMT kernel keeps rotating its fp32 K tiles itself (a pre-pass in a 16-bit input
+ * dtype would add a rounding it does not have). */
+int pa_prefill_prerotates_k(pa_prefill_kernel k, const pa_problem *p);
+
 /* "simt", "mma" (for messages and tests). */
 const char *pa_prefill_kernel_name(pa_prefill_kernel k);
 
@@ -50,18 +55,25 @@ posattn_status pa_prefill_emu_forward(posattn_context *ctx, const pa_problem *p,
 #endif
 
 #ifdef __cplusplus
+#include "prefill/rope_k.cu"
 #include "prefill/simt.cu"
 #if defined(POSATTN_PREFILL_MMA)
 #include "prefill/mma.cuh"
 #endif
-/* Launches the chosen kernel with filled parameters (both backends; stream NULL on EMU). */
+/* Launches the chosen kernel with filled parameters (both backends; stream NULL on EMU), after
+ * the RoPE key pre-pass on the same stream when the layout has room for it (prm.k_rot). */
 inline pa::launch_status pa_prefill_launch(pa_prefill_kernel k, const pa_prefill_params &prm,
                                            void *stream) {
+  if (prm.k_rot) {
+    const pa::launch_status st = pa_prefill::rope_k_launch(prm, stream);
+    if (!st.ok) return st;
+  }
+  const pa_prefill_params &run = prm.k_rot ? pa_prefill::prerotated(prm) : prm;
 #if defined(POSATTN_PREFILL_MMA)
-  if (k == PA_PREFILL_MMA) return pa_kernels::mma::launch(prm, stream);
+  if (k == PA_PREFILL_MMA) return pa_kernels::mma::launch(run, stream);
 #endif
   (void)k;
-  return pa_prefill::simt_launch(prm, stream);
+  return pa_prefill::simt_launch(run, stream);
 }
 #endif
 

@@ -5,16 +5,17 @@
 #   POSATTN_HEAD_DIMS   "64;128;256"
 #   POSATTN_DTYPES      "bf16;f16"
 #   POSATTN_PE_KINDS    "none;rope;alibi;fire;xpos;t5;kerple_log;kerple_power"
-#   POSATTN_CUDA_PREFILL_INSTANCES  OFF: also give the selected instances to nvcc (the compile check
-#                       with spill warnings; ~5 s per instance and architecture, so opt-in:
-#                       scripts/gpu-check.sh and the CI's nvcc job turn it on)
+#   POSATTN_CUDA_PREFILL_INSTANCES  ON: also give the selected instances to nvcc, so that a build
+#                       with CUDA runs prefill on the tensor cores (issue 12: the fast kernel is the
+#                       default; ~5 s per instance and architecture, prune with the lists above or
+#                       turn it OFF for quick developer builds: the CUDA backend then uses SIMT)
 # Pruned configurations are answered NOT_SUPPORTED by the chooser (pa_kernels::mma::find gives
 # nullptr). Appends to POSATTN_EMU_SOURCES and POSATTN_CUDA_SOURCES.
 set(POSATTN_HEAD_DIMS "64;128;256" CACHE STRING "head dims of the tensor-core prefill instances")
 set(POSATTN_DTYPES "bf16;f16" CACHE STRING "input dtypes of the tensor-core prefill instances")
 set(POSATTN_PE_KINDS "none;rope;alibi;fire;xpos;t5;kerple_log;kerple_power" CACHE STRING
     "PE kinds of the tensor-core prefill instances")
-option(POSATTN_CUDA_PREFILL_INSTANCES "compile the prefill instances with nvcc too" OFF)
+option(POSATTN_CUDA_PREFILL_INSTANCES "compile the prefill instances with nvcc too" ON)
 
 set(_pa_inst_dir ${CMAKE_CURRENT_LIST_DIR}/instances)
 set(_pa_inst_defs "")

@@ -12,8 +12,9 @@
 //                  V fragments via ldmatrix.trans
 // K/V tiles stream through a kStages-deep cp.async ring (zero-filled past the sequence end), so
 // the copy of tile n+kStages-1 overlaps the math of tile n. Transforming encodings (RoPE, xPos)
-// rotate Q once per block and each K tile once, in fp32 in shared memory, then round to the mma
-// input type: nothing else rounds the rotated vectors.
+// rotate Q once per block in fp32 in shared memory, then round to the mma input type; RoPE's K is
+// rotated the same way once per key and call by the pre-pass (rope_k.cu, p.k_prerotated), xPos
+// rotates each K tile here: nothing else rounds the rotated vectors.
 //
 // Shared memory rows are d 16-bit elements, i.e. d/8 chunks of 16 bytes. ldmatrix reads 8 rows at
 // one chunk column; unswizzled, those rows sit at the same banks (row pitch 128/256/512 bytes), an
@@ -160,6 +161,9 @@ PA_DEVICE void load_tile(pa::sptr<Tin> dst, pa::gptr<const Tin> src, int64_t row
 template <int Kind>
 struct Transform {
   static constexpr bool kOn = Kind == POSATTN_PE_ROPE || Kind == POSATTN_PE_XPOS;
+  // RoPE keys arrive rotated by the pre-pass (p.k_prerotated, kernels/prefill/rope_k.cu: once per
+  // key per call, same fp32 math, one rounding); xPos K factors depend on the block's centre.
+  static constexpr bool kRotatesK = Kind == POSATTN_PE_XPOS;
   const pa_prefill_params *p;
   int32_t centre;
   PA_DEVICE void operator()(float &a, float &b, int pair, int32_t pos, bool is_q) const {
@@ -349,7 +353,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     issue();
     const int slot = n % kS, j0 = t * kBc;
     const pa::sptr<Tin> k_s = sK + slot * kBc * D, v_s = sV + slot * kBc * D;
-    if (Transform<PeKind>::kOn) {
+    if (Transform<PeKind>::kRotatesK) {
       transform_tile<D, kThreads>(k_s, xf, pa::min(kBc, sq.Lk - j0), false,
                                   [&](int r) { return sq.kv_pos(j0 + r); }, tid);
       __syncthreads();
@@ -498,6 +502,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
 template <int D, class Tin, int PeKind>
 pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   using T = Traits<D>;
+  if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
+    return pa::launch_status{false, "prefill_mma: the RoPE instance needs K rotated by the pre-pass"};
   const dim3 grid(unsigned(p.q_len / T::kBr + (p.q_len % T::kBr != 0)), unsigned(p.hq),
                   unsigned(p.batch));
   return pa::launch("prefill_mma", prefill_mma<D, Tin, PeKind>, grid, dim3(Check<T>::kThreads),

@@ -88,19 +88,31 @@ typedef struct pa_prefill_params {
   PA_PF_PTR(const float) exact_hi;    /* EXACT: [exact_hi_count][rotary_dim/2][2] cos, sin of hi * 2^shift * w_i */
   PA_PF_PTR(const float) xpos_log2_decay; /* xPos: [rotary_dim/2] log2(zeta_i) / scale_base: pair i of the
                                              logit is weighted by exp2((pq - pk) * this) */
+  int32_t k_prerotated;  /* 1: k already holds the RoPE-rotated keys (the pre-pass, rope_k.cu); the
+                            main kernel rotates only Q. Default 0: the kernel rotates K itself */
+  PA_PF_PTR(unsigned char) k_rot; /* pre-pass output, NULL = no pre-pass: rotated K in in_dtype,
+                                     packed [total_kv][hkv][d] in the workspace */
 
   /* ---- bias the logit (pe-spec §3, §4, §7, §8.1) ---- */
   PA_PF_PTR(const float) alibi_slopes; /* ALiBi: [hq] slopes m_h; bias -m_h * |pq - pk| */
   int32_t fire_nseg;                   /* FIRE: segments of the compiled MLP over x >= 0 (last unbounded) */
-  PA_PF_PTR(const float) fire_start;   /* FIRE: [fire_nseg] segment starts, increasing, start[0] = 0 */
+  PA_PF_PTR(const float) fire_start;   /* FIRE: [fire_nseg + 1] segment starts, increasing, start[0] = 0,
+                                          start[fire_nseg] = +inf */
+  int32_t fire_cells;                  /* FIRE: cells of the x grid (cell fire_cells holds x beyond it) */
+  float fire_cell_scale;               /* FIRE: cell of x = min(int(x * this), fire_cells) */
+  PA_PF_PTR(const int32_t) fire_cell_seg; /* FIRE: [fire_cells + 1] a segment <= that of every x of the cell */
+  int32_t fire_steps;                  /* FIRE: forward steps from fire_cell_seg that reach x's segment */
+  uint32_t fire_psi_max;               /* FIRE: distances 0 .. this read psi from fire_psi */
+  PA_PF_PTR(const float) fire_psi;     /* FIRE: [fire_psi_max + 1] psi(d) = log1p(c d) (fp64 on the host) */
   PA_PF_PTR(const float) fire_slope;   /* FIRE: [hq][fire_nseg] bias = slope * x + icpt on the segment */
   PA_PF_PTR(const float) fire_icpt;    /* FIRE: [hq][fire_nseg] */
   float fire_c;                        /* FIRE: |c| of psi(t) = log(1 + |c| t) */
   float fire_L;                        /* FIRE: normaliser threshold L */
   float fire_eps;                      /* FIRE: x = psi(|pq - pk|) / (psi(max(L, pq)) + eps) */
-  int32_t t5_bidirectional;            /* T5: 1 = keys after the query use the upper half of the buckets */
+  int32_t t5_bidirectional;            /* T5: 1 = keys after the query use the upper half of the buckets (informative: t5_bucket encodes it) */
   int32_t t5_dir_buckets;              /* T5: buckets per direction (num_buckets, halved when bidirectional) */
-  PA_PF_PTR(const int32_t) t5_thresh;  /* T5: [t5_dir_buckets] smallest distance reaching bucket k of a direction (thresh[0] = 0) */
+  int32_t t5_nmax;                     /* T5: distances >= this share the bucket of this distance */
+  PA_PF_PTR(const int32_t) t5_bucket;  /* T5: [2 (t5_nmax + 1)] bucket of rel = -n, then of rel = +n, n = 0..t5_nmax */
   PA_PF_PTR(const float) t5_table;     /* T5: [num_buckets][hq] learned biases */
   PA_PF_PTR(const float) kerple_a;     /* KERPLE: [hq] a_h */
   PA_PF_PTR(const float) kerple_p;     /* KERPLE: [hq] p_h */

@@ -102,8 +102,9 @@ __global__ void __launch_bounds__(kSimtRows) prefill_simt(const pa_prefill_param
       kdoc[jj] = jj < kn ? seq.kv_doc(kt + jj) : 0;
     }
     __syncthreads();
-    // Rotate the staged keys pair by pair (each pair read and written by one thread).
-    if (half > 0) {
+    // Rotate the staged keys pair by pair (each pair read and written by one thread), unless the
+    // RoPE pre-pass (rope_k.cu) already did.
+    if (half > 0 && !p.k_prerotated) {
       for (int e = int(threadIdx.x); e < kn * half; e += kSimtRows) {
         const int jj = e / half, pair = e % half;
         int a, bb;

@@ -1,6 +1,7 @@
 // tables.cpp -- builds the prefill kernels' workspace tables from a validated problem (tables.h).
 #include "prefill/tables.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <new>
@@ -20,6 +21,43 @@ int64_t max_abs_position(const pa_problem *p) {
   return m < 0 ? 0 : m;
 }
 
+// FIRE's x grid: at most this many cells (16 KiB of workspace).
+constexpr int32_t kFireCellsMax = 4096;
+// FIRE's psi table: distances 0 .. at most this (256 KiB of workspace); longer ones use log1pf.
+constexpr int32_t kFirePsiMax = 65535;
+
+// The cell grid of FIRE's segment lookup (params.h fire_cell_*): cell of x = min(int(fl(x *
+// scale)), G). Start k >= 1 lands in cell b_k = min(int(fl(start_k * scale)), G) -- the same fp32
+// product the kernel forms, and rounding is monotone -- so every x of cell c lies at or beyond
+// each start with b_k < c: cell_seg[c] = #{k >= 1 : b_k < c} never overshoots, and x's segment is
+// at most (starts with b_k = c) further on: steps = the most starts sharing a cell. The smallest
+// grid with one start per cell is taken (finer grids only when starts are close).
+void fire_grid(const float *start, int32_t nseg, int32_t *cell_seg, pa_prefill_scalars *sc) {
+  int32_t G = 1, steps = 0;
+  float scale = 0.f;
+  std::vector<int32_t> b(static_cast<size_t>(nseg));
+  for (int32_t g = 256; nseg > 1 && g <= kFireCellsMax; g *= 4) {
+    G = g;
+    scale = float(double(g) / double(start[nseg - 1]));
+    std::vector<int32_t> per_cell(size_t(g) + 1, 0);
+    steps = 0;
+    for (int32_t k = 1; k < nseg; ++k) {
+      const float c = std::fmin(start[k] * scale, float(g));
+      b[size_t(k)] = int32_t(c);
+      steps = std::max(steps, ++per_cell[size_t(b[size_t(k)])]);
+    }
+    if (steps <= 1) break;
+  }
+  for (int32_t c = 0; c <= G; ++c) {
+    int32_t n = 0;
+    for (int32_t k = 1; k < nseg; ++k) n += b[size_t(k)] < c;
+    cell_seg[c] = n;
+  }
+  sc->fire_cells = G;
+  sc->fire_cell_scale = scale;
+  sc->fire_steps = steps;
+}
+
 bool rotary(const pa_problem *p) {
   return p->desc->pe.kind == POSATTN_PE_ROPE || p->desc->pe.kind == POSATTN_PE_XPOS;
 }
@@ -27,7 +65,7 @@ bool rotary(const pa_problem *p) {
 }  // namespace
 
 extern "C" posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_out,
-                                                 pa_prefill_layout *L, char *msg,
+                                                 int prerotate_k, pa_prefill_layout *L, char *msg,
                                                  size_t msg_size) {
   const posattn_attention_desc *D = p->desc;
   const posattn_pe &pe = D->pe;
@@ -80,17 +118,34 @@ extern "C" posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_
   const size_t heads = size_t(p->hq) * 4;
   L->alibi = take(pe.kind == POSATTN_PE_ALIBI ? heads : 0);
   if (pe.kind == POSATTN_PE_FIRE) L->fire_max_seg = pe.fire.mlp_width + 1;
-  L->fire_start = take(size_t(L->fire_max_seg) * 4);
+  L->fire_start = take(L->fire_max_seg ? size_t(L->fire_max_seg + 1) * 4 : 0);  // + the +inf stop
+  L->fire_cell_seg = take(L->fire_max_seg ? size_t(kFireCellsMax + 1) * 4 : 0);
+  if (pe.kind == POSATTN_PE_FIRE) {  // psi over the distances of the call, at most kFirePsiMax
+    const int64_t reach = 2 * max_abs_position(p);
+    L->fire_psi_max = int32_t(reach < kFirePsiMax ? reach : kFirePsiMax);
+  }
+  L->fire_psi = take(pe.kind == POSATTN_PE_FIRE ? (size_t(L->fire_psi_max) + 1) * 4 : 0);
   L->fire_slope = take(size_t(L->fire_max_seg) * heads);
   L->fire_icpt = take(size_t(L->fire_max_seg) * heads);
   if (pe.kind == POSATTN_PE_T5)
     L->t5_dir_buckets = pe.t5.bidirectional ? pe.t5.num_buckets / 2 : pe.t5.num_buckets;
-  L->t5_thresh = take(size_t(L->t5_dir_buckets) * 4);
+  if (pe.kind == POSATTN_PE_T5) {
+    // buckets are constant from max_distance on, and no two positions of the call are further
+    // apart than twice the largest |position|
+    const int64_t reach = 2 * max_abs_position(p);
+    L->t5_nmax = int32_t(reach < pe.t5.max_distance ? reach : pe.t5.max_distance);
+  }
+  L->t5_bucket = take(pe.kind == POSATTN_PE_T5
+                          ? pa_size_mul(size_t(L->t5_nmax) + 1, 2 * sizeof(int32_t)) : 0);
   L->t5_table = take(pe.kind == POSATTN_PE_T5 ? size_t(pe.t5.num_buckets) * heads : 0);
   const bool kerple = pe.kind == POSATTN_PE_KERPLE_LOG || pe.kind == POSATTN_PE_KERPLE_POWER;
   L->kerple_a = take(kerple ? heads : 0);
   L->kerple_p = take(kerple ? heads : 0);
   L->tables_bytes = at;
+  if (prerotate_k) {  // every key of every kv head, in the input dtype (saturating sizes)
+    L->n_k_rot = pa_size_mul(pa_size_mul(size_t(p->total_kv), size_t(p->hkv)), size_t(p->d));
+    L->k_rot = take(pa_size_mul(L->n_k_rot, posattn_dtype_size(p->in_dtype)));
+  }
   L->total = pa_size_add(L->tables_at, at);
   return pa_workspace_too_big(L->total, msg, msg_size);
 }
@@ -105,6 +160,9 @@ extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_
   auto i32 = [&](size_t off) { return reinterpret_cast<int32_t *>(t + off); };
   sc->rope_attn_factor = 1.f;
   sc->fire_nseg = 0;
+  sc->fire_cells = 0;
+  sc->fire_cell_scale = 0.f;
+  sc->fire_steps = 0;
 
   if (L->n_cu) {
     std::memcpy(i32(L->cu_q), D->cu_seqlens_q, size_t(L->n_cu) * 4);
@@ -167,6 +225,11 @@ extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_
         }
         sc->fire_nseg = segs.nseg;
         for (int32_t s = 0; s < segs.nseg; ++s) f32(L->fire_start)[s] = float(segs.start[s]);
+        f32(L->fire_start)[segs.nseg] = INFINITY;
+        fire_grid(f32(L->fire_start), segs.nseg, i32(L->fire_cell_seg), sc);
+        const double c = std::fabs(pe.fire.c);
+        for (int32_t d = 0; d <= L->fire_psi_max; ++d)
+          f32(L->fire_psi)[d] = float(std::log1p(c * d));
         for (int64_t i = 0; i < int64_t(p->hq) * segs.nseg; ++i) {
           f32(L->fire_slope)[i] = float(segs.slope[i]);
           f32(L->fire_icpt)[i] = float(segs.icpt[i]);
@@ -175,22 +238,13 @@ extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_
         break;
       }
       case POSATTN_PE_T5: {
-        // thresh[k]: smallest distance whose bucket (within one direction) is >= k. The bucket is
-        // non-decreasing in the distance, so a binary search over posattn_pe_t5_bucket finds it.
-        // Distances are probed on the "before the query" side (rel = -n), which both the causal
-        // and the bidirectional forms bucket by n alone.
+        // bucket of rel = -n (keys before the query) at [n], of rel = +n at [nmax + 1 + n]
         const posattn_t5_params &t5 = pe.t5;
-        int32_t *th = i32(L->t5_thresh);
-        for (int32_t k = 0; k < L->t5_dir_buckets; ++k) {
-          int64_t lo = 0, hi = int64_t(t5.max_distance);  // bucket(max_distance) is the last one
-          while (lo < hi) {
-            const int64_t mid = (lo + hi) / 2;
-            if (posattn_pe_t5_bucket(-mid, t5.bidirectional, t5.num_buckets, t5.max_distance) >= k)
-              hi = mid;
-            else
-              lo = mid + 1;
-          }
-          th[k] = int32_t(lo);
+        int32_t *bk = i32(L->t5_bucket);
+        const int64_t nmax = L->t5_nmax;
+        for (int64_t n = 0; n <= nmax; ++n) {
+          bk[n] = posattn_pe_t5_bucket(-n, t5.bidirectional, t5.num_buckets, t5.max_distance);
+          bk[nmax + 1 + n] = posattn_pe_t5_bucket(n, t5.bidirectional, t5.num_buckets, t5.max_distance);
         }
         for (int64_t i = 0; i < int64_t(t5.num_buckets) * p->hq; ++i) f32(L->t5_table)[i] = t5.table[i];
         break;

@@ -8,6 +8,9 @@
  *                              PE tables; built in HOST memory by pa_prefill_tables_build() --
  *                              directly in the workspace on EMU, in a host buffer that the CUDA
  *                              backend copies to the device workspace.
+ *   [rotated K]                the RoPE key pre-pass's output (prerotate_k only): every key of
+ *                              every kv head in the input dtype, packed [total_kv][hkv][d];
+ *                              written on the device by the pre-pass (kernels/prefill/rope_k.cu).
  * All PE math comes from the fp64 helpers of host/pe_*.c (posattn_pe_rope_inv_freq,
  * posattn_pe_alibi_slopes, pa_fire_segments_build, posattn_pe_t5_bucket, pa_xpos_log_decay); this
  * file only rounds their results to fp32 and lays them out. */
@@ -28,15 +31,20 @@ typedef struct pa_prefill_layout {
   size_t out, lse;          /* staged output / lse (stage_out only), from the workspace start */
   size_t tables_at;         /* start of the tables region in the workspace */
   size_t tables_bytes;      /* size of the tables region */
+  size_t k_rot;             /* rotated K, relative to tables_at (after the tables region) */
+  size_t n_k_rot;           /* its elements (0 = no pre-pass) */
   size_t total;             /* workspace bytes */
   /* table offsets inside the tables region; SIZE_MAX-free: a region of size 0 is absent */
   size_t cu_q, cu_kv, q_pos, kv_pos, doc_ids;
   size_t inv_freq, exact_lo, exact_hi, xpos;
-  size_t alibi, fire_start, fire_slope, fire_icpt, t5_thresh, t5_table, kerple_a, kerple_p;
+  size_t alibi, fire_start, fire_slope, fire_icpt, fire_cell_seg, fire_psi, t5_bucket, t5_table,
+      kerple_a, kerple_p;
   /* sizes in elements of the tables (0 = absent) */
   int64_t n_cu, n_q_pos, n_kv_pos, n_doc, n_half, n_exact_lo, n_exact_hi, n_heads_tab;
   int32_t fire_max_seg;     /* FIRE: room for this many segments (mlp_width + 1) */
   int32_t t5_dir_buckets;   /* T5: buckets per direction */
+  int32_t t5_nmax;          /* T5: distances of the bucket table: 0 .. t5_nmax */
+  int32_t fire_psi_max;     /* FIRE: distances of the psi table: 0 .. fire_psi_max */
   int32_t exact_shift;      /* EXACT: lo covers [0, 2^exact_shift) */
   int32_t exact_hi_count;   /* EXACT: rows of the hi table */
   int32_t stage_out;        /* out/lse are staged in the workspace */
@@ -46,12 +54,16 @@ typedef struct pa_prefill_layout {
 typedef struct pa_prefill_scalars {
   float rope_attn_factor; /* 1 when the PE does not rotate */
   int32_t fire_nseg;      /* segments actually built */
+  int32_t fire_cells;     /* FIRE: cells of the x grid (see params.h) */
+  float fire_cell_scale;
+  int32_t fire_steps;
 } pa_prefill_scalars;
 
-/* Workspace layout for p. stage_out = 1 for EMU. Never fails for a validated problem except on
- * size overflow (BAD_SIZE). */
-posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_out, pa_prefill_layout *L,
-                                      char *msg, size_t msg_size);
+/* Workspace layout for p. stage_out = 1 for EMU; prerotate_k = 1 reserves the rotated-K region
+ * (pa_prefill_prerotates_k). Never fails for a validated problem except on size overflow
+ * (BAD_SIZE). */
+posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_out, int prerotate_k,
+                                      pa_prefill_layout *L, char *msg, size_t msg_size);
 
 /* Writes the tables region of L into `tables` (host memory, L->tables_bytes bytes). */
 posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_prefill_layout *L,
@@ -139,12 +151,19 @@ inline void pa_prefill_params_fill(pa_prefill_params &k, const pa_problem *p,
   k.exact_lo = f32(L.exact_lo, L.n_exact_lo, "exact_lo");
   k.exact_hi = f32(L.exact_hi, L.n_exact_hi, "exact_hi");
   k.xpos_log2_decay = f32(L.xpos, pe.kind == POSATTN_PE_XPOS ? L.n_half : 0, "xpos_log2_decay");
+  k.k_rot = pa::make_gptr(L.n_k_rot ? tables + L.k_rot : nullptr, L.n_k_rot * ein, "rotated k");
 
   const int64_t nh = L.n_heads_tab;
   k.alibi_slopes = f32(L.alibi, pe.kind == POSATTN_PE_ALIBI ? nh : 0, "alibi_slopes");
   if (pe.kind == POSATTN_PE_FIRE) {
     k.fire_nseg = sc.fire_nseg;
-    k.fire_start = f32(L.fire_start, sc.fire_nseg, "fire_start");
+    k.fire_start = f32(L.fire_start, sc.fire_nseg + 1, "fire_start");
+    k.fire_cells = sc.fire_cells;
+    k.fire_cell_scale = sc.fire_cell_scale;
+    k.fire_cell_seg = i32(L.fire_cell_seg, sc.fire_cells + 1, "fire_cell_seg");
+    k.fire_steps = sc.fire_steps;
+    k.fire_psi_max = uint32_t(L.fire_psi_max);
+    k.fire_psi = f32(L.fire_psi, int64_t(L.fire_psi_max) + 1, "fire_psi");
     k.fire_slope = f32(L.fire_slope, int64_t(p->hq) * sc.fire_nseg, "fire_slope");
     k.fire_icpt = f32(L.fire_icpt, int64_t(p->hq) * sc.fire_nseg, "fire_icpt");
     k.fire_c = float(pe.fire.c < 0 ? -pe.fire.c : pe.fire.c);
@@ -154,7 +173,8 @@ inline void pa_prefill_params_fill(pa_prefill_params &k, const pa_problem *p,
   if (pe.kind == POSATTN_PE_T5) {
     k.t5_bidirectional = pe.t5.bidirectional;
     k.t5_dir_buckets = L.t5_dir_buckets;
-    k.t5_thresh = i32(L.t5_thresh, L.t5_dir_buckets, "t5_thresh");
+    k.t5_nmax = L.t5_nmax;
+    k.t5_bucket = i32(L.t5_bucket, 2 * (int64_t(L.t5_nmax) + 1), "t5_bucket");
     k.t5_table = f32(L.t5_table, int64_t(pe.t5.num_buckets) * p->hq, "t5_table");
   }
   const bool kerple = pe.kind == POSATTN_PE_KERPLE_LOG || pe.kind == POSATTN_PE_KERPLE_POWER;
