@@ -104,7 +104,7 @@ struct Traits<192> {
 // on sm_80), 3 stages: 32 KiB Q + 3 x 16 KiB = 80 KiB.
 template <>
 struct Traits<256> {
-  static constexpr int kD = 256, kWarps = 4, kBr = 64, kBc = 16, kStages = 3, kM = 1;
+  static constexpr int kD = 256, kWarps = 4, kBr = 64, kBc = 32, kStages = 2, kM = 1;
 };
 
 // Shared memory rows. Rows of a multiple of 64 elements (>= 8 16-byte chunks) are XOR-swizzled:
@@ -525,18 +525,28 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
         for (int e = 0; e < 4; ++e) {
           mx[2 * m + e / 2] = fmaxf(mx[2 * m + e / 2], s[m][a][e]);
         }
-    float nb[kRows];  // -(row maximum * cs): the exp2 offset
+    // exp2 arguments x * cs - bb. One FFMA is exact up to the rounding of bb = fl(m * cs), which
+    // for the row maximum itself leaves a residual up to half an ulp of bb: harmless below 2^20
+    // (<= 2^-4, as large as the rounding of the two-step form), not beyond (a logit of 2^64 would
+    // give exp2(2^40)). A warp holding such a finite row takes the two-step form for this tile
+    // (a poisoned row is NaN either way, and must not change how its neighbours round).
+    float bb[kRows];
+    bool big = false;
     PA_UNROLL
     for (int r = 0; r < kRows; ++r) {
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
       mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
       // A row that has seen no visible key keeps max -inf; subtracting 0 instead keeps exp2 at 0
       // rather than computing inf - inf = NaN.
-      const float bb = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;
+      bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;
+      big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);  // poisoned: no
+    }
+    const bool two_step = __any_sync(0xffffffffu, big);
+    PA_UNROLL
+    for (int r = 0; r < kRows; ++r) {
       // NaN when a scaled visible logit of the row is beyond fp32: the row is poisoned
-      const float poison = (bb + mn[r] * cs) * 0.f;
-      nb[r] = -bb;
-      const float c = pa::exp2_approx(fmaf(rmax[r], cs, nb[r]));
+      const float poison = (bb[r] + mn[r] * cs) * 0.f;
+      const float c = pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
       rmax[r] = mx[r];
       rsum[r] = fmaf(rsum[r], c, poison);
       PA_UNROLL
@@ -545,16 +555,29 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
         o[r / 2][a][2 * (r % 2) + 1] *= c;
       }
     }
-    PA_UNROLL
-    for (int m = 0; m < kM; ++m)
+    if (two_step) {
       PA_UNROLL
-      for (int a = 0; a < kNA; ++a)
+      for (int m = 0; m < kM; ++m)
         PA_UNROLL
-        for (int e = 0; e < 4; ++e) {
-          const int r = 2 * m + e / 2;
-          s[m][a][e] = pa::exp2_approx(fmaf(s[m][a][e], cs, nb[r]));
-          rsum[r] += s[m][a][e];
-        }
+        for (int a = 0; a < kNA; ++a)
+          PA_UNROLL
+          for (int e = 0; e < 4; ++e) {
+            const int r = 2 * m + e / 2;
+            s[m][a][e] = pa::exp2_approx(s[m][a][e] * cs - bb[r]);
+            rsum[r] += s[m][a][e];
+          }
+    } else {
+      PA_UNROLL
+      for (int m = 0; m < kM; ++m)
+        PA_UNROLL
+        for (int a = 0; a < kNA; ++a)
+          PA_UNROLL
+          for (int e = 0; e < 4; ++e) {
+            const int r = 2 * m + e / 2;
+            s[m][a][e] = pa::exp2_approx(fmaf(s[m][a][e], cs, -bb[r]));
+            rsum[r] += s[m][a][e];
+          }
+    }
 
     // ---- O += P V: S accumulator atoms 2kk, 2kk+1 are exactly the A fragment of k-step kk; each
     // V fragment feeds the kM slabs ----
