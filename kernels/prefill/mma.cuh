@@ -2,11 +2,12 @@
 // bf16 and fp16 inputs, written once against the device layer (kernels/device/device.cuh) so that
 // nvcc builds it for sm_80+ and the SIMT emulator runs the same source on the CPU.
 //
-// One block computes one tile of Br query rows of one (sequence, q head); each warp owns 16 rows
-// (one m16 slab), so no warp ever exchanges data with another warp except through the K/V tiles
-// in shared memory. Per KV tile of Bc keys:
+// One block computes one tile of Br query rows of one (sequence, q head); each warp owns kM m16
+// slabs (16 kM rows; every K/V fragment it reads feeds kM mma), so no warp ever exchanges data
+// with another warp except through the K/V tiles in shared memory. Per KV tile of Bc keys:
 //   S = Q K^T      mma.sync m16n8k16, fp32 accumulators; Q and K fragments via ldmatrix
-//   S -> logits    scale, softcap, bias policy (fp32), mask policy (fp32, -inf)
+//   S -> logits    plain scores stay raw (the scale enters exp2's FFMA); softcap and bias
+//                  policy in fp32 behind one uniform branch; mask (fp32 -inf) on masked tiles only
 //   online softmax row max / rescale / exp2 in fp32, P rounded to the input type for the mma
 //   O += P V       P stays in registers (the S accumulator layout is the A fragment layout);
 //                  V fragments via ldmatrix.trans
@@ -15,21 +16,23 @@
 // rotate Q once per block and each K tile once, in fp32 in shared memory, then round to the mma
 // input type: nothing else rounds the rotated vectors.
 //
-// Shared memory rows are d 16-bit elements, i.e. d/8 chunks of 16 bytes. ldmatrix reads 8 rows at
-// one chunk column; unswizzled, those rows sit at the same banks (row pitch 128/256/512 bytes), an
-// 8-way conflict. Chunk c of row r is therefore stored at chunk c ^ (r % 8): the 8 rows of every
-// ldmatrix phase land on 8 different 16-byte bank groups, and 16-byte cp.async writes stay whole.
+// Shared memory rows (Smem<D>): ldmatrix reads 8 rows at one 16-byte chunk column; with a row pitch
+// of 128/256/512 bytes those rows sit at the same banks, an 8-way conflict. Rows of a multiple of
+// 64 elements are therefore XOR-swizzled (chunk c of row r at chunk c ^ (r % 8)), other head dims
+// padded by one chunk (an odd number of 16-byte groups per row); 16-byte cp.async writes stay whole.
 //
-// Non-finite values (posattn.h NaN RULE). Logits are passed through logit_or_nan (+-inf -> NaN),
-// masked ones are exact -inf, so a row's weights see every NaN of its own logits. Weights of masked
-// keys are 0, but on tensor cores 0 * NaN = NaN: a non-finite V element of a key that some rows of
-// the tile cannot see would reach them through P V. On tiles with masked elements (the only ones
-// where a row may not see a key of the tile) isolate_nonfinite_v therefore replaces such an element
-// by 0 and makes one K element of that key NaN, so that exactly the rows that see the key get a NaN
-// logit. On wholly visible tiles every row sees every key and a non-finite V element makes the
-// accumulators non-finite directly; the epilogue turns any non-finite accumulator of a row into a
-// NaN row and LSE. Cost (SASS, docs/kernels.md): one FFMA per logit, the V scan on masked tiles
-// only, a few dozen instructions per block in the epilogue.
+// Non-finite values (posattn.h NaN RULE). Masked logits are exact -inf. A row is poisoned through
+// its sum l: per tile, its maximum and this thread's minimum of its visible logits, scaled to
+// log2 units, are finite exactly when every such logit is (otherwise l += NaN), and a NaN logit
+// makes its own weight NaN. Weights of masked keys are 0, but on tensor cores 0 * NaN = NaN: a
+// non-finite V element of a key that some rows of the tile cannot see would reach them through
+// P V. On tiles with masked elements (the only ones where a row may not see a key of the tile)
+// isolate_nonfinite_v therefore replaces such an element by 0 and makes one K element of that key
+// NaN, so that exactly the rows that see the key get a NaN logit. On wholly visible tiles every
+// row sees every key and a non-finite V element makes the accumulators non-finite directly; the
+// epilogue turns any non-finite accumulator of a row into a NaN row and LSE. Cost (SASS,
+// docs/kernels.md): two FMNMX per logit (max and min), the V scan on masked tiles only, a few
+// dozen instructions per block in the epilogue.
 //
 // Policies (kernels/pe/*.cuh) enter at three points: Pe::transform (q/k pairs in fp32), Pe::bias
 // (added to the fp32 logit), and the Mask (key ranges per query tile for tile skipping, and the
@@ -555,7 +558,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
         o[r / 2][a][2 * (r % 2) + 1] *= c;
       }
     }
-    if (two_step) {
+    auto weights = [&](auto two_step_c) {  // s -> exp2(x cs - bb), summed into rsum
       PA_UNROLL
       for (int m = 0; m < kM; ++m)
         PA_UNROLL
@@ -563,21 +566,14 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
           PA_UNROLL
           for (int e = 0; e < 4; ++e) {
             const int r = 2 * m + e / 2;
-            s[m][a][e] = pa::exp2_approx(s[m][a][e] * cs - bb[r]);
+            const float x = s[m][a][e];
+            s[m][a][e] = pa::exp2_approx(decltype(two_step_c)::value ? x * cs - bb[r]
+                                                                     : fmaf(x, cs, -bb[r]));
             rsum[r] += s[m][a][e];
           }
-    } else {
-      PA_UNROLL
-      for (int m = 0; m < kM; ++m)
-        PA_UNROLL
-        for (int a = 0; a < kNA; ++a)
-          PA_UNROLL
-          for (int e = 0; e < 4; ++e) {
-            const int r = 2 * m + e / 2;
-            s[m][a][e] = pa::exp2_approx(fmaf(s[m][a][e], cs, -bb[r]));
-            rsum[r] += s[m][a][e];
-          }
-    }
+    };
+    if (two_step) weights(std::true_type{});
+    else weights(std::false_type{});
 
     // ---- O += P V: S accumulator atoms 2kk, 2kk+1 are exactly the A fragment of k-step kk; each
     // V fragment feeds the kM slabs ----

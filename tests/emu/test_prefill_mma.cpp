@@ -1,8 +1,8 @@
 // Focused tests of the tensor-core prefill kernel (kernels/prefill/mma.cuh) on EMU, against REF
 // with the DESIGN.md section 5 rule. The chooser sends bf16/f16 inputs with head dim 64, 80, 96,
 // 112, 128, 192 or 256 and 16-byte rows to this kernel; every case below is such a problem
-// (contiguous, 256-byte aligned guarded buffers). posattn.h does not say which kernel ran; that the chooser picks this
-// one for these shapes was confirmed under gdb.
+// (contiguous, 256-byte aligned guarded buffers). posattn.h does not say which kernel ran; that
+// the chooser picks this one for these shapes was confirmed under gdb.
 // Shapes cover one tile, partial tiles (17, 97 rows), several query and key tiles, GQA/MQA,
 // causal (also q_len > kv_len: empty rows), sliding window, varlen, documents with anchors (tile
 // skipping), RoPE (NeoX partial, GPT-J with positions), ALiBi, and every output dtype. The
