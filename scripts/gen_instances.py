@@ -10,7 +10,7 @@ The output is checked in. Run after changing the lists below:  python3 scripts/g
 """
 import os
 
-HEAD_DIMS = [64, 128, 256]
+HEAD_DIMS = [64, 80, 96, 112, 128, 192, 256]
 DTYPES = [("bf16", "pa::bf16", "POSATTN_DTYPE_BF16"), ("f16", "pa::f16", "POSATTN_DTYPE_F16")]
 PE_KINDS = [
     ("none", "POSATTN_PE_NONE"),

@@ -7,8 +7,9 @@
  *
  * Kernels:
  *   MMA   the tensor-core kernel (kernels/prefill/mma.cuh, FlashAttention-2 manner): bf16/fp16
- *         inputs, head dims 64/128/256, and whatever else mma::unfit() accepts. Compiled in when
- *         POSATTN_PREFILL_MMA is defined; it must then provide, in namespace pa_kernels::mma,
+ *         inputs, head dims 64/80/96/112/128/192/256, and whatever else mma::unfit() accepts.
+ *         Compiled in when POSATTN_PREFILL_MMA is defined; it must then provide, in namespace
+ *         pa_kernels::mma,
  *           const char *unfit(const pa_problem *p);   NULL when it serves p, else why not
  *           pa::launch_status launch(const pa_prefill_params &p, void *stream);
  *   SIMT  the portable kernel (simt.cu): every feature, any dtype, head dims up to 256.

@@ -2,7 +2,7 @@
 # kernels/prefill/instances/ by scripts/gen_instances.py. Included by kernels/sources.cmake.
 #
 # Knobs (lists; an instance is built when its head dim, dtype and PE kind are all selected):
-#   POSATTN_HEAD_DIMS   "64;128;256"
+#   POSATTN_HEAD_DIMS   "64;80;96;112;128;192;256"
 #   POSATTN_DTYPES      "bf16;f16"
 #   POSATTN_PE_KINDS    "none;rope;alibi;fire;xpos;t5;kerple_log;kerple_power"
 #   POSATTN_CUDA_PREFILL_INSTANCES  ON: also give the selected instances to nvcc, so that a build
@@ -11,7 +11,7 @@
 #                       turn it OFF for quick developer builds: the CUDA backend then uses SIMT)
 # Pruned configurations are answered NOT_SUPPORTED by the chooser (pa_kernels::mma::find gives
 # nullptr). Appends to POSATTN_EMU_SOURCES and POSATTN_CUDA_SOURCES.
-set(POSATTN_HEAD_DIMS "64;128;256" CACHE STRING "head dims of the tensor-core prefill instances")
+set(POSATTN_HEAD_DIMS "64;80;96;112;128;192;256" CACHE STRING "head dims of the tensor-core prefill instances")
 set(POSATTN_DTYPES "bf16;f16" CACHE STRING "input dtypes of the tensor-core prefill instances")
 set(POSATTN_PE_KINDS "none;rope;alibi;fire;xpos;t5;kerple_log;kerple_power" CACHE STRING
     "PE kinds of the tensor-core prefill instances")
@@ -20,8 +20,8 @@ option(POSATTN_CUDA_PREFILL_INSTANCES "compile the prefill instances with nvcc t
 set(_pa_inst_dir ${CMAKE_CURRENT_LIST_DIR}/instances)
 set(_pa_inst_defs "")
 foreach(_d ${POSATTN_HEAD_DIMS})
-  if(NOT _d MATCHES "^(64|128|256)$")
-    message(FATAL_ERROR "POSATTN_HEAD_DIMS: '${_d}' is not one of 64, 128, 256")
+  if(NOT _d MATCHES "^(64|80|96|112|128|192|256)$")
+    message(FATAL_ERROR "POSATTN_HEAD_DIMS: '${_d}' is not one of 64, 80, 96, 112, 128, 192, 256")
   endif()
   foreach(_t ${POSATTN_DTYPES})
     if(NOT _t MATCHES "^(bf16|f16)$")

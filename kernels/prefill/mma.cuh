@@ -2,11 +2,12 @@
 // bf16 and fp16 inputs, written once against the device layer (kernels/device/device.cuh) so that
 // nvcc builds it for sm_80+ and the SIMT emulator runs the same source on the CPU.
 //
-// One block computes one tile of Br query rows of one (sequence, q head); each warp owns 16 rows
-// (one m16 slab), so no warp ever exchanges data with another warp except through the K/V tiles
-// in shared memory. Per KV tile of Bc keys:
+// One block computes one tile of Br query rows of one (sequence, q head); each warp owns kM m16
+// slabs (16 kM rows; every K/V fragment it reads feeds kM mma), so no warp ever exchanges data
+// with another warp except through the K/V tiles in shared memory. Per KV tile of Bc keys:
 //   S = Q K^T      mma.sync m16n8k16, fp32 accumulators; Q and K fragments via ldmatrix
-//   S -> logits    scale, softcap, bias policy (fp32), mask policy (fp32, -inf)
+//   S -> logits    plain scores stay raw (the scale enters exp2's FFMA); softcap and bias
+//                  policy in fp32 behind one uniform branch; mask (fp32 -inf) on masked tiles only
 //   online softmax row max / rescale / exp2 in fp32, P rounded to the input type for the mma
 //   O += P V       P stays in registers (the S accumulator layout is the A fragment layout);
 //                  V fragments via ldmatrix.trans
@@ -16,21 +17,23 @@
 // rotated the same way once per key and call by the pre-pass (rope_k.cu, p.k_prerotated), xPos
 // rotates each K tile here: nothing else rounds the rotated vectors.
 //
-// Shared memory rows are d 16-bit elements, i.e. d/8 chunks of 16 bytes. ldmatrix reads 8 rows at
-// one chunk column; unswizzled, those rows sit at the same banks (row pitch 128/256/512 bytes), an
-// 8-way conflict. Chunk c of row r is therefore stored at chunk c ^ (r % 8): the 8 rows of every
-// ldmatrix phase land on 8 different 16-byte bank groups, and 16-byte cp.async writes stay whole.
+// Shared memory rows (Smem<D>): ldmatrix reads 8 rows at one 16-byte chunk column; with a row pitch
+// of 128/256/512 bytes those rows sit at the same banks, an 8-way conflict. Rows of a multiple of
+// 64 elements are therefore XOR-swizzled (chunk c of row r at chunk c ^ (r % 8)), other head dims
+// padded by one chunk (an odd number of 16-byte groups per row); 16-byte cp.async writes stay whole.
 //
-// Non-finite values (posattn.h NaN RULE). Logits are passed through logit_or_nan (+-inf -> NaN),
-// masked ones are exact -inf, so a row's weights see every NaN of its own logits. Weights of masked
-// keys are 0, but on tensor cores 0 * NaN = NaN: a non-finite V element of a key that some rows of
-// the tile cannot see would reach them through P V. On tiles with masked elements (the only ones
-// where a row may not see a key of the tile) isolate_nonfinite_v therefore replaces such an element
-// by 0 and makes one K element of that key NaN, so that exactly the rows that see the key get a NaN
-// logit. On wholly visible tiles every row sees every key and a non-finite V element makes the
-// accumulators non-finite directly; the epilogue turns any non-finite accumulator of a row into a
-// NaN row and LSE. Cost (SASS, docs/kernels.md): one FFMA per logit, the V scan on masked tiles
-// only, a few dozen instructions per block in the epilogue.
+// Non-finite values (posattn.h NaN RULE). Masked logits are exact -inf. A row is poisoned through
+// its sum l: per tile, its maximum and this thread's minimum of its visible logits, scaled to
+// log2 units, are finite exactly when every such logit is (otherwise l += NaN), and a NaN logit
+// makes its own weight NaN. Weights of masked keys are 0, but on tensor cores 0 * NaN = NaN: a
+// non-finite V element of a key that some rows of the tile cannot see would reach them through
+// P V. On tiles with masked elements (the only ones where a row may not see a key of the tile)
+// isolate_nonfinite_v therefore replaces such an element by 0 and makes one K element of that key
+// NaN, so that exactly the rows that see the key get a NaN logit. On wholly visible tiles every
+// row sees every key and a non-finite V element makes the accumulators non-finite directly; the
+// epilogue turns any non-finite accumulator of a row into a NaN row and LSE. Cost (SASS,
+// docs/kernels.md): two FMNMX per logit (max and min), the V scan on masked tiles only, a few
+// dozen instructions per block in the epilogue.
 //
 // Policies (kernels/pe/*.cuh) enter at three points: Pe::transform (q/k pairs in fp32), Pe::bias
 // (added to the fp32 logit), and the Mask (key ranges per query tile for tile skipping, and the
@@ -60,43 +63,81 @@ namespace mma {
 inline namespace PA_MMA_NS {
 
 // ---- tile choices ---------------------------------------------------------------------------------
-// Registers per thread are dominated by the O accumulator (16 rows x d / 32 lanes = d/2 floats)
-// and the S tile (16 x Bc / 32 = Bc/2 floats). Shared memory = Q tile + kStages K/V tile pairs.
+// Each warp owns kM m16 slabs of query rows (kBr = 16 kWarps kM), so every K and V fragment read
+// by ldmatrix feeds kM mma (FlashAttention-2 gives each of its 4 warps 32 rows of a 128-row tile).
+// Registers per thread are dominated by the O accumulators (kM x 16 rows x d / 32 lanes = kM d/2
+// floats) and the S tile (kM Bc/2 floats); shared memory = Q tile + kStages K/V tile pairs.
+// Per-warp-per-tile figures (posattn-sass, before/after each change): docs/kernels.md.
 template <int D>
 struct Traits;
 
-// hd64: 8 warps x 16 rows = 128 query rows share each K/V tile (halves K/V smem traffic per row
-// against 64-row tiles); 3 stages: 16 KiB Q + 3 x 16 KiB K/V = 64 KiB, three blocks per H100 SM.
+// Registers decide the shapes (ptxas, CUDA 13, sm_80 and sm_90a, no spill; docs/kernels.md): the
+// kernel's own state beyond O and S takes ~80-100 registers, so two slabs per warp fit only where
+// kM (d + Bc) / 2 stays near 160.
+// hd64: 4 warps x 32 rows = 128 query rows, 32-key tiles; 3 stages: 16 + 3 x 8 KiB = 40 KiB.
 template <>
 struct Traits<64> {
-  static constexpr int kD = 64, kWarps = 8, kBr = 128, kBc = 64, kStages = 3;
+  static constexpr int kD = 64, kWarps = 4, kBr = 128, kBc = 32, kStages = 3, kM = 2;
 };
-// hd128: the FA2 forward shape (128 x 64). 2 stages: 32 KiB Q + 2 x 32 KiB K/V = 96 KiB, two
-// blocks per H100 SM (one on A100's 164 KiB), O is 64 fp32 registers per thread.
+// hd80, hd112: 4 warps x 16 rows (the padded rows' chunk counts divide 128 threads, not 256).
+template <>
+struct Traits<80> {
+  static constexpr int kD = 80, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
+};
+template <>
+struct Traits<96> {
+  static constexpr int kD = 96, kWarps = 8, kBr = 128, kBc = 64, kStages = 2, kM = 1;
+};
+template <>
+struct Traits<112> {
+  static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
+};
+// hd128: the FA2 forward shape (128 x 64), 8 warps x 16 rows. 2 stages: 32 KiB Q + 2 x 32 KiB
+// K/V = 96 KiB. (4 warps x 32 rows with 32-key tiles: 255 registers and a 24-byte spill on
+// sm_90a.)
 template <>
 struct Traits<128> {
-  static constexpr int kD = 128, kWarps = 8, kBr = 128, kBc = 64, kStages = 2;
+  static constexpr int kD = 128, kWarps = 8, kBr = 128, kBc = 64, kStages = 2, kM = 1;
 };
-// hd256: O alone is 128 registers per thread. Measured with ptxas (CUDA 13, sm_80/sm_90a): Bc = 32
-// spills 4-16 bytes, Bc = 16 does not, so S is 16 x 16 per warp; 4 warps (64 rows) because more
-// rows per block would not lower registers per thread. The cheap K/V tiles (16 KiB a pair) allow
-// 3 stages to cover the shorter math per tile: 32 KiB Q + 3 x 16 KiB = 80 KiB.
+// hd192: O is 96 registers per slab: 8 warps x 16 rows, 32-key tiles: 48 + 2 x 24 KiB = 96 KiB.
+template <>
+struct Traits<192> {
+  static constexpr int kD = 192, kWarps = 8, kBr = 128, kBc = 32, kStages = 2, kM = 1;
+};
+// hd256: O alone is 128 registers per thread; 4 warps (64 rows), Bc = 16 (Bc = 32 spills 8 bytes
+// on sm_80), 3 stages: 32 KiB Q + 3 x 16 KiB = 80 KiB.
 template <>
 struct Traits<256> {
-  static constexpr int kD = 256, kWarps = 4, kBr = 64, kBc = 16, kStages = 3;
+  static constexpr int kD = 256, kWarps = 4, kBr = 64, kBc = 32, kStages = 2, kM = 1;
+};
+
+// Shared memory rows. Rows of a multiple of 64 elements (>= 8 16-byte chunks) are XOR-swizzled:
+// chunk c of row r is stored at chunk c ^ (r % 8), so the 8 rows of every ldmatrix phase land on
+// 8 different 16-byte bank groups, and 16-byte cp.async writes stay whole. Other head dims
+// (80, 96, 112: 10, 12, 14 chunks) pad each row by one chunk instead: an odd number of 16-byte
+// groups per row puts 8 consecutive rows on 8 different groups.
+template <int D>
+struct Smem {
+  static constexpr bool kSwizzle = D % 64 == 0;
+  static constexpr int kPitch = kSwizzle ? D : D + 8;  // elements from one row to the next
+  static_assert(kSwizzle || (kPitch / 8) % 2 == 1, "padded rows need an odd chunk count");
+  // Element offset of (row, col).
+  PA_DEVICE static int at(int row, int col) {
+    return kSwizzle ? row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7) : row * kPitch + col;
+  }
 };
 
 template <class T>
 struct Check {
   static constexpr int kThreads = T::kWarps * 32;
-  static_assert(T::kBr == 16 * T::kWarps, "each warp owns exactly one m16 slab of query rows");
+  static_assert(T::kBr == 16 * T::kWarps * T::kM, "each warp owns kM m16 slabs of query rows");
   static_assert(T::kBc % 16 == 0, "Bc is a whole number of mma k-steps for P V");
-  static_assert(T::kD % 64 == 0, "rows of >= 8 16-byte chunks: the XOR swizzle needs 8 columns");
+  static_assert(T::kD % 16 == 0, "whole mma k-steps and n8 atom pairs over the head dim");
   static_assert(T::kStages >= 2, "a ring of one stage cannot overlap copy and math");
   static_assert((T::kBr * T::kD / 8) % kThreads == 0, "Q tile chunks split evenly over threads");
   static_assert((T::kBc * T::kD / 8) % kThreads == 0, "K/V tile chunks split evenly over threads");
   static constexpr size_t kSmemBytes =
-      size_t(T::kBr + 2 * T::kStages * T::kBc) * T::kD * 2 /* 16-bit elements */;
+      size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */;
 };
 
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
@@ -122,39 +163,68 @@ struct MmaOp<pa::f16> {
   PA_DEVICE static uint32_t pack(float lo, float hi) { return pa::pack_f16x2(lo, hi); }
 };
 
-// Element offset of (row, col) in a swizzled tile of rows of D elements.
-template <int D>
-PA_DEVICE int swz(int row, int col) {
-  return row * D + ((((col >> 3) ^ (row & 7))) << 3) + (col & 7);
-}
-
 // ldmatrix row addresses without a register per (k-step, atom): this lane's row always has the
-// same row % 8, so chunk 2c + half (c = 0..3) of it sits at off[c], and chunk 2(c + 4q) + half at
-// off[c] + 64q elements (the XOR only touches the low 3 chunk bits). Four offsets per operand
-// instead of one per unrolled load keeps hd256 under 255 registers.
+// same row % 8, so in a swizzled tile chunk 2c + half (c = 0..3) of it sits at off[c], and chunk
+// 2(c + 4q) + half at off[c] + 64q elements (the XOR only touches the low 3 chunk bits); in a
+// padded tile chunk 2k + half is at off[0] + 16k. Rows 16 further have the same offsets plus
+// 16 pitches.
 template <int D>
 struct LaneRow {
-  int off[4];
+  int off[Smem<D>::kSwizzle ? 4 : 1];
   PA_DEVICE LaneRow(int row, int half) {
     PA_UNROLL
-    for (int c = 0; c < 4; ++c) off[c] = swz<D>(row, (2 * c + half) * 8);
+    for (int c = 0; c < (Smem<D>::kSwizzle ? 4 : 1); ++c) off[c] = Smem<D>::at(row, (2 * c + half) * 8);
   }
-  PA_DEVICE int at(int kstep) const { return off[kstep & 3] + (kstep >> 2) * 64; }
+  PA_DEVICE int at(int kstep) const {
+    return Smem<D>::kSwizzle ? off[kstep & 3] + (kstep >> 2) * 64 : off[0] + 16 * kstep;
+  }
 };
 
-// Copies rows [0, rows) of a tile (row r = token t0 + r) into swizzled shared memory; rows at or
-// past `valid` are zero-filled (their source address is clamped to row 0, never read).
-template <int D, int kRows, int kThreads, class Tin>
-PA_DEVICE void load_tile(pa::sptr<Tin> dst, pa::gptr<const Tin> src, int64_t row_stride,
-                         int valid, int tid) {
-  constexpr int kChunks = D / 8;
-  PA_UNROLL
-  for (int e = tid; e < kRows * kChunks; e += kThreads) {
-    const int r = e / kChunks, c = e % kChunks;
-    const bool ok = r < valid;
-    pa::cp_async_16_zfill(dst + swz<D>(r, c * 8), src + (ok ? r * row_stride : 0) + c * 8, ok);
+// Copies a tile of kRows rows (row r = token t0 + r) into shared memory by 16-byte cp.async;
+// rows at or past `valid` are zero-filled (their source address is the tile's row 0, never
+// read). The per-thread addressing is computed once per block: when the thread count is a
+// multiple of the chunks per row, each thread copies one fixed chunk column of rows row0,
+// row0 + kR, ..., so a tile costs one 64-bit add per copy and, on full tiles, no compare.
+template <int D, int kRows, int kThreads>
+struct TileCopy {
+  static constexpr int kChunks = D / 8, kPer = kRows * kChunks / kThreads;
+  static constexpr bool kFixed = kThreads % kChunks == 0;
+  static constexpr int kR = kFixed ? kThreads / kChunks : 1;  // rows between a thread's copies
+  // Distinct swizzle phases over a thread's rows (row % 8 repeats every kPeriod copies).
+  static constexpr int kPeriod = Smem<D>::kSwizzle && kR % 8 != 0 ? 8 / kR : 1;
+  static_assert(!kFixed || kR % 8 == 0 || 8 % kR == 0, "row step divides or is a multiple of 8");
+  int row0, dst[kPeriod];
+  int64_t src;  // element offset of this thread's first chunk from the tile's first row
+  PA_DEVICE TileCopy(int tid, int64_t row_stride) {
+    row0 = kFixed ? tid / kChunks : 0;
+    const int col = kFixed ? (tid % kChunks) * 8 : 0;
+    PA_UNROLL
+    for (int q = 0; q < kPeriod; ++q) dst[q] = Smem<D>::at(row0 + q * kR, col);
+    src = row0 * row_stride + col;
   }
-}
+  template <class Tin>
+  PA_DEVICE void operator()(pa::sptr<Tin> s, pa::gptr<const Tin> g, int64_t row_stride, int valid,
+                            int tid) const {
+    if (kFixed) {
+      pa::gptr<const Tin> gt = g + src;  // walks this thread's rows
+      const int64_t step = kR * row_stride;
+      PA_UNROLL
+      for (int it = 0; it < kPer; ++it) {
+        const bool ok = row0 + it * kR < valid;
+        pa::cp_async_16_zfill(s + dst[it % kPeriod] + (it / kPeriod) * kPeriod * kR * Smem<D>::kPitch,
+                              ok ? gt : g, ok);
+        gt += step;
+      }
+    } else {
+      PA_UNROLL
+      for (int e = tid; e < kRows * kChunks; e += kThreads) {
+        const int r = e / kChunks, c = e % kChunks;
+        const bool ok = r < valid;
+        pa::cp_async_16_zfill(s + Smem<D>::at(r, c * 8), g + (ok ? r * row_stride : 0) + c * 8, ok);
+      }
+    }
+  }
+};
 
 // The transform hook for this kernel: RoPE pairs from rope.cuh; xPos adds its centred decay
 // (xpos.cuh), centred on the first query position of the block so that the q factors stay <= 1.
@@ -176,8 +246,8 @@ struct Transform {
   }
 };
 
-// Rotates rows [0, rows) of a swizzled tile in place: each rotary pair in fp32, rounded once to
-// the mma input type. pos(r) gives the position id of row r.
+// Rotates rows [0, rows) of a tile in place: each rotary pair in fp32, rounded once to the mma
+// input type. pos(r) gives the position id of row r.
 template <int D, int kThreads, class Tin, class Xf, class Pos>
 PA_DEVICE void transform_tile(pa::sptr<Tin> t, const Xf &xf, int rows, bool is_q, Pos pos,
                               int tid) {
@@ -186,7 +256,7 @@ PA_DEVICE void transform_tile(pa::sptr<Tin> t, const Xf &xf, int rows, bool is_q
     const int r = e / npairs, i = e % npairs;
     int fa, fb;
     pa_pe::rope_pair_features(*xf.p, i, fa, fb);
-    const pa::sptr<Tin> ea = t + swz<D>(r, fa), eb = t + swz<D>(r, fb);
+    const pa::sptr<Tin> ea = t + Smem<D>::at(r, fa), eb = t + Smem<D>::at(r, fb);
     float a = pa::to_float(Tin(*ea)), bv = pa::to_float(Tin(*eb));
     xf(a, bv, i, pos(r), is_q);
     *ea = pa::from_float<Tin>(a);
@@ -222,13 +292,13 @@ PA_DEVICE bool nonfinite_pair(uint32_t w) {
 
 // See the file comment: on a tile with masked elements, each non-finite V element becomes 0 and
 // the first K element of its 16-byte chunk becomes NaN. Each thread owns whole chunks (the same
-// swizzled offsets in K and V), so no element is written by two threads.
+// offsets in K and V), so no element is written by two threads.
 template <int D, int kRows, int kThreads, class Tin>
 PA_DEVICE void isolate_nonfinite_v(pa::sptr<Tin> k, pa::sptr<Tin> v, int tid) {
   constexpr int kChunks = D / 8;
   PA_UNROLL
   for (int e = tid; e < kRows * kChunks; e += kThreads) {
-    const int at = swz<D>(e / kChunks, (e % kChunks) * 8);
+    const int at = Smem<D>::at(e / kChunks, (e % kChunks) * 8);
     const uint4 w = pa::load(pa::ptr_cast<const uint4>(v + at));
     if (!(nonfinite_pair<Tin>(w.x) || nonfinite_pair<Tin>(w.y) || nonfinite_pair<Tin>(w.z) ||
           nonfinite_pair<Tin>(w.w)))
@@ -253,14 +323,24 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 // by the chooser through layout_ok(): q/k/v rows 16-byte aligned (data pointers and every stride
 // multiples of 8 elements), since every Q/K/V row moves by 16-byte cp.async.
 // __launch_bounds__(threads, 1): with the thread count alone ptxas (CUDA 13, sm_80) capped the
-// hd64 RoPE instances at 128 registers and spilled 32 bytes; one block per SM is the design.
+// hd64 RoPE instances at 128 registers and spilled 32 bytes.
+//
+// Logit units. Plain logits (no bias, no softcap) stay raw q.k scores x and enter exp2 through one
+// FFMA, exp2(x * cs - m * cs) with cs = scale * log2(e); otherwise x is the finished logit in
+// log2 units and cs = 1. The NaN RULE's "a logit beyond fp32 is +-inf and poisons its row" is
+// kept per row and tile rather than per element: the row maximum m and this thread's minimum of
+// the row's visible x, scaled by cs, are finite exactly when every scaled logit is; otherwise
+// the row sum l becomes NaN (and a NaN x makes its weight NaN by itself).
 template <int D, class Tin, int PeKind>
 __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     prefill_mma(const pa_prefill_params p) {
   using T = Traits<D>;
+  using L = Smem<D>;
   constexpr int kThreads = Check<T>::kThreads, kBr = T::kBr, kBc = T::kBc, kS = T::kStages;
-  constexpr int kNA = kBc / 8;  // n8 atoms of the S tile
-  constexpr int kDA = D / 8;    // n8 atoms of the O tile
+  constexpr int kM = T::kM, kP = L::kPitch;
+  constexpr int kRows = 2 * kM;  // rows per thread: g and g + 8 of each slab
+  constexpr int kNA = kBc / 8;   // n8 atoms of the S tile
+  constexpr int kDA = D / 8;     // n8 atoms of the O tile
   constexpr bool kBias = PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_FIRE ||
                          PeKind == POSATTN_PE_T5 || PeKind == POSATTN_PE_KERPLE_LOG ||
                          PeKind == POSATTN_PE_KERPLE_POWER;
@@ -287,27 +367,28 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
   };
 
   pa::sptr<Tin> sQ = pa::dynamic_shared<Tin>();
-  pa::sptr<Tin> sK = sQ + kBr * D;
-  pa::sptr<Tin> sV = sK + kS * kBc * D;
+  pa::sptr<Tin> sK = sQ + kBr * kP;
+  pa::sptr<Tin> sV = sK + kS * kBc * kP;
 
   const pa::gptr<const Tin> gq = pa::ptr_cast<const Tin>(p.q) + sq.q_off(qt0, h, p.q_sb, p.q_ss, p.q_sh);
   const pa::gptr<const Tin> gk = pa::ptr_cast<const Tin>(p.k) + sq.kv_off(0, hk, p.k_sb, p.k_ss, p.k_sh);
   const pa::gptr<const Tin> gv = pa::ptr_cast<const Tin>(p.v) + sq.kv_off(0, hk, p.v_sb, p.v_ss, p.v_sh);
+  const TileCopy<D, kBc, kThreads> k_copy(tid, p.k_ss), v_copy(tid, p.v_ss);
 
   // The copy cursor runs kS-1 tiles ahead of the math cursor through the same tile sequence.
   int fetch_t = next_tile(lo / kBc), fetch_n = 0;
   auto issue = [&]() {
     if (fetch_t < t_end) {
       const int j0 = fetch_t * kBc, slot = fetch_n % kS;
-      load_tile<D, kBc, kThreads>(sK + slot * kBc * D, gk + j0 * p.k_ss, p.k_ss, sq.Lk - j0, tid);
-      load_tile<D, kBc, kThreads>(sV + slot * kBc * D, gv + j0 * p.v_ss, p.v_ss, sq.Lk - j0, tid);
+      k_copy(sK + slot * kBc * kP, gk + j0 * p.k_ss, p.k_ss, sq.Lk - j0, tid);
+      v_copy(sV + slot * kBc * kP, gv + j0 * p.v_ss, p.v_ss, sq.Lk - j0, tid);
       fetch_t = next_tile(fetch_t + 1);
     }
     ++fetch_n;
     pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
   };
 
-  load_tile<D, kBr, kThreads>(sQ, gq, p.q_ss, q_rows, tid);
+  TileCopy<D, kBr, kThreads>(tid, p.q_ss)(sQ, gq, p.q_ss, q_rows, tid);
   pa::cp_async_commit();
   for (int n = 0; n < kS - 1; ++n) issue();
 
@@ -320,39 +401,40 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     // the loop's first barrier orders these writes before any ldmatrix of Q
   }
 
-  // Per thread: rows r0 and r0+8 of this warp's 16-row slab (token indices i0, i1 in the sequence).
-  const int r0 = warp * 16 + g;
-  const int i0 = qt0 + r0, i1 = i0 + 8;
-  const pa_pe::Bias<PeKind> bias0(p, h, kBias && i0 < sq.Lq ? sq.q_pos(i0) : 0);
-  const pa_pe::Bias<PeKind> bias1(p, h, kBias && i1 < sq.Lq ? sq.q_pos(i1) : 0);
-  const int32_t doc0 = i0 < sq.Lq ? sq.q_doc(i0) : 0, doc1 = i1 < sq.Lq ? sq.q_doc(i1) : 0;
-  int first0, last0, first1, last1;  // causal / window key ranges of the two rows
-  sq.row_keys(i0, first0, last0);
-  sq.row_keys(i1, first1, last1);
-  const bool plain_logit = !kBias && !(p.softcap > 0.f);
+  // Row r (0 .. kRows-1) of this thread: slab r / 2 of the warp, fragment row g + 8 (r % 2).
+  const int wrow = warp * 16 * kM;
+  auto row_of = [&](int r) { return qt0 + wrow + 16 * (r / 2) + g + 8 * (r % 2); };
+  const bool plain = !kBias && !(p.softcap > 0.f);
+  const float cs = plain ? p.scale * kLog2e : 1.f;  // see "Logit units"
 
   // ldmatrix rows of this lane (matrix mi = lane / 8 of each x4; see the fragment layouts):
-  //   Q (A, rows x features): matrices (rows 0-7|8-15) x (chunk lo|hi) -> a[0..3]
+  //   Q (A, rows x features): matrices (rows 0-7|8-15) x (chunk lo|hi) -> a[0..3]; slab m 16m rows on
   //   K (B, keys x features): matrices (chunk lo|hi) x (keys 0-7|8-15) -> b of two n8 atoms
   //   V (B via .trans, keys x features): (keys 0-7|8-15) x (chunk lo|hi) -> b of two n8 atoms
   const int mi = lane / 8;
-  const LaneRow<D> q_row(warp * 16 + (mi % 2) * 8 + lane % 8, mi / 2);
-  const LaneRow<D> k_row((mi / 2) * 8 + lane % 8, mi % 2);
+  //   Q and V rows differ by this warp's first row: one set of offsets serves both.
   const LaneRow<D> v_row((mi % 2) * 8 + lane % 8, mi / 2);
+  const LaneRow<D> k_row((mi / 2) * 8 + lane % 8, mi % 2);
+  const LaneRow<D> q_row(wrow + (mi % 2) * 8 + lane % 8, mi / 2);
 
-  float o[kDA][4];
+  float o[kM][kDA][4];
   PA_UNROLL
-  for (int a = 0; a < kDA; ++a) o[a][0] = o[a][1] = o[a][2] = o[a][3] = 0.f;
-  float m0 = -INFINITY, m1 = -INFINITY;  // running row maxima (log2 units)
-  float l0 = 0.f, l1 = 0.f;              // this thread's share of the row sums
-  const float scale_log2 = p.scale * kLog2e;
+  for (int m = 0; m < kM; ++m)
+    PA_UNROLL
+    for (int a = 0; a < kDA; ++a) o[m][a][0] = o[m][a][1] = o[m][a][2] = o[m][a][3] = 0.f;
+  float rmax[kRows], rsum[kRows];  // running row maxima (x units); this thread's share of the sums
+  PA_UNROLL
+  for (int r = 0; r < kRows; ++r) {
+    rmax[r] = -INFINITY;
+    rsum[r] = 0.f;
+  }
 
   for (int n = 0, t = next_tile(lo / kBc); t < t_end; ++n, t = next_tile(t + 1)) {
     pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
     __syncthreads();              // ... for all threads, and tile n-1's slot is free again
     issue();
     const int slot = n % kS, j0 = t * kBc;
-    const pa::sptr<Tin> k_s = sK + slot * kBc * D, v_s = sV + slot * kBc * D;
+    const pa::sptr<Tin> k_s = sK + slot * kBc * kP, v_s = sV + slot * kBc * kP;
     if (Transform<PeKind>::kRotatesK) {
       transform_tile<D, kThreads>(k_s, xf, pa::min(kBc, sq.Lk - j0), false,
                                   [&](int r) { return sq.kv_pos(j0 + r); }, tid);
@@ -364,136 +446,193 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
       __syncthreads();
     }
 
-    // ---- S = Q K^T ----
-    float s[kNA][4];
+    // ---- S = Q K^T: each K fragment feeds the kM slabs ----
+    float s[kM][kNA][4];
     PA_UNROLL
-    for (int a = 0; a < kNA; ++a) s[a][0] = s[a][1] = s[a][2] = s[a][3] = 0.f;
+    for (int m = 0; m < kM; ++m)
+      PA_UNROLL
+      for (int a = 0; a < kNA; ++a) s[m][a][0] = s[m][a][1] = s[m][a][2] = s[m][a][3] = 0.f;
     PA_UNROLL
     for (int ks = 0; ks < D / 16; ++ks) {
-      uint32_t qa[4];
-      pa::ldmatrix_x4(qa, sQ + q_row.at(ks));
+      uint32_t qa[kM][4];
+      PA_UNROLL
+      for (int m = 0; m < kM; ++m) pa::ldmatrix_x4(qa[m], sQ + q_row.at(ks) + m * 16 * kP);
       PA_UNROLL
       for (int np = 0; np < kBc / 16; ++np) {
         uint32_t kb[4];
-        pa::ldmatrix_x4(kb, k_s + k_row.at(ks) + np * 16 * D);
+        pa::ldmatrix_x4(kb, k_s + k_row.at(ks) + np * 16 * kP);
         const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
-        MmaOp<Tin>::run(s[2 * np], qa, b0);
-        MmaOp<Tin>::run(s[2 * np + 1], qa, b1);
-      }
-    }
-
-    // ---- logits in log2 units: scale, softcap, bias, mask ----
-    // Element (a, e) is row i0 (e < 2) or i1, key j0 + 8a + 2*t4 + (e & 1).
-    PA_UNROLL
-    for (int a = 0; a < kNA; ++a) {
-      PA_UNROLL
-      for (int e = 0; e < 4; ++e) {
-        const int j = j0 + 8 * a + 2 * t4 + (e & 1), i = e < 2 ? i0 : i1;
-        float x;
-        if (plain_logit) {
-          x = s[a][e] * scale_log2;
-        } else {
-          float logit = pa_pe::apply_softcap(p, s[a][e] * p.scale);
-          if (kBias && j < sq.Lk) logit += e < 2 ? bias0(sq.kv_pos(j)) : bias1(sq.kv_pos(j));
-          x = logit * kLog2e;
+        PA_UNROLL
+        for (int m = 0; m < kM; ++m) {
+          MmaOp<Tin>::run(s[m][2 * np], qa[m], b0);
+          MmaOp<Tin>::run(s[m][2 * np + 1], qa[m], b1);
         }
-        x = pa_pe::logit_or_nan(x);
-        if (masked && (j >= sq.Lk || i >= sq.Lq ||
-                       !(e < 2 ? sq.visible(first0, last0, j, doc0)
-                               : sq.visible(first1, last1, j, doc1))))
-          x = -INFINITY;
-        s[a][e] = x;
       }
     }
 
-    // ---- online softmax (a row's 4 values per atom live in lanes 4g..4g+3) ----
-    float mx0 = m0, mx1 = m1;
-    PA_UNROLL
-    for (int a = 0; a < kNA; ++a) {
-      mx0 = fmaxf(mx0, fmaxf(s[a][0], s[a][1]));
-      mx1 = fmaxf(mx1, fmaxf(s[a][2], s[a][3]));
+    // ---- logits (see "Logit units"), then the mask; mn: this thread's minimum of each row's
+    // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
+    // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
+    if (!plain) {
+      PA_UNROLL
+      for (int r = 0; r < kRows; ++r) {
+        const int i = row_of(r);
+        const pa_pe::Bias<PeKind> bias(p, h, kBias && i < sq.Lq ? sq.q_pos(i) : 0);
+        PA_UNROLL
+        for (int a = 0; a < kNA; ++a)
+          PA_UNROLL
+          for (int e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e) {
+            const int j = j0 + 8 * a + 2 * t4 + (e & 1);
+            float logit = pa_pe::apply_softcap(p, s[r / 2][a][e] * p.scale);
+            if (kBias && j < sq.Lk) logit += bias(sq.kv_pos(j));
+            s[r / 2][a][e] = logit * kLog2e;
+          }
+      }
     }
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 1));
-    mx0 = fmaxf(mx0, __shfl_xor_sync(0xffffffffu, mx0, 2));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 1));
-    mx1 = fmaxf(mx1, __shfl_xor_sync(0xffffffffu, mx1, 2));
-    // A row that has seen no visible key keeps max -inf; subtracting 0 instead keeps exp2 at 0
-    // rather than computing inf - inf = NaN.
-    const float base0 = mx0 == -INFINITY ? 0.f : mx0, base1 = mx1 == -INFINITY ? 0.f : mx1;
-    const float c0 = pa::exp2_approx(m0 - base0), c1 = pa::exp2_approx(m1 - base1);
-    m0 = mx0;
-    m1 = mx1;
-    l0 *= c0;
-    l1 *= c1;
+    float mn[kRows];
     PA_UNROLL
-    for (int a = 0; a < kDA; ++a) {
-      o[a][0] *= c0;
-      o[a][1] *= c0;
-      o[a][2] *= c1;
-      o[a][3] *= c1;
-    }
-    PA_UNROLL
-    for (int a = 0; a < kNA; ++a) {
-      s[a][0] = pa::exp2_approx(s[a][0] - base0);
-      s[a][1] = pa::exp2_approx(s[a][1] - base0);
-      s[a][2] = pa::exp2_approx(s[a][2] - base1);
-      s[a][3] = pa::exp2_approx(s[a][3] - base1);
-      l0 += s[a][0] + s[a][1];
-      l1 += s[a][2] + s[a][3];
+    for (int r = 0; r < kRows; ++r) mn[r] = 0.f;
+    if (masked) {
+      PA_UNROLL
+      for (int r = 0; r < kRows; ++r) {
+        const int i = row_of(r);
+        int first, last;
+        sq.row_keys(i, first, last);
+        const int32_t doc = i < sq.Lq ? sq.q_doc(i) : 0;
+        PA_UNROLL
+        for (int a = 0; a < kNA; ++a)
+          PA_UNROLL
+          for (int e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e) {
+            const int j = j0 + 8 * a + 2 * t4 + (e & 1);
+            float &x = s[r / 2][a][e];
+            if (j >= sq.Lk || i >= sq.Lq || !sq.visible(first, last, j, doc))
+              x = -INFINITY;
+            else
+              mn[r] = fminf(mn[r], x);
+          }
+      }
+    } else {
+      PA_UNROLL
+      for (int m = 0; m < kM; ++m)
+        PA_UNROLL
+        for (int a = 0; a < kNA; ++a)
+          PA_UNROLL
+          for (int e = 0; e < 4; ++e) mn[2 * m + e / 2] = fminf(mn[2 * m + e / 2], s[m][a][e]);
     }
 
-    // ---- O += P V: S accumulator atoms 2kk, 2kk+1 are exactly the A fragment of k-step kk ----
+    // ---- online softmax (a row's values per atom live in lanes 4g..4g+3) ----
+    float mx[kRows];
+    PA_UNROLL
+    for (int r = 0; r < kRows; ++r) mx[r] = rmax[r];
+    PA_UNROLL
+    for (int m = 0; m < kM; ++m)
+      PA_UNROLL
+      for (int a = 0; a < kNA; ++a)
+        PA_UNROLL
+        for (int e = 0; e < 4; ++e) {
+          mx[2 * m + e / 2] = fmaxf(mx[2 * m + e / 2], s[m][a][e]);
+        }
+    // exp2 arguments x * cs - bb. One FFMA is exact up to the rounding of bb = fl(m * cs), which
+    // for the row maximum itself leaves a residual up to half an ulp of bb: harmless below 2^20
+    // (<= 2^-4, as large as the rounding of the two-step form), not beyond (a logit of 2^64 would
+    // give exp2(2^40)). A warp holding such a finite row takes the two-step form for this tile
+    // (a poisoned row is NaN either way, and must not change how its neighbours round).
+    float bb[kRows];
+    bool big = false;
+    PA_UNROLL
+    for (int r = 0; r < kRows; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      // A row that has seen no visible key keeps max -inf; subtracting 0 instead keeps exp2 at 0
+      // rather than computing inf - inf = NaN.
+      bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;
+      big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);  // poisoned: no
+    }
+    const bool two_step = __any_sync(0xffffffffu, big);
+    PA_UNROLL
+    for (int r = 0; r < kRows; ++r) {
+      // NaN when a scaled visible logit of the row is beyond fp32: the row is poisoned
+      const float poison = (bb[r] + mn[r] * cs) * 0.f;
+      const float c = pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
+      rmax[r] = mx[r];
+      rsum[r] = fmaf(rsum[r], c, poison);
+      PA_UNROLL
+      for (int a = 0; a < kDA; ++a) {
+        o[r / 2][a][2 * (r % 2)] *= c;
+        o[r / 2][a][2 * (r % 2) + 1] *= c;
+      }
+    }
+    auto weights = [&](auto two_step_c) {  // s -> exp2(x cs - bb), summed into rsum
+      PA_UNROLL
+      for (int m = 0; m < kM; ++m)
+        PA_UNROLL
+        for (int a = 0; a < kNA; ++a)
+          PA_UNROLL
+          for (int e = 0; e < 4; ++e) {
+            const int r = 2 * m + e / 2;
+            const float x = s[m][a][e];
+            s[m][a][e] = pa::exp2_approx(decltype(two_step_c)::value ? x * cs - bb[r]
+                                                                     : fmaf(x, cs, -bb[r]));
+            rsum[r] += s[m][a][e];
+          }
+    };
+    if (two_step) weights(std::true_type{});
+    else weights(std::false_type{});
+
+    // ---- O += P V: S accumulator atoms 2kk, 2kk+1 are exactly the A fragment of k-step kk; each
+    // V fragment feeds the kM slabs ----
     PA_UNROLL
     for (int kk = 0; kk < kBc / 16; ++kk) {
-      const uint32_t pf[4] = {MmaOp<Tin>::pack(s[2 * kk][0], s[2 * kk][1]),
-                              MmaOp<Tin>::pack(s[2 * kk][2], s[2 * kk][3]),
-                              MmaOp<Tin>::pack(s[2 * kk + 1][0], s[2 * kk + 1][1]),
-                              MmaOp<Tin>::pack(s[2 * kk + 1][2], s[2 * kk + 1][3])};
+      uint32_t pf[kM][4];
+      PA_UNROLL
+      for (int m = 0; m < kM; ++m) {
+        pf[m][0] = MmaOp<Tin>::pack(s[m][2 * kk][0], s[m][2 * kk][1]);
+        pf[m][1] = MmaOp<Tin>::pack(s[m][2 * kk][2], s[m][2 * kk][3]);
+        pf[m][2] = MmaOp<Tin>::pack(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+        pf[m][3] = MmaOp<Tin>::pack(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+      }
       PA_UNROLL
       for (int dp = 0; dp < D / 16; ++dp) {
         uint32_t vb[4];
-        pa::ldmatrix_x4_trans(vb, v_s + v_row.at(dp) + kk * 16 * D);
+        pa::ldmatrix_x4_trans(vb, v_s + v_row.at(dp) + kk * 16 * kP);
         const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
-        MmaOp<Tin>::run(o[2 * dp], pf, b0);
-        MmaOp<Tin>::run(o[2 * dp + 1], pf, b1);
+        PA_UNROLL
+        for (int m = 0; m < kM; ++m) {
+          MmaOp<Tin>::run(o[m][2 * dp], pf[m], b0);
+          MmaOp<Tin>::run(o[m][2 * dp + 1], pf[m], b1);
+        }
       }
     }
   }
   pa::cp_async_wait<0>();  // no copy outlives the block (the ring's tail groups are empty)
 
   // ---- epilogue: O / l rounded once to the output dtype; lse in natural log ----
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 1);
-  l0 += __shfl_xor_sync(0xffffffffu, l0, 2);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 1);
-  l1 += __shfl_xor_sync(0xffffffffu, l1, 2);
-  // A non-finite accumulator poisons its whole row (NaN RULE): o * 0 is 0 for finite o and NaN
-  // otherwise, summed over the row's 4 lanes into l.
-  float bad0 = 0.f, bad1 = 0.f;
   PA_UNROLL
-  for (int a = 0; a < kDA; ++a) {
-    bad0 = fmaf(o[a][0], 0.f, fmaf(o[a][1], 0.f, bad0));
-    bad1 = fmaf(o[a][2], 0.f, fmaf(o[a][3], 0.f, bad1));
-  }
-  bad0 += __shfl_xor_sync(0xffffffffu, bad0, 1);
-  bad0 += __shfl_xor_sync(0xffffffffu, bad0, 2);
-  bad1 += __shfl_xor_sync(0xffffffffu, bad1, 1);
-  bad1 += __shfl_xor_sync(0xffffffffu, bad1, 2);
-  l0 += bad0;
-  l1 += bad1;
-  PA_UNROLL
-  for (int rr = 0; rr < 2; ++rr) {
-    const int i = rr ? i1 : i0;
+  for (int r = 0; r < kRows; ++r) {
+    float l = rsum[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    // A non-finite accumulator poisons its whole row (NaN RULE): o * 0 is 0 for finite o and NaN
+    // otherwise, summed over the row's 4 lanes into l.
+    float bad = 0.f;
+    PA_UNROLL
+    for (int a = 0; a < kDA; ++a)
+      bad = fmaf(o[r / 2][a][2 * (r % 2)], 0.f, fmaf(o[r / 2][a][2 * (r % 2) + 1], 0.f, bad));
+    bad += __shfl_xor_sync(0xffffffffu, bad, 1);
+    bad += __shfl_xor_sync(0xffffffffu, bad, 2);
+    l += bad;
+    const int i = row_of(r);
     if (i >= sq.Lq) continue;
-    const float l = rr ? l1 : l0, m = rr ? m1 : m0;
     const float inv = l == 0.f ? 0.f : 1.f / l;  // no visible key: output 0; NaN l: NaN row
     const int64_t orow = sq.q_off(i, h, p.o_sb, p.o_ss, p.o_sh);
     PA_UNROLL
     for (int a = 0; a < kDA; ++a) {
-      store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4, o[a][2 * rr] * inv);
-      store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4 + 1, o[a][2 * rr + 1] * inv);
+      store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4, o[r / 2][a][2 * (r % 2)] * inv);
+      store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4 + 1, o[r / 2][a][2 * (r % 2) + 1] * inv);
     }
     if (p.lse && t4 == 0)
-      p.lse[sq.lse_index(i, h)] = l == 0.f ? -INFINITY : (m + log2f(l)) * 0.6931471805599453f;
+      p.lse[sq.lse_index(i, h)] =
+          l == 0.f ? -INFINITY : (rmax[r] * cs + log2f(l)) * 0.6931471805599453f;
   }
 }
 
@@ -518,13 +657,18 @@ launch_fn find(int head_dim, int in_dtype, int pe_kind);
 // Launches the instance p asks for (the dispatcher's entry point; mma_table.cpp).
 pa::launch_status launch(const pa_prefill_params &p, void *stream);
 
+// Whether Traits<d> exists (the head dims of the instances).
+inline bool has_traits(int d) {
+  return d == 64 || d == 80 || d == 96 || d == 112 || d == 128 || d == 192 || d == 256;
+}
+
 // NULL when this kernel serves the validated problem p, else why not (for the chooser's
 // message). Without tensors (supported/workspace queries) only the descriptor is judged; the
 // alignment rule then decides at forward time, where the chooser falls back to the SIMT kernel.
 inline const char *unfit(const pa_problem *p) {
   if (p->in_dtype != POSATTN_DTYPE_BF16 && p->in_dtype != POSATTN_DTYPE_F16)
     return "it takes bf16 or f16 inputs";
-  if (p->d != 64 && p->d != 128 && p->d != 256) return "it takes head_dim 64, 128 or 256";
+  if (!has_traits(p->d)) return "it takes head_dim 64, 80, 96, 112, 128, 192 or 256";
   if (find(p->d, p->in_dtype, p->desc->pe.kind) == nullptr)
     return "this configuration's instance was pruned from the build (POSATTN_HEAD_DIMS, "
            "POSATTN_DTYPES, POSATTN_PE_KINDS)";

@@ -1,8 +1,8 @@
 // Focused tests of the tensor-core prefill kernel (kernels/prefill/mma.cuh) on EMU, against REF
-// with the DESIGN.md section 5 rule. The chooser sends bf16/f16 inputs with head dim 64/128/256
-// and 16-byte rows to this kernel; every case below is such a problem (contiguous, 256-byte
-// aligned guarded buffers). posattn.h does not say which kernel ran; that the chooser picks this
-// one for these shapes was confirmed under gdb.
+// with the DESIGN.md section 5 rule. The chooser sends bf16/f16 inputs with head dim 64, 80, 96,
+// 112, 128, 192 or 256 and 16-byte rows to this kernel; every case below is such a problem
+// (contiguous, 256-byte aligned guarded buffers). posattn.h does not say which kernel ran; that
+// the chooser picks this one for these shapes was confirmed under gdb.
 // Shapes cover one tile, partial tiles (17, 97 rows), several query and key tiles, GQA/MQA,
 // causal (also q_len > kv_len: empty rows), sliding window, varlen, documents with anchors (tile
 // skipping), RoPE (NeoX partial, GPT-J with positions), ALiBi, and every output dtype. The
@@ -101,7 +101,7 @@ void PrefillMma::check(const Case &c, uint64_t seed) {
 
 constexpr posattn_dtype BF16 = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16, F32 = POSATTN_DTYPE_F32;
 
-// ---- head dim 64 (8 warps, 128 x 64 tiles, 3-stage ring) ----
+// ---- head dim 64 (4 warps x 32 rows, 128 x 32 tiles, 3-stage ring) ----
 TEST_F(PrefillMma, hd64_bf16_one_partial_tile_17_causal_gqa) {
   Case c{"hd64 bf16 17", BF16, BF16, 1, 4, 2, 64, 17, 17};
   c.causal = 1;
@@ -173,6 +173,39 @@ TEST_F(PrefillMma, hd256_f16_multi_tile_window) {
   c.wl = 20;
   c.wr = 10;
   check(c, 11);
+}
+
+// ---- head dims 80, 96, 112 (padded shared-memory rows) and 192 ----
+// Lengths 1, 17 and 97: one row, one partial tile, several key tiles with a partial last one.
+TEST_F(PrefillMma, hd96_bf16_lengths_1_17_97_causal_gqa) {
+  for (int n : {1, 17, 97}) {
+    Case c{"hd96", BF16, BF16, 1, 4, 2, 96, n, n};
+    c.causal = 1;
+    check(c, 100 + n);
+  }
+}
+TEST_F(PrefillMma, hd80_f16_lengths_1_17_97_alibi) {
+  for (int n : {1, 17, 97}) {
+    Case c{"hd80 alibi", F16, F32, 1, 2, 1, 80, n, n};
+    c.pe = POSATTN_PE_ALIBI;
+    check(c, 200 + n);
+  }
+}
+TEST_F(PrefillMma, hd112_bf16_lengths_1_17_97_rope_causal) {
+  for (int n : {1, 17, 97}) {
+    Case c{"hd112 rope", BF16, F16, 1, 2, 2, 112, n, n};
+    c.pe = POSATTN_PE_ROPE;
+    c.causal = 1;
+    check(c, 300 + n);
+  }
+}
+TEST_F(PrefillMma, hd192_f16_lengths_1_17_97_window) {
+  for (int n : {1, 17, 97}) {
+    Case c{"hd192 window", F16, BF16, 1, 1, 1, 192, n, n};
+    c.wl = 20;
+    c.wr = 10;
+    check(c, 400 + n);
+  }
 }
 
 }  // namespace
