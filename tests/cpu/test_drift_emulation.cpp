@@ -343,7 +343,7 @@ TEST(DriftEmulation, AgreesWithEmuKernelAtFp32) {
 // the tc presets switch on: q, k, v read in the input dtype; the RoPE angle float(p)*inv_freq
 // (FAST) or the product of two fp32 split tables (EXACT), cos/sin and the rotation in fp32, the
 // rotated q and k rounded once to the input dtype (operand); q.k and P.V in fp32 accumulators,
-// key tiles of 64 (hd 64/128; 16 at hd 256); the softmax in fp32; P rounded to the input dtype
+// key tiles of KernelKeyTile(d) keys; the softmax in fp32; P rounded to the input dtype
 // before P.V (the row sum uses P before that rounding); O/l rounded once to the output dtype.
 // Only the order of fp32 operations differs (mma summation order, exp2 in log2 units), so the
 // emulation must sit far closer to the kernel than either sits to fp64.
@@ -462,6 +462,16 @@ class TcVsEmu : public ::testing::Test {
 
 const char *Preset(posattn_dtype dt) { return dt == POSATTN_DTYPE_BF16 ? "tc-bf16" : "tc-fp16"; }
 
+// The tensor-core kernel's key tile (Traits<D>::kBc in kernels/prefill/mma.cuh): the online
+// softmax rounds P relative to the running maximum at the end of each tile, so the emulation must
+// use the same tile.
+int KernelKeyTile(int32_t d) { return d == 128 ? 64 : 32; }
+
+// The tc preset for a case: dtype, the kernel's key tile, plus `extra` options.
+std::string TcPreset(const TcCase &c, const std::string &extra = "") {
+  return std::string(Preset(c.dt)) + ",block=" + std::to_string(KernelKeyTile(c.d)) + extra;
+}
+
 double Rms(const std::vector<double> &a, const std::vector<double> &b) {
   double s2 = 0;
   for (size_t i = 0; i < a.size(); ++i) s2 += (a[i] - b[i]) * (a[i] - b[i]);
@@ -485,7 +495,7 @@ TEST_F(TcVsEmu, TcPresetIsFarCloserToTheKernelThanFp64Is) {
     TcProblem p(c, (uint64_t)seed++);
     std::vector<double> emu = Kernel(p, POSATTN_DTYPE_F32);
     if (emu.empty()) continue;
-    const std::string tc = std::string(Preset(c.dt)) + ",output=f32";
+    const std::string tc = TcPreset(c, ",output=f32");
     const double to_fp64 = Rms(emu, p.Emulate("fp64", c));
     ASSERT_GT(to_fp64, 0.0) << Name(c);
     EXPECT_LE(Rms(emu, p.Emulate(tc, c)) / to_fp64, kAgree) << Name(c);
@@ -515,8 +525,8 @@ TEST_F(TcVsEmu, OutputRoundedOnceToTheInputDtype) {
       for (size_t i = 0; i < x.size(); ++i) n += x[i] == emu[i];
       return (double)n / (double)x.size();
     };
-    EXPECT_GE(same(p.Emulate(Preset(c.dt), c)), 0.9) << Name(c);
-    EXPECT_LE(same(p.Emulate(std::string(Preset(c.dt)) + ",output=f32", c)), 0.1) << Name(c);
+    EXPECT_GE(same(p.Emulate(TcPreset(c), c)), 0.9) << Name(c);
+    EXPECT_LE(same(p.Emulate(TcPreset(c, ",output=f32"), c)), 0.1) << Name(c);
   }
   if (not_mma_ > 0) GTEST_SKIP() << not_mma_ << " cases not served by the tensor-core kernel here";
 }
