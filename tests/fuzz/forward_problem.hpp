@@ -132,9 +132,6 @@ inline void set_pe(const Case &c, Problem &P, pat_rng *r) {
       pe.fire.L = c.fire_L;
       pe.fire.eps = c.fire_eps;
       P.moderate = false;
-      // Open finding (docs/reliability.md, tests/fuzz/pending/): with |c| L below ~2^-126 the
-      // kernels' fp32 psi(max(L, pq)) is 0 at pq = 0 and EMU poisons rows REF answers finite.
-      if (!strict() && !(std::fabs(c.fire_c) * c.fire_L >= 0x1p-64)) P.finite_range = false;
     }
   }
   if (pe.kind == POSATTN_PE_T5) {
