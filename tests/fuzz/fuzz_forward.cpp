@@ -214,6 +214,15 @@ std::vector<pa_fuzz::Seed> pa_fuzz::seeds() {
     p.in_dt = uint8_t(i % 3); p.seed = uint64_t(10 + i); p.q_len = 5; p.kv_len = 8;
     s.push_back(make_seed(names[i], p));
   }
+  Case ro = r;  // the newer RoPE fields: offset 8, 3 active pairs, YaRN with DeepSeek's mscale pair
+  ro.rope_scaling = POSATTN_ROPE_SCALING_YARN; ro.rope_extra.sel = 1 | 2 | 4;
+  ro.rope_extra.offset = 8; ro.rope_extra.active = 3; ro.rope_extra.mscale = 1;
+  ro.rope_extra.mscale_all = 0.8;
+  s.push_back(make_seed("rope-offset-active-yarn-mscale", ro));
+  Case lr = r;  // LongRoPE with its own factor (1 + 3) for the attention factor, bf16 tensor cores
+  lr.rope_scaling = POSATTN_ROPE_SCALING_LONGROPE; lr.rope_extra.sel = 8; lr.rope_extra.longrope = 3;
+  lr.in_dt = 1; lr.hd = 0; lr.seed = 3;
+  s.push_back(make_seed("rope-longrope-factor-mma", lr));
   Case z = c;  // raw size query
   z.flags = 16; z.batch = 2; z.raw_heads = 8; z.raw_q_len = 1000; z.raw_kv_len = 1000;
   s.push_back(make_seed("size-query", z));

@@ -6,7 +6,8 @@
 //    and the table within the kernels' range (every inv_freq <= 2^20, attention factor <= 16,
 //    posattn.h RANGES: the helpers refuse what forward refuses); on failure a message in `why`;
 //  - rope_apply, within that range: SUCCESS, |y| over the rotated pairs = attention_factor * |x|
-//    (a rotation, to 1e-9 relative) and the features past rotary_dim copied exactly;
+//    (a rotation, to 1e-9 relative) and the features outside [rotary_offset, + rotary_dim)
+//    copied exactly; pairs from active_pairs on have inv_freq 0;
 //  - t5_bucket: in [0, num_buckets) for valid parameters (the header's rule), -1 otherwise; causal
 //    buckets never decrease as the key moves further into the past;
 //  - fire_x: never negative for L > 0, eps >= 0 (x = log1p(|c| d) / (log1p(|c| max(L, pq)) + eps));
@@ -31,6 +32,7 @@ struct Case {
   double c = 0, L = 0, eps = 0, sb = 0, gamma = 0;
   float amp = 0;
   uint64_t seed = 0;
+  RopeExtra rope_extra;  // last: older inputs end before it (see RopeExtra)
 };
 
 template <class IO>
@@ -40,6 +42,7 @@ void fields(IO &io, Case &c) {
   io(c.maxdist); io(c.pq); io(c.pk); io(c.base); io(c.factor); io(c.attn); io(c.beta_fast);
   io(c.beta_slow); io(c.lowf); io(c.highf); io(c.c); io(c.L); io(c.eps); io(c.sb); io(c.gamma);
   io(c.amp); io(c.seed);
+  fields(io, c.rope_extra);
 }
 
 bool close(double a, double b) { return std::fabs(a - b) <= 1e-9 * std::max(1.0, std::fabs(b)); }
@@ -72,6 +75,7 @@ struct Rope {
     for (double &x : inv) x = pat_rng_uniform(r, 0.001, 1) * a;
     p.ext_factors = ext.data();
     p.inv_freq = inv.data();
+    apply_rope_extra(c.rope_extra, p, head_dim, false);
   }
 };
 
@@ -83,15 +87,17 @@ void check_rope(const Case &c, pat_rng *r) {
   const posattn_status st =
       posattn_pe_rope_inv_freq(&R.p, R.head_dim, c.seq_len, inv.data(), &af, why, sizeof why);
   note("  rope_inv_freq(scaling %d, head_dim %d, rotary_dim %d, base %g, factor %g, attention "
-       "factor %g, original %d, beta %g/%g, llama3 %g/%g, seq_len %d, amp %g): %s %s",
+       "factor %g, original %d, beta %g/%g, llama3 %g/%g, seq_len %d, amp %g, rotary_offset %d, "
+       "active_pairs %d, mscale %g/%g, longrope_factor %g): %s %s",
        int(c.scaling % 9), R.head_dim, R.p.rotary_dim, R.p.base, R.p.factor, R.p.attention_factor,
        R.p.original_max_position, R.p.beta_fast, R.p.beta_slow, R.p.low_freq_factor,
-       R.p.high_freq_factor, c.seq_len, double(c.amp), posattn_status_string(st), why);
+       R.p.high_freq_factor, c.seq_len, double(c.amp), R.p.rotary_offset, R.p.active_pairs,
+       R.p.mscale, R.p.mscale_all_dim, R.p.longrope_factor, posattn_status_string(st), why);
   if (st != POSATTN_STATUS_SUCCESS) {
     PA_FUZZ_CHECK(why[0] != 0, "rope_inv_freq failed (%s) without a message", posattn_status_string(st));
     return;
   }
-  const int32_t d = R.p.rotary_dim ? R.p.rotary_dim : R.head_dim;
+  const int32_t d = R.p.rotary_dim ? R.p.rotary_dim : R.head_dim - R.p.rotary_offset;
   double w = 0;
   for (int i = 0; i < d / 2; ++i) {
     PA_FUZZ_CHECK(inv[size_t(i)] >= 0, "rope_inv_freq: SUCCESS with inv_freq[%d] = %g", i,
@@ -107,16 +113,22 @@ void check_rope(const Case &c, pat_rng *r) {
   const posattn_status sa = posattn_pe_rope_apply(&R.p, R.head_dim, c.seq_len, pos, x.data(), y.data());
   PA_FUZZ_CHECK(sa == POSATTN_STATUS_SUCCESS, "rope_apply: %s where rope_inv_freq succeeded",
                 posattn_status_string(sa));
+  const int32_t off = R.p.rotary_offset;  // rotated: features [off, off + d)
   double nx = 0, ny = 0;
-  for (int i = 0; i < d; ++i) {
+  for (int i = off; i < off + d; ++i) {
     nx += x[size_t(i)] * x[size_t(i)];
     ny += y[size_t(i)] * y[size_t(i)];
   }
   PA_FUZZ_CHECK(std::isfinite(ny) && close(std::sqrt(ny), af * std::sqrt(nx)),
                 "rope_apply at %lld: |y| = %g, attention factor * |x| = %g", (long long)pos,
                 std::sqrt(ny), af * std::sqrt(nx));
-  for (int i = d; i < R.head_dim; ++i)
-    PA_FUZZ_CHECK(y[size_t(i)] == x[size_t(i)], "rope_apply changed feature %d past rotary_dim", i);
+  for (int i = 0; i < R.head_dim; ++i)
+    if (i < off || i >= off + d)
+      PA_FUZZ_CHECK(y[size_t(i)] == x[size_t(i)], "rope_apply changed feature %d outside "
+                    "[rotary_offset %d, + rotary_dim %d)", i, off, d);
+  for (int i = R.p.active_pairs; R.p.active_pairs > 0 && i < d / 2; ++i)
+    PA_FUZZ_CHECK(inv[size_t(i)] == 0, "rope_inv_freq: pair %d past active_pairs %d turns (%g)", i,
+                  R.p.active_pairs, inv[size_t(i)]);
 }
 
 void check_t5(const Case &c) {
@@ -270,6 +282,14 @@ std::vector<pa_fuzz::Seed> pa_fuzz::seeds() {
   s.push_back(make_seed("rope-llama3", r));
   r.scaling = POSATTN_ROPE_SCALING_LONGROPE; r.factor = 0; r.orig = 4096; r.rotary_dim = 52;
   s.push_back(make_seed("rope-longrope-partial", r));
+  Case ro = r;  // the newer RoPE fields: offset 10, 7 active pairs, YaRN mscale pair; LongRoPE factor
+  ro.scaling = POSATTN_ROPE_SCALING_YARN; ro.factor = 4; ro.orig = 0; ro.rotary_dim = 0;
+  ro.rope_extra.sel = 1 | 2 | 4; ro.rope_extra.offset = 10; ro.rope_extra.active = 7;
+  ro.rope_extra.mscale = 1; ro.rope_extra.mscale_all = 0.5;
+  s.push_back(make_seed("rope-offset-active-yarn-mscale", ro));
+  Case lr = r;
+  lr.rope_extra.sel = 8; lr.rope_extra.longrope = 6;
+  s.push_back(make_seed("rope-longrope-factor", lr));
   Case t;
   t.which = 2; t.buckets = 32; t.maxdist = 128; t.pq = -100;
   s.push_back(make_seed("t5-causal", t));
