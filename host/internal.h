@@ -183,8 +183,8 @@ posattn_status pa_workspace_too_big(size_t bytes, char *msg, size_t msg_size);
 
 size_t pa_ref_workspace_size(const pa_problem *p);
 /* The logit of REF (prefill and decode) from dot = q'.k': softmax_scale * dot, softcap, + bias, in
- * fp64 but with fp32's overflow (posattn.h RANGES): dot and scale * dot beyond FLT_MAX become
- * +-inf, as in the kernels. A non-finite result poisons the row (NaN RULE). */
+ * fp64 but with fp32's overflow (posattn.h RANGES): dot, scale * dot, the bias and the biased
+ * logit beyond FLT_MAX become +-inf, as in the kernels. A non-finite result poisons the row (NaN RULE). */
 double pa_ref_logit(double dot, double scale, float softcap, double bias);
 /* Writes the NaN RULE's answer for a poisoned row: NaN in out[off .. off + d) and *lse (if any). */
 void pa_ref_poisoned_row(void *out, posattn_dtype dtype, int64_t off, int32_t d, float *lse);
