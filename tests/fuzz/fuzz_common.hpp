@@ -179,9 +179,12 @@ inline void apply_rope_extra(const RopeExtra &e, posattn_rope_params &ro, int32_
     ro.rotary_offset = raw ? e.offset : int32_t((uint32_t(e.offset) % uint32_t(std::max(1, hd))) & ~1u);
     if (!raw && ro.rotary_dim > hd - ro.rotary_offset) ro.rotary_dim = 0;
   }
-  const int32_t rd = ro.rotary_dim ? ro.rotary_dim : hd - ro.rotary_offset;
+  // int64: raw offsets and head dims may be anything
+  const int64_t rd = ro.rotary_dim ? ro.rotary_dim : int64_t(hd) - ro.rotary_offset;
   if (e.sel & 2)
-    ro.active_pairs = raw ? e.active : int32_t(uint32_t(e.active) % uint32_t(std::max(1, rd / 2 + 1)));
+    ro.active_pairs = raw ? e.active
+                          : int32_t(uint64_t(uint32_t(e.active)) %
+                                    uint64_t(std::max<int64_t>(1, rd / 2 + 1)));
   if (e.sel & 4) {
     ro.mscale = raw ? e.mscale : mod_abs(e.mscale, 2);
     ro.mscale_all_dim = raw ? e.mscale_all : mod_abs(e.mscale_all, 2);
