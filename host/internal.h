@@ -138,6 +138,17 @@ posattn_status pa_validate_rope(char *msg, size_t msg_size, const posattn_rope_p
                                 int32_t head_dim, const char *prefix);
 posattn_status pa_validate_pe(char *msg, size_t msg_size, const posattn_pe *pe, int32_t q_heads,
                               int32_t head_dim);
+/* xPos parameters in the kernels' range (posattn.h RANGES: finite scale_base >= 1, finite
+ * gamma > 0), for validation and posattn_pe_xpos_scale. */
+posattn_status pa_validate_xpos(char *msg, size_t msg_size, const posattn_xpos_params *xpos);
+/* The scaled RoPE table inv_freq[rotary_dim/2] and attention factor (may be NULL) of rope at
+ * seq_len: validates rope (messages name `prefix`) and seq_len, and refuses (BAD_PE_PARAMS) a
+ * table outside the kernels' fp32 range (posattn.h RANGES: attention factor <= 16, every inverse
+ * frequency <= 2^20, never NaN). The one range check of the posattn_pe_rope_* helpers and of
+ * forward / decode validation (host/pe_rope.c). */
+posattn_status pa_rope_table_checked(const posattn_rope_params *rope, int32_t head_dim,
+                                     int32_t seq_len, double *inv_freq, double *attention_factor,
+                                     const char *prefix, char *why, size_t why_size);
 
 /* ---- host PE precomputation (host/pe.c), fp64 ------------------------------------------------
  * Everything a kernel or the REF backend needs, computed once per call. */
@@ -175,8 +186,8 @@ posattn_status pa_workspace_too_big(size_t bytes, char *msg, size_t msg_size);
 
 size_t pa_ref_workspace_size(const pa_problem *p);
 /* The logit of REF (prefill and decode) from dot = q'.k': softmax_scale * dot, softcap, + bias, in
- * fp64 but with fp32's overflow (posattn.h RANGES): dot and scale * dot beyond FLT_MAX become
- * +-inf, as in the kernels. A non-finite result poisons the row (NaN RULE). */
+ * fp64 but with fp32's overflow (posattn.h RANGES): dot, scale * dot, the bias and the biased
+ * logit beyond FLT_MAX become +-inf, as in the kernels. A non-finite result poisons the row (NaN RULE). */
 double pa_ref_logit(double dot, double scale, float softcap, double bias);
 /* Writes the NaN RULE's answer for a poisoned row: NaN in out[off .. off + d) and *lse (if any). */
 void pa_ref_poisoned_row(void *out, posattn_dtype dtype, int64_t off, int32_t d, float *lse);

@@ -6,6 +6,10 @@
 
 #include "internal.h"
 
+/* posattn.h RANGES: the largest values whose fp32 form the kernels can use without overflow. */
+#define PA_MAX_ATTENTION_FACTOR 16.0
+#define PA_MAX_INV_FREQ 1048576.0 /* 2^20 rad per position: angles stay < 2^50 */
+
 #define PA_TWO_PI 6.283185307179586476925286766559
 
 /* Unscaled frequency of pair i: base^(-2i/d). */
@@ -135,12 +139,35 @@ static void rope_table(const posattn_rope_params *rope, int32_t head_dim, int32_
 }
 
 static posattn_status check_rope_args(const posattn_rope_params *rope, int32_t head_dim,
-                                      int32_t seq_len, char *why, size_t why_size) {
+                                      int32_t seq_len, const char *prefix, char *why,
+                                      size_t why_size) {
   if (!rope) return pa_fail(why, why_size, POSATTN_STATUS_NULL_POINTER, "rope must not be NULL");
-  PA_TRY(pa_validate_rope(why, why_size, rope, head_dim, "rope"));
+  PA_TRY(pa_validate_rope(why, why_size, rope, head_dim, prefix));
   if (seq_len < 0)
     return pa_fail(why, why_size, POSATTN_STATUS_BAD_SIZE, "seq_len (%d) must be >= 0",
                    (int)seq_len);
+  return POSATTN_STATUS_SUCCESS;
+}
+
+posattn_status pa_rope_table_checked(const posattn_rope_params *rope, int32_t head_dim,
+                                     int32_t seq_len, double *inv_freq, double *attention_factor,
+                                     const char *prefix, char *why, size_t why_size) {
+  PA_TRY(check_rope_args(rope, head_dim, seq_len, prefix, why, why_size));
+  double af;
+  rope_table(rope, head_dim, seq_len, inv_freq, &af);
+  if (attention_factor) *attention_factor = af;
+  if (!(af <= PA_MAX_ATTENTION_FACTOR))
+    return pa_fail(why, why_size, POSATTN_STATUS_BAD_PE_PARAMS,
+                   "%s.attention_factor (%g, given or the method's default) must be <= %g: the "
+                   "kernels scale the fp32 rotation by it and logits by its square",
+                   prefix, af, PA_MAX_ATTENTION_FACTOR);
+  for (int32_t i = 0; i < pa_rope_dim(rope, head_dim) / 2; i++)
+    if (!(inv_freq[i] <= PA_MAX_INV_FREQ))  /* NaN fails too */
+      return pa_fail(why, why_size, POSATTN_STATUS_BAD_PE_PARAMS,
+                     "%s: the scaled inverse frequency of pair %d (%g) must be <= 2^20 rad per "
+                     "position (the kernels' fp32 angles); e.g. a LINEAR or YaRN factor (%g) "
+                     "must be >= 2^-20",
+                     prefix, (int)i, inv_freq[i], rope->factor);
   return POSATTN_STATUS_SUCCESS;
 }
 
@@ -149,11 +176,8 @@ posattn_status posattn_pe_rope_inv_freq(const posattn_rope_params *rope, int32_t
                                         double *attention_factor, char *why, size_t why_size) {
   if (!inv_freq)
     return pa_fail(why, why_size, POSATTN_STATUS_NULL_POINTER, "inv_freq must not be NULL");
-  PA_TRY(check_rope_args(rope, head_dim, seq_len, why, why_size));
-  double af;
-  rope_table(rope, head_dim, seq_len, inv_freq, &af);
-  if (attention_factor) *attention_factor = af;
-  return POSATTN_STATUS_SUCCESS;
+  return pa_rope_table_checked(rope, head_dim, seq_len, inv_freq, attention_factor, "rope", why,
+                               why_size);
 }
 
 posattn_status posattn_pe_rope_softmax_multiplier(const posattn_rope_params *rope,
@@ -161,7 +185,7 @@ posattn_status posattn_pe_rope_softmax_multiplier(const posattn_rope_params *rop
                                                   size_t why_size) {
   if (!multiplier)
     return pa_fail(why, why_size, POSATTN_STATUS_NULL_POINTER, "multiplier must not be NULL");
-  PA_TRY(check_rope_args(rope, head_dim, 0, why, why_size));
+  PA_TRY(check_rope_args(rope, head_dim, 0, "rope", why, why_size));
   double m = 1.0;
   if (rope->scaling == POSATTN_ROPE_SCALING_YARN && rope->mscale_all_dim != 0) {
     m = yarn_get_mscale(rope->factor, rope->mscale_all_dim);
@@ -196,12 +220,16 @@ posattn_status posattn_pe_rope_apply(const posattn_rope_params *rope, int32_t he
   if (!x || !y) return pa_fail(NULL, 0, POSATTN_STATUS_NULL_POINTER, "x and y must not be NULL");
   if (pos > (INT64_C(1) << 53) || pos < -(INT64_C(1) << 53))
     return pa_fail(NULL, 0, POSATTN_STATUS_BAD_POSITIONS, "|pos| must be <= 2^53");
-  PA_TRY(check_rope_args(rope, head_dim, seq_len, NULL, 0));
+  PA_TRY(check_rope_args(rope, head_dim, seq_len, "rope", NULL, 0));
   int32_t d = pa_rope_dim(rope, head_dim);
-  double *inv = (double *)malloc((size_t)(d / 2) * sizeof(double));
+  double *inv = (double *)malloc((size_t)(d / 2 + 1) * sizeof(double));
   if (!inv) return pa_fail(NULL, 0, POSATTN_STATUS_ALLOC_FAILED, "rope: inv_freq table");
   double af;
-  rope_table(rope, head_dim, seq_len, inv, &af);
+  const posattn_status st = pa_rope_table_checked(rope, head_dim, seq_len, inv, &af, "rope", NULL, 0);
+  if (st != POSATTN_STATUS_SUCCESS) {
+    free(inv);
+    return st;
+  }
   memmove(y, x, (size_t)head_dim * sizeof(double));
   pa_rope_rotate(rope->layout, d, inv, af, pos, y + rope->rotary_offset);
   free(inv);
@@ -215,10 +243,10 @@ double pa_xpos_log_decay(const posattn_xpos_params *xpos, int32_t rotary_dim, in
 
 double posattn_pe_xpos_scale(const posattn_xpos_params *xpos, int32_t rotary_dim, int32_t pair,
                              int64_t delta) {
-  /* no status to return: invalid arguments give NaN */
-  if (!xpos || rotary_dim < 2 || rotary_dim % 2 || pair < 0 || pair >= rotary_dim / 2 ||
-      !(xpos->scale_base > 0) || !(xpos->gamma > 0) || isinf(xpos->scale_base) ||
-      isinf(xpos->gamma))
+  /* no status to return: invalid arguments, and parameters outside the kernels' range that
+   * forward refuses (scale_base < 1), give NaN */
+  if (rotary_dim < 2 || rotary_dim % 2 || pair < 0 || pair >= rotary_dim / 2 ||
+      pa_validate_xpos(NULL, 0, xpos) != POSATTN_STATUS_SUCCESS)
     return NAN;
   return exp((double)delta * pa_xpos_log_decay(xpos, rotary_dim, pair));
 }

@@ -82,7 +82,8 @@ static double f32_overflow(double x) { return fabs(x) > FLT_MAX ? copysign(INFIN
 double pa_ref_logit(double dot, double scale, float softcap, double bias) {
   double s = f32_overflow(scale * f32_overflow(dot));
   if (softcap > 0) s = (double)softcap * tanh(s / (double)softcap);
-  return s + bias;
+  /* the kernels add an fp32 bias to the fp32 logit: either beyond FLT_MAX is +-inf there */
+  return f32_overflow(s + f32_overflow(bias));
 }
 
 void pa_ref_poisoned_row(void *out, posattn_dtype dtype, int64_t off, int32_t d, float *lse) {

@@ -19,9 +19,8 @@
 
 /* posattn.h RANGES: the largest values whose fp32 form the kernels can use without overflow. */
 #define PA_MAX_SOFTMAX_SCALE 1e30
-#define PA_MAX_ATTENTION_FACTOR 16.0
-#define PA_MAX_INV_FREQ 1048576.0 /* 2^20 rad per position: angles stay < 2^50 */
 #define PA_MAX_XPOS_LOG2_WEIGHT 64.0
+#define PA_MAX_DYNAMIC_NTK_FACTOR 1048576.0 /* 2^20 */
 #define PA_FIRE_RANGE 18446744073709551616.0 /* 2^64 */
 
 static int finite_pos(double x) { return isfinite(x) && x > 0; }
@@ -136,6 +135,10 @@ posattn_status pa_validate_rope(char *msg, size_t msg_size, const posattn_rope_p
       FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "%s.original_max_position (%d) must be >= 1", prefix,
            rope->original_max_position);
   }
+  if (sc == POSATTN_ROPE_SCALING_DYNAMIC_NTK && !(rope->factor <= PA_MAX_DYNAMIC_NTK_FACTOR))
+    FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+         "%s.factor (%g) must be <= 2^20 for DYNAMIC_NTK (s = factor * seq / original - (factor - "
+         "1) cancels in fp64 beyond it)", prefix, rope->factor);
   if (sc == POSATTN_ROPE_SCALING_DYNAMIC_NTK && rope->dynamic_seq_len < 0)
     FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
          "%s.dynamic_seq_len (%d) must be >= 0 (0 = largest position id + 1)", prefix,
@@ -180,31 +183,28 @@ posattn_status pa_validate_rope(char *msg, size_t msg_size, const posattn_rope_p
   return POSATTN_STATUS_SUCCESS;
 }
 
-/* The fp32 ranges of a rotation the kernels apply (posattn.h RANGES), on the host's fp64 tables:
- * attention factor (given or default) and every scaled inverse frequency. rope is valid. */
+/* rope (validated here too) and the fp32 ranges of the rotation the kernels apply (posattn.h
+ * RANGES), checked on the host's fp64 table by the same function as the posattn_pe_rope_*
+ * helpers; seq_len 1: DYNAMIC_NTK unscaled, its largest frequencies. */
 static posattn_status check_rope_fp32(char *msg, size_t msg_size, const posattn_rope_params *rope,
                                       int32_t head_dim, const char *prefix) {
-  const int32_t half = pa_rope_dim(rope, head_dim) / 2;
-  double *inv = (double *)malloc(((size_t)half + 1) * sizeof(double)), af = 1;
+  PA_TRY(pa_validate_rope(msg, msg_size, rope, head_dim, prefix));
+  double *inv = (double *)malloc(((size_t)pa_rope_dim(rope, head_dim) / 2 + 1) * sizeof(double));
   if (inv == NULL) FAIL(POSATTN_STATUS_ALLOC_FAILED, "no memory for %s's frequency check", prefix);
-  /* seq_len 1: DYNAMIC_NTK unscaled, its largest frequencies */
-  posattn_status st = posattn_pe_rope_inv_freq(rope, head_dim, 1, inv, &af, msg, msg_size);
-  int32_t worst = 0;
-  for (int32_t i = 1; i < half; i++)
-    if (inv[i] > inv[worst]) worst = i;
-  const double w = half > 0 ? inv[worst] : 0;
+  const posattn_status st = pa_rope_table_checked(rope, head_dim, 1, inv, NULL, prefix, msg, msg_size);
   free(inv);
-  PA_TRY(st);
-  if (af > PA_MAX_ATTENTION_FACTOR)
+  return st;
+}
+
+posattn_status pa_validate_xpos(char *msg, size_t msg_size, const posattn_xpos_params *x) {
+  if (x == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "xpos is NULL");
+  if (!(isfinite(x->scale_base) && x->scale_base >= 1))
     FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
-         "%s.attention_factor (%g, given or the method's default) must be <= %g: the kernels "
-         "scale the fp32 rotation by it and logits by its square",
-         prefix, af, PA_MAX_ATTENTION_FACTOR);
-  if (!(w <= PA_MAX_INV_FREQ))
-    FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
-         "%s: the scaled inverse frequency of pair %d (%g) must be <= 2^20 rad per position (the "
-         "kernels' fp32 angles); e.g. a LINEAR or YaRN factor (%g) must be >= 2^-20",
-         prefix, worst, w, rope->factor);
+         "pe.xpos.scale_base (%g) must be finite and >= 1 (the kernels' fp32 decay per position "
+         "is log2(zeta)/scale_base)",
+         x->scale_base);
+  if (!finite_pos(x->gamma))
+    FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "pe.xpos.gamma (%g) must be finite and > 0", x->gamma);
   return POSATTN_STATUS_SUCCESS;
 }
 
@@ -216,23 +216,14 @@ posattn_status pa_validate_pe(char *msg, size_t msg_size, const posattn_pe *pe, 
     case POSATTN_PE_NONE: return POSATTN_STATUS_SUCCESS;
 
     case POSATTN_PE_ROPE:
-      PA_TRY(pa_validate_rope(msg, msg_size, &pe->rope, head_dim, "pe.rope"));
       return check_rope_fp32(msg, msg_size, &pe->rope, head_dim, "pe.rope");
 
     case POSATTN_PE_XPOS: {
-      const posattn_xpos_params *x = &pe->xpos;
-      if (!(isfinite(x->scale_base) && x->scale_base >= 1))
-        FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
-             "pe.xpos.scale_base (%g) must be finite and >= 1 (the kernels' fp32 decay per "
-             "position is log2(zeta)/scale_base)",
-             x->scale_base);
-      if (!finite_pos(x->gamma))
-        FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "pe.xpos.gamma (%g) must be finite and > 0", x->gamma);
+      PA_TRY(pa_validate_xpos(msg, msg_size, &pe->xpos));
       if (pe->rope.rotary_offset != 0)
         FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
              "pe.rope.rotary_offset (%d) must be 0 for XPOS (its decay weights the first "
              "rotary_dim features)", pe->rope.rotary_offset);
-      PA_TRY(pa_validate_rope(msg, msg_size, &pe->rope, head_dim, "pe.rope"));
       return check_rope_fp32(msg, msg_size, &pe->rope, head_dim, "pe.rope");
     }
 
@@ -252,6 +243,12 @@ posattn_status pa_validate_pe(char *msg, size_t msg_size, const posattn_pe *pe, 
       if (!(finite_pos(f->L) && f->L <= PA_FIRE_RANGE))
         FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
              "pe.fire.L (%g) must be > 0 and <= 2^64 (the kernels hold L in fp32)", f->L);
+      /* The kernels' normaliser of a query at position 0 is log1pf(|c| L) + eps in fp32: it must
+       * stay >= ~2^-64 so that 1/norm and x = log1p(|c| d) / norm stay finite (0 gives 0/0). */
+      if (!(fabs(f->c) * f->L >= 1 / PA_FIRE_RANGE))
+        FAIL(POSATTN_STATUS_BAD_PE_PARAMS,
+             "pe.fire.c (%g) and pe.fire.L (%g) must have |c| * L >= 2^-64 (the kernels' fp32 "
+             "normaliser log1p(|c| max(L, pq)) would be 0 at position 0)", f->c, f->L);
       if (!finite_nonneg(f->eps))
         FAIL(POSATTN_STATUS_BAD_PE_PARAMS, "pe.fire.eps (%g) must be finite and >= 0", f->eps);
       const int64_t w = f->mlp_width;
@@ -1132,7 +1129,6 @@ posattn_status pa_validate_append(char *msg, size_t msg_size, const posattn_cach
     }
   }
   if (desc->pe.kind == POSATTN_PE_ROPE && cache->k_rotated) {
-    PA_TRY(pa_validate_rope(msg, msg_size, &desc->pe.rope, p.d, "desc->pe.rope"));
     PA_TRY(check_rope_fp32(msg, msg_size, &desc->pe.rope, p.d, "desc->pe.rope"));
     if (desc->pe.rope.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK)
       FAIL(POSATTN_STATUS_NOT_SUPPORTED,

@@ -269,7 +269,7 @@ typedef struct posattn_rope_params {
   posattn_rope_scaling scaling; /**< default NONE */
   double factor;                /**< scaling factor s (LINEAR, NTK, DYNAMIC_NTK, YARN, LLAMA3);
                                      default 1. Must be >= 1 for NTK/DYNAMIC_NTK/LLAMA3, > 0
-                                     otherwise. NTK and DYNAMIC_NTK need rotary_dim >= 4;
+                                     otherwise; <= 2^20 for DYNAMIC_NTK. NTK and DYNAMIC_NTK need rotary_dim >= 4;
                                      LONGROPE needs original_max_position >= 2. */
   int32_t original_max_position; /**< pretraining context: YARN L_orig, LLAMA3 old_ctx,
                                       DYNAMIC_NTK max_position_embeddings, LONGROPE original;
@@ -329,7 +329,8 @@ typedef struct posattn_fire_params {
   const float *w2;   /**< [q_heads][mlp_width] second-layer weights (row per head) */
   const float *b2;   /**< [q_heads] second-layer biases */
   double c;          /**< default 0.1; |c| is used, must be > 0 */
-  double L;          /**< threshold of the normaliser, default 512; must be > 0 */
+  double L;          /**< threshold of the normaliser, default 512; must be > 0 (RANGES:
+                          |c| * L >= 2^-64) */
   double eps;        /**< default 1e-6; must be >= 0 */
 } posattn_fire_params;
 
@@ -458,11 +459,15 @@ typedef struct posattn_attention_desc {
  * scaled RoPE inverse frequency <= 2^20 rad per position (e.g. a LINEAR or YaRN factor >=
  * 2^-20, INV_FREQ entries); xpos.scale_base >= 1, and the largest xPos weight
  * zeta_i^((pq - pk)/scale_base) the call can reach <= 2^64 (only keys after their query make
- * it > 1: causal masking with default positions never does); FIRE 2^-64 <= |c| <= 2^64 and
- * L <= 2^64 (all BAD_PE_PARAMS). Data: the kernels form q'.k' and softmax_scale * (q'.k') in
- * fp32; a value beyond FLT_MAX becomes +-inf (e.g. q and k elements of 3e19 in bf16), and REF
- * applies the same fp32 overflow to its fp64 values, so such a row is poisoned on every backend
- * unless softcap bounds it. Logits of magnitude in [2^127, FLT_MAX], and value sums
+ * it > 1: causal masking with default positions never does); FIRE 2^-64 <= |c| <= 2^64,
+ * L <= 2^64 and |c| * L >= 2^-64 (the fp32 normaliser log1p(|c| max(L, pq)) + eps of a query at
+ * position 0 stays > 0); DYNAMIC_NTK factor <= 2^20 (all BAD_PE_PARAMS). The posattn_pe_rope_*
+ * helpers refuse tables outside these ranges as forward does (same check). Data: the kernels
+ * form q'.k', softmax_scale * (q'.k'), the bias and the biased logit in fp32; a value beyond
+ * FLT_MAX becomes +-inf (e.g. q and k elements of 3e19 in bf16, or learned bias weights so large
+ * that the bias exceeds FLT_MAX), and REF applies the same fp32 overflow to its fp64 values, so
+ * such a row is poisoned on every backend unless softcap bounds it (softcap does not bound the
+ * bias). Logits of magnitude in [2^127, FLT_MAX], and value sums
  * sum_j p_j v_j beyond FLT_MAX (v elements near the fp32 limit), are outside the supported
  * range: backends may disagree there. */
 
@@ -523,7 +528,9 @@ POSATTN_API posattn_status posattn_pe_alibi_slopes(int32_t n_heads, double *out)
  *  when that is 0. Pairs from rope->active_pairs on are 0.
  *  `seq_len` is the current sequence length, used by DYNAMIC_NTK when rope->dynamic_seq_len is 0
  *  (ignored by the other scalings). attention_factor may be NULL.
- *  Errors: NULL_POINTER, BAD_SIZE, BAD_ENUM, BAD_PE_PARAMS (message in `why` when not NULL). */
+ *  Errors: NULL_POINTER, BAD_SIZE, BAD_ENUM, BAD_PE_PARAMS (message in `why` when not NULL),
+ *  the last also for a table outside the kernels' RANGES (an inverse frequency above 2^20 or NaN,
+ *  an attention factor above 16), which forward refuses too. */
 POSATTN_API posattn_status posattn_pe_rope_inv_freq(const posattn_rope_params *rope,
                                                     int32_t head_dim, int32_t seq_len,
                                                     double *inv_freq, double *attention_factor,
@@ -553,7 +560,8 @@ POSATTN_API int32_t posattn_pe_t5_bucket(int64_t rel, int32_t bidirectional, int
 /** FIRE input x = psi(|pq - pk|) / (psi(max(L, pq)) + eps), psi(t) = log(|c| t + 1), in fp64. */
 POSATTN_API double posattn_pe_fire_x(double c, double L, double eps, int64_t pq, int64_t pk);
 
-/** xPos per-pair decay zeta_i^(delta/scale_base) for pair i of rotary_dim/2, delta = pq - pk. */
+/** xPos per-pair decay zeta_i^(delta/scale_base) for pair i of rotary_dim/2, delta = pq - pk.
+ *  NaN for invalid arguments and for parameters forward refuses (scale_base < 1, RANGES). */
 POSATTN_API double posattn_pe_xpos_scale(const posattn_xpos_params *xpos, int32_t rotary_dim,
                                          int32_t pair, int64_t delta);
 

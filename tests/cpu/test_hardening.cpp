@@ -146,6 +146,107 @@ TEST_F(RefHardening, ParametersBeyondTheKernelsFp32RangeAreRejected) {
       << posattn_context_last_message(ctx_);
 }
 
+// Found by fuzz_forward (tests/fuzz/regressions/forward/issue11-fuzz-fire-tiny-L): before, FIRE
+// with |c| L = 3e-5 x 1.8e-312 was accepted; the kernels' fp32 normaliser log1p(|c| max(L, pq))
+// is 0 for a query at position 0 (L is 0 in fp32), so EMU poisoned rows REF answered finite.
+TEST_F(RefHardening, FireNormaliserBelowTheKernelsRangeIsRejected) {
+  posattn_attention_desc desc = Desc(2, 1, 16, 8, 8);
+  desc.pe.kind = POSATTN_PE_FIRE;
+  std::vector<float> w1(32, 0.5f), b1(32, 0.f), w2(64, 0.25f), b2(2, 0.f);
+  desc.pe.fire.w1 = w1.data();
+  desc.pe.fire.b1 = b1.data();
+  desc.pe.fire.w2 = w2.data();
+  desc.pe.fire.b2 = b2.data();
+  desc.pe.fire.c = 3e-5;
+  desc.pe.fire.L = 1.8e-312;
+  desc.pe.fire.eps = 0;
+  ExpectRejected(desc, POSATTN_STATUS_BAD_PE_PARAMS, {"pe.fire.c", "pe.fire.L", "|c| * L", "2^-64"});
+  desc.pe.fire.L = std::ldexp(1.0, -64) / 3e-5 * (1 + 1e-15);  // just inside: accepted
+  EXPECT_EQ(posattn_supported(ctx_, &desc, POSATTN_DTYPE_BF16, POSATTN_DTYPE_F32),
+            POSATTN_STATUS_SUCCESS)
+      << posattn_context_last_message(ctx_);
+}
+
+// Found by fuzz_forward (regressions/forward/issue11-fuzz-huge-bias): before, a bias beyond
+// FLT_MAX stayed finite in REF's fp64 (a finite or +inf LSE) while the kernels' fp32 bias
+// overflows and poisons the row. ALiBi slope 1e38, causal, default positions: the bias of key j
+// for query i is -1e38 (i - j), beyond -FLT_MAX (3.40e38) from distance 4 on, so rows 0..3 see
+// finite logits only and rows 4.. are poisoned, on REF and EMU alike.
+TEST(BiasRange, BiasBeyondFp32PoisonsTheRowOnEveryBackend) {
+  for (posattn_backend be : {POSATTN_BACKEND_REF, POSATTN_BACKEND_EMU}) {
+    if (posattn_backend_available(be, nullptr, 0) != POSATTN_STATUS_SUCCESS) continue;
+    posattn_context *ctx = nullptr;
+    ASSERT_EQ(posattn_context_create(be, 0, &ctx), POSATTN_STATUS_SUCCESS);
+    posattn_attention_desc desc = Desc(2, 1, 16, 7, 7);
+    desc.causal = 1;
+    desc.pe.kind = POSATTN_PE_ALIBI;
+    std::vector<float> slopes(2, 1e38f);
+    desc.pe.alibi.slopes = slopes.data();
+    pat_rng rng;
+    pat_rng_seed(&rng, 77);
+    pat_inputs in;
+    ASSERT_EQ(pat_inputs_random(&in, &desc, POSATTN_DTYPE_F32, &rng, 1.0), 0);
+    std::vector<double> out(2 * 7 * 2 * 16), lse(2 * 2 * 7);
+    const pat_run run = pat_forward_checked(ctx, &desc, &in.tq, &in.tk, &in.tv, POSATTN_DTYPE_F32,
+                                            out.data(), lse.data());
+    ASSERT_EQ(run.status, POSATTN_STATUS_SUCCESS) << run.message;
+    for (int b = 0; b < 2; ++b)
+      for (int h = 0; h < 2; ++h)
+        for (int i = 0; i < 7; ++i) {
+          const double l = lse[size_t((b * 2 + h) * 7 + i)];
+          EXPECT_EQ(std::isnan(l), i >= 4) << posattn_backend_string(be) << " b " << b << " h " << h
+                                           << " row " << i << ": lse " << l;
+          if (i < 4) {
+            EXPECT_TRUE(std::isfinite(l)) << posattn_backend_string(be) << " row " << i;
+          }
+          for (int f = 0; f < 16; ++f)
+            EXPECT_EQ(std::isnan(out[size_t(((b * 7 + i) * 2 + h) * 16 + f)]), i >= 4);
+        }
+    pat_inputs_free(&in);
+    posattn_context_destroy(ctx);
+  }
+}
+
+// Found by fuzz_pe (regressions/pe/issue11-fuzz-dynamic-ntk-huge-factor): before, DYNAMIC_NTK
+// with factor 1.4e248 gave a NaN table with SUCCESS (factor * L / orig - (factor - 1) cancels),
+// and outside the kernels' range the fp64 helpers answered SUCCESS with inf (LINEAR factor
+// 1e-300: inv_freq 1e300; rope_apply then inf). They now refuse what forward refuses, through
+// the same check.
+TEST(PeHelpers, RefuseWhatForwardRefuses) {
+  posattn_pe pe;
+  posattn_pe_init(&pe);
+  posattn_rope_params rope = pe.rope;
+  std::vector<double> inv(32), x(64, 0.5), y(64);
+  double af = 0;
+  char why[256] = "";
+  rope.scaling = POSATTN_ROPE_SCALING_DYNAMIC_NTK;
+  rope.factor = 1.4e248;
+  EXPECT_EQ(posattn_pe_rope_inv_freq(&rope, 64, 10000, inv.data(), &af, why, sizeof why),
+            POSATTN_STATUS_BAD_PE_PARAMS);
+  EXPECT_NE(std::string(why).find("rope.factor"), std::string::npos) << why;
+  EXPECT_NE(std::string(why).find("2^20"), std::string::npos) << why;
+  rope.factor = 0x1p20;  // the largest accepted: a finite table at any length
+  ASSERT_EQ(posattn_pe_rope_inv_freq(&rope, 64, 1 << 30, inv.data(), &af, why, sizeof why),
+            POSATTN_STATUS_SUCCESS) << why;
+  for (double f : inv) EXPECT_TRUE(std::isfinite(f) && f >= 0) << f;
+  rope.scaling = POSATTN_ROPE_SCALING_LINEAR;
+  rope.factor = 1e-300;
+  why[0] = 0;
+  EXPECT_EQ(posattn_pe_rope_inv_freq(&rope, 64, 1, inv.data(), &af, why, sizeof why),
+            POSATTN_STATUS_BAD_PE_PARAMS);
+  EXPECT_NE(std::string(why).find("inverse frequency"), std::string::npos) << why;
+  EXPECT_EQ(posattn_pe_rope_apply(&rope, 64, 1, 15000000, x.data(), y.data()),
+            POSATTN_STATUS_BAD_PE_PARAMS);
+  rope.scaling = POSATTN_ROPE_SCALING_NONE;
+  rope.attention_factor = 1e30;
+  EXPECT_EQ(posattn_pe_rope_apply(&rope, 64, 1, 3, x.data(), y.data()),
+            POSATTN_STATUS_BAD_PE_PARAMS);
+  posattn_xpos_params xp{0.5, 0.4};  // scale_base < 1: forward refuses it
+  EXPECT_TRUE(std::isnan(posattn_pe_xpos_scale(&xp, 64, 3, 100)));
+  xp.scale_base = 512;
+  EXPECT_GT(posattn_pe_xpos_scale(&xp, 64, 3, 100), 0);
+}
+
 // Before: the REF and EMU workspace sizes wrapped around in size_t and answered SUCCESS.
 TEST(WorkspaceSize, ShapesBeyondSizeTAreBadSize) {
   for (posattn_backend be : {POSATTN_BACKEND_REF, POSATTN_BACKEND_EMU}) {

@@ -21,6 +21,8 @@ struct Case {
   int32_t wl = 0, splits = 0, pos_base = 0, bt_val = 0;
   float softcap = 0, scale = 0, amp_raw = 0, sink_amp = 0;
   uint64_t seed = 0;
+  uint8_t rope_scaling = 0;  // appended with rope_extra (older inputs end before): NONE, YARN, LONGROPE
+  RopeExtra rope_extra;
 };
 
 template <class IO>
@@ -30,7 +32,8 @@ inline void fields(IO &io, Case &c) {
   io(c.split_sel); io(c.pos_sel); io(c.amp_sel); io(c.pe_kind); io(c.bt_at);
   for (uint8_t &l : c.lens) io(l);
   io(c.wl); io(c.splits); io(c.pos_base); io(c.bt_val); io(c.softcap); io(c.scale);
-  io(c.amp_raw); io(c.sink_amp); io(c.seed);
+  io(c.amp_raw); io(c.sink_amp); io(c.seed); io(c.rope_scaling);
+  fields(io, c.rope_extra);
 }
 
 struct Problem {
@@ -44,6 +47,7 @@ struct Problem {
   int64_t capacity = 0;  // max_pages_per_seq * page_size
   std::vector<int32_t> lens, block_table, qpos, kpos;
   std::vector<float> sinks, f1, f2, f3, f4;
+  std::vector<double> ext;  // LONGROPE ext_factors
   pat_buf kpool{}, vpool{}, q{};
   Problem() = default;
   Problem(const Problem &) = delete;
@@ -165,6 +169,22 @@ inline void build(const Case &c, Problem &P, pat_rng &rng) {
   }
   set_pe(c.pe_kind, P, &rng);
   if (c.pe_kind % 9 == 8) P.moderate = false;
+  if (c.pe_kind % 9 == POSATTN_PE_ROPE) {  // the newer RoPE fields, YaRN and LongRoPE
+    posattn_rope_params &ro = d.pe.rope;
+    const unsigned sc = c.rope_scaling % 3u;
+    if (sc == 1) {
+      ro.scaling = POSATTN_ROPE_SCALING_YARN;
+      ro.factor = 4;
+    }
+    if (sc == 2) {
+      ro.scaling = POSATTN_ROPE_SCALING_LONGROPE;
+      P.ext.resize(size_t(d.head_dim));
+      for (double &x : P.ext) x = pat_rng_uniform(&rng, 1, 4);
+      ro.ext_factors = P.ext.data();
+    }
+    apply_rope_extra(c.rope_extra, ro, d.head_dim, false);
+    if (c.rope_extra.sel & 16) P.moderate = false;
+  }
 
   const size_t pool = size_t(pages) * ps * hkv * d.head_dim;
   const size_t es = posattn_dtype_size(cdt);

@@ -30,6 +30,7 @@ struct Case {
   float amp_raw = 0, param_amp = 0;
   uint64_t seed = 0;
   int32_t raw_q_len = 0, raw_heads = 0, raw_kv_len = 0;
+  RopeExtra rope_extra;  // last: older inputs end before it (see RopeExtra)
 };
 
 template <class IO>
@@ -42,6 +43,7 @@ inline void fields(IO &io, Case &c) {
   io(c.rope_factor); io(c.rope_attn); io(c.xpos_sb); io(c.xpos_gamma); io(c.fire_c); io(c.fire_L);
   io(c.fire_eps); io(c.t5_buckets); io(c.t5_bidir); io(c.t5_maxdist); io(c.amp_raw);
   io(c.param_amp); io(c.seed); io(c.raw_q_len); io(c.raw_heads); io(c.raw_kv_len);
+  fields(io, c.rope_extra);
 }
 
 inline int32_t window(uint8_t sel, int32_t raw) {
@@ -108,6 +110,8 @@ inline void set_pe(const Case &c, Problem &P, pat_rng *r) {
       ro.scaling = posattn_rope_scaling(c.rope_scaling % 8);
       if (ro.scaling != POSATTN_ROPE_SCALING_NONE) ro.factor = 2;
     }
+    apply_rope_extra(c.rope_extra, ro, hd, c.pe_raw & 1, pe.kind == POSATTN_PE_ROPE);
+    if (c.rope_extra.sel & 16) P.moderate = false;
   }
   if (pe.kind == POSATTN_PE_XPOS && (c.pe_raw & 2)) {
     pe.xpos.scale_base = c.xpos_sb;
@@ -132,9 +136,6 @@ inline void set_pe(const Case &c, Problem &P, pat_rng *r) {
       pe.fire.L = c.fire_L;
       pe.fire.eps = c.fire_eps;
       P.moderate = false;
-      // Open finding (docs/reliability.md, tests/fuzz/pending/): with |c| L below ~2^-126 the
-      // kernels' fp32 psi(max(L, pq)) is 0 at pq = 0 and EMU poisons rows REF answers finite.
-      if (!strict() && !(std::fabs(c.fire_c) * c.fire_L >= 0x1p-64)) P.finite_range = false;
     }
   }
   if (pe.kind == POSATTN_PE_T5) {

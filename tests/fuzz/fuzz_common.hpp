@@ -12,6 +12,7 @@
 #ifndef PA_FUZZ_COMMON_HPP
 #define PA_FUZZ_COMMON_HPP
 
+#include <algorithm>
 #include <cmath>
 #include <cstdarg>
 #include <cstdint>
@@ -149,6 +150,46 @@ inline double amplitude(uint8_t sel, float raw, posattn_dtype dt, bool *moderate
       return a < dtype_max(dt) ? a : dtype_max(dt);
     }
   }
+}
+
+// The RoPE fields added after the first corpora (rotary_offset, active_pairs, mscale /
+// mscale_all_dim, longrope_factor). Targets keep this at the END of their Case, so that the
+// committed inputs, which are shorter, decode it as zeros: every field at its default.
+struct RopeExtra {
+  uint8_t sel = 0;  // bit0 rotary_offset, bit1 active_pairs, bit2 mscale pair, bit3 longrope
+                    // factor, bit4 raw numbers (else mapped into their valid ranges)
+  int32_t offset = 0, active = 0;
+  double mscale = 0, mscale_all = 0, longrope = 0;
+};
+template <class IO>
+inline void fields(IO &io, RopeExtra &e) {
+  io(e.sel); io(e.offset); io(e.active); io(e.mscale); io(e.mscale_all); io(e.longrope);
+}
+
+// |x| mod m, 0 for NaN / inf.
+inline double mod_abs(double x, double m) { return std::isfinite(x) ? std::fmod(std::fabs(x), m) : 0; }
+
+// Sets e's fields on rope (a head of hd features); raw numbers when raw or e asks. A valid offset
+// shrinks rotary_dim (to "the rest of the head") when it no longer fits; with_offset false keeps
+// rotary_offset 0 unless raw (xPos requires 0).
+inline void apply_rope_extra(const RopeExtra &e, posattn_rope_params &ro, int32_t hd, bool raw,
+                             bool with_offset = true) {
+  raw = raw || (e.sel & 16);
+  if ((e.sel & 1) && (with_offset || raw)) {
+    ro.rotary_offset = raw ? e.offset : int32_t((uint32_t(e.offset) % uint32_t(std::max(1, hd))) & ~1u);
+    if (!raw && ro.rotary_dim > hd - ro.rotary_offset) ro.rotary_dim = 0;
+  }
+  // int64: raw offsets and head dims may be anything
+  const int64_t rd = ro.rotary_dim ? ro.rotary_dim : int64_t(hd) - ro.rotary_offset;
+  if (e.sel & 2)
+    ro.active_pairs = raw ? e.active
+                          : int32_t(uint64_t(uint32_t(e.active)) %
+                                    uint64_t(std::max<int64_t>(1, rd / 2 + 1)));
+  if (e.sel & 4) {
+    ro.mscale = raw ? e.mscale : mod_abs(e.mscale, 2);
+    ro.mscale_all_dim = raw ? e.mscale_all : mod_abs(e.mscale_all, 2);
+  }
+  if (e.sel & 8) ro.longrope_factor = raw ? e.longrope : 1 + mod_abs(e.longrope, 16);
 }
 
 // The header's visibility rule of key j for query i (token indices in their sequence, lengths

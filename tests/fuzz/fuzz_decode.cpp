@@ -131,6 +131,13 @@ std::vector<pa_fuzz::Seed> pa_fuzz::seeds() {
     p.pe_kind = kinds[i]; p.pos_sel = 1; p.seed = uint64_t(10 + i); p.hd = uint8_t(i % 2);
     s.push_back(make_seed(names[i], p));
   }
+  Case ro = g;  // the newer RoPE fields into a rotated cache: offset 6, 3 active pairs, YaRN mscale
+  ro.flags |= 8; ro.rope_scaling = 1; ro.rope_extra.sel = 1 | 2 | 4; ro.rope_extra.offset = 6;
+  ro.rope_extra.active = 3; ro.rope_extra.mscale = 1; ro.rope_extra.mscale_all = 0.7; ro.seed = 4;
+  s.push_back(make_seed("rope-offset-active-yarn-rotated", ro));
+  Case lr = g;  // LongRoPE with its own factor (1 + 5), un-rotated cache
+  lr.rope_scaling = 2; lr.rope_extra.sel = 8; lr.rope_extra.longrope = 5; lr.seed = 5;
+  s.push_back(make_seed("rope-longrope-factor", lr));
   Case bad = c;  // a block-table entry out of the pool
   bad.bt_at = 0x80; bad.bt_val = 1000;
   s.push_back(make_seed("block-table-out-of-pool", bad));

@@ -2,17 +2,17 @@
 //
 // Rules checked (formulas written here from posattn.h, not taken from the library):
 //  - alibi_slopes: SUCCESS exactly when n_heads >= 1; every slope finite and in (0, 1];
-//  - rope_inv_freq: on SUCCESS every inv_freq is >= 0 and the attention factor > 0 (never NaN); on
-//    failure a message in `why`; tables beyond the kernels' range (an inv_freq > 2^20 or an
-//    attention factor > 16, posattn.h RANGES; the fp64 helper may then give inf) are refused by
-//    posattn_supported (an invalid-argument status);
+//  - rope_inv_freq: on SUCCESS every inv_freq is >= 0 and the attention factor > 0 (never NaN),
+//    and the table within the kernels' range (every inv_freq <= 2^20, attention factor <= 16,
+//    posattn.h RANGES: the helpers refuse what forward refuses); on failure a message in `why`;
 //  - rope_apply, within that range: SUCCESS, |y| over the rotated pairs = attention_factor * |x|
-//    (a rotation, to 1e-9 relative) and the features past rotary_dim copied exactly;
+//    (a rotation, to 1e-9 relative) and the features outside [rotary_offset, + rotary_dim)
+//    copied exactly; pairs from active_pairs on have inv_freq 0;
 //  - t5_bucket: in [0, num_buckets) for valid parameters (the header's rule), -1 otherwise; causal
 //    buckets never decrease as the key moves further into the past;
 //  - fire_x: never negative for L > 0, eps >= 0 (x = log1p(|c| d) / (log1p(|c| max(L, pq)) + eps));
 //  - xpos_scale: for valid parameters in the kernels' range (scale_base >= 1) positive, and
-//    scale(delta) * scale(-delta) = 1 where finite;
+//    scale(delta) * scale(-delta) = 1 where finite; NaN outside that range;
 //  - pe_bias: on SUCCESS finite, and equal (1e-9 relative) to the header's formula: ALiBi
 //    -slope |pq - pk| (standard slopes from alibi_slopes), T5 table[bucket(pk - pq)][h], KERPLE
 //    log -p log(1 + a d) and power -a d^p, FIRE the MLP Linear(1,w) -> ReLU -> Linear(w,H) at
@@ -32,6 +32,7 @@ struct Case {
   double c = 0, L = 0, eps = 0, sb = 0, gamma = 0;
   float amp = 0;
   uint64_t seed = 0;
+  RopeExtra rope_extra;  // last: older inputs end before it (see RopeExtra)
 };
 
 template <class IO>
@@ -41,6 +42,7 @@ void fields(IO &io, Case &c) {
   io(c.maxdist); io(c.pq); io(c.pk); io(c.base); io(c.factor); io(c.attn); io(c.beta_fast);
   io(c.beta_slow); io(c.lowf); io(c.highf); io(c.c); io(c.L); io(c.eps); io(c.sb); io(c.gamma);
   io(c.amp); io(c.seed);
+  fields(io, c.rope_extra);
 }
 
 bool close(double a, double b) { return std::fabs(a - b) <= 1e-9 * std::max(1.0, std::fabs(b)); }
@@ -73,6 +75,7 @@ struct Rope {
     for (double &x : inv) x = pat_rng_uniform(r, 0.001, 1) * a;
     p.ext_factors = ext.data();
     p.inv_freq = inv.data();
+    apply_rope_extra(c.rope_extra, p, head_dim, false);
   }
 };
 
@@ -83,22 +86,18 @@ void check_rope(const Case &c, pat_rng *r) {
   char why[256] = "";
   const posattn_status st =
       posattn_pe_rope_inv_freq(&R.p, R.head_dim, c.seq_len, inv.data(), &af, why, sizeof why);
-  // Open finding (docs/reliability.md): DYNAMIC_NTK's s = factor * L / orig - (factor - 1)
-  // cancels catastrophically for a huge factor (1e248 gives s <= 0 and NaN tables, SUCCESS).
-  if (!strict() && st == POSATTN_STATUS_SUCCESS &&
-      R.p.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK &&
-      !(R.p.factor <= 0x1p20))
-    return;
   note("  rope_inv_freq(scaling %d, head_dim %d, rotary_dim %d, base %g, factor %g, attention "
-       "factor %g, original %d, beta %g/%g, llama3 %g/%g, seq_len %d, amp %g): %s %s",
+       "factor %g, original %d, beta %g/%g, llama3 %g/%g, seq_len %d, amp %g, rotary_offset %d, "
+       "active_pairs %d, mscale %g/%g, longrope_factor %g): %s %s",
        int(c.scaling % 9), R.head_dim, R.p.rotary_dim, R.p.base, R.p.factor, R.p.attention_factor,
        R.p.original_max_position, R.p.beta_fast, R.p.beta_slow, R.p.low_freq_factor,
-       R.p.high_freq_factor, c.seq_len, double(c.amp), posattn_status_string(st), why);
+       R.p.high_freq_factor, c.seq_len, double(c.amp), R.p.rotary_offset, R.p.active_pairs,
+       R.p.mscale, R.p.mscale_all_dim, R.p.longrope_factor, posattn_status_string(st), why);
   if (st != POSATTN_STATUS_SUCCESS) {
     PA_FUZZ_CHECK(why[0] != 0, "rope_inv_freq failed (%s) without a message", posattn_status_string(st));
     return;
   }
-  const int32_t d = R.p.rotary_dim ? R.p.rotary_dim : R.head_dim;
+  const int32_t d = R.p.rotary_dim ? R.p.rotary_dim : R.head_dim - R.p.rotary_offset;
   double w = 0;
   for (int i = 0; i < d / 2; ++i) {
     PA_FUZZ_CHECK(inv[size_t(i)] >= 0, "rope_inv_freq: SUCCESS with inv_freq[%d] = %g", i,
@@ -106,37 +105,30 @@ void check_rope(const Case &c, pat_rng *r) {
     w = std::max(w, inv[size_t(i)]);
   }
   PA_FUZZ_CHECK(af > 0 && !std::isnan(af), "rope_inv_freq: SUCCESS with attention factor %g", af);
-  if (!(w <= 0x1p20) || !(af <= 16)) {
-    // Outside the kernels' range (posattn.h RANGES): the fp64 helpers still answer (their tables
-    // may overflow to inf), and a forward call must refuse the same parameters.
-    posattn_attention_desc desc;
-    posattn_attention_desc_init(&desc);
-    desc.batch = desc.q_heads = desc.kv_heads = desc.q_len = desc.kv_len = 1;
-    desc.head_dim = R.head_dim;
-    desc.pe.kind = POSATTN_PE_ROPE;
-    desc.pe.rope = R.p;
-    const posattn_status fs = posattn_supported(context(POSATTN_BACKEND_REF), &desc,
-                                                POSATTN_DTYPE_F32, POSATTN_DTYPE_F32);
-    PA_FUZZ_CHECK(posattn_status_group(fs) == 100, "inv_freq up to %g, attention factor %g: "
-                  "outside the kernels' range, yet posattn_supported says %s", w, af,
-                  posattn_status_string(fs));
-    return;
-  }
+  // the kernels' range (posattn.h RANGES): a table beyond it must be refused, as forward does
+  PA_FUZZ_CHECK(w <= 0x1p20 && af <= 16, "rope_inv_freq: SUCCESS with inv_freq up to %g and "
+                "attention factor %g, outside the kernels' range", w, af);
   for (int i = 0; i < R.head_dim; ++i) x[size_t(i)] = pat_rng_uniform(r, -1, 1);
   const int64_t pos = c.pq % (int64_t(1) << 40);
   const posattn_status sa = posattn_pe_rope_apply(&R.p, R.head_dim, c.seq_len, pos, x.data(), y.data());
   PA_FUZZ_CHECK(sa == POSATTN_STATUS_SUCCESS, "rope_apply: %s where rope_inv_freq succeeded",
                 posattn_status_string(sa));
+  const int32_t off = R.p.rotary_offset;  // rotated: features [off, off + d)
   double nx = 0, ny = 0;
-  for (int i = 0; i < d; ++i) {
+  for (int i = off; i < off + d; ++i) {
     nx += x[size_t(i)] * x[size_t(i)];
     ny += y[size_t(i)] * y[size_t(i)];
   }
   PA_FUZZ_CHECK(std::isfinite(ny) && close(std::sqrt(ny), af * std::sqrt(nx)),
                 "rope_apply at %lld: |y| = %g, attention factor * |x| = %g", (long long)pos,
                 std::sqrt(ny), af * std::sqrt(nx));
-  for (int i = d; i < R.head_dim; ++i)
-    PA_FUZZ_CHECK(y[size_t(i)] == x[size_t(i)], "rope_apply changed feature %d past rotary_dim", i);
+  for (int i = 0; i < R.head_dim; ++i)
+    if (i < off || i >= off + d)
+      PA_FUZZ_CHECK(y[size_t(i)] == x[size_t(i)], "rope_apply changed feature %d outside "
+                    "[rotary_offset %d, + rotary_dim %d)", i, off, d);
+  for (int i = R.p.active_pairs; R.p.active_pairs > 0 && i < d / 2; ++i)
+    PA_FUZZ_CHECK(inv[size_t(i)] == 0, "rope_inv_freq: pair %d past active_pairs %d turns (%g)", i,
+                  R.p.active_pairs, inv[size_t(i)]);
 }
 
 void check_t5(const Case &c) {
@@ -164,7 +156,12 @@ void check_xpos(const Case &c) {
   // position log(zeta) / scale_base can overflow (scale_base 3e-310 gives 0 * inf = NaN at delta 0)
   const bool valid = rd >= 2 && rd % 2 == 0 && pair < rd / 2 && c.sb >= 1 && c.gamma > 0 &&
                      std::isfinite(c.sb) && std::isfinite(c.gamma);
-  if (!valid) return;
+  if (!valid) {
+    PA_FUZZ_CHECK(std::isnan(a) && std::isnan(b), "xpos_scale(scale_base %g, gamma %g, rotary_dim "
+                  "%d, pair %d) = %g, %g outside the kernels' range (NaN expected)", c.sb, c.gamma,
+                  rd, pair, a, b);
+    return;
+  }
   PA_FUZZ_CHECK(a >= 0 && b >= 0, "xpos_scale negative or NaN: %g, %g", a, b);
   if (std::isnormal(a) && std::isnormal(b) && std::isnormal(a * b))
     PA_FUZZ_CHECK(std::fabs(a * b - 1) <= 1e-6, "xpos_scale(delta) * xpos_scale(-delta) = %g", a * b);
@@ -285,6 +282,14 @@ std::vector<pa_fuzz::Seed> pa_fuzz::seeds() {
   s.push_back(make_seed("rope-llama3", r));
   r.scaling = POSATTN_ROPE_SCALING_LONGROPE; r.factor = 0; r.orig = 4096; r.rotary_dim = 52;
   s.push_back(make_seed("rope-longrope-partial", r));
+  Case ro = r;  // the newer RoPE fields: offset 10, 7 active pairs, YaRN mscale pair; LongRoPE factor
+  ro.scaling = POSATTN_ROPE_SCALING_YARN; ro.factor = 4; ro.orig = 0; ro.rotary_dim = 0;
+  ro.rope_extra.sel = 1 | 2 | 4; ro.rope_extra.offset = 10; ro.rope_extra.active = 7;
+  ro.rope_extra.mscale = 1; ro.rope_extra.mscale_all = 0.5;
+  s.push_back(make_seed("rope-offset-active-yarn-mscale", ro));
+  Case lr = r;
+  lr.rope_extra.sel = 8; lr.rope_extra.longrope = 6;
+  s.push_back(make_seed("rope-longrope-factor", lr));
   Case t;
   t.which = 2; t.buckets = 32; t.maxdist = 128; t.pq = -100;
   s.push_back(make_seed("t5-causal", t));
