@@ -106,6 +106,27 @@ struct Bias<POSATTN_PE_T5> {
   }
 };
 
+// T5 in the tensor-core kernel: head h's bias for every entry of the bucket table, copied once
+// per block into shared memory (t5_fill_shared, 2 (t5_nmax + 1) floats: t5_smem_bytes), so each
+// element costs one shared load instead of two dependent global loads. The chooser keeps the
+// table within kT5SharedMaxDistance (mma.cuh: unfit).
+constexpr int kT5SharedMaxDistance = 8191;
+PA_HD size_t t5_smem_bytes(const pa_prefill_params &p) {
+  return 2 * (size_t(p.t5_nmax) + 1) * sizeof(float);
+}
+PA_DEVICE void t5_fill_shared(const pa_prefill_params &p, int h, pa::sptr<float> tb, int tid,
+                              int nthreads) {
+  for (int i = tid; i < 2 * (p.t5_nmax + 1); i += nthreads) tb[i] = p.t5_table[p.t5_bucket[i] * p.hq + h];
+}
+struct T5Shared {
+  pa::sptr<const float> tb;
+  uint32_t nmax;
+  int32_t pq;
+  PA_DEVICE float operator()(int32_t pk) const {
+    return tb[pa::min(abs_diff(pq, pk), nmax) + (pk > pq ? nmax + 1 : 0u)];
+  }
+};
+
 // KERPLE log: -p_h log(1 + a_h |pq-pk|).
 template <>
 struct Bias<POSATTN_PE_KERPLE_LOG> {
