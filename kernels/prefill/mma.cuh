@@ -319,7 +319,7 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 
 // ---- the kernel ----------------------------------------------------------------------------------
 // Grid: (ceil(max Lq / Br), hq, batch); block: kWarps * 32 threads; dynamic smem: smem_bytes<D>(),
-// plus T5's bias table (pa_pe::t5_smem_bytes) for the T5 instances.
+// plus the T5/FIRE instances' bias tables (pa_pe::shared_table_bytes).
 // The output dtype is a run-time field (only the epilogue depends on it). Preconditions, checked
 // by the chooser through layout_ok(): q/k/v rows 16-byte aligned (data pointers and every stride
 // multiples of 8 elements), since every Q/K/V row moves by 16-byte cp.async.
@@ -389,12 +389,15 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
   };
 
-  // T5: head h's bias table after the K/V ring (the loop's first barrier orders the writes).
+  // T5, FIRE: the bias tables after the K/V ring (the loop's first barrier orders the writes).
   const pa::sptr<float> sB = pa::ptr_cast<float>(sV + kS * kBc * kP);
-  if constexpr (PeKind == POSATTN_PE_T5) pa_pe::t5_fill_shared(p, h, sB, tid, kThreads);
+  pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
   auto row_bias = [&](int32_t pq) {
     if constexpr (PeKind == POSATTN_PE_T5)
       return pa_pe::T5Shared{sB, uint32_t(p.t5_nmax), pq};
+    else if constexpr (PeKind == POSATTN_PE_FIRE)
+      return pa_pe::FireBias<pa::sptr>(p, pa_pe::fire_segments_shared(p, sB), pq,
+                                       pa_pe::fire_inv_norm(p, pq));
     else
       return pa_pe::Bias<PeKind>(p, h, pq);
   };
@@ -657,7 +660,7 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   const dim3 grid(unsigned(p.q_len / T::kBr + (p.q_len % T::kBr != 0)), unsigned(p.hq),
                   unsigned(p.batch));
   return pa::launch("prefill_mma", prefill_mma<D, Tin, PeKind>, grid, dim3(Check<T>::kThreads),
-                    smem_bytes<D>() + (PeKind == POSATTN_PE_T5 ? pa_pe::t5_smem_bytes(p) : 0),
+                    smem_bytes<D>() + pa_pe::shared_table_bytes<PeKind>(p),
                     stream, p);
 }
 
