@@ -62,24 +62,15 @@ PA_DEVICE float log_far(float u) {
 // bound of x's segment from x's cell, and forward steps finish the lookup exactly. One step is
 // always taken (harmless: start[nseg] = +inf stops it) and enough for every MLP whose segment
 // starts are not closer than a cell; closer ones need p.fire_steps (measured by the host).
-template <>
-struct Bias<POSATTN_PE_FIRE> {
-  pa::gptr<const float> start, slope, icpt;  // slope and icpt of head h
-  pa::gptr<const int32_t> cell_seg;
-  pa::gptr<const float> psi;
-  float c, scale, cells, inv_norm;
-  int32_t pq, steps;
-  uint32_t psi_max;
-  PA_DEVICE Bias(const pa_prefill_params &pp, int h, int32_t pq_)
-      : Bias(pp, h, pq_, 1.f / (log1pf(pp.fire_c * fmaxf(pp.fire_L, float(pq_))) + pp.fire_eps)) {}
-  PA_DEVICE Bias(const pa_prefill_params &pp, int h, int32_t pq_, float inv_norm_)
-      : start(pp.fire_start), slope(pp.fire_slope + int64_t(h) * pp.fire_nseg),
-        icpt(pp.fire_icpt + int64_t(h) * pp.fire_nseg), cell_seg(pp.fire_cell_seg),
-        psi(pp.fire_psi), c(pp.fire_c), scale(pp.fire_cell_scale), cells(float(pp.fire_cells)),
-        inv_norm(inv_norm_), pq(pq_), steps(pp.fire_steps), psi_max(pp.fire_psi_max) {}
-  PA_DEVICE float operator()(int32_t pk) const {
-    const uint32_t d = abs_diff(pq, pk);
-    const float x = (d <= psi_max ? float(psi[d]) : log_far(c * float(d))) * inv_norm;
+// The segment tables are read through pointers of kind P: global (pa::gptr), or the tensor-core
+// kernel's per-block shared-memory copy (pa::sptr, fill_shared_table).
+template <template <class> class P>
+struct FireSegments {
+  P<const float> start, slope, icpt;  // slope and icpt of head h
+  P<const int32_t> cell_seg;
+  float scale, cells;
+  int32_t steps;
+  PA_DEVICE float operator()(float x) const {
     int seg = cell_seg[int(fminf(x * scale, cells))];
     seg += start[seg + 1] <= x;
 #if defined(__CUDACC__)
@@ -88,6 +79,36 @@ struct Bias<POSATTN_PE_FIRE> {
     for (int k = 1; k < steps; ++k) seg += start[seg + 1] <= x;
     return fmaf(slope[seg], x, icpt[seg]);
   }
+};
+PA_DEVICE float fire_inv_norm(const pa_prefill_params &p, int32_t pq) {
+  return 1.f / (log1pf(p.fire_c * fmaxf(p.fire_L, float(pq))) + p.fire_eps);
+}
+template <template <class> class P>
+struct FireBias {
+  FireSegments<P> seg;
+  pa::gptr<const float> psi;
+  float c, inv_norm;
+  int32_t pq;
+  uint32_t psi_max;
+  PA_DEVICE FireBias(const pa_prefill_params &pp, const FireSegments<P> &seg_, int32_t pq_,
+                     float inv_norm_)
+      : seg(seg_), psi(pp.fire_psi), c(pp.fire_c), inv_norm(inv_norm_), pq(pq_),
+        psi_max(pp.fire_psi_max) {}
+  PA_DEVICE float operator()(int32_t pk) const {
+    const uint32_t d = abs_diff(pq, pk);
+    return seg((d <= psi_max ? float(psi[d]) : log_far(c * float(d))) * inv_norm);
+  }
+};
+PA_DEVICE FireSegments<pa::gptr> fire_segments_global(const pa_prefill_params &p, int h) {
+  return {p.fire_start, p.fire_slope + int64_t(h) * p.fire_nseg, p.fire_icpt + int64_t(h) * p.fire_nseg,
+          p.fire_cell_seg, p.fire_cell_scale, float(p.fire_cells), p.fire_steps};
+}
+template <>
+struct Bias<POSATTN_PE_FIRE> : FireBias<pa::gptr> {
+  PA_DEVICE Bias(const pa_prefill_params &pp, int h, int32_t pq_)
+      : Bias(pp, h, pq_, fire_inv_norm(pp, pq_)) {}
+  PA_DEVICE Bias(const pa_prefill_params &pp, int h, int32_t pq_, float inv_norm_)
+      : FireBias<pa::gptr>(pp, fire_segments_global(pp, h), pq_, inv_norm_) {}
 };
 
 // T5: the bucket of rel = pk - pq read from a host table over the distances min(|rel|, t5_nmax)
@@ -103,6 +124,51 @@ struct Bias<POSATTN_PE_T5> {
   PA_DEVICE float operator()(int32_t pk) const {
     const uint32_t n = pa::min(abs_diff(pq, pk), nmax);
     return table[bucket[n + (pk > pq ? nmax + 1 : 0u)] * hq];
+  }
+};
+
+// Per-block shared-memory tables of the tensor-core kernel (T5, FIRE): copied once per block from
+// the host tables (fill_shared_table, shared_table_bytes of them), so an element reads shared
+// memory instead of dependent global loads with 64-bit addressing. T5: head h's bias for every
+// entry of the bucket table, 2 (t5_nmax + 1) floats (the chooser keeps max_distance within
+// kT5SharedMaxDistance; mma.cuh: unfit). FIRE: starts, head h's slopes and intercepts, the cell
+// grid: 3 nseg + cells + 2 words (< 30 KiB: mlp_width <= 1024, cells <= 4096).
+constexpr int kT5SharedMaxDistance = 8191;
+template <int Kind>
+PA_HD size_t shared_table_bytes(const pa_prefill_params &p) {
+  return Kind == POSATTN_PE_T5     ? 2 * (size_t(p.t5_nmax) + 1) * sizeof(float)
+         : Kind == POSATTN_PE_FIRE ? (3 * size_t(p.fire_nseg) + size_t(p.fire_cells) + 2) * 4
+                                   : 0;
+}
+template <int Kind>
+PA_DEVICE void fill_shared_table(const pa_prefill_params &p, int h, pa::sptr<float> tb, int tid,
+                                 int nthreads) {
+  if (Kind == POSATTN_PE_T5) {
+    for (int i = tid; i < 2 * (p.t5_nmax + 1); i += nthreads)
+      tb[i] = p.t5_table[p.t5_bucket[i] * p.hq + h];
+  } else if (Kind == POSATTN_PE_FIRE) {
+    const int n = p.fire_nseg;
+    const pa::sptr<int32_t> cs = pa::ptr_cast<int32_t>(tb + 3 * n + 1);
+    for (int i = tid; i <= n; i += nthreads) tb[i] = p.fire_start[i];
+    for (int i = tid; i < n; i += nthreads) {
+      tb[n + 1 + i] = p.fire_slope[int64_t(h) * n + i];
+      tb[2 * n + 1 + i] = p.fire_icpt[int64_t(h) * n + i];
+    }
+    for (int i = tid; i <= p.fire_cells; i += nthreads) cs[i] = p.fire_cell_seg[i];
+  }
+}
+PA_DEVICE FireSegments<pa::sptr> fire_segments_shared(const pa_prefill_params &p,
+                                                      pa::sptr<float> tb) {
+  const int n = p.fire_nseg;
+  return {tb, tb + n + 1, tb + 2 * n + 1, pa::ptr_cast<int32_t>(tb + 3 * n + 1),
+          p.fire_cell_scale, float(p.fire_cells), p.fire_steps};
+}
+struct T5Shared {
+  pa::sptr<const float> tb;
+  uint32_t nmax;
+  int32_t pq;
+  PA_DEVICE float operator()(int32_t pk) const {
+    return tb[pa::min(abs_diff(pq, pk), nmax) + (pk > pq ? nmax + 1 : 0u)];
   }
 };
 

@@ -318,7 +318,8 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 }
 
 // ---- the kernel ----------------------------------------------------------------------------------
-// Grid: (ceil(max Lq / Br), hq, batch); block: kWarps * 32 threads; dynamic smem: smem_bytes<D>().
+// Grid: (ceil(max Lq / Br), hq, batch); block: kWarps * 32 threads; dynamic smem: smem_bytes<D>(),
+// plus the T5/FIRE instances' bias tables (pa_pe::shared_table_bytes).
 // The output dtype is a run-time field (only the epilogue depends on it). Preconditions, checked
 // by the chooser through layout_ok(): q/k/v rows 16-byte aligned (data pointers and every stride
 // multiples of 8 elements), since every Q/K/V row moves by 16-byte cp.async.
@@ -386,6 +387,19 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     }
     ++fetch_n;
     pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
+  };
+
+  // T5, FIRE: the bias tables after the K/V ring (the loop's first barrier orders the writes).
+  const pa::sptr<float> sB = pa::ptr_cast<float>(sV + kS * kBc * kP);
+  pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
+  auto row_bias = [&](int32_t pq) {
+    if constexpr (PeKind == POSATTN_PE_T5)
+      return pa_pe::T5Shared{sB, uint32_t(p.t5_nmax), pq};
+    else if constexpr (PeKind == POSATTN_PE_FIRE)
+      return pa_pe::FireBias<pa::sptr>(p, pa_pe::fire_segments_shared(p, sB), pq,
+                                       pa_pe::fire_inv_norm(p, pq));
+    else
+      return pa_pe::Bias<PeKind>(p, h, pq);
   };
 
   TileCopy<D, kBr, kThreads>(tid, p.q_ss)(sQ, gq, p.q_ss, q_rows, tid);
@@ -477,7 +491,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
       PA_UNROLL
       for (int r = 0; r < kRows; ++r) {
         const int i = row_of(r);
-        const pa_pe::Bias<PeKind> bias(p, h, kBias && i < sq.Lq ? sq.q_pos(i) : 0);
+        const auto bias = row_bias(kBias && i < sq.Lq ? sq.q_pos(i) : 0);
         PA_UNROLL
         for (int a = 0; a < kNA; ++a)
           PA_UNROLL
@@ -646,7 +660,8 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   const dim3 grid(unsigned(p.q_len / T::kBr + (p.q_len % T::kBr != 0)), unsigned(p.hq),
                   unsigned(p.batch));
   return pa::launch("prefill_mma", prefill_mma<D, Tin, PeKind>, grid, dim3(Check<T>::kThreads),
-                    smem_bytes<D>(), stream, p);
+                    smem_bytes<D>() + pa_pe::shared_table_bytes<PeKind>(p),
+                    stream, p);
 }
 
 using launch_fn = pa::launch_status (*)(const pa_prefill_params &, void *stream);
@@ -679,6 +694,9 @@ inline const char *unfit(const pa_problem *p) {
   if (p->desc->pe.kind == POSATTN_PE_XPOS &&
       (!p->desc->causal || p->desc->q_positions || p->desc->kv_positions))
     return "it applies xPos only with causal masking and default position ids";
+  if (p->desc->pe.kind == POSATTN_PE_T5 &&
+      p->desc->pe.t5.max_distance > pa_pe::kT5SharedMaxDistance)
+    return "it keeps T5's bias table in shared memory: max_distance <= 8191";
   if (p->q) {  // 16-byte cp.async of every row: 16-byte aligned rows
     const posattn_tensor *t[3] = {p->q, p->k, p->v};
     for (const posattn_tensor *x : t) {

@@ -29,6 +29,7 @@ struct Case {
   posattn_rope_layout layout = POSATTN_ROPE_NEOX;
   bool positions = false;  // explicit random position ids
   int docs = 0;            // documents per sequence (self-attention), 3 anchor tokens
+  int t5_max_distance = 0;  // T5 (bidirectional, 32 buckets, random table) when > 0
 };
 
 class PrefillMma : public ::testing::Test {
@@ -73,6 +74,15 @@ void PrefillMma::check(const Case &c, uint64_t seed) {
     desc.num_anchor_tokens = 3;
   }
   desc.pe.kind = c.pe;
+  std::vector<float> t5_table;
+  if (c.t5_max_distance > 0) {
+    desc.pe.kind = POSATTN_PE_T5;
+    desc.pe.t5.bidirectional = 1;
+    desc.pe.t5.num_buckets = 32;
+    desc.pe.t5.max_distance = c.t5_max_distance;
+    for (int k = 0; k < 32 * c.hq; ++k) t5_table.push_back(float(pat_rng_uniform(&rng, -2, 2)));
+    desc.pe.t5.table = t5_table.data();
+  }
   desc.pe.rope.rotary_dim = c.rotary_dim;
   desc.pe.rope.layout = c.layout;
   ASSERT_EQ(posattn_supported(emu_, &desc, c.in, c.out), POSATTN_STATUS_SUCCESS)
@@ -155,6 +165,20 @@ TEST_F(PrefillMma, hd128_f16_varlen_causal) {
   c.cu = {0, 17, 114};
   c.causal = 1;
   check(c, 8);
+}
+// T5's bias table lives in shared memory (2 (t5_nmax + 1) floats): distances up to 5000 with a
+// 4000-entry reach; beyond max_distance 8191 the chooser sends T5 to the SIMT kernel.
+TEST_F(PrefillMma, hd128_bf16_t5_shared_table_positions) {
+  Case c{"hd128 t5 4000", BF16, F32, 1, 2, 1, 128, 150, 130};
+  c.positions = true;
+  c.t5_max_distance = 4000;
+  check(c, 20);
+}
+TEST_F(PrefillMma, hd64_f16_t5_beyond_the_shared_table) {
+  Case c{"hd64 t5 9000", F16, F16, 1, 2, 2, 64, 90, 90};
+  c.positions = true;
+  c.t5_max_distance = 9000;
+  check(c, 21);
 }
 TEST_F(PrefillMma, hd128_bf16_rope_neox_partial) {
   Case c{"hd128 rope", BF16, F32, 1, 2, 2, 128, 70, 70};
