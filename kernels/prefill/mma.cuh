@@ -104,8 +104,9 @@ template <>
 struct Traits<192> {
   static constexpr int kD = 192, kWarps = 8, kBr = 128, kBc = 32, kStages = 2, kM = 1;
 };
-// hd256: O alone is 128 registers per thread; 4 warps (64 rows), Bc = 16 (Bc = 32 spills 8 bytes
-// on sm_80), 3 stages: 32 KiB Q + 3 x 16 KiB = 80 KiB.
+// hd256: O alone is 128 registers per thread; 4 warps (64 rows), Bc = 32 (it spilled at Bc = 32
+// until the copy addressing was hoisted; 252-255 registers now), 2 stages: 32 KiB Q + 2 x 32 KiB
+// K/V = 96 KiB.
 template <>
 struct Traits<256> {
   static constexpr int kD = 256, kWarps = 4, kBr = 64, kBc = 32, kStages = 2, kM = 1;

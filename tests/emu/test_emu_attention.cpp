@@ -26,18 +26,9 @@ struct Case {
   int docs = 0;            // number of documents (self-attention), with 2 anchor tokens
 };
 
-class EmuAttention : public ::testing::Test {
+class EmuAttention : public pat_emu_ref_test {
  protected:
-  void SetUp() override {
-    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_EMU, 0, &emu_), POSATTN_STATUS_SUCCESS);
-    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_REF, 0, &ref_), POSATTN_STATUS_SUCCESS);
-  }
-  void TearDown() override {
-    posattn_context_destroy(emu_);
-    posattn_context_destroy(ref_);
-  }
   void check(const Case &c, uint64_t seed);
-  posattn_context *emu_ = nullptr, *ref_ = nullptr;
 };
 
 void EmuAttention::check(const Case &c, uint64_t seed) {

@@ -13,16 +13,8 @@
 
 namespace {
 
-class EmuRopeConfigs : public ::testing::Test {
+class EmuRopeConfigs : public pat_emu_ref_test {
  protected:
-  void SetUp() override {
-    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_EMU, 0, &emu_), POSATTN_STATUS_SUCCESS);
-    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_REF, 0, &ref_), POSATTN_STATUS_SUCCESS);
-  }
-  void TearDown() override {
-    posattn_context_destroy(emu_);
-    posattn_context_destroy(ref_);
-  }
   // Runs desc (shapes and pe set by the caller) on EMU and checks it against REF. Positions are
   // random in [0, max_pos] when max_pos > 0.
   void check(posattn_attention_desc &desc, posattn_dtype in, posattn_dtype out, int32_t max_pos,
@@ -46,7 +38,6 @@ class EmuRopeConfigs : public ::testing::Test {
     pat_inputs_free(&inputs);
     desc.q_positions = desc.kv_positions = nullptr;
   }
-  posattn_context *emu_ = nullptr, *ref_ = nullptr;
 };
 
 posattn_attention_desc Desc(int hq, int hkv, int d, int q_len, int kv_len, int causal) {

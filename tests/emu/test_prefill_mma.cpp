@@ -32,18 +32,9 @@ struct Case {
   int t5_max_distance = 0;  // T5 (bidirectional, 32 buckets, random table) when > 0
 };
 
-class PrefillMma : public ::testing::Test {
+class PrefillMma : public pat_emu_ref_test {
  protected:
-  void SetUp() override {
-    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_EMU, 0, &emu_), POSATTN_STATUS_SUCCESS);
-    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_REF, 0, &ref_), POSATTN_STATUS_SUCCESS);
-  }
-  void TearDown() override {
-    posattn_context_destroy(emu_);
-    posattn_context_destroy(ref_);
-  }
   void check(const Case &c, uint64_t seed);
-  posattn_context *emu_ = nullptr, *ref_ = nullptr;
 };
 
 void PrefillMma::check(const Case &c, uint64_t seed) {

@@ -296,16 +296,8 @@ TEST(BiasTables, fire_cell_lookup_is_the_linear_scan) {
 }
 
 // ---- through posattn_forward: the tensor-core kernel after the pre-pass, against REF ----
-class RopeKForward : public ::testing::Test {
+class RopeKForward : public pat_emu_ref_test {
  protected:
-  void SetUp() override {
-    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_EMU, 0, &emu_), POSATTN_STATUS_SUCCESS);
-    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_REF, 0, &ref_), POSATTN_STATUS_SUCCESS);
-  }
-  void TearDown() override {
-    posattn_context_destroy(emu_);
-    posattn_context_destroy(ref_);
-  }
   void check(const Case &c, int causal, uint64_t seed) {
     SCOPED_TRACE(c.name);
     pat_rng rng;
@@ -319,7 +311,6 @@ class RopeKForward : public ::testing::Test {
     pat_check_forward(emu_, ref_, &desc, &in, c.dt, c.dt, &r);
     pat_inputs_free(&in);
   }
-  posattn_context *emu_ = nullptr, *ref_ = nullptr;
 };
 
 // The workspace of a tensor-core RoPE call holds every rotated key in the input dtype on top of

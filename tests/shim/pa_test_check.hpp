@@ -64,4 +64,19 @@ inline void pat_expect_lse_rule(const pat_checked &r, posattn_dtype in_dt) {
                        << rl.max_base_err << ") nonfinite " << rl.bad_nonfinite;
 }
 
+// An EMU context and a REF context for one test: the fixture of the suites that run a call on EMU
+// and check it against REF.
+class pat_emu_ref_test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_EMU, 0, &emu_), POSATTN_STATUS_SUCCESS);
+    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_REF, 0, &ref_), POSATTN_STATUS_SUCCESS);
+  }
+  void TearDown() override {
+    posattn_context_destroy(emu_);
+    posattn_context_destroy(ref_);
+  }
+  posattn_context *emu_ = nullptr, *ref_ = nullptr;
+};
+
 #endif  // PA_TEST_CHECK_HPP
