@@ -72,6 +72,7 @@ static posattn_status query(posattn_context *ctx, const posattn_attention_desc *
 posattn_status posattn_supported(posattn_context *ctx, const posattn_attention_desc *desc,
                                  posattn_dtype in_dtype, posattn_dtype out_dtype) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   pa_choice choice;
   return query(ctx, desc, in_dtype, out_dtype, &choice);
 }
@@ -80,6 +81,7 @@ posattn_status posattn_workspace_size(posattn_context *ctx, const posattn_attent
                                       posattn_dtype in_dtype, posattn_dtype out_dtype,
                                       size_t *bytes) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   if (bytes == NULL) return PA_CTX_FAIL(ctx, POSATTN_STATUS_NULL_POINTER, "bytes is NULL");
   *bytes = 0;
   pa_choice choice;
@@ -93,6 +95,7 @@ posattn_status posattn_forward(posattn_context *ctx, const posattn_attention_des
                                const posattn_tensor *v, const posattn_tensor *out, float *lse,
                                void *workspace, size_t workspace_bytes) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   PA_TRY(pa_require_tensors(ctx->msg, PA_MSG_SIZE, q, k, v, out));
   pa_problem p;
   PA_TRY(pa_validate(ctx->msg, PA_MSG_SIZE, desc, q->dtype, out->dtype, q, k, v, out, lse, &p));

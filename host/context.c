@@ -91,8 +91,14 @@ const char *posattn_context_last_message(const posattn_context *ctx) {
   return ctx ? ctx->msg : "context is NULL";
 }
 
+int posattn_context_last_device_error(const posattn_context *ctx) {
+  /* the code belongs to the message: none after a success */
+  return ctx && ctx->msg[0] != '\0' ? ctx->device_error : 0;
+}
+
 posattn_status posattn_context_set_stream(posattn_context *ctx, void *stream) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   if (ctx->backend != POSATTN_BACKEND_CUDA && stream != NULL)
     return PA_CTX_FAIL(ctx, POSATTN_STATUS_INVALID_ARGUMENT,
                        "stream must be NULL on the %s backend (streams are CUDA only)",

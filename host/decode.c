@@ -45,7 +45,8 @@ static posattn_status decode_choose(posattn_context *ctx, const pa_decode_proble
     case POSATTN_BACKEND_EMU: return pa_decode_emu_choose(p, bytes, ctx->msg, PA_MSG_SIZE);
     case POSATTN_BACKEND_CUDA:
 #if defined(POSATTN_WITH_CUDA)
-      return pa_cuda_decode_choose(ctx->device, p, bytes, ctx->msg, PA_MSG_SIZE);
+      return pa_cuda_decode_choose(ctx->device, p, bytes, &ctx->device_error, ctx->msg,
+                                   PA_MSG_SIZE);
 #else
       return pa_cuda_available(ctx->device, ctx->msg, PA_MSG_SIZE);
 #endif
@@ -102,6 +103,7 @@ posattn_status posattn_decode_supported(posattn_context *ctx, const posattn_deco
                                         const posattn_kv_cache *cache, posattn_dtype q_dtype,
                                         posattn_dtype out_dtype) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   pa_decode_problem p;
   size_t bytes = 0;
   PA_TRY(pa_validate_decode(ctx->msg, PA_MSG_SIZE, desc, cache, q_dtype, out_dtype, NULL, NULL,
@@ -115,6 +117,7 @@ posattn_status posattn_decode_workspace_size(posattn_context *ctx, const posattn
                                              const posattn_kv_cache *cache, posattn_dtype q_dtype,
                                              posattn_dtype out_dtype, size_t *bytes) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   if (bytes == NULL) return PA_CTX_FAIL(ctx, POSATTN_STATUS_NULL_POINTER, "bytes is NULL");
   *bytes = 0;
   pa_decode_problem p;
@@ -130,6 +133,7 @@ posattn_status posattn_decode(posattn_context *ctx, const posattn_decode_desc *d
                               const posattn_tensor *out, float *lse, void *workspace,
                               size_t workspace_bytes) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   if (q == NULL) return PA_CTX_FAIL(ctx, POSATTN_STATUS_NULL_POINTER, "q is NULL");
   if (out == NULL) return PA_CTX_FAIL(ctx, POSATTN_STATUS_NULL_POINTER, "out is NULL");
   pa_decode_problem p;
@@ -148,6 +152,7 @@ posattn_status posattn_cache_append_workspace_size(posattn_context *ctx,
                                                    const posattn_kv_cache *cache,
                                                    posattn_dtype in_dtype, size_t *bytes) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   if (bytes == NULL) return PA_CTX_FAIL(ctx, POSATTN_STATUS_NULL_POINTER, "bytes is NULL");
   *bytes = 0;
   pa_append_problem p;
@@ -162,6 +167,7 @@ posattn_status posattn_cache_append(posattn_context *ctx, const posattn_cache_ap
                                     const posattn_tensor *v_new, void *workspace,
                                     size_t workspace_bytes) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   if (k_new == NULL) return PA_CTX_FAIL(ctx, POSATTN_STATUS_NULL_POINTER, "k_new is NULL");
   if (v_new == NULL) return PA_CTX_FAIL(ctx, POSATTN_STATUS_NULL_POINTER, "v_new is NULL");
   pa_append_problem p;

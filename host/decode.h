@@ -140,11 +140,13 @@ posattn_status pa_append_emu_run(posattn_context *ctx, const pa_append_problem *
                                  size_t ws_bytes);
 
 /* ---- CUDA backend (kernels/decode/cuda_decode.cu), defined only with POSATTN_WITH_CUDA -------
- * pa_cuda_decode_choose: pa_decode_choose with stage_out = 0 and the SM count of `device`;
+ * pa_cuda_decode_choose: pa_decode_choose with stage_out = 0 and the SM count of `device` (a
+ * failed query leaves its cudaError_t in *device_error when that is not NULL);
  * pa_cuda_decode / pa_cuda_append: asynchronous on ctx->stream, index arrays and PE tables copied
- * into the device workspace; CUDA errors are DEVICE_ERROR with the CUDA message. */
+ * into the device workspace; CUDA errors go through the classifier (internal.h: DEVICE_ERROR,
+ * DEVICE_LOST, ALLOC_FAILED) with the CUDA message. */
 posattn_status pa_cuda_decode_choose(int device, const pa_decode_problem *p, size_t *workspace_bytes,
-                                     char *msg, size_t msg_size);
+                                     int *device_error, char *msg, size_t msg_size);
 posattn_status pa_cuda_decode(posattn_context *ctx, const pa_decode_problem *p, void *ws,
                               size_t ws_bytes);
 posattn_status pa_cuda_append(posattn_context *ctx, const pa_append_problem *p, void *ws,

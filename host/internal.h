@@ -20,7 +20,12 @@ struct posattn_context {
   int device;
   void *stream;
   char msg[PA_MSG_SIZE]; /* last failure message, "" after success */
+  int device_error;      /* cudaError_t behind msg (0: none); reset by pa_ctx_enter */
 };
+
+/* Every public entry point that takes a context calls this first (after its NULL check): the
+ * call's failure, if any, is the one posattn_context_last_device_error() describes. */
+static inline void pa_ctx_enter(posattn_context *ctx) { ctx->device_error = 0; }
 
 /* ---- errors --------------------------------------------------------------------------------
  * pa_fail writes a formatted message into buf (if not NULL) and returns `st`. Messages name the
@@ -46,6 +51,44 @@ posattn_status pa_vfail(char *buf, size_t size, posattn_status st, const char *f
     if (pa_try_st_ != POSATTN_STATUS_SUCCESS) \
       return pa_try_st_;                      \
   } while (0)
+
+/* ---- CUDA errors as statuses (host/cuda_error.c) -------------------------------------------
+ * The one classifier of CUDA errors, a pure function of the cudaError_t value so that it builds
+ * and is tested without CUDA; the CUDA backend (kernels/cuda_util.h) sends every failed CUDA call
+ * through pa_cuda_error_report. STICKY errors leave the CUDA context unusable for the rest of the
+ * process (cuda_runtime_api.h / driver_types.h: "any further CUDA work will return the same
+ * error"); kernels/cuda_util.h checks each number below against the CUDA headers at compile time. */
+#define PA_CUDA_STICKY_ERRORS(X)                                                               \
+  X(cudaErrorCudartUnloading, 4)           /* the runtime is shutting down with the process */ \
+  X(cudaErrorECCUncorrectable, 214)                                                            \
+  X(cudaErrorNvlinkUncorrectable, 220)                                                         \
+  X(cudaErrorContained, 226)                                                                   \
+  X(cudaErrorIllegalAddress, 700)                                                              \
+  X(cudaErrorLaunchTimeout, 702)                                                               \
+  X(cudaErrorContextIsDestroyed, 709)                                                          \
+  X(cudaErrorAssert, 710)                                                                      \
+  X(cudaErrorHardwareStackError, 714)                                                          \
+  X(cudaErrorIllegalInstruction, 715)                                                          \
+  X(cudaErrorMisalignedAddress, 716)                                                           \
+  X(cudaErrorInvalidAddressSpace, 717)                                                         \
+  X(cudaErrorInvalidPc, 718)                                                                   \
+  X(cudaErrorLaunchFailure, 719)                                                               \
+  X(cudaErrorTensorMemoryLeak, 721)                                                            \
+  X(cudaErrorMpsClientTerminated, 810)                                                         \
+  X(cudaErrorExternalDevice, 911)
+#define PA_CUDA_ERROR_MEMORY_ALLOCATION 2 /* cudaErrorMemoryAllocation: ALLOC_FAILED */
+
+/* 1 when `code` (a cudaError_t value) is sticky, else 0 (0 itself is cudaSuccess: 0). */
+int pa_cuda_error_is_sticky(int code);
+/* The status of a failed CUDA call: DEVICE_LOST (sticky), ALLOC_FAILED (memory allocation) or
+ * `fallback` (DEVICE_ERROR, or NO_DEVICE for the device probe). code must not be 0. */
+posattn_status pa_cuda_error_status(int code, posattn_status fallback);
+/* Writes the message of a failed CUDA call into msg and returns its status (above). `what` names
+ * the call ("cudaMemcpyAsync of the decode tables"); `detail` is the CUDA error text, usually
+ * "<cudaGetErrorString> (<cudaGetErrorName>)". pending = 1: the error was found pending before
+ * the entry point's own CUDA work, so the message says it was not caused by this call. */
+posattn_status pa_cuda_error_report(char *msg, size_t msg_size, int code, posattn_status fallback,
+                                    int pending, const char *what, const char *detail);
 
 /* ---- element conversions (host/dtype.c) ----------------------------------------------------
  * Round-to-nearest-even everywhere; NaN stays NaN, overflow goes to inf (FP8: saturates to the
@@ -201,8 +244,8 @@ size_t pa_emu_workspace_size(const pa_problem *p);
 posattn_status pa_emu_forward(posattn_context *ctx, const pa_problem *p, void *ws, size_t ws_bytes);
 
 /* ---- CUDA backend (engineer I1: kernels/cuda_backend.cu), defined only in builds with
- * POSATTN_WITH_CUDA. pa_cuda_probe: whether `device` is usable (NO_DEVICE / DEVICE_ERROR with the
- * CUDA error text); pa_cuda_choose: the prefill chooser for this build's nvcc kernels, with the
+ * POSATTN_WITH_CUDA. pa_cuda_probe: whether `device` is usable (NO_DEVICE / DEVICE_ERROR /
+ * DEVICE_LOST with the CUDA error text); pa_cuda_choose: the prefill chooser for this build's nvcc kernels, with the
  * workspace they need; pa_cuda_forward: asynchronous on ctx->stream. */
 posattn_status pa_cuda_probe(int device, char *why, size_t why_size);
 posattn_status pa_cuda_choose(const pa_problem *p, size_t *workspace_bytes, char *msg,

@@ -79,6 +79,7 @@ static posattn_status merge_run(posattn_context *ctx, const posattn_merge_desc *
                                 const posattn_attn_state *in, const posattn_attn_state *out,
                                 int in_place) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   pa_merge_problem p;
   PA_TRY(pa_validate_merge(ctx->msg, PA_MSG_SIZE, desc, n, in, out, in_place, &p));
   posattn_status st = POSATTN_STATUS_INTERNAL;

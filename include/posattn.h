@@ -83,7 +83,9 @@ POSATTN_API const char *posattn_version_string(void);
  *   0        success
  *   1xx      invalid argument (the caller broke a documented rule; the message names it)
  *   2xx      not supported (valid request this build/backend/device cannot serve)
- *   3xx      device / driver error
+ *   3xx      device / driver error (CUDA failures: DEVICE_LOST when the CUDA context is gone,
+ *            ALLOC_FAILED for cudaErrorMemoryAllocation, DEVICE_ERROR for the rest;
+ *            posattn_context_last_device_error() gives the CUDA error code)
  *   4xx      allocation
  *   5xx      internal error (a bug in posattn: please report the message)
  * ========================================================================================== */
@@ -109,6 +111,13 @@ typedef enum posattn_status {
   POSATTN_STATUS_DEVICE_ERROR = 300,     /**< a CUDA call failed; message has the CUDA error */
   POSATTN_STATUS_NO_DEVICE = 301,        /**< no usable GPU / driver */
   POSATTN_STATUS_KERNEL_FAULT = 302,     /**< a kernel faulted (EMU: bounds/race/barrier check) */
+  /** A STICKY CUDA error: the CUDA context of the device is unusable (an illegal address,
+   *  illegal instruction, misaligned address, device-side assert, launch failure or timeout,
+   *  uncorrectable ECC/NVLink error, destroyed context...). Every later CUDA call of this process
+   *  on that device fails the same way: the only recovery is a new process. The fault may come
+   *  from any earlier kernel on the device, posattn's or the application's (the message says so).
+   *  DEVICE_ERROR, in contrast, leaves the context usable: the call may be retried. */
+  POSATTN_STATUS_DEVICE_LOST = 303,
 
   POSATTN_STATUS_ALLOC_FAILED = 400,     /**< host or device allocation failed */
 
@@ -219,6 +228,22 @@ POSATTN_API posattn_backend posattn_context_backend(const posattn_context *ctx);
 /** The detail message of the last failed call on this context ("" after success or if none).
  *  Valid until the next call on this context. NULL ctx gives "context is NULL". */
 POSATTN_API const char *posattn_context_last_message(const posattn_context *ctx);
+/** The CUDA error code (the raw cudaError_t value, e.g. 700 for cudaErrorIllegalAddress) behind
+ *  the last failed call on this context, or 0 when that call did not fail on a CUDA error, after
+ *  a successful call, on REF and EMU, and for a NULL ctx. posattn_status_string() of the call's
+ *  status says what to do: DEVICE_LOST (sticky: restart the process) or DEVICE_ERROR.
+ *
+ *  PENDING ERRORS. Before its own CUDA work (copies, launches) a call on the CUDA backend takes
+ *  the CUDA runtime's pending error (cudaGetLastError() semantics: a recoverable error is
+ *  cleared by reading it, a sticky one stays). If there is one, the call does nothing, fails
+ *  with its class (DEVICE_ERROR or DEVICE_LOST), reports its code here, and the message starts
+ *  "an earlier CUDA error is pending, not caused by this call". A retry then proceeds (unless the
+ *  error was sticky). posattn links the CUDA runtime statically, so the runtime whose pending
+ *  error it sees is its own: recoverable errors of the application's CUDA calls stay with the
+ *  application, while a sticky error (the context itself is broken) is seen by everyone; when one
+ *  of posattn's own CUDA calls returns a sticky error, the message says that an earlier kernel may
+ *  have caused it. */
+POSATTN_API int posattn_context_last_device_error(const posattn_context *ctx);
 /** Sets the CUDA stream (a cudaStream_t, NULL = default stream) for later calls. For REF/EMU the
  *  stream must be NULL. Errors: NULL_POINTER (ctx), INVALID_ARGUMENT (non-NULL stream on a CPU
  *  backend). */
@@ -508,7 +533,7 @@ POSATTN_API posattn_status posattn_workspace_size(posattn_context *ctx,
  *  ready when the stream is synchronised; host arrays in the descriptor may be reused as soon
  *  as the call returns. On any error nothing is written to out or lse.
  *  Errors: every 1xx (validation, message names the argument and rule), NOT_SUPPORTED,
- *  DEVICE_ERROR, KERNEL_FAULT (EMU checks), ALLOC_FAILED. */
+ *  DEVICE_ERROR, DEVICE_LOST, KERNEL_FAULT (EMU checks), ALLOC_FAILED. */
 POSATTN_API posattn_status posattn_forward(posattn_context *ctx, const posattn_attention_desc *desc,
                                            const posattn_tensor *q, const posattn_tensor *k,
                                            const posattn_tensor *v, const posattn_tensor *out,
@@ -715,7 +740,7 @@ POSATTN_API posattn_status posattn_decode_workspace_size(posattn_context *ctx,
  *  REF and EMU are synchronous; CUDA (when it serves decode) is asynchronous on the context's
  *  stream, host arrays reusable on return. On any error nothing is written to out or lse.
  *  Errors: 1xx (message names the argument and the rule), NOT_SUPPORTED, BACKEND_UNAVAILABLE,
- *  DEVICE_ERROR, KERNEL_FAULT. */
+ *  DEVICE_ERROR, DEVICE_LOST, KERNEL_FAULT. */
 POSATTN_API posattn_status posattn_decode(posattn_context *ctx, const posattn_decode_desc *desc,
                                           const posattn_kv_cache *cache, const posattn_tensor *q,
                                           const posattn_tensor *out, float *lse, void *workspace,
@@ -836,7 +861,7 @@ POSATTN_API void posattn_merge_desc_init(posattn_merge_desc *desc);
  *  context's stream, no host-device copy and no allocation, so the call can be captured in a CUDA
  *  graph (the descriptor and the state array are read during the call). On any error nothing is
  *  written. Errors: NULL_POINTER, BAD_SIZE, BAD_STRIDE, BAD_ENUM, BAD_ALIGNMENT,
- *  INVALID_ARGUMENT (flags, overlap), DEVICE_ERROR, KERNEL_FAULT. */
+ *  INVALID_ARGUMENT (flags, overlap), DEVICE_ERROR, DEVICE_LOST, KERNEL_FAULT. */
 POSATTN_API posattn_status posattn_merge_states(posattn_context *ctx,
                                                 const posattn_merge_desc *desc,
                                                 int32_t num_states,

@@ -22,6 +22,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdio>
 #include <new>
 #include <vector>
 
@@ -88,9 +89,10 @@ PA_CUDA_ENTRY posattn_status pa_cuda_forward(posattn_context *ctx, const pa_prob
   PA_TRY(pa_prefill_layout_make(p, 0, pa_prefill_prerotates_k(kernel, p), &L, ctx->msg,
                                 PA_MSG_SIZE));
 
+  PA_TRY(cuda_pending_check(ctx, "forward"));
   DeviceScope scope;
   cudaError_t e = scope.enter(ctx->device);
-  if (e != cudaSuccess) return cuda_fail(ctx->msg, PA_MSG_SIZE, POSATTN_STATUS_DEVICE_ERROR, "cudaSetDevice", e);
+  if (e != cudaSuccess) return cuda_fail(ctx, "cudaSetDevice", e);
   const cudaStream_t stream = static_cast<cudaStream_t>(ctx->stream);
   unsigned char *tables = static_cast<unsigned char *>(ws) + L.tables_at;
   pa_prefill_scalars sc;
@@ -101,8 +103,7 @@ PA_CUDA_ENTRY posattn_status pa_cuda_forward(posattn_context *ctx, const pa_prob
       // Pageable source: staged by the driver before the call returns (see the top of the file).
       e = cudaMemcpyAsync(tables, host.data(), L.tables_bytes, cudaMemcpyHostToDevice, stream);
       if (e != cudaSuccess)
-        return cuda_fail(ctx->msg, PA_MSG_SIZE, POSATTN_STATUS_DEVICE_ERROR,
-                         "cudaMemcpyAsync of the kernel tables to the workspace", e);
+        return cuda_fail(ctx, "cudaMemcpyAsync of the kernel tables to the workspace", e);
     }
   } catch (const std::bad_alloc &) {
     return PA_CTX_FAIL(ctx, POSATTN_STATUS_ALLOC_FAILED,
@@ -118,11 +119,12 @@ PA_CUDA_ENTRY posattn_status pa_cuda_forward(posattn_context *ctx, const pa_prob
                          p->out->data, pa_prefill_span(p, p->out, p->q_len, p->total_q, p->hq),
                          p->out->stride_batch, p->out->stride_seq, p->out->stride_head, p->lse);
   const pa::launch_status st = pa_prefill_launch(kernel, prm, ctx->stream);
-  if (!st.ok)
-    return PA_CTX_FAIL(ctx, POSATTN_STATUS_DEVICE_ERROR, "CUDA backend, %s kernel: %s",
-                       pa_prefill_kernel_name(kernel), st.msg);
+  if (!st.ok) {
+    char what[96];
+    std::snprintf(what, sizeof what, "%s kernel", pa_prefill_kernel_name(kernel));
+    return launch_fail(ctx, what, st);
+  }
   e = cudaGetLastError();
-  if (e != cudaSuccess)
-    return cuda_fail(ctx->msg, PA_MSG_SIZE, POSATTN_STATUS_DEVICE_ERROR, "after the kernel launch", e);
+  if (e != cudaSuccess) return cuda_fail(ctx, "after the kernel launch", e);
   return POSATTN_STATUS_SUCCESS;
 }

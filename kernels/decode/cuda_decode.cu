@@ -20,12 +20,13 @@
 
 namespace {
 
-posattn_status sm_count(int device, int *sms, char *msg, size_t msg_size) {
+// The device's SM count; on failure *device_error (when not NULL) receives the CUDA error.
+posattn_status sm_count(int device, int *sms, int *device_error, char *msg, size_t msg_size) {
   const cudaError_t e = cudaDeviceGetAttribute(sms, cudaDevAttrMultiProcessorCount, device);
-  if (e != cudaSuccess)
-    return cuda_fail(msg, msg_size, POSATTN_STATUS_DEVICE_ERROR,
-                     "cudaDeviceGetAttribute(cudaDevAttrMultiProcessorCount)", e);
-  return POSATTN_STATUS_SUCCESS;
+  if (e == cudaSuccess) return POSATTN_STATUS_SUCCESS;
+  if (device_error != nullptr) *device_error = static_cast<int>(e);
+  return cuda_fail(msg, msg_size, POSATTN_STATUS_DEVICE_ERROR,
+                   "cudaDeviceGetAttribute(cudaDevAttrMultiProcessorCount)", e);
 }
 
 // Copies the host image of [at, at + bytes) of the workspace to the device workspace.
@@ -35,27 +36,25 @@ posattn_status upload(posattn_context *ctx, unsigned char *ws, size_t at,
   const cudaError_t e = cudaMemcpyAsync(ws + at, host.data(), host.size(), cudaMemcpyHostToDevice,
                                         static_cast<cudaStream_t>(ctx->stream));
   if (e != cudaSuccess)
-    return cuda_fail(ctx->msg, PA_MSG_SIZE, POSATTN_STATUS_DEVICE_ERROR,
-                     "cudaMemcpyAsync of the index arrays and PE tables to the workspace", e);
+    return cuda_fail(ctx, "cudaMemcpyAsync of the index arrays and PE tables to the workspace", e);
   return POSATTN_STATUS_SUCCESS;
 }
 
 posattn_status launched(posattn_context *ctx, const pa::launch_status &st, const char *what) {
-  if (!st.ok) return PA_CTX_FAIL(ctx, POSATTN_STATUS_DEVICE_ERROR, "CUDA backend, %s: %s", what, st.msg);
+  if (!st.ok) return launch_fail(ctx, what, st);
   const cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess)
-    return cuda_fail(ctx->msg, PA_MSG_SIZE, POSATTN_STATUS_DEVICE_ERROR, what, e);
+  if (e != cudaSuccess) return cuda_fail(ctx, what, e);
   return POSATTN_STATUS_SUCCESS;
 }
 
 }  // namespace
 
 PA_CUDA_ENTRY posattn_status pa_cuda_decode_choose(int device, const pa_decode_problem *p,
-                                                   size_t *workspace_bytes, char *msg,
-                                                   size_t msg_size) {
+                                                   size_t *workspace_bytes, int *device_error,
+                                                   char *msg, size_t msg_size) {
   *workspace_bytes = 0;
   int sms = 0;
-  PA_TRY(sm_count(device, &sms, msg, msg_size));
+  PA_TRY(sm_count(device, &sms, device_error, msg, msg_size));
   int32_t splits;
   return pa_decode_choose(p, 0, sms, &splits, workspace_bytes, msg, msg_size);
 }
@@ -63,11 +62,12 @@ PA_CUDA_ENTRY posattn_status pa_cuda_decode_choose(int device, const pa_decode_p
 PA_CUDA_ENTRY posattn_status pa_cuda_decode(posattn_context *ctx, const pa_decode_problem *p,
                                             void *ws, size_t ws_bytes) {
   PA_CHECK_INTERNAL(ctx, p && p->q && p->out && p->cache);
+  PA_TRY(cuda_pending_check(ctx, "decode"));
   DeviceScope scope;
   cudaError_t e = scope.enter(ctx->device);
-  if (e != cudaSuccess) return cuda_fail(ctx->msg, PA_MSG_SIZE, POSATTN_STATUS_DEVICE_ERROR, "cudaSetDevice", e);
+  if (e != cudaSuccess) return cuda_fail(ctx, "cudaSetDevice", e);
   int sms = 0;
-  PA_TRY(sm_count(ctx->device, &sms, ctx->msg, PA_MSG_SIZE));
+  PA_TRY(sm_count(ctx->device, &sms, &ctx->device_error, ctx->msg, PA_MSG_SIZE));
   DecodeLayout L;
   PA_TRY(decode_layout(p, 0, sms, L, ctx->msg, PA_MSG_SIZE));
   PA_CHECK_INTERNAL(ctx, ws_bytes >= L.total && ws != nullptr);
@@ -92,9 +92,10 @@ PA_CUDA_ENTRY posattn_status pa_cuda_decode(posattn_context *ctx, const pa_decod
 PA_CUDA_ENTRY posattn_status pa_cuda_append(posattn_context *ctx, const pa_append_problem *p,
                                             void *ws, size_t ws_bytes) {
   PA_CHECK_INTERNAL(ctx, p && p->k && p->v && p->cache);
+  PA_TRY(cuda_pending_check(ctx, "cache_append"));
   DeviceScope scope;
   cudaError_t e = scope.enter(ctx->device);
-  if (e != cudaSuccess) return cuda_fail(ctx->msg, PA_MSG_SIZE, POSATTN_STATUS_DEVICE_ERROR, "cudaSetDevice", e);
+  if (e != cudaSuccess) return cuda_fail(ctx, "cudaSetDevice", e);
   AppendLayout L;
   PA_TRY(append_layout(p, L, ctx->msg, PA_MSG_SIZE));
   PA_CHECK_INTERNAL(ctx, ws_bytes >= L.total && ws != nullptr);

@@ -525,6 +525,7 @@ inline T atomic_cas(gptr<T> p, T expected, T desired) {
 struct launch_status {
   bool ok;
   char msg[768];
+  int cuda_error = 0;  // the cudaError_t of a failed nvcc launch; 0 otherwise (always on the EMU)
 };
 
 #if defined(__CUDACC__)
@@ -537,8 +538,9 @@ launch_status launch(const char *name, void (*kernel)(P...), dim3 grid, dim3 blo
                                          static_cast<int>(dyn_smem));
     if (e != cudaSuccess) {
       st.ok = false;
-      std::snprintf(st.msg, sizeof st.msg, "kernel %s: %zu bytes of dynamic shared memory: %s", name,
-                    dyn_smem, cudaGetErrorString(e));
+      st.cuda_error = static_cast<int>(e);
+      std::snprintf(st.msg, sizeof st.msg, "kernel %s: %zu bytes of dynamic shared memory: %s (%s)",
+                    name, dyn_smem, cudaGetErrorString(e), cudaGetErrorName(e));
       return st;
     }
   }
@@ -546,7 +548,9 @@ launch_status launch(const char *name, void (*kernel)(P...), dim3 grid, dim3 blo
   cudaError_t e = cudaGetLastError();
   if (e != cudaSuccess) {
     st.ok = false;
-    std::snprintf(st.msg, sizeof st.msg, "kernel %s: launch failed: %s", name, cudaGetErrorString(e));
+    st.cuda_error = static_cast<int>(e);
+    std::snprintf(st.msg, sizeof st.msg, "kernel %s: launch failed: %s (%s)", name,
+                  cudaGetErrorString(e), cudaGetErrorName(e));
   }
   return st;
 }

@@ -8,14 +8,13 @@
 #include "merge/run.h"
 
 PA_CUDA_ENTRY posattn_status pa_cuda_merge(posattn_context *ctx, const pa_merge_problem *p) {
+  PA_TRY(cuda_pending_check(ctx, "merge_states"));
   DeviceScope scope;
   cudaError_t e = scope.enter(ctx->device);
-  if (e != cudaSuccess)
-    return cuda_fail(ctx->msg, PA_MSG_SIZE, POSATTN_STATUS_DEVICE_ERROR, "cudaSetDevice", e);
+  if (e != cudaSuccess) return cuda_fail(ctx, "cudaSetDevice", e);
   pa_merge_params k;
   pa_merge_params_fill(k, p);
   const pa::launch_status st = pa_merge::merge_launch(k, ctx->stream);
-  if (!st.ok)
-    return PA_CTX_FAIL(ctx, POSATTN_STATUS_DEVICE_ERROR, "CUDA backend, merge_states: %s", st.msg);
+  if (!st.ok) return launch_fail(ctx, "merge_states", st);
   return POSATTN_STATUS_SUCCESS;
 }

@@ -506,3 +506,18 @@ double pat_fire_mlp_eval(const posattn_fire_params *fire, int32_t q_heads, int32
                          double x) {
   return pa_fire_mlp_eval(fire, q_heads, head, x);
 }
+
+/* ---- CUDA error classifier ----------------------------------------------------------------- */
+int pat_cuda_error_is_sticky(int code) { return pa_cuda_error_is_sticky(code); }
+
+posattn_status pat_cuda_error_report(char *msg, size_t msg_size, int code, int pending,
+                                     const char *what, const char *detail) {
+  return pa_cuda_error_report(msg, msg_size, code, POSATTN_STATUS_DEVICE_ERROR, pending, what,
+                              detail);
+}
+
+void pat_context_fake_device_error(posattn_context *ctx, int code, const char *detail) {
+  ctx->device_error = code;
+  pa_cuda_error_report(ctx->msg, PA_MSG_SIZE, code, POSATTN_STATUS_DEVICE_ERROR, 0, "test",
+                       detail);
+}

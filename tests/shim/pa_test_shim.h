@@ -153,6 +153,15 @@ double pat_fire_segments_eval(const pat_fire_segs *s, int32_t head, double x);
 double pat_fire_mlp_eval(const posattn_fire_params *fire, int32_t q_heads, int32_t head,
                          double x);
 
+/* ---- the CUDA error classifier (host/cuda_error.c: a pure function of the cudaError_t value) -- */
+int pat_cuda_error_is_sticky(int code);
+/* The status and message the CUDA backend gives a failed call (fallback DEVICE_ERROR). */
+posattn_status pat_cuda_error_report(char *msg, size_t msg_size, int code, int pending,
+                                     const char *what, const char *detail);
+/* Sets the context's recorded CUDA error and message as the CUDA backend does on a failure, so
+ * that posattn_context_last_device_error() can be tested without a GPU. */
+void pat_context_fake_device_error(posattn_context *ctx, int code, const char *detail);
+
 #ifdef __cplusplus
 }
 #endif
