@@ -1039,6 +1039,125 @@ typedef struct append_write {
   int32_t page, b, lo, hi;
 } append_write;
 
+static int append_write_order(const void *x, const void *y) {
+  const append_write *a = (const append_write *)x, *b = (const append_write *)y;
+  if (a->page != b->page) return a->page < b->page ? -1 : 1;
+  if (a->lo != b->lo) return a->lo < b->lo ? -1 : 1;
+  return a->b < b->b ? -1 : a->b > b->b;
+}
+
+/* Two writes into one (page, slot) would race on a GPU and leave one of them. Every sequence's
+ * writes are cut into one slot range per touched page (`touched` of them, counted by the caller),
+ * sorted by (page, first slot); ranges of one page then overlap exactly when one starts before
+ * the furthest end seen so far on that page: O(touched log touched). */
+static posattn_status check_append_writes(char *msg, size_t msg_size, const pa_append_problem *p,
+                                          int64_t touched) {
+  const posattn_cache_append_desc *desc = p->desc;
+  if ((uint64_t)touched > SIZE_MAX / sizeof(append_write))
+    FAIL(POSATTN_STATUS_BAD_SIZE, "the append touches %" PRId64 " pages: too many to check",
+         touched);
+  append_write *w = (append_write *)malloc((size_t)touched * sizeof *w);
+  if (w == NULL)
+    FAIL(POSATTN_STATUS_ALLOC_FAILED,
+         "out of host memory checking the %" PRId64 " page writes of the append", touched);
+  int64_t n = 0;
+  for (int32_t b = 0; b < p->batch; ++b) {
+    const int64_t start = desc->cache_lens[b], end = start + pa_app_count(p, b);
+    for (int64_t j = start; j < end; j = (j / p->page_size + 1) * p->page_size) {
+      const int64_t k = j / p->page_size, page_end = (k + 1) * p->page_size;
+      w[n++] = (append_write){desc->block_table[(int64_t)b * p->mpps + k], b,
+                              (int32_t)(j - k * p->page_size),
+                              (int32_t)((end < page_end ? end : page_end) - k * p->page_size)};
+    }
+  }
+  posattn_status st = POSATTN_STATUS_SUCCESS;
+  if (n != touched) {
+    st = pa_fail(msg, msg_size, POSATTN_STATUS_INTERNAL,
+                 "internal check failed at %s:%d: %" PRId64 " page writes, %" PRId64 " counted",
+                 __FILE__, __LINE__, n, touched);
+  } else {
+    qsort(w, (size_t)n, sizeof *w, append_write_order);
+    int64_t reach = 0; /* the write of the current page that ends last */
+    for (int64_t i = 1; i < n && st == POSATTN_STATUS_SUCCESS; ++i) {
+      if (w[i].page != w[reach].page) {
+        reach = i;
+        continue;
+      }
+      if (w[i].lo < w[reach].hi) {
+        const append_write *a = &w[reach], *c = &w[i];
+        st = pa_fail(msg, msg_size, POSATTN_STATUS_INVALID_ARGUMENT,
+                     "page %d is written twice: by sequence %d (slots %d..%d) and sequence %d "
+                     "(slots %d..%d); one append must not write a (page, slot) twice (a page "
+                     "shared between sequences, or listed twice in a block_table row)",
+                     a->page, a->b, a->lo, a->hi - 1, c->b, c->lo, c->hi - 1);
+      } else if (w[i].hi > w[reach].hi) {
+        reach = i;
+      }
+    }
+  }
+  free(w);
+  return st;
+}
+
+/* Whether the offset difference x is sum_i c_i * stride_i with |c_i| < extent_i over the axes
+ * ax[0 .. n) (extent > 1, sorted by stride, each stride above the span of the axes below it, as
+ * check_strides accepts them). Exact: the axes below the top one reach at most stride - 1 either
+ * way, so the top coefficient is floor(x / stride) or one more; at most 2^n leaves. c[] receives
+ * the coefficients found. */
+static int offset_difference(const axis *ax, int n, int64_t x, int64_t *c) {
+  if (n == 0) return x == 0;
+  const int64_t s = ax[n - 1].stride, e = ax[n - 1].extent;
+  const int64_t q = x / s - (x % s < 0); /* floor: x - q*s in [0, s) */
+  for (int64_t k = q; k <= q + 1; ++k) {
+    if (k <= -e || k >= e) continue; /* |k * s| <= span: no overflow below */
+    c[n - 1] = k;
+    if (offset_difference(ax, n - 1, x - k * s, c)) return 1;
+  }
+  return 0;
+}
+
+/* K and V pools that an append writes must not share an element. They share one layout (the
+ * cache's strides), so they do exactly when the distance between their bases is the difference
+ * of two element offsets of that layout: interleaved pools (K and V of a page, or of a slot,
+ * side by side in one buffer) are disjoint, a V pool that starts inside a K page is not. */
+static posattn_status check_pools_disjoint(char *msg, size_t msg_size, const posattn_kv_cache *c) {
+  const int64_t esize = (int64_t)posattn_dtype_size(c->dtype);
+  /* both pools are aligned to esize (check_cache); a distance beyond int64 shares nothing */
+  const uintptr_t kp = (uintptr_t)c->k_pages, vp = (uintptr_t)c->v_pages;
+  const uintptr_t dist = kp < vp ? vp - kp : kp - vp;
+  if (dist > (uintptr_t)INT64_MAX) return POSATTN_STATUS_SUCCESS;
+  const int64_t delta = kp <= vp ? (int64_t)dist / esize : -((int64_t)dist / esize); /* v - k */
+  axis all[4] = {{NULL, "features", c->head_dim, 1},
+                 {"stride_head", "heads", c->kv_heads, c->stride_head},
+                 {"stride_slot", "slots", c->page_size, c->stride_slot},
+                 {"stride_page", "pages", c->num_pages, c->stride_page}};
+  axis ax[4];
+  int n = 0;
+  for (int i = 0; i < 4; ++i)
+    if (all[i].extent > 1) ax[n++] = all[i];
+  for (int i = 1; i < n; ++i) /* by stride, as check_strides orders them */
+    for (int j = i; j > 0 && ax[j].stride < ax[j - 1].stride; --j) {
+      const axis t = ax[j];
+      ax[j] = ax[j - 1];
+      ax[j - 1] = t;
+    }
+  int64_t coef[4] = {0, 0, 0, 0};
+  if (!offset_difference(ax, n, delta, coef)) return POSATTN_STATUS_SUCCESS;
+  char apart[160] = "";
+  for (int i = n - 1; i >= 0; --i) {
+    if (coef[i] == 0) continue;
+    const size_t used = strlen(apart);
+    snprintf(apart + used, sizeof apart - used, "%s%+" PRId64 " %s", used ? ", " : "", coef[i],
+             ax[i].extent_name);
+  }
+  FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
+       "cache->k_pages and cache->v_pages share elements: v_pages - k_pages = %" PRId64
+       " elements (%s by the cache strides), so the element of K at (page, slot, head, feature) "
+       "is the element of V at a shifted index; the pools an append writes must be disjoint "
+       "element by element (interleaved pools are fine)",
+       delta, apart[0] ? apart : "the same base");
+}
+
 posattn_status pa_validate_append(char *msg, size_t msg_size, const posattn_cache_append_desc *desc,
                                   const posattn_kv_cache *cache, posattn_dtype in_dtype,
                                   const posattn_tensor *k_new, const posattn_tensor *v_new,
@@ -1098,36 +1217,7 @@ posattn_status pa_validate_append(char *msg, size_t msg_size, const posattn_cach
       if (pos > p.max_pos) p.max_pos = (int32_t)pos;
     }
   }
-  /* Two writes into one (page, slot) would race on a GPU and leave one of them: compare the
-   * slot ranges of every pair of touched pages (pages per call are few: a page covers
-   * page_size tokens). */
-  for (int32_t b = 0; b < p.batch && touched > 1; ++b) {
-    const int32_t start = desc->cache_lens[b], cnt = pa_app_count(&p, b);
-    for (int64_t j = start; j < (int64_t)start + cnt; j = (j / p.page_size + 1) * p.page_size) {
-      const int32_t page = desc->block_table[(int64_t)b * p.mpps + j / p.page_size];
-      const int64_t lo = j % p.page_size;
-      const int64_t hi = ((int64_t)start + cnt < (j / p.page_size + 1) * p.page_size
-                              ? (int64_t)start + cnt - (j / p.page_size) * p.page_size
-                              : p.page_size);
-      for (int32_t b2 = b; b2 < p.batch; ++b2) {
-        const int32_t s2 = desc->cache_lens[b2], c2 = pa_app_count(&p, b2);
-        for (int64_t j2 = s2; j2 < (int64_t)s2 + c2; j2 = (j2 / p.page_size + 1) * p.page_size) {
-          if (b2 == b && j2 <= j) continue;
-          if (desc->block_table[(int64_t)b2 * p.mpps + j2 / p.page_size] != page) continue;
-          const int64_t lo2 = j2 % p.page_size;
-          const int64_t hi2 = ((int64_t)s2 + c2 < (j2 / p.page_size + 1) * p.page_size
-                                   ? (int64_t)s2 + c2 - (j2 / p.page_size) * p.page_size
-                                   : p.page_size);
-          if (lo < hi2 && lo2 < hi)
-            FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
-                 "page %d is written twice: by sequence %d (slots %" PRId64 "..%" PRId64
-                 ") and sequence %d (slots %" PRId64 "..%" PRId64
-                 "); a page shared between sequences must not be appended to through both",
-                 page, b, lo, hi - 1, b2, lo2, hi2 - 1);
-        }
-      }
-    }
-  }
+  if (touched > 1) PA_TRY(check_append_writes(msg, msg_size, &p, touched));
   if (desc->pe.kind == POSATTN_PE_ROPE && cache->k_rotated) {
     PA_TRY(check_rope_fp32(msg, msg_size, &desc->pe.rope, p.d, "desc->pe.rope"));
     if (desc->pe.rope.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK)
@@ -1142,7 +1232,7 @@ posattn_status pa_validate_append(char *msg, size_t msg_size, const posattn_cach
                             "kv_heads", p.d, in_dtype, "in_dtype", &rk));
     PA_TRY(check_btd_tensor(msg, msg_size, "v_new", v_new, p.batch, p.n, "num_tokens", p.hkv,
                             "kv_heads", p.d, in_dtype, "in_dtype", &rv));
-    PA_TRY(check_disjoint(msg, msg_size, "cache->k_pages", pools[0], "cache->v_pages", pools[1]));
+    PA_TRY(check_pools_disjoint(msg, msg_size, cache));
     PA_TRY(check_disjoint(msg, msg_size, "cache->k_pages", pools[0], "k_new", rk));
     PA_TRY(check_disjoint(msg, msg_size, "cache->k_pages", pools[0], "v_new", rv));
     PA_TRY(check_disjoint(msg, msg_size, "cache->v_pages", pools[1], "k_new", rk));
