@@ -17,7 +17,7 @@
  * outputs (a and c are logit-level studies and always use the emulation).
  *
  * Default run: 2-2.5 minutes of CPU (215-267 s wall on 2 shared cores). --full: denser grids,
- * more samples. --activations: a, b, c on a model's captured q, k, v (host/drift.h). */
+ * more samples. --activations: a, b, c on a model's captured q, k, v (drift.h). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>

@@ -38,7 +38,7 @@ posattn_status pa_gpu_ref64_forward(const posattn_attention_desc *desc, const po
 /* One query row against n keys, host in / host out, through pa_gpu_ref64_forward on device 0:
  * q[d] at position pq, K and V [n][d] (values as the kernel reads them, K un-rotated), key
  * positions pk[n], no mask. Writes out[d] and *lse. The fp64 answer of posattn-drift's experiment
- * b with --backend cuda (host/drift.h, pa_drift_opts.gold_row); `user` is unused. */
+ * b with --backend cuda (bench/drift/drift.h, pa_drift_opts.gold_row); `user` is unused. */
 posattn_status pa_gpu_ref64_row(void *user, const posattn_pe *pe, const double *q, int32_t pq,
                                 const double *K, const double *V, const int32_t *pk, int32_t n,
                                 int32_t d, double *out, double *lse, char *msg, size_t msg_size);

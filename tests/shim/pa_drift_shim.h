@@ -1,4 +1,4 @@
-/* pa_drift_shim.h -- what the drift tests need from the precision-study engine (host/drift.h,
+/* pa_drift_shim.h -- what the drift tests need from the precision-study engine (bench/drift/drift.h,
  * which tests may not include). Configurations are the engine's text form:
  * "preset[,key=value...]", presets fp64, fp32, baseline-bf16|fp16, tc-bf16|fp16, keys input,
  * angle (f64|fast|exact), table, rot, operand, qk_acc, softmax, p, pv_acc, output
@@ -41,7 +41,7 @@ const char *pa_drift_shim_prefill_kernel(const posattn_attention_desc *desc, pos
                                          posattn_dtype out, char *msg, size_t msg_size);
 
 /* Key j's share of the attention-weight error on normalised weights (w / sum w):
- * |w_low_j - w_gold_j| / sum_t |w_low_t - w_gold_t| (host/drift.h pa_drift_weight_share). */
+ * |w_low_j - w_gold_j| / sum_t |w_low_t - w_gold_t| (bench/drift/drift.h pa_drift_weight_share). */
 double pa_drift_shim_weight_share(const double *w_low, const double *w_gold, int64_t n, int64_t j);
 
 /* n vectors of d components with spectrum "iso", "low" or "high" (outliers x gain on `pairs`
@@ -66,7 +66,7 @@ posattn_status pa_drift_shim_experiment(char exp, uint64_t seed, int32_t b_max_l
                                         int32_t b_rows, int32_t a_draws, const char *acts_dir,
                                         pa_drift_shim_table *t, char *msg, size_t msg_size);
 
-/* Activations as posattn-drift --activations loads them from dir (host/drift.h pa_drift_acts):
+/* Activations as posattn-drift --activations loads them from dir (bench/drift/drift.h pa_drift_acts):
  * q [T][hq][d], k and v [T][hkv][d], widened to fp64; pos [T]. */
 typedef struct pa_drift_shim_acts {
   int32_t T, hq, hkv, d;

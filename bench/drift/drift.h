@@ -1,5 +1,6 @@
-/* drift.h -- low-precision attention emulation (host/lowp.c) and the drift-study experiments
- * (host/drift.c) behind posattn-drift. Internal: not installed, not seen by tests (they use
+/* drift.h -- low-precision attention emulation (lowp.c) and the drift-study experiments
+ * (drift.c) behind posattn-drift: the precision-study engine, a static library beside the tool
+ * (engine.cmake), not part of libposattn. Not installed, not seen by tests (they use
  * tests/shim/pa_drift_shim.h).
  *
  * The emulation computes attention in fp64 and rounds to a chosen format at each point where a
@@ -140,7 +141,7 @@ posattn_status pa_lp_forward(const pa_lp_config *c, const posattn_attention_desc
                              const posattn_tensor *v, double *out, double *lse, double *logits,
                              char *msg, size_t msg_size);
 
-/* ---- experiments (host/drift.c) ------------------------------------------------------------
+/* ---- experiments (drift.c) ----------------------------------------------------------------
  * Each fills a table: one string column "series", numeric columns, one row per point. */
 typedef struct pa_drift_table {
   const char *name;      /* "a_rope_shift", ... */

@@ -1,5 +1,5 @@
 /* lowp.c -- low-precision attention emulation: fp64 arithmetic rounded to a chosen format at
- * every point where a kernel rounds, each point switchable on its own (host/drift.h). */
+ * every point where a kernel rounds, each point switchable on its own (drift.h). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

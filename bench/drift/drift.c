@@ -1,4 +1,4 @@
-/* drift.c -- the precision-study experiments of posattn-drift (host/drift.h), built on the
+/* drift.c -- the precision-study experiments of posattn-drift (drift.h), built on the
  * low-precision emulation of lowp.c. Everything is deterministic for a given seed. */
 #include <math.h>
 #include <stdarg.h>
