@@ -1127,10 +1127,10 @@ static posattn_status check_pools_disjoint(char *msg, size_t msg_size, const pos
   const uintptr_t dist = kp < vp ? vp - kp : kp - vp;
   if (dist > (uintptr_t)INT64_MAX) return POSATTN_STATUS_SUCCESS;
   const int64_t delta = kp <= vp ? (int64_t)dist / esize : -((int64_t)dist / esize); /* v - k */
-  axis all[4] = {{NULL, "features", c->head_dim, 1},
-                 {"stride_head", "heads", c->kv_heads, c->stride_head},
-                 {"stride_slot", "slots", c->page_size, c->stride_slot},
-                 {"stride_page", "pages", c->num_pages, c->stride_page}};
+  axis all[4] = {{NULL, "feature", c->head_dim, 1},
+                 {"stride_head", "head", c->kv_heads, c->stride_head},
+                 {"stride_slot", "slot", c->page_size, c->stride_slot},
+                 {"stride_page", "page", c->num_pages, c->stride_page}};
   axis ax[4];
   int n = 0;
   for (int i = 0; i < 4; ++i)
@@ -1152,10 +1152,10 @@ static posattn_status check_pools_disjoint(char *msg, size_t msg_size, const pos
   }
   FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
        "cache->k_pages and cache->v_pages share elements: v_pages - k_pages = %" PRId64
-       " elements (%s by the cache strides), so the element of K at (page, slot, head, feature) "
-       "is the element of V at a shifted index; the pools an append writes must be disjoint "
+       " elements = %s in the cache strides, so an element of K at (page, slot, head, feature) "
+       "is also the V element that many steps away; the pools an append writes must be disjoint "
        "element by element (interleaved pools are fine)",
-       delta, apart[0] ? apart : "the same base");
+       delta, apart[0] ? apart : "0 (the same base)");
 }
 
 posattn_status pa_validate_append(char *msg, size_t msg_size, const posattn_cache_append_desc *desc,
