@@ -210,6 +210,32 @@ INSTANTIATE_TEST_SUITE_P(Grid, PlanRefEqualsForward, ::testing::ValuesIn(forward
                                   (i.param.features ? "_window_softcap_sinks_pos" : "");
                          });
 
+// The NaN rule per (row, head): a non-finite value reaches exactly the rows that see its key.
+TEST(PlanRefNanRule, PoisonsOnlyTheRowsThatSeeTheKey) {
+  Ctx C(POSATTN_BACKEND_REF);
+  PlanCase pc;
+  pc.seqs = {{2, 10}, {3, 12}};
+  PlanData D(pc);
+  const int64_t row_elems = int64_t(pc.hkv) * pc.d;
+  auto slot_of = [&](int b, int j) { return (int64_t(D.page_of(b, j)) * pc.page_size + j % pc.page_size) * row_elems; };
+  static_cast<float *>(D.vpool.data)[slot_of(0, 4) + 3] = NAN;               // kv head 0, token 4 of 0
+  static_cast<float *>(D.kpool.data)[slot_of(1, 11) + pc.d + 1] = INFINITY;  // kv head 1, last token of 1
+  RunOut R(D);
+  run_ok(C.ctx, D, R);
+  for (int h = 0; h < pc.hq; ++h) {
+    const bool head1 = h / (pc.hq / pc.hkv) == 1;
+    // sequence 0 (rows 0, 1): both queries see token 4, through kv head 0
+    for (int64_t r = 0; r < 2; ++r) {
+      EXPECT_EQ(std::isnan(R.l(r, h)), !head1) << "row " << r << " head " << h;
+      EXPECT_EQ(std::isnan(R.o(r, h, 0)), !head1) << "row " << r << " head " << h;
+    }
+    // sequence 1 (rows 2..4): only query 2 (i' = 11) sees token 11, and only through kv head 1
+    for (int64_t r = 2; r < 4; ++r) EXPECT_TRUE(std::isfinite(R.l(r, h)) && std::isfinite(R.o(r, h, 5)));
+    EXPECT_EQ(std::isnan(R.l(4, h)), head1) << "head " << h;
+    EXPECT_EQ(std::isnan(R.o(4, h, 0)), head1) << "head " << h;
+  }
+}
+
 // ---- (c) plan validation ---------------------------------------------------------------------
 
 struct DescRule {
