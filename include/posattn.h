@@ -882,10 +882,15 @@ POSATTN_API posattn_status posattn_merge_states_inplace(posattn_context *ctx,
  * <= max_q_tokens (else the whole run writes nothing); per sequence 0 <= L_b <= max_pages_per_seq
  * * page_size, block-table entries of pages 0 .. ceil(L_b/page_size)-1 in [0, num_pages), and
  * every position it reads in [0, max_position] (else that sequence's out and lse rows are not
- * written; the other sequences are computed). Appends check the same and write nothing for an
- * offending sequence. The first violation a kernel finds is recorded in the workspace's ERROR
- * RECORD (the sequence, the array, the index and the value); posattn_plan_check reads and clears
- * it. Nothing is ever read or written out of bounds because of a bad index.
+ * written; the other sequences are computed). Appends check the same, except that they need
+ * n_b <= L_b and check only the block-table entries of the pages they write, and write nothing
+ * for an offending sequence. A sequence with n_b = 0 is not read at all (its kv_lens entry and
+ * block-table row may hold anything: padding). The first violation found is recorded in the
+ * workspace's ERROR RECORD (the sequence, the array, the index and the value) unless the record
+ * already holds one; posattn_plan_check reads and clears it. REF checks in a fixed order
+ * (q_indptr; then sequence by sequence: kv_lens, block table, query positions, kv positions);
+ * with several violations in one call the kernels may record a different one of them. Nothing
+ * is ever read or written out of bounds because of a bad index.
  *
  * STREAMS AND THREADS. A plan is immutable after creation: runs and appends only read it, so one
  * plan may be used from several threads and streams at once (each with its own context, or one
