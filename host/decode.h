@@ -109,6 +109,36 @@ posattn_status pa_validate_append_workspace(char *msg, size_t msg_size,
                                             size_t ws_bytes, size_t required);
 
 /* ---- REF (host/ref_decode.c), fp64 ---------------------------------------------------------- */
+/* One query row of paged attention in fp64, shared by REF decode and the REF plan run
+ * (host/ref_paged.c) so that both compute exactly the same thing. The settings of the call: */
+typedef struct pa_ref_paged_cfg {
+  const posattn_kv_cache *cache; /* pools, dtype, strides, FP8 scales */
+  int32_t d, hq, group, page_size;
+  double scale;                  /* effective softmax scale */
+  float softcap;
+  int32_t causal, window_left;
+  const posattn_pe *pe;          /* validated; its arrays readable */
+  int32_t rotary_dim;            /* ROPE: effective rotary dim (q is rotated), else 0 */
+  int rotate_k;                  /* ROPE on an un-rotated cache: K rotated at its position */
+  const double *inv_freq;        /* [rotary_dim/2] when rotary_dim > 0 */
+  double attn_factor;
+  const float *sink_logits;      /* [hq] or NULL */
+} pa_ref_paged_cfg;
+/* One sequence of the cache: its block-table row, its kv positions row (NULL: j) and length. */
+typedef struct pa_ref_paged_seq {
+  const int32_t *block_row;
+  const int32_t *kv_pos;
+  int32_t len;
+} pa_ref_paged_seq;
+/* Query row (head h) aligned with cache index ia, at position pq: q[d] holds the widened,
+ * un-rotated query and is rotated in place; k[d], acc[d] are scratch. Two passes over the visible
+ * tokens (maximum and NaN rule, then the weighted sum), the logits recomputed rather than stored,
+ * so the scratch does not grow with the cache. Writes out[ooff .. ooff + d) (rounded once to
+ * out_dtype) and *lse (if not NULL). */
+void pa_ref_paged_row(const pa_ref_paged_cfg *cfg, const pa_ref_paged_seq *seq, int64_t ia,
+                      int64_t pq, int32_t h, double *q, double *k, double *acc, void *out,
+                      posattn_dtype out_dtype, int64_t ooff, float *lse);
+
 size_t pa_ref_decode_workspace_size(const pa_decode_problem *p);
 posattn_status pa_ref_decode(posattn_context *ctx, const pa_decode_problem *p, void *ws,
                              size_t ws_bytes);

@@ -5,10 +5,11 @@
  * of its kv head); an append stores fp8(x / scale), rounded once from fp64 and saturated.
  *
  * Decode walks each (sequence, query token, head) row over the sequence's cache tokens through
- * the block table: logits scale*(q'.k'), softcap, + pa_pe_bias_eval; two-pass softmax with the
- * row maximum subtracted and the sink (if any) as one more term without a value; out rounded
- * once. K is rotated at its position per row (un-rotated caches) rather than cached, so the
- * workspace stays O(max cache length) however long the context. Append widens each new K row,
+ * the block table (pa_ref_paged_row, shared with the plan run of host/ref_paged.c): logits
+ * scale*(q'.k'), softcap, + pa_pe_bias_eval; two-pass softmax with the row maximum subtracted and
+ * the sink (if any) as one more term without a value; out rounded once. K is rotated at its
+ * position per row (un-rotated caches) and the logits are recomputed in the second pass rather
+ * than stored, so the workspace is O(head_dim) however long the context. Append widens each new K row,
  * rotates it in fp64 when the cache holds rotated keys, and rounds once to the cache dtype.
  * Non-finite values follow posattn.h's NaN RULE as in ref.c (pa_ref_logit, pa_ref_poisoned_row). */
 #include <math.h>
@@ -16,9 +17,9 @@
 
 #include "decode.h"
 
-/* [rotary_dim/2] inv_freq, q[d], k[d], acc[d], s[max_len] (doubles) */
+/* [rotary_dim/2] inv_freq, q[d], k[d], acc[d] (doubles) */
 size_t pa_ref_decode_workspace_size(const pa_decode_problem *p) {
-  return ((size_t)(p->rotary_dim / 2) + 3 * (size_t)p->d + (size_t)p->max_len) * sizeof(double);
+  return ((size_t)(p->rotary_dim / 2) + 3 * (size_t)p->d) * sizeof(double);
 }
 
 static posattn_status check_ws(posattn_context *ctx, void *ws, size_t ws_bytes, size_t need) {
@@ -29,60 +30,77 @@ static posattn_status check_ws(posattn_context *ctx, void *ws, size_t ws_bytes, 
   return POSATTN_STATUS_SUCCESS;
 }
 
-/* One query row (sequence b, token t, head h). */
-static void decode_row(const pa_decode_problem *p, const double *inv_freq, double af, double *q,
-                       double *k, double *acc, double *s, int32_t b, int32_t t, int32_t h) {
-  const posattn_decode_desc *D = p->desc;
-  const posattn_kv_cache *c = p->cache;
-  const int32_t d = p->d, len = pa_dec_len(p, b), hk = h / p->group;
-  const int64_t pq = pa_dec_q_pos(p, b, t);
-  const int64_t qoff = (int64_t)b * p->q->stride_batch + (int64_t)t * p->q->stride_seq +
-                       (int64_t)h * p->q->stride_head;
-  for (int32_t f = 0; f < d; f++) q[f] = pa_load(p->q->data, p->q->dtype, qoff + f);
-  if (p->rotary_dim) pa_rope_rotate(D->pe.rope.layout, p->rotary_dim, inv_freq, af, pq,
-                                    q + D->pe.rope.rotary_offset);
+/* Logit of the row's query q' (rotated) and cache token j of seq, and whether token j's value
+ * row holds a non-finite element (*bad_v). k[d] is scratch. */
+static double paged_logit(const pa_ref_paged_cfg *cfg, const pa_ref_paged_seq *seq,
+                          const double *q, double *k, int32_t h, int64_t pq, int32_t j,
+                          int *bad_v) {
+  const posattn_kv_cache *c = cfg->cache;
+  const int32_t d = cfg->d, hk = h / cfg->group;
+  const int64_t page = seq->block_row[j / cfg->page_size];
+  const int64_t off = page * c->stride_page + (int64_t)(j % cfg->page_size) * c->stride_slot +
+                      (int64_t)hk * c->stride_head;
+  const int64_t pk = seq->kv_pos ? seq->kv_pos[j] : j;
+  const double ks = pa_cache_scale(c, 0, hk);
+  *bad_v = 0;
+  for (int32_t f = 0; f < d; f++) *bad_v |= !isfinite(pa_load(c->v_pages, c->dtype, off + f));
+  for (int32_t f = 0; f < d; f++) k[f] = pa_load(c->k_pages, c->dtype, off + f) * ks;
+  if (cfg->rotate_k)
+    pa_rope_rotate(cfg->pe->rope.layout, cfg->rotary_dim, cfg->inv_freq, cfg->attn_factor, pk,
+                   k + cfg->pe->rope.rotary_offset);
+  double dot = 0;
+  for (int32_t f = 0; f < d; f++) dot += q[f] * k[f];
+  return pa_ref_logit(dot, cfg->scale, cfg->softcap,
+                      pa_pe_bias_eval(cfg->pe, cfg->hq, h, pq, pk));
+}
 
-  const double ks = pa_cache_scale(c, 0, hk), vs = pa_cache_scale(c, 1, hk);
-  double mx = D->sink_logits ? (double)D->sink_logits[h] : -INFINITY;
-  int poisoned = 0;
-  for (int32_t j = 0; j < len; j++) {
-    s[j] = -INFINITY;
-    if (!pa_dec_visible(p, b, t, j)) continue;
-    const int64_t pk = pa_dec_kv_pos(p, b, j), off = pa_dec_kv_offset(p, b, j, hk);
-    for (int32_t f = 0; f < d; f++) poisoned |= !isfinite(pa_load(c->v_pages, c->dtype, off + f));
-    for (int32_t f = 0; f < d; f++) k[f] = pa_load(c->k_pages, c->dtype, off + f) * ks;
-    if (p->rotate_k) pa_rope_rotate(D->pe.rope.layout, p->rotary_dim, inv_freq, af, pk,
-                                     k + D->pe.rope.rotary_offset);
-    double dot = 0;
-    for (int32_t f = 0; f < d; f++) dot += q[f] * k[f];
-    const double sc =
-        pa_ref_logit(dot, p->scale, D->softcap, pa_pe_bias_eval(&D->pe, p->hq, h, pq, pk));
-    poisoned |= !isfinite(sc);
-    s[j] = sc;
+static int paged_visible(const pa_ref_paged_cfg *cfg, int64_t ia, int32_t j) {
+  if (cfg->causal && j > ia) return 0;
+  if (cfg->window_left >= 0 && j < ia - cfg->window_left) return 0;
+  return 1;
+}
+
+void pa_ref_paged_row(const pa_ref_paged_cfg *cfg, const pa_ref_paged_seq *seq, int64_t ia,
+                      int64_t pq, int32_t h, double *q, double *k, double *acc, void *out,
+                      posattn_dtype out_dtype, int64_t ooff, float *lse) {
+  const posattn_kv_cache *c = cfg->cache;
+  const int32_t d = cfg->d, hk = h / cfg->group;
+  if (cfg->rotary_dim)
+    pa_rope_rotate(cfg->pe->rope.layout, cfg->rotary_dim, cfg->inv_freq, cfg->attn_factor, pq,
+                   q + cfg->pe->rope.rotary_offset);
+  /* pass 1: the maximum logit (the sink counts) and the NaN rule */
+  const double sink = cfg->sink_logits ? (double)cfg->sink_logits[h] : -INFINITY;
+  double mx = sink;
+  int poisoned = 0, bad_v = 0;
+  for (int32_t j = 0; j < seq->len; j++) {
+    if (!paged_visible(cfg, ia, j)) continue;
+    const double sc = paged_logit(cfg, seq, q, k, h, pq, j, &bad_v);
+    poisoned |= bad_v | !isfinite(sc);
     if (sc > mx) mx = sc;
   }
-  const int64_t ooff = (int64_t)b * p->out->stride_batch + (int64_t)t * p->out->stride_seq +
-                       (int64_t)h * p->out->stride_head;
-  float *lse = p->lse ? &p->lse[((int64_t)b * p->hq + h) * p->n + t] : NULL;
   if (poisoned) {
-    pa_ref_poisoned_row(p->out->data, p->out->dtype, ooff, d, lse);
+    pa_ref_poisoned_row(out, out_dtype, ooff, d, lse);
     return;
   }
-
+  /* pass 2: the same logits again (bit-identical), weights and the weighted sum of values */
+  const double vs = pa_cache_scale(c, 1, hk);
   for (int32_t f = 0; f < d; f++) acc[f] = 0;
   double sum = 0;
   if (mx > -INFINITY) { /* else no visible token and no sink: out 0, lse -inf */
-    if (D->sink_logits) sum = exp((double)D->sink_logits[h] - mx);
-    for (int32_t j = 0; j < len; j++) {
-      if (s[j] == -INFINITY) continue;
-      const double w = exp(s[j] - mx);
+    if (cfg->sink_logits) sum = exp(sink - mx);
+    for (int32_t j = 0; j < seq->len; j++) {
+      if (!paged_visible(cfg, ia, j)) continue;
+      const double w = exp(paged_logit(cfg, seq, q, k, h, pq, j, &bad_v) - mx);
       sum += w;
-      const int64_t off = pa_dec_kv_offset(p, b, j, hk);
+      const int64_t page = seq->block_row[j / cfg->page_size];
+      const int64_t off = page * c->stride_page +
+                          (int64_t)(j % cfg->page_size) * c->stride_slot +
+                          (int64_t)hk * c->stride_head;
       for (int32_t f = 0; f < d; f++) acc[f] += w * (pa_load(c->v_pages, c->dtype, off + f) * vs);
     }
   }
   for (int32_t f = 0; f < d; f++)
-    pa_store(p->out->data, p->out->dtype, ooff + f, sum > 0 ? acc[f] / sum : 0.0);
+    pa_store(out, out_dtype, ooff + f, sum > 0 ? acc[f] / sum : 0.0);
   if (lse) *lse = sum > 0 ? (float)(mx + log(sum)) : -INFINITY;
 }
 
@@ -90,19 +108,48 @@ posattn_status pa_ref_decode(posattn_context *ctx, const pa_decode_problem *p, v
                              size_t ws_bytes) {
   PA_CHECK_INTERNAL(ctx, p && p->desc && p->cache && p->q && p->out);
   PA_TRY(check_ws(ctx, ws, ws_bytes, pa_ref_decode_workspace_size(p)));
+  const posattn_decode_desc *D = p->desc;
   double *inv_freq = (double *)ws, *q = inv_freq + p->rotary_dim / 2, *k = q + p->d,
-         *acc = k + p->d, *s = acc + p->d;
+         *acc = k + p->d;
   double af = 1.0;
   if (p->rotary_dim) {
     /* DYNAMIC_NTK without dynamic_seq_len: the largest position in the call + 1, as prefill */
     const int64_t max_pos = p->max_q_pos > p->max_kv_pos ? p->max_q_pos : p->max_kv_pos;
     const int32_t seq_len = max_pos + 1 > INT32_MAX ? INT32_MAX : (int32_t)(max_pos + 1);
-    PA_TRY(posattn_pe_rope_inv_freq(&p->desc->pe.rope, p->d, seq_len, inv_freq, &af, ctx->msg,
+    PA_TRY(posattn_pe_rope_inv_freq(&D->pe.rope, p->d, seq_len, inv_freq, &af, ctx->msg,
                                     PA_MSG_SIZE));
   }
-  for (int32_t b = 0; b < p->batch; b++)
+  const pa_ref_paged_cfg cfg = {.cache = p->cache,
+                                .d = p->d,
+                                .hq = p->hq,
+                                .group = p->group,
+                                .page_size = p->page_size,
+                                .scale = p->scale,
+                                .softcap = D->softcap,
+                                .causal = D->causal,
+                                .window_left = D->window_left,
+                                .pe = &D->pe,
+                                .rotary_dim = p->rotary_dim,
+                                .rotate_k = p->rotate_k,
+                                .inv_freq = inv_freq,
+                                .attn_factor = af,
+                                .sink_logits = D->sink_logits};
+  for (int32_t b = 0; b < p->batch; b++) {
+    const pa_ref_paged_seq seq = {D->block_table + (int64_t)b * p->mpps,
+                                  D->kv_positions ? D->kv_positions + b * p->capacity : NULL,
+                                  pa_dec_len(p, b)};
     for (int32_t t = 0; t < p->n; t++)
-      for (int32_t h = 0; h < p->hq; h++) decode_row(p, inv_freq, af, q, k, acc, s, b, t, h);
+      for (int32_t h = 0; h < p->hq; h++) {
+        const int64_t qoff = (int64_t)b * p->q->stride_batch + (int64_t)t * p->q->stride_seq +
+                             (int64_t)h * p->q->stride_head;
+        const int64_t ooff = (int64_t)b * p->out->stride_batch +
+                             (int64_t)t * p->out->stride_seq + (int64_t)h * p->out->stride_head;
+        for (int32_t f = 0; f < p->d; f++) q[f] = pa_load(p->q->data, p->q->dtype, qoff + f);
+        float *lse = p->lse ? &p->lse[((int64_t)b * p->hq + h) * p->n + t] : NULL;
+        pa_ref_paged_row(&cfg, &seq, (int64_t)seq.len - p->n + t, pa_dec_q_pos(p, b, t), h, q, k,
+                         acc, p->out->data, p->out->dtype, ooff, lse);
+      }
+  }
   return POSATTN_STATUS_SUCCESS;
 }
 

@@ -893,6 +893,194 @@ POSATTN_API posattn_status posattn_merge_states_inplace(posattn_context *ctx,
                                                         int32_t num_states,
                                                         const posattn_attn_state *states);
 
+/* ============================================================================================
+ * Serving: plan once, run per layer (issue 13)
+ *
+ * posattn_decode / posattn_cache_append read their index arrays from host memory and stage them
+ * (and freshly built PE tables) into the workspace on every call: simple, but a server cannot
+ * capture them in a CUDA graph and the host cannot run ahead of the GPU. A PLAN fixes everything
+ * that does not change from step to step -- model shape, cache geometry and dtype, masks, the
+ * positional encoding with its tables, the launch geometry and the workspace size -- for a
+ * maximum problem; a RUN per layer and step takes DEVICE pointers for everything that changes
+ * (query counts, cache lengths, block table, positions, sinks) and only launches kernels.
+ *
+ * One run serves prefill chunks and decode alike ("varlen Q over a paged cache"): sequence b has
+ * n_b = q_indptr[b+1] - q_indptr[b] query tokens (rows q_indptr[b] .. q_indptr[b+1]-1 of q, out
+ * and lse; 0 is allowed) and L_b = kv_lens[b] cached tokens, the step's new tokens included (append
+ * them first with posattn_plan_append, which takes the same q_indptr / kv_lens). Query t of
+ * sequence b is aligned with cache token i' = L_b - n_b + t; the logit, visibility (causal:
+ * j <= i'; window_left: j >= i' - window_left), softcap, positional encodings, sinks and the NaN
+ * rule are exactly those of posattn_decode_desc with num_q_tokens = n_b (any n_b, not 1..8).
+ * Default positions: query t at i', cache token j at j.
+ *
+ * MEMORY SPACES. Everything a run or append reads or writes is backend memory (device memory on
+ * CUDA; host memory on REF and EMU), including q_indptr, kv_lens, block tables, positions and
+ * sinks. The plan descriptor's PE parameter arrays are host memory read (copied) by
+ * posattn_plan_create only.
+ *
+ * BAD DEVICE-SIDE INDICES. A run cannot look at device arrays on the host, so the kernels check
+ * them against the plan: q_indptr must have q_indptr[0] = 0, be non-decreasing and end at
+ * <= max_q_tokens (else the whole run writes nothing); per sequence 0 <= L_b <= max_pages_per_seq
+ * * page_size, block-table entries of pages 0 .. ceil(L_b/page_size)-1 in [0, num_pages), and
+ * every position it reads in [0, max_position] (else that sequence's out and lse rows are not
+ * written; the other sequences are computed). Appends check the same, except that they need
+ * n_b <= L_b and check only the block-table entries of the pages they write, and write nothing
+ * for an offending sequence. A sequence with n_b = 0 is not read at all (its kv_lens entry and
+ * block-table row may hold anything: padding). The first violation found is recorded in the
+ * workspace's ERROR RECORD (the sequence, the array, the index and the value) unless the record
+ * already holds one; posattn_plan_check reads and clears it. REF checks in a fixed order
+ * (q_indptr; then sequence by sequence: kv_lens, block table, query positions, kv positions);
+ * with several violations in one call the kernels may record a different one of them. Nothing
+ * is ever read or written out of bounds because of a bad index.
+ *
+ * STREAMS AND THREADS. A plan is immutable after creation: runs and appends only read it, so one
+ * plan may be used from several threads and streams at once (each with its own context, or one
+ * context per thread). A workspace belongs to one run at a time: concurrent runs need separate
+ * workspaces. Runs and appends on CUDA are asynchronous on the context's stream, issue kernel
+ * launches only (no allocation, copy, synchronisation or attribute query) and can be captured in
+ * a CUDA graph; a replay reads the device arrays' current contents (lengths, tables, query counts
+ * may change between replays; the host scalars -- batch and the pointers -- are baked in).
+ * ========================================================================================== */
+
+typedef struct posattn_plan posattn_plan;
+
+/** The configuration and maximum problem of a plan. */
+typedef struct posattn_plan_desc {
+  int32_t max_batch;         /**< most sequences in one run, >= 1 */
+  int32_t max_q_tokens;      /**< most query tokens in one run, summed over its sequences
+                                  (rows of q/out/lse), >= 1 */
+  int32_t max_pages_per_seq; /**< most pages of one sequence; a sequence holds at most
+                                  max_pages_per_seq * page_size (< 2^31) tokens */
+  int32_t max_position;      /**< largest position id a run may use, in [0, 2^30); 0 = the
+                                  capacity max_pages_per_seq * page_size - 1. Sizes the EXACT RoPE
+                                  tables and is DYNAMIC_NTK's length when dynamic_seq_len is 0. */
+  int32_t q_heads;           /**< >= 1, multiple of cache.kv_heads */
+  int32_t head_dim;          /**< must equal cache.head_dim */
+  /** Cache geometry: dtype, num_pages, page_size, kv_heads, head_dim, strides, k_rotated,
+   *  scale_kind. Its data and scale pointers are ignored (each run and append passes its layer's
+   *  pools and scales). */
+  posattn_kv_cache cache;
+  posattn_dtype q_dtype;     /**< F32, F16 or BF16 (also the dtype of an append's new K/V) */
+  posattn_dtype out_dtype;   /**< F32, F16 or BF16 */
+  int32_t causal;            /**< 0 or 1 (query t sees j <= i') */
+  int32_t window_left;       /**< -1 = unbounded, else j >= i' - window_left */
+  float softcap;             /**< 0 = off, else finite and > 0 */
+  float softmax_scale;       /**< 0 = 1/sqrt(head_dim), else finite, > 0 and <= 1e30 */
+  int32_t use_sinks;         /**< 1: every run passes sink_logits [q_heads]; 0: none */
+  /** KV splits per sequence (flash-decoding; each sequence's pages are cut into num_splits
+   *  ranges computed from its own length on the device). 0 = chosen from the maximum problem;
+   *  1..256 forced. */
+  int32_t num_splits;
+  posattn_pe pe;             /**< NONE, ROPE, ALIBI, FIRE, T5, KERPLE_* (XPOS: NOT_SUPPORTED);
+                                  arrays read at creation only */
+} posattn_plan_desc;
+
+/** Defaults: sizes 0 (must be set), cache zeroed (set it, e.g. with posattn_kv_cache_init),
+ *  q/out BF16, causal 1, window_left -1, softcap 0, softmax_scale 0, no sinks, num_splits 0, pe
+ *  NONE with defaults. NULL is a no-op. */
+POSATTN_API void posattn_plan_desc_init(posattn_plan_desc *desc);
+
+/** Creates a plan on the context's backend (and device): validates `desc` (1xx errors name the
+ *  field and the rule; NOT_SUPPORTED when no kernel serves it), copies the PE parameters, builds
+ *  every PE table for positions up to max_position (device memory owned by the plan on CUDA),
+ *  fixes the launch geometry and the workspace size. Synchronous; allocates. `*out` is NULL on
+ *  failure. Errors: NULL_POINTER, 1xx, NOT_SUPPORTED, ALLOC_FAILED, DEVICE_ERROR. */
+POSATTN_API posattn_status posattn_plan_create(posattn_context *ctx, const posattn_plan_desc *desc,
+                                               posattn_plan **out);
+/** Frees a plan (and its device tables). NULL is a no-op. No run may still use it (on CUDA:
+ *  synchronise the streams that ran it first). */
+POSATTN_API void posattn_plan_destroy(posattn_plan *plan);
+/** Workspace bytes every run and append of this plan needs: an upper bound for every problem
+ *  within the plan's maxima, fixed for the plan's lifetime. Never fails for a valid plan;
+ *  NULL_POINTER otherwise. Pure, thread-safe. */
+POSATTN_API posattn_status posattn_plan_workspace_size(const posattn_plan *plan, size_t *bytes);
+/** Prepares a newly allocated workspace (>= posattn_plan_workspace_size bytes, 256-byte aligned,
+ *  backend memory) for the plan's runs: clears its error record. Once per allocation, outside
+ *  the hot path and outside graph capture. Synchronous (CUDA: on the context's stream, then
+ *  waits). */
+POSATTN_API posattn_status posattn_plan_workspace_init(posattn_context *ctx, const posattn_plan *plan,
+                                                       void *workspace, size_t workspace_bytes);
+
+/** Per-run arguments. Every pointer is backend memory (device memory on CUDA). */
+typedef struct posattn_run_args {
+  int32_t batch;                  /**< sequences in this run, 1..max_batch (host scalar; baked
+                                       into a captured graph: pad with sequences of n_b = 0) */
+  const int32_t *q_indptr;        /**< [batch+1]: sequence b owns rows q_indptr[b] ..
+                                       q_indptr[b+1]-1 of q, out and lse */
+  const int32_t *kv_lens;         /**< [batch]: cached tokens L_b (this step's tokens included) */
+  const int32_t *block_table;     /**< [batch][block_table_stride] page indices */
+  int64_t block_table_stride;     /**< >= max_pages_per_seq */
+  const int32_t *q_positions;     /**< [rows] position of each query row; NULL = i' */
+  const int32_t *kv_positions;    /**< [batch][kv_positions_stride]; NULL = j */
+  int64_t kv_positions_stride;    /**< >= max_pages_per_seq * page_size when kv_positions given */
+  const float *sink_logits;       /**< [q_heads] when the plan has use_sinks, else NULL */
+  void *k_pages;                  /**< this layer's pools, laid out as the plan's cache */
+  void *v_pages;
+  const float *k_scale;           /**< FP8 caches: as posattn_kv_cache (plan's scale_kind) */
+  const float *v_scale;
+  /** q [rows, q_heads, head_dim] of the plan's q_dtype: stride_seq between rows, stride_head
+   *  between heads (stride_batch ignored); the buffer holds max_q_tokens rows. */
+  posattn_tensor q;
+  posattn_tensor out;             /**< as q, dtype = the plan's out_dtype */
+  float *lse;                     /**< NULL or [rows][q_heads] fp32, natural log (a sink counts
+                                       in it as in decode) */
+  void *workspace;                /**< >= posattn_plan_workspace_size bytes, initialised once
+                                       with posattn_plan_workspace_init */
+  size_t workspace_bytes;
+} posattn_run_args;
+
+/** Zeroes every field. NULL is a no-op. */
+POSATTN_API void posattn_run_args_init(posattn_run_args *args);
+
+/** Paged attention for every sequence of the batch (see the section comment). Host-side checks
+ *  are O(1) (pointers, batch, strides, dtypes, alignment, workspace size: 1xx errors before
+ *  anything is launched); device-side indices are checked by the kernels (BAD DEVICE-SIDE
+ *  INDICES: read the result with posattn_plan_check). REF and EMU are synchronous; CUDA
+ *  launches kernels on the context's stream and returns. The context must have the plan's
+ *  backend (and device). Errors: NULL_POINTER, 1xx, DEVICE_ERROR, KERNEL_FAULT (EMU). */
+POSATTN_API posattn_status posattn_plan_run(posattn_context *ctx, const posattn_plan *plan,
+                                            const posattn_run_args *args);
+
+/** Per-append arguments: the step's new K/V rows, addressed like a run's query rows. */
+typedef struct posattn_append_args {
+  int32_t batch;                  /**< 1..max_batch */
+  const int32_t *new_indptr;      /**< [batch+1]: sequence b's new tokens are rows new_indptr[b]
+                                       .. new_indptr[b+1]-1 of k_new/v_new (a run's q_indptr) */
+  const int32_t *kv_lens;         /**< [batch] cache lengths AFTER the append (a run's kv_lens):
+                                       new token t of b goes to cache index L_b - n_b + t */
+  const int32_t *block_table;     /**< [batch][block_table_stride] */
+  int64_t block_table_stride;     /**< >= max_pages_per_seq */
+  const int32_t *positions;       /**< [rows] position of each new token (read only to rotate K
+                                       into a rotated cache); NULL = its cache index */
+  void *k_pages;
+  void *v_pages;
+  const float *k_scale;
+  const float *v_scale;
+  posattn_tensor k_new;           /**< [rows, kv_heads, head_dim] of the plan's q_dtype */
+  posattn_tensor v_new;
+  void *workspace;                /**< as in a run (its error record receives violations) */
+  size_t workspace_bytes;
+} posattn_append_args;
+
+/** Zeroes every field. NULL is a no-op. */
+POSATTN_API void posattn_append_args_init(posattn_append_args *args);
+
+/** Writes the new K/V rows into their pages (converted to the cache dtype with one rounding;
+ *  K rotated in fp32 first for a rotated cache with ROPE, by the plan's PE). Same host-side and
+ *  device-side checking as a run; two sequences writing one (page, slot) is not detected on the
+ *  device (the result is then one of the writes). Errors as posattn_plan_run. */
+POSATTN_API posattn_status posattn_plan_append(posattn_context *ctx, const posattn_plan *plan,
+                                               const posattn_append_args *args);
+
+/** Reads and clears the workspace's error record (synchronous: CUDA waits for the context's
+ *  stream). SUCCESS when no run or append since the last check found a bad index; otherwise the
+ *  status of the first violation (BAD_SEQLENS for q_indptr / kv_lens, INVALID_ARGUMENT for a
+ *  page index, BAD_POSITIONS for a position) with a message naming the sequence, the array
+ *  element and its value, e.g. "run: sequence 3: block_table[3][7] = 9001 is outside
+ *  [0, num_pages = 512)". Not for the hot path. */
+POSATTN_API posattn_status posattn_plan_check(posattn_context *ctx, const posattn_plan *plan,
+                                              void *workspace, size_t workspace_bytes);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif

@@ -4,7 +4,9 @@
 #   2. exported-symbol check of libposattn.so (posattn_* only);
 #   3. install to a temporary prefix; tests/consumer built against it with find_package(posattn)
 #      and with pkg-config, by a plain C compiler, and run;
-#   4. posattn-demo (the README's main job) as a smoke test; the NCCL ring example compiled;
+#   4. posattn-demo (the README's main job) as a smoke test; the server_cuda example run (EMU, or
+#      REF until EMU has plan support) and compiled with its CUDA path; the NCCL ring example
+#      compiled;
 #   5. with nvcc: every kernel compiled for sm_80 and sm_90a with a ptxas spill/local-memory
 #      report, the CUDA-enabled library's exports, and the demo against it (no GPU needed), and
 #      posattn-sass's static model of the main instances against bench/sass/baseline.json;
@@ -84,6 +86,28 @@ echo "pkg-config consumer: $(grep -c ' ok$' "$BUILD_ROOT/consumer/pc.out") check
 
 stage "posattn-demo"
 "$BUILD_ROOT/ci/bench/posattn-demo" || stage_failed "a demo check failed"
+
+# docs/examples/server_cuda.c, the plan/run serving loop: on EMU when the EMU plan backend is
+# built (exit status 77 = no plan support on that backend: then on REF, and said so); also
+# compiled as strict C11 without and, where cuda_runtime.h exists, with its CUDA graph path.
+stage "server_cuda example (plan/run serving loop)"
+server_ex="$BUILD_ROOT/ci/docs/examples/posattn_example_server_cuda"
+rc=0
+"$server_ex" emu || rc=$?
+if [ "$rc" -eq 77 ]; then
+  echo "server_cuda: the EMU backend has no plan support in this build: running it on REF instead"
+  "$server_ex" ref || stage_failed "the server_cuda example failed on REF"
+elif [ "$rc" -ne 0 ]; then
+  stage_failed "the server_cuda example failed on EMU (status $rc)"
+fi
+cc -std=c11 -Wall -Wextra -Werror -fsyntax-only -I "$REPO/include" \
+  "$REPO/docs/examples/server_cuda.c" || stage_failed "server_cuda.c does not compile cleanly"
+if [ -f /usr/local/cuda/include/cuda_runtime.h ]; then
+  cc -std=c11 -Wall -Wextra -Werror -fsyntax-only -DPOSATTN_EXAMPLE_WITH_CUDA \
+    -I "$REPO/include" -I /usr/local/cuda/include "$REPO/docs/examples/server_cuda.c" ||
+    stage_failed "server_cuda.c (CUDA graph path) does not compile cleanly"
+  echo "server_cuda.c compiled with its CUDA path (not run: needs a GPU)"
+fi
 
 # docs/examples/ring_attention.c: built by the ci preset when the toolkit's NCCL is found; here
 # also compiled as strict C99 so that warnings fail. It needs >= 2 GPUs to run: never run in CI.
