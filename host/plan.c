@@ -129,6 +129,7 @@ static void backend_release(posattn_plan *plan) {
 posattn_status posattn_plan_create(posattn_context *ctx, const posattn_plan_desc *desc,
                                    posattn_plan **out) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   if (out == NULL) return PA_CTX_FAIL(ctx, POSATTN_STATUS_NULL_POINTER, "out is NULL");
   *out = NULL;
   posattn_plan *plan = (posattn_plan *)calloc(1, sizeof *plan);
@@ -193,6 +194,7 @@ static posattn_status check_ctx(posattn_context *ctx, const posattn_plan *plan) 
 posattn_status posattn_plan_workspace_init(posattn_context *ctx, const posattn_plan *plan,
                                            void *workspace, size_t workspace_bytes) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   PA_TRY(check_ctx(ctx, plan));
   PA_TRY(pa_validate_plan_workspace(ctx->msg, PA_MSG_SIZE, plan, workspace, workspace_bytes));
 #if defined(POSATTN_WITH_CUDA)
@@ -210,6 +212,7 @@ posattn_status posattn_plan_workspace_init(posattn_context *ctx, const posattn_p
 posattn_status posattn_plan_run(posattn_context *ctx, const posattn_plan *plan,
                                 const posattn_run_args *args) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   PA_TRY(check_ctx(ctx, plan));
   PA_TRY(pa_validate_run_args(ctx->msg, PA_MSG_SIZE, plan, args));
   switch (plan->backend) {
@@ -228,6 +231,7 @@ posattn_status posattn_plan_run(posattn_context *ctx, const posattn_plan *plan,
 posattn_status posattn_plan_append(posattn_context *ctx, const posattn_plan *plan,
                                    const posattn_append_args *args) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   PA_TRY(check_ctx(ctx, plan));
   PA_TRY(pa_validate_append_args(ctx->msg, PA_MSG_SIZE, plan, args));
   switch (plan->backend) {
@@ -301,6 +305,7 @@ static posattn_status report(posattn_context *ctx, const posattn_plan *plan, con
 posattn_status posattn_plan_check(posattn_context *ctx, const posattn_plan *plan, void *workspace,
                                   size_t workspace_bytes) {
   if (ctx == NULL) return POSATTN_STATUS_NULL_POINTER;
+  pa_ctx_enter(ctx);
   PA_TRY(check_ctx(ctx, plan));
   PA_TRY(pa_validate_plan_workspace(ctx->msg, PA_MSG_SIZE, plan, workspace, workspace_bytes));
   pa_run_error rec;

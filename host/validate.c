@@ -1603,15 +1603,24 @@ posattn_status pa_validate_append_args(char *msg, size_t msg_size, const posattn
                           "max_q_tokens rows", plan->hkv, "kv_heads", plan->d, D->q_dtype,
                           "the plan's q_dtype", &in[5]));
   /* The append writes the pools and the workspace's error record; the FP8 scales are read. */
-  byte_range pools[4], w[3];
+  byte_range pools[4], ws;
   PA_TRY(check_layer_pools(msg, msg_size, plan, a->k_pages, a->v_pages, a->k_scale, a->v_scale,
                            pools));
-  PA_TRY(check_plan_workspace(msg, msg_size, plan, a->workspace, a->workspace_bytes, &w[2]));
-  w[0] = pools[0];
-  w[1] = pools[1];
-  const char *const wnames[3] = {"args->k_pages", "args->v_pages", "args->workspace"};
-  const byte_range reads[kIn + 2] = {in[0], in[1], in[2], in[3], in[4], in[5], pools[2], pools[3]};
-  const char *const rnames[kIn + 2] = {inames[0], inames[1], inames[2], inames[3],
-                                       inames[4], inames[5], "args->k_scale", "args->v_scale"};
-  return check_writes_disjoint(msg, msg_size, 3, wnames, w, kIn + 2, rnames, reads);
+  PA_TRY(check_plan_workspace(msg, msg_size, plan, a->workspace, a->workspace_bytes, &ws));
+  /* K and V pools may interleave (one buffer, K and V of a page or slot side by side): they must
+   * not share an ELEMENT (the append's rule, check_pools_disjoint); their byte ranges may cross. */
+  posattn_kv_cache layer = plan->desc.cache;
+  layer.k_pages = a->k_pages;
+  layer.v_pages = a->v_pages;
+  PA_TRY(check_pools_disjoint(msg, msg_size, &layer));
+  const byte_range reads[kIn + 3] = {in[0], in[1], in[2],    in[3],    in[4],
+                                     in[5], pools[2], pools[3], ws};
+  const char *const rnames[kIn + 3] = {inames[0],       inames[1],       inames[2],
+                                       inames[3],       inames[4],       inames[5],
+                                       "args->k_scale", "args->v_scale", "args->workspace"};
+  const char *const wnames[2] = {"args->k_pages", "args->v_pages"};
+  for (int w = 0; w < 2; ++w)
+    for (int r = 0; r < kIn + 3; ++r)
+      PA_TRY(check_disjoint(msg, msg_size, wnames[w], pools[w], rnames[r], reads[r]));
+  return POSATTN_STATUS_SUCCESS;
 }
