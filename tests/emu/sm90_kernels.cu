@@ -1,0 +1,245 @@
+// Self-test kernels of the Hopper primitives (kernels/device/sm90.cuh). Compiled by the host
+// compiler into the emu self-tests (test_emu_sm90.cpp and test_sm90_cute.cpp include this file)
+// and by nvcc for sm_90a as a compile check of the PTX side (tests/emu/CMakeLists.txt); for sm_80
+// the kernel bodies are compiled out (PA_SM90 is 0 there).
+#include "device/sm90.cuh"
+
+namespace sm90_test {
+
+// One operand tile in shared memory as a TMA load lays it out: `chunks` blocks of `rows` rows of
+// `inner` elements (row bytes = 2 * inner; with a swizzle, row bytes = the swizzle width).
+struct Tile {
+  int inner, rows, chunks, swizzle;
+};
+
+// Descriptor of k-block kb (16 elements of k) of a K-major tile (rows = M or N, chunks along k).
+PA_DEVICE uint64_t desc_k_major(pa::sptr<pa::bf16> base, const Tile &t, int kb) {
+  const int rowbytes = 2 * t.inner, chunk = kb * 16 / t.inner, off = (kb * 16 % t.inner) * 2;
+  pa::sptr<pa::bf16> start = base + (chunk * t.rows * rowbytes + off) / 2;
+  // none: the two 8-element halves of k are consecutive chunks (rows * 16 bytes apart)
+  const uint32_t lbo = t.swizzle ? 16u : uint32_t(t.rows * 16);
+  return pa::make_wgmma_desc(start, lbo, uint32_t(8 * rowbytes), t.swizzle);
+}
+// Descriptor of k-block kb of an MN-major tile (rows = k, chunks along mn).
+PA_DEVICE uint64_t desc_mn_major(pa::sptr<pa::bf16> base, const Tile &t, int kb) {
+  const int rowbytes = 2 * t.inner;
+  pa::sptr<pa::bf16> start = base + kb * 16 * rowbytes / 2;
+  const uint32_t chunk_bytes = uint32_t(t.rows * rowbytes);
+  if (t.swizzle == 0)  // SBO: next 8 of mn (next chunk); LBO: next 8 of k (8 rows of 16 bytes)
+    return pa::make_wgmma_desc(start, 128u, chunk_bytes, 0);
+  return pa::make_wgmma_desc(start, chunk_bytes, uint32_t(8 * rowbytes), t.swizzle);
+}
+
+// D (64 x N, fp32, row-major) = A (64 x K) * B, K = 16 * ktiles. A row-major [64][K]; B: TransB 0:
+// [N][K] (K-major), 1: [K][N] (MN-major). A through TMA (SS) or read into registers (RS), B
+// through TMA; one warpgroup (128 threads) plus nothing else. Tiles: dynamic shared memory, A at
+// 0, B at 32 KiB.
+template <int N, bool RS, int TransB>
+__global__ void __launch_bounds__(128) wgmma_gemm(const __grid_constant__ pa::tma_map ta,
+                                                  const __grid_constant__ pa::tma_map tb,
+                                                  pa::gptr<const pa::bf16> a_glob, Tile at, Tile bt,
+                                                  int ktiles, pa::gptr<float> d_out) {
+#if PA_SM90
+  PA_SHARED(uint64_t, bar, 1);
+  pa::sptr<pa::bf16> sa = pa::dynamic_shared<pa::bf16>();
+  pa::sptr<pa::bf16> sb = sa + 16384;
+  const int t = int(threadIdx.x);
+  if (t == 0) {
+    pa::mbarrier_init(bar, 1);
+    pa::fence_mbarrier_init();
+  }
+  __syncthreads();
+  if (pa::elect_one_sync() && t < 32) {
+    const unsigned abytes = RS ? 0u : unsigned(at.inner * at.rows * at.chunks * 2);
+    pa::mbarrier_arrive_expect_tx(bar, abytes + unsigned(bt.inner * bt.rows * bt.chunks * 2));
+    if (!RS) pa::tma_load_3d(sa, ta, 0, 0, 0, bar);
+    pa::tma_load_3d(sb, tb, 0, 0, 0, bar);
+  }
+  pa::mbarrier_wait(bar, 0);
+  const int K = 16 * ktiles;
+  pa::wgmma_acc<N> acc;
+  pa::wgmma_fence();
+  for (int kb = 0; kb < ktiles; ++kb) {
+    const uint64_t bdesc = TransB ? desc_mn_major(sb, bt, kb) : desc_k_major(sb, bt, kb);
+    if (RS) {
+      pa::wgmma_a a;
+      const int w = t / 32, g = (t % 32) / 4, q = t % 4;
+      for (int r = 0; r < 4; ++r) {
+        const int m = 16 * w + g + 8 * (r % 2), k = 16 * kb + 2 * q + 8 * (r / 2);
+        a[r] = uint32_t(pa::bf16(a_glob[m * K + k]).bits) |
+               (uint32_t(pa::bf16(a_glob[m * K + k + 1]).bits) << 16);
+      }
+      pa::wgmma_fence();
+      pa::wgmma_rs<N, pa::bf16, TransB>(acc, a, bdesc, kb > 0);
+      pa::wgmma_commit();
+      pa::wgmma_wait<0>();  // a goes out of scope: its wgmma must have retired
+    } else {
+      pa::wgmma_ss<N, pa::bf16, 0, TransB>(acc, desc_k_major(sa, at, kb), bdesc, kb > 0);
+    }
+  }
+  pa::wgmma_commit();
+  pa::wgmma_wait<0>();
+  for (int i = 0; i < N / 2; ++i)
+    d_out[pa::wgmma_acc_row(t, i) * N + pa::wgmma_acc_col(t, i)] = acc[i];
+#endif
+}
+
+// Planted bugs: each mode breaks one rule; the test expects the emulator's report.
+enum Bug {
+  kAccReadBeforeWait,
+  kTmaDestReadEarly,
+  kSmemWriteDuringWgmma,
+  kExpectTxTooSmall,
+  kExpectTxTooLarge,
+  kParityNeverCompletes,
+  kSwizzleMismatch,
+  kMissingWgmmaFence,
+  kMissingProxyFence,
+  kMbarrierGenericAccess,
+  kNamedBarrierCountMismatch,
+  kSetmaxnregDivergent,
+  kAFragWriteDuringWgmma,
+  kProxyFenceKept,  // threads write A with fence_proxy_async: must pass
+  kNone,  // the same kernel with every rule kept (must pass)
+};
+
+// A (64 x 64) through TMA with 128-byte swizzle, B (64 x 64, K-major) likewise; one k-block.
+__global__ void __launch_bounds__(128) sm90_bug(const __grid_constant__ pa::tma_map ta,
+                                                const __grid_constant__ pa::tma_map tb, int bug,
+                                                pa::gptr<float> out) {
+#if PA_SM90
+  PA_SHARED(uint64_t, bar, 2);
+  pa::sptr<pa::bf16> sa = pa::dynamic_shared<pa::bf16>();
+  pa::sptr<pa::bf16> sb = sa + 4096;
+  const int t = int(threadIdx.x);
+  if (t == 0) {
+    pa::mbarrier_init(bar, 1);
+    pa::mbarrier_init(bar + 1, 1);
+  }
+  __syncthreads();
+  if (bug == kMbarrierGenericAccess && t == 5) out[0] = float(bar[0]);
+  const bool threads_write_a = bug == kMissingProxyFence || bug == kProxyFenceKept;
+  if (threads_write_a) {
+    // threads write A themselves: without fence_proxy_async the wgmma may not see it
+    for (int i = t; i < 4096; i += 128) sa[i] = pa::bf16_from_float(float(i % 7));
+    if (bug == kProxyFenceKept) pa::fence_proxy_async();
+    if (t == 0) {
+      pa::mbarrier_arrive_expect_tx(bar, 8192);
+      pa::tma_load_2d(sb, tb, 0, 0, bar);
+    }
+  } else if (t == 0) {
+    const unsigned bytes = bug == kExpectTxTooSmall ? 8192u : bug == kExpectTxTooLarge ? 20480u : 16384u;
+    pa::mbarrier_arrive_expect_tx(bar, bytes);
+    pa::tma_load_2d(sa, ta, 0, 0, bar);
+    pa::tma_load_2d(sb, tb, 0, 0, bar);
+  }
+  if (bug == kTmaDestReadEarly && t == 3) out[0] = pa::to_float(pa::bf16(sa[3]));
+  if (bug == kNamedBarrierCountMismatch) pa::named_barrier_sync(1, t < 64 ? 128 : 96);
+  if (bug == kSetmaxnregDivergent) {
+    if (t < 64)
+      pa::setmaxnreg_inc<240>();
+    else
+      pa::setmaxnreg_dec<40>();
+  }
+  pa::mbarrier_wait(bar, 0);
+  if (bug == kParityNeverCompletes) pa::mbarrier_wait(bar + 1, 0);  // nobody arrives on bar[1]
+  __syncthreads();
+  pa::wgmma_acc<64> acc;
+  for (int i = 0; i < 32; ++i) acc[i] = 0.f;
+  if (threads_write_a) __syncthreads();
+  if (bug != kMissingWgmmaFence) pa::wgmma_fence();
+  const int swz_a = bug == kSwizzleMismatch ? 0 : 128;
+  const uint64_t adesc = threads_write_a ? pa::make_wgmma_desc(sa, 1024u, 128u, 0)
+                                                   : pa::make_wgmma_desc(sa, 16u, 1024u, swz_a);
+  pa::wgmma_a afrag;
+  for (int r = 0; r < 4; ++r) afrag[r] = 0u;
+  if (bug == kAFragWriteDuringWgmma) {
+    pa::wgmma_fence();
+    pa::wgmma_rs<64, pa::bf16>(acc, afrag, pa::make_wgmma_desc(sb, 16u, 1024u, 128), true);
+    afrag[1] = 7u;
+  } else {
+    pa::wgmma_ss<64, pa::bf16>(acc, adesc, pa::make_wgmma_desc(sb, 16u, 1024u, 128), true);
+  }
+  pa::wgmma_commit();
+  if (bug == kAccReadBeforeWait) out[t] = acc[t % 32];
+  if (bug == kSmemWriteDuringWgmma && t == 70) sb[1] = pa::bf16_from_float(1.f);
+  pa::wgmma_wait<0>();
+  out[t] = acc[0];
+#endif
+}
+
+// One 2D TMA load at (c0, c1) into dynamic shared memory (1024-byte aligned); the raw image, as
+// it lies in shared memory (swizzled), copied to out (box bytes / 4 words).
+__global__ void tma_copy(const __grid_constant__ pa::tma_map m, int c0, int c1, int bytes,
+                         pa::gptr<uint32_t> out) {
+#if PA_SM90
+  PA_SHARED(uint64_t, bar, 1);
+  pa::sptr<uint32_t> img = pa::dynamic_shared<uint32_t>();
+  const int t = int(threadIdx.x);
+  if (t == 0) {
+    pa::mbarrier_init(bar, 1);
+    pa::mbarrier_arrive_expect_tx(bar, unsigned(bytes));
+    pa::tma_load_2d(img, m, c0, c1, bar);
+  }
+  __syncthreads();
+  pa::mbarrier_wait(bar, 0);
+  for (int i = t; i < bytes / 4; i += int(blockDim.x)) out[i] = img[i];
+#endif
+}
+
+// mbarrier phases: a producer warp fills a 2-slot ring for `rounds` rounds, one consumer warp
+// waits and sums (full/empty barriers, parity flipping every lap). out[r] = sum of round r.
+__global__ void mbarrier_ring(pa::gptr<const float> in, int rounds, pa::gptr<float> out) {
+#if PA_SM90
+  PA_SHARED(uint64_t, full, 2);
+  PA_SHARED(uint64_t, empty, 2);
+  PA_SHARED(float, slot, 64);
+  const int t = int(threadIdx.x);
+  if (t == 0)
+    for (int s = 0; s < 2; ++s) {
+      pa::mbarrier_init(full + s, 32);
+      pa::mbarrier_init(empty + s, 32);
+    }
+  __syncthreads();
+  if (t < 32) {  // producer
+    for (int r = 0; r < rounds; ++r) {
+      const int s = r % 2;
+      pa::mbarrier_wait(empty + s, unsigned((r / 2) % 2) ^ 1u);  // first lap passes
+      slot[s * 32 + t] = in[r * 32 + t];
+      pa::mbarrier_arrive(full + s);
+    }
+  } else {  // consumer
+    const int l = t - 32;
+    for (int r = 0; r < rounds; ++r) {
+      const int s = r % 2;
+      pa::mbarrier_wait(full + s, unsigned((r / 2) % 2));
+      float v = slot[s * 32 + l];
+      for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+      if (l == 0) out[r] = v;
+      pa::mbarrier_arrive(empty + s);
+    }
+  }
+#endif
+}
+
+// Named barriers: warpgroup 1 waits on barrier 1 for warpgroup 0's value (bar.arrive / bar.sync),
+// then all 256 threads meet at barrier 2. elect_one_sync marks one lane per warp.
+__global__ void named_barriers(pa::gptr<int> out) {
+#if PA_SM90
+  PA_SHARED(int, v, 1);
+  const int t = int(threadIdx.x);
+  if (t < 128) {
+    pa::setmaxnreg_dec<40>();
+    if (t == 0) v[0] = 42;
+    pa::named_barrier_arrive(1, 256);
+  } else {
+    pa::setmaxnreg_inc<232>();
+    pa::named_barrier_sync(1, 256);
+    out[t] = v[0];
+  }
+  pa::named_barrier_sync(2, 256);
+  if (t < 128) out[t] = pa::elect_one_sync() ? 1 : 0;
+#endif
+}
+
+}  // namespace sm90_test
