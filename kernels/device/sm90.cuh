@@ -310,6 +310,41 @@ PA_DEVICE uint64_t make_wgmma_desc(sptr<T> start, uint32_t lbo_bytes, uint32_t s
   return wgmma_desc_bits<T>(PA_SMEM_ADDR(start), lbo_bytes, sbo_bytes, swizzle);
 }
 
+// The tile layout a TMA load writes and these descriptors describe: `chunks` blocks of rows, each
+// row `row_bytes` = the swizzle width (16 bytes without swizzle, i.e. 8 elements), chunk-major
+// ([chunk][row][element]); the rows of a chunk are the operand's M/N rows (K-major, chunks along
+// k) or its k rows (MN-major, chunks along M/N). The same layouts as CuTe's GMMA::Layout_{K,MN}_*
+// atoms tiled K-chunk-last (K-major) or K-first (MN-major); test_sm90_cute.cpp compares the bits
+// with cute::GMMA::make_gmma_desc.
+// K-major, `rows` rows per chunk: the descriptor of k-block kb (16 elements of k) at tile + the
+// byte offset wgmma_kblock_k_major(kb, rows, swizzle).
+PA_HD uint32_t wgmma_kblock_k_major(int kb, int rows, int swizzle) {
+  const int inner = swizzle ? swizzle / 2 : 8;
+  return uint32_t(kb * 16 / inner * rows * 2 * inner + kb * 16 % inner * 2);
+}
+PA_HD uint32_t wgmma_kblock_mn_major(int kb, int swizzle) {
+  return uint32_t(kb * 16 * (swizzle ? swizzle : 16));
+}
+PA_HD uint64_t wgmma_desc_k_major_bits(uint32_t start, int rows, int swizzle) {
+  // swizzled: k of one wgmma lies in one row (LBO unused, 16 by convention); none: the two
+  // 8-element halves of k are consecutive chunks
+  return wgmma_desc_bits<void>(start, swizzle ? 16u : uint32_t(16 * rows),
+                               uint32_t(8 * (swizzle ? swizzle : 16)), swizzle);
+}
+PA_HD uint64_t wgmma_desc_mn_major_bits(uint32_t start, int k_rows, int swizzle) {
+  if (swizzle == 0)  // SBO: the next 8 of M/N (next chunk); LBO: the next 8 rows of k
+    return wgmma_desc_bits<void>(start, 128u, uint32_t(16 * k_rows), 0);
+  return wgmma_desc_bits<void>(start, uint32_t(k_rows * swizzle), uint32_t(8 * swizzle), swizzle);
+}
+template <class T>
+PA_DEVICE uint64_t wgmma_desc_k_major(sptr<T> start, int rows, int swizzle) {
+  return wgmma_desc_k_major_bits(PA_SMEM_ADDR(start), rows, swizzle);
+}
+template <class T>
+PA_DEVICE uint64_t wgmma_desc_mn_major(sptr<T> start, int k_rows, int swizzle) {
+  return wgmma_desc_mn_major_bits(PA_SMEM_ADDR(start), k_rows, swizzle);
+}
+
 #if defined(__CUDACC__)
 template <int N>
 struct wgmma_acc {

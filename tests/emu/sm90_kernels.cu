@@ -12,22 +12,14 @@ struct Tile {
   int inner, rows, chunks, swizzle;
 };
 
-// Descriptor of k-block kb (16 elements of k) of a K-major tile (rows = M or N, chunks along k).
+// Descriptors of k-block kb of a K-major tile (rows = M or N) and of an MN-major one (rows = k).
 PA_DEVICE uint64_t desc_k_major(pa::sptr<pa::bf16> base, const Tile &t, int kb) {
-  const int rowbytes = 2 * t.inner, chunk = kb * 16 / t.inner, off = (kb * 16 % t.inner) * 2;
-  pa::sptr<pa::bf16> start = base + (chunk * t.rows * rowbytes + off) / 2;
-  // none: the two 8-element halves of k are consecutive chunks (rows * 16 bytes apart)
-  const uint32_t lbo = t.swizzle ? 16u : uint32_t(t.rows * 16);
-  return pa::make_wgmma_desc(start, lbo, uint32_t(8 * rowbytes), t.swizzle);
+  return pa::wgmma_desc_k_major(base + pa::wgmma_kblock_k_major(kb, t.rows, t.swizzle) / 2, t.rows,
+                                t.swizzle);
 }
-// Descriptor of k-block kb of an MN-major tile (rows = k, chunks along mn).
 PA_DEVICE uint64_t desc_mn_major(pa::sptr<pa::bf16> base, const Tile &t, int kb) {
-  const int rowbytes = 2 * t.inner;
-  pa::sptr<pa::bf16> start = base + kb * 16 * rowbytes / 2;
-  const uint32_t chunk_bytes = uint32_t(t.rows * rowbytes);
-  if (t.swizzle == 0)  // SBO: next 8 of mn (next chunk); LBO: next 8 of k (8 rows of 16 bytes)
-    return pa::make_wgmma_desc(start, 128u, chunk_bytes, 0);
-  return pa::make_wgmma_desc(start, chunk_bytes, uint32_t(8 * rowbytes), t.swizzle);
+  return pa::wgmma_desc_mn_major(base + pa::wgmma_kblock_mn_major(kb, t.swizzle) / 2, t.rows,
+                                 t.swizzle);
 }
 
 // D (64 x N, fp32, row-major) = A (64 x K) * B, K = 16 * ktiles. A row-major [64][K]; B: TransB 0:
