@@ -63,7 +63,7 @@
 #define PA_SM90 0
 #endif
 
-#if defined(__CUDACC__) && !defined(__CUDA_ARCH__)
+#if defined(__CUDACC__)
 #include <cuda.h>  // CUtensorMap and cuTensorMapEncodeTiled's types (host side of make_tma_map)
 #endif
 
@@ -169,11 +169,10 @@ inline const char *tma_layout_error(const void *base, const tma_layout &l) {
 struct alignas(64) tma_map {
   uint64_t opaque[16];  // a CUtensorMap
 };
-#if !defined(__CUDA_ARCH__)
 // Host: encodes the map with the driver's cuTensorMapEncodeTiled, reached through the runtime's
 // entry-point query (no link against libcuda). Returns nullptr or what went wrong.
 template <class T>
-inline const char *make_tma_map(tma_map *out, gptr<const T> base, const tma_layout &l) {
+inline __host__ const char *make_tma_map(tma_map *out, gptr<const T> base, const tma_layout &l) {
   if (const char *e = tma_layout_error(base, l)) return e;
   using encode_fn = CUresult (*)(CUtensorMap *, CUtensorMapDataType, cuuint32_t, void *,
                                  const cuuint64_t *, const cuuint64_t *, const cuuint32_t *,
@@ -183,7 +182,13 @@ inline const char *make_tma_map(tma_map *out, gptr<const T> base, const tma_layo
   if (!encode) {
     void *fn = nullptr;
     cudaDriverEntryPointQueryResult q;
-    if (cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &fn, cudaEnableDefault, &q) != cudaSuccess ||
+#if CUDART_VERSION >= 12050
+    const cudaError_t e = cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &fn, 12000,
+                                                           cudaEnableDefault, &q);
+#else
+    const cudaError_t e = cudaGetDriverEntryPoint("cuTensorMapEncodeTiled", &fn, cudaEnableDefault, &q);
+#endif
+    if (e != cudaSuccess ||
         q != cudaDriverEntryPointSuccess || !fn)
       return "make_tma_map: cuTensorMapEncodeTiled is not available from the driver";
     encode = reinterpret_cast<encode_fn>(fn);
@@ -211,7 +216,6 @@ inline const char *make_tma_map(tma_map *out, gptr<const T> base, const tma_layo
                       CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE);
   return r == CUDA_SUCCESS ? nullptr : "make_tma_map: cuTensorMapEncodeTiled failed";
 }
-#endif
 namespace detail {
 #define PA_TMA_ASM(DIMS, COORDS, ...)                                                               \
   asm volatile("cp.async.bulk.tensor." #DIMS "d.shared::cluster.global.mbarrier::complete_tx::bytes" \

@@ -153,7 +153,7 @@ __global__ void __launch_bounds__(128) sm90_bug(const __grid_constant__ pa::tma_
     pa::wgmma_ss<64, pa::bf16>(acc, adesc, pa::make_wgmma_desc(sb, 16u, 1024u, 128), true);
   }
   pa::wgmma_commit();
-  if (bug == kAccReadBeforeWait) out[t] = acc[t % 32];
+  if (bug == kAccReadBeforeWait) out[t] = acc[3];
   if (bug == kSmemWriteDuringWgmma && t == 70) sb[1] = pa::bf16_from_float(1.f);
   pa::wgmma_wait<0>();
   out[t] = acc[0];
@@ -216,7 +216,7 @@ __global__ void mbarrier_ring(pa::gptr<const float> in, int rounds, pa::gptr<flo
 
 // Named barriers: warpgroup 1 waits on barrier 1 for warpgroup 0's value (bar.arrive / bar.sync),
 // then all 256 threads meet at barrier 2. elect_one_sync marks one lane per warp.
-__global__ void named_barriers(pa::gptr<int> out) {
+__global__ void __launch_bounds__(256) named_barriers(pa::gptr<int> out) {
 #if PA_SM90
   PA_SHARED(int, v, 1);
   const int t = int(threadIdx.x);
