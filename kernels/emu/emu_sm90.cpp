@@ -428,18 +428,20 @@ void tma_load(const TmaMap &m, void *dst, const Region &dreg, const int32_t *coo
 void frag_access(FragTrack &t, bool accumulator, bool write, int i, const char *file, int line) {
   State &s = st();
   if (t.pending && (accumulator || write))
-    fault("%s %s element %d at %s:%d while a wgmma that %s it is in flight (wgmma_wait retires "
-          "it)",
+    fault("%s %s element %d while the wgmma issued at %s:%d, which %s it, is in flight "
+          "(wgmma_wait retires it)",
           write ? "writes" : "reads", accumulator ? "accumulator" : "A fragment", i,
-          file ? file : "?", line, accumulator ? "writes" : "reads");
+          t.wfile ? t.wfile : "?", t.wline, accumulator ? "writes" : "reads");
   t.touched = s.threads[core::self()].fence + 1;
   t.file = file;
   t.line = line;
 }
 
-void frag_destroyed(FragTrack &t, const char *file, int line) {
+void frag_destroyed(FragTrack &t, const char *, int) {
   if (t.pending)
-    fault("a wgmma fragment goes out of scope at %s:%d while a wgmma still uses it", file, line);
+    fault("a wgmma fragment goes out of scope while the wgmma issued at %s:%d still uses it "
+          "(wgmma_wait first)",
+          t.wfile ? t.wfile : "?", t.wline);
 }
 
 namespace {
@@ -551,7 +553,13 @@ void wgmma_compute(State &s, Warpgroup &g, unsigned wg, const char *file, int li
       w.acc_next[i] = float(acc);
     }
     ++w.acctrack->pending;
-    if (w.atrack) ++w.atrack->pending;
+    w.acctrack->wfile = file;
+    w.acctrack->wline = line;
+    if (w.atrack) {
+      ++w.atrack->pending;
+      w.atrack->wfile = file;
+      w.atrack->wline = line;
+    }
     Thread &th = s.threads[wg * 128 + t];
     th.pend.push_back(Pend{id, th.commits, w.acctrack, w.atrack, w.acc, w.acc_next, n / 2});
   }

@@ -69,6 +69,8 @@ struct FragTrack {
   uint32_t touched = 0;    // 1 + the thread's wgmma.fence count at its last access; 0: never
   const char *file = nullptr;  // last access (for the missing-fence report)
   int line = 0;
+  const char *wfile = nullptr;  // the last wgmma that used it
+  int wline = 0;
 };
 // Checks an access by the running thread to element i of a fragment (write: for A fragments only
 // writes conflict with an in-flight wgmma) and marks it touched.

@@ -91,6 +91,7 @@ enum Bug {
   kNamedBarrierCountMismatch,
   kSetmaxnregDivergent,
   kAFragWriteDuringWgmma,
+  kFragOutOfScope,
   kProxyFenceKept,  // threads write A with fence_proxy_async: must pass
   kNone,  // the same kernel with every rule kept (must pass)
 };
@@ -143,6 +144,12 @@ __global__ void __launch_bounds__(128) sm90_bug(const __grid_constant__ pa::tma_
   const int swz_a = bug == kSwizzleMismatch ? 0 : 128;
   const uint64_t adesc = threads_write_a ? pa::make_wgmma_desc(sa, 1024u, 128u, 0)
                                                    : pa::make_wgmma_desc(sa, 16u, 1024u, swz_a);
+  if (bug == kFragOutOfScope) {
+    pa::wgmma_acc<64> tmp;
+    pa::wgmma_fence();
+    pa::wgmma_ss<64, pa::bf16>(tmp, adesc, pa::make_wgmma_desc(sb, 16u, 1024u, 128), false);
+    pa::wgmma_commit();
+  }  // tmp ends while its wgmma is in flight
   pa::wgmma_a afrag;
   for (int r = 0; r < 4; ++r) afrag[r] = 0u;
   if (bug == kAFragWriteDuringWgmma) {

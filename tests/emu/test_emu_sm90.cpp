@@ -222,7 +222,8 @@ TEST_F(Sm90, bug_free_variants_pass) {
 }
 TEST_F(Sm90, bug_accumulator_read_before_wait) {
   expect_fault(run_bug(sm90_test::kAccReadBeforeWait),
-               {"reads accumulator element", "while a wgmma", "wgmma_wait"});
+               {"reads accumulator element 3 while the wgmma issued at", "sm90_kernels.cu:",
+                "is in flight", "wgmma_wait"});
 }
 TEST_F(Sm90, bug_tma_destination_read_before_mbarrier_wait) {
   expect_fault(run_bug(sm90_test::kTmaDestReadEarly),
@@ -234,6 +235,10 @@ TEST_F(Sm90, bug_shared_write_while_wgmma_reads) {
 }
 TEST_F(Sm90, bug_a_fragment_written_while_wgmma_reads) {
   expect_fault(run_bug(sm90_test::kAFragWriteDuringWgmma), {"writes A fragment element 1"});
+}
+TEST_F(Sm90, bug_accumulator_out_of_scope_before_wait) {
+  expect_fault(run_bug(sm90_test::kFragOutOfScope),
+               {"a wgmma fragment goes out of scope while the wgmma issued at", "wgmma_wait first"});
 }
 TEST_F(Sm90, bug_expect_tx_too_small) {
   expect_fault(run_bug(sm90_test::kExpectTxTooSmall),
