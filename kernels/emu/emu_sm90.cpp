@@ -405,14 +405,15 @@ void tma_load(const TmaMap &m, void *dst, const Region &dreg, const int32_t *coo
   const size_t eb = size_t(m.elem_bytes);
   for (size_t o = 0; o < bytes; o += eb) {
     bool inside = true;
-    const char *src = m.base;
+    int64_t off = 0;  // byte offset of the element from the tensor's base (when inside)
     for (int d = 0; d < m.rank; ++d) {
       const int64_t c = int64_t(coords[d]) + idx[d];
       if (c < 0 || uint64_t(c) >= m.dims[d]) inside = false;
-      src += c * int64_t(m.strides[d]);
+      off += c * int64_t(m.strides[d]);
     }
     const uint32_t phys = swizzle_address(daddr + uint32_t(o), m.swizzle) - daddr;
     if (inside) {
+      const char *src = m.base + off;
       check_access(Space::Global, m.global, src, eb, 1, false);
       std::memcpy(&op.image[phys], src, eb);
     }
