@@ -24,6 +24,8 @@
 //              pa::make_wgmma_desc(sptr, lbo_bytes, sbo_bytes, swizzle_bytes) (matrix
 //              descriptor), pa::wgmma_ss<N, T, TransA, TransB>(acc, adesc, bdesc, scale_d),
 //              pa::wgmma_rs<N, T, TransB>(acc, a, bdesc, scale_d), pa::wgmma_fence(),
+//              pa::wgmma_a_from_acc<T>(a, acc, kb) (an accumulator's columns as the next A),
+//              pa::wgmma_acc_row/col(t, i), pa::wgmma_desc_{k,mn}_major (tile descriptors),
 //              pa::wgmma_commit(), pa::wgmma_wait<N>(). T = pa::bf16 or pa::f16; N = 8..256 step 8.
 //   other      pa::fence_proxy_async(), pa::named_barrier_sync(id, threads),
 //              pa::named_barrier_arrive(id, threads) (id 1..15), pa::setmaxnreg_inc<R>(),
@@ -453,6 +455,20 @@ class wgmma_a {
   pa_emu::FragTrack t_;
 };
 #endif
+
+// The A operand (RS form) of k-block kb taken from an m64nN accumulator: columns 16kb..16kb+15 of
+// D become k 0..15 of A, rows unchanged. The two layouts line up thread by thread, so no shuffle
+// is needed: a[r] = the pair acc[8kb + 2r], acc[8kb + 2r + 1] converted to T (FlashAttention-3's
+// P = softmax(S) feeding O += P V). A wgmma_fence must follow before the wgmma that reads it.
+template <class T, int N>
+PA_DEVICE void wgmma_a_from_acc(wgmma_a &a, const wgmma_acc<N> &acc, int kb) {
+  static_assert(std::is_same<T, bf16>::value || std::is_same<T, f16>::value, "bf16 or f16");
+  PA_UNROLL
+  for (int r = 0; r < 4; ++r) {
+    const float lo = acc[8 * kb + 2 * r], hi = acc[8 * kb + 2 * r + 1];
+    a[r] = std::is_same<T, bf16>::value ? pack_bf16x2(lo, hi) : pack_f16x2(lo, hi);
+  }
+}
 
 // Coordinates of accumulator element i of warpgroup thread t (0..127): row in 0..63, column.
 PA_HD int wgmma_acc_row(int t, int i) { return 16 * (t / 32) + (t % 32) / 4 + 8 * ((i / 2) % 2); }

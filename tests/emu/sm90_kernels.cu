@@ -76,6 +76,50 @@ __global__ void __launch_bounds__(128) wgmma_gemm(const __grid_constant__ pa::tm
 #endif
 }
 
+// The FlashAttention-3 pattern without the softmax: S = Q K^T (SS, Q and K K-major through TMA
+// with 128-byte swizzle), P = bf16(S) taken straight from the accumulator as A fragments, O = P V
+// (RS, V [key][d] MN-major through TMA). Q 64 x 64, K and V N x 64; O 64 x 64 fp32 row-major.
+template <int N>
+__global__ void __launch_bounds__(128) qk_pv(const __grid_constant__ pa::tma_map tq,
+                                             const __grid_constant__ pa::tma_map tk,
+                                             const __grid_constant__ pa::tma_map tv,
+                                             pa::gptr<float> o_out) {
+#if PA_SM90
+  PA_SHARED(uint64_t, bar, 1);
+  pa::sptr<pa::bf16> sq = pa::dynamic_shared<pa::bf16>();
+  pa::sptr<pa::bf16> sk = sq + 4096, sv = sk + N * 64;
+  const int t = int(threadIdx.x);
+  if (t == 0) {
+    pa::mbarrier_init(bar, 1);
+    pa::mbarrier_arrive_expect_tx(bar, unsigned(2 * (4096 + 2 * N * 64)));
+    pa::tma_load_2d(sq, tq, 0, 0, bar);
+    pa::tma_load_2d(sk, tk, 0, 0, bar);
+    pa::tma_load_2d(sv, tv, 0, 0, bar);
+  }
+  __syncthreads();
+  pa::mbarrier_wait(bar, 0);
+  pa::wgmma_acc<N> s;
+  pa::wgmma_fence();
+  for (int kb = 0; kb < 4; ++kb)
+    pa::wgmma_ss<N, pa::bf16>(s, pa::wgmma_desc_k_major(sq + pa::wgmma_kblock_k_major(kb, 64, 128) / 2, 64, 128),
+                              pa::wgmma_desc_k_major(sk + pa::wgmma_kblock_k_major(kb, N, 128) / 2, N, 128),
+                              kb > 0);
+  pa::wgmma_commit();
+  pa::wgmma_wait<0>();
+  pa::wgmma_a p[N / 16];
+  for (int kb = 0; kb < N / 16; ++kb) pa::wgmma_a_from_acc<pa::bf16>(p[kb], s, kb);
+  pa::wgmma_acc<64> o;
+  pa::wgmma_fence();
+  for (int kb = 0; kb < N / 16; ++kb)
+    pa::wgmma_rs<64, pa::bf16, 1>(o, p[kb],
+                                  pa::wgmma_desc_mn_major(sv + pa::wgmma_kblock_mn_major(kb, 128) / 2, N, 128),
+                                  kb > 0);
+  pa::wgmma_commit();
+  pa::wgmma_wait<0>();
+  for (int i = 0; i < 32; ++i) o_out[pa::wgmma_acc_row(t, i) * 64 + pa::wgmma_acc_col(t, i)] = o[i];
+#endif
+}
+
 // Planted bugs: each mode breaks one rule; the test expects the emulator's report.
 enum Bug {
   kAccReadBeforeWait,
@@ -240,5 +284,19 @@ __global__ void __launch_bounds__(256) named_barriers(pa::gptr<int> out) {
   if (t < 128) out[t] = pa::elect_one_sync() ? 1 : 0;
 #endif
 }
+
+#if defined(__CUDACC__)
+// nvcc compile check of the template kernels (the emulator tests instantiate their own).
+template __global__ void qk_pv<128>(const __grid_constant__ pa::tma_map, const __grid_constant__ pa::tma_map,
+                                    const __grid_constant__ pa::tma_map, pa::gptr<float>);
+template __global__ void wgmma_gemm<128, false, 1>(const __grid_constant__ pa::tma_map,
+                                                   const __grid_constant__ pa::tma_map,
+                                                   pa::gptr<const pa::bf16>, Tile, Tile, int,
+                                                   pa::gptr<float>);
+template __global__ void wgmma_gemm<256, true, 0>(const __grid_constant__ pa::tma_map,
+                                                  const __grid_constant__ pa::tma_map,
+                                                  pa::gptr<const pa::bf16>, Tile, Tile, int,
+                                                  pa::gptr<float>);
+#endif
 
 }  // namespace sm90_test

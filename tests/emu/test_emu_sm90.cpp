@@ -101,6 +101,51 @@ TEST_F(Sm90, wgmma_rs_k_major_b_n128) { check_gemm<128, true, 0>(128, 128, 4); }
 TEST_F(Sm90, wgmma_rs_mn_major_b_n64) { check_gemm<64, true, 1>(128, 128, 4); }
 TEST_F(Sm90, wgmma_rs_mn_major_b_n256) { check_gemm<256, true, 1>(128, 128, 4); }
 
+// S = Q K^T, P = bf16(S) from the accumulator, O = P V: the emulator rounds each wgmma's sum to fp32
+// once, so the reference does the same per k-block of 16 keys.
+template <int N>
+void check_qk_pv() {
+  std::vector<pa::bf16> Q = random_bf16(64 * 64, 7), K = random_bf16(size_t(N) * 64, 8),
+                        V = random_bf16(size_t(N) * 64, 9);
+  auto map = [](const std::vector<pa::bf16> &m, int rows) {
+    pa::tma_layout l{};
+    l.rank = 2;
+    l.elem_bytes = 2;
+    l.dims[0] = 64;
+    l.dims[1] = uint64_t(rows);
+    l.strides[1] = 128;
+    l.box[0] = 64;
+    l.box[1] = uint32_t(rows);
+    l.swizzle = 128;
+    pa::tma_map mm;
+    EXPECT_EQ(pa::make_tma_map(&mm, make_gptr<const pa::bf16>(m.data(), m.size(), "m"), l), nullptr);
+    return mm;
+  };
+  std::vector<float> O(64 * 64, NAN);
+  auto st = pa::launch("qk_pv", sm90_test::qk_pv<N>, dim3(1), dim3(128), size_t(2) * (4096 + 2 * N * 64),
+                       nullptr, map(Q, 64), map(K, N), map(V, N), make_gptr(O.data(), O.size(), "O"));
+  ASSERT_TRUE(st.ok) << st.msg;
+  for (int m = 0; m < 64; ++m) {
+    std::vector<float> P(N);
+    for (int n = 0; n < N; ++n) {
+      double s = 0;
+      for (int d = 0; d < 64; ++d) s += double(pa::to_float(Q[m * 64 + d])) * pa::to_float(K[size_t(n) * 64 + d]);
+      P[n] = pa::to_float(pa::bf16_from_float(float(s)));
+    }
+    for (int d = 0; d < 64; ++d) {
+      float acc = 0.f;
+      for (int kb = 0; kb < N / 16; ++kb) {
+        double sum = acc;
+        for (int k = 16 * kb; k < 16 * kb + 16; ++k) sum += double(P[k]) * pa::to_float(V[size_t(k) * 64 + d]);
+        acc = float(sum);
+      }
+      ASSERT_EQ(O[m * 64 + d], acc) << "O[" << m << "][" << d << "]";
+    }
+  }
+}
+TEST_F(Sm90, wgmma_qk_then_pv_from_accumulator_n64) { check_qk_pv<64>(); }
+TEST_F(Sm90, wgmma_qk_then_pv_from_accumulator_n128) { check_qk_pv<128>(); }
+
 // ---- TMA: out-of-range elements read as zero; the image is swizzled by address -------------------
 // A 2D load whose box hangs over every edge of a 50 x 70 matrix (row stride 64 elements): the
 // image must hold the matrix where the box is inside, zero elsewhere, with the 16-byte chunks of
