@@ -18,7 +18,9 @@
 //              kernel takes it as `const __grid_constant__ pa::tma_map`), pa::make_tma_map(&map,
 //              gptr, layout) -> nullptr or the rule broken; pa::tma_load_{1..5}d(dst, map, coords...,
 //              bar): the box at element coordinates (innermost first; outside the tensor reads as
-//              zero) into shared memory at dst (128-byte aligned), completing box bytes on bar.
+//              zero) into shared memory at dst (128-byte aligned), completing box bytes on bar;
+//              pa::tma_store_{1..5}d(map, coords..., src) (outside the tensor: not written),
+//              pa::tma_store_commit(), pa::tma_store_wait<N>() (the source may be reused).
 //   wgmma      pa::wgmma_acc<N> (fp32 accumulators of m64nNk16: N/2 per thread, acc[i]),
 //              pa::wgmma_a (the A operand in registers: 4 x b32 per thread),
 //              pa::make_wgmma_desc(sptr, lbo_bytes, sbo_bytes, swizzle_bytes) (matrix
@@ -242,6 +244,33 @@ template <class T>
 PA_SM90_FN void tma_load_5d(sptr<T> dst, const tma_map &m, int c0, int c1, int c2, int c3, int c4,
                             sptr<uint64_t> bar)
     PA_SM90_BODY(PA_TMA_ASM(5, "%3, %4, %5, %6, %7", "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4));)
+namespace detail {
+#define PA_TMA_STORE_ASM(DIMS, COORDS, ...)                                                  \
+  asm volatile("cp.async.bulk.tensor." #DIMS "d.global.shared::cta.bulk_group [%0, {" COORDS \
+               "}], [%1];\n" ::"l"(reinterpret_cast<uint64_t>(&m)),                          \
+               "r"(PA_SMEM_ADDR(src)), __VA_ARGS__ : "memory")
+}  // namespace detail
+template <class T>
+PA_SM90_FN void tma_store_1d(const tma_map &m, int c0, sptr<T> src)
+    PA_SM90_BODY(PA_TMA_STORE_ASM(1, "%2", "r"(c0));)
+template <class T>
+PA_SM90_FN void tma_store_2d(const tma_map &m, int c0, int c1, sptr<T> src)
+    PA_SM90_BODY(PA_TMA_STORE_ASM(2, "%2, %3", "r"(c0), "r"(c1));)
+template <class T>
+PA_SM90_FN void tma_store_3d(const tma_map &m, int c0, int c1, int c2, sptr<T> src)
+    PA_SM90_BODY(PA_TMA_STORE_ASM(3, "%2, %3, %4", "r"(c0), "r"(c1), "r"(c2));)
+template <class T>
+PA_SM90_FN void tma_store_4d(const tma_map &m, int c0, int c1, int c2, int c3, sptr<T> src)
+    PA_SM90_BODY(PA_TMA_STORE_ASM(4, "%2, %3, %4, %5", "r"(c0), "r"(c1), "r"(c2), "r"(c3));)
+template <class T>
+PA_SM90_FN void tma_store_5d(const tma_map &m, int c0, int c1, int c2, int c3, int c4, sptr<T> src)
+    PA_SM90_BODY(PA_TMA_STORE_ASM(5, "%2, %3, %4, %5, %6", "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(c4));)
+PA_SM90_FN void tma_store_commit() PA_SM90_BODY(
+    asm volatile("cp.async.bulk.commit_group;\n" ::: "memory");)
+// Waits until at most N bulk groups of this thread still read their shared-memory source.
+template <int N>
+PA_SM90_FN void tma_store_wait() PA_SM90_BODY(
+    asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(N) : "memory");)
 #else
 struct tma_map {
   pa_emu::TmaMap m;
@@ -296,6 +325,42 @@ template <class T>
 inline void tma_load_5d(sptr<T> dst, const tma_map &m, int c0, int c1, int c2, int c3, int c4,
                         sptr<uint64_t> bar, PA_SITE) {
   detail::tma_load(dst, m, {c0, c1, c2, c3, c4}, bar, file, line);
+}
+namespace detail {
+template <class T>
+inline void tma_store(const tma_map &m, std::initializer_list<int32_t> c, sptr<T> src,
+                      const char *file, int line) {
+  if (int(c.size()) != m.m.rank)
+    pa_emu::fault("TMA store at %s:%d with %d coordinates for a rank-%d tensor map", file, line,
+                  int(c.size()), m.m.rank);
+  pa_emu::tma_store(m.m, src.raw(), src.region(), c.begin(), file, line);
+}
+}  // namespace detail
+template <class T>
+inline void tma_store_1d(const tma_map &m, int c0, sptr<T> src, PA_SITE) {
+  detail::tma_store(m, {c0}, src, file, line);
+}
+template <class T>
+inline void tma_store_2d(const tma_map &m, int c0, int c1, sptr<T> src, PA_SITE) {
+  detail::tma_store(m, {c0, c1}, src, file, line);
+}
+template <class T>
+inline void tma_store_3d(const tma_map &m, int c0, int c1, int c2, sptr<T> src, PA_SITE) {
+  detail::tma_store(m, {c0, c1, c2}, src, file, line);
+}
+template <class T>
+inline void tma_store_4d(const tma_map &m, int c0, int c1, int c2, int c3, sptr<T> src, PA_SITE) {
+  detail::tma_store(m, {c0, c1, c2, c3}, src, file, line);
+}
+template <class T>
+inline void tma_store_5d(const tma_map &m, int c0, int c1, int c2, int c3, int c4, sptr<T> src,
+                         PA_SITE) {
+  detail::tma_store(m, {c0, c1, c2, c3, c4}, src, file, line);
+}
+inline void tma_store_commit() { pa_emu::tma_store_commit(); }
+template <int N>
+inline void tma_store_wait(PA_SITE) {
+  pa_emu::tma_store_wait(N, file, line);
 }
 #endif
 

@@ -14,7 +14,8 @@ PA_DEVICE void gemms(pa::wgmma_acc<N> &acc, pa::wgmma_a &a, uint64_t ad, uint64_
 }
 
 // A producer warp loads with TMA (1D..5D), a consumer warpgroup runs wgmma of every form for the N
-// a FlashAttention-3 kernel uses, with mbarriers, named barriers and setmaxnreg in between.
+// a FlashAttention-3 kernel uses, with mbarriers, named barriers and setmaxnreg in between, and
+// stores with TMA.
 __global__ void __launch_bounds__(256) every_primitive(const __grid_constant__ pa::tma_map m1,
                                                        const __grid_constant__ pa::tma_map m2,
                                                        const __grid_constant__ pa::tma_map m5,
@@ -65,6 +66,13 @@ __global__ void __launch_bounds__(256) every_primitive(const __grid_constant__ p
     pa::fence_proxy_async();
     pa::mbarrier_arrive(bar + 1);
     pa::named_barrier_sync(1, 256);
+    if (t == 0) {
+      pa::tma_store_2d(m2, 0, 0, s);
+      pa::tma_store_1d(m1, 0, s);
+      pa::tma_store_5d(m5, 0, 0, 0, 0, 0, s);
+      pa::tma_store_commit();
+      pa::tma_store_wait<0>();
+    }
     out[t] = sum;
   }
 #endif

@@ -850,8 +850,7 @@ bool run_block(Launch &L, Dim3 bidx) {
   L.ready_head = 0;
   L.at_barrier = L.exited = 0;
   L.epoch = ++tl_epoch;
-  ++tl_block_serial;
-  tl_sm90 = false;
+  ++tl_block_serial;  // tl_sm90 stays on for the launch's later blocks once one used Hopper ops
   for (unsigned w = 0; w < L.warps.size(); ++w) {
     unsigned n = L.nthreads - w * 32 < 32 ? L.nthreads - w * 32 : 32;
     L.warps[w] = Warp();
@@ -1000,6 +999,7 @@ Status run(const LaunchSpec &spec) {
   L.dyn_bytes = spec.dyn_smem;
   tl_launch = &L;
   tl_racecheck = opt.racecheck;
+  tl_sm90 = false;
 #if defined(PA_EMU_TSAN)
   L.sched_tsan = __tsan_get_current_fiber();
 #endif
@@ -1008,6 +1008,7 @@ Status run(const LaunchSpec &spec) {
       for (unsigned x = 0; x < g.x && !L.failed; ++x) run_block(L, Dim3{x, y, z});
   tl_launch = nullptr;
   tl_racecheck = false;
+  tl_sm90 = false;
   if (L.failed) {
     st.ok = false;
     std::memcpy(st.msg, L.msg, sizeof st.msg);

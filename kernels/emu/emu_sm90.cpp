@@ -56,14 +56,21 @@ struct Pend {  // one thread's share of an in-flight wgmma
   int nv;
 };
 
-struct Thread {
-  uint32_t fence = 0, commits = 0, proxy = 0;
-  std::vector<Pend> pend;
+struct Store {  // a TMA store in flight: its op (the shared bytes it reads) and bulk group
+  uint64_t op;
+  uint32_t group;
 };
 
-struct WgOp {  // a wgmma in flight: the shared bytes it reads, threads that have not retired it
+struct Thread {
+  uint32_t fence = 0, commits = 0, proxy = 0, store_commits = 0;
+  std::vector<Pend> pend;
+  std::vector<Store> stores;
+};
+
+struct WgOp {  // a wgmma or TMA store in flight: the shared bytes it reads, threads that hold it
   unsigned refs = 0;
   std::vector<uint32_t> reads;  // element addresses (2 bytes each)
+  const char *what = "a wgmma", *wait = "wgmma_wait";
   const char *file = nullptr;
   int line = 0;
 };
@@ -261,14 +268,13 @@ void shared_access(const void *p, size_t n, bool write) {
       fault("shared %zu-byte %s at %s touches an mbarrier object (use the mbarrier operations)", n,
             write ? "write" : "read", Where(addr).s);
     if (write && s.wg_read[addr + i]) {
-      const char *file = "?";
-      int line = 0;
+      const WgOp *op = nullptr;
       for (const auto &kv : s.ops)
         for (uint32_t a : kv.second.reads)
-          if (a == ((addr + i) & ~1u)) file = kv.second.file, line = kv.second.line;
-      fault("shared %zu-byte write at %s: a wgmma issued at %s:%d still reads these bytes "
-            "(wgmma_wait first)",
-            n, Where(addr).s, file, line);
+          if (a == addr + i || a + 1 == addr + i) op = &kv.second;
+      fault("shared %zu-byte write at %s: %s issued at %s:%d still reads these bytes (%s first)",
+            n, Where(addr).s, op ? op->what : "an async operation", op ? op->file : "?",
+            op ? op->line : 0, op ? op->wait : "wait");
     }
   }
   if (write)
@@ -389,8 +395,9 @@ void tma_load(const TmaMap &m, void *dst, const Region &dreg, const int32_t *coo
             line, Where(daddr).s, op.file, op.line);
   for (size_t i = 0; i < bytes; ++i)
     if (s.wg_read[daddr + i])
-      fault("TMA load at %s:%d writes %s, which an in-flight wgmma reads (wgmma_wait first)", file,
-            line, Where(daddr + uint32_t(i)).s);
+      fault("TMA load at %s:%d writes %s, which an in-flight wgmma or TMA store reads (wait for "
+            "it first)",
+            file, line, Where(daddr + uint32_t(i)).s);
   TmaOp op;
   op.dst = daddr;
   op.bar = b.addr;
@@ -421,6 +428,86 @@ void tma_load(const TmaMap &m, void *dst, const Region &dreg, const int32_t *coo
   }
   ++b.inflight;
   s.tmas.push_back(std::move(op));
+}
+
+void tma_store(const TmaMap &m, const void *src, const Region &sreg, const int32_t *coords,
+               const char *file, int line) {
+  State &s = st();
+  if (m.rank < 1 || m.rank > 5)
+    fault("TMA store at %s:%d with a tensor map that was not made (make_tma_map)", file, line);
+  size_t bytes = size_t(m.elem_bytes);
+  for (int i = 0; i < m.rank; ++i) bytes *= m.box[i];
+  check_object(src, bytes, 16, sreg, "(TMA store source) out of range or misaligned");
+  const uint32_t saddr = shared_address(src);
+  if (saddr % 128)
+    fault("TMA store at %s:%d: the source %s is not 128-byte aligned", file, line, Where(saddr).s);
+  for (const TmaOp &op : s.tmas)
+    if (saddr < op.dst + op.image.size() && op.dst < saddr + bytes)
+      fault("TMA store at %s:%d reads %s, which the TMA load issued at %s:%d still writes", file,
+            line, Where(saddr).s, op.file, op.line);
+  const uint64_t id = s.next_op++;
+  WgOp &op = s.ops[id];
+  op.refs = 1;
+  op.what = "a TMA store";
+  op.wait = "tma_store_wait";
+  op.file = file;
+  op.line = line;
+  uint32_t idx[5] = {0, 0, 0, 0, 0};
+  const size_t eb = size_t(m.elem_bytes);
+  for (size_t o = 0; o < bytes; o += eb) {
+    bool inside = true;
+    int64_t off = 0;
+    for (int d = 0; d < m.rank; ++d) {
+      const int64_t c = int64_t(coords[d]) + idx[d];
+      if (c < 0 || uint64_t(c) >= m.dims[d]) inside = false;
+      off += c * int64_t(m.strides[d]);
+    }
+    const uint32_t a = swizzle_address(saddr + uint32_t(o), m.swizzle);
+    for (uint32_t b = a; b < a + eb; ++b) {
+      if (s.tag[b] == kTagMbar)
+        fault("TMA store at %s:%d reads the mbarrier object at %s", file, line, Where(b).s);
+      if (s.tag[b] && s.tag[b] != swizzle_tag(m.swizzle))
+        fault("TMA store at %s:%d with %s reads %s, which a TMA load wrote with %s", file, line,
+              tag_name(swizzle_tag(m.swizzle)), Where(b).s, tag_name(s.tag[b]));
+      if (s.gw_tid[b] && s.threads[s.gw_tid[b] - 1].proxy == s.gw_proxy[b]) {
+        char who[32];
+        core::thread_name(who, sizeof who, s.gw_tid[b] - 1u);
+        fault("TMA store at %s:%d reads %s, written by thread %s with no fence_proxy_async after "
+              "the write (the async proxy may not see it)",
+              file, line, Where(b).s, who);
+      }
+    }
+    if (inside) {
+      char *dst = const_cast<char *>(m.base) + off;
+      check_access(Space::Global, m.global, dst, eb, 1, true);
+      std::memcpy(dst, core::arena() + a, eb);
+    }
+    for (size_t k = 0; k < eb; k += 2) op.reads.push_back(a + uint32_t(k));
+    for (int d = 0; d < m.rank && ++idx[d] == m.box[d]; ++d) idx[d] = 0;
+  }
+  for (uint32_t a : op.reads) {
+    ++s.wg_read[a];
+    ++s.wg_read[a + 1];
+  }
+  Thread &th = s.threads[core::self()];
+  th.stores.push_back(Store{id, th.store_commits});
+}
+
+void tma_store_commit() { ++st().threads[core::self()].store_commits; }
+
+void tma_store_wait(int pending, const char *file, int line) {
+  State &s = st();
+  if (pending < 0 || pending > 63)
+    fault("tma_store_wait<%d> at %s:%d: N must be in 0..63", pending, file, line);
+  Thread &th = s.threads[core::self()];
+  size_t keep = 0;
+  for (size_t i = 0; i < th.stores.size(); ++i) {
+    if (th.stores[i].group + uint32_t(pending) < th.store_commits)
+      release_op(th.stores[i].op);
+    else
+      th.stores[keep++] = th.stores[i];
+  }
+  th.stores.resize(keep);
 }
 
 // =================================================================================================

@@ -62,6 +62,15 @@ struct TmaMap {
 void tma_load(const TmaMap &m, void *dst, const Region &dreg, const int32_t *coords, void *bar,
               const Region &breg, const char *file, int line);
 
+// The box at `coords` from shared memory at src (laid out and swizzled as a load would write it) to
+// global memory; elements outside the tensor are not written. The emulator writes global memory
+// when the store is issued and keeps the source bytes owned (writes to them are reported) until
+// tma_store_wait retires its bulk group.
+void tma_store(const TmaMap &m, const void *src, const Region &sreg, const int32_t *coords,
+               const char *file, int line);
+void tma_store_commit();
+void tma_store_wait(int pending, const char *file, int line);
+
 // ---- wgmma ---------------------------------------------------------------------------------------
 // The emulator's record of one fragment (accumulator or A operand) of one thread.
 struct FragTrack {

@@ -230,6 +230,38 @@ __global__ void tma_copy(const __grid_constant__ pa::tma_map m, int c0, int c1, 
 #endif
 }
 
+// TMA store of a 64 x 16 box at (c0, c1). Mode 0: the tile comes from a TMA load (map tin, its
+// swizzle); 1: threads write it (fence_proxy_async kept); 2: threads write it without the fence
+// (bug); 3: the source is overwritten before tma_store_wait (bug).
+__global__ void tma_store_box(const __grid_constant__ pa::tma_map tin,
+                              const __grid_constant__ pa::tma_map tout, pa::gptr<const uint16_t> raw,
+                              int c0, int c1, int mode) {
+#if PA_SM90
+  PA_SHARED(uint64_t, bar, 1);
+  pa::sptr<uint16_t> tile = pa::dynamic_shared<uint16_t>();
+  const int t = int(threadIdx.x);
+  if (t == 0) pa::mbarrier_init(bar, 1);  // the block's first Hopper operation: checks start here
+  __syncthreads();
+  if (mode == 0) {
+    if (t == 0) {
+      pa::mbarrier_arrive_expect_tx(bar, 64 * 16 * 2);
+      pa::tma_load_2d(tile, tin, 0, 0, bar);
+    }
+    pa::mbarrier_wait(bar, 0);
+  } else {
+    for (int i = t; i < 64 * 16; i += int(blockDim.x)) tile[i] = raw[i];
+    if (mode == 1 || mode == 3) pa::fence_proxy_async();
+    __syncthreads();
+  }
+  if (t == 0) {
+    pa::tma_store_2d(tout, c0, c1, tile);
+    pa::tma_store_commit();
+    if (mode == 3) tile[5] = 0;
+    pa::tma_store_wait<0>();
+  }
+#endif
+}
+
 // mbarrier phases: a producer warp fills a 2-slot ring for `rounds` rounds, one consumer warp
 // waits and sums (full/empty barriers, parity flipping every lap). out[r] = sum of round r.
 __global__ void mbarrier_ring(pa::gptr<const float> in, int rounds, pa::gptr<float> out) {

@@ -185,6 +185,54 @@ TEST_F(Sm90, tma_box_over_the_edges_zero_fill_32B) { check_tma_box(32, 40, 45); 
 TEST_F(Sm90, tma_box_over_the_edges_zero_fill_64B) { check_tma_box(64, -20, 50); }
 TEST_F(Sm90, tma_box_over_the_edges_zero_fill_128B) { check_tma_box(128, 10, -30); }
 
+// TMA store: A (40 x 64) -> shared (64 x 16 box at (0, 0)) -> out (30 x 50, row pitch 64) at
+// (c0, c1) = (-8, 20): only the part of the box inside out is written.
+pa::launch_status run_tma_store(int mode, std::vector<uint16_t> &out) {
+  std::vector<uint16_t> A(40 * 64);
+  for (size_t i = 0; i < A.size(); ++i) A[i] = uint16_t(7 + i);
+  out.assign(30 * 64, 0xbeef);
+  const int swz = mode == 0 ? 128 : 0;
+  auto map = [&](std::vector<uint16_t> &m, int rows, int cols) {
+    pa::tma_layout l{};
+    l.rank = 2;
+    l.elem_bytes = 2;
+    l.dims[0] = uint64_t(cols);
+    l.dims[1] = uint64_t(rows);
+    l.strides[1] = 128;
+    l.box[0] = 64;
+    l.box[1] = 16;
+    l.swizzle = swz;
+    pa::tma_map mm;
+    EXPECT_EQ(pa::make_tma_map(&mm, make_gptr<const uint16_t>(m.data(), m.size(), "m"), l), nullptr);
+    return mm;
+  };
+  return pa::launch("tma_store_box", sm90_test::tma_store_box, dim3(1), dim3(64), 4096, nullptr,
+                    map(A, 40, 64), map(out, 30, 50),
+                    make_gptr<const uint16_t>(A.data(), A.size(), "raw"), -8, 20, mode);
+}
+void check_store(int mode) {
+  std::vector<uint16_t> out;
+  auto st = run_tma_store(mode, out);
+  ASSERT_TRUE(st.ok) << st.msg;
+  for (int r = 0; r < 30; ++r)
+    for (int c = 0; c < 64; ++c) {
+      const bool inside = r >= 20 && c < 50 && c + 8 < 64;
+      const uint16_t want = inside ? uint16_t(7 + (r - 20) * 64 + c + 8) : uint16_t(0xbeef);
+      ASSERT_EQ(out[size_t(r) * 64 + c], want) << "out[" << r << "][" << c << "], mode " << mode;
+    }
+}
+TEST_F(Sm90, tma_store_of_a_swizzled_tile_clipped_to_the_tensor) { check_store(0); }
+TEST_F(Sm90, tma_store_of_a_tile_threads_wrote) { check_store(1); }
+TEST_F(Sm90, bug_tma_store_without_fence_proxy_async) {
+  std::vector<uint16_t> out;
+  expect_fault(run_tma_store(2, out), {"TMA store at", "no fence_proxy_async after the write"});
+}
+TEST_F(Sm90, bug_tma_store_source_overwritten_before_wait) {
+  std::vector<uint16_t> out;
+  expect_fault(run_tma_store(3, out),
+               {"shared 2-byte write", "a TMA store issued at", "tma_store_wait first"});
+}
+
 TEST_F(Sm90, tma_layout_rules_are_checked) {
   std::vector<pa::bf16> A(4096);
   pa::tma_layout l{};
