@@ -146,6 +146,17 @@ void check_qk_pv() {
 TEST_F(Sm90, wgmma_qk_then_pv_from_accumulator_n64) { check_qk_pv<64>(); }
 TEST_F(Sm90, wgmma_qk_then_pv_from_accumulator_n128) { check_qk_pv<128>(); }
 
+// The same kernels with the ready threads run in random orders: TMA landing, mbarrier waits and the
+// warpgroup collectives must not depend on thread order.
+TEST_F(Sm90, wgmma_tma_mbarrier_in_shuffled_thread_orders) {
+  pa_emu::options().shuffle = true;
+  for (uint64_t seed : {1, 2, 3}) {
+    pa_emu::options().seed = seed;
+    check_gemm<64, true, 1>(128, 128, 4);
+    check_qk_pv<64>();
+  }
+}
+
 // ---- TMA: out-of-range elements read as zero; the image is swizzled by address -------------------
 // A 2D load whose box hangs over every edge of a 50 x 70 matrix (row stride 64 elements): the
 // image must hold the matrix where the box is inside, zero elsewhere, with the 16-byte chunks of
