@@ -698,12 +698,13 @@ void wgmma(const WgmmaArgs &w, const char *file, int line) {
   if (th.fence == 0)
     fault("wgmma at %s:%d: no wgmma_fence before the first wgmma of this thread", file, line);
   if (w.acctrack->touched == th.fence + 1)
-    fault("wgmma at %s:%d: the accumulator was accessed at %s:%d after the last wgmma_fence "
-          "(wgmma_fence must separate register accesses from a wgmma using them)",
-          file, line, w.acctrack->file ? w.acctrack->file : "?", w.acctrack->line);
+    fault("wgmma at %s:%d: the accumulator was accessed after the last wgmma_fence (wgmma_fence "
+          "must separate register accesses from a wgmma using them)",
+          file, line);
   if (w.atrack && w.atrack->touched == th.fence + 1)
-    fault("wgmma at %s:%d: the A fragment was written at %s:%d after the last wgmma_fence", file,
-          line, w.atrack->file ? w.atrack->file : "?", w.atrack->line);
+    fault("wgmma at %s:%d: the A fragment was accessed after the last wgmma_fence (wgmma_fence "
+          "must separate register accesses from a wgmma using them)",
+          file, line);
   warpgroup_collective(WgKind::Wgmma, w.n, &w, file, line,
                        [&](State &st_, Warpgroup &g, unsigned wg) {
                          wgmma_compute(st_, g, wg, file, line);

@@ -76,7 +76,7 @@ void tma_store_wait(int pending, const char *file, int line);
 struct FragTrack {
   int pending = 0;         // in-flight wgmmas that write (accumulator) or read (A) it
   uint32_t touched = 0;    // 1 + the thread's wgmma.fence count at its last access; 0: never
-  const char *file = nullptr;  // last access (for the missing-fence report)
+  const char *file = nullptr;  // last access, where the device layer knows it
   int line = 0;
   const char *wfile = nullptr;  // the last wgmma that used it
   int wline = 0;

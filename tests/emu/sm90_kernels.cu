@@ -136,6 +136,7 @@ enum Bug {
   kSetmaxnregDivergent,
   kAFragWriteDuringWgmma,
   kFragOutOfScope,
+  kAccTouchedAfterFence,
   kProxyFenceKept,  // threads write A with fence_proxy_async: must pass
   kNone,  // the same kernel with every rule kept (must pass)
 };
@@ -185,6 +186,7 @@ __global__ void __launch_bounds__(128) sm90_bug(const __grid_constant__ pa::tma_
   for (int i = 0; i < 32; ++i) acc[i] = 0.f;
   if (threads_write_a) __syncthreads();
   if (bug != kMissingWgmmaFence) pa::wgmma_fence();
+  if (bug == kAccTouchedAfterFence) acc[1] = 2.f;
   const int swz_a = bug == kSwizzleMismatch ? 0 : 128;
   const uint64_t adesc = threads_write_a ? pa::make_wgmma_desc(sa, 1024u, 128u, 0)
                                                    : pa::make_wgmma_desc(sa, 16u, 1024u, swz_a);

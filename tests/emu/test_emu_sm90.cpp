@@ -364,6 +364,10 @@ TEST_F(Sm90, bug_descriptor_swizzle_does_not_match_tma) {
 TEST_F(Sm90, bug_missing_wgmma_fence) {
   expect_fault(run_bug(sm90_test::kMissingWgmmaFence), {"no wgmma_fence before the first wgmma"});
 }
+TEST_F(Sm90, bug_accumulator_written_after_wgmma_fence) {
+  expect_fault(run_bug(sm90_test::kAccTouchedAfterFence),
+               {"the accumulator was accessed after the last wgmma_fence"});
+}
 TEST_F(Sm90, bug_missing_fence_proxy_async) {
   expect_fault(run_bug(sm90_test::kMissingProxyFence),
                {"A operand at", "no fence_proxy_async after the write"});
