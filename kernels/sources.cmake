@@ -6,6 +6,7 @@
 #                         own sources are the target posattn_cuda_backend below)
 set(POSATTN_EMU_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/emu/emu.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/emu/emu_sm90.cpp
   ${CMAKE_CURRENT_LIST_DIR}/emu_backend.cpp
   # prefill kernels (engineer F1): chooser, host tables; simt.cu is included by dispatch.cpp
   ${CMAKE_CURRENT_LIST_DIR}/prefill/dispatch.cpp

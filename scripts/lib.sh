@@ -77,7 +77,7 @@ apt_install() { # apt_install PKG...: installs the given Debian packages, non-in
 _have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 # ensure_build_deps [tests]: compilers, cmake >= 3.25, ninja; with "tests" also GoogleTest,
-# pkg-config, binutils (nm) and Python 3 with numpy + ml_dtypes.
+# pkg-config, binutils (nm) and Python 3 with numpy + ml_dtypes and nvidia-cutlass (CuTe headers).
 ensure_build_deps() {
   local want_tests="${1:-}" missing=() cmd pkg
   for pair in cmake:cmake ninja:ninja-build gcc:gcc g++:g++; do
@@ -103,6 +103,14 @@ ensure_build_deps() {
     python3 -m pip install -q numpy ml_dtypes ||
       python3 -m pip install -q --break-system-packages numpy ml_dtypes
     python3 -c 'import numpy, ml_dtypes' || die "numpy / ml_dtypes still not importable"
+  fi
+  # CUTLASS's CuTe headers, test-only: the emulator's tensor-core layouts are checked against them
+  # (tests/emu/test_sm90_cute.cpp; it reports itself skipped without them)
+  if [ "$want_tests" = tests ] && ! python3 -c 'import cutlass_library' >/dev/null 2>&1; then
+    log "installing Python packages: nvidia-cutlass (CuTe headers for the layout cross-check)"
+    python3 -m pip install -q nvidia-cutlass ||
+      python3 -m pip install -q --break-system-packages nvidia-cutlass
+    python3 -c 'import cutlass_library' || die "nvidia-cutlass still not importable"
   fi
   printf 'tools: %s; %s; ninja %s' "$(cmake --version | head -1)" \
     "$(g++ --version | head -1)" "$(ninja --version)"

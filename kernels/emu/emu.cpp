@@ -1,6 +1,7 @@
 // emu.cpp -- the SIMT emulator: fibers, the block scheduler, warp collectives, and the checks.
 // See emu.h for the model and docs/emulator.md for the design.
 #include "emu.h"
+#include "emu_internal.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -140,7 +141,8 @@ static inline void ctx_switch(Ctx &from, Ctx &to) { swapcontext(&from.uc, &to.uc
 // =================================================================================================
 namespace {
 
-enum class St : uint8_t { Ready, Barrier, Warp, Done };
+// Wait: parked by an extension (emu_sm90.cpp: mbarrier, named barrier, warpgroup collective).
+enum class St : uint8_t { Ready, Barrier, Warp, Wait, Done };
 enum class Coll : uint8_t { Shfl, Vote, Sync, Mma, Ldsm };
 const char *coll_name(Coll c) {
   switch (c) {
@@ -185,6 +187,7 @@ struct Fiber {
   unsigned tsan_runs = 0;      // blocks run on tsan_fiber
   const char *file = nullptr;  // where it waits (barrier or collective)
   int line = 0;
+  const char *wait_what = nullptr;  // St::Wait: what it waits for (deadlock report)
   Post *post = nullptr;
   std::vector<Copy> copies;  // cp.async not yet performed
   unsigned commits = 0;
@@ -242,6 +245,8 @@ struct Launch {
 };
 
 thread_local Launch *tl_launch = nullptr;
+thread_local bool tl_sm90 = false;      // the block used Hopper primitives: check shared accesses
+thread_local uint64_t tl_block_serial = 0;
 thread_local uint32_t tl_epoch = 0;  // barrier intervals, never reused: the shadow needs no reset
 [[noreturn]] void leave();  // the running fiber stops for good (after a fault was recorded)
 thread_local Fiber *tl_fiber = nullptr;
@@ -413,6 +418,7 @@ void access_fault(Space s, const Region &r, const void *p, size_t n, bool write,
 // Racecheck
 // =================================================================================================
 void shared_track(const void *p, size_t n, bool write) {
+  if (tl_sm90) sm90::shared_access(p, n, write);
   if (!tl_racecheck) return;
   Launch &L = *tl_launch;
   Fiber &f = *tl_fiber;
@@ -818,18 +824,23 @@ namespace {
 }
 
 void deadlock(Launch &L) {
-  char a[160] = "", b[160] = "";
+  char a[160] = "", b[160] = "", c[200] = "", x[320] = "";
   for (unsigned t = 0; t < L.nthreads; ++t) {
     const Fiber &f = L.fibers[t];
-    char *dst = f.st == St::Barrier ? a : f.st == St::Warp ? b : nullptr;
+    char *dst = f.st == St::Barrier ? a : f.st == St::Warp ? b : f.st == St::Wait ? c : nullptr;
+    const size_t n = f.st == St::Wait ? sizeof c : sizeof a;
     if (!dst || dst[0]) continue;
-    int k = std::snprintf(dst, 160, "thread ");
-    k += thread_str(dst + k, 160 - k, L, t);
-    std::snprintf(dst + k, 160 - k, " waits at %s %s:%d",
-                  f.st == St::Barrier ? "the barrier" : coll_name(L.warps[f.warp].kind), f.file,
-                  f.line);
+    int k = std::snprintf(dst, n, "thread ");
+    k += thread_str(dst + k, n - k, L, t);
+    std::snprintf(dst + k, n - k, " waits at %s %s:%d",
+                  f.st == St::Barrier ? "the barrier"
+                  : f.st == St::Warp  ? coll_name(L.warps[f.warp].kind)
+                                      : f.wait_what,
+                  f.file, f.line);
   }
-  record(L, nullptr, "deadlock: %s%s%s", a, a[0] && b[0] ? "; " : "", b);
+  if (tl_sm90) sm90::describe(x, sizeof x);
+  record(L, nullptr, "deadlock: %s%s%s%s%s%s%s", a, a[0] && b[0] ? "; " : "", b,
+         (a[0] || b[0]) && c[0] ? "; " : "", c, x[0] ? "; " : "", x);
 }
 
 bool run_block(Launch &L, Dim3 bidx) {
@@ -839,6 +850,7 @@ bool run_block(Launch &L, Dim3 bidx) {
   L.ready_head = 0;
   L.at_barrier = L.exited = 0;
   L.epoch = ++tl_epoch;
+  ++tl_block_serial;  // tl_sm90 stays on for the launch's later blocks once one used Hopper ops
   for (unsigned w = 0; w < L.warps.size(); ++w) {
     unsigned n = L.nthreads - w * 32 < 32 ? L.nthreads - w * 32 : 32;
     L.warps[w] = Warp();
@@ -879,6 +891,9 @@ bool run_block(Launch &L, Dim3 bidx) {
       unsigned done = 0;
       for (unsigned t = 0; t < L.nthreads; ++t) done += L.fibers[t].st == St::Done;
       if (done == L.nthreads) break;
+      // Nobody can run: asynchronous copies in flight land now (as late as possible, so that a
+      // thread touching their destination early is caught), which may complete an mbarrier.
+      if (tl_sm90 && sm90::idle()) continue;
       deadlock(L);
       break;
     }
@@ -896,6 +911,47 @@ bool run_block(Launch &L, Dim3 bidx) {
   return !L.failed;
 }
 }  // namespace
+
+// =================================================================================================
+// The core's interface to its extensions (emu_internal.h)
+// =================================================================================================
+namespace core {
+unsigned self() { return tl_fiber->info.linear; }
+unsigned block_threads() { return tl_launch->nthreads; }
+uint64_t block_serial() { return tl_block_serial; }
+void enable_sm90() { tl_sm90 = true; }
+void park(const char *what, const char *file, int line) {
+  Fiber &f = *tl_fiber;
+  f.st = St::Wait;
+  f.wait_what = what;
+  f.file = file;
+  f.line = line;
+  to_scheduler(f, false);
+}
+void wake(unsigned t) {
+  Launch &L = *tl_launch;
+  if (L.fibers[t].st == St::Wait) make_ready(L, t);
+}
+bool exited(unsigned t) { return tl_launch->fibers[t].st == St::Done; }
+void report(unsigned t, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vrecord(*tl_launch, &tl_launch->fibers[t], fmt, ap);
+  va_end(ap);
+}
+bool failed() { return tl_launch->failed; }
+void new_epoch() { tl_launch->epoch = ++tl_epoch; }
+char *arena() { return tl_launch->arena; }
+size_t arena_bytes() { return kArenaBytes; }
+void thread_name(char *buf, size_t n, unsigned t) { thread_str(buf, n, *tl_launch, t); }
+const char *shared_name(const void *p, long long *offset) {
+  const Launch &L = *tl_launch;
+  const char *c = static_cast<const char *>(p);
+  const Region *r = shared_region_of(L, c);
+  *offset = static_cast<long long>(c - (r ? r->base : L.arena));
+  return r ? r->name : "dynamic shared memory";
+}
+}  // namespace core
 
 Status run(const LaunchSpec &spec) {
   Status st;
@@ -943,6 +999,7 @@ Status run(const LaunchSpec &spec) {
   L.dyn_bytes = spec.dyn_smem;
   tl_launch = &L;
   tl_racecheck = opt.racecheck;
+  tl_sm90 = false;
 #if defined(PA_EMU_TSAN)
   L.sched_tsan = __tsan_get_current_fiber();
 #endif
@@ -951,6 +1008,7 @@ Status run(const LaunchSpec &spec) {
       for (unsigned x = 0; x < g.x && !L.failed; ++x) run_block(L, Dim3{x, y, z});
   tl_launch = nullptr;
   tl_racecheck = false;
+  tl_sm90 = false;
   if (L.failed) {
     st.ok = false;
     std::memcpy(st.msg, L.msg, sizeof st.msg);
