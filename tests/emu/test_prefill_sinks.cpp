@@ -6,8 +6,8 @@
 // The sink is one more softmax term e^sink without a value, added in the epilogue only:
 //   - random sinks near the logits: dense and varlen, causal / non-causal / window, GQA, ALiBi;
 //   - rows that see no key (causal, q_len > kv_len): out 0 and lse = sink exactly;
-//   - a sink far above every logit (80, and 1e30): out ~ 0 (exactly 0 at 1e30), lse ~ sink;
-//   - a sink of -1e30 (e^sink = 0 in fp32) leaves out and lse bit-identical to no sink;
+//   - a sink far above every logit (80, 1e30, 3e38): out ~ 0 (exactly 0 from 1e30), lse ~ sink;
+//   - a sink of -3e38 (e^sink = 0 in fp32) leaves out and lse bit-identical to no sink;
 //   - the NaN RULE with sinks (pa_nan_rule.hpp): a poisoned row stays NaN, others untouched.
 #include <gtest/gtest.h>
 
@@ -134,15 +134,15 @@ TEST_F(PrefillSinks, MatchRefOnBothKernels) {
 }
 
 // A sink far above every logit takes the whole row: out ~ e^(s - sink) v, lse ~ sink. At 80 the
-// weights are ~e^-80 (fp32 subnormal-free, so REF and the kernels still agree under the rule); at
-// 1e30 they are 0 and out is exactly 0, lse exactly the sink.
+// weights are ~e^-80 (still normal fp32 numbers, so REF and the kernels agree under the rule); at
+// 1e30 and 3e38 (where sink * log2(e) is beyond fp32) they are 0: out exactly 0, lse the sink.
 TEST_F(PrefillSinks, SinkFarAboveEveryLogitTakesTheRow) {
   const Case cases[] = {
       {"simt f32", "simt", F32, F32, 1, 2, 1, 64, 33, 33, {}, 1},
       {"mma bf16 hd64", "mma", BF16, F32, 1, 2, 1, 64, 70, 70, {}, 1},
   };
   for (const Case &c : cases)
-    for (float big : {80.f, 1e30f}) {
+    for (float big : {80.f, 1e30f, 3e38f}) {
       SCOPED_TRACE(std::string(c.name) + " sink " + std::to_string(big));
       posattn_attention_desc desc = Desc(c);
       const std::vector<float> sinks(size_t(c.hq), big);
@@ -169,7 +169,7 @@ TEST_F(PrefillSinks, SinkFarAboveEveryLogitTakesTheRow) {
     }
 }
 
-// e^(-1e30) is 0 in fp32: the sink must change nothing, bit for bit (the sink enters only the
+// e^(-3e38) is 0 in fp32: the sink must change nothing, bit for bit (the sink enters only the
 // final normalisation; every row here sees a key).
 TEST_F(PrefillSinks, NegligibleSinkIsBitIdenticalToNoSink) {
   const Case cases[] = {
@@ -180,7 +180,7 @@ TEST_F(PrefillSinks, NegligibleSinkIsBitIdenticalToNoSink) {
   for (const Case &c : cases) {
     SCOPED_TRACE(c.name);
     posattn_attention_desc desc = Desc(c);
-    const std::vector<float> sinks(size_t(c.hq), -1e30f);
+    const std::vector<float> sinks(size_t(c.hq), -3e38f);
     if (!runs_on_kernel(c, desc)) continue;
     const int64_t n = pat_q_rows(&desc) * c.hq;
     std::vector<double> out0(size_t(n * c.d)), lse0(static_cast<size_t>(n)), out1(out0), lse1(lse0);
