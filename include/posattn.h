@@ -24,8 +24,8 @@
  * host memory for POSATTN_BACKEND_REF and POSATTN_BACKEND_EMU, device memory for
  * POSATTN_BACKEND_CUDA. Index and parameter arrays given through the descriptors (cu_seqlens,
  * position ids, document ids, slopes, FIRE weights, T5 tables, KERPLE parameters, inv_freq
- * tables) are always HOST memory, on every backend: the library validates them before any work
- * and stages what the device needs into the workspace.
+ * tables, sink logits) are always HOST memory, on every backend: the library validates them
+ * before any work and stages what the device needs into the workspace.
  *
  * UNITS. Sizes, strides and offsets are in elements, never bytes, unless a name says `bytes`.
  *
