@@ -5,9 +5,10 @@
  *   [staged out, staged lse]   EMU only: the kernel writes there and the backend copies to the
  *                              caller's tensors once the launch ran clean (a fault writes nothing)
  *   tables                     int32 index arrays (cu_seqlens, positions, doc ids), the fp32
- *                              PE tables and the fp32 sink logits; built in HOST memory by pa_prefill_tables_build() --
- *                              directly in the workspace on EMU, in a host buffer that the CUDA
- *                              backend copies to the device workspace.
+ *                              PE tables and the fp32 sink logits; built in HOST memory by
+ *                              pa_prefill_tables_build() -- directly in the workspace on EMU, in
+ *                              a host buffer that the CUDA backend copies to the device
+ *                              workspace.
  *   [rotated K]                the RoPE key pre-pass's output (prerotate_k only): every key of
  *                              every kv head in the input dtype, packed [total_kv][hkv][d];
  *                              written on the device by the pre-pass (kernels/prefill/rope_k.cu).

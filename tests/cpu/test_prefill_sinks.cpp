@@ -19,7 +19,9 @@ namespace {
 
 struct RefCtx {
   posattn_context *ctx = nullptr;
-  RefCtx() { EXPECT_EQ(posattn_context_create(POSATTN_BACKEND_REF, 0, &ctx), POSATTN_STATUS_SUCCESS); }
+  RefCtx() {
+    EXPECT_EQ(posattn_context_create(POSATTN_BACKEND_REF, 0, &ctx), POSATTN_STATUS_SUCCESS);
+  }
   ~RefCtx() { posattn_context_destroy(ctx); }
 };
 
@@ -95,8 +97,9 @@ TEST(PrefillSinksRef, MatchesTheClosedFormFromTheSinkFreeResult) {
       // logaddexp(lse, sink); -inf lse: the sink alone
       const double m = std::fmax(lse, sink);
       const double want = m + std::log(std::exp(lse - m) + std::exp(sink - m));
-      EXPECT_NEAR(lse1[size_t(l)], want, 2e-7 * (1 + std::fabs(want))) << "lse " << l;
-      EXPECT_NEAR(lse1[size_t(l)], gold_lse[size_t(l)], 2e-7 * (1 + std::fabs(want))) << "lse " << l;
+      const double tol = 2e-7 * (1 + std::fabs(want));
+      EXPECT_NEAR(lse1[size_t(l)], want, tol) << "lse " << l;
+      EXPECT_NEAR(lse1[size_t(l)], gold_lse[size_t(l)], tol) << "lse " << l;
       if (lse == -INFINITY) {
         ++empty;
         EXPECT_EQ(lse1[size_t(l)], sink) << "a row that sees no key has lse = sink, row " << l;
@@ -119,7 +122,7 @@ TEST(PrefillSinksRef, MatchesTheClosedFormFromTheSinkFreeResult) {
         for (int f = 0; f < s.d; ++f) {
           const size_t e = size_t((r * s.hq + h) * s.d + f);
           const double want = out0[e] * share;
-          EXPECT_NEAR(out1[e], want, 3e-7 * std::fabs(want) + 1e-30) << "out row " << r << " h " << h;
+          EXPECT_NEAR(out1[e], want, 3e-7 * std::fabs(want) + 1e-30) << "row " << r << " h " << h;
           EXPECT_NEAR(out1[e], gold[e], 3e-7 * std::fabs(gold[e]) + 1e-30) << "out row " << r;
         }
       }
@@ -148,8 +151,8 @@ TEST(PrefillSinksRef, NonFiniteSinkIsRejectedNamingTheElement) {
   pat_rng_seed(&rng, 3);
   pat_inputs in;
   ASSERT_EQ(pat_inputs_random(&in, &desc, POSATTN_DTYPE_F32, &rng, 1.0), 0);
-  const float bad[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
-                       -std::numeric_limits<float>::infinity()};
+  const float inf = std::numeric_limits<float>::infinity();
+  const float bad[] = {std::numeric_limits<float>::quiet_NaN(), inf, -inf};
   for (float x : bad)
     for (int at : {0, 2, 3}) {
       std::vector<float> sinks = {0.f, 1.f, -1.f, 2.f};
