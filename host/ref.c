@@ -5,7 +5,9 @@
  *
  * Per query row: logits s_j = scale * (q'.k'_j) [xPos: pair i weighted by zeta_i^((pq-pk)/base)],
  * softcap, + bias; two-pass softmax with the row maximum subtracted; out = sum p_j v_j / sum p_j,
- * lse = max + log(sum p_j). Inputs are widened exactly, outputs rounded once.
+ * lse = max + log(sum p_j). With a sink (desc->sink_logits) the sum has one more term
+ * e^(sink - max) without a value, and the maximum includes the sink, so a row that sees no key
+ * gets out 0 and lse = sink. Inputs are widened exactly, outputs rounded once.
  * Non-finite values follow posattn.h's NaN RULE: a row with a non-finite logit (pa_ref_logit,
  * which applies fp32's overflow like the kernels) or a non-finite value of a visible key (whose
  * prepared k is then made NaN, so its logit is NaN) gets NaN in every feature and a NaN lse;
@@ -107,7 +109,9 @@ static void row(const pa_problem *p, const ref_scratch *sc, double attn_factor, 
   const int64_t pq = pa_q_pos(p, b, i);
   load_row(p, sc, attn_factor, p->q, pa_q_offset(p, p->q, b, i, h), pq, is_rotary(pe), sc->q);
 
-  double mx = -INFINITY;
+  /* the sink's logit, -inf without one (then it adds e^-inf = 0 to the sum) */
+  const double sink = desc->sink_logits ? (double)desc->sink_logits[h] : -INFINITY;
+  double mx = sink;
   int poisoned = 0;
   for (int32_t j = 0; j < lk; j++) {
     if (!pa_visible(p, b, i, j)) {
@@ -136,7 +140,8 @@ static void row(const pa_problem *p, const ref_scratch *sc, double attn_factor, 
 
   for (int32_t f = 0; f < d; f++) sc->acc[f] = 0;
   double sum = 0;
-  if (mx > -INFINITY) { /* else no visible key: out 0, lse -inf */
+  if (mx > -INFINITY) { /* else no visible key and no sink: out 0, lse -inf */
+    sum = exp(sink - mx);
     for (int32_t j = 0; j < lk; j++) {
       if (sc->s[j] == -INFINITY) continue;
       double w = exp(sc->s[j] - mx);

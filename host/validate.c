@@ -478,6 +478,9 @@ static posattn_status check_descriptor(char *msg, size_t msg_size, pa_problem *p
   if (desc->pe.kind == POSATTN_PE_ROPE || desc->pe.kind == POSATTN_PE_XPOS)
     p->rotary_dim = pa_rope_dim(&desc->pe.rope, p->d);
   if (desc->pe.kind == POSATTN_PE_XPOS) PA_TRY(check_xpos_growth(msg, msg_size, p));
+  /* sinks: one finite logit per q head, as in decode (a sink never poisons a row) */
+  if (desc->sink_logits != NULL)
+    PA_TRY(check_finite(msg, msg_size, desc->sink_logits, p->hq, "desc->sink_logits"));
   return POSATTN_STATUS_SUCCESS;
 }
 

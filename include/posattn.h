@@ -24,8 +24,8 @@
  * host memory for POSATTN_BACKEND_REF and POSATTN_BACKEND_EMU, device memory for
  * POSATTN_BACKEND_CUDA. Index and parameter arrays given through the descriptors (cu_seqlens,
  * position ids, document ids, slopes, FIRE weights, T5 tables, KERPLE parameters, inv_freq
- * tables) are always HOST memory, on every backend: the library validates them before any work
- * and stages what the device needs into the workspace.
+ * tables, sink logits) are always HOST memory, on every backend: the library validates them
+ * before any work and stages what the device needs into the workspace.
  *
  * UNITS. Sizes, strides and offsets are in elements, never bytes, unless a name says `bytes`.
  *
@@ -421,6 +421,14 @@ POSATTN_API void posattn_pe_init(posattn_pe *pe);
  *        if softcap > 0: s = softcap * tanh(s / softcap)
  *        s += bias(h, pq, pk)          (ALiBi, FIRE, T5, KERPLE)
  * Positional encodings use position ids pq, pk (not token indices).
+ *
+ * Sink (sink_logits, gpt-oss style; the same rule as decode): head h's softmax gets one more term
+ * exp(sink_logits[h]) that has no value vector:
+ *   out = sum_j e^{s_j} v_j / (sum_j e^{s_j} + e^{sink}),  lse = log(sum_j e^{s_j} + e^{sink}).
+ * A query that sees no key then gets out 0 and lse = sink_logits[h] (not -inf); a poisoned row
+ * (NaN RULE) stays NaN. With sinks, out/lse are NOT a state for posattn_merge_states (the sink
+ * would count once per merged part): merge sink-free states, then add the sink to the merged
+ * result (out *= e^lse / (e^lse + e^sink), lse = logaddexp(lse, sink)).
  * ========================================================================================== */
 typedef struct posattn_attention_desc {
   int32_t batch;    /**< >= 1 */
@@ -459,6 +467,12 @@ typedef struct posattn_attention_desc {
                                   doc_ids */
 
   posattn_pe pe; /**< positional encoding; default NONE */
+
+  /* ---- appended fields: NULL (as posattn_attention_desc_init sets them) keeps the earlier
+   *      behaviour ---- */
+  const float *sink_logits; /**< [q_heads] per-head sink logits (see "Sink" above), HOST memory,
+                                 each finite (BAD_PE_PARAMS naming the element otherwise);
+                                 NULL = no sink */
 } posattn_attention_desc;
 
 /* NaN RULE (every backend: REF, EMU, CUDA; prefill and decode). A row is one (query token, q
@@ -470,8 +484,9 @@ typedef struct posattn_attention_desc {
  * did not exist: a NaN or inf in the k or v of a key a row cannot see (a future key under causal
  * masking, a key outside the window, another document, another sequence or batch item) never
  * reaches it. Output 0 with lse -inf means "sees no key" and nothing else (a row that sees no key
- * is never poisoned, whatever its q). Decode: the same per (sequence, query token, head); the
- * sink is validated finite (BAD_PE_PARAMS otherwise).
+ * is never poisoned, whatever its q; with a sink it gets output 0 and lse = the sink). Decode:
+ * the same per (sequence, query token, head). Sinks (prefill and decode) are validated finite
+ * (BAD_PE_PARAMS otherwise), so a sink never poisons a row.
  * How the kernels keep it (cost measured in docs/kernels.md): masked logits are exact
  * -inf, so their weights are exactly 0; a weight of 0 times a NaN/inf value is still NaN, so a
  * non-finite v element of a key that some row of a tile cannot see is replaced by 0 where the
@@ -498,7 +513,7 @@ typedef struct posattn_attention_desc {
 
 /** Sets every field to its default: sizes 0 (must be set), dense, no positions, non-causal,
  *  windows -1, softcap 0, softmax_scale 0 (= 1/sqrt(head_dim)), no documents, pe NONE with
- *  defaults. NULL is a no-op. */
+ *  defaults, no sinks. NULL is a no-op. */
 POSATTN_API void posattn_attention_desc_init(posattn_attention_desc *desc);
 
 /* ============================================================================================
@@ -526,7 +541,7 @@ POSATTN_API posattn_status posattn_workspace_size(posattn_context *ctx,
  *  - q, k, v: inputs of one dtype (f32, f16 or bf16); out: any dtype; shapes in the descriptor
  *    comment. out must not overlap q, k, v or lse.
  *  - lse: NULL or fp32 log-sum-exp (natural log) per query row and head; -inf for a row with
- *    no visible key.
+ *    no visible key (sink_logits[h] with sinks).
  *  - workspace: at least posattn_workspace_size() bytes of backend memory, 256-byte aligned
  *    (or NULL when that size is 0).
  *  REF and EMU are synchronous. CUDA is asynchronous on the context's stream: outputs are
@@ -814,7 +829,7 @@ POSATTN_API posattn_status posattn_cache_append(posattn_context *ctx,
  *   M = max_i LSE_i,  W_i = e^(LSE_i - M),  LSE = M + log(sum_i W_i),  O = sum_i (W_i / sum W) O_i
  * (base 2 with POSATTN_MERGE_LSE_BASE2: 2^ and log2 in place of e^ and log). This is how split-KV
  * decode, ring attention and context parallelism combine partial results; posattn_forward's
- * out/lse (and posattn_decode's, without sinks) are states.
+ * out/lse and posattn_decode's are states when called without sinks.
  *
  * Empty and non-finite states (the NaN RULE above): a state with LSE -inf is EMPTY (it saw no key)
  * and contributes nothing, exactly: its O is never read into the result (garbage or NaN there is

@@ -346,7 +346,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
   constexpr bool kBias = PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_FIRE ||
                          PeKind == POSATTN_PE_T5 || PeKind == POSATTN_PE_KERPLE_LOG ||
                          PeKind == POSATTN_PE_KERPLE_POWER;
-  constexpr float kLog2e = 1.4426950408889634f;
+  constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 
   const int b = int(blockIdx.z), h = int(blockIdx.y), hk = h / p.group;
   const pa_pe::Seq sq(p, b);
@@ -621,7 +621,11 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
   }
   pa::cp_async_wait<0>();  // no copy outlives the block (the ring's tail groups are empty)
 
-  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log ----
+  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log. A sink (posattn.h)
+  // adds e^sink without a value to l, both taken at M = max(row maximum, sink) so that a sink far
+  // above the row's logits cannot overflow; a row that saw no key (maximum -inf, l = 0) gets
+  // l = 1: out 0 and lse = sink exactly. A NaN l (poisoned row) stays NaN. ----
+  const float sink = p.sinks ? float(p.sinks[h]) : 0.f;
   PA_UNROLL
   for (int r = 0; r < kRows; ++r) {
     float l = rsum[r];
@@ -638,7 +642,17 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     l += bad;
     const int i = row_of(r);
     if (i >= sq.Lq) continue;
-    const float inv = l == 0.f ? 0.f : 1.f / l;  // no visible key: output 0; NaN l: NaN row
+    const float m2 = rmax[r] * cs;  // the row maximum in log2 units, -inf when no key is visible
+    float o_scale = 1.f;
+    bool sink_max = false;  // the sink is M
+    if (p.sinks) {  // in natural units: sink * log2(e) overflows fp32 for sinks above 2.4e38
+      const float mn = m2 * kLn2;
+      sink_max = sink >= mn;
+      const float M = sink_max ? sink : mn;
+      o_scale = expf(mn - M);  // 0 when mn = -inf
+      l = fmaf(l, o_scale, expf(sink - M));
+    }
+    const float inv = l == 0.f ? 0.f : o_scale / l;  // no visible key: output 0; NaN l: NaN row
     const int64_t orow = sq.q_off(i, h, p.o_sb, p.o_ss, p.o_sh);
     PA_UNROLL
     for (int a = 0; a < kDA; ++a) {
@@ -646,8 +660,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
       store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4 + 1, o[r / 2][a][2 * (r % 2) + 1] * inv);
     }
     if (p.lse && t4 == 0)
-      p.lse[sq.lse_index(i, h)] =
-          l == 0.f ? -INFINITY : (rmax[r] * cs + log2f(l)) * 0.6931471805599453f;
+      p.lse[sq.lse_index(i, h)] = l == 0.f ? -INFINITY
+                                  : sink_max ? sink + log2f(l) * kLn2 : (m2 + log2f(l)) * kLn2;
   }
 }
 

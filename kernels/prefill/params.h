@@ -116,6 +116,10 @@ typedef struct pa_prefill_params {
   PA_PF_PTR(const float) t5_table;     /* T5: [num_buckets][hq] learned biases */
   PA_PF_PTR(const float) kerple_a;     /* KERPLE: [hq] a_h */
   PA_PF_PTR(const float) kerple_p;     /* KERPLE: [hq] p_h */
+
+  /* ---- sinks (read by the epilogue only) ---- */
+  PA_PF_PTR(const float) sinks;        /* [hq] finite sink logits: one more softmax term e^sink
+                                          without a value per row of head h; NULL = none */
 } pa_prefill_params;
 
 #endif /* POSATTN_PREFILL_PARAMS_H */

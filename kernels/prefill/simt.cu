@@ -10,7 +10,8 @@
 // argument (64, 128, 256), and runs an online softmax over tile-wise maxima.
 // Positional encodings enter through the policies of kernels/pe/: transform (rope.cuh), the
 // xPos per-pair weight (xpos.cuh, score side: cannot overflow for pk <= pq), bias (bias.cuh),
-// mask (mask.cuh). Output in any dtype; LSE natural log; a row that sees no key gets 0 and -inf.
+// mask (mask.cuh). Output in any dtype; LSE natural log; a row that sees no key gets 0 and -inf
+// (with sinks, which enter only the epilogue: 0 and the sink logit).
 // Non-finite values (posattn.h NaN RULE): masked keys are skipped, never multiplied by 0; a
 // non-finite V element is staged as 0 with the same element of that key's K staged as NaN, so
 // exactly the rows that see the key get a NaN logit, and NaN logits reach the row's sum (max_nan).
@@ -174,8 +175,19 @@ __global__ void __launch_bounds__(kSimtRows) prefill_simt(const pa_prefill_param
   }
 
   if (!has_row) return;
+  // Sink (posattn.h): one more term e^sink without a value, summed at M = max(m, sink) so that a
+  // sink far above the row's logits cannot overflow. A row that saw no key (m = -inf, l = 0) gets
+  // l = 1 and m = sink: out 0, lse = sink exactly. A poisoned row's NaN m or l stays NaN.
+  float o_scale = 1.f;
+  if (p.sinks) {
+    const float sink = p.sinks[h];
+    const float M = pa_pe::max_nan(m, sink);
+    o_scale = expf(m - M);  // 0 when m = -inf
+    l = fmaf(l, o_scale, expf(sink - M));
+    m = M;
+  }
   const pa::gptr<Tout> orow = pa::ptr_cast<Tout>(p.out) + seq.q_off(i, h, p.o_sb, p.o_ss, p.o_sh);
-  const float inv = l == 0.f ? 0.f : 1.f / l;  // l is 0 only when no key is visible
+  const float inv = l == 0.f ? 0.f : o_scale / l;  // l is 0 only when no key is visible (no sink)
   for (int c = 0; c < d; ++c) orow[c] = pa::from_float<Tout>(acc[c] * inv);
   if (p.lse) p.lse[seq.lse_index(i, h)] = l == 0.f ? -INFINITY : m + logf(l);
 }

@@ -141,6 +141,7 @@ extern "C" posattn_status pa_prefill_layout_make(const pa_problem *p, int stage_
   const bool kerple = pe.kind == POSATTN_PE_KERPLE_LOG || pe.kind == POSATTN_PE_KERPLE_POWER;
   L->kerple_a = take(kerple ? heads : 0);
   L->kerple_p = take(kerple ? heads : 0);
+  L->sinks = take(D->sink_logits ? heads : 0);
   L->tables_bytes = at;
   if (prerotate_k) {  // every key of every kv head, in the input dtype (saturating sizes)
     L->n_k_rot = pa_size_mul(pa_size_mul(size_t(p->total_kv), size_t(p->hkv)), size_t(p->d));
@@ -171,6 +172,7 @@ extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_
   if (L->n_q_pos) std::memcpy(i32(L->q_pos), D->q_positions, size_t(L->n_q_pos) * 4);
   if (L->n_kv_pos) std::memcpy(i32(L->kv_pos), D->kv_positions, size_t(L->n_kv_pos) * 4);
   if (L->n_doc) std::memcpy(i32(L->doc_ids), D->doc_ids, size_t(L->n_doc) * 4);
+  if (D->sink_logits) std::memcpy(f32(L->sinks), D->sink_logits, size_t(p->hq) * 4);
 
   try {
     if (rotary(p)) {

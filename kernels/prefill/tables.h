@@ -4,10 +4,11 @@
  * The workspace holds (each region 256-byte aligned, absent regions have size 0):
  *   [staged out, staged lse]   EMU only: the kernel writes there and the backend copies to the
  *                              caller's tensors once the launch ran clean (a fault writes nothing)
- *   tables                     int32 index arrays (cu_seqlens, positions, doc ids) and the fp32
- *                              PE tables; built in HOST memory by pa_prefill_tables_build() --
- *                              directly in the workspace on EMU, in a host buffer that the CUDA
- *                              backend copies to the device workspace.
+ *   tables                     int32 index arrays (cu_seqlens, positions, doc ids), the fp32
+ *                              PE tables and the fp32 sink logits; built in HOST memory by
+ *                              pa_prefill_tables_build() -- directly in the workspace on EMU, in
+ *                              a host buffer that the CUDA backend copies to the device
+ *                              workspace.
  *   [rotated K]                the RoPE key pre-pass's output (prerotate_k only): every key of
  *                              every kv head in the input dtype, packed [total_kv][hkv][d];
  *                              written on the device by the pre-pass (kernels/prefill/rope_k.cu).
@@ -38,7 +39,7 @@ typedef struct pa_prefill_layout {
   size_t cu_q, cu_kv, q_pos, kv_pos, doc_ids;
   size_t inv_freq, exact_lo, exact_hi, xpos;
   size_t alibi, fire_start, fire_slope, fire_icpt, fire_cell_seg, fire_psi, t5_bucket, t5_table,
-      kerple_a, kerple_p;
+      kerple_a, kerple_p, sinks;
   /* sizes in elements of the tables (0 = absent) */
   int64_t n_cu, n_q_pos, n_kv_pos, n_doc, n_half, n_exact_lo, n_exact_hi, n_heads_tab;
   int32_t fire_max_seg;     /* FIRE: room for this many segments (mlp_width + 1) */
@@ -180,6 +181,7 @@ inline void pa_prefill_params_fill(pa_prefill_params &k, const pa_problem *p,
   const bool kerple = pe.kind == POSATTN_PE_KERPLE_LOG || pe.kind == POSATTN_PE_KERPLE_POWER;
   k.kerple_a = f32(L.kerple_a, kerple ? nh : 0, "kerple_a");
   k.kerple_p = f32(L.kerple_p, kerple ? nh : 0, "kerple_p");
+  k.sinks = f32(L.sinks, D->sink_logits ? nh : 0, "sink_logits");
 }
 #endif
 

@@ -258,16 +258,18 @@ __device__ double block_reduce(double x, bool is_max, double *sh) {
 }
 
 // One block per (head of the group, row of the chunk): S row -> normalised P in place, and lse.
+// sinks (NULL = none): [hq] sink logits, one more term of the sum without a value (posattn.h).
 __global__ void softmax_rows(double *S, int m, int lk, int lq, int i0, int h0, double scale,
                              double softcap, Bias bias, Mask mk, const long long *qpos,
-                             const long long *kpos, double *lse, long long lse_base,
-                             long long lse_hstride) {
+                             const long long *kpos, const double *sinks, double *lse,
+                             long long lse_base, long long lse_hstride) {
   __shared__ double sh[kRowThreads / 32];
   const int hl = blockIdx.x / m, row = blockIdx.x % m, h = h0 + hl;
   const long long i = i0 + row;
   double *s = S + (long long)blockIdx.x * lk;
   const long long pq = qpos[i];
-  double mx = -INFINITY;
+  const double sink = sinks ? sinks[h] : -INFINITY;
+  double mx = sink;
   for (int j = threadIdx.x; j < lk; j += kRowThreads) {
     double x = -INFINITY;
     if (visible(mk, i, j, lq, lk)) {
@@ -286,6 +288,7 @@ __global__ void softmax_rows(double *S, int m, int lk, int lq, int i0, int h0, d
     sum += e;
   }
   sum = block_reduce(sum, false, sh);
+  if (sink > -INFINITY) sum += exp(sink - mx);  // mx >= sink: finite
   for (int j = threadIdx.x; j < lk; j += kRowThreads) s[j] = sum > 0 ? s[j] / sum : 0.0;
   if (threadIdx.x == 0 && lse) lse[lse_base + h * lse_hstride + i] = sum > 0 ? mx + log(sum) : -INFINITY;
 }
@@ -409,6 +412,8 @@ posattn_status forward(const posattn_attention_desc *desc, const posattn_tensor 
   }
   std::vector<int> docs(desc->doc_ids ? size_t(p.total_q) : 0);
   for (size_t t = 0; t < docs.size(); ++t) docs[t] = desc->doc_ids[t];
+  std::vector<double> sinks(desc->sink_logits ? size_t(p.hq) : 0);
+  for (size_t h = 0; h < sinks.size(); ++h) sinks[h] = desc->sink_logits[h];
 
   DeviceScope scope;
   RC(cudaGetDevice(&scope.prev), "cudaGetDevice");
@@ -421,6 +426,8 @@ posattn_status forward(const posattn_attention_desc *desc, const posattn_tensor 
   RC(A.upload(&d_qpos, qpos), "staging the query positions");
   RC(A.upload(&d_kpos, kpos), "staging the key positions");
   if (!docs.empty()) RC(A.upload(&d_docs, docs), "staging the doc ids");
+  double *d_sinks = nullptr;
+  if (!sinks.empty()) RC(A.upload(&d_sinks, sinks), "staging the sink logits");
   RC(A.alloc(&d_qbase, size_t(group)), "cudaMalloc");
   if (rotary) {
     rot.inv_freq = d_params;
@@ -510,7 +517,7 @@ posattn_status forward(const posattn_attention_desc *desc, const posattn_tensor 
         }
         softmax_rows<<<unsigned(group * m), kRowThreads>>>(
             d_s, m, lk, lq, i0, g * group, p.scale, double(desc->softcap), bias, mk, d_qpos + qs,
-            d_kpos + ks, lse, dense_lse ? (long long)b * p.hq * p.q_len : qs,
+            d_kpos + ks, d_sinks, lse, dense_lse ? (long long)b * p.hq * p.q_len : qs,
             dense_lse ? p.q_len : p.total_q);
         RC(cudaGetLastError(), "softmax_rows launch");
         if (lk > 0)  // O_h (row-major m x d) = P_h V, i.e. column-major d x m = V(d x lk) P_h(lk x m)

@@ -27,10 +27,11 @@ extern "C" {
 /* Attention of `desc` (validated as posattn_forward would) on q, k, v in DEVICE memory of
  * `device` (any input dtype). Writes out: device fp64 [total_q][q_heads][head_dim] in token order
  * (dense: b*q_len + i), and lse (device fp64, NULL = not wanted) at posattn_forward's lse
- * positions ([batch][q_heads][q_len], varlen [q_heads][total_q]). A row with no visible key gets
- * out 0 and lse -inf. Errors: the 1xx of validation, NO_DEVICE / DEVICE_ERROR (with the CUDA or
- * cuBLAS error), ALLOC_FAILED, NOT_SUPPORTED (xPos whose position span would overflow the fp64
- * split of the decay: more than ~280k positions at scale_base 512, gamma 0.4). */
+ * positions ([batch][q_heads][q_len], varlen [q_heads][total_q]). Sink logits enter the sum as
+ * in REF. A row with no visible key gets out 0 and lse -inf (its sink with sink_logits). Errors:
+ * the 1xx of validation, NO_DEVICE / DEVICE_ERROR (with the CUDA or cuBLAS error), ALLOC_FAILED,
+ * NOT_SUPPORTED (xPos whose position span would overflow the fp64 split of the decay: more than
+ * ~280k positions at scale_base 512, gamma 0.4). */
 posattn_status pa_gpu_ref64_forward(const posattn_attention_desc *desc, const posattn_tensor *q,
                                     const posattn_tensor *k, const posattn_tensor *v, double *out,
                                     double *lse, int device, char *msg, size_t msg_size);

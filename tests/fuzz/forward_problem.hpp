@@ -30,7 +30,12 @@ struct Case {
   float amp_raw = 0, param_amp = 0;
   uint64_t seed = 0;
   int32_t raw_q_len = 0, raw_heads = 0, raw_kv_len = 0;
-  RopeExtra rope_extra;  // last: older inputs end before it (see RopeExtra)
+  RopeExtra rope_extra;  // older inputs end before it (see RopeExtra)
+  // Sink logits, after the fields above for the same reason (older inputs: 0 = no sinks):
+  // sink_sel % 4: 0 none, 1 per-head logits in [-2, 3], 2 one large logit for every head
+  // (|sink_raw| mod 1e4 with its sign), 3 the logits of 1 with sink_raw (any float) on head 0.
+  uint8_t sink_sel = 0;
+  float sink_raw = 0;
 };
 
 template <class IO>
@@ -44,6 +49,7 @@ inline void fields(IO &io, Case &c) {
   io(c.fire_eps); io(c.t5_buckets); io(c.t5_bidir); io(c.t5_maxdist); io(c.amp_raw);
   io(c.param_amp); io(c.seed); io(c.raw_q_len); io(c.raw_heads); io(c.raw_kv_len);
   fields(io, c.rope_extra);
+  io(c.sink_sel); io(c.sink_raw);
 }
 
 inline int32_t window(uint8_t sel, int32_t raw) {
@@ -66,6 +72,7 @@ struct Problem {
   std::vector<int32_t> cu_q, cu_k, qpos, kpos, docs;
   std::vector<float> f1, f2, f3, f4;  // PE parameter arrays
   std::vector<double> d1, d2;         // fp64 RoPE tables (ext_factors, inv_freq)
+  std::vector<float> sinks;           // [q_heads] sink logits (desc.sink_logits when not empty)
 };
 
 template <typename T>
@@ -250,6 +257,16 @@ inline void build(const Case &c, Problem &P, pat_rng &rng) {
   if (P.kind == POSATTN_PE_XPOS && P.qpos.size() && std::llabs(int64_t(c.q_off)) > 64)
     P.moderate = false;
 
+  // sinks last, so that inputs without them draw the same random numbers as before
+  const int sink_mode = c.sink_sel % 4;
+  if (sink_mode == 1 || sink_mode == 3) fill(&rng, P.sinks, size_t(d.q_heads), -2, 3);
+  if (sink_mode == 2) {
+    const float big = std::isfinite(c.sink_raw) ? std::fmod(c.sink_raw, 1e4f) : 50.f;
+    P.sinks.assign(size_t(d.q_heads), big);
+  }
+  if (sink_mode == 3) P.sinks[0] = c.sink_raw;  // non-finite: BAD_PE_PARAMS on every backend
+  if (sink_mode >= 2) P.moderate = false;
+  if (sink_mode) d.sink_logits = P.sinks.data();
 }
 
 // Random inputs for P in guarded buffers (q and k constant +amplitude when c asks).

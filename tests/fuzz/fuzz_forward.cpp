@@ -4,8 +4,9 @@
 //  - a call that fails leaves out and lse untouched, keeps every guard band, and leaves a message;
 //    REF and EMU fail with the same status (one validator), except that EMU may answer
 //    NOT_SUPPORTED for a valid request;
-//  - on success (finite inputs): no +inf LSE, guards intact; a row has LSE -inf (with out 0)
-//    exactly when the header's visibility rule gives it no key, on REF and on EMU; a row is NaN
+//  - on success (finite inputs): no +inf LSE, guards intact; a row has LSE -inf (with out 0;
+//    with sinks: LSE = its sink) exactly when the header's visibility rule gives it no key, on
+//    REF and on EMU; a row is NaN
 //    in every feature and its LSE (poisoned, the header's NaN RULE) or nowhere; no row is
 //    poisoned unless the input amplitude or PE parameter amplitude is raw (logits may then
 //    overflow fp32), and with q = k = +amplitude every row that sees a key is poisoned exactly
@@ -100,7 +101,9 @@ void check_success(const char *who, const Problem &P, const Run &R) {
       const double lse = R.lse[size_t(lse_index(d, b, q0, i, h))];
       PA_FUZZ_CHECK(lse != INFINITY, "%s: LSE +inf at sequence %d row %lld head %d", who, b,
                     (long long)i, h);
-      PA_FUZZ_CHECK((lse == -INFINITY) == !any, "%s: sequence %d row %lld head %d "
+      // a row that sees no key: LSE -inf, or its sink; one that sees keys: never -inf
+      const double empty_lse = d.sink_logits ? double(d.sink_logits[h]) : -INFINITY;
+      PA_FUZZ_CHECK(any ? lse != -INFINITY : lse == empty_lse, "%s: sequence %d row %lld head %d "
                     "%s but has LSE %g", who, b, (long long)i, h, any ? "sees keys" : "sees no key",
                     lse);
       if (!any)
@@ -223,6 +226,17 @@ std::vector<pa_fuzz::Seed> pa_fuzz::seeds() {
   lr.rope_scaling = POSATTN_ROPE_SCALING_LONGROPE; lr.rope_extra.sel = 8; lr.rope_extra.longrope = 3;
   lr.in_dt = 1; lr.hd = 0; lr.seed = 3;
   s.push_back(make_seed("rope-longrope-factor-mma", lr));
+  Case sk = c;  // sinks: per-head logits in [-2, 3], causal with more queries than keys (rows
+                // that see no key: LSE = sink), bf16 tensor cores and f32 SIMT
+  sk.flags = 1; sk.q_len = 9; sk.kv_len = 5; sk.group = 1; sk.sink_sel = 1; sk.seed = 30;
+  s.push_back(make_seed("sinks-causal-empty-rows-simt", sk));
+  sk.in_dt = 1; sk.out_dt = 1; sk.seed = 31;
+  s.push_back(make_seed("sinks-causal-empty-rows-mma", sk));
+  Case sb = c;  // one sink far above every logit (out ~ 0), and a NaN sink (BAD_PE_PARAMS)
+  sb.sink_sel = 2; sb.sink_raw = 3000.f; sb.seed = 32;
+  s.push_back(make_seed("sinks-large", sb));
+  sb.sink_sel = 3; sb.sink_raw = NAN;
+  s.push_back(make_seed("sinks-nan-rejected", sb));
   Case z = c;  // raw size query
   z.flags = 16; z.batch = 2; z.raw_heads = 8; z.raw_q_len = 1000; z.raw_kv_len = 1000;
   s.push_back(make_seed("size-query", z));

@@ -227,6 +227,10 @@ std::vector<pa_fuzz::Seed> pa_fuzz::seeds() {
   Case q = c;  // +inf in q with a softcap: the row's logits are bounded
   q.tensor = 0; q.value = 1; q.fwd.cap_sel = 1; q.fwd.softcap = 10;
   s.push_back(make_seed("prefill-q-inf-softcap", q));
+  Case sk = c;  // prefill with per-head sinks, tensor cores, NaN in v: poisoned rows stay NaN
+  sk.fwd.hd = 0; sk.fwd.in_dt = 1; sk.fwd.q_len = 9; sk.fwd.kv_len = 9; sk.fwd.sink_sel = 1;
+  sk.row = 5;
+  s.push_back(make_seed("prefill-sinks-mma-v-nan", sk));
   Case dq = c;  // decode, 3 speculative tokens, NaN in V of a middle cached token
   dq.mode = 1; dq.dec.lens[0] = 11; dq.dec.n = 2; dq.dec.flags = 1; dq.dec.seed = 2;
   dq.tensor = 2; dq.row = 4 * 5;

@@ -47,6 +47,7 @@ struct Case {
   posattn_dtype dt;
   int d, len, hq, hkv, causal;
   int check_rows;  // 0: all rows; else the last check_rows rows of the (single) sequence
+  const float *sinks = nullptr;  // [hq] sink logits, or none
 };
 
 class CudaBackend : public ::testing::Test {
@@ -73,6 +74,7 @@ posattn_attention_desc make_desc(const Case &c) {
   d.causal = c.causal;
   d.pe.kind = c.pe;
   d.pe.rope.angle_mode = c.angle;
+  d.sink_logits = c.sinks;
   return d;
 }
 
@@ -160,6 +162,18 @@ TEST_F(CudaBackend, ShortShapesEveryRow) {
       {"f32_hd64_rope_exact_causal_97", POSATTN_PE_ROPE, POSATTN_ANGLE_EXACT, POSATTN_DTYPE_F32, 64, 97, 4, 1, 1, 0},
       {"bf16_hd256_rope_causal_300", POSATTN_PE_ROPE, POSATTN_ANGLE_FAST, POSATTN_DTYPE_BF16, 256, 300, 2, 1, 1, 0},
       {"bf16_hd128_1", POSATTN_PE_NONE, POSATTN_ANGLE_FAST, POSATTN_DTYPE_BF16, 128, 1, 2, 1, 1, 0},
+  };
+  for (const Case &c : cases) run_case(ctx_, c);
+}
+
+// Per-head sink logits (posattn_attention_desc.sink_logits) on the tensor-core kernel (bf16, f16)
+// and the SIMT kernel (f32); the naive reference adds the sink as the header says.
+TEST_F(CudaBackend, SinkLogitsOnBothKernels) {
+  const float s4[] = {-1.f, 0.5f, 2.f, 60.f}, s2[] = {1.5f, -3e38f};
+  const Case cases[] = {
+      {"bf16_hd128_sinks_causal_97", POSATTN_PE_NONE, POSATTN_ANGLE_FAST, POSATTN_DTYPE_BF16, 128, 97, 4, 2, 1, 0, s4},
+      {"f16_hd64_alibi_sinks_130", POSATTN_PE_ALIBI, POSATTN_ANGLE_FAST, POSATTN_DTYPE_F16, 64, 130, 2, 1, 0, 0, s2},
+      {"f32_hd64_rope_sinks_causal_65", POSATTN_PE_ROPE, POSATTN_ANGLE_FAST, POSATTN_DTYPE_F32, 64, 65, 4, 4, 1, 0, s4},
   };
   for (const Case &c : cases) run_case(ctx_, c);
 }

@@ -239,6 +239,16 @@ TEST_F(Ref64VsRef, EveryPositionalEncodingCausal) {
   }
 }
 
+// Per-head sink logits (one far above the logits), causal with more queries than keys: the rows
+// that see no key get out 0 and lse = their sink, as in REF.
+TEST_F(Ref64VsRef, SinkLogits) {
+  Case c{"sinks causal q > kv", base_desc(4, 2, 64, 40, 25), POSATTN_DTYPE_BF16};
+  c.desc.causal = 1;
+  const std::vector<float> sinks = {-1.f, 0.5f, 2.f, 60.f};
+  c.desc.sink_logits = sinks.data();
+  check(ref_, c, 0x51);
+}
+
 TEST_F(Ref64VsRef, RopeScalingsAndLayouts) {
   pat_rng r;
   pat_rng_seed(&r, 0x65);

@@ -351,13 +351,17 @@ posattn_status pat_naive_forward(const posattn_attention_desc *desc, const posat
         double *o = out64 + ((q0 + i) * hq + h) * d;
         int64_t li = varlen ? (int64_t)h * qrows + q0 + i
                             : ((int64_t)b * hq + h) * desc->q_len + i;
-        if (m == -INFINITY) { /* no visible key */
+        /* a sink: one more softmax term e^sink with no value vector */
+        const double sink = desc->sink_logits ? desc->sink_logits[h] : -INFINITY;
+        if (sink > m) m = sink;
+        if (m == -INFINITY) { /* no visible key and no sink */
           for (int32_t e = 0; e < d; ++e) o[e] = 0.0;
           if (lse64) lse64[li] = -INFINITY;
           continue;
         }
         for (int32_t e = 0; e < d; ++e) o[e] = 0.0;
         double l = 0;
+        if (sink > -INFINITY) l = lowp ? (double)expf((float)(sink - m)) : exp(sink - m);
         for (int32_t j = 0; j < lk; ++j) {
           if (s[j] == -INFINITY) continue;
           double p;
