@@ -12,6 +12,8 @@ set(POSATTN_EMU_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/prefill/tables.cpp
   # decode kernels (engineer J): chooser and EMU runs; decode.cu is included by dispatch.cpp
   ${CMAKE_CURRENT_LIST_DIR}/decode/dispatch.cpp
+  # paged kernels of the serving plan (issue 13): paged.cu is included by dispatch.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/paged/dispatch.cpp
   # state merge (issue 15): merge.cuh is included by run.cpp
   ${CMAKE_CURRENT_LIST_DIR}/merge/run.cpp)
 set(POSATTN_CUDA_SOURCES "")
