@@ -65,6 +65,19 @@ struct posattn_plan {
   void *backend_state;                /* the EMU/CUDA backend's (tables, parameter templates) */
 };
 
+/* ---- validation (host/validate.c, section "Serving plans") ------------------------------------
+ * pa_validate_plan_desc: the whole descriptor; fills plan's derived fields (not desc, pe_store,
+ * num_splits's final value, workspace_bytes, backend_state). The others: O(1) host-side checks of a
+ * run's / append's arguments against a created plan (never reading device-side arrays). */
+posattn_status pa_validate_plan_desc(char *msg, size_t msg_size, const posattn_plan_desc *desc,
+                                     posattn_plan *plan);
+posattn_status pa_validate_run_args(char *msg, size_t msg_size, const posattn_plan *plan,
+                                    const posattn_run_args *args);
+posattn_status pa_validate_append_args(char *msg, size_t msg_size, const posattn_plan *plan,
+                                       const posattn_append_args *args);
+posattn_status pa_validate_plan_workspace(char *msg, size_t msg_size, const posattn_plan *plan,
+                                          const void *ws, size_t bytes);
+
 /* ---- backend hooks ------------------------------------------------------------------------
  * prepare: called by posattn_plan_create after validation and the PE copy; fixes num_splits and
  *          workspace_bytes, builds backend_state (NOT_SUPPORTED with a reason when no kernel

@@ -1266,3 +1266,262 @@ posattn_status pa_validate_merge(char *msg, size_t msg_size, const posattn_merge
       }
   return POSATTN_STATUS_SUCCESS;
 }
+
+/* =============================================================================================
+ * Serving plans (issue 13). The plan descriptor is checked in full at creation; a run or append
+ * checks only what the host can see in O(1) -- pointers, the batch against the plan, strides,
+ * dtypes, alignment, overlap of what it writes, the workspace -- and never reads the device-side
+ * index arrays (the kernels check those: posattn.h, BAD DEVICE-SIDE INDICES).
+ * ============================================================================================= */
+#include "plan.h"
+
+static posattn_status check_compute_dtype(char *msg, size_t msg_size, const char *name,
+                                          posattn_dtype dt) {
+  if (dt != POSATTN_DTYPE_F32 && dt != POSATTN_DTYPE_F16 && dt != POSATTN_DTYPE_BF16) {
+    if (posattn_dtype_size(dt) == 0)
+      FAIL(POSATTN_STATUS_BAD_ENUM, "%s (%d) is not a posattn_dtype value", name, (int)dt);
+    PA_TRY(check_not_fp8(msg, msg_size, name, dt));
+  }
+  return POSATTN_STATUS_SUCCESS;
+}
+
+posattn_status pa_validate_plan_desc(char *msg, size_t msg_size, const posattn_plan_desc *desc,
+                                     posattn_plan *plan) {
+  if (desc == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "desc is NULL");
+  byte_range unused[4];
+  PA_TRY(check_cache(msg, msg_size, &desc->cache, 0, unused));
+  const posattn_kv_cache *c = &desc->cache;
+  PA_TRY(check_compute_dtype(msg, msg_size, "desc->q_dtype", desc->q_dtype));
+  PA_TRY(check_compute_dtype(msg, msg_size, "desc->out_dtype", desc->out_dtype));
+  if (desc->max_batch < 1)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->max_batch (%d) must be >= 1", desc->max_batch);
+  if (desc->max_q_tokens < 1)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->max_q_tokens (%d) must be >= 1", desc->max_q_tokens);
+  if (desc->max_pages_per_seq < 1)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->max_pages_per_seq (%d) must be >= 1",
+         desc->max_pages_per_seq);
+  const int64_t capacity = (int64_t)desc->max_pages_per_seq * c->page_size;
+  if (capacity > INT32_MAX)
+    FAIL(POSATTN_STATUS_BAD_SIZE,
+         "desc->max_pages_per_seq (%d) * desc->cache.page_size (%d) must be < 2^31 tokens",
+         desc->max_pages_per_seq, c->page_size);
+  if (desc->max_position < 0 || desc->max_position >= PA_MAX_POSITION)
+    FAIL(POSATTN_STATUS_BAD_POSITIONS,
+         "desc->max_position (%d) must be in [0, 2^30) (0 = the capacity minus one)",
+         desc->max_position);
+  if (desc->q_heads < 1 || desc->q_heads % c->kv_heads != 0)
+    FAIL(POSATTN_STATUS_BAD_SIZE,
+         "desc->q_heads (%d) must be >= 1 and a multiple of desc->cache.kv_heads (%d)",
+         desc->q_heads, c->kv_heads);
+  if (desc->head_dim != c->head_dim)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->head_dim (%d) must equal desc->cache.head_dim (%d)",
+         desc->head_dim, c->head_dim);
+  if (desc->causal != 0 && desc->causal != 1)
+    FAIL(POSATTN_STATUS_BAD_MASK, "desc->causal (%d) must be 0 or 1", desc->causal);
+  if (desc->window_left < -1)
+    FAIL(POSATTN_STATUS_BAD_MASK, "desc->window_left (%d) must be >= -1 (-1 = unbounded)",
+         desc->window_left);
+  if (!finite_nonneg(desc->softcap))
+    FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "desc->softcap (%g) must be 0 (off) or finite and > 0",
+         (double)desc->softcap);
+  if (!(finite_nonneg(desc->softmax_scale) && desc->softmax_scale <= PA_MAX_SOFTMAX_SCALE))
+    FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
+         "desc->softmax_scale (%g) must be 0 (= 1/sqrt(head_dim)) or in (0, 1e30] (the kernels "
+         "scale fp32 logits by it)",
+         (double)desc->softmax_scale);
+  if (desc->use_sinks != 0 && desc->use_sinks != 1)
+    FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "desc->use_sinks (%d) must be 0 or 1", desc->use_sinks);
+  if (desc->num_splits < 0 || desc->num_splits > PA_MAX_DECODE_SPLITS)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->num_splits (%d) must be in [0, %d] (0 = library chooses)",
+         desc->num_splits, PA_MAX_DECODE_SPLITS);
+  PA_TRY(pa_validate_pe(msg, msg_size, &desc->pe, desc->q_heads, desc->head_dim));
+  if (desc->pe.kind == POSATTN_PE_XPOS)
+    FAIL(POSATTN_STATUS_NOT_SUPPORTED,
+         "desc->pe.kind XPOS is not available over a paged cache (as in decode)");
+  if (desc->pe.kind == POSATTN_PE_ROPE && c->k_rotated &&
+      desc->pe.rope.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK)
+    FAIL(POSATTN_STATUS_NOT_SUPPORTED,
+         "desc->pe.rope.scaling DYNAMIC_NTK with desc->cache.k_rotated = 1: the frequencies change "
+         "with the length, so keys rotated at append time would not match; keep K un-rotated");
+
+  plan->hq = desc->q_heads;
+  plan->hkv = c->kv_heads;
+  plan->group = plan->hq / plan->hkv;
+  plan->d = desc->head_dim;
+  plan->page_size = c->page_size;
+  plan->num_pages = c->num_pages;
+  plan->mpps = desc->max_pages_per_seq;
+  plan->capacity = capacity;
+  plan->max_position = desc->max_position > 0 ? desc->max_position
+                       : capacity - 1 < PA_MAX_POSITION ? (int32_t)(capacity - 1)
+                                                        : PA_MAX_POSITION - 1;
+  plan->scale = desc->softmax_scale > 0 ? (double)desc->softmax_scale : 1.0 / sqrt((double)plan->d);
+  if (desc->pe.kind == POSATTN_PE_ROPE) {
+    plan->rotary_dim = pa_rope_dim(&desc->pe.rope, plan->d);
+    plan->rotate_k = !c->k_rotated;
+    plan->rotate_on_append = c->k_rotated;
+  }
+  plan->num_splits = desc->num_splits;
+  return POSATTN_STATUS_SUCCESS;
+}
+
+/* An int32 index array of `count` elements, 4-byte aligned, as a byte range. */
+static posattn_status check_index_array(char *msg, size_t msg_size, const char *name,
+                                        const void *a, int64_t count, byte_range *r) {
+  if (a == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "%s is NULL", name);
+  if ((uintptr_t)a % 4 != 0)
+    FAIL(POSATTN_STATUS_BAD_ALIGNMENT, "%s (%p) must be aligned to 4 bytes", name, a);
+  return to_range(msg, msg_size, name, a, count, 4, r);
+}
+
+/* The run's / append's view of the plan's cache with this layer's pools: checked like decode's
+ * cache (pools and FP8 scales), byte ranges into pools[4]. */
+static posattn_status check_layer_pools(char *msg, size_t msg_size, const posattn_plan *plan,
+                                        void *k_pages, void *v_pages, const float *k_scale,
+                                        const float *v_scale, byte_range pools[4]) {
+  posattn_kv_cache c = plan->desc.cache;
+  c.k_pages = k_pages;
+  c.v_pages = v_pages;
+  c.k_scale = k_scale;
+  c.v_scale = v_scale;
+  return check_cache(msg, msg_size, &c, 1, pools);
+}
+
+static posattn_status check_plan_workspace(char *msg, size_t msg_size, const posattn_plan *plan,
+                                           const void *ws, size_t bytes, byte_range *r) {
+  if (bytes < plan->workspace_bytes)
+    FAIL(POSATTN_STATUS_WORKSPACE_TOO_SMALL,
+         "workspace_bytes (%zu) is smaller than the plan's %zu bytes (posattn_plan_workspace_size())",
+         bytes, plan->workspace_bytes);
+  if (ws == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "workspace is NULL");
+  if ((uintptr_t)ws % 256 != 0)
+    FAIL(POSATTN_STATUS_BAD_ALIGNMENT, "workspace (%p) must be 256-byte aligned", ws);
+  return to_range(msg, msg_size, "workspace", ws, (int64_t)plan->workspace_bytes, 1, r);
+}
+
+posattn_status pa_validate_plan_workspace(char *msg, size_t msg_size, const posattn_plan *plan,
+                                          const void *ws, size_t bytes) {
+  byte_range r;
+  return check_plan_workspace(msg, msg_size, plan, ws, bytes, &r);
+}
+
+/* Everything a run writes (out, lse, the workspace) must be disjoint from everything it reads
+ * and from each other. ins: the byte ranges it reads. */
+static posattn_status check_writes_disjoint(char *msg, size_t msg_size, int nw,
+                                            const char *const *wnames, const byte_range *w,
+                                            int ni, const char *const *inames,
+                                            const byte_range *in) {
+  for (int a = 0; a < nw; ++a) {
+    for (int b = a + 1; b < nw; ++b)
+      PA_TRY(check_disjoint(msg, msg_size, wnames[a], w[a], wnames[b], w[b]));
+    for (int b = 0; b < ni; ++b)
+      PA_TRY(check_disjoint(msg, msg_size, wnames[a], w[a], inames[b], in[b]));
+  }
+  return POSATTN_STATUS_SUCCESS;
+}
+
+posattn_status pa_validate_run_args(char *msg, size_t msg_size, const posattn_plan *plan,
+                                    const posattn_run_args *a) {
+  if (a == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "args is NULL");
+  const posattn_plan_desc *D = &plan->desc;
+  if (a->batch < 1 || a->batch > D->max_batch)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "args->batch (%d) must be in [1, the plan's max_batch (%d)]",
+         a->batch, D->max_batch);
+  if (a->block_table_stride < plan->mpps)
+    FAIL(POSATTN_STATUS_BAD_STRIDE,
+         "args->block_table_stride (%" PRId64 ") must be >= the plan's max_pages_per_seq (%d)",
+         a->block_table_stride, plan->mpps);
+  if (a->kv_positions != NULL && a->kv_positions_stride < plan->capacity)
+    FAIL(POSATTN_STATUS_BAD_STRIDE,
+         "args->kv_positions_stride (%" PRId64 ") must be >= max_pages_per_seq * page_size "
+         "(%" PRId64 ") when kv_positions is given",
+         a->kv_positions_stride, plan->capacity);
+  if (D->use_sinks && a->sink_logits == NULL)
+    FAIL(POSATTN_STATUS_NULL_POINTER, "args->sink_logits is NULL but the plan has use_sinks = 1");
+  if (!D->use_sinks && a->sink_logits != NULL)
+    FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
+         "args->sink_logits must be NULL: the plan was created with use_sinks = 0");
+  enum { kIn = 10 };
+  const char *const inames[kIn] = {"args->q_indptr", "args->kv_lens", "args->block_table",
+                                   "args->q_positions", "args->kv_positions", "args->sink_logits",
+                                   "args->k_pages", "args->v_pages", "args->k_scale",
+                                   "args->v_scale"};
+  byte_range in[kIn + 1];
+  memset(in, 0, sizeof in);
+  PA_TRY(check_index_array(msg, msg_size, inames[0], a->q_indptr, (int64_t)a->batch + 1, &in[0]));
+  PA_TRY(check_index_array(msg, msg_size, inames[1], a->kv_lens, a->batch, &in[1]));
+  PA_TRY(check_index_array(msg, msg_size, inames[2], a->block_table,
+                           (int64_t)(a->batch - 1) * a->block_table_stride + plan->mpps, &in[2]));
+  if (a->q_positions != NULL)
+    PA_TRY(check_index_array(msg, msg_size, inames[3], a->q_positions, D->max_q_tokens, &in[3]));
+  if (a->kv_positions != NULL)
+    PA_TRY(check_index_array(msg, msg_size, inames[4], a->kv_positions,
+                             (int64_t)(a->batch - 1) * a->kv_positions_stride + plan->capacity,
+                             &in[4]));
+  if (a->sink_logits != NULL)
+    PA_TRY(check_index_array(msg, msg_size, inames[5], a->sink_logits, plan->hq, &in[5]));
+  PA_TRY(check_layer_pools(msg, msg_size, plan, a->k_pages, a->v_pages, a->k_scale, a->v_scale,
+                           &in[6]));
+  PA_TRY(check_btd_tensor(msg, msg_size, "args->q", &a->q, 1, D->max_q_tokens, "max_q_tokens rows",
+                          plan->hq, "q_heads", plan->d, D->q_dtype, "the plan's q_dtype",
+                          &in[kIn]));
+  byte_range w[3] = {{0, 0}, {0, 0}, {0, 0}};
+  const char *const wnames[3] = {"args->out", "args->lse", "args->workspace"};
+  PA_TRY(check_btd_tensor(msg, msg_size, "args->out", &a->out, 1, D->max_q_tokens,
+                          "max_q_tokens rows", plan->hq, "q_heads", plan->d, D->out_dtype,
+                          "the plan's out_dtype", &w[0]));
+  if (a->lse != NULL) {
+    if ((uintptr_t)a->lse % sizeof(float) != 0)
+      FAIL(POSATTN_STATUS_BAD_ALIGNMENT, "args->lse (%p) must be aligned to 4 bytes (fp32)",
+           (void *)a->lse);
+    PA_TRY(to_range(msg, msg_size, "args->lse", a->lse, (int64_t)D->max_q_tokens * plan->hq,
+                    sizeof(float), &w[1]));
+  }
+  PA_TRY(check_plan_workspace(msg, msg_size, plan, a->workspace, a->workspace_bytes, &w[2]));
+  const char *const all_in[kIn + 1] = {inames[0], inames[1], inames[2], inames[3], inames[4],
+                                       inames[5], inames[6], inames[7], inames[8], inames[9],
+                                       "args->q"};
+  return check_writes_disjoint(msg, msg_size, 3, wnames, w, kIn + 1, all_in, in);
+}
+
+posattn_status pa_validate_append_args(char *msg, size_t msg_size, const posattn_plan *plan,
+                                       const posattn_append_args *a) {
+  if (a == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "args is NULL");
+  const posattn_plan_desc *D = &plan->desc;
+  if (a->batch < 1 || a->batch > D->max_batch)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "args->batch (%d) must be in [1, the plan's max_batch (%d)]",
+         a->batch, D->max_batch);
+  if (a->block_table_stride < plan->mpps)
+    FAIL(POSATTN_STATUS_BAD_STRIDE,
+         "args->block_table_stride (%" PRId64 ") must be >= the plan's max_pages_per_seq (%d)",
+         a->block_table_stride, plan->mpps);
+  enum { kIn = 6 };
+  const char *const inames[kIn] = {"args->new_indptr", "args->kv_lens", "args->block_table",
+                                   "args->positions",  "args->k_new",   "args->v_new"};
+  byte_range in[kIn];
+  memset(in, 0, sizeof in);
+  PA_TRY(check_index_array(msg, msg_size, inames[0], a->new_indptr, (int64_t)a->batch + 1, &in[0]));
+  PA_TRY(check_index_array(msg, msg_size, inames[1], a->kv_lens, a->batch, &in[1]));
+  PA_TRY(check_index_array(msg, msg_size, inames[2], a->block_table,
+                           (int64_t)(a->batch - 1) * a->block_table_stride + plan->mpps, &in[2]));
+  if (a->positions != NULL)
+    PA_TRY(check_index_array(msg, msg_size, inames[3], a->positions, D->max_q_tokens, &in[3]));
+  PA_TRY(check_btd_tensor(msg, msg_size, "args->k_new", &a->k_new, 1, D->max_q_tokens,
+                          "max_q_tokens rows", plan->hkv, "kv_heads", plan->d, D->q_dtype,
+                          "the plan's q_dtype", &in[4]));
+  PA_TRY(check_btd_tensor(msg, msg_size, "args->v_new", &a->v_new, 1, D->max_q_tokens,
+                          "max_q_tokens rows", plan->hkv, "kv_heads", plan->d, D->q_dtype,
+                          "the plan's q_dtype", &in[5]));
+  /* The append writes the pools and the workspace's error record; the FP8 scales are read. */
+  byte_range pools[4], w[3];
+  PA_TRY(check_layer_pools(msg, msg_size, plan, a->k_pages, a->v_pages, a->k_scale, a->v_scale,
+                           pools));
+  PA_TRY(check_plan_workspace(msg, msg_size, plan, a->workspace, a->workspace_bytes, &w[2]));
+  w[0] = pools[0];
+  w[1] = pools[1];
+  const char *const wnames[3] = {"args->k_pages", "args->v_pages", "args->workspace"};
+  const byte_range reads[kIn + 2] = {in[0], in[1], in[2], in[3], in[4], in[5], pools[2], pools[3]};
+  const char *const rnames[kIn + 2] = {inames[0], inames[1], inames[2], inames[3],
+                                       inames[4], inames[5], "args->k_scale", "args->v_scale"};
+  return check_writes_disjoint(msg, msg_size, 3, wnames, w, kIn + 2, rnames, reads);
+}
