@@ -9,7 +9,8 @@
  *
  * Pointers are PA_PF_PTR(T): pa::gptr<T> in the kernels (a checked pointer under the emulator, T*
  * under nvcc) and T* in the CUDA backend's plain C++ host code (kernels/paged/cuda_run.cpp, which
- * defines PA_PF_RAW_POINTERS: same layout as nvcc's). Strides are in elements. */
+ * defines PA_PF_RAW_POINTERS: same layout as nvcc's; one declarator per PA_PF_PTR, as T* does not
+ * distribute over a declarator list). Strides are in elements. */
 #ifndef POSATTN_PAGED_PARAMS_H
 #define POSATTN_PAGED_PARAMS_H
 
@@ -54,8 +55,10 @@ typedef struct pa_paged_params {
   /* ---- per run ---- */
   PA_PF_PTR(const unsigned char) q;       /* [rows, hq, d] of q_dtype */
   int64_t q_ss, q_sh;
-  PA_PF_PTR(const unsigned char) k_pages, v_pages; /* [num_pages, page_size, hkv, d] */
-  PA_PF_PTR(const float) k_scale, v_scale; /* FP8 caches: [1] or [hkv]; NULL otherwise */
+  PA_PF_PTR(const unsigned char) k_pages; /* [num_pages, page_size, hkv, d] */
+  PA_PF_PTR(const unsigned char) v_pages;
+  PA_PF_PTR(const float) k_scale;         /* FP8 caches: [1] or [hkv]; NULL otherwise */
+  PA_PF_PTR(const float) v_scale;
   PA_PF_PTR(const float) sinks;           /* [hq]; NULL = none */
   PA_PF_PTR(unsigned char) out;           /* [rows, hq, d] of out_dtype */
   int64_t o_ss, o_sh;
@@ -80,10 +83,13 @@ typedef struct pa_paged_append_params {
   pa_paged_seqs sq;
 
   /* ---- per append ---- */
-  PA_PF_PTR(const unsigned char) k, v;    /* [rows, hkv, d] of in_dtype */
+  PA_PF_PTR(const unsigned char) k;       /* [rows, hkv, d] of in_dtype */
+  PA_PF_PTR(const unsigned char) v;
   int64_t k_ss, k_sh, v_ss, v_sh;
-  PA_PF_PTR(unsigned char) k_pages, v_pages;
-  PA_PF_PTR(const float) k_scale, v_scale;
+  PA_PF_PTR(unsigned char) k_pages;
+  PA_PF_PTR(unsigned char) v_pages;
+  PA_PF_PTR(const float) k_scale;
+  PA_PF_PTR(const float) v_scale;
 
   /* ---- fixed by the plan ---- */
   int32_t in_dtype;
