@@ -169,7 +169,8 @@ inline void paged_templates_fill(const posattn_plan *pl, PagedPlan &P, unsigned 
   k = pa_paged_params{};
   k.pe = pe;
   k.sq = sq;
-  k.sq.check_pos = D.pe.kind != POSATTN_PE_NONE;
+  k.sq.check_pos = 1;  // as REF: given positions are checked whatever the PE
+  k.sq.check_default_pos = D.pe.kind != POSATTN_PE_NONE;  // PE tables are indexed by position
   k.sq.op = PA_RUN_OP_RUN;
   k.q_dtype = D.q_dtype;
   k.out_dtype = D.out_dtype;
@@ -189,6 +190,7 @@ inline void paged_templates_fill(const posattn_plan *pl, PagedPlan &P, unsigned 
   if (!pl->rotate_on_append) a.pe.rotary_dim = 0;  // K is stored as given
   a.sq = sq;
   a.sq.check_pos = pl->rotate_on_append;  // positions are read only to rotate K
+  a.sq.check_default_pos = pl->rotate_on_append;
   a.sq.op = PA_RUN_OP_APPEND;
   a.in_dtype = D.q_dtype;
   a.stride_page = c.stride_page; a.stride_slot = c.stride_slot; a.stride_head = c.stride_head;

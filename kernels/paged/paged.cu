@@ -144,7 +144,12 @@ __global__ void __launch_bounds__(kThreads) paged_check(const pa_paged_seqs s) {
     return;
   }
 
-  const int32_t q0 = s.indptr[b], n = s.indptr[b + 1] - q0, len = s.kv_lens[b];
+  const int32_t q0 = s.indptr[b], n = s.indptr[b + 1] - q0;
+  if (n == 0) {  // not read at all: padding sequences of a captured batch may hold anything
+    if (tid == 0) s.verdict[b] = PA_PAGED_OK;
+    return;
+  }
+  const int32_t len = s.kv_lens[b];
   int32_t status = 0, what = 0;
   int64_t index = 0, value = 0;
   // Append: the new tokens go to cache indices len - n .. len - 1, so n <= len.
@@ -154,9 +159,10 @@ __global__ void __launch_bounds__(kThreads) paged_check(const pa_paged_seqs s) {
     index = b;
     value = len;
   }
-  if (!status) {
-    const int64_t pages = (int64_t(len) + s.page_size - 1) / s.page_size;
-    const pa::gptr<const int32_t> row = s.block_table + int64_t(b) * s.bt_stride;
+  if (!status) {  // the pages read (run: all of the sequence's) or written (append)
+    const int64_t first = append ? (int64_t(len) - n) / s.page_size : 0;
+    const int64_t pages = (int64_t(len) + s.page_size - 1) / s.page_size - first;
+    const pa::gptr<const int32_t> row = s.block_table + int64_t(b) * s.bt_stride + first;
     const int64_t p = first_bad(pages, [&](int64_t i) {
       const int32_t pg = row[i];
       return pg < 0 || pg >= s.num_pages;
@@ -164,11 +170,13 @@ __global__ void __launch_bounds__(kThreads) paged_check(const pa_paged_seqs s) {
     if (p >= 0) {
       status = POSATTN_STATUS_INVALID_ARGUMENT;
       what = PA_RUN_BAD_PAGE;
-      index = p;
+      index = first + p;
       value = int32_t(row[p]);
     }
   }
-  if (!status && s.check_pos) {  // query / new-token positions, default L_b - n_b + t
+  // Positions: a given array is checked when the call reads it (check_pos), the defaults when
+  // the positional encoding uses them (tables are indexed by position).
+  if (!status && (s.pos ? s.check_pos : s.check_default_pos)) {  // rows: default L_b - n_b + t
     auto pos_of = [&](int64_t t) { return s.pos ? int64_t(s.pos[q0 + t]) : int64_t(len) - n + t; };
     const int64_t t = first_bad(n, [&](int64_t i) {
       const int64_t v = pos_of(i);
@@ -181,7 +189,7 @@ __global__ void __launch_bounds__(kThreads) paged_check(const pa_paged_seqs s) {
       value = pos_of(t);
     }
   }
-  if (!status && s.check_pos && !append) {  // key positions j < L_b, default j
+  if (!status && !append && (s.kv_pos ? s.check_pos : s.check_default_pos)) {  // keys j < L_b
     const pa::gptr<const int32_t> row = s.kv_pos ? s.kv_pos + int64_t(b) * s.kvp_stride : s.kv_pos;
     auto pos_of = [&](int64_t j) { return row ? int64_t(row[j]) : j; };
     const int64_t j = first_bad(len, [&](int64_t i) {

@@ -480,6 +480,10 @@ void pe_kerple(posattn_pe &pe, int hq) {
   pe.kerple.a = a.data();
   pe.kerple.p = p.data();
 }
+void pe_kerple_power(posattn_pe &pe, int hq) {
+  pe_kerple(pe, hq);
+  pe.kind = POSATTN_PE_KERPLE_POWER;
+}
 void pe_t5(posattn_pe &pe, int hq) {
   static std::vector<float> t;
   pe.kind = POSATTN_PE_T5;
@@ -505,7 +509,7 @@ void pe_fire(posattn_pe &pe, int hq) {
 // ---- correctness grid ----------------------------------------------------------------------
 
 TEST_F(PagedEmu, DecodeTokens1To8) {
-  for (int n = 1; n <= 8; n += 3) {
+  for (int n : {1, 2, 5, 8}) {
     Case c;
     c.n = {n, n, n};
     c.lens = {n + 40, n + 3, n};
@@ -517,8 +521,8 @@ TEST_F(PagedEmu, DecodeTokens1To8) {
 
 TEST_F(PagedEmu, PrefillChunksOddLengths) {
   Case c;
-  c.n = {37, 1, 0, 5};
-  c.lens = {37 + 150, 60, 25, 5};
+  c.n = {37, 1, 0, 5, 199};
+  c.lens = {37 + 150, 60, 25, 5, 199 + 40};
   c.hq = 6;
   c.hkv = 3;
   c.d = 40;
@@ -575,7 +579,8 @@ TEST_F(PagedEmu, HeadDim256) {
 TEST_F(PagedEmu, EveryPe) {
   const std::vector<std::pair<const char *, std::function<void(posattn_pe &, int)>>> pes = {
       {"rope", pe_rope}, {"rope_exact_gptj", pe_rope_exact}, {"alibi", pe_alibi},
-      {"fire", pe_fire}, {"t5", pe_t5}, {"kerple", pe_kerple}};
+      {"fire", pe_fire}, {"t5", pe_t5}, {"kerple_log", pe_kerple},
+      {"kerple_power", pe_kerple_power}};
   for (const auto &[name, fn] : pes)
     for (int explicit_pos = 0; explicit_pos < 2; ++explicit_pos) {
       SCOPED_TRACE(std::string(name) + (explicit_pos ? " explicit positions" : " default positions"));
@@ -760,6 +765,24 @@ TEST_F(PagedEmu, DefaultQueryPositionBeforeCacheStart) {
   const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
   EXPECT_EQ(R.check, POSATTN_STATUS_BAD_POSITIONS) << R.check_message;
   expect_matches(P, R, {1});
+}
+
+// Sequences with n_b = 0 are padding: their lengths and block-table rows are not read.
+TEST_F(PagedEmu, PaddingSequencesAreNotRead) {
+  Case c;
+  c.pe = pe_rope_exact;
+  c.n = {2, 0, 3, 0};
+  c.lens = {20, 0, 12, 0};
+  c.seed = 95;
+  Problem P(c);
+  PlanHolder H(P);
+  ASSERT_NE(H.plan, nullptr);
+  P.lens[1] = -99;
+  P.lens[3] = 1 << 30;
+  for (int64_t p = 0; p < P.bt_stride; ++p) P.bt[size_t(P.bt_stride + p)] = 123456;
+  const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
+  EXPECT_EQ(R.check, POSATTN_STATUS_SUCCESS) << R.check_message;
+  expect_matches(P, R);
 }
 
 // ---- append --------------------------------------------------------------------------------
