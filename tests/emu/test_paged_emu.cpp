@@ -35,10 +35,13 @@ struct Case {
   posattn_kv_scale_kind scale_kind = POSATTN_KV_SCALE_PER_TENSOR;
   int extra_q_tokens = 5;  // max_q_tokens beyond the rows used
   int extra_batch = 1;     // max_batch beyond the batch
+  int pad = 0;             // q/out: elements between heads and between rows beyond the data
   uint64_t seed = 1;
   std::function<void(posattn_pe &, int hq)> pe;  // empty = NONE
   bool fp8() const { return cache_dt == POSATTN_DTYPE_FP8_E4M3 || cache_dt == POSATTN_DTYPE_FP8_E5M2; }
   int batch() const { return int(n.size()); }
+  int64_t head_stride() const { return d + pad; }
+  int64_t row_stride() const { return hq * head_stride() + pad; }
 };
 
 // PE parameter arrays that must outlive plan creation (kept per test for the oracle too).
@@ -145,10 +148,12 @@ struct Problem {
       }
     }
     pat_buf_free(&q);
-    const size_t qn = size_t(max_q) * c.hq * c.d;
+    const size_t qn = size_t(max_q) * size_t(c.row_stride());
     EXPECT_EQ(pat_buf_alloc(&q, qn * posattn_dtype_size(c.q_dt)), 0);
     pat_fill_random(&r, c.q_dt, q.data, nullptr, int64_t(qn), 1.0);
     posattn_tensor_init_contiguous(&tq, q.data, c.q_dt, max_q, c.hq, c.d);
+    tq.stride_head = c.head_stride();
+    tq.stride_seq = c.row_stride();
     if (c.rotated && is_rope(pe)) fill_rotated(r);
   }
 
@@ -247,16 +252,18 @@ struct RunOut {
   std::string message, check_message;
   std::vector<double> out, lse;
   bool guards_ok = false;
+  bool pads_ok = false;  // q/out padding between heads and rows untouched
 };
 
 RunOut run_plan(posattn_plan *plan, Problem &P, pat_buf &ws, size_t wsb) {
   RunOut R;
   const Case &c = P.c;
   const int64_t n_out = int64_t(P.max_q) * c.hq * c.d, n_lse = int64_t(P.max_q) * c.hq;
+  const int64_t n_alloc = int64_t(P.max_q) * c.row_stride();
   pat_buf out{}, lse{};
-  EXPECT_EQ(pat_buf_alloc(&out, size_t(n_out) * posattn_dtype_size(c.out_dt)), 0);
+  EXPECT_EQ(pat_buf_alloc(&out, size_t(n_alloc) * posattn_dtype_size(c.out_dt)), 0);
   EXPECT_EQ(pat_buf_alloc(&lse, size_t(n_lse) * 4), 0);
-  for (int64_t i = 0; i < n_out; ++i) pat_store(out.data, c.out_dt, i, kSentinel);
+  for (int64_t i = 0; i < n_alloc; ++i) pat_store(out.data, c.out_dt, i, kSentinel);
   for (int64_t i = 0; i < n_lse; ++i) static_cast<float *>(lse.data)[i] = kSentinel;
   posattn_run_args a;
   posattn_run_args_init(&a);
@@ -277,6 +284,8 @@ RunOut run_plan(posattn_plan *plan, Problem &P, pat_buf &ws, size_t wsb) {
   a.v_scale = P.cache.v_scale;
   a.q = P.tq;
   posattn_tensor_init_contiguous(&a.out, out.data, c.out_dt, P.max_q, c.hq, c.d);
+  a.out.stride_head = c.head_stride();
+  a.out.stride_seq = c.row_stride();
   a.lse = static_cast<float *>(lse.data);
   a.workspace = ws.data;
   a.workspace_bytes = wsb;
@@ -286,7 +295,14 @@ RunOut run_plan(posattn_plan *plan, Problem &P, pat_buf &ws, size_t wsb) {
   R.check_message = posattn_context_last_message(g_emu);
   R.out.resize(size_t(n_out));
   R.lse.resize(size_t(n_lse));
-  for (int64_t i = 0; i < n_out; ++i) R.out[size_t(i)] = pat_load(out.data, c.out_dt, i);
+  R.pads_ok = true;
+  for (int64_t i = 0; i < n_alloc; ++i) {  // compact [max_q][hq][d]; padding keeps the sentinel
+    const int64_t row = i / c.row_stride(), in_row = i % c.row_stride();
+    const int64_t h = in_row / c.head_stride(), f = in_row % c.head_stride();
+    const double x = pat_load(out.data, c.out_dt, i);
+    if (h < c.hq && f < c.d) R.out[size_t((row * c.hq + h) * c.d + f)] = x;
+    else if (x != pat_round_to(c.out_dt, kSentinel)) R.pads_ok = false;
+  }
   for (int64_t i = 0; i < n_lse; ++i) R.lse[size_t(i)] = static_cast<float *>(lse.data)[i];
   R.guards_ok = pat_buf_guards_ok(&out) && pat_buf_guards_ok(&lse) && pat_buf_guards_ok(&ws);
   pat_buf_free(&out);
@@ -329,7 +345,9 @@ SeqOracle oracle(const Problem &P, int b) {
   }
   for (int t = 0; t < n; ++t)
     for (int e = 0; e < c.hq * c.d; ++e)
-      q[size_t(t) * c.hq * c.d + e] = float(pat_load(P.q.data, c.q_dt, int64_t(P.indptr[size_t(b)] + t) * c.hq * c.d + e));
+      q[size_t(t) * c.hq * c.d + e] =
+          float(pat_load(P.q.data, c.q_dt, int64_t(P.indptr[size_t(b)] + t) * c.row_stride() +
+                                               (e / c.d) * c.head_stride() + e % c.d));
   posattn_tensor tk, tv, tq;
   posattn_tensor_init_contiguous(&tk, k.data(), f32, len, c.hkv, c.d);
   posattn_tensor_init_contiguous(&tv, v.data(), f32, len, c.hkv, c.d);
@@ -382,6 +400,7 @@ void expect_matches(const Problem &P, const RunOut &R, const std::vector<int> &b
   const Case &c = P.c;
   ASSERT_EQ(R.status, POSATTN_STATUS_SUCCESS) << R.message;
   EXPECT_TRUE(R.guards_ok);
+  EXPECT_TRUE(R.pads_ok);
   const double sentinel_out = pat_round_to(c.out_dt, kSentinel);
   std::vector<double> out, base, gold, lse, base_lse, gold_lse;
   for (int b = 0; b < P.batch(); ++b) {
@@ -562,6 +581,16 @@ TEST_F(PagedEmu, Group1HeadDim128F16OutBf16) {
   c.n = {4, 1};
   c.lens = {50, 33};
   c.seed = 6;
+  check_case(c);
+}
+
+TEST_F(PagedEmu, StridedQAndOut) {
+  Case c;
+  c.pad = 5;
+  c.pe = pe_rope;
+  c.n = {3, 1, 6};
+  c.lens = {25, 40, 6};
+  c.seed = 8;
   check_case(c);
 }
 
