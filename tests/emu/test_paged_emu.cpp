@@ -35,6 +35,7 @@ struct Case {
   posattn_kv_scale_kind scale_kind = POSATTN_KV_SCALE_PER_TENSOR;
   int extra_q_tokens = 5;  // max_q_tokens beyond the rows used
   int extra_batch = 1;     // max_batch beyond the batch
+  int max_position = 0;    // the plan's (0: 4096 with explicit positions, else the default)
   int pad = 0;             // q/out: elements between heads and between rows beyond the data
   uint64_t seed = 1;
   std::function<void(posattn_pe &, int hq)> pe;  // empty = NONE
@@ -183,6 +184,7 @@ struct Problem {
     D.num_splits = c.splits;
     D.pe = pe;
     if (c.explicit_positions) D.max_position = 1 << 12;
+    if (c.max_position) D.max_position = c.max_position;
     return D;
   }
 };
@@ -794,6 +796,23 @@ TEST_F(PagedEmu, DefaultQueryPositionBeforeCacheStart) {
   const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
   EXPECT_EQ(R.check, POSATTN_STATUS_BAD_POSITIONS) << R.check_message;
   expect_matches(P, R, {1});
+}
+
+// Default positions count as positions: beyond the plan's max_position they are reported.
+TEST_F(PagedEmu, DefaultPositionsBeyondMaxPosition) {
+  Case c;
+  c.pe = pe_alibi;
+  c.max_position = 15;
+  c.n = {1, 2};
+  c.lens = {20, 10};
+  c.seed = 96;
+  Problem P(c);
+  PlanHolder H(P);
+  ASSERT_NE(H.plan, nullptr);
+  const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
+  EXPECT_EQ(R.check, POSATTN_STATUS_BAD_POSITIONS) << R.check_message;
+  EXPECT_NE(R.check_message.find("q_positions[0] = 19"), std::string::npos) << R.check_message;
+  expect_matches(P, R, {0});
 }
 
 // Sequences with n_b = 0 are padding: their lengths and block-table rows are not read.
