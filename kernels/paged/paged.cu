@@ -100,7 +100,7 @@ PA_DEVICE void record_error(const pa_paged_seqs &s, int32_t status, int32_t what
 }
 
 // The smallest i in [0, count) with bad(i), or -1; every thread of the block gets the answer.
-// `red` is kThreads ints of shared memory.
+// `red` is kThreads int64 of shared memory. Every thread of the block must call it.
 template <class Bad>
 PA_DEVICE int64_t first_bad(int64_t count, Bad bad, pa::sptr<int64_t> red, int tid) {
   int64_t mine = -1;
