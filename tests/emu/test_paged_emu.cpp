@@ -798,6 +798,33 @@ TEST_F(PagedEmu, DefaultQueryPositionBeforeCacheStart) {
   expect_matches(P, R, {1});
 }
 
+// NaN rule (as decode): a non-finite V element poisons exactly the rows that see its key.
+TEST_F(PagedEmu, NanInValuePoisonsOnlyRowsThatSeeIt) {
+  Case c;
+  c.cache_dt = POSATTN_DTYPE_F32;
+  c.n = {4, 2};
+  c.lens = {20, 9};
+  c.splits = 3;
+  c.seed = 97;
+  Problem P(c);
+  PlanHolder H(P);
+  ASSERT_NE(H.plan, nullptr);
+  const int j = 18, page = P.bt[size_t(j / c.page_size)];  // sequence 0, token j, kv head 0
+  static_cast<float *>(P.vpool.data)[(int64_t(page) * c.page_size + j % c.page_size) * c.hkv * c.d + 3] = NAN;
+  const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
+  ASSERT_EQ(R.status, POSATTN_STATUS_SUCCESS) << R.message;
+  const int group = c.hq / c.hkv;
+  for (int row = 0; row < P.rows; ++row)
+    for (int h = 0; h < c.hq; ++h) {
+      // sequence 0, tokens 2 and 3 (i' = 18, 19 >= j), q heads of kv head 0
+      const bool sees = row >= 2 && row < 4 && h / group == 0;
+      const double l = R.lse[size_t(row) * c.hq + h];
+      EXPECT_EQ(std::isnan(l), sees) << row << " " << h;
+      for (int f = 0; f < c.d; ++f)
+        EXPECT_EQ(std::isnan(R.out[(size_t(row) * c.hq + h) * c.d + f]), sees) << row << " " << h << " " << f;
+    }
+}
+
 // Default positions count as positions: beyond the plan's max_position they are reported.
 TEST_F(PagedEmu, DefaultPositionsBeyondMaxPosition) {
   Case c;
