@@ -860,6 +860,19 @@ TEST_F(PagedEmu, PaddingSequencesAreNotRead) {
   expect_matches(P, R);
 }
 
+// The EMU paged kernels take head_dim <= 256: a larger plan is refused at creation with the reason.
+TEST_F(PagedEmu, HeadDimAbove256NotSupported) {
+  Case c;
+  c.d = 320;
+  Problem P(c);
+  const posattn_plan_desc D = P.plan_desc();
+  posattn_plan *plan = nullptr;
+  EXPECT_EQ(posattn_plan_create(g_emu, &D, &plan), POSATTN_STATUS_NOT_SUPPORTED);
+  EXPECT_EQ(plan, nullptr);
+  EXPECT_NE(std::string(posattn_context_last_message(g_emu)).find("head_dim 320"), std::string::npos)
+      << posattn_context_last_message(g_emu);
+}
+
 // ---- append --------------------------------------------------------------------------------
 
 // posattn_plan_append vs posattn_cache_append (EMU, the one-shot call) on identical pools.
