@@ -27,8 +27,19 @@
 
 namespace {
 
-// The plan's PE as a prefill problem for the table builder: every position in [0, max_position]
-// (EXACT tables, FIRE's and T5's distance tables, DYNAMIC_NTK's length all sized by it).
+// The plan's PE as a prefill problem for the table builder. Given positions are checked against
+// [0, max_position]; default ones are not (as REF) and reach |L_b - n_b + t| <= max_q_tokens
+// (queries before the cache start) and j <= capacity - 1 (keys, and tokens an append rotates), so
+// the tables (EXACT angles; FIRE's and T5's distance tables) cover |position| up to the largest
+// of the three. The RoPE length (LongRoPE's factor choice, DYNAMIC_NTK) stays max_position + 1,
+// as REF's: the largest position is max_position, and the table builder's coverage of negative
+// default positions (q_len - kv_len, as for decode) carries the rest.
+inline int32_t paged_table_reach(const posattn_plan *pl) {
+  int64_t m = pl->max_position;
+  if (pl->capacity - 1 > m) m = pl->capacity - 1;
+  if (pl->desc.max_q_tokens > m) m = pl->desc.max_q_tokens;
+  return m > INT32_MAX - 1 ? INT32_MAX - 1 : int32_t(m);
+}
 struct PagedPeView {
   posattn_attention_desc desc;
   pa_problem prob;
@@ -48,9 +59,9 @@ struct PagedPeView {
     prob.hkv = pl->hkv;
     prob.d = pl->d;
     prob.group = pl->group;
-    prob.q_len = 1;
-    prob.kv_len = 1;  // q_len - kv_len = 0: no negative default positions
-    prob.total_q = 1;
+    prob.q_len = paged_table_reach(pl) + 1;
+    prob.kv_len = 1;  // q_len - kv_len: the |position| the tables must cover
+    prob.total_q = prob.q_len;
     prob.rotary_dim = pl->rotary_dim;
     prob.scale = pl->scale;
     prob.max_q_pos = pl->max_position;
@@ -170,7 +181,6 @@ inline void paged_templates_fill(const posattn_plan *pl, PagedPlan &P, unsigned 
   k.pe = pe;
   k.sq = sq;
   k.sq.check_pos = 1;  // as REF: given positions are checked whatever the PE
-  k.sq.check_default_pos = D.pe.kind != POSATTN_PE_NONE;  // PE tables are indexed by position
   k.sq.op = PA_RUN_OP_RUN;
   k.q_dtype = D.q_dtype;
   k.out_dtype = D.out_dtype;
@@ -190,7 +200,6 @@ inline void paged_templates_fill(const posattn_plan *pl, PagedPlan &P, unsigned 
   if (!pl->rotate_on_append) a.pe.rotary_dim = 0;  // K is stored as given
   a.sq = sq;
   a.sq.check_pos = pl->rotate_on_append;  // positions are read only to rotate K
-  a.sq.check_default_pos = pl->rotate_on_append;
   a.sq.op = PA_RUN_OP_APPEND;
   a.in_dtype = D.q_dtype;
   a.stride_page = c.stride_page; a.stride_slot = c.stride_slot; a.stride_head = c.stride_head;

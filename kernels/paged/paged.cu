@@ -174,38 +174,31 @@ __global__ void __launch_bounds__(kThreads) paged_check(const pa_paged_seqs s) {
       value = int32_t(row[p]);
     }
   }
-  // Positions: a given array is checked when the call reads it (check_pos), the defaults when
-  // the positional encoding uses them (tables are indexed by position).
-  if (!status && (s.pos ? s.check_pos : s.check_default_pos)) {  // rows: default L_b - n_b + t
-    auto pos_of = [&](int64_t t) { return s.pos ? int64_t(s.pos[q0 + t]) : int64_t(len) - n + t; };
-    auto bad = [&](int64_t i) {
-      const int64_t v = pos_of(i);
+  // Positions: a given array is checked when the call reads it. Default positions are not
+  // checked (as REF): the PE tables cover every default position (host.h, PagedPeView).
+  if (!status && s.pos && s.check_pos) {  // query / new-token rows of the sequence
+    const int64_t t = first_bad(n, [&](int64_t i) {
+      const int32_t v = s.pos[q0 + i];
       return v < 0 || v > s.max_position;
-    };
-    // Defaults are consecutive: the first bad one is the first or the one past max_position.
-    const int64_t past = int64_t(s.max_position) + 1 - (int64_t(len) - n);
-    const int64_t t = s.pos ? first_bad(n, bad, red, tid) : bad(0) ? 0 : past < n ? past : -1;
+    }, red, tid);
     if (t >= 0) {
       status = POSATTN_STATUS_BAD_POSITIONS;
       what = append ? PA_RUN_BAD_NEW_POSITION : PA_RUN_BAD_Q_POSITION;
       index = q0 + t;
-      value = pos_of(t);
+      value = int32_t(s.pos[q0 + t]);
     }
   }
-  if (!status && !append && (s.kv_pos ? s.check_pos : s.check_default_pos)) {  // keys j < L_b
-    const pa::gptr<const int32_t> row = s.kv_pos ? s.kv_pos + int64_t(b) * s.kvp_stride : s.kv_pos;
-    auto pos_of = [&](int64_t j) { return row ? int64_t(row[j]) : j; };
-    auto bad = [&](int64_t i) {
-      const int64_t v = pos_of(i);
+  if (!status && !append && s.kv_pos && s.check_pos) {  // keys j < L_b
+    const pa::gptr<const int32_t> row = s.kv_pos + int64_t(b) * s.kvp_stride;
+    const int64_t j = first_bad(len, [&](int64_t i) {
+      const int32_t v = row[i];
       return v < 0 || v > s.max_position;
-    };
-    const int64_t past = int64_t(s.max_position) + 1;  // the first bad default position
-    const int64_t j = row ? first_bad(len, bad, red, tid) : past < len ? past : -1;
+    }, red, tid);
     if (j >= 0) {
       status = POSATTN_STATUS_BAD_POSITIONS;
       what = PA_RUN_BAD_KV_POSITION;
       index = j;
-      value = pos_of(j);
+      value = int32_t(row[j]);
     }
   }
   if (tid == 0) {

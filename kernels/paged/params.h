@@ -45,7 +45,6 @@ typedef struct pa_paged_seqs {
   int64_t capacity;                       /* max_pages_per_seq * page_size */
   int32_t max_position;
   int32_t check_pos;                      /* 1: given position arrays are read: check them */
-  int32_t check_default_pos;              /* 1: default positions are used by the PE: check them */
   int32_t op;                             /* PA_RUN_OP_RUN or PA_RUN_OP_APPEND */
 } pa_paged_seqs;
 
