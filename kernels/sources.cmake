@@ -13,6 +13,8 @@ set(POSATTN_EMU_SOURCES
   ${CMAKE_CURRENT_LIST_DIR}/prefill/tables.cpp
   # decode kernels (engineer J): chooser and EMU runs; decode.cu is included by dispatch.cpp
   ${CMAKE_CURRENT_LIST_DIR}/decode/dispatch.cpp
+  # paged kernels of the serving plan (issue 13): paged.cu is included by dispatch.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/paged/dispatch.cpp
   # state merge (issue 15): merge.cuh is included by run.cpp
   ${CMAKE_CURRENT_LIST_DIR}/merge/run.cpp)
 set(POSATTN_CUDA_SOURCES "")
@@ -39,13 +41,16 @@ if(POSATTN_HAVE_CUDA)
   # decode and cache append (engineer N): kernels/decode/cuda_decode.cu
   add_library(posattn_cuda_backend OBJECT ${CMAKE_CURRENT_LIST_DIR}/cuda_backend.cu
               ${CMAKE_CURRENT_LIST_DIR}/decode/cuda_decode.cu
-              ${CMAKE_CURRENT_LIST_DIR}/merge/cuda_merge.cu ${_pa_cuda_table} ${_pa_cuda_inst})
+              ${CMAKE_CURRENT_LIST_DIR}/merge/cuda_merge.cu ${_pa_cuda_table} ${_pa_cuda_inst}
+              # the serving plan (issue 13): kernels by nvcc, host code by the C++ compiler
+              ${CMAKE_CURRENT_LIST_DIR}/paged/cuda_kernels.cu ${CMAKE_CURRENT_LIST_DIR}/paged/cuda_run.cpp)
   target_include_directories(posattn_cuda_backend PRIVATE ${PROJECT_SOURCE_DIR}/include
                              ${PROJECT_SOURCE_DIR}/host ${CMAKE_CURRENT_LIST_DIR})
   target_compile_definitions(posattn_cuda_backend PRIVATE POSATTN_BUILDING POSATTN_WITH_CUDA
                              POSATTN_PREFILL_MMA)
+  target_include_directories(posattn_cuda_backend PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
   set_target_properties(posattn_cuda_backend PROPERTIES POSITION_INDEPENDENT_CODE ON
-    CUDA_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
+    CUDA_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
   # The nvcc table lists exactly the instances nvcc compiled (none without the option): the
   # backend falls back to the SIMT kernel for the others (kernels/cuda_backend.cu).
   if(POSATTN_CUDA_PREFILL_INSTANCES)

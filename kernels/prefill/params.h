@@ -22,10 +22,11 @@
 
 #include <stdint.h>
 
-#ifdef __cplusplus
+#if defined(__cplusplus) && !defined(PA_PF_RAW_POINTERS)
 #include "device/device.cuh"
 #define PA_PF_PTR(T) pa::gptr<T>
-#else
+#else /* C, and C++ host code that fills parameters for nvcc kernels (PA_PF_RAW_POINTERS:
+         kernels/paged/cuda_run.cpp): the layout of nvcc's gptr = T* */
 #define PA_PF_PTR(T) T *
 #endif
 

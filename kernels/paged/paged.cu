@@ -1,0 +1,495 @@
+// paged.cu -- the kernels of a plan's run and append (posattn.h, "Serving: plan once, run per
+// layer"), written once against the device layer (EMU and nvcc). Every grid is fixed by the plan
+// and the host scalar `batch`, never by device data, so a run can be captured in a CUDA graph and
+// replayed with new lengths, block tables and query counts:
+//
+//   paged_check    one block per sequence: validates the call's device-side indices against the
+//                  plan (BAD DEVICE-SIDE INDICES): the indptr of the whole call, then the
+//                  sequence's length, the block-table entries of its pages and the positions it
+//                  reads. Writes the sequence's verdict (params.h) and records the first violation
+//                  found in the workspace's error record (atomic compare-and-swap of `status`).
+//   paged_split    one block per (KV split, kv head, chunk slot): a chunk is up to kRows query rows
+//                  of ONE sequence (rows = that sequence's tokens x the GQA group, token-major).
+//                  Each block maps its slot to (sequence, chunk) by walking the indptr (unused
+//                  slots exit) and its split to a page range from the sequence's own length. K/V
+//                  tiles are gathered through the block table into shared memory as fp32 (K rotated
+//                  there for un-rotated caches), q is rotated once; causal / window per row at
+//                  i' = L_b - n_b + t; writes a normalised partial output and its LSE per split.
+//   paged_combine  grid-stride over (row, head) pairs of rows < indptr[batch]: finds the row's
+//                  sequence by binary search of the indptr, merges the splits and the sink
+//                  (kernels/merge/merge.cuh, as decode_combine), writes out and lse.
+//   paged_append   grid-stride over new rows: writes K/V into their page slots (K rotated in fp32
+//                  first for a rotated cache; FP8 encoded with its scale).
+// Sequences with a bad verdict are skipped by every kernel after paged_check; nothing reads or
+// writes memory through an index that paged_check did not accept.
+// Numerics follow decode (kernels/decode/decode.cu): fp32 online softmax, the NaN rule (a
+// non-finite V element is staged as 0 with its key's K element NaN, so only rows that see the key
+// become NaN), logit_or_nan, a NaN-keeping combine.
+#ifndef POSATTN_PAGED_CU
+#define POSATTN_PAGED_CU
+
+#include "fp8.h"
+#include "merge/merge.cuh"
+#include "paged/config.h"
+#include "paged/params.h"
+#include "pe/bias.cuh"
+#include "pe/mask.cuh"
+#include "pe/rope.cuh"
+#include "plan.h"
+
+namespace pa_paged {
+
+using pa_merge::load_any;
+using pa_merge::store_any;
+
+// Element I/O of a cache pool of 16/32-bit floats and of the FP8 formats (as decode.cu's).
+template <class T>
+struct CacheIO {
+  static PA_DEVICE float load(pa::gptr<const unsigned char> pool, int64_t i) {
+    return pa::to_float(T(pa::ptr_cast<const T>(pool)[i]));
+  }
+  static PA_DEVICE void store(pa::gptr<unsigned char> pool, int64_t i, float x) {
+    pa::ptr_cast<T>(pool)[i] = pa::from_float<T>(x);
+  }
+};
+// FP8 reads widen exactly through an f16 bit pattern (see decode.cu): E5M2 is the top byte of the
+// f16 of the same value; E4M3's fields placed in f16's give value * 2^-8; S.1111.111 is NaN.
+template <int E5M2>
+struct Fp8IO {
+  static PA_DEVICE float load(pa::gptr<const unsigned char> pool, int64_t i) {
+    const uint32_t c = uint8_t(pool[i]);
+    if (E5M2) return pa::to_float(pa::f16{uint16_t(c << 8)});
+    const float v = pa::to_float(pa::f16{uint16_t(((c & 0x80u) << 8) | ((c & 0x7fu) << 7))}) * 256.f;
+    return (c & 0x7fu) == 0x7fu ? NAN : v;
+  }
+  static PA_DEVICE void store(pa::gptr<unsigned char> pool, int64_t i, float x) {
+    pool[i] = pa_fp8_encode(E5M2, x);
+  }
+};
+PA_DEVICE float scale_of(pa::gptr<const float> s, int per_head, int h) {
+  return s ? float(s[per_head ? h : 0]) : 1.f;
+}
+
+// RoPE, in fp32, on `count` shared-memory rows of width dr, row r at position pos[r].
+PA_DEVICE void rope_rows(const pa_prefill_params &pe, pa::sptr<float> rows, int count, int dr,
+                         int half, pa::sptr<int32_t> pos, int tid) {
+  for (int e = tid; e < count * half; e += kThreads) {
+    const int r = e / half, pair = e % half;
+    int a, b;
+    pa_pe::rope_pair_features(pe, pair, a, b);
+    const pa::sptr<float> row = rows + r * dr;
+    const float2 v = pa_pe::rope_rotate(row[a], row[b], pa_pe::rope_cos_sin(pe, pair, pos[r]));
+    row[a] = v.x;
+    row[b] = v.y;
+  }
+}
+
+// ---- paged_check -----------------------------------------------------------------------------
+
+// The error record (host/plan.h pa_run_error) as int32 words: status, op, what, seq, then the
+// int64 index and value at words 4 and 6. The first finder wins the compare-and-swap of status.
+PA_DEVICE void record_error(const pa_paged_seqs &s, int32_t status, int32_t what, int32_t seq,
+                            int64_t index, int64_t value) {
+  if (pa::atomic_cas(s.err, int32_t(0), status) != 0) return;
+  s.err[1] = s.op;
+  s.err[2] = what;
+  s.err[3] = seq;
+  const pa::gptr<int64_t> wide = pa::ptr_cast<int64_t>(s.err);
+  wide[2] = index;
+  wide[3] = value;
+}
+
+// The smallest i in [0, count) with bad(i), or -1; every thread of the block gets the answer.
+// `red` is kThreads int64 of shared memory. Every thread of the block must call it.
+template <class Bad>
+PA_DEVICE int64_t first_bad(int64_t count, Bad bad, pa::sptr<int64_t> red, int tid) {
+  int64_t mine = -1;
+  for (int64_t i = tid; i < count; i += kThreads)
+    if (bad(i)) {
+      mine = i;
+      break;
+    }
+  red[tid] = mine;
+  __syncthreads();
+  int64_t best = -1;
+  for (int t = 0; t < kThreads; ++t) {
+    const int64_t v = red[t];
+    if (v >= 0 && (best < 0 || v < best)) best = v;
+  }
+  __syncthreads();  // red is reused by the next call
+  return best;
+}
+
+__global__ void __launch_bounds__(kThreads) paged_check(const pa_paged_seqs s) {
+  const int b = int(blockIdx.x), tid = int(threadIdx.x);
+  PA_SHARED(int64_t, red, kThreads);
+  const bool append = s.op == PA_RUN_OP_APPEND;
+
+  // The indptr of the whole call: indptr[0] = 0, non-decreasing, indptr[batch] <= max_q_tokens.
+  const int64_t bad_ip = first_bad(
+      int64_t(s.batch) + 1,
+      [&](int64_t i) {
+        const int32_t v = s.indptr[i];
+        if (i == 0) return v != 0;
+        return v < int32_t(s.indptr[i - 1]) || v > s.max_q_tokens;
+      },
+      red, tid);
+  if (bad_ip >= 0) {
+    if (tid == 0) {
+      s.verdict[b] = PA_PAGED_BAD_RUN;
+      if (b == 0)
+        record_error(s, POSATTN_STATUS_BAD_SEQLENS, append ? PA_RUN_BAD_NEW_INDPTR : PA_RUN_BAD_Q_INDPTR,
+                     -1, bad_ip, int32_t(s.indptr[bad_ip]));
+    }
+    return;
+  }
+
+  const int32_t q0 = s.indptr[b], n = s.indptr[b + 1] - q0;
+  if (n == 0) {  // not read at all: padding sequences of a captured batch may hold anything
+    if (tid == 0) s.verdict[b] = PA_PAGED_OK;
+    return;
+  }
+  const int32_t len = s.kv_lens[b];
+  int32_t status = 0, what = 0;
+  int64_t index = 0, value = 0;
+  // Append: the new tokens go to cache indices len - n .. len - 1, so n <= len.
+  if (len < 0 || len > s.capacity || (append && n > len)) {
+    status = POSATTN_STATUS_BAD_SEQLENS;
+    what = PA_RUN_BAD_KV_LEN;
+    index = b;
+    value = len;
+  }
+  if (!status) {  // the pages read (run: all of the sequence's) or written (append)
+    const int64_t first = append ? (int64_t(len) - n) / s.page_size : 0;
+    const int64_t pages = (int64_t(len) + s.page_size - 1) / s.page_size - first;
+    const pa::gptr<const int32_t> row = s.block_table + int64_t(b) * s.bt_stride + first;
+    const int64_t p = first_bad(pages, [&](int64_t i) {
+      const int32_t pg = row[i];
+      return pg < 0 || pg >= s.num_pages;
+    }, red, tid);
+    if (p >= 0) {
+      status = POSATTN_STATUS_INVALID_ARGUMENT;
+      what = PA_RUN_BAD_PAGE;
+      index = first + p;
+      value = int32_t(row[p]);
+    }
+  }
+  // Positions: a given array is checked when the call reads it. Default positions are not
+  // checked (as REF): the PE tables cover every default position (host.h, PagedPeView).
+  if (!status && s.pos && s.check_pos) {  // query / new-token rows of the sequence
+    const int64_t t = first_bad(n, [&](int64_t i) {
+      const int32_t v = s.pos[q0 + i];
+      return v < 0 || v > s.max_position;
+    }, red, tid);
+    if (t >= 0) {
+      status = POSATTN_STATUS_BAD_POSITIONS;
+      what = append ? PA_RUN_BAD_NEW_POSITION : PA_RUN_BAD_Q_POSITION;
+      index = q0 + t;
+      value = int32_t(s.pos[q0 + t]);
+    }
+  }
+  if (!status && !append && s.kv_pos && s.check_pos) {  // keys j < L_b
+    const pa::gptr<const int32_t> row = s.kv_pos + int64_t(b) * s.kvp_stride;
+    const int64_t j = first_bad(len, [&](int64_t i) {
+      const int32_t v = row[i];
+      return v < 0 || v > s.max_position;
+    }, red, tid);
+    if (j >= 0) {
+      status = POSATTN_STATUS_BAD_POSITIONS;
+      what = PA_RUN_BAD_KV_POSITION;
+      index = j;
+      value = int32_t(row[j]);
+    }
+  }
+  if (tid == 0) {
+    s.verdict[b] = status ? PA_PAGED_BAD_SEQ : PA_PAGED_OK;
+    if (status) record_error(s, status, what, b, index, value);
+  }
+}
+
+// The sequence of row `row` (indptr[b] <= row < indptr[b + 1]; row < indptr[batch]).
+PA_DEVICE int seq_of_row(const pa_paged_seqs &s, int32_t row) {
+  int lo = 0, hi = s.batch;
+  while (hi - lo > 1) {
+    const int mid = (lo + hi) / 2;
+    if (int32_t(s.indptr[mid]) <= row) lo = mid; else hi = mid;
+  }
+  return lo;
+}
+
+// ---- paged_split -----------------------------------------------------------------------------
+template <class IO, int DMAX>
+__global__ void __launch_bounds__(kThreads, kMinBlocks<DMAX>) paged_split(const pa_paged_params p) {
+  constexpr int T = kKeysPerTile<DMAX>;
+  constexpr int kAcc = kRows * DMAX / kThreads;  // accumulator elements per thread
+  const pa_paged_seqs &sq = p.sq;
+  if (sq.verdict[0] == PA_PAGED_BAD_RUN) return;  // the indptr is bad: nothing to map
+
+  // Slot -> (sequence b, chunk): sequences' chunks are numbered in order.
+  int b = -1, chunk = int(blockIdx.x);
+  for (int i = 0; i < sq.batch; ++i) {
+    const int rows_i = (int32_t(sq.indptr[i + 1]) - int32_t(sq.indptr[i])) * p.group;
+    const int chunks_i = (rows_i + kRows - 1) / kRows;
+    if (chunk < chunks_i) {
+      b = i;
+      break;
+    }
+    chunk -= chunks_i;
+  }
+  if (b < 0 || sq.verdict[b] != PA_PAGED_OK) return;
+
+  const int split = int(blockIdx.z), hk = int(blockIdx.y), tid = int(threadIdx.x);
+  const int q0 = sq.indptr[b], n = int32_t(sq.indptr[b + 1]) - q0, len = sq.kv_lens[b];
+  const int r0 = chunk * kRows, rows = pa::min(kRows, n * p.group - r0);
+  const int d = p.d, dr = row_floats(d), half = p.pe.rotary_dim / 2;
+  const float k_sc = scale_of(p.k_scale, p.scale_per_head, hk);
+  const float v_sc = scale_of(p.v_scale, p.scale_per_head, hk);
+
+  pa::sptr<float> qs = pa::dynamic_shared<float>();   // [kRows][dr] rotated queries
+  pa::sptr<float> ks = qs + kRows * dr;                 // [T][dr]
+  pa::sptr<float> vs = ks + T * dr;                     // [T][dr]
+  pa::sptr<float> ss = vs + T * dr;                     // [kRows][T] scores, then weights
+  pa::sptr<float> ms = ss + kRows * T;                  // [kRows] running max
+  pa::sptr<float> ls = ms + kRows;                      // [kRows] running sum
+  pa::sptr<float> cs = ls + kRows;                      // [kRows] rescale of this tile
+  pa::sptr<int32_t> kpos = pa::ptr_cast<int32_t>(cs + kRows);  // [T]
+  pa::sptr<int32_t> qpos = kpos + T;                            // [kRows]
+
+  // Row r of the block is token t of the sequence for q head h (the heads of a token adjacent).
+  auto row_token = [&](int r) { return (r0 + r) / p.group; };
+  auto row_head = [&](int r) { return hk * p.group + (r0 + r) % p.group; };
+  const int base = len - n;  // i' of token t is base + t
+
+  for (int r = tid; r < kRows; r += kThreads) {
+    ms[r] = -INFINITY;
+    ls[r] = 0.f;
+    qpos[r] = 0;
+    if (r < rows) {
+      const int t = row_token(r);
+      qpos[r] = sq.pos ? int32_t(sq.pos[q0 + t]) : base + t;
+    }
+  }
+  for (int e = tid; e < kRows * dr; e += kThreads) {
+    const int r = e / dr, c = e % dr;
+    float x = 0.f;
+    if (r < rows && c < d)
+      x = load_any(p.q, p.q_dtype,
+                   int64_t(q0 + row_token(r)) * p.q_ss + int64_t(row_head(r)) * p.q_sh + c);
+    qs[e] = x;
+  }
+  __syncthreads();
+  if (half > 0) {  // RoPE on q, once per row, in fp32
+    rope_rows(p.pe, qs, rows, dr, half, qpos, tid);
+    __syncthreads();
+  }
+
+  float acc[kAcc];
+  PA_UNROLL
+  for (int k = 0; k < kAcc; ++k) acc[k] = 0.f;
+
+  // This split's keys: pages per split from the sequence's own length, narrowed to the keys the
+  // chunk's first token may see (window) and its last token may see (causal).
+  const int64_t pages = (int64_t(len) + sq.page_size - 1) / sq.page_size;
+  const int64_t split_tokens = ((pages + p.num_splits - 1) / p.num_splits) * sq.page_size;
+  int64_t lo64 = pa::min(int64_t(split) * split_tokens, int64_t(len));
+  int64_t hi64 = pa::min(lo64 + split_tokens, int64_t(len));
+  const int t_first = row_token(0), t_last = rows > 0 ? row_token(rows - 1) : 0;
+  if (p.causal) hi64 = pa::max(lo64, pa::min(hi64, int64_t(base) + t_last + 1));
+  if (p.window_left >= 0)
+    lo64 = pa::min(pa::max(lo64, int64_t(base) + t_first - p.window_left), hi64);
+  const int lo = int(lo64), hi = int(hi64);
+
+  for (int kn, kt = lo; kt < hi; kt += kn) {
+    kn = pa::min(T, hi - kt);
+    for (int e = tid; e < T * dr; e += kThreads) {  // gather K and V through the block table
+      const int jj = e / dr, c = e % dr;
+      float kv = 0.f, vv = 0.f;
+      if (jj < kn && c < d) {
+        const int j = kt + jj;
+        const int64_t page = sq.block_table[int64_t(b) * sq.bt_stride + j / sq.page_size];
+        const int64_t off = page * p.stride_page + int64_t(j % sq.page_size) * p.stride_slot +
+                            int64_t(hk) * p.stride_head + c;
+        kv = IO::load(p.k_pages, off) * k_sc;
+        vv = IO::load(p.v_pages, off) * v_sc;
+        if (!pa_pe::is_finite(vv)) {  // poisons the rows that see token j, no other
+          kv = NAN;
+          vv = 0.f;
+        }
+      }
+      ks[e] = kv;
+      vs[e] = vv;
+    }
+    for (int jj = tid; jj < T; jj += kThreads)
+      kpos[jj] = jj < kn ? (sq.kv_pos ? int32_t(sq.kv_pos[int64_t(b) * sq.kvp_stride + kt + jj]) : kt + jj) : 0;
+    __syncthreads();
+    if (p.rotate_k && half > 0) {  // un-rotated cache: rotate K at its position, in fp32
+      rope_rows(p.pe, ks, kn, dr, half, kpos, tid);
+      __syncthreads();
+    }
+
+    for (int e = tid; e < kRows * T; e += kThreads) {  // logits of every (row, key) pair
+      const int r = e / T, jj = e % T;
+      float s = -INFINITY;
+      const int j = kt + jj;
+      const bool vis = r < rows && jj < kn &&
+                       pa_pe::in_window(base + row_token(r), j, p.causal, p.window_left, -1);
+      if (vis) {
+        const pa::sptr<const float> qrow = qs + r * dr, krow = ks + jj * dr;
+        float dot = 0.f;
+        for (int c = 0; c < dr; c += 4) {
+          const float4 qq = pa::load(pa::ptr_cast<const float4>(qrow + c));
+          const float4 kk = pa::load(pa::ptr_cast<const float4>(krow + c));
+          dot = fmaf(qq.x, kk.x, dot);
+          dot = fmaf(qq.y, kk.y, dot);
+          dot = fmaf(qq.z, kk.z, dot);
+          dot = fmaf(qq.w, kk.w, dot);
+        }
+        s = pa_pe::apply_softcap(p.pe, dot * p.pe.scale);
+        s = pa_pe::logit_or_nan(s + pa_pe::BiasAny(p.pe, row_head(r), qpos[r])(kpos[jj]));
+      }
+      ss[e] = s;
+    }
+    __syncthreads();
+
+    for (int r = tid; r < kRows; r += kThreads) {  // online softmax per row
+      float mt = -INFINITY;
+      for (int jj = 0; jj < T; ++jj) mt = fmaxf(mt, ss[r * T + jj]);
+      const float m_old = ms[r], m_new = fmaxf(m_old, mt);  // NaN logits reach the sum below
+      const float mb = m_new == -INFINITY ? 0.f : m_new;
+      const float corr = expf(m_old - mb);
+      float sum = 0.f;
+      for (int jj = 0; jj < T; ++jj) {
+        const float sc = ss[r * T + jj];
+        const float w = sc == -INFINITY ? 0.f : expf(sc - mb);
+        ss[r * T + jj] = w;
+        sum += w;
+      }
+      ls[r] = ls[r] * corr + sum;
+      ms[r] = m_new;
+      cs[r] = corr;
+    }
+    __syncthreads();
+
+    PA_UNROLL
+    for (int k = 0; k < kAcc; ++k) {  // P V into the thread's accumulator elements
+      const int e = tid + k * kThreads, r = e / DMAX, c = e % DMAX;
+      if (r >= rows || c >= d) continue;
+      float a = acc[k] * cs[r];
+      for (int jj = 0; jj < kn; ++jj) a = fmaf(ss[r * T + jj], vs[jj * dr + c], a);
+      acc[k] = a;
+    }
+    __syncthreads();
+  }
+
+  PA_UNROLL
+  for (int k = 0; k < kAcc; ++k) {  // normalised partial output and LSE of this split
+    const int e = tid + k * kThreads, r = e / DMAX, c = e % DMAX;
+    if (r >= rows || c >= d) continue;
+    const int64_t row = (int64_t(split) * sq.max_q_tokens + q0 + row_token(r)) * p.hq + row_head(r);
+    const float l = ls[r];
+    p.part_o[row * d + c] = l == 0.f ? 0.f : acc[k] / l;
+    if (c == 0) p.part_lse[row] = l == 0.f ? -INFINITY : ms[r] + logf(l);
+  }
+}
+
+// ---- paged_combine ---------------------------------------------------------------------------
+// out = sum_s e^{lse_s - M} o_s / (sum_s e^{lse_s - M} + e^{sink - M}), as decode_combine.
+__global__ void __launch_bounds__(kThreads) paged_combine(const pa_paged_params p) {
+  const pa_paged_seqs &sq = p.sq;
+  if (sq.verdict[0] == PA_PAGED_BAD_RUN) return;
+  const int32_t rows = sq.indptr[sq.batch];
+  const int64_t per_split = int64_t(sq.max_q_tokens) * p.hq;
+  for (int64_t e = blockIdx.x; e < int64_t(rows) * p.hq; e += gridDim.x) {
+    const int32_t row = int32_t(e / p.hq);
+    const int h = int(e % p.hq);
+    if (sq.verdict[seq_of_row(sq, row)] != PA_PAGED_OK) continue;  // uniform in the block
+    const int64_t r0 = int64_t(row) * p.hq + h;
+    const auto split_lse = [&](int s) { return float(p.part_lse[s * per_split + r0]); };
+    const pa_merge::LseSum sum =
+        pa_merge::lse_merge(p.num_splits, split_lse, p.sinks ? float(p.sinks[h]) : -INFINITY, false);
+    const int64_t obase = int64_t(row) * p.o_ss + int64_t(h) * p.o_sh;
+    for (int c = int(threadIdx.x); c < p.d; c += kThreads) {
+      float o = 0.f;
+      if (!sum.empty())
+        for (int s = 0; s < p.num_splits; ++s) {
+          const float w = sum.weight(split_lse(s), false);
+          if (w != 0.f) o = fmaf(w, p.part_o[(s * per_split + r0) * p.d + c], o);
+        }
+      store_any(p.out, p.out_dtype, obase + c, o);
+    }
+    if (p.lse && threadIdx.x == 0) p.lse[r0] = sum.lse(false);
+  }
+}
+
+// ---- paged_append ----------------------------------------------------------------------------
+template <class IO>
+__global__ void __launch_bounds__(kThreads) paged_append(const pa_paged_append_params p) {
+  const pa_paged_seqs &sq = p.sq;
+  if (sq.verdict[0] == PA_PAGED_BAD_RUN) return;
+  const int32_t rows = sq.indptr[sq.batch];
+  const int rd = p.pe.rotary_dim, half = rd / 2, off = p.pe.rope_offset;
+  for (int32_t row = int32_t(blockIdx.x); row < rows; row += int32_t(gridDim.x)) {
+    const int b = seq_of_row(sq, row);
+    if (sq.verdict[b] != PA_PAGED_OK) continue;
+    const int32_t q0 = sq.indptr[b], n = int32_t(sq.indptr[b + 1]) - q0;
+    const int64_t j = int64_t(sq.kv_lens[b]) - n + (row - q0);  // cache index, >= 0 (checked)
+    const int32_t pos = sq.pos ? int32_t(sq.pos[row]) : int32_t(j);
+    const int64_t page = sq.block_table[int64_t(b) * sq.bt_stride + j / sq.page_size];
+    const int64_t slot = page * p.stride_page + (j % sq.page_size) * p.stride_slot;
+    for (int e = int(threadIdx.x); e < p.hkv * p.d; e += kThreads) {
+      const int h = e / p.d, f = e % p.d, fr = f - off;
+      const int64_t ko = int64_t(row) * p.k_ss + int64_t(h) * p.k_sh;
+      float x = load_any(p.k, p.in_dtype, ko + f);
+      if (fr >= 0 && fr < rd) {  // rotate the pair holding f (each thread computes its own half)
+        const int pair = p.pe.rope_gptj ? fr / 2 : (fr < half ? fr : fr - half);
+        int a, bb;
+        pa_pe::rope_pair_features(p.pe, pair, a, bb);
+        const float2 v = pa_pe::rope_rotate(load_any(p.k, p.in_dtype, ko + a),
+                                            load_any(p.k, p.in_dtype, ko + bb),
+                                            pa_pe::rope_cos_sin(p.pe, pair, pos));
+        x = f == a ? v.x : v.y;
+      }
+      const int64_t dst = slot + int64_t(h) * p.stride_head + f;
+      IO::store(p.k_pages, dst, x / scale_of(p.k_scale, p.scale_per_head, h));
+      const int64_t vo = int64_t(row) * p.v_ss + int64_t(h) * p.v_sh + f;
+      IO::store(p.v_pages, dst, load_any(p.v, p.in_dtype, vo) / scale_of(p.v_scale, p.scale_per_head, h));
+    }
+  }
+}
+
+// ---- the kernel set --------------------------------------------------------------------------
+// Every kernel of a plan, indexed as config.h says (cache dtype index, head-dim class): the EMU
+// backend launches them through pa::launch, the CUDA backend takes their addresses
+// (kernels/paged/cuda_kernels.cu) and launches them with cudaLaunchKernel.
+using SplitFn = void (*)(const pa_paged_params);
+using AppendFn = void (*)(const pa_paged_append_params);
+
+template <class IO>
+inline SplitFn split_kernel_dim(int dim_class) {
+  switch (dim_class) {
+    case 0: return paged_split<IO, 64>;
+    case 1: return paged_split<IO, 128>;
+    default: return paged_split<IO, kMaxDim>;
+  }
+}
+inline SplitFn split_kernel(int cache_index, int dim_class) {
+  switch (cache_index) {
+    case kCacheF16: return split_kernel_dim<CacheIO<pa::f16>>(dim_class);
+    case kCacheBF16: return split_kernel_dim<CacheIO<pa::bf16>>(dim_class);
+    case kCacheE4M3: return split_kernel_dim<Fp8IO<0>>(dim_class);
+    case kCacheE5M2: return split_kernel_dim<Fp8IO<1>>(dim_class);
+    default: return split_kernel_dim<CacheIO<float>>(dim_class);
+  }
+}
+inline AppendFn append_kernel(int cache_index) {
+  switch (cache_index) {
+    case kCacheF16: return paged_append<CacheIO<pa::f16>>;
+    case kCacheBF16: return paged_append<CacheIO<pa::bf16>>;
+    case kCacheE4M3: return paged_append<Fp8IO<0>>;
+    case kCacheE5M2: return paged_append<Fp8IO<1>>;
+    default: return paged_append<CacheIO<float>>;
+  }
+}
+
+}  // namespace pa_paged
+#endif
