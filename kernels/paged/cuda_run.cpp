@@ -67,9 +67,20 @@ const pa_paged_kernel_table *pa_paged_cuda_kernels_standin();
 
 namespace {
 
-posattn_status cuda_failed(char *msg, size_t msg_size, const char *what, cudaError_t e) {
-  return pa_fail(msg, msg_size, POSATTN_STATUS_DEVICE_ERROR, "CUDA backend: %s: %s (%s)", what,
-                 PA_CUDA(cudaGetErrorString)(e), PA_CUDA(cudaGetErrorName)(e));
+// CUDA failures become statuses through the backend's one classifier (host/cuda_error.c:
+// DEVICE_LOST for sticky errors, ALLOC_FAILED for allocations, else DEVICE_ERROR).
+posattn_status cuda_failed(char *msg, size_t msg_size, const char *what, cudaError_t e,
+                           int pending = 0) {
+  char detail[160];
+  std::snprintf(detail, sizeof detail, "%s (%s)", PA_CUDA(cudaGetErrorString)(e),
+                PA_CUDA(cudaGetErrorName)(e));
+  return pa_cuda_error_report(msg, msg_size, static_cast<int>(e), POSATTN_STATUS_DEVICE_ERROR,
+                              pending, what, detail);
+}
+posattn_status cuda_failed(posattn_context *ctx, const char *what, cudaError_t e,
+                           int pending = 0) {
+  ctx->device_error = static_cast<int>(e);
+  return cuda_failed(ctx->msg, PA_MSG_SIZE, what, e, pending);
 }
 
 struct CudaPlanState {
@@ -112,18 +123,15 @@ cudaError_t launch(const void *fn, dim3 grid, size_t smem, const Params &params,
 // Before anything is launched: an earlier failure of someone else's work must not be reported as
 // posattn's (and a sticky error makes every launch fail anyway).
 posattn_status pending_error(posattn_context *ctx, const char *call) {
-  const cudaError_t e = PA_CUDA(cudaPeekAtLastError)();
+  const cudaError_t e = PA_CUDA(cudaGetLastError)();  // clears a recoverable one, as cuda_util.h
   if (e == cudaSuccess) return POSATTN_STATUS_SUCCESS;
-  return PA_CTX_FAIL(ctx, POSATTN_STATUS_DEVICE_ERROR,
-                     "CUDA backend: %s: a CUDA error was already pending before posattn launched "
-                     "anything (not caused by posattn): %s (%s)",
-                     call, PA_CUDA(cudaGetErrorString)(e), PA_CUDA(cudaGetErrorName)(e));
+  return cuda_failed(ctx, call, e, 1);
 }
 
 posattn_status launched(posattn_context *ctx, cudaError_t e, const char *what) {
   if (e == cudaSuccess) e = PA_CUDA(cudaGetLastError)();
   else PA_CUDA(cudaGetLastError)();  // clear the launch error that e reports
-  if (e != cudaSuccess) return cuda_failed(ctx->msg, PA_MSG_SIZE, what, e);
+  if (e != cudaSuccess) return cuda_failed(ctx, what, e);
   return POSATTN_STATUS_SUCCESS;
 }
 
@@ -233,12 +241,12 @@ PA_ENTRY posattn_status PA_HOOK(pa_plan_cuda_read_error)(posattn_context *ctx, c
                                                          pa_run_error *rec) {
   DeviceScope scope;
   cudaError_t e = scope.enter(ctx->device);
-  if (e != cudaSuccess) return cuda_failed(ctx->msg, PA_MSG_SIZE, "cudaSetDevice", e);
+  if (e != cudaSuccess) return cuda_failed(ctx, "cudaSetDevice", e);
   cudaStream_t stream = static_cast<cudaStream_t>(ctx->stream);
   e = PA_CUDA(cudaMemcpyAsync)(rec, ws, sizeof *rec, cudaMemcpyDeviceToHost, stream);
   if (e == cudaSuccess) e = PA_CUDA(cudaStreamSynchronize)(stream);
   if (e != cudaSuccess)
-    return cuda_failed(ctx->msg, PA_MSG_SIZE, "reading the workspace's error record (the stream's "
+    return cuda_failed(ctx, "reading the workspace's error record (the stream's "
                        "work up to here failed, or the copy did)", e);
   return POSATTN_STATUS_SUCCESS;
 }
@@ -246,10 +254,10 @@ PA_ENTRY posattn_status PA_HOOK(pa_plan_cuda_read_error)(posattn_context *ctx, c
 PA_ENTRY posattn_status PA_HOOK(pa_plan_cuda_clear_error)(posattn_context *ctx, void *ws) {
   DeviceScope scope;
   cudaError_t e = scope.enter(ctx->device);
-  if (e != cudaSuccess) return cuda_failed(ctx->msg, PA_MSG_SIZE, "cudaSetDevice", e);
+  if (e != cudaSuccess) return cuda_failed(ctx, "cudaSetDevice", e);
   cudaStream_t stream = static_cast<cudaStream_t>(ctx->stream);
   e = PA_CUDA(cudaMemsetAsync)(ws, 0, PA_RUN_ERROR_BYTES, stream);
   if (e == cudaSuccess) e = PA_CUDA(cudaStreamSynchronize)(stream);
-  if (e != cudaSuccess) return cuda_failed(ctx->msg, PA_MSG_SIZE, "clearing the workspace's error record", e);
+  if (e != cudaSuccess) return cuda_failed(ctx, "clearing the workspace's error record", e);
   return POSATTN_STATUS_SUCCESS;
 }

@@ -190,6 +190,7 @@ struct Problem {
 };
 
 posattn_context *g_emu = nullptr;
+posattn_context *g_ref = nullptr;  // REF: defines correct; expect_matches runs every problem on it too
 
 void Problem::fill_rotated(pat_rng &r) {
   const int batch = int(lens.size());
@@ -257,7 +258,8 @@ struct RunOut {
   bool pads_ok = false;  // q/out padding between heads and rows untouched
 };
 
-RunOut run_plan(posattn_plan *plan, Problem &P, pat_buf &ws, size_t wsb) {
+RunOut run_plan(posattn_plan *plan, Problem &P, pat_buf &ws, size_t wsb,
+                posattn_context *ctx = g_emu) {
   RunOut R;
   const Case &c = P.c;
   const int64_t n_out = int64_t(P.max_q) * c.hq * c.d, n_lse = int64_t(P.max_q) * c.hq;
@@ -291,10 +293,10 @@ RunOut run_plan(posattn_plan *plan, Problem &P, pat_buf &ws, size_t wsb) {
   a.lse = static_cast<float *>(lse.data);
   a.workspace = ws.data;
   a.workspace_bytes = wsb;
-  R.status = posattn_plan_run(g_emu, plan, &a);
-  R.message = posattn_context_last_message(g_emu);
-  R.check = posattn_plan_check(g_emu, plan, ws.data, wsb);
-  R.check_message = posattn_context_last_message(g_emu);
+  R.status = posattn_plan_run(ctx, plan, &a);
+  R.message = posattn_context_last_message(ctx);
+  R.check = posattn_plan_check(ctx, plan, ws.data, wsb);
+  R.check_message = posattn_context_last_message(ctx);
   R.out.resize(size_t(n_out));
   R.lse.resize(size_t(n_lse));
   R.pads_ok = true;
@@ -396,6 +398,26 @@ SeqOracle oracle(const Problem &P, int b) {
   return O;
 }
 
+struct PlanHolder {
+  posattn_plan *plan = nullptr;
+  pat_buf ws{};
+  size_t wsb = 0;
+  explicit PlanHolder(const Problem &P, posattn_context *ctx = g_emu) {
+    const posattn_plan_desc D = P.plan_desc();
+    EXPECT_EQ(posattn_plan_create(ctx, &D, &plan), POSATTN_STATUS_SUCCESS)
+        << posattn_context_last_message(ctx);
+    if (!plan) return;
+    posattn_plan_workspace_size(plan, &wsb);
+    EXPECT_EQ(pat_buf_alloc(&ws, wsb), 0);
+    std::memset(ws.data, 0x5a, wsb);  // workspace_init must clear what matters
+    EXPECT_EQ(posattn_plan_workspace_init(ctx, plan, ws.data, wsb), POSATTN_STATUS_SUCCESS);
+  }
+  ~PlanHolder() {
+    pat_buf_free(&ws);
+    posattn_plan_destroy(plan);
+  }
+};
+
 // Checks a successful run against the oracle: section 5 on out and lse of every row of good
 // sequences, the sentinel in rows of `bad` sequences and in rows >= indptr[batch].
 void expect_matches(const Problem &P, const RunOut &R, const std::vector<int> &bad = {}) {
@@ -433,6 +455,36 @@ void expect_matches(const Problem &P, const RunOut &R, const std::vector<int> &b
   for (size_t i = size_t(P.rows) * c.hq * c.d; i < R.out.size(); ++i)
     ASSERT_EQ(R.out[i], sentinel_out) << "row beyond q_indptr[batch] written";
   for (size_t i = size_t(P.rows) * c.hq; i < R.lse.size(); ++i) ASSERT_EQ(R.lse[i], kSentinel);
+  // The same problem on a REF plan (fp64, defines correct): it writes exactly the rows EMU
+  // writes, reports the same violation (single-violation problems), and its values are the
+  // oracle's up to the one rounding to out_dt -- so EMU meets the rule against REF itself.
+  if (g_ref != nullptr) {
+    PlanHolder HR(P, g_ref);
+    ASSERT_NE(HR.plan, nullptr);
+    const RunOut RR = run_plan(HR.plan, const_cast<Problem &>(P), HR.ws, HR.wsb, g_ref);
+    ASSERT_EQ(RR.status, POSATTN_STATUS_SUCCESS) << RR.message;
+    if (bad.size() <= 1) EXPECT_EQ(RR.check, R.check) << "REF: " << RR.check_message;
+    const double rel = c.out_dt == POSATTN_DTYPE_F32 ? 1e-6 : c.out_dt == POSATTN_DTYPE_F16 ? 1e-3 : 8e-3;
+    size_t k = 0;
+    for (size_t i = 0; i < R.out.size(); ++i)
+      ASSERT_EQ(R.out[i] == sentinel_out, RR.out[i] == sentinel_out) << "EMU and REF write different rows, element " << i;
+    for (int b = 0; b < P.batch(); ++b) {
+      if (std::find(bad.begin(), bad.end(), b) != bad.end()) continue;
+      const int q0 = P.indptr[size_t(b)], n = P.indptr[size_t(b) + 1] - q0;
+      for (int t = 0; t < n; ++t)
+        for (int e = 0; e < c.hq * c.d; ++e, ++k) {
+          const double g = gold[k], x = RR.out[(size_t(q0) + t) * c.hq * c.d + size_t(e)];
+          if (std::isnan(g) || std::isnan(x)) {
+            ASSERT_EQ(std::isnan(g), std::isnan(x)) << "REF vs oracle NaN, sequence " << b;
+            continue;
+          }
+          // a rotated cache holds K rounded once after the rotation; the oracle rotates in fp64
+          const double abs = c.rotated ? 2e-5 : 0.0;
+          ASSERT_LE(std::fabs(x - g), rel * std::fmax(std::fabs(g), 1e-3) + abs)
+              << "REF vs oracle, sequence " << b;
+        }
+    }
+  }
   if (out.empty()) return;
   const pat_rule_result r = pat_rule_check(out.data(), base.data(), gold.data(), int64_t(out.size()), c.out_dt);
   EXPECT_TRUE(r.pass) << "out: max_err " << r.max_err << " bound " << r.bound << " nmse " << r.nmse
@@ -444,32 +496,18 @@ void expect_matches(const Problem &P, const RunOut &R, const std::vector<int> &b
                        << rl.bad_nonfinite;
 }
 
-struct PlanHolder {
-  posattn_plan *plan = nullptr;
-  pat_buf ws{};
-  size_t wsb = 0;
-  explicit PlanHolder(const Problem &P) {
-    const posattn_plan_desc D = P.plan_desc();
-    EXPECT_EQ(posattn_plan_create(g_emu, &D, &plan), POSATTN_STATUS_SUCCESS)
-        << posattn_context_last_message(g_emu);
-    if (!plan) return;
-    posattn_plan_workspace_size(plan, &wsb);
-    EXPECT_EQ(pat_buf_alloc(&ws, wsb), 0);
-    std::memset(ws.data, 0x5a, wsb);  // workspace_init must clear what matters
-    EXPECT_EQ(posattn_plan_workspace_init(g_emu, plan, ws.data, wsb), POSATTN_STATUS_SUCCESS);
-  }
-  ~PlanHolder() {
-    pat_buf_free(&ws);
-    posattn_plan_destroy(plan);
-  }
-};
 
 class PagedEmu : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_EMU, 0, &g_emu), POSATTN_STATUS_SUCCESS);
+    ASSERT_EQ(posattn_context_create(POSATTN_BACKEND_REF, 0, &g_ref), POSATTN_STATUS_SUCCESS);
   }
-  static void TearDownTestSuite() { posattn_context_destroy(g_emu); }
+  static void TearDownTestSuite() {
+    posattn_context_destroy(g_emu);
+    posattn_context_destroy(g_ref);
+    g_ref = nullptr;
+  }
 
   void check_case(const Case &c) {
     Problem P(c);
