@@ -24,7 +24,7 @@
  * exits non-zero on FAIL or any error. Exit status 77: the backend has no plan support in this
  * build (posattn_plan_create answered BACKEND_UNAVAILABLE or NOT_SUPPORTED).
  *
- * Status: runs on REF (and on EMU once the EMU plan backend is built); the CUDA path compiles
+ * Status: runs on REF and EMU (CI runs it on EMU); the CUDA path compiles
  * but has NOT been run on a GPU. */
 #include <math.h>
 #include <stdint.h>
