@@ -20,8 +20,9 @@
 //                  S = Q K^T mma.sync m16n8k16 per 16-key chunk, fp32 accumulators
 //                  logits    (s * k_scale * scale) -> softcap -> + bias (pa_pe::BiasAny) ->
 //                            logit_or_nan, masked keys exact -inf: the SIMT kernel's order
-//                  softmax   online per row in fp32 (quad shuffles), P rounded to the mma type
-//                  O += P V  V fragments by ldmatrix.trans
+//                  softmax   online per row in fp32 (quad shuffles)
+//                  O += P V  P as the sum of two mma-type terms (hi + lo, ~16 bits), V fragments
+//                            by ldmatrix.trans
 //                Warps: the MT = ceil(rows / 16) m-tiles are spread over the 8 warps; when
 //                MT < 8 several warps share an m-tile and take alternate 16-key chunks of each
 //                tile (KS "key slices", each with its own running max / sum / O), merged through
@@ -35,8 +36,10 @@
 // the mma type, and the per-tensor / per-head scales are applied in fp32 to the accumulators:
 // k_scale * scale on the raw logit (one fp32 product of the two), v_scale on the normalised
 // output. An un-rotated cache's K is rotated in fp32 from the exact decode(c) (or the stored
-// 16-bit value) and rounded once to the mma type. P is rounded to the mma type for P V (as in
-// the prefill kernel); every sum and the softmax are fp32.
+// 16-bit value) and rounded once to the mma type. P enters P V as P_hi + P_lo (each rounded to
+// the mma type; together ~16 significant bits), not rounded once as in the prefill kernel: the
+// extra mma are free in a memory-bound kernel and keep decode within the fp32-softmax accuracy
+// the decode fuzzer asserts. Every sum and the softmax are fp32.
 //
 // Served (pa_decode_mma_unfit in dispatch.cpp decides): q bf16/f16, cache of the same dtype or
 // FP8, head_dim 64/128/256, 16-byte aligned pools and rows. Everything else (f32, other head
@@ -117,6 +120,14 @@ PA_DEVICE void widen_fp8_tile(pa::sptr<const unsigned char> src, pa::sptr<Tin> d
     pa::store(pa::ptr_cast<uint4>(dst + L::at(row, col)), make_uint4(out[0], out[1], out[2], out[3]));
     pa::store(pa::ptr_cast<uint4>(dst + L::at(row, col + 8)), make_uint4(out[4], out[5], out[6], out[7]));
   }
+}
+
+// (a, b) as two packed pairs of the mma type: hi = round(a, b), lo = round(a - hi_a, b - hi_b).
+template <class Tin>
+PA_DEVICE void split_pair(float a, float b, uint32_t &hi, uint32_t &lo) {
+  hi = pa_kernels::mma::MmaOp<Tin>::pack(a, b);
+  const float2 h = std::is_same<Tin, pa::bf16>::value ? pa::unpack_bf16x2(hi) : pa::unpack_f16x2(hi);
+  lo = pa_kernels::mma::MmaOp<Tin>::pack(a - h.x, b - h.y);
 }
 
 template <class IO, class Tin, int D>
@@ -321,16 +332,23 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(cons
           o[a][2 * rr + 1] *= corr;
         }
       }
-      // ---- O += P V: the S atoms are the A fragment of one k-step ----
-      const uint32_t pf[4] = {MmaOp<Tin>::pack(s[0][0], s[0][1]), MmaOp<Tin>::pack(s[0][2], s[0][3]),
-                              MmaOp<Tin>::pack(s[1][0], s[1][1]), MmaOp<Tin>::pack(s[1][2], s[1][3])};
+      // ---- O += P V: the S atoms are the A fragment of one k-step. P = P_hi + P_lo, both in
+      // the mma type (P - P_hi is exact in fp32): two mma per V fragment keep P to ~16 bits,
+      // which the memory-bound kernel gets for free, so decode stays as accurate as fp32 P ----
+      uint32_t ph[4], pl[4];
+      split_pair<Tin>(s[0][0], s[0][1], ph[0], pl[0]);
+      split_pair<Tin>(s[0][2], s[0][3], ph[1], pl[1]);
+      split_pair<Tin>(s[1][0], s[1][1], ph[2], pl[2]);
+      split_pair<Tin>(s[1][2], s[1][3], ph[3], pl[3]);
       PA_UNROLL
       for (int dp = 0; dp < D / 16; ++dp) {
         uint32_t vb[4];
         pa::ldmatrix_x4_trans(vb, v_s + v_row.at(dp) + c0 * L::kPitch);
         const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
-        MmaOp<Tin>::run(o[2 * dp], pf, b0);
-        MmaOp<Tin>::run(o[2 * dp + 1], pf, b1);
+        MmaOp<Tin>::run(o[2 * dp], pl, b0);
+        MmaOp<Tin>::run(o[2 * dp + 1], pl, b1);
+        MmaOp<Tin>::run(o[2 * dp], ph, b0);
+        MmaOp<Tin>::run(o[2 * dp + 1], ph, b1);
       }
     }
   }
