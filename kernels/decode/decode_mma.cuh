@@ -2,12 +2,13 @@
 // device layer (EMU and nvcc) like decode.cu, whose combine step, element I/O policies and plan it
 // shares:
 //
-//   decode_mma   one block per (KV split, kv head [x row chunk of 128], sequence), 8 warps. The
+//   decode_mma   one block per (KV split, kv head [x row chunk], sequence), 8 warps. The
 //                block holds every query row of its kv head (GQA group x query tokens, up to
-//                kMmaRows = 128; row r = head r / n, token r % n as in decode_split), padded to
+//                kMmaRows = 128, 64 at hd 256 with RoPE; row r = head r / n, token r % n as in
+//                decode_split), padded to
 //                m-tiles of 16 rows, so each cached K/V token of the split is read from the pages
 //                ONCE per kv head whatever the group size and token count (row chunks only when
-//                group x n > 128). Per KV tile of kTile keys:
+//                group x n exceeds that). Per KV tile of kMmaTile keys:
 //                  copy      16-byte cp.async of each token's K and V rows, gathered through the
 //                            block table, 2-stage ring (zero fill past the split's end)
 //                  fp8       the tile's codes widened to the q dtype in shared memory: exact (every
@@ -15,14 +16,14 @@
 //                  NaN RULE  a non-finite V element becomes 0 and one K element of its key NaN
 //                            (isolate_nonfinite_v of the prefill kernel: the rows that see the key,
 //                            and only they, get a NaN logit), every tile
-//                  RoPE      un-rotated caches: K rotated in fp32 in shared memory at its position
-//                            and rounded once to the mma type (transform_tile of the prefill kernel)
+//                  RoPE      un-rotated caches: K rotated in fp32 in shared memory at its position,
+//                            kept as hi + lo terms of the mma type (rotate_split; q the same way)
 //                  S = Q K^T mma.sync m16n8k16 per 16-key chunk, fp32 accumulators
 //                  logits    (s * k_scale * scale) -> softcap -> + bias (pa_pe::BiasAny) ->
 //                            logit_or_nan, masked keys exact -inf: the SIMT kernel's order
 //                  softmax   online per row in fp32 (quad shuffles)
-//                  O += P V  P as the sum of two mma-type terms (hi + lo, ~16 bits), V fragments
-//                            by ldmatrix.trans
+//                  O += P V  P as the sum of two mma-type terms (hi + lo, ~16 bits; hd 256: P
+//                            rounded once), V fragments by ldmatrix.trans
 //                Warps: the MT = ceil(rows / 16) m-tiles are spread over the 8 warps; when
 //                MT < 8 several warps share an m-tile and take alternate 16-key chunks of each
 //                tile (KS "key slices", each with its own running max / sum / O), merged through
@@ -30,20 +31,23 @@
 //                block writes the normalised partial O (x v_scale) and its LSE per split, the
 //                layout of decode_split, so decode_combine merges either kernel's splits.
 //
-// Rounding (what REF agreement rests on; DESIGN.md section 5): q is read in its dtype (= the mma
-// type) and, with RoPE, rotated in fp32 and rounded once to the mma type. K/V of a bf16/f16 cache
-// are the operands as stored (cache dtype = q dtype); an FP8 code's value decode(c) is exact in
-// the mma type, and the per-tensor / per-head scales are applied in fp32 to the accumulators:
-// k_scale * scale on the raw logit (one fp32 product of the two), v_scale on the normalised
-// output. An un-rotated cache's K is rotated in fp32 from the exact decode(c) (or the stored
-// 16-bit value) and rounded once to the mma type. P enters P V as P_hi + P_lo (each rounded to
-// the mma type; together ~16 significant bits), not rounded once as in the prefill kernel: the
-// extra mma are free in a memory-bound kernel and keep decode within the fp32-softmax accuracy
-// the decode fuzzer asserts. Every sum and the softmax are fp32.
+// Rounding (what REF agreement rests on; DESIGN.md section 5). q is read in its dtype (= the mma
+// type). K/V of a bf16/f16 cache are the operands as stored (cache dtype = q dtype); an FP8
+// code's value decode(c) is exact in the mma type, and the per-tensor / per-head scales are
+// applied in fp32 to the accumulators: k_scale * scale on the raw logit (one fp32 product of the
+// two), v_scale on the normalised output. RoPE: q, and K of an un-rotated cache, are rotated in
+// fp32 from those exact values and each rotated element x is kept as hi = round(x) plus
+// lo = round(x - hi) in the mma type (~16 significant bits); S = Qhi Khi + Qlo Khi + Qhi Klo
+// (Qlo Klo, ~2^-16 relative, dropped). P enters P V the same way, P_hi + P_lo, at hd 64 and 128;
+// hd 256 rounds P once to the mma type as the prefill kernel does (its 128 accumulators leave no
+// registers for P_lo). So hd 64/128 are as accurate as the fp32 SIMT kernel (the decode fuzzer's
+// agreement bound, whose head dims stop at 128) rather than rounding rotated vectors and P once
+// as the prefill kernel does; the extra mma are nearly free in a memory-bound kernel. Every sum
+// and the softmax are fp32.
 //
-// Served (pa_decode_mma_unfit in dispatch.cpp decides): q bf16/f16, cache of the same dtype or
-// FP8, head_dim 64/128/256, 16-byte aligned pools and rows. Everything else (f32, other head
-// dims) stays with decode_split.
+// Served (mma_unfit in kernels/decode/plan.h decides): q bf16/f16, a cache of the same dtype or
+// FP8, head_dim 64/128/256, cache strides of whole 16-byte units and 16-byte aligned pools.
+// Everything else (f32, other head dims) stays with decode_split.
 #ifndef POSATTN_DECODE_MMA_CUH
 #define POSATTN_DECODE_MMA_CUH
 
@@ -58,10 +62,11 @@ constexpr int kMmaStages = 2;
 // Keys per shared-memory tile: 64 (4 chunks of 16), 32 at hd 256 (the ring stays 64 KiB).
 template <int D>
 constexpr int kMmaTile = D > 128 ? 32 : 64;
-// Blocks per SM promised to ptxas: 2 at hd 64; 1 above (hd 128 spilled ~48 bytes under 128
-// registers; hd 256 holds 128 O accumulators per thread).
-template <int D>
-constexpr int kMmaMinBlocks = D > 64 ? 1 : 2;
+// Blocks per SM promised to ptxas: 2 at hd 64 with a 16-bit cache; 1 elsewhere (under 128
+// registers hd 128 spilled ~48 bytes and hd 64 FP8 4-8 bytes; hd 256 holds 128 O accumulators
+// per thread).
+template <int D, int kEsz>
+constexpr int kMmaMinBlocks = D > 64 || kEsz == 1 ? 1 : 2;
 
 // Bytes of one cache element: the pool is copied as stored.
 template <class IO>
@@ -76,11 +81,15 @@ struct CacheBytes<Fp8IO<E5M2>> {
 };
 
 // Rows of this kernel's blocks (all blocks of a launch hold the same padded count of Q rows).
-PA_HD int mma_block_rows(const pa_decode_params &p) { return pa::min(kMmaRows, p.group * p.n); }
+// Query rows per block: kMmaRows, 64 at hd 256 with RoPE (the split Q and K tiles below would not
+// fit 128 rows in an sm_80 block's shared memory). The plan stores it in p.mma.
+PA_HD int mma_rows_per_block(int d, int rotary_dim) { return d > 128 && rotary_dim > 0 ? 64 : kMmaRows; }
+PA_HD int mma_block_rows(const pa_decode_params &p) { return pa::min(int(p.mma), p.group * p.n); }
 PA_HD int mma_q_rows(const pa_decode_params &p) { return (mma_block_rows(p) + 15) / 16 * 16; }
 
-// Shared memory: [Q tile | K/V ring | fp8: K, V work tiles] overlaid by the fp32 merge buffer
-// after the loop, then the per-warp / per-row softmax statistics.
+// Shared memory: [Q tile | RoPE: Q lo tile | K/V ring | fp8: K, V work tiles | un-rotated cache:
+// K lo tile] overlaid by the fp32 merge buffer after the loop, then the per-warp / per-row softmax
+// statistics.
 template <class IO, class Tin, int D>
 struct MmaSmem {
   static constexpr int kBc = kMmaTile<D>, kEsz = CacheBytes<IO>::value;
@@ -88,13 +97,16 @@ struct MmaSmem {
   static constexpr size_t kRingSlot = size_t(kBc) * D * kEsz;  // bytes of one K (or V) tile
   static constexpr size_t kWork = kFp8 ? 2 * size_t(kBc) * D * sizeof(Tin) : 0;
   static constexpr size_t kStats = (3 * kMmaWarps * 16 + 2 * kMmaRows) * sizeof(float);
-  size_t q, ring, work, main, stats, total;
+  size_t q, q_lo, ring, work, k_lo, main, stats, total;
   PA_HD explicit MmaSmem(const pa_decode_params &p) {
     const size_t qrows = size_t(mma_q_rows(p));
+    const bool rope = p.pe.rotary_dim > 0;
     q = 0;
-    ring = qrows * D * sizeof(Tin);
+    q_lo = qrows * D * sizeof(Tin);
+    ring = q_lo + (rope ? qrows * D * sizeof(Tin) : 0);
     work = ring + 2 * kMmaStages * kRingSlot;
-    main = work + kWork;
+    k_lo = work + kWork;
+    main = k_lo + (rope && p.rotate_k ? size_t(kBc) * D * sizeof(Tin) : 0);
     const size_t merge = qrows * D * sizeof(float);
     if (merge > main) main = merge;
     stats = main;
@@ -102,23 +114,43 @@ struct MmaSmem {
   }
 };
 
-// FP8 codes of a ring slot widened to Tin in a swizzled work tile (exact conversions).
+// FP8 codes of a ring slot widened to Tin in a swizzled work tile (exact conversions), four codes
+// (one 32-bit word) per step: few live registers next to hd 256's 128 accumulators.
 template <class IO, class Tin, int D, int kBc>
 PA_DEVICE void widen_fp8_tile(pa::sptr<const unsigned char> src, pa::sptr<Tin> dst, int tid) {
   using L = pa_kernels::mma::Smem<D>;
-  for (int e = tid; e < kBc * D / 16; e += kMmaThreads) {
-    const int row = e / (D / 16), col = (e % (D / 16)) * 16;
-    const uint4 w = pa::load(pa::ptr_cast<const uint4>(src + row * D + col));
-    const uint32_t words[4] = {w.x, w.y, w.z, w.w};
-    uint32_t out[8];
-    PA_UNROLL
-    for (int k = 0; k < 8; ++k) {  // codes 2k, 2k+1 (little-endian bytes of the 16-byte chunk)
-      const uint32_t word = words[k / 2], sh = 16 * (k % 2);
-      const float lo = IO::value((word >> sh) & 0xffu), hi = IO::value((word >> (sh + 8)) & 0xffu);
-      out[k] = uint32_t(pa::from_float<Tin>(lo).bits) | (uint32_t(pa::from_float<Tin>(hi).bits) << 16);
-    }
-    pa::store(pa::ptr_cast<uint4>(dst + L::at(row, col)), make_uint4(out[0], out[1], out[2], out[3]));
-    pa::store(pa::ptr_cast<uint4>(dst + L::at(row, col + 8)), make_uint4(out[4], out[5], out[6], out[7]));
+  auto pair = [](uint32_t w) {  // the low two codes of w as a packed Tin pair
+    return uint32_t(pa::from_float<Tin>(IO::value(w & 0xffu)).bits) |
+           (uint32_t(pa::from_float<Tin>(IO::value((w >> 8) & 0xffu)).bits) << 16);
+  };
+  for (int e = tid; e < kBc * D / 4; e += kMmaThreads) {
+    const int row = e / (D / 4), col = (e % (D / 4)) * 4;
+    const uint32_t w = pa::load(pa::ptr_cast<const uint32_t>(src + row * D + col));
+    pa::store(pa::ptr_cast<uint2>(dst + L::at(row, col)), make_uint2(pair(w), pair(w >> 16)));
+  }
+}
+
+// RoPE on rows [0, rows) of a tile: each pair rotated in fp32 from the stored mma-type values,
+// the result kept as hi (in place) + lo (in `lo`, same layout), both of the mma type: ~16
+// significant bits, so the rotated q and k lose no more than fp32-level accuracy in Q K^T. pos(r)
+// is the position of row r. Features outside the rotary pairs keep lo as it was (zero).
+template <int D, class Tin, class Pos>
+PA_DEVICE void rotate_split(const pa_prefill_params &pe, pa::sptr<Tin> t, pa::sptr<Tin> lo, int rows,
+                            Pos pos, int tid) {
+  using L = pa_kernels::mma::Smem<D>;
+  const int npairs = pe.rotary_dim / 2;
+  for (int e = tid; e < rows * npairs; e += kMmaThreads) {
+    const int r = e / npairs, i = e % npairs;
+    int fa, fb;
+    pa_pe::rope_pair_features(pe, i, fa, fb);
+    const int ia = L::at(r, fa), ib = L::at(r, fb);
+    const float2 v = pa_pe::rope_rotate(pa::to_float(Tin(t[ia])), pa::to_float(Tin(t[ib])),
+                                        pa_pe::rope_cos_sin(pe, i, pos(r)));
+    const Tin ha = pa::from_float<Tin>(v.x), hb = pa::from_float<Tin>(v.y);
+    t[ia] = ha;
+    t[ib] = hb;
+    lo[ia] = pa::from_float<Tin>(v.x - pa::to_float(ha));
+    lo[ib] = pa::from_float<Tin>(v.y - pa::to_float(hb));
   }
 }
 
@@ -131,7 +163,7 @@ PA_DEVICE void split_pair(float a, float b, uint32_t &hi, uint32_t &lo) {
 }
 
 template <class IO, class Tin, int D>
-__global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(const pa_decode_params p) {
+__global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D, CacheBytes<IO>::value>) decode_mma(const pa_decode_params p) {
   using namespace pa_kernels::mma;
   using S = MmaSmem<IO, Tin, D>;
   using L = Smem<D>;
@@ -139,14 +171,15 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(cons
   constexpr int kCpr = D * kEsz / 16;  // 16-byte copies per K (or V) row
   constexpr int kDA = D / 8;           // n8 atoms of the O tile
   constexpr bool kFp8 = S::kFp8;
+  constexpr bool kSplitP = D <= 128;  // P V with P = P_hi + P_lo (below)
 
   const int split = int(blockIdx.x), b = int(blockIdx.z);
-  const int hk = int(blockIdx.y) / p.row_chunks, r0 = (int(blockIdx.y) % p.row_chunks) * kMmaRows;
-  const int rows = pa::min(kMmaRows, p.group * p.n - r0);  // this block's query rows
+  const int hk = int(blockIdx.y) / p.row_chunks, r0 = (int(blockIdx.y) % p.row_chunks) * p.mma;
+  const int rows = pa::min(int(p.mma), p.group * p.n - r0);  // this block's query rows
   const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t4 = lane % 4;  // fragment row group and column pair (PTX ISA layout)
   const int len = p.cache_lens[b];
-  const bool rope = p.pe.rotary_dim > 0;
+  const bool rope = p.pe.rotary_dim > 0, rope_k = rope && p.rotate_k;
 
   // Warp roles: m-tile mt, key slice ks of KS (KS warps per m-tile, a power of two, <= chunks).
   const int mtiles = (rows + 15) / 16;
@@ -158,12 +191,14 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(cons
   const S sm(p);
   const pa::sptr<unsigned char> base = pa::dynamic_shared<unsigned char>();
   const pa::sptr<Tin> sQ = pa::ptr_cast<Tin>(base + sm.q);
+  const pa::sptr<Tin> sQlo = pa::ptr_cast<Tin>(base + sm.q_lo);  // RoPE only
+  const pa::sptr<Tin> sKlo = pa::ptr_cast<Tin>(base + sm.k_lo);  // RoPE on an un-rotated cache only
   const pa::sptr<unsigned char> ring = base + sm.ring;
   const pa::sptr<float> sO = pa::ptr_cast<float>(base);  // after the loop only
   const pa::sptr<float> stat_m = pa::ptr_cast<float>(base + sm.stats);  // [warp][16]
   const pa::sptr<float> stat_l = stat_m + kMmaWarps * 16;               // [warp][16]
   const pa::sptr<float> stat_f = stat_l + kMmaWarps * 16;               // [warp][16]
-  const pa::sptr<float> row_m = stat_f + kMmaWarps * 16;                // [kMmaRows]
+  const pa::sptr<float> row_m = stat_f + kMmaWarps * 16;                // [kMmaRows] (p.mma used)
   const pa::sptr<float> row_l = row_m + kMmaRows;                       // [kMmaRows]
 
   // Row r of the block is query token t of q head h (tokens of one head are adjacent).
@@ -212,7 +247,7 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(cons
   };
   for (int s = 0; s < kMmaStages - 1; ++s) issue();
 
-  // ---- Q: this block's rows in the mma type (padding rows 0), RoPE in fp32, rounded once ----
+  // ---- Q: this block's rows in the mma type (padding rows 0); RoPE in fp32 into hi + lo ----
   for (int e = tid; e < mma_q_rows(p) * D; e += kMmaThreads) {
     const int r = e / D, c = e % D;
     float x = 0.f;
@@ -220,11 +255,13 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(cons
       x = load_any(p.q, p.q_dtype,
                    int64_t(b) * p.q_sb + int64_t(row_token(r)) * p.q_ss + int64_t(row_head(r)) * p.q_sh + c);
     sQ[L::at(r, c)] = pa::from_float<Tin>(x);
+    if (rope) sQlo[L::at(r, c)] = Tin{0};
   }
-  const Transform<POSATTN_PE_ROPE> xf{&p.pe, 0};
+  if (rope_k)
+    for (int e = tid; e < kBc * D; e += kMmaThreads) sKlo[e] = Tin{0};
   if (rope) {
     __syncthreads();
-    transform_tile<D, kMmaThreads>(sQ, xf, rows, true, q_pos, tid);
+    rotate_split<D>(p.pe, sQ, sQlo, rows, q_pos, tid);
   }
   // (the loop's first barrier orders these writes before any ldmatrix of Q)
 
@@ -233,17 +270,17 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(cons
   const bool has_bias = p.pe.pe_kind == POSATTN_PE_ALIBI || p.pe.pe_kind == POSATTN_PE_FIRE ||
                         p.pe.pe_kind == POSATTN_PE_T5 || p.pe.pe_kind == POSATTN_PE_KERPLE_LOG ||
                         p.pe.pe_kind == POSATTN_PE_KERPLE_POWER;
-  bool row_ok[2];
-  int first[2], last[2];
+  int first[2], last[2];  // visible keys of the thread's rows (none for padding rows)
   float rmax[2], rsum[2];  // running maximum; this thread's share of the running sum
-  pa_pe::BiasAny bias[2] = {pa_pe::BiasAny(p.pe, hk * p.group, 0), pa_pe::BiasAny(p.pe, hk * p.group, 0)};
   PA_UNROLL
   for (int rr = 0; rr < 2; ++rr) {
     const int r = mt * 16 + g + 8 * rr;
-    row_ok[rr] = active && r < rows;
-    pa_pe::key_range(len - p.n + (row_ok[rr] ? row_token(r) : 0), p.causal, p.window_left, -1,
+    pa_pe::key_range(len - p.n + (r < rows ? row_token(r) : 0), p.causal, p.window_left, -1,
                      first[rr], last[rr]);
-    if (row_ok[rr] && has_bias) bias[rr] = pa_pe::BiasAny(p.pe, row_head(r), q_pos(r));
+    if (!active || r >= rows) {
+      first[rr] = INT32_MAX;
+      last[rr] = -1;
+    }
     rmax[rr] = -INFINITY;
     rsum[rr] = 0.f;
   }
@@ -253,9 +290,11 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(cons
 
   // ldmatrix rows of this lane (matrix mi = lane / 8 of each x4), as in prefill_mma.
   const int mi = lane / 8;
-  const LaneRow<D> q_row(mt * 16 + (mi % 2) * 8 + lane % 8, mi / 2);
+  // Q (A: rows x features) and V (B via .trans: keys x features) take the same lane rows, Q's
+  // 16 mt rows further (same swizzle phase): one set of offsets serves both.
   const LaneRow<D> k_row((mi / 2) * 8 + lane % 8, mi % 2);
   const LaneRow<D> v_row((mi % 2) * 8 + lane % 8, mi / 2);
+  const int q_off = mt * 16 * L::kPitch;
 
   for (int n = 0; n < ntiles; ++n) {
     pa::cp_async_wait<kMmaStages - 2>();  // tile n has landed for this thread ...
@@ -273,8 +312,8 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(cons
     }
     isolate_nonfinite_v<D, kBc, kMmaThreads>(k_s, v_s, tid);
     __syncthreads();
-    if (p.rotate_k && rope) {
-      transform_tile<D, kMmaThreads>(k_s, xf, kn, false, [&](int r) { return kv_pos(kt + r); }, tid);
+    if (rope_k) {
+      rotate_split<D>(p.pe, k_s, sKlo, kn, [&](int r) { return kv_pos(kt + r); }, tid);
       __syncthreads();
     }
     if (!active) continue;
@@ -286,26 +325,46 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(cons
       PA_UNROLL
       for (int kk = 0; kk < D / 16; ++kk) {
         uint32_t qa[4], kb[4];
-        pa::ldmatrix_x4(qa, sQ + q_row.at(kk));
+        pa::ldmatrix_x4(qa, sQ + q_off + v_row.at(kk));
         pa::ldmatrix_x4(kb, k_s + k_row.at(kk) + c0 * L::kPitch);
         const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
+        if (rope) {  // rotated q = hi + lo: Q_lo K (and Q K_lo below); Q_lo K_lo is dropped
+          uint32_t ql[4];
+          pa::ldmatrix_x4(ql, sQlo + q_off + v_row.at(kk));
+          MmaOp<Tin>::run(s[0], ql, b0);
+          MmaOp<Tin>::run(s[1], ql, b1);
+        }
+        if (rope_k) {
+          uint32_t kl[4];
+          pa::ldmatrix_x4(kl, sKlo + k_row.at(kk) + c0 * L::kPitch);
+          const uint32_t l0[2] = {kl[0], kl[1]}, l1[2] = {kl[2], kl[3]};
+          MmaOp<Tin>::run(s[0], qa, l0);
+          MmaOp<Tin>::run(s[1], qa, l1);
+        }
         MmaOp<Tin>::run(s[0], qa, b0);
         MmaOp<Tin>::run(s[1], qa, b1);
       }
       // ---- logits and mask; element (a, e): row g + 8 (e / 2), key c0 + 8a + 2 t4 + (e & 1) ----
+      // The bias policy is rebuilt per row and chunk (a few cached loads) rather than held in
+      // registers across the loop: hd 256 has none to spare.
       PA_UNROLL
-      for (int a = 0; a < 2; ++a)
+      for (int rr = 0; rr < 2; ++rr) {
+        const int r = pa::min(mt * 16 + g + 8 * rr, rows - 1);  // padding rows: any valid row
+        const pa_pe::BiasAny bias(p.pe, row_head(r), has_bias ? q_pos(r) : 0);
         PA_UNROLL
-        for (int e = 0; e < 4; ++e) {
-          const int rr = e / 2, j = kt + c0 + 8 * a + 2 * t4 + (e & 1);
-          float x = -INFINITY;
-          if (row_ok[rr] && j < kt + kn && j >= first[rr] && j <= last[rr]) {
-            x = pa_pe::apply_softcap(p.pe, s[a][e] * qk_scale);
-            if (has_bias) x += bias[rr](kv_pos(j));
-            x = pa_pe::logit_or_nan(x);
+        for (int a = 0; a < 2; ++a)
+          PA_UNROLL
+          for (int e = 2 * rr; e < 2 * rr + 2; ++e) {
+            const int j = kt + c0 + 8 * a + 2 * t4 + (e & 1);
+            float x = -INFINITY;
+            if (j < kt + kn && j >= first[rr] && j <= last[rr]) {
+              x = pa_pe::apply_softcap(p.pe, s[a][e] * qk_scale);
+              if (has_bias) x += bias(kv_pos(j));
+              x = pa_pe::logit_or_nan(x);
+            }
+            s[a][e] = x;
           }
-          s[a][e] = x;
-        }
+      }
       // ---- online softmax (a row's values live in lanes 4g .. 4g+3) ----
       PA_UNROLL
       for (int rr = 0; rr < 2; ++rr) {
@@ -334,7 +393,8 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(cons
       }
       // ---- O += P V: the S atoms are the A fragment of one k-step. P = P_hi + P_lo, both in
       // the mma type (P - P_hi is exact in fp32): two mma per V fragment keep P to ~16 bits,
-      // which the memory-bound kernel gets for free, so decode stays as accurate as fp32 P ----
+      // nearly free in a memory-bound kernel. hd 256 (no registers to spare next to its 128
+      // accumulators) rounds P once, as the prefill kernel does ----
       uint32_t ph[4], pl[4];
       split_pair<Tin>(s[0][0], s[0][1], ph[0], pl[0]);
       split_pair<Tin>(s[0][2], s[0][3], ph[1], pl[1]);
@@ -345,8 +405,10 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D>) decode_mma(cons
         uint32_t vb[4];
         pa::ldmatrix_x4_trans(vb, v_s + v_row.at(dp) + c0 * L::kPitch);
         const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
-        MmaOp<Tin>::run(o[2 * dp], pl, b0);
-        MmaOp<Tin>::run(o[2 * dp + 1], pl, b1);
+        if (kSplitP) {
+          MmaOp<Tin>::run(o[2 * dp], pl, b0);
+          MmaOp<Tin>::run(o[2 * dp + 1], pl, b1);
+        }
         MmaOp<Tin>::run(o[2 * dp], ph, b0);
         MmaOp<Tin>::run(o[2 * dp + 1], ph, b1);
       }

@@ -6,7 +6,7 @@ pa::launch_status pa_decode_nvcc_check(const pa_decode_params &p, const pa_appen
   pa::launch_status s = pa_decode::decode_launch(p, dt, nullptr);
   if (!s.ok) return s;
   pa_decode_params q = p;
-  q.mma = 1;
+  q.mma = pa_decode::kMmaRows;
   s = pa_decode::decode_launch_any(q, dt, nullptr);
   if (!s.ok) return s;
   return pa_decode::append_launch(a, dt, nullptr);

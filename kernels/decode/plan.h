@@ -150,7 +150,7 @@ posattn_status decode_layout(const pa_decode_problem *p, int stage_out, int sms,
     return pa_fail(msg, msg_size, POSATTN_STATUS_NOT_SUPPORTED,
                    "POSATTN_DECODE_KERNEL=mma, but %s", why);
   L.mma = force != kForceSimt && !why;
-  const int rows_per_block = L.mma ? pa_decode::kMmaRows : pa_decode::kRows;
+  const int rows_per_block = L.mma ? pa_decode::mma_rows_per_block(p->d, p->rotary_dim) : pa_decode::kRows;
   L.row_chunks = (p->group * p->n + rows_per_block - 1) / rows_per_block;
   const int64_t max_pages = (int64_t(p->max_len) + p->page_size - 1) / p->page_size;
   int64_t splits = D->num_splits;
@@ -269,7 +269,7 @@ void decode_params_fill(pa_decode_params &k, const pa_decode_problem *p, const D
   k.num_splits = L.splits; k.split_pages = L.split_pages;
   // Pools that 16-byte copies cannot read go to decode_split with the same split count (the
   // workspace and the combine do not depend on the split kernel).
-  k.mma = L.mma && !mma_pools_unfit(p);
+  k.mma = L.mma && !mma_pools_unfit(p) ? pa_decode::mma_rows_per_block(p->d, p->rotary_dim) : 0;
   k.row_chunks = k.mma ? L.row_chunks : (p->group * p->n + pa_decode::kRows - 1) / pa_decode::kRows;
   k.part_o = pa::make_gptr(reinterpret_cast<float *>(ws + L.part_o), size_t(L.splits) * rows * size_t(p->d), "part_o");
   k.part_lse = pa::make_gptr(reinterpret_cast<float *>(ws + L.part_lse), size_t(L.splits) * rows, "part_lse");

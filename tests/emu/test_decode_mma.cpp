@@ -212,7 +212,10 @@ TEST(DecodeMma, PositionalEncodingsMatchRef) {
   Case t5{"t5 n5", POSATTN_PE_T5, 0, BF, 8, 5, 2, 64, 2, 2, {6, 50}};
   Case kl{"kerple log", POSATTN_PE_KERPLE_LOG, 0, BF, 16, 2, 3, 64, 6, 2, {0, 5, 33}};
   Case kp{"kerple power hd256", POSATTN_PE_KERPLE_POWER, 0, F16, 2, 3, 0, 256, 3, 1, {19}};
-  run_grid({exact, rope_pos, rot, yarn, alibi, fire, t5, kl, kp});
+  Case big{"rope unrotated hd256 group16 n5 (64-row chunks)", R, 0, BF, 16, 5, 2, 256, 16, 1, {45}};
+  big.positions = true;
+  Case big_rot{"rope rotated hd256 f16", R, 1, F16, 3, 2, 0, 256, 4, 2, {8, 20}};
+  run_grid({exact, rope_pos, rot, yarn, alibi, fire, t5, kl, kp, big, big_rot});
 }
 
 // FP8 caches: both formats, both scale kinds, with RoPE (rotated and not) and biases.
