@@ -80,9 +80,9 @@ struct CacheBytes<Fp8IO<E5M2>> {
   static constexpr int value = 1;
 };
 
-// Rows of this kernel's blocks (all blocks of a launch hold the same padded count of Q rows).
 // Query rows per block: kMmaRows, 64 at hd 256 with RoPE (the split Q and K tiles below would not
-// fit 128 rows in an sm_80 block's shared memory). The plan stores it in p.mma.
+// fit 128 rows in an sm_80 block's shared memory); the plan stores it in p.mma. Every block of a
+// launch sizes its Q tile for mma_q_rows (the largest block's rows, padded to 16).
 PA_HD int mma_rows_per_block(int d, int rotary_dim) { return d > 128 && rotary_dim > 0 ? 64 : kMmaRows; }
 PA_HD int mma_block_rows(const pa_decode_params &p) { return pa::min(int(p.mma), p.group * p.n); }
 PA_HD int mma_q_rows(const pa_decode_params &p) { return (mma_block_rows(p) + 15) / 16 * 16; }
@@ -219,7 +219,7 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D, CacheBytes<IO>::
     lo = int(pa::min(pa::max(int64_t(lo), int64_t(len) - p.n - p.window_left), int64_t(hi)));
 
   // ---- copies: tile n (keys lo + n kBc ...) into ring slot n % kMmaStages, K then V ----
-  const int ntiles = (hi - lo + kBc - 1) / kBc;
+  const int ntiles = (hi - lo) / kBc + ((hi - lo) % kBc != 0);  // hi - lo + kBc - 1 may overflow
   const pa::gptr<const unsigned char> gk = p.k_pages, gv = p.v_pages;
   int fetch = 0;
   auto issue = [&]() {
