@@ -71,6 +71,13 @@ def targets():
     threads = int(re.search(r"constexpr int kThreads = (\d+);", src).group(1))
     out.append(("decode hd128 bf16", f"{OBJ}/decode/cuda_decode.cu.o",
                 "decode_splitINS_7CacheIOIN2pa4bf16EEELi128E", {"threads": threads, "smem": None}))
+    # The tensor-core decode kernel (kernels/decode/decode_mma.cuh) at GQA 8:1 with one query token:
+    # 16 padded query rows, a 2-stage ring of 64-key K/V tiles, the merge statistics (MmaSmem).
+    src = open(os.path.join(REPO, "kernels/decode/decode_mma.cuh")).read()
+    warps = int(re.search(r"constexpr int kMmaWarps = (\d+)", src).group(1))
+    smem = 16 * 128 * 2 + 2 * 2 * 64 * 128 * 2 + (3 * warps * 16 + 2 * 16 * warps) * 4
+    out.append(("decode mma hd128 bf16", f"{OBJ}/decode/cuda_decode.cu.o",
+                "decode_mmaINS_7CacheIOIN2pa4bf16EEES3_Li128E", {"threads": 32 * warps, "smem": smem}))
     return out
 
 

@@ -85,7 +85,7 @@ PA_CUDA_ENTRY posattn_status pa_cuda_decode(posattn_context *ctx, const pa_decod
   pa_decode_params k;
   decode_params_fill(k, p, L, sc, w, p->out->data, p->out->stride_batch, p->out->stride_seq,
                      p->out->stride_head, p->lse);
-  return launched(ctx, pa_decode::decode_launch(k, p->cache->dtype, ctx->stream),
+  return launched(ctx, pa_decode::decode_launch_any(k, p->cache->dtype, ctx->stream),
                   "decode kernels (split-KV, combine)");
 }
 

@@ -82,11 +82,14 @@ struct CacheIO {
 // subnormals included; S.1111.111 is NaN.
 template <int E5M2>
 struct Fp8IO {
-  static PA_DEVICE float load(pa::gptr<const unsigned char> pool, int64_t i) {
-    const uint32_t c = uint8_t(pool[i]);
+  // The value of code c (0..255).
+  static PA_DEVICE float value(uint32_t c) {
     if (E5M2) return pa::to_float(pa::f16{uint16_t(c << 8)});
     const float v = pa::to_float(pa::f16{uint16_t(((c & 0x80u) << 8) | ((c & 0x7fu) << 7))}) * 256.f;
     return (c & 0x7fu) == 0x7fu ? NAN : v;
+  }
+  static PA_DEVICE float load(pa::gptr<const unsigned char> pool, int64_t i) {
+    return value(uint8_t(pool[i]));
   }
   static PA_DEVICE void store(pa::gptr<unsigned char> pool, int64_t i, float x) {
     pool[i] = pa_fp8_encode(E5M2, x);
@@ -362,12 +365,16 @@ template <class IO>
 struct AppendL {
   static pa::launch_status run(const pa_append_params &p, void *s) { return append_launch_cache<IO>(p, s); }
 };
-// Both decode kernels for cache dtype `cache_dtype` (p.d <= kMaxDim): splits, then the combine.
+// The combine step alone (after either split kernel: decode_split or decode_mma.cuh's decode_mma).
+inline pa::launch_status combine_launch(const pa_decode_params &p, void *stream) {
+  return pa::launch("decode_combine", decode_combine, dim3(unsigned(p.n * p.hq), unsigned(p.batch)),
+                    dim3(kThreads), 0, stream, p);
+}
+// decode_split for cache dtype `cache_dtype` (p.d <= kMaxDim), then the combine.
 inline pa::launch_status decode_launch(const pa_decode_params &p, int cache_dtype, void *stream) {
   const pa::launch_status st = by_cache_dtype<SplitL>(p, cache_dtype, stream);
   if (!st.ok) return st;
-  return pa::launch("decode_combine", decode_combine, dim3(unsigned(p.n * p.hq), unsigned(p.batch)),
-                    dim3(kThreads), 0, stream, p);
+  return combine_launch(p, stream);
 }
 inline pa::launch_status append_launch(const pa_append_params &p, int cache_dtype, void *stream) {
   return by_cache_dtype<AppendL>(p, cache_dtype, stream);

@@ -23,19 +23,12 @@ posattn_status check_ws(posattn_context *ctx, void *ws, size_t ws_bytes, size_t 
 
 }  // namespace
 
-// Enough blocks for two waves of the device's SMs, but no split shorter than kMinSplitTokens
-// (below that a split is dominated by its fixed costs) and at most kMaxAutoSplits.
+// The split count of decode_split (16-row blocks) for posattn-bench; the chooser sizes each
+// kernel's own count (auto_splits in plan.h).
 extern "C" int32_t pa_decode_auto_splits(int32_t batch, int32_t kv_heads, int32_t rows_per_kv_head,
                                          int32_t max_len, int sms) {
-  constexpr int64_t kMinSplitTokens = 256, kMaxAutoSplits = 64;
-  const int64_t row_chunks = (int64_t(rows_per_kv_head) + pa_decode::kRows - 1) / pa_decode::kRows;
-  const int64_t blocks = int64_t(batch) * kv_heads * row_chunks;
-  if (blocks < 1) return 1;
-  int64_t s = (2 * int64_t(sms) + blocks - 1) / blocks;
-  const int64_t by_len = (int64_t(max_len) + kMinSplitTokens - 1) / kMinSplitTokens;
-  if (s > by_len) s = by_len;
-  if (s > kMaxAutoSplits) s = kMaxAutoSplits;
-  return int32_t(s < 1 ? 1 : s);
+  return auto_splits(batch, kv_heads, (int64_t(rows_per_kv_head) + pa_decode::kRows - 1) / pa_decode::kRows,
+                     max_len, sms);
 }
 
 // FIRE needs no range rule here: its compiled segments are exact for every x >= 0
@@ -81,7 +74,7 @@ extern "C" posattn_status pa_decode_emu_run(posattn_context *ctx, const pa_decod
     const int64_t o_sh = p->d, o_ss = int64_t(p->hq) * p->d, o_sb = o_ss * p->n;
     decode_params_fill(k, p, L, sc, w, w + L.out, o_sb, o_ss, o_sh,
                        p->lse ? reinterpret_cast<float *>(w + L.lse) : nullptr);
-    st = pa_decode::decode_launch(k, p->cache->dtype, nullptr);
+    st = pa_decode::decode_launch_any(k, p->cache->dtype, nullptr);
   } catch (const std::bad_alloc &) {
     return PA_CTX_FAIL(ctx, POSATTN_STATUS_ALLOC_FAILED, "EMU backend: out of host memory");
   }

@@ -37,6 +37,8 @@ typedef struct pa_decode_params {
 
   int32_t num_splits, split_pages;      /* split s covers pages [s*split_pages, (s+1)*split_pages) */
   int32_t row_chunks;                   /* blocks per kv head: ceil(group * n / rows per block) */
+  int32_t mma;                          /* split kernel: decode_mma (tensor cores) with this many
+                                           query rows per block, or 0: decode_split */
   PA_PF_PTR(float) part_o;              /* [num_splits][batch][n][hq][d] normalised partial outputs */
   PA_PF_PTR(float) part_lse;            /* [num_splits][batch][n][hq]; -inf = the split saw nothing */
 

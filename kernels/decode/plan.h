@@ -16,10 +16,11 @@
 #define POSATTN_DECODE_PLAN_H
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "decode.h"
-#include "decode/decode.cu"
+#include "decode/decode_mma.cuh"
 #include "prefill/tables.h"
 
 namespace {
@@ -80,7 +81,56 @@ PeView append_view(const pa_append_problem *p) {
                 0, 1.0, 0.f, p->cache->dtype, p->cache->dtype);
 }
 
+// Which split kernel runs. The environment variable POSATTN_DECODE_KERNEL (read on every choice,
+// for tests and benchmarks) forces one: "simt" (decode_split) or "mma" (decode_mma: a problem it
+// cannot serve is then NOT_SUPPORTED, naming why); unset or anything else: the tensor-core kernel
+// wherever it can serve, decode_split elsewhere.
+enum DecodeForce { kForceNone, kForceSimt, kForceMma };
+DecodeForce decode_force() {
+  const char *e = std::getenv("POSATTN_DECODE_KERNEL");
+  if (e && std::strcmp(e, "simt") == 0) return kForceSimt;
+  if (e && std::strcmp(e, "mma") == 0) return kForceMma;
+  return kForceNone;
+}
+
+// Why decode_mma cannot serve p judged on the descriptor and cache shape (NULL when it can). The
+// pool pointers' alignment is judged separately (mma_pools_unfit): supported / workspace queries
+// may not hold the pools, and the layout must not depend on them.
+const char *mma_unfit(const pa_decode_problem *p) {
+  const posattn_dtype c = p->cache->dtype;
+  if (p->q_dtype != POSATTN_DTYPE_BF16 && p->q_dtype != POSATTN_DTYPE_F16)
+    return "the tensor-core decode kernel takes bf16 or f16 q";
+  if (c != p->q_dtype && c != POSATTN_DTYPE_FP8_E4M3 && c != POSATTN_DTYPE_FP8_E5M2)
+    return "the tensor-core decode kernel takes a cache of q's dtype or FP8";
+  if (p->d != 64 && p->d != 128 && p->d != 256)
+    return "the tensor-core decode kernel takes head_dim 64, 128 or 256";
+  const int64_t per16 = 16 / int64_t(posattn_dtype_size(c));  // elements per 16-byte copy
+  const posattn_kv_cache *k = p->cache;
+  if (k->stride_page % per16 != 0 || k->stride_slot % per16 != 0 || k->stride_head % per16 != 0)
+    return "the tensor-core decode kernel needs cache strides of whole 16-byte units";
+  return nullptr;
+}
+const char *mma_pools_unfit(const pa_decode_problem *p) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p->cache->k_pages) | reinterpret_cast<uintptr_t>(p->cache->v_pages);
+  return a % 16 != 0 ? "the tensor-core decode kernel needs 16-byte aligned page pools" : nullptr;
+}
+
+// Enough blocks (batch x kv heads x row chunks) for two waves of the device's SMs, but no split
+// shorter than kMinSplitTokens (below that a split is dominated by its fixed costs) and at most
+// kMaxAutoSplits.
+int32_t auto_splits(int32_t batch, int32_t kv_heads, int64_t row_chunks, int32_t max_len, int sms) {
+  constexpr int64_t kMinSplitTokens = 256, kMaxAutoSplits = 64;
+  const int64_t blocks = int64_t(batch) * kv_heads * row_chunks;
+  if (blocks < 1) return 1;
+  int64_t s = (2 * int64_t(sms) + blocks - 1) / blocks;
+  const int64_t by_len = (int64_t(max_len) + kMinSplitTokens - 1) / kMinSplitTokens;
+  if (s > by_len) s = by_len;
+  if (s > kMaxAutoSplits) s = kMaxAutoSplits;
+  return int32_t(s < 1 ? 1 : s);
+}
+
 struct DecodeLayout {
+  int32_t mma;  // the layout (split count) of decode_mma; decode_params_fill may still fall back
   int32_t splits, split_pages, row_chunks;
   size_t out, lse, part_o, part_lse;
   size_t inputs;  // start of the host-built span: index arrays, then the PE tables
@@ -93,11 +143,18 @@ posattn_status decode_layout(const pa_decode_problem *p, int stage_out, int sms,
                              char *msg, size_t msg_size) {
   std::memset(&L, 0, sizeof L);
   const posattn_decode_desc *D = p->desc;
-  L.row_chunks = (p->group * p->n + pa_decode::kRows - 1) / pa_decode::kRows;
+  const DecodeForce force = decode_force();
+  const char *why = mma_unfit(p);
+  if (force == kForceMma && !why && p->cache->k_pages) why = mma_pools_unfit(p);
+  if (force == kForceMma && why)
+    return pa_fail(msg, msg_size, POSATTN_STATUS_NOT_SUPPORTED,
+                   "POSATTN_DECODE_KERNEL=mma, but %s", why);
+  L.mma = force != kForceSimt && !why;
+  const int rows_per_block = L.mma ? pa_decode::mma_rows_per_block(p->d, p->rotary_dim) : pa_decode::kRows;
+  L.row_chunks = (p->group * p->n + rows_per_block - 1) / rows_per_block;
   const int64_t max_pages = (int64_t(p->max_len) + p->page_size - 1) / p->page_size;
   int64_t splits = D->num_splits;
-  if (splits == 0)
-    splits = pa_decode_auto_splits(p->batch, p->hkv, p->group * p->n, p->max_len, sms);
+  if (splits == 0) splits = auto_splits(p->batch, p->hkv, L.row_chunks, p->max_len, sms);
   L.splits = int32_t(splits);
   L.split_pages = int32_t(max_pages == 0 ? 1 : (max_pages + splits - 1) / splits);
 
@@ -209,7 +266,11 @@ void decode_params_fill(pa_decode_params &k, const pa_decode_problem *p, const D
   k.kv_pos = table<int32_t>(ws, L.kv_pos, D->kv_positions ? size_t(p->batch) * size_t(p->capacity) : 0, "kv_positions");
   k.sinks = table<float>(ws, L.sinks, D->sink_logits ? size_t(p->hq) : 0, "sink_logits");
   k.causal = D->causal; k.window_left = D->window_left; k.rotate_k = p->rotate_k;
-  k.num_splits = L.splits; k.split_pages = L.split_pages; k.row_chunks = L.row_chunks;
+  k.num_splits = L.splits; k.split_pages = L.split_pages;
+  // Pools that 16-byte copies cannot read go to decode_split with the same split count (the
+  // workspace and the combine do not depend on the split kernel).
+  k.mma = L.mma && !mma_pools_unfit(p) ? pa_decode::mma_rows_per_block(p->d, p->rotary_dim) : 0;
+  k.row_chunks = k.mma ? L.row_chunks : (p->group * p->n + pa_decode::kRows - 1) / pa_decode::kRows;
   k.part_o = pa::make_gptr(reinterpret_cast<float *>(ws + L.part_o), size_t(L.splits) * rows * size_t(p->d), "part_o");
   k.part_lse = pa::make_gptr(reinterpret_cast<float *>(ws + L.part_lse), size_t(L.splits) * rows, "part_lse");
   k.out = pa::make_gptr(static_cast<unsigned char *>(out), out_elems * posattn_dtype_size(p->out_dtype), "out");
