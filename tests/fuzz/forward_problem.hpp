@@ -256,6 +256,23 @@ inline void build(const Case &c, Problem &P, pat_rng &rng) {
     P.moderate = false;
   if (P.kind == POSATTN_PE_XPOS && P.qpos.size() && std::llabs(int64_t(c.q_off)) > 64)
     P.moderate = false;
+  // The bias methods use differences, but the kernels add the bias to an fp32 logit: once the
+  // bias reaches ~2^16 (KERPLE power at distances of 1e7, ALiBi at 1e9, ...) fp32 no longer
+  // resolves the logit differences the softmax needs, and REF (fp64) legitimately differs
+  // (found by the fuzzer: KERPLE_POWER, bias -5.7e13). Checked for poisoning only there.
+  if (pos_mode == 2 && !rotary && P.kind > 0 && P.moderate) {
+    int64_t far = 0;
+    for (int32_t a : P.qpos)
+      for (int32_t b : P.kpos) far = std::max<int64_t>(far, std::llabs(int64_t(a) - b));
+    for (int h = 0; h < d.q_heads && P.moderate; ++h)
+      for (int dir = 0; dir < 2; ++dir) {
+        double bias = 0;
+        if (posattn_pe_bias(&d.pe, d.q_heads, h, dir ? far : 0, dir ? 0 : far, &bias) ==
+                POSATTN_STATUS_SUCCESS &&
+            !(std::fabs(bias) <= 65536.0))
+          P.moderate = false;
+      }
+  }
 
   // sinks last, so that inputs without them draw the same random numbers as before
   const int sink_mode = c.sink_sel % 4;
