@@ -1,0 +1,200 @@
+// The sm_90a prefill kernel (kernels/prefill/wgmma.cuh: TMA, mbarrier ring, warp specialisation,
+// wgmma) on EMU against REF with the DESIGN.md section 5 rule. The EMU chooser targets sm_80
+// unless told otherwise; these tests set its target to sm_90 (pa_prefill_set_emu_target_sm), check
+// through the chooser that the wgmma kernel is the one that runs, and restore the target.
+// Shapes: odd lengths (one partial tile, several key tiles with a partial last one), causal
+// bottom-right (also q_len > kv_len: empty rows), GQA/MQA, window, documents with anchors (tile
+// skipping), softcap, varlen, bf16 and f16, every output dtype. The emulator's checks are on,
+// race checker included, in every test (also the NaN-rule test, where the producer warp writes
+// masked tiles that hold a non-finite V before handing them over: the emulator reported no race
+// there; the test fails when that write is left out).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "pa_drift_shim.h"
+#include "pa_nan_rule.hpp"
+#include "pa_test_check.hpp"
+#include "pa_test_shim.h"
+
+extern "C" int pa_prefill_set_emu_target_sm(int sm);
+
+namespace {
+
+struct Case {
+  const char *name;
+  posattn_dtype in, out;
+  int batch, hq, hkv, d, q_len, kv_len;
+  std::vector<int32_t> cu;  // varlen self-attention offsets when not empty
+  int causal = 0, wl = -1, wr = -1;
+  int docs = 0;             // documents per sequence (self-attention), 3 anchor tokens
+  float softcap = 0.f;
+};
+
+class PrefillWgmma : public pat_emu_ref_test {
+ protected:
+  void SetUp() override {
+    pat_emu_ref_test::SetUp();
+    old_sm_ = pa_prefill_set_emu_target_sm(90);
+  }
+  void TearDown() override {
+    pa_prefill_set_emu_target_sm(old_sm_);
+    pat_emu_ref_test::TearDown();
+  }
+  void check(const Case &c, uint64_t seed);
+  int old_sm_ = 80;
+};
+
+void describe(const Case &c, posattn_attention_desc &desc, std::vector<int32_t> &docs) {
+  posattn_attention_desc_init(&desc);
+  desc.batch = c.batch; desc.q_heads = c.hq; desc.kv_heads = c.hkv; desc.head_dim = c.d;
+  desc.q_len = c.q_len; desc.kv_len = c.kv_len;
+  desc.causal = c.causal; desc.window_left = c.wl; desc.window_right = c.wr;
+  desc.softcap = c.softcap;
+  if (!c.cu.empty()) {
+    desc.cu_seqlens_q = c.cu.data();
+    desc.cu_seqlens_kv = c.cu.data();
+  }
+  if (c.docs) {
+    for (int b = 0; b < c.batch; ++b)
+      for (int i = 0; i < c.q_len; ++i) docs.push_back(i * c.docs / c.q_len);
+    desc.doc_ids = docs.data();
+    desc.num_anchor_tokens = 3;
+  }
+}
+
+void PrefillWgmma::check(const Case &c, uint64_t seed) {
+  SCOPED_TRACE(c.name);
+  posattn_attention_desc desc;
+  std::vector<int32_t> docs;
+  describe(c, desc, docs);
+  ASSERT_EQ(posattn_supported(emu_, &desc, c.in, c.out), POSATTN_STATUS_SUCCESS)
+      << posattn_context_last_message(emu_);
+  char msg[256] = {0};
+  const char *kernel = pa_drift_shim_prefill_kernel(&desc, c.in, c.out, msg, sizeof msg);
+  ASSERT_NE(kernel, nullptr) << msg;
+  ASSERT_EQ(std::string(kernel), "wgmma");
+
+  pat_rng rng;
+  pat_rng_seed(&rng, seed);
+  pat_inputs in;
+  ASSERT_EQ(pat_inputs_random(&in, &desc, c.in, &rng, 1.0), 0);
+  pat_checked r;  // gold: REF delivered in f32
+  pat_check_forward(emu_, ref_, &desc, &in, c.in, c.out, &r);
+  if (HasFatalFailure()) {
+    pat_inputs_free(&in);
+    return;
+  }
+  int64_t empty = 0;
+  for (size_t i = 0; i < r.lse.size(); ++i) {
+    if (std::isinf(r.gold_lse[i])) {
+      ++empty;
+      EXPECT_TRUE(std::isinf(r.lse[i]) && r.lse[i] < 0) << "lse row " << i << " = " << r.lse[i];
+    } else {
+      EXPECT_NEAR(r.lse[i], r.gold_lse[i], 1e-3 * (1.0 + std::fabs(r.gold_lse[i]))) << "lse row " << i;
+    }
+  }
+  if (c.causal && c.q_len > c.kv_len) EXPECT_GT(empty, 0) << "the case meant to have empty rows";
+  pat_inputs_free(&in);
+}
+
+constexpr posattn_dtype BF16 = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16, F32 = POSATTN_DTYPE_F32;
+
+// ---- head dim 128 ----
+TEST_F(PrefillWgmma, hd128_bf16_noncausal_odd_gqa) {
+  check(Case{"hd128 bf16 97x131", BF16, BF16, 1, 4, 2, 128, 97, 131}, 1);
+}
+TEST_F(PrefillWgmma, hd128_f16_causal_multi_tile_mqa_out_f32) {
+  Case c{"hd128 f16 causal", F16, F32, 1, 3, 1, 128, 150, 300};
+  c.causal = 1;
+  check(c, 2);
+}
+TEST_F(PrefillWgmma, hd128_bf16_causal_more_queries_than_keys) {
+  Case c{"hd128 q>kv", BF16, F16, 2, 2, 1, 128, 150, 70};  // bottom-right: 80 rows see nothing
+  c.causal = 1;
+  check(c, 3);
+}
+TEST_F(PrefillWgmma, hd128_f16_varlen_causal) {
+  Case c{"hd128 varlen", F16, F16, 2, 2, 2, 128, 150, 150};
+  c.cu = {0, 17, 167};
+  c.causal = 1;
+  check(c, 4);
+}
+
+// ---- head dim 64 ----
+TEST_F(PrefillWgmma, hd64_bf16_one_partial_tile_17_causal_gqa) {
+  Case c{"hd64 bf16 17", BF16, BF16, 1, 4, 2, 64, 17, 17};
+  c.causal = 1;
+  check(c, 5);
+}
+TEST_F(PrefillWgmma, hd64_f16_varlen_noncausal_softcap) {
+  Case c{"hd64 varlen softcap", F16, BF16, 3, 2, 1, 64, 140, 140};
+  c.cu = {0, 140, 141, 270};
+  c.softcap = 30.f;
+  check(c, 6);
+}
+TEST_F(PrefillWgmma, hd64_bf16_documents_with_anchors_skip_tiles) {
+  Case c{"hd64 docs", BF16, BF16, 1, 1, 1, 64, 390, 390};
+  c.causal = 1;
+  c.docs = 4;
+  check(c, 7);
+}
+TEST_F(PrefillWgmma, hd64_f16_sliding_window_skips_tiles) {
+  Case c{"hd64 window", F16, F16, 1, 2, 2, 64, 300, 300};
+  c.causal = 1;
+  c.wl = 40;
+  check(c, 8);
+}
+
+// The chooser: wgmma on an sm_90 target only where it serves; mma otherwise.
+TEST_F(PrefillWgmma, chooser_prefers_wgmma_on_sm90_only) {
+  posattn_attention_desc desc;
+  std::vector<int32_t> docs;
+  char msg[256];
+  describe(Case{"", BF16, BF16, 1, 1, 1, 128, 8, 8}, desc, docs);
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  pa_prefill_set_emu_target_sm(80);
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "mma");
+  pa_prefill_set_emu_target_sm(90);
+  desc.pe.kind = POSATTN_PE_ALIBI;  // not served yet: the sm80 kernel
+  EXPECT_STRNE(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  desc.pe.kind = POSATTN_PE_NONE;
+  desc.head_dim = 96;
+  EXPECT_STRNE(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+}
+
+// NaN RULE (posattn.h): a NaN / inf in q, k or v poisons exactly the rows that see it, also when
+// the key shares a masked tile with rows that do not see it (the producer's isolate pass).
+TEST_F(PrefillWgmma, nonfinite_inputs_poison_only_the_rows_that_see_them) {
+  const double kNaN = std::numeric_limits<double>::quiet_NaN();
+  const double kInf = std::numeric_limits<double>::infinity();
+  const pat_poison poisons[] = {
+      {'v', 0, 17, 0, 5, kNaN},   // a future key of earlier rows in the first tile
+      {'v', 1, 130, 0, 63, kInf},  // second key tile
+      {'k', 1, 9, 0, 0, kNaN},
+      {'q', 0, 30, 1, 2, -kInf},
+  };
+  for (posattn_dtype dt : {BF16, F16}) {
+    Case c{"nan", dt, F32, 2, 2, 1, 64, 140, 140};
+    c.causal = 1;
+    posattn_attention_desc desc;
+    std::vector<int32_t> docs;
+    describe(c, desc, docs);
+    SCOPED_TRACE(posattn_dtype_string(dt));
+    pat_rng rng;
+    pat_rng_seed(&rng, 99);
+    pat_inputs in;
+    ASSERT_EQ(pat_inputs_random(&in, &desc, dt, &rng, 1.0), 0);
+    for (const pat_poison &pz : poisons) {
+      const int64_t n = pat_expect_nan_rule(emu_, &desc, &in, dt, pz);
+      EXPECT_GT(n, 0);
+      EXPECT_LT(n, 2 * 140 * 2);
+    }
+    pat_inputs_free(&in);
+  }
+}
+
+}  // namespace
