@@ -17,7 +17,7 @@ extern "C" const char *pa_prefill_kernel_name(pa_prefill_kernel k) {
 }
 
 extern "C" int pa_prefill_prerotates_k(pa_prefill_kernel k, const pa_problem *p) {
-  return k == PA_PREFILL_MMA && p->desc->pe.kind == POSATTN_PE_ROPE;
+  return (k == PA_PREFILL_MMA || k == PA_PREFILL_WGMMA) && p->desc->pe.kind == POSATTN_PE_ROPE;
 }
 
 namespace {

@@ -13,8 +13,8 @@
  *           const char *unfit(const pa_problem *p);   NULL when it serves p, else why not
  *           pa::launch_status launch(const pa_prefill_params &p, void *stream);
  *   WGMMA the sm_90a kernel (kernels/prefill/wgmma.cuh, FlashAttention-3 manner: TMA, mbarrier
- *         ring, warp specialisation, wgmma): bf16/fp16, head dims 64 and 128, no positional
- *         encoding, every mask, GQA, dense and varlen (pa_kernels::wgmma::unfit()). Compiled in
+ *         ring, warp specialisation, wgmma): bf16/fp16, head dims 64 and 128, no PE, RoPE, ALiBi,
+ *         T5, KERPLE, FIRE (not xPos), every mask, GQA, dense and varlen (pa_kernels::wgmma::unfit()). Compiled in
  *         when POSATTN_PREFILL_WGMMA is defined (the EMU build); chosen only for an sm_90 target.
  *   SIMT  the portable kernel (simt.cu): every feature, any dtype, head dims up to 256.
  * On an sm_90 target the WGMMA kernel is preferred where it fits, then MMA, then SIMT; on other
@@ -49,8 +49,8 @@ int pa_prefill_set_emu_target_sm(int sm);
 posattn_status pa_prefill_choose(const pa_problem *p, int stage_out, pa_prefill_kernel *kernel,
                                  size_t *workspace_bytes, char *msg, size_t msg_size);
 
-/* Whether kernel k runs p after the RoPE key pre-pass (rope_k.cu): the tensor-core kernel with
- * RoPE. The SIMT kernel keeps rotating its fp32 K tiles itself (a pre-pass in a 16-bit input
+/* Whether kernel k runs p after the RoPE key pre-pass (rope_k.cu): the tensor-core kernels (MMA,
+ * WGMMA) with RoPE. The SIMT kernel keeps rotating its fp32 K tiles itself (a pre-pass in a 16-bit input
  * dtype would add a rounding it does not have). */
 int pa_prefill_prerotates_k(pa_prefill_kernel k, const pa_problem *p);
 

@@ -2,10 +2,13 @@
 // written against the device layer's Hopper primitives (kernels/device/sm90.cuh), so that nvcc
 // builds it for sm_90a and the emulator runs the same source on the CPU.
 //
-// First version, kept simple: no positional encoding (plain or soft-capped logits), head dims 64
-// and 128, bf16/f16 inputs; every mask (causal bottom-right, windows, documents + anchors, with
-// tile skipping), GQA, dense and varlen. The chooser (dispatch.cpp) sends the rest to the sm80
-// kernel (mma.cuh).
+// First version, kept simple: head dims 64 and 128, bf16/f16 inputs; every mask (causal
+// bottom-right, windows, documents + anchors, with tile skipping), GQA, dense and varlen, softcap;
+// no PE, RoPE, ALiBi, T5, KERPLE (log, power) and FIRE through the policies mma.cuh uses
+// (kernels/pe/*.cuh): biases added to the fp32 logit (T5 and FIRE tables copied to shared memory
+// once per block), RoPE's K rotated by the pre-pass (rope_k.cu) and Q rotated once per block by
+// each consumer warpgroup in shared memory (fp32, rounded once to the input type). The chooser
+// (dispatch.cpp) sends the rest (xPos, other head dims, fp32 inputs) to the sm80 kernel (mma.cuh).
 //
 // One block (CTA) computes 128 query rows of one (sequence, q head) with three warpgroups:
 //   warpgroup 0  producer: one warp issues the TMA loads (Q once, then K/V tiles of Bc keys into a
@@ -45,6 +48,7 @@
 #include "internal.h"
 #include "pe/bias.cuh"
 #include "pe/mask.cuh"
+#include "pe/rope.cuh"
 #include "posattn.h"
 #include "prefill/params.h"
 
@@ -72,10 +76,32 @@ struct Traits {
   static constexpr unsigned kKVBytes = kBc * D * 2;  // one K (or V) tile
 };
 
+// Dynamic shared memory: the tiles, plus the T5/FIRE bias tables (pa_pe::shared_table_bytes).
 template <int D>
 constexpr size_t smem_bytes() {
   using T = Traits<D>;
   return 1024 /* alignment slack */ + size_t(T::kBr + 2 * T::kStages * T::kBc) * D * 2;
+}
+
+// RoPE: rotates this warpgroup's Q rows [0, rows) in place (the TMA layout with 128-byte swizzle:
+// feature f of row r at chunk f / 64, 16-byte group ((f % 64) / 8) ^ (r % 8)); each pair in fp32,
+// rounded once to the input type. pos(r): position id of row r. t: thread of the warpgroup.
+template <class Tin, class Pos>
+PA_DEVICE void rotate_q(const pa_prefill_params &p, pa::sptr<Tin> q, int rows, Pos pos, int t) {
+  auto at = [](int r, int f) {
+    return (f / 64) * 64 * 64 + r * 64 + ((((f % 64) >> 3) ^ (r & 7)) << 3) + (f & 7);
+  };
+  const int npairs = p.rotary_dim / 2;
+  for (int e = t; e < rows * npairs; e += 128) {
+    const int r = e / npairs, i = e % npairs;
+    int fa, fb;
+    pa_pe::rope_pair_features(p, i, fa, fb);
+    const pa::sptr<Tin> ea = q + at(r, fa), eb = q + at(r, fb);
+    const float2 x = pa_pe::rope_rotate(pa::to_float(Tin(*ea)), pa::to_float(Tin(*eb)),
+                                        pa_pe::rope_cos_sin(p, i, pos(r)));
+    *ea = pa::from_float<Tin>(x.x);
+    *eb = pa::from_float<Tin>(x.y);
+  }
 }
 
 // Exponent bits of the 16-bit type: all set = infinity or NaN.
@@ -129,7 +155,7 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 // ---- the kernel ----------------------------------------------------------------------------------
 // Grid: (ceil(max Lq / 128), hq, batch); block: 384 threads; dynamic smem: smem_bytes<D>().
 // tq/tk/tv: 4D tensor maps (feature, head, token, batch) with 64 x 1 x rows x 1 boxes (launch()).
-template <int D, class Tin>
+template <int D, class Tin, int PeKind>
 __global__ void __launch_bounds__(384, 1)
     prefill_wgmma(const pa_prefill_params p, const __grid_constant__ pa::tma_map tq,
                   const __grid_constant__ pa::tma_map tk, const __grid_constant__ pa::tma_map tv) {
@@ -137,6 +163,9 @@ __global__ void __launch_bounds__(384, 1)
   using T = Traits<D>;
   constexpr int kBr = T::kBr, kBc = T::kBc, kS = T::kStages, kC = T::kChunks;
   constexpr float kLog2e = 1.4426950408889634f;
+  constexpr bool kBias = PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_FIRE ||
+                         PeKind == POSATTN_PE_T5 || PeKind == POSATTN_PE_KERPLE_LOG ||
+                         PeKind == POSATTN_PE_KERPLE_POWER;
 
   // mbarriers: Q; full, empty and landed (the producer's own, NaN-rule tiles) per stage
   PA_SHARED(uint64_t, bars, 1 + 3 * kS);
@@ -153,6 +182,9 @@ __global__ void __launch_bounds__(384, 1)
   pa::sptr<Tin> sQ = pa::dynamic_shared<Tin>();
   sQ += (1024 - PA_SMEM_ADDR(sQ) % 1024) % 1024 / 2;  // 128-byte swizzle: 1024-byte aligned tiles
   const pa::sptr<Tin> sK = sQ + kBr * D, sV = sK + kS * kBc * D;
+  // T5, FIRE: the bias tables after the K/V ring, filled by every thread before the barrier below
+  const pa::sptr<float> sB = pa::ptr_cast<float>(sV + kS * kBc * D);
+  pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, T::kThreads);
 
   if (tid == 0) {
     pa::mbarrier_init(q_bar, 1);
@@ -225,13 +257,29 @@ __global__ void __launch_bounds__(384, 1)
   // warpgroup's 64; element i of an accumulator belongs to row (i / 2) % 2.
   const int row0 = qt0 + 64 * wg + 16 * (t / 32) + (t % 32) / 4;
   auto row_of = [&](int r) { return row0 + 8 * r; };
-  const bool plain = !(p.softcap > 0.f);
+  const bool plain = !kBias && !(p.softcap > 0.f);
   const float cs = plain ? p.scale * kLog2e : 1.f;  // mma.cuh, "Logit units"
 
   pa::wgmma_acc<D> o;
   for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
   float rmax[2] = {-INFINITY, -INFINITY}, rsum[2] = {0.f, 0.f};
   pa::mbarrier_wait(q_bar, 0);
+  if (PeKind == POSATTN_PE_ROPE) {  // K arrives rotated (pre-pass); Q once per block, here
+    const int r0 = qt0 + 64 * wg;
+    rotate_q(p, q_s, pa::max(0, pa::min(64, sq.Lq - r0)), [&](int r) { return sq.q_pos(r0 + r); },
+             t);
+    pa::fence_proxy_async();                // the writes, before the wgmmas read Q
+    pa::named_barrier_sync(1 + wg, 128);    // ... of every thread of this warpgroup
+  }
+  auto row_bias = [&](int32_t pq) {
+    if constexpr (PeKind == POSATTN_PE_T5)
+      return pa_pe::T5Shared{sB, uint32_t(p.t5_nmax), pq};
+    else if constexpr (PeKind == POSATTN_PE_FIRE)
+      return pa_pe::FireBias<pa::sptr>(p, pa_pe::fire_segments_shared(p, sB), pq,
+                                       pa_pe::fire_inv_norm(p, pq));
+    else
+      return pa_pe::Bias<PeKind>(p, h, pq);
+  };
 
   for (int n = 0, kt = next_tile(lo / kBc); kt < t_end; ++n, kt = next_tile(kt + 1)) {
     const int s = n % kS, j0 = kt * kBc;
@@ -254,8 +302,18 @@ __global__ void __launch_bounds__(384, 1)
     // ---- logits, mask; mn: this thread's minimum of each row's visible x (0 included) ----
     if (!plain) {
       PA_UNROLL
-      for (int i = 0; i < kBc / 2; ++i)
-        sc[i] = pa_pe::apply_softcap(p, sc[i] * p.scale) * kLog2e;
+      for (int r = 0; r < 2; ++r) {
+        const int i = row_of(r);
+        const auto bias = row_bias(kBias && i < sq.Lq ? sq.q_pos(i) : 0);
+        PA_UNROLL
+        for (int e = 0; e < kBc / 2; ++e) {
+          if ((e / 2) % 2 != r) continue;
+          const int j = j0 + pa::wgmma_acc_col(t, e);
+          float logit = pa_pe::apply_softcap(p, sc[e] * p.scale);
+          if (kBias && j < sq.Lk) logit += bias(sq.kv_pos(j));
+          sc[e] = logit * kLog2e;
+        }
+      }
     }
     float mn[2] = {0.f, 0.f};
     if (masked) {
@@ -382,9 +440,11 @@ inline const char *make_map(pa::tma_map *m, pa::gptr<const unsigned char> data, 
   return pa::make_tma_map(m, pa::ptr_cast<const Tin>(data), l);
 }
 
-template <int D, class Tin>
+template <int D, class Tin, int PeKind>
 pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   using T = Traits<D>;
+  if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
+    return pa::launch_status{false, "prefill_wgmma: the RoPE instance needs K rotated by the pre-pass"};
   pa::tma_map tq, tk, tv;
   const bool varlen = p.cu_q != nullptr;
   const int qb = varlen ? 1 : p.batch;
@@ -399,16 +459,37 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   }
   const dim3 grid(unsigned(p.q_len / T::kBr + (p.q_len % T::kBr != 0)), unsigned(p.hq),
                   unsigned(p.batch));
-  return pa::launch("prefill_wgmma", prefill_wgmma<D, Tin>, grid, dim3(T::kThreads),
-                    smem_bytes<D>(), stream, p, tq, tk, tv);
+  return pa::launch("prefill_wgmma", prefill_wgmma<D, Tin, PeKind>, grid, dim3(T::kThreads),
+                    smem_bytes<D>() + pa_pe::shared_table_bytes<PeKind>(p), stream, p, tq, tk, tv);
 }
 
-// The instance for p (head dim, input dtype), or a failed status.
+// The PE kinds this kernel serves.
+inline bool serves_pe(int kind) {
+  return kind == POSATTN_PE_NONE || kind == POSATTN_PE_ROPE || kind == POSATTN_PE_ALIBI ||
+         kind == POSATTN_PE_T5 || kind == POSATTN_PE_KERPLE_LOG ||
+         kind == POSATTN_PE_KERPLE_POWER || kind == POSATTN_PE_FIRE;
+}
+
+template <int D, class Tin>
+pa::launch_status launch_pe(const pa_prefill_params &p, void *stream) {
+  switch (p.pe_kind) {
+    case POSATTN_PE_NONE: return launch<D, Tin, POSATTN_PE_NONE>(p, stream);
+    case POSATTN_PE_ROPE: return launch<D, Tin, POSATTN_PE_ROPE>(p, stream);
+    case POSATTN_PE_ALIBI: return launch<D, Tin, POSATTN_PE_ALIBI>(p, stream);
+    case POSATTN_PE_T5: return launch<D, Tin, POSATTN_PE_T5>(p, stream);
+    case POSATTN_PE_KERPLE_LOG: return launch<D, Tin, POSATTN_PE_KERPLE_LOG>(p, stream);
+    case POSATTN_PE_KERPLE_POWER: return launch<D, Tin, POSATTN_PE_KERPLE_POWER>(p, stream);
+    case POSATTN_PE_FIRE: return launch<D, Tin, POSATTN_PE_FIRE>(p, stream);
+    default: return pa::launch_status{false, "prefill_wgmma: no instance for this PE kind"};
+  }
+}
+
+// The instance for p (head dim, input dtype, PE kind), or a failed status.
 inline pa::launch_status launch(const pa_prefill_params &p, void *stream) {
-  if (p.d == 64 && p.in_dtype == POSATTN_DTYPE_BF16) return launch<64, pa::bf16>(p, stream);
-  if (p.d == 64 && p.in_dtype == POSATTN_DTYPE_F16) return launch<64, pa::f16>(p, stream);
-  if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_BF16) return launch<128, pa::bf16>(p, stream);
-  if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_F16) return launch<128, pa::f16>(p, stream);
+  if (p.d == 64 && p.in_dtype == POSATTN_DTYPE_BF16) return launch_pe<64, pa::bf16>(p, stream);
+  if (p.d == 64 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<64, pa::f16>(p, stream);
+  if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_BF16) return launch_pe<128, pa::bf16>(p, stream);
+  if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<128, pa::f16>(p, stream);
   return pa::launch_status{false, "prefill_wgmma: no instance for this head dim / dtype"};
 }
 
@@ -418,7 +499,11 @@ inline const char *unfit(const pa_problem *p) {
   if (p->in_dtype != POSATTN_DTYPE_BF16 && p->in_dtype != POSATTN_DTYPE_F16)
     return "it takes bf16 or f16 inputs";
   if (p->d != 64 && p->d != 128) return "it takes head_dim 64 or 128";
-  if (p->desc->pe.kind != POSATTN_PE_NONE) return "it takes no positional encoding yet";
+  if (!serves_pe(p->desc->pe.kind))
+    return "it takes no PE, RoPE, ALiBi, T5, KERPLE or FIRE (not xPos yet)";
+  if (p->desc->pe.kind == POSATTN_PE_T5 &&
+      p->desc->pe.t5.max_distance > pa_pe::kT5SharedMaxDistance)
+    return "it keeps T5's bias table in shared memory: max_distance <= 8191";
   if (p->q) {  // TMA: 16-byte aligned base addresses and strides
     const posattn_tensor *t[3] = {p->q, p->k, p->v};
     for (const posattn_tensor *x : t) {

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "emu/emu.h"
 #include "pa_drift_shim.h"
 #include "pa_nan_rule.hpp"
 #include "pa_test_check.hpp"
@@ -32,6 +33,11 @@ struct Case {
   int causal = 0, wl = -1, wr = -1;
   int docs = 0;             // documents per sequence (self-attention), 3 anchor tokens
   float softcap = 0.f;
+  posattn_pe_kind pe = POSATTN_PE_NONE;
+  int rotary_dim = 0;
+  posattn_rope_layout layout = POSATTN_ROPE_NEOX;
+  bool positions = false;   // explicit random position ids
+  int t5_max_distance = 0;  // T5 (bidirectional, 32 buckets, random table) when > 0
 };
 
 class PrefillWgmma : public pat_emu_ref_test {
@@ -48,7 +54,14 @@ class PrefillWgmma : public pat_emu_ref_test {
   int old_sm_ = 80;
 };
 
-void describe(const Case &c, posattn_attention_desc &desc, std::vector<int32_t> &docs) {
+// Host arrays a descriptor points to.
+struct Arrays {
+  std::vector<int32_t> docs, qpos, kvpos;
+  std::vector<float> t5_table, ka, kp, w1, b1, w2, b2;
+};
+
+void describe(const Case &c, posattn_attention_desc &desc, Arrays &arr) {
+  std::vector<int32_t> &docs = arr.docs;
   posattn_attention_desc_init(&desc);
   desc.batch = c.batch; desc.q_heads = c.hq; desc.kv_heads = c.hkv; desc.head_dim = c.d;
   desc.q_len = c.q_len; desc.kv_len = c.kv_len;
@@ -64,12 +77,50 @@ void describe(const Case &c, posattn_attention_desc &desc, std::vector<int32_t> 
     desc.doc_ids = docs.data();
     desc.num_anchor_tokens = 3;
   }
+  pat_rng rng;
+  pat_rng_seed(&rng, 777);
+  if (c.positions) {
+    for (int64_t i = 0; i < pat_q_rows(&desc); ++i) arr.qpos.push_back(pat_rng_int(&rng, 0, 5000));
+    for (int64_t i = 0; i < pat_kv_rows(&desc); ++i) arr.kvpos.push_back(pat_rng_int(&rng, 0, 5000));
+    desc.q_positions = arr.qpos.data();
+    desc.kv_positions = arr.kvpos.data();
+  }
+  desc.pe.kind = c.pe;
+  if (c.t5_max_distance > 0) {
+    desc.pe.kind = POSATTN_PE_T5;
+    desc.pe.t5.bidirectional = 1;
+    desc.pe.t5.num_buckets = 32;
+    desc.pe.t5.max_distance = c.t5_max_distance;
+    for (int k = 0; k < 32 * c.hq; ++k) arr.t5_table.push_back(float(pat_rng_uniform(&rng, -2, 2)));
+    desc.pe.t5.table = arr.t5_table.data();
+  }
+  if (c.pe == POSATTN_PE_KERPLE_LOG || c.pe == POSATTN_PE_KERPLE_POWER) {
+    for (int h = 0; h < c.hq; ++h) {
+      arr.ka.push_back(float(pat_rng_uniform(&rng, 0.05, 1.0)));
+      arr.kp.push_back(float(pat_rng_uniform(&rng, 0.1, 2.0)));
+    }
+    desc.pe.kerple.a = arr.ka.data();
+    desc.pe.kerple.p = arr.kp.data();
+  }
+  if (c.pe == POSATTN_PE_FIRE) {  // a random 16-wide MLP with kinks inside [0, 1]
+    desc.pe.fire.mlp_width = 16;
+    for (int k = 0; k < 16; ++k) {
+      arr.w1.push_back(float(pat_rng_uniform(&rng, -3, 3)));
+      arr.b1.push_back(float(pat_rng_uniform(&rng, -1.5, 1.5)));
+    }
+    for (int k = 0; k < 16 * c.hq; ++k) arr.w2.push_back(float(pat_rng_uniform(&rng, -1, 1)));
+    for (int h = 0; h < c.hq; ++h) arr.b2.push_back(float(pat_rng_uniform(&rng, -0.5, 0.5)));
+    desc.pe.fire.w1 = arr.w1.data(); desc.pe.fire.b1 = arr.b1.data();
+    desc.pe.fire.w2 = arr.w2.data(); desc.pe.fire.b2 = arr.b2.data();
+  }
+  desc.pe.rope.rotary_dim = c.rotary_dim;
+  desc.pe.rope.layout = c.layout;
 }
 
 void PrefillWgmma::check(const Case &c, uint64_t seed) {
   SCOPED_TRACE(c.name);
   posattn_attention_desc desc;
-  std::vector<int32_t> docs;
+  Arrays docs;
   describe(c, desc, docs);
   ASSERT_EQ(posattn_supported(emu_, &desc, c.in, c.out), POSATTN_STATUS_SUCCESS)
       << posattn_context_last_message(emu_);
@@ -124,6 +175,50 @@ TEST_F(PrefillWgmma, hd128_f16_varlen_causal) {
   check(c, 4);
 }
 
+// ---- positional encodings (the policies of kernels/pe/*.cuh) ----
+TEST_F(PrefillWgmma, hd128_bf16_rope_neox_partial_causal) {
+  Case c{"hd128 rope", BF16, F32, 1, 2, 1, 128, 130, 130};
+  c.pe = POSATTN_PE_ROPE;
+  c.rotary_dim = 64;
+  c.causal = 1;
+  check(c, 40);
+}
+TEST_F(PrefillWgmma, hd64_f16_rope_gptj_positions_varlen) {
+  Case c{"hd64 rope gptj", F16, F16, 2, 2, 2, 64, 140, 140};
+  c.cu = {0, 9, 149};
+  c.pe = POSATTN_PE_ROPE;
+  c.layout = POSATTN_ROPE_GPTJ;
+  c.positions = true;
+  check(c, 41);
+}
+TEST_F(PrefillWgmma, hd64_bf16_alibi_window) {
+  Case c{"hd64 alibi", BF16, BF16, 1, 2, 2, 64, 200, 200};
+  c.pe = POSATTN_PE_ALIBI;
+  c.causal = 1;
+  c.wl = 60;
+  check(c, 42);
+}
+TEST_F(PrefillWgmma, hd128_f16_t5_positions) {
+  Case c{"hd128 t5", F16, F32, 1, 2, 1, 128, 90, 150};
+  c.positions = true;
+  c.t5_max_distance = 4000;
+  check(c, 43);
+}
+TEST_F(PrefillWgmma, hd64_bf16_kerple_log_and_power_causal) {
+  for (posattn_pe_kind k : {POSATTN_PE_KERPLE_LOG, POSATTN_PE_KERPLE_POWER}) {
+    Case c{"hd64 kerple", BF16, BF16, 1, 2, 1, 64, 150, 150};
+    c.pe = k;
+    c.causal = 1;
+    check(c, 44 + int(k));
+  }
+}
+TEST_F(PrefillWgmma, hd64_f16_fire_causal) {
+  Case c{"hd64 fire", F16, F16, 1, 2, 2, 64, 140, 140};
+  c.pe = POSATTN_PE_FIRE;
+  c.causal = 1;
+  check(c, 50);
+}
+
 // ---- head dim 64 ----
 TEST_F(PrefillWgmma, hd64_bf16_one_partial_tile_17_causal_gqa) {
   Case c{"hd64 bf16 17", BF16, BF16, 1, 4, 2, 64, 17, 17};
@@ -149,17 +244,33 @@ TEST_F(PrefillWgmma, hd64_f16_sliding_window_skips_tiles) {
   check(c, 8);
 }
 
+// The producer/consumer protocol (mbarrier ring, parities over several laps of a 2-stage ring)
+// with the block's ready threads run in random orders.
+TEST_F(PrefillWgmma, shuffled_thread_orders) {
+  pa_emu::Options &o = pa_emu::options();
+  const pa_emu::Options saved = o;
+  o.shuffle = true;
+  for (uint64_t seed : {11u, 12u, 13u}) {
+    o.seed = seed;
+    Case c{"hd64 shuffled", BF16, BF16, 1, 2, 1, 64, 130, 600};
+    c.causal = 1;
+    check(c, 30 + seed);
+  }
+  o = saved;
+}
+
 // The chooser: wgmma on an sm_90 target only where it serves; mma otherwise.
 TEST_F(PrefillWgmma, chooser_prefers_wgmma_on_sm90_only) {
   posattn_attention_desc desc;
-  std::vector<int32_t> docs;
+  Arrays docs;
   char msg[256];
   describe(Case{"", BF16, BF16, 1, 1, 1, 128, 8, 8}, desc, docs);
   EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
   pa_prefill_set_emu_target_sm(80);
   EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "mma");
   pa_prefill_set_emu_target_sm(90);
-  desc.pe.kind = POSATTN_PE_ALIBI;  // not served yet: the sm80 kernel
+  desc.pe.kind = POSATTN_PE_XPOS;  // not served yet: the sm80 kernel
+  desc.causal = 1;
   EXPECT_STRNE(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
   desc.pe.kind = POSATTN_PE_NONE;
   desc.head_dim = 96;
@@ -181,7 +292,7 @@ TEST_F(PrefillWgmma, nonfinite_inputs_poison_only_the_rows_that_see_them) {
     Case c{"nan", dt, F32, 2, 2, 1, 64, 140, 140};
     c.causal = 1;
     posattn_attention_desc desc;
-    std::vector<int32_t> docs;
+    Arrays docs;
     describe(c, desc, docs);
     SCOPED_TRACE(posattn_dtype_string(dt));
     pat_rng rng;
