@@ -36,7 +36,8 @@ extern "C" posattn_status pa_prefill_choose(const pa_problem *p, int stage_out,
 #else
   const char *why_not_mma = "the tensor-core kernel is not built in";
 #endif
-  // stage_out: the EMU backend, whose target is g_emu_target_sm; the CUDA backend: sm_80 for now.
+  // stage_out: the EMU backend, whose target is g_emu_target_sm; the CUDA backend asks for sm_80
+  // and re-decides for its device (cuda_backend.cu).
   const int sm = stage_out ? g_emu_target_sm.load() : 80;
 #if defined(POSATTN_PREFILL_WGMMA)
   const bool wgmma_fits = sm >= 90 && pa_kernels::wgmma::unfit(p) == nullptr;

@@ -20,7 +20,8 @@
  * On an sm_90 target the WGMMA kernel is preferred where it fits, then MMA, then SIMT; on other
  * targets MMA whenever it fits. The EMU backend has no device: its target is sm_80 unless
  * pa_prefill_set_emu_target_sm() says otherwise (tests force the WGMMA kernel that way). The CUDA
- * backend does not run the WGMMA kernel yet (its target stays sm_80 here). */
+ * backend asks this chooser for sm_80 and then takes the WGMMA kernel itself on a compute
+ * capability 9.0 device when its build has sm_90a code (kernels/cuda_backend.cu). */
 #ifndef POSATTN_PREFILL_DISPATCH_H
 #define POSATTN_PREFILL_DISPATCH_H
 
