@@ -20,8 +20,8 @@
 //                              into one FFMA (as mma.cuh: "Logit units")
 //                O += P V      P converted to bf16/f16 in registers (wgmma_a_from_acc), wgmma RS
 //                              with V MN-major in shared memory
-// The two consumers run independently (each waits for its own wgmmas); ping-pong scheduling by
-// named barriers is not done yet.
+// The two consumers take turns issuing their wgmmas (ping-pong, named barriers 3 and 4), so that
+// one warpgroup's softmax overlaps the other's GEMMs.
 //
 // Shared memory (1024-byte aligned; every tile as a TMA load with 128-byte swizzle writes it):
 //   Q  [warpgroup][D/64 chunks][64 rows][64 features]
@@ -281,23 +281,45 @@ __global__ void __launch_bounds__(384, 1)
       return pa_pe::Bias<PeKind>(p, h, pq);
   };
 
-  for (int n = 0, kt = next_tile(lo / kBc); kt < t_end; ++n, kt = next_tile(kt + 1)) {
-    const int s = n % kS, j0 = kt * kBc;
-    pa::mbarrier_wait(full + s, unsigned((n / kS) & 1));
-    const pa::sptr<Tin> k_s = sK + s * kBc * D, v_s = sV + s * kBc * D;
-    const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
-
-    // ---- S = Q K^T ----
-    pa::wgmma_acc<kBc> sc;
-    pa::wgmma_fence();
+  // Ping-pong (FlashAttention-3): the two consumers take turns issuing their wgmmas -- O += P V of
+  // tile n and S = Q K^T of tile n+1 back to back -- under named barriers kTurn + wg, so that one
+  // warpgroup's softmax runs while the other's GEMMs do. Consumer 0 takes the first turn (consumer
+  // 1 hands it over before its first); each turn ends by handing the next to the other consumer,
+  // except consumer 1's last, so every barrier sees as many arrivals as waits. Both consumers walk
+  // the same tile sequence, hence the same number of turns.
+  constexpr int kTurn = 3;  // named barriers 3 (consumer 0's turn) and 4 (consumer 1's)
+  auto turn_begin = [&]() { pa::named_barrier_sync(kTurn + wg, 256); };
+  auto turn_end = [&](bool last) {
+    if (!(last && wg == 1)) pa::named_barrier_arrive(kTurn + 1 - wg, 256);
+  };
+  pa::wgmma_acc<kBc> sc;  // S of the tile being worked on; P in place after the softmax
+  auto issue_s = [&](int n) {  // S = Q K^T of the n-th tile (slot n % kS), after its full wait
+    const pa::sptr<Tin> k_s = sK + (n % kS) * kBc * D;
     PA_UNROLL
     for (int kb = 0; kb < D / 16; ++kb)
       pa::wgmma_ss<kBc, Tin>(
           sc, pa::wgmma_desc_k_major(q_s + pa::wgmma_kblock_k_major(kb, 64, 128) / 2, 64, 128),
           pa::wgmma_desc_k_major(k_s + pa::wgmma_kblock_k_major(kb, kBc, 128) / 2, kBc, 128),
           kb > 0);
+  };
+
+  int kt = next_tile(lo / kBc);
+  if (kt < t_end) {
+    if (wg == 1) pa::named_barrier_arrive(kTurn, 256);  // consumer 0's first turn
+    pa::mbarrier_wait(full, 0);
+    turn_begin();
+    pa::wgmma_fence();
+    issue_s(0);
     pa::wgmma_commit();
-    pa::wgmma_wait<0>();
+    turn_end(false);
+  }
+  for (int n = 0; kt < t_end; ++n) {
+    const int s = n % kS, j0 = kt * kBc;
+    const int kt_next = next_tile(kt + 1);
+    const bool last = kt_next >= t_end;
+    const pa::sptr<Tin> v_s = sV + s * kBc * D;
+    const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
+    pa::wgmma_wait<0>();  // S of tile n
 
     // ---- logits, mask; mn: this thread's minimum of each row's visible x (0 included) ----
     if (!plain) {
@@ -372,10 +394,13 @@ __global__ void __launch_bounds__(384, 1)
       rsum[r] += w;
     }
 
-    // ---- O += P V: P from the S accumulator, V MN-major ----
+    // ---- this consumer's turn: O += P V (P from the S accumulator, V MN-major), then S of the
+    // next tile ----
     pa::wgmma_a pf[kBc / 16];
     PA_UNROLL
     for (int kb = 0; kb < kBc / 16; ++kb) pa::wgmma_a_from_acc<Tin>(pf[kb], sc, kb);
+    if (!last) pa::mbarrier_wait(full + (n + 1) % kS, unsigned(((n + 1) / kS) & 1));
+    turn_begin();
     pa::wgmma_fence();
     PA_UNROLL
     for (int kb = 0; kb < kBc / 16; ++kb)
@@ -383,8 +408,17 @@ __global__ void __launch_bounds__(384, 1)
           o, pf[kb], pa::wgmma_desc_mn_major(v_s + pa::wgmma_kblock_mn_major(kb, 128) / 2, kBc, 128),
           true);
     pa::wgmma_commit();
-    pa::wgmma_wait<0>();
+    if (!last) {
+      issue_s(n + 1);
+      pa::wgmma_commit();
+    }
+    turn_end(last);
+    if (last)
+      pa::wgmma_wait<0>();
+    else
+      pa::wgmma_wait<1>();  // O += P V has retired (S of the next tile may still run)
     pa::mbarrier_arrive(empty + s);  // this thread is done with slot s
+    kt = kt_next;
   }
 
   // ---- epilogue: O / l rounded once to the output dtype; lse in natural log ----
