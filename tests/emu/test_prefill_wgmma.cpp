@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
@@ -257,6 +259,47 @@ TEST_F(PrefillWgmma, shuffled_thread_orders) {
     check(c, 30 + seed);
   }
   o = saved;
+}
+
+// Strided q/k/v (the TMA maps' strides): [batch][heads][seq][d + 8] (head-major, padded rows)
+// instead of the contiguous [batch][seq][heads][d].
+TEST_F(PrefillWgmma, hd128_bf16_head_major_padded_strides_causal_gqa) {
+  const Case c{"hd128 strided", BF16, BF16, 2, 4, 2, 128, 130, 150, {}, 1};
+  posattn_attention_desc desc;
+  Arrays arr;
+  describe(c, desc, arr);
+  ASSERT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, nullptr, 0), "wgmma");
+  pat_rng rng;
+  pat_rng_seed(&rng, 60);
+  pat_inputs in;
+  ASSERT_EQ(pat_inputs_random(&in, &desc, BF16, &rng, 1.0), 0);
+  const int pitch = c.d + 8;
+  std::vector<void *> bufs;
+  auto restride = [&](posattn_tensor &t, int len, int heads) {
+    const size_t n = size_t(c.batch) * heads * len * pitch;
+    uint16_t *dst = static_cast<uint16_t *>(std::aligned_alloc(256, (n * 2 + 255) / 256 * 256));
+    for (size_t i = 0; i < n; ++i) dst[i] = 0x7fc0;  // NaN in the padding: must never be read
+    const uint16_t *src = static_cast<const uint16_t *>(t.data);
+    for (int b = 0; b < c.batch; ++b)
+      for (int i = 0; i < len; ++i)
+        for (int h = 0; h < heads; ++h)
+          for (int f = 0; f < c.d; ++f)
+            dst[((size_t(b) * heads + h) * len + i) * pitch + f] =
+                src[b * t.stride_batch + i * t.stride_seq + h * t.stride_head + f];
+    t.data = dst;
+    t.stride_head = int64_t(len) * pitch;
+    t.stride_seq = pitch;
+    t.stride_batch = int64_t(heads) * len * pitch;
+    bufs.push_back(dst);
+  };
+  pat_inputs strided = in;
+  restride(strided.tq, c.q_len, c.hq);
+  restride(strided.tk, c.kv_len, c.hkv);
+  restride(strided.tv, c.kv_len, c.hkv);
+  pat_checked r;
+  pat_check_forward(emu_, ref_, &desc, &strided, BF16, BF16, &r);
+  for (void *b : bufs) std::free(b);
+  pat_inputs_free(&in);
 }
 
 // The chooser: wgmma on an sm_90 target only where it serves; mma otherwise.
