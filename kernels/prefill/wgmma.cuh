@@ -4,7 +4,7 @@
 //
 // First version, kept simple: head dims 64 and 128, bf16/f16 inputs; every mask (causal
 // bottom-right, windows, documents + anchors, with tile skipping), GQA, dense and varlen, softcap;
-// no PE, RoPE, ALiBi, T5, KERPLE (log, power) and FIRE through the policies mma.cuh uses
+// the PE kinds NONE, ROPE, ALIBI, T5, KERPLE (log, power) and FIRE through the policies mma.cuh uses
 // (kernels/pe/*.cuh): biases added to the fp32 logit (T5 and FIRE tables copied to shared memory
 // once per block), RoPE's K rotated by the pre-pass (rope_k.cu) and Q rotated once per block by
 // each consumer warpgroup in shared memory (fp32, rounded once to the input type). The chooser
@@ -20,8 +20,10 @@
 //                              into one FFMA (as mma.cuh: "Logit units")
 //                O += P V      P converted to bf16/f16 in registers (wgmma_a_from_acc), wgmma RS
 //                              with V MN-major in shared memory
-// The two consumers take turns issuing their wgmmas (ping-pong, named barriers 3 and 4), so that
-// one warpgroup's softmax overlaps the other's GEMMs.
+// The two consumers take turns issuing their wgmmas (ping-pong, named barriers 3 and 4: P V of
+// tile n and S of tile n+1 in one turn), so that one warpgroup's softmax overlaps the other's
+// GEMMs. Not done: overlapping a warpgroup's own softmax with its own next S (FA3's intra-warpgroup
+// pipelining).
 //
 // Shared memory (1024-byte aligned; every tile as a TMA load with 128-byte swizzle writes it):
 //   Q  [warpgroup][D/64 chunks][64 rows][64 features]
@@ -261,6 +263,7 @@ __global__ void __launch_bounds__(384, 1)
   const float cs = plain ? p.scale * kLog2e : 1.f;  // mma.cuh, "Logit units"
 
   pa::wgmma_acc<D> o;
+  PA_UNROLL
   for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
   float rmax[2] = {-INFINITY, -INFINITY}, rsum[2] = {0.f, 0.f};
   pa::mbarrier_wait(q_bar, 0);
