@@ -25,7 +25,7 @@ posattn_status pa_choose(posattn_context *ctx, const pa_problem *p, pa_choice *c
       return POSATTN_STATUS_SUCCESS;
     case POSATTN_BACKEND_CUDA:
 #if defined(POSATTN_WITH_CUDA)
-      PA_TRY(pa_cuda_choose(p, &choice->workspace_bytes, ctx->msg, PA_MSG_SIZE));
+      PA_TRY(pa_cuda_choose(ctx->device, p, &choice->workspace_bytes, ctx->msg, PA_MSG_SIZE));
       choice->kernel = PA_KERNEL_CUDA_PREFILL;
       return POSATTN_STATUS_SUCCESS;
 #else

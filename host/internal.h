@@ -245,11 +245,11 @@ posattn_status pa_emu_forward(posattn_context *ctx, const pa_problem *p, void *w
 
 /* ---- CUDA backend (engineer I1: kernels/cuda_backend.cu), defined only in builds with
  * POSATTN_WITH_CUDA. pa_cuda_probe: whether `device` is usable (NO_DEVICE / DEVICE_ERROR /
- * DEVICE_LOST with the CUDA error text); pa_cuda_choose: the prefill chooser for this build's nvcc kernels, with the
+ * DEVICE_LOST with the CUDA error text); pa_cuda_choose: the prefill chooser for this build's nvcc kernels on `device`, with the
  * workspace they need; pa_cuda_forward: asynchronous on ctx->stream. */
 posattn_status pa_cuda_probe(int device, char *why, size_t why_size);
-posattn_status pa_cuda_choose(const pa_problem *p, size_t *workspace_bytes, char *msg,
-                              size_t msg_size);
+posattn_status pa_cuda_choose(int device, const pa_problem *p, size_t *workspace_bytes,
+                              char *msg, size_t msg_size);
 posattn_status pa_cuda_forward(posattn_context *ctx, const pa_problem *p, void *ws, size_t ws_bytes);
 
 /* Chooser (host/choose.c): the one function behind dispatch and posattn_supported(). */

@@ -11,7 +11,9 @@
 // tensor-core kernel is the emulator build's table entry; the nvcc build may hold fewer instances
 // (POSATTN_CUDA_PREFILL_INSTANCES, kernels/prefill/instances.cmake), and then the SIMT kernel runs
 // the problem: pa_cuda_choose() is the one place that applies this, for supported(), the workspace
-// query and forward alike.
+// query and forward alike. On a compute capability 9.0 device, in a build with sm_90a code
+// (POSATTN_PREFILL_WGMMA, kernels/sources.cmake), the wgmma kernel (kernels/prefill/wgmma.cuh)
+// takes every problem it serves (pa_kernels::wgmma::unfit).
 //
 // Host arrays (index arrays, PE parameters): the tables are built on the host and copied into the
 // device workspace with cudaMemcpyAsync from PAGEABLE memory. For pageable sources the driver
@@ -61,21 +63,47 @@ PA_CUDA_ENTRY int pa_cuda_mma_built(int head_dim, int in_dtype, int pe_kind) {
 }
 
 namespace {
-posattn_status choose(const pa_problem *p, pa_prefill_kernel *kernel, size_t *bytes, char *msg,
-                      size_t msg_size) {
+// Whether `device` runs this build's sm_90a code (the wgmma kernel): compute capability 9.0 and a
+// build with POSATTN_PREFILL_WGMMA (kernels/sources.cmake: 90a among the CUDA architectures).
+bool runs_sm90a(int device) {
+#if defined(POSATTN_PREFILL_WGMMA)
+  int major = 0, minor = 0;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return major == 9 && minor == 0;
+#else
+  (void)device;
+  return false;
+#endif
+}
+
+posattn_status choose(int device, const pa_problem *p, pa_prefill_kernel *kernel, size_t *bytes,
+                      char *msg, size_t msg_size) {
   PA_TRY(pa_prefill_choose(p, 0, kernel, bytes, msg, msg_size));
   // The chooser judged the emulator build's instances; fall back to SIMT where nvcc built none
   // (every tensor-core head dim is within the SIMT kernel's range).
   if (*kernel == PA_PREFILL_MMA && !pa_cuda_mma_built(p->d, p->in_dtype, p->desc->pe.kind))
     *kernel = PA_PREFILL_SIMT;
+#if defined(POSATTN_PREFILL_WGMMA)
+  // sm_90: the wgmma kernel where it serves (its workspace: that of the MMA kernel's layout).
+  if (runs_sm90a(device) && pa_kernels::wgmma::unfit(p) == nullptr) {
+    *kernel = PA_PREFILL_WGMMA;
+    pa_prefill_layout L;
+    PA_TRY(pa_prefill_layout_make(p, 0, pa_prefill_prerotates_k(*kernel, p), &L, msg, msg_size));
+    *bytes = L.total;
+  }
+#endif
   return POSATTN_STATUS_SUCCESS;
 }
 }  // namespace
 
-PA_CUDA_ENTRY posattn_status pa_cuda_choose(const pa_problem *p, size_t *workspace_bytes,
-                                            char *msg, size_t msg_size) {
+PA_CUDA_ENTRY posattn_status pa_cuda_choose(int device, const pa_problem *p,
+                                            size_t *workspace_bytes, char *msg, size_t msg_size) {
   pa_prefill_kernel kernel;
-  return choose(p, &kernel, workspace_bytes, msg, msg_size);
+  return choose(device, p, &kernel, workspace_bytes, msg, msg_size);
 }
 
 PA_CUDA_ENTRY posattn_status pa_cuda_forward(posattn_context *ctx, const pa_problem *p, void *ws,
@@ -83,7 +111,7 @@ PA_CUDA_ENTRY posattn_status pa_cuda_forward(posattn_context *ctx, const pa_prob
   PA_CHECK_INTERNAL(ctx, p && p->q && p->k && p->v && p->out);
   pa_prefill_kernel kernel;
   size_t need;
-  PA_TRY(choose(p, &kernel, &need, ctx->msg, PA_MSG_SIZE));
+  PA_TRY(choose(ctx->device, p, &kernel, &need, ctx->msg, PA_MSG_SIZE));
   PA_CHECK_INTERNAL(ctx, ws_bytes >= need && (need == 0 || ws != nullptr));
   pa_prefill_layout L;
   PA_TRY(pa_prefill_layout_make(p, 0, pa_prefill_prerotates_k(kernel, p), &L, ctx->msg,

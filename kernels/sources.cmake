@@ -49,6 +49,12 @@ if(POSATTN_HAVE_CUDA)
   target_compile_definitions(posattn_cuda_backend PRIVATE POSATTN_BUILDING POSATTN_WITH_CUDA
                              POSATTN_PREFILL_MMA)
   target_include_directories(posattn_cuda_backend PRIVATE ${CUDAToolkit_INCLUDE_DIRS})
+  # The sm_90a wgmma prefill kernel (kernels/prefill/wgmma.cuh) in the CUDA backend: only with
+  # sm_90a code in the build; the backend then prefers it on compute capability 9.0 devices.
+  option(POSATTN_CUDA_PREFILL_WGMMA "run the sm_90a wgmma prefill kernel on sm_90 devices" ON)
+  if(POSATTN_CUDA_PREFILL_WGMMA AND "90a" IN_LIST CMAKE_CUDA_ARCHITECTURES)
+    target_compile_definitions(posattn_cuda_backend PRIVATE POSATTN_PREFILL_WGMMA)
+  endif()
   set_target_properties(posattn_cuda_backend PROPERTIES POSITION_INDEPENDENT_CODE ON
     CUDA_VISIBILITY_PRESET hidden CXX_VISIBILITY_PRESET hidden VISIBILITY_INLINES_HIDDEN ON)
   # The nvcc table lists exactly the instances nvcc compiled (none without the option): the

@@ -3,6 +3,9 @@
 # H100/H200: build for the card, run the GPU test label (decode tests first), compute-sanitizer
 # (memcheck + racecheck) on a small benchmark run, the prefill benchmark, the decode benchmark and
 # the general posattn-bench report (+ PyTorch when importable); a short decode table is printed last.
+# On sm_90 (H100/H200) the CUDA backend runs the wgmma kernel (kernels/prefill/wgmma.cuh) wherever it
+# serves: the gpu tests and the posattn-bench prefill rows then check and time it; prefill_bench
+# links the sm80 mma instances directly (the comparison).
 # Estimated on an H200 (16 cores): build ~3.5 min, gpu tests ~1 min, sanitizer ~40 s, prefill bench
 # ~30 s, decode bench ~70 s (--max-time 0.2), posattn-bench report ~50 s (--max-time 0.3).
 #   scripts/gpu-check.sh [build-dir]       (default build-gpu; ARCH=sm_90a by default, e.g. ARCH=sm_80)

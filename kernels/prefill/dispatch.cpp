@@ -1,6 +1,7 @@
 // dispatch.cpp -- the prefill chooser and the EMU forward (dispatch.h).
 #include "prefill/dispatch.h"
 
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <new>
@@ -9,14 +10,21 @@ extern "C" const char *pa_prefill_kernel_name(pa_prefill_kernel k) {
   switch (k) {
     case PA_PREFILL_SIMT: return "simt";
     case PA_PREFILL_MMA: return "mma";
+    case PA_PREFILL_WGMMA: return "wgmma";
     case PA_PREFILL_NONE: break;
   }
   return "none";
 }
 
 extern "C" int pa_prefill_prerotates_k(pa_prefill_kernel k, const pa_problem *p) {
-  return k == PA_PREFILL_MMA && p->desc->pe.kind == POSATTN_PE_ROPE;
+  return (k == PA_PREFILL_MMA || k == PA_PREFILL_WGMMA) && p->desc->pe.kind == POSATTN_PE_ROPE;
 }
+
+namespace {
+std::atomic<int> g_emu_target_sm{80};
+}  // namespace
+
+extern "C" int pa_prefill_set_emu_target_sm(int sm) { return g_emu_target_sm.exchange(sm); }
 
 extern "C" posattn_status pa_prefill_choose(const pa_problem *p, int stage_out,
                                             pa_prefill_kernel *kernel, size_t *workspace_bytes,
@@ -28,7 +36,17 @@ extern "C" posattn_status pa_prefill_choose(const pa_problem *p, int stage_out,
 #else
   const char *why_not_mma = "the tensor-core kernel is not built in";
 #endif
-  if (why_not_mma == nullptr) {
+  // stage_out: the EMU backend, whose target is g_emu_target_sm; the CUDA backend asks for sm_80
+  // and re-decides for its device (cuda_backend.cu).
+  const int sm = stage_out ? g_emu_target_sm.load() : 80;
+#if defined(POSATTN_PREFILL_WGMMA)
+  const bool wgmma_fits = sm >= 90 && pa_kernels::wgmma::unfit(p) == nullptr;
+#else
+  const bool wgmma_fits = false;
+#endif
+  if (wgmma_fits) {
+    *kernel = PA_PREFILL_WGMMA;
+  } else if (why_not_mma == nullptr) {
     *kernel = PA_PREFILL_MMA;
   } else if (p->d <= pa_prefill::kSimtMaxDim) {
     *kernel = PA_PREFILL_SIMT;

@@ -47,6 +47,6 @@ endforeach()
 list(APPEND POSATTN_EMU_SOURCES ${_pa_inst_dir}/mma_table.cpp)
 # The chooser (kernels/prefill/dispatch.cpp) compiles the tensor-core kernel in on this define.
 set_property(SOURCE ${CMAKE_CURRENT_LIST_DIR}/dispatch.cpp APPEND PROPERTY COMPILE_DEFINITIONS
-  POSATTN_PREFILL_MMA)
+  POSATTN_PREFILL_MMA POSATTN_PREFILL_WGMMA)
 set_source_files_properties(${_pa_inst_dir}/mma_table.cpp PROPERTIES COMPILE_DEFINITIONS
   "${_pa_inst_defs}")

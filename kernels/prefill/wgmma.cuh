@@ -1,0 +1,560 @@
+// wgmma.cuh -- the sm_90a (Hopper) prefill kernel: attention forward in the FlashAttention-3 manner,
+// written against the device layer's Hopper primitives (kernels/device/sm90.cuh), so that nvcc
+// builds it for sm_90a and the emulator runs the same source on the CPU.
+//
+// First version, kept simple: head dims 64 and 128, bf16/f16 inputs; every mask (causal
+// bottom-right, windows, documents + anchors, with tile skipping), GQA, dense and varlen, softcap;
+// the PE kinds NONE, ROPE, ALIBI, T5, KERPLE (log, power) and FIRE through the policies mma.cuh uses
+// (kernels/pe/*.cuh): biases added to the fp32 logit (T5 and FIRE tables copied to shared memory
+// once per block), RoPE's K rotated by the pre-pass (rope_k.cu) and Q rotated once per block by
+// each consumer warpgroup in shared memory (fp32, rounded once to the input type). The chooser
+// (dispatch.cpp) sends the rest (xPos, other head dims, fp32 inputs) to the sm80 kernel (mma.cuh).
+//
+// One block (CTA) computes 128 query rows of one (sequence, q head) with three warpgroups:
+//   warpgroup 0  producer: one warp issues the TMA loads (Q once, then K/V tiles of Bc keys into a
+//                kStages-deep ring guarded by mbarriers: full[s] = "tile landed", empty[s] = "both
+//                consumers are done with slot s"); its registers go down with setmaxnreg.dec
+//   warpgroups 1, 2  consumers, 64 query rows each, registers up with setmaxnreg.inc. Per tile:
+//                S = Q K^T     wgmma SS (Q and K K-major in shared memory, 128-byte swizzle)
+//                softmax       fp32 online softmax on the accumulator, exp2 with the scale folded
+//                              into one FFMA (as mma.cuh: "Logit units")
+//                O += P V      P converted to bf16/f16 in registers (wgmma_a_from_acc), wgmma RS
+//                              with V MN-major in shared memory
+// The two consumers take turns issuing their wgmmas (ping-pong, named barriers 3 and 4: P V of
+// tile n and S of tile n+1 in one turn), so that one warpgroup's softmax overlaps the other's
+// GEMMs. Not done: overlapping a warpgroup's own softmax with its own next S (FA3's intra-warpgroup
+// pipelining).
+//
+// Shared memory (1024-byte aligned; every tile as a TMA load with 128-byte swizzle writes it):
+//   Q  [warpgroup][D/64 chunks][64 rows][64 features]
+//   K  [stage][D/64 chunks][Bc keys][64 features]   (K-major B operand of S = Q K^T)
+//   V  [stage][D/64 chunks][Bc keys][64 features]   (MN-major B operand of O = P V)
+// Tensor maps (built at launch, launch()): 4D (feature, head, token, batch); dense tiles hanging
+// over a sequence end read zeros, varlen tiles read the next sequence's tokens, which the mask
+// hides (and the NaN rule below keeps out of P V).
+//
+// Non-finite values (posattn.h NaN RULE), as mma.cuh does it: masked logits are -inf; per tile a
+// row's maximum and this thread's minimum of its visible logits are finite exactly when every one
+// is (otherwise the row's sum becomes NaN); the epilogue turns any non-finite accumulator of a row
+// into a NaN row and LSE. On tiles with masked elements a non-finite V element of a key that some
+// rows do not see would reach them through P V (0 * inf = NaN on tensor cores): for such tiles the
+// producer warp waits for the tile itself, replaces each non-finite V element by 0 and makes the
+// first K element of its 16-byte chunk NaN (K and V tiles share one layout), so that exactly the
+// rows that see the key get a NaN logit; only then does it arrive on full[s]. It writes only when
+// it finds a non-finite V element (then fence_proxy_async, __syncwarp, arrive). The emulator runs
+// that path with all its checks on (tests/emu/test_prefill_wgmma.cpp, NaN-rule test).
+#ifndef POSATTN_PREFILL_WGMMA_CUH
+#define POSATTN_PREFILL_WGMMA_CUH
+
+#include "device/sm90.cuh"
+#include "internal.h"
+#include "pe/bias.cuh"
+#include "pe/mask.cuh"
+#include "pe/rope.cuh"
+#include "posattn.h"
+#include "prefill/params.h"
+
+#if defined(__CUDACC__)
+#define PA_WGMMA_NS cuda
+#else
+#define PA_WGMMA_NS emu
+#endif
+
+namespace pa_kernels {
+namespace wgmma {
+inline namespace PA_WGMMA_NS {
+
+// ---- tile choices ---------------------------------------------------------------------------------
+// 128 query rows (two consumer warpgroups of 64), Bc = 128 keys, 2 stages.
+// hd128: 32 KiB Q + 2 x (32 + 32) KiB K/V = 160 KiB; hd64: 16 + 2 x 32 = 80 KiB.
+// Consumer registers: S 64 + O D/2 + P 32 fp32/b32 per thread.
+template <int D>
+struct Traits {
+  static_assert(D == 64 || D == 128, "head dims 64 and 128");
+  static constexpr int kD = D, kBr = 128, kBc = 128, kStages = 2;
+  static constexpr int kChunks = D / 64;  // 128-byte swizzle columns of 64 features
+  static constexpr int kThreads = 384;    // producer warpgroup + two consumer warpgroups
+  static constexpr unsigned kQBytes = 64u * D * 2;   // one consumer's Q rows
+  static constexpr unsigned kKVBytes = kBc * D * 2;  // one K (or V) tile
+};
+
+// Dynamic shared memory: the tiles, plus the T5/FIRE bias tables (pa_pe::shared_table_bytes).
+template <int D>
+constexpr size_t smem_bytes() {
+  using T = Traits<D>;
+  return 1024 /* alignment slack */ + size_t(T::kBr + 2 * T::kStages * T::kBc) * D * 2;
+}
+
+// RoPE: rotates this warpgroup's Q rows [0, rows) in place (the TMA layout with 128-byte swizzle:
+// feature f of row r at chunk f / 64, 16-byte group ((f % 64) / 8) ^ (r % 8)); each pair in fp32,
+// rounded once to the input type. pos(r): position id of row r. t: thread of the warpgroup.
+template <class Tin, class Pos>
+PA_DEVICE void rotate_q(const pa_prefill_params &p, pa::sptr<Tin> q, int rows, Pos pos, int t) {
+  auto at = [](int r, int f) {
+    return (f / 64) * 64 * 64 + r * 64 + ((((f % 64) >> 3) ^ (r & 7)) << 3) + (f & 7);
+  };
+  const int npairs = p.rotary_dim / 2;
+  for (int e = t; e < rows * npairs; e += 128) {
+    const int r = e / npairs, i = e % npairs;
+    int fa, fb;
+    pa_pe::rope_pair_features(p, i, fa, fb);
+    const pa::sptr<Tin> ea = q + at(r, fa), eb = q + at(r, fb);
+    const float2 x = pa_pe::rope_rotate(pa::to_float(Tin(*ea)), pa::to_float(Tin(*eb)),
+                                        pa_pe::rope_cos_sin(p, i, pos(r)));
+    *ea = pa::from_float<Tin>(x.x);
+    *eb = pa::from_float<Tin>(x.y);
+  }
+}
+
+// Exponent bits of the 16-bit type: all set = infinity or NaN.
+template <class Tin>
+constexpr uint32_t kExpBits = std::is_same<Tin, pa::bf16>::value ? 0x7f80u : 0x7c00u;
+template <class Tin>
+PA_DEVICE bool nonfinite_pair(uint32_t w) {
+  constexpr uint32_t e = kExpBits<Tin>;
+  return (w & e) == e || ((w >> 16) & e) == e;
+}
+
+// The producer warp's NaN-rule pass over a landed K/V tile pair (see the file comment): lane
+// `lane` owns 16-byte chunks lane, lane + 32, ...; the same offset in K and V is the same key and
+// features, whatever the swizzle.
+template <int Elems, class Tin>
+PA_DEVICE void isolate_nonfinite_v(pa::sptr<Tin> k, pa::sptr<Tin> v, int lane) {
+  for (int e = lane; e < Elems / 8; e += 32) {
+    const uint4 w = pa::load(pa::ptr_cast<const uint4>(v + 8 * e));
+    if (!(nonfinite_pair<Tin>(w.x) || nonfinite_pair<Tin>(w.y) || nonfinite_pair<Tin>(w.z) ||
+          nonfinite_pair<Tin>(w.w)))
+      continue;
+    for (int x = 0; x < 8; ++x)
+      if ((Tin(*(v + 8 * e + x)).bits & kExpBits<Tin>) == kExpBits<Tin>) *(v + 8 * e + x) = Tin{0};
+    *(k + 8 * e) = pa::from_float<Tin>(NAN);
+  }
+}
+
+// Whether every key of [j0, j1) is visible to every row of [i0, i1) (the per-element rule is then
+// skipped). Conservative: false whenever unsure. (The same rule as mma.cuh's tile_all_visible.)
+PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, int j1) {
+  const pa_prefill_params &p = *sq.p;
+  if (j1 > sq.Lk) return false;
+  if (p.causal && j1 - 1 > i0 + sq.shift) return false;
+  if (p.window_left >= 0 && j0 < int64_t(i1) - 1 + sq.shift - p.window_left) return false;
+  if (p.window_right >= 0 && j1 - 1 > int64_t(i0) + sq.shift + p.window_right) return false;
+  if (p.doc_ids && j1 > p.num_anchor) {
+    const int32_t d = sq.q_doc(i0);
+    if (sq.q_doc(i1 - 1) != d || sq.kv_doc(j0) != d || sq.kv_doc(j1 - 1) != d) return false;
+  }
+  return true;
+}
+
+PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
+  switch (dtype) {
+    case POSATTN_DTYPE_BF16: pa::ptr_cast<pa::bf16>(base)[idx] = pa::bf16_from_float(x); break;
+    case POSATTN_DTYPE_F16: pa::ptr_cast<pa::f16>(base)[idx] = pa::f16_from_float(x); break;
+    default: pa::ptr_cast<float>(base)[idx] = x; break;
+  }
+}
+
+// ---- the kernel ----------------------------------------------------------------------------------
+// Grid: (ceil(max Lq / 128), hq, batch); block: 384 threads; dynamic smem: smem_bytes<D>().
+// tq/tk/tv: 4D tensor maps (feature, head, token, batch) with 64 x 1 x rows x 1 boxes (launch()).
+template <int D, class Tin, int PeKind>
+__global__ void __launch_bounds__(384, 1)
+    prefill_wgmma(const pa_prefill_params p, const __grid_constant__ pa::tma_map tq,
+                  const __grid_constant__ pa::tma_map tk, const __grid_constant__ pa::tma_map tv) {
+#if PA_SM90
+  using T = Traits<D>;
+  constexpr int kBr = T::kBr, kBc = T::kBc, kS = T::kStages, kC = T::kChunks;
+  constexpr float kLog2e = 1.4426950408889634f;
+  constexpr bool kBias = PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_FIRE ||
+                         PeKind == POSATTN_PE_T5 || PeKind == POSATTN_PE_KERPLE_LOG ||
+                         PeKind == POSATTN_PE_KERPLE_POWER;
+
+  // mbarriers: Q; full, empty and landed (the producer's own, NaN-rule tiles) per stage
+  PA_SHARED(uint64_t, bars, 1 + 3 * kS);
+  const pa::sptr<uint64_t> q_bar = bars, full = bars + 1, empty = bars + 1 + kS,
+                           landed = bars + 1 + 2 * kS;
+
+  const int tid = int(threadIdx.x);
+  const int b = int(blockIdx.z), h = int(blockIdx.y), hk = h / p.group;
+  const pa_pe::Seq sq(p, b);
+  const int qt0 = int(blockIdx.x) * kBr;
+  if (qt0 >= sq.Lq) return;  // the whole block leaves together
+  const int qt1 = pa::min(qt0 + kBr, sq.Lq);
+
+  pa::sptr<Tin> sQ = pa::dynamic_shared<Tin>();
+  sQ += (1024 - PA_SMEM_ADDR(sQ) % 1024) % 1024 / 2;  // 128-byte swizzle: 1024-byte aligned tiles
+  const pa::sptr<Tin> sK = sQ + kBr * D, sV = sK + kS * kBc * D;
+  // T5, FIRE: the bias tables after the K/V ring, filled by every thread before the barrier below
+  const pa::sptr<float> sB = pa::ptr_cast<float>(sV + kS * kBc * D);
+  pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, T::kThreads);
+
+  if (tid == 0) {
+    pa::mbarrier_init(q_bar, 1);
+    for (int s = 0; s < kS; ++s) {
+      pa::mbarrier_init(full + s, 1);
+      pa::mbarrier_init(empty + s, 256);  // every consumer thread
+      pa::mbarrier_init(landed + s, 1);
+    }
+    pa::fence_mbarrier_init();
+  }
+  __syncthreads();
+
+  // KV tiles to visit, the same sequence in every thread (as in mma.cuh): the causal/window key
+  // range [lo, hi) of the block's rows, minus tiles holding neither an anchor nor a document of them.
+  int lo, hi;
+  sq.kv_bounds(qt0, qt1, lo, hi);
+  const int t_end = hi > lo ? hi / kBc + (hi % kBc != 0) : 0;
+  auto next_tile = [&](int t) {
+    while (t < t_end && !sq.tile_has_docs(qt0, qt1, t * kBc, pa::min((t + 1) * kBc, sq.Lk))) ++t;
+    return t;
+  };
+  // TMA token/batch coordinates of token t of this sequence (varlen: packed, batch 0).
+  const int q_tok0 = p.cu_q ? int(sq.q0) : 0, k_tok0 = p.cu_q ? int(sq.k0) : 0;
+  const int cb = p.cu_q ? 0 : b;
+
+  if (tid < 128) {
+    // ================= producer =================
+    pa::setmaxnreg_dec<40>();
+    if (tid >= 32) return;  // one warp issues everything
+    const int lane = tid;
+    const bool leader = pa::elect_one_sync();
+    if (leader) {
+      pa::mbarrier_arrive_expect_tx(q_bar, 2 * T::kQBytes);
+      for (int wg = 0; wg < 2; ++wg)
+        for (int c = 0; c < kC; ++c)
+          pa::tma_load_4d(sQ + (wg * kC + c) * 64 * 64, tq, 64 * c, h, q_tok0 + qt0 + 64 * wg, cb,
+                          q_bar);
+    }
+    unsigned landed_phase = 0;  // bit s: parity of landed[s]'s next phase
+    for (int n = 0, t = next_tile(lo / kBc); t < t_end; ++n, t = next_tile(t + 1)) {
+      const int s = n % kS, j0 = t * kBc;
+      pa::mbarrier_wait(empty + s, unsigned((n / kS) & 1) ^ 1u);  // the first lap passes
+      const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
+      const pa::sptr<uint64_t> bar = masked ? landed + s : full + s;
+      const pa::sptr<Tin> k_s = sK + s * kBc * D, v_s = sV + s * kBc * D;
+      if (leader) {
+        pa::mbarrier_arrive_expect_tx(bar, 2 * T::kKVBytes);
+        for (int c = 0; c < kC; ++c) {
+          pa::tma_load_4d(k_s + c * kBc * 64, tk, 64 * c, hk, k_tok0 + j0, cb, bar);
+          pa::tma_load_4d(v_s + c * kBc * 64, tv, 64 * c, hk, k_tok0 + j0, cb, bar);
+        }
+      }
+      if (masked) {
+        pa::mbarrier_wait(landed + s, (landed_phase >> s) & 1u);
+        landed_phase ^= 1u << s;
+        isolate_nonfinite_v<kBc * D>(k_s, v_s, lane);
+        pa::fence_proxy_async();  // the writes above, before the consumers' wgmmas read them
+        __syncwarp();
+        if (leader) pa::mbarrier_arrive(full + s);
+      }
+    }
+    return;
+  }
+
+  // ================= consumers =================
+  pa::setmaxnreg_inc<232>();
+  const int wg = tid / 128 - 1, t = tid % 128;
+  const pa::sptr<Tin> q_s = sQ + wg * kC * 64 * 64;
+  // Rows of this thread (accumulator layout, sm90.cuh): r = 0, 1 -> row 16w + g + 8r of the
+  // warpgroup's 64; element i of an accumulator belongs to row (i / 2) % 2.
+  const int row0 = qt0 + 64 * wg + 16 * (t / 32) + (t % 32) / 4;
+  auto row_of = [&](int r) { return row0 + 8 * r; };
+  const bool plain = !kBias && !(p.softcap > 0.f);
+  const float cs = plain ? p.scale * kLog2e : 1.f;  // mma.cuh, "Logit units"
+
+  pa::wgmma_acc<D> o;
+  PA_UNROLL
+  for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
+  float rmax[2] = {-INFINITY, -INFINITY}, rsum[2] = {0.f, 0.f};
+  pa::mbarrier_wait(q_bar, 0);
+  if (PeKind == POSATTN_PE_ROPE) {  // K arrives rotated (pre-pass); Q once per block, here
+    const int r0 = qt0 + 64 * wg;
+    rotate_q(p, q_s, pa::max(0, pa::min(64, sq.Lq - r0)), [&](int r) { return sq.q_pos(r0 + r); },
+             t);
+    pa::fence_proxy_async();                // the writes, before the wgmmas read Q
+    pa::named_barrier_sync(1 + wg, 128);    // ... of every thread of this warpgroup
+  }
+  auto row_bias = [&](int32_t pq) {
+    if constexpr (PeKind == POSATTN_PE_T5)
+      return pa_pe::T5Shared{sB, uint32_t(p.t5_nmax), pq};
+    else if constexpr (PeKind == POSATTN_PE_FIRE)
+      return pa_pe::FireBias<pa::sptr>(p, pa_pe::fire_segments_shared(p, sB), pq,
+                                       pa_pe::fire_inv_norm(p, pq));
+    else
+      return pa_pe::Bias<PeKind>(p, h, pq);
+  };
+
+  // Ping-pong (FlashAttention-3): the two consumers take turns issuing their wgmmas -- O += P V of
+  // tile n and S = Q K^T of tile n+1 back to back -- under named barriers kTurn + wg, so that one
+  // warpgroup's softmax runs while the other's GEMMs do. Consumer 0 takes the first turn (consumer
+  // 1 hands it over before its first); each turn ends by handing the next to the other consumer,
+  // except consumer 1's last, so every barrier sees as many arrivals as waits. Both consumers walk
+  // the same tile sequence, hence the same number of turns.
+  constexpr int kTurn = 3;  // named barriers 3 (consumer 0's turn) and 4 (consumer 1's)
+  auto turn_begin = [&]() { pa::named_barrier_sync(kTurn + wg, 256); };
+  auto turn_end = [&](bool last) {
+    if (!(last && wg == 1)) pa::named_barrier_arrive(kTurn + 1 - wg, 256);
+  };
+  pa::wgmma_acc<kBc> sc;  // S of the tile being worked on; P in place after the softmax
+  auto issue_s = [&](int n) {  // S = Q K^T of the n-th tile (slot n % kS), after its full wait
+    const pa::sptr<Tin> k_s = sK + (n % kS) * kBc * D;
+    PA_UNROLL
+    for (int kb = 0; kb < D / 16; ++kb)
+      pa::wgmma_ss<kBc, Tin>(
+          sc, pa::wgmma_desc_k_major(q_s + pa::wgmma_kblock_k_major(kb, 64, 128) / 2, 64, 128),
+          pa::wgmma_desc_k_major(k_s + pa::wgmma_kblock_k_major(kb, kBc, 128) / 2, kBc, 128),
+          kb > 0);
+  };
+
+  int kt = next_tile(lo / kBc);
+  if (kt < t_end) {
+    if (wg == 1) pa::named_barrier_arrive(kTurn, 256);  // consumer 0's first turn
+    pa::mbarrier_wait(full, 0);
+    turn_begin();
+    pa::wgmma_fence();
+    issue_s(0);
+    pa::wgmma_commit();
+    turn_end(false);
+  }
+  for (int n = 0; kt < t_end; ++n) {
+    const int s = n % kS, j0 = kt * kBc;
+    const int kt_next = next_tile(kt + 1);
+    const bool last = kt_next >= t_end;
+    const pa::sptr<Tin> v_s = sV + s * kBc * D;
+    const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
+    pa::wgmma_wait<0>();  // S of tile n
+
+    // ---- logits, mask; mn: this thread's minimum of each row's visible x (0 included) ----
+    if (!plain) {
+      PA_UNROLL
+      for (int r = 0; r < 2; ++r) {
+        const int i = row_of(r);
+        const auto bias = row_bias(kBias && i < sq.Lq ? sq.q_pos(i) : 0);
+        PA_UNROLL
+        for (int e = 0; e < kBc / 2; ++e) {
+          if ((e / 2) % 2 != r) continue;
+          const int j = j0 + pa::wgmma_acc_col(t, e);
+          float logit = pa_pe::apply_softcap(p, sc[e] * p.scale);
+          if (kBias && j < sq.Lk) logit += bias(sq.kv_pos(j));
+          sc[e] = logit * kLog2e;
+        }
+      }
+    }
+    float mn[2] = {0.f, 0.f};
+    if (masked) {
+      PA_UNROLL
+      for (int r = 0; r < 2; ++r) {
+        const int i = row_of(r);
+        int first, last;
+        sq.row_keys(i, first, last);
+        const int32_t doc = i < sq.Lq ? sq.q_doc(i) : 0;
+        PA_UNROLL
+        for (int e = 0; e < kBc / 2; ++e) {
+          if ((e / 2) % 2 != r) continue;
+          const int j = j0 + pa::wgmma_acc_col(t, e);
+          if (j >= sq.Lk || i >= sq.Lq || !sq.visible(first, last, j, doc))
+            sc[e] = -INFINITY;
+          else
+            mn[r] = fminf(mn[r], sc[e]);
+        }
+      }
+    } else {
+      PA_UNROLL
+      for (int e = 0; e < kBc / 2; ++e) mn[(e / 2) % 2] = fminf(mn[(e / 2) % 2], sc[e]);
+    }
+
+    // ---- online softmax (a row's values live in the 4 lanes of its quad) ----
+    float mx[2] = {rmax[0], rmax[1]};
+    PA_UNROLL
+    for (int e = 0; e < kBc / 2; ++e) mx[(e / 2) % 2] = fmaxf(mx[(e / 2) % 2], sc[e]);
+    float bb[2];
+    bool big = false;
+    PA_UNROLL
+    for (int r = 0; r < 2; ++r) {
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+      bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;  // no visible key yet: exp2 stays 0
+      big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);
+    }
+    // mma.cuh: the one-FFMA exp2 argument is exact enough only below 2^20
+    const bool two_step = __any_sync(0xffffffffu, big);
+    PA_UNROLL
+    for (int r = 0; r < 2; ++r) {
+      const float poison = (bb[r] + mn[r] * cs) * 0.f;  // NaN: a visible logit beyond fp32
+      const float c = pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
+      rmax[r] = mx[r];
+      rsum[r] = fmaf(rsum[r], c, poison);
+      PA_UNROLL
+      for (int i = 0; i < D / 2; ++i)
+        if ((i / 2) % 2 == r) o[i] *= c;
+    }
+    PA_UNROLL
+    for (int e = 0; e < kBc / 2; ++e) {
+      const int r = (e / 2) % 2;
+      const float x = sc[e];
+      const float w = pa::exp2_approx(two_step ? x * cs - bb[r] : fmaf(x, cs, -bb[r]));
+      sc[e] = w;
+      rsum[r] += w;
+    }
+
+    // ---- this consumer's turn: O += P V (P from the S accumulator, V MN-major), then S of the
+    // next tile ----
+    pa::wgmma_a pf[kBc / 16];
+    PA_UNROLL
+    for (int kb = 0; kb < kBc / 16; ++kb) pa::wgmma_a_from_acc<Tin>(pf[kb], sc, kb);
+    if (!last) pa::mbarrier_wait(full + (n + 1) % kS, unsigned(((n + 1) / kS) & 1));
+    turn_begin();
+    pa::wgmma_fence();
+    PA_UNROLL
+    for (int kb = 0; kb < kBc / 16; ++kb)
+      pa::wgmma_rs<D, Tin, 1>(
+          o, pf[kb], pa::wgmma_desc_mn_major(v_s + pa::wgmma_kblock_mn_major(kb, 128) / 2, kBc, 128),
+          true);
+    pa::wgmma_commit();
+    if (!last) {
+      issue_s(n + 1);
+      pa::wgmma_commit();
+    }
+    turn_end(last);
+    if (last)
+      pa::wgmma_wait<0>();
+    else
+      pa::wgmma_wait<1>();  // O += P V has retired (S of the next tile may still run)
+    pa::mbarrier_arrive(empty + s);  // this thread is done with slot s
+    kt = kt_next;
+  }
+
+  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log ----
+  PA_UNROLL
+  for (int r = 0; r < 2; ++r) {
+    float l = rsum[r];
+    l += __shfl_xor_sync(0xffffffffu, l, 1);
+    l += __shfl_xor_sync(0xffffffffu, l, 2);
+    float bad = 0.f;  // a non-finite accumulator poisons its whole row (NaN RULE)
+    PA_UNROLL
+    for (int i = 0; i < D / 2; ++i)
+      if ((i / 2) % 2 == r) bad = fmaf(o[i], 0.f, bad);
+    bad += __shfl_xor_sync(0xffffffffu, bad, 1);
+    bad += __shfl_xor_sync(0xffffffffu, bad, 2);
+    l += bad;
+    const int i = row_of(r);
+    if (i >= sq.Lq) continue;
+    const float inv = l == 0.f ? 0.f : 1.f / l;  // no visible key: output 0; NaN l: NaN row
+    const int64_t orow = sq.q_off(i, h, p.o_sb, p.o_ss, p.o_sh);
+    PA_UNROLL
+    for (int e = 0; e < D / 2; ++e)
+      if ((e / 2) % 2 == r) store_out(p.out, p.out_dtype, orow + pa::wgmma_acc_col(t, e), o[e] * inv);
+    if (p.lse && t % 4 == 0)
+      p.lse[sq.lse_index(i, h)] =
+          l == 0.f ? -INFINITY : (rmax[r] * cs + log2f(l)) * 0.6931471805599453f;
+  }
+#else
+  __trap();  // a device pass without sm_90a code: never launched there (cuda_backend.cu checks)
+#endif
+}
+
+// ---- host side -----------------------------------------------------------------------------------
+// The 4D tensor map of q, k or v: (feature, head, token, batch), box 64 features x 1 head x `rows`
+// tokens x 1, 128-byte swizzle. Varlen: tokens are packed (batch extent 1).
+template <class Tin>
+inline const char *make_map(pa::tma_map *m, pa::gptr<const unsigned char> data, int d, int heads,
+                            int64_t tokens, int batch, int64_t ss, int64_t sh, int64_t sb,
+                            int rows) {
+  pa::tma_layout l{};
+  l.rank = 4;
+  l.elem_bytes = 2;
+  l.dims[0] = uint64_t(d);
+  l.dims[1] = uint64_t(heads);
+  l.dims[2] = uint64_t(tokens);
+  l.dims[3] = uint64_t(batch);
+  l.strides[0] = 2;
+  l.strides[1] = uint64_t(sh) * 2;
+  l.strides[2] = uint64_t(ss) * 2;
+  l.strides[3] = batch > 1 ? uint64_t(sb) * 2 : uint64_t(ss) * 2;
+  l.box[0] = 64;
+  l.box[1] = 1;
+  l.box[2] = uint32_t(rows);
+  l.box[3] = 1;
+  l.swizzle = 128;
+  return pa::make_tma_map(m, pa::ptr_cast<const Tin>(data), l);
+}
+
+template <int D, class Tin, int PeKind>
+pa::launch_status launch(const pa_prefill_params &p, void *stream) {
+  using T = Traits<D>;
+  if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
+    return pa::launch_status{false, "prefill_wgmma: the RoPE instance needs K rotated by the pre-pass"};
+  pa::tma_map tq, tk, tv;
+  const bool varlen = p.cu_q != nullptr;
+  const int qb = varlen ? 1 : p.batch;
+  const int64_t qtok = varlen ? p.total_q : p.q_len, ktok = varlen ? p.total_kv : p.kv_len;
+  const char *e = make_map<Tin>(&tq, p.q, D, p.hq, qtok, qb, p.q_ss, p.q_sh, p.q_sb, 64);
+  if (!e) e = make_map<Tin>(&tk, p.k, D, p.hkv, ktok, qb, p.k_ss, p.k_sh, p.k_sb, T::kBc);
+  if (!e) e = make_map<Tin>(&tv, p.v, D, p.hkv, ktok, qb, p.v_ss, p.v_sh, p.v_sb, T::kBc);
+  if (e) {
+    pa::launch_status st{false, {0}};
+    std::snprintf(st.msg, sizeof st.msg, "prefill_wgmma: %s", e);
+    return st;
+  }
+  const dim3 grid(unsigned(p.q_len / T::kBr + (p.q_len % T::kBr != 0)), unsigned(p.hq),
+                  unsigned(p.batch));
+  return pa::launch("prefill_wgmma", prefill_wgmma<D, Tin, PeKind>, grid, dim3(T::kThreads),
+                    smem_bytes<D>() + pa_pe::shared_table_bytes<PeKind>(p), stream, p, tq, tk, tv);
+}
+
+// The PE kinds this kernel serves.
+inline bool serves_pe(int kind) {
+  return kind == POSATTN_PE_NONE || kind == POSATTN_PE_ROPE || kind == POSATTN_PE_ALIBI ||
+         kind == POSATTN_PE_T5 || kind == POSATTN_PE_KERPLE_LOG ||
+         kind == POSATTN_PE_KERPLE_POWER || kind == POSATTN_PE_FIRE;
+}
+
+template <int D, class Tin>
+pa::launch_status launch_pe(const pa_prefill_params &p, void *stream) {
+  switch (p.pe_kind) {
+    case POSATTN_PE_NONE: return launch<D, Tin, POSATTN_PE_NONE>(p, stream);
+    case POSATTN_PE_ROPE: return launch<D, Tin, POSATTN_PE_ROPE>(p, stream);
+    case POSATTN_PE_ALIBI: return launch<D, Tin, POSATTN_PE_ALIBI>(p, stream);
+    case POSATTN_PE_T5: return launch<D, Tin, POSATTN_PE_T5>(p, stream);
+    case POSATTN_PE_KERPLE_LOG: return launch<D, Tin, POSATTN_PE_KERPLE_LOG>(p, stream);
+    case POSATTN_PE_KERPLE_POWER: return launch<D, Tin, POSATTN_PE_KERPLE_POWER>(p, stream);
+    case POSATTN_PE_FIRE: return launch<D, Tin, POSATTN_PE_FIRE>(p, stream);
+    default: return pa::launch_status{false, "prefill_wgmma: no instance for this PE kind"};
+  }
+}
+
+// The instance for p (head dim, input dtype, PE kind), or a failed status.
+inline pa::launch_status launch(const pa_prefill_params &p, void *stream) {
+  if (p.d == 64 && p.in_dtype == POSATTN_DTYPE_BF16) return launch_pe<64, pa::bf16>(p, stream);
+  if (p.d == 64 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<64, pa::f16>(p, stream);
+  if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_BF16) return launch_pe<128, pa::bf16>(p, stream);
+  if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<128, pa::f16>(p, stream);
+  return pa::launch_status{false, "prefill_wgmma: no instance for this head dim / dtype"};
+}
+
+// NULL when this kernel serves the validated problem p, else why not. Without tensors only the
+// descriptor is judged (alignment is then decided at forward time, as for mma.cuh).
+inline const char *unfit(const pa_problem *p) {
+  if (p->in_dtype != POSATTN_DTYPE_BF16 && p->in_dtype != POSATTN_DTYPE_F16)
+    return "it takes bf16 or f16 inputs";
+  if (p->d != 64 && p->d != 128) return "it takes head_dim 64 or 128";
+  if (!serves_pe(p->desc->pe.kind))
+    return "it takes no PE, RoPE, ALiBi, T5, KERPLE or FIRE (not xPos yet)";
+  if (p->desc->pe.kind == POSATTN_PE_T5 &&
+      p->desc->pe.t5.max_distance > pa_pe::kT5SharedMaxDistance)
+    return "it keeps T5's bias table in shared memory: max_distance <= 8191";
+  if (p->q) {  // TMA: 16-byte aligned base addresses and strides
+    const posattn_tensor *t[3] = {p->q, p->k, p->v};
+    for (const posattn_tensor *x : t) {
+      if (reinterpret_cast<uintptr_t>(x->data) % 16 != 0) return "q/k/v data are not 16-byte aligned";
+      if (x->stride_seq % 8 != 0 || x->stride_head % 8 != 0 || (!p->varlen && x->stride_batch % 8 != 0))
+        return "q/k/v strides are not multiples of 8 elements (16 bytes)";
+    }
+  }
+  return nullptr;
+}
+
+}  // namespace PA_WGMMA_NS
+}  // namespace wgmma
+}  // namespace pa_kernels
+#endif

@@ -1,0 +1,354 @@
+// The sm_90a prefill kernel (kernels/prefill/wgmma.cuh: TMA, mbarrier ring, warp specialisation,
+// wgmma) on EMU against REF with the DESIGN.md section 5 rule. The EMU chooser targets sm_80
+// unless told otherwise; these tests set its target to sm_90 (pa_prefill_set_emu_target_sm), check
+// through the chooser that the wgmma kernel is the one that runs, and restore the target.
+// Shapes: odd lengths (one partial tile, several key tiles with a partial last one), causal
+// bottom-right (also q_len > kv_len: empty rows), GQA/MQA, window, documents with anchors (tile
+// skipping), softcap, varlen, bf16 and f16, every output dtype. The emulator's checks are on,
+// race checker included, in every test (also the NaN-rule test, where the producer warp writes
+// masked tiles that hold a non-finite V before handing them over: the emulator reported no race
+// there; the test fails when that write is left out).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "emu/emu.h"
+#include "pa_drift_shim.h"
+#include "pa_nan_rule.hpp"
+#include "pa_test_check.hpp"
+#include "pa_test_shim.h"
+
+extern "C" int pa_prefill_set_emu_target_sm(int sm);
+
+namespace {
+
+struct Case {
+  const char *name;
+  posattn_dtype in, out;
+  int batch, hq, hkv, d, q_len, kv_len;
+  std::vector<int32_t> cu;  // varlen self-attention offsets when not empty
+  int causal = 0, wl = -1, wr = -1;
+  int docs = 0;             // documents per sequence (self-attention), 3 anchor tokens
+  float softcap = 0.f;
+  posattn_pe_kind pe = POSATTN_PE_NONE;
+  int rotary_dim = 0;
+  posattn_rope_layout layout = POSATTN_ROPE_NEOX;
+  bool positions = false;   // explicit random position ids
+  int t5_max_distance = 0;  // T5 (bidirectional, 32 buckets, random table) when > 0
+};
+
+class PrefillWgmma : public pat_emu_ref_test {
+ protected:
+  void SetUp() override {
+    pat_emu_ref_test::SetUp();
+    old_sm_ = pa_prefill_set_emu_target_sm(90);
+  }
+  void TearDown() override {
+    pa_prefill_set_emu_target_sm(old_sm_);
+    pat_emu_ref_test::TearDown();
+  }
+  void check(const Case &c, uint64_t seed);
+  int old_sm_ = 80;
+};
+
+// Host arrays a descriptor points to.
+struct Arrays {
+  std::vector<int32_t> docs, qpos, kvpos;
+  std::vector<float> t5_table, ka, kp, w1, b1, w2, b2;
+};
+
+void describe(const Case &c, posattn_attention_desc &desc, Arrays &arr) {
+  std::vector<int32_t> &docs = arr.docs;
+  posattn_attention_desc_init(&desc);
+  desc.batch = c.batch; desc.q_heads = c.hq; desc.kv_heads = c.hkv; desc.head_dim = c.d;
+  desc.q_len = c.q_len; desc.kv_len = c.kv_len;
+  desc.causal = c.causal; desc.window_left = c.wl; desc.window_right = c.wr;
+  desc.softcap = c.softcap;
+  if (!c.cu.empty()) {
+    desc.cu_seqlens_q = c.cu.data();
+    desc.cu_seqlens_kv = c.cu.data();
+  }
+  if (c.docs) {
+    for (int b = 0; b < c.batch; ++b)
+      for (int i = 0; i < c.q_len; ++i) docs.push_back(i * c.docs / c.q_len);
+    desc.doc_ids = docs.data();
+    desc.num_anchor_tokens = 3;
+  }
+  pat_rng rng;
+  pat_rng_seed(&rng, 777);
+  if (c.positions) {
+    for (int64_t i = 0; i < pat_q_rows(&desc); ++i) arr.qpos.push_back(pat_rng_int(&rng, 0, 5000));
+    for (int64_t i = 0; i < pat_kv_rows(&desc); ++i) arr.kvpos.push_back(pat_rng_int(&rng, 0, 5000));
+    desc.q_positions = arr.qpos.data();
+    desc.kv_positions = arr.kvpos.data();
+  }
+  desc.pe.kind = c.pe;
+  if (c.t5_max_distance > 0) {
+    desc.pe.kind = POSATTN_PE_T5;
+    desc.pe.t5.bidirectional = 1;
+    desc.pe.t5.num_buckets = 32;
+    desc.pe.t5.max_distance = c.t5_max_distance;
+    for (int k = 0; k < 32 * c.hq; ++k) arr.t5_table.push_back(float(pat_rng_uniform(&rng, -2, 2)));
+    desc.pe.t5.table = arr.t5_table.data();
+  }
+  if (c.pe == POSATTN_PE_KERPLE_LOG || c.pe == POSATTN_PE_KERPLE_POWER) {
+    for (int h = 0; h < c.hq; ++h) {
+      arr.ka.push_back(float(pat_rng_uniform(&rng, 0.05, 1.0)));
+      arr.kp.push_back(float(pat_rng_uniform(&rng, 0.1, 2.0)));
+    }
+    desc.pe.kerple.a = arr.ka.data();
+    desc.pe.kerple.p = arr.kp.data();
+  }
+  if (c.pe == POSATTN_PE_FIRE) {  // a random 16-wide MLP with kinks inside [0, 1]
+    desc.pe.fire.mlp_width = 16;
+    for (int k = 0; k < 16; ++k) {
+      arr.w1.push_back(float(pat_rng_uniform(&rng, -3, 3)));
+      arr.b1.push_back(float(pat_rng_uniform(&rng, -1.5, 1.5)));
+    }
+    for (int k = 0; k < 16 * c.hq; ++k) arr.w2.push_back(float(pat_rng_uniform(&rng, -1, 1)));
+    for (int h = 0; h < c.hq; ++h) arr.b2.push_back(float(pat_rng_uniform(&rng, -0.5, 0.5)));
+    desc.pe.fire.w1 = arr.w1.data(); desc.pe.fire.b1 = arr.b1.data();
+    desc.pe.fire.w2 = arr.w2.data(); desc.pe.fire.b2 = arr.b2.data();
+  }
+  desc.pe.rope.rotary_dim = c.rotary_dim;
+  desc.pe.rope.layout = c.layout;
+}
+
+void PrefillWgmma::check(const Case &c, uint64_t seed) {
+  SCOPED_TRACE(c.name);
+  posattn_attention_desc desc;
+  Arrays docs;
+  describe(c, desc, docs);
+  ASSERT_EQ(posattn_supported(emu_, &desc, c.in, c.out), POSATTN_STATUS_SUCCESS)
+      << posattn_context_last_message(emu_);
+  char msg[256] = {0};
+  const char *kernel = pa_drift_shim_prefill_kernel(&desc, c.in, c.out, msg, sizeof msg);
+  ASSERT_NE(kernel, nullptr) << msg;
+  ASSERT_EQ(std::string(kernel), "wgmma");
+
+  pat_rng rng;
+  pat_rng_seed(&rng, seed);
+  pat_inputs in;
+  ASSERT_EQ(pat_inputs_random(&in, &desc, c.in, &rng, 1.0), 0);
+  pat_checked r;  // gold: REF delivered in f32
+  pat_check_forward(emu_, ref_, &desc, &in, c.in, c.out, &r);
+  if (HasFatalFailure()) {
+    pat_inputs_free(&in);
+    return;
+  }
+  int64_t empty = 0;
+  for (size_t i = 0; i < r.lse.size(); ++i) {
+    if (std::isinf(r.gold_lse[i])) {
+      ++empty;
+      EXPECT_TRUE(std::isinf(r.lse[i]) && r.lse[i] < 0) << "lse row " << i << " = " << r.lse[i];
+    } else {
+      EXPECT_NEAR(r.lse[i], r.gold_lse[i], 1e-3 * (1.0 + std::fabs(r.gold_lse[i]))) << "lse row " << i;
+    }
+  }
+  if (c.causal && c.q_len > c.kv_len) EXPECT_GT(empty, 0) << "the case meant to have empty rows";
+  pat_inputs_free(&in);
+}
+
+constexpr posattn_dtype BF16 = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16, F32 = POSATTN_DTYPE_F32;
+
+// ---- head dim 128 ----
+TEST_F(PrefillWgmma, hd128_bf16_noncausal_odd_gqa) {
+  check(Case{"hd128 bf16 97x131", BF16, BF16, 1, 4, 2, 128, 97, 131}, 1);
+}
+TEST_F(PrefillWgmma, hd128_f16_causal_multi_tile_mqa_out_f32) {
+  Case c{"hd128 f16 causal", F16, F32, 1, 3, 1, 128, 150, 300};
+  c.causal = 1;
+  check(c, 2);
+}
+TEST_F(PrefillWgmma, hd128_bf16_causal_more_queries_than_keys) {
+  Case c{"hd128 q>kv", BF16, F16, 2, 2, 1, 128, 150, 70};  // bottom-right: 80 rows see nothing
+  c.causal = 1;
+  check(c, 3);
+}
+TEST_F(PrefillWgmma, hd128_f16_varlen_causal) {
+  Case c{"hd128 varlen", F16, F16, 2, 2, 2, 128, 150, 150};
+  c.cu = {0, 17, 167};
+  c.causal = 1;
+  check(c, 4);
+}
+
+// ---- positional encodings (the policies of kernels/pe/*.cuh) ----
+TEST_F(PrefillWgmma, hd128_bf16_rope_neox_partial_causal) {
+  Case c{"hd128 rope", BF16, F32, 1, 2, 1, 128, 130, 130};
+  c.pe = POSATTN_PE_ROPE;
+  c.rotary_dim = 64;
+  c.causal = 1;
+  check(c, 40);
+}
+TEST_F(PrefillWgmma, hd64_f16_rope_gptj_positions_varlen) {
+  Case c{"hd64 rope gptj", F16, F16, 2, 2, 2, 64, 140, 140};
+  c.cu = {0, 9, 149};
+  c.pe = POSATTN_PE_ROPE;
+  c.layout = POSATTN_ROPE_GPTJ;
+  c.positions = true;
+  check(c, 41);
+}
+TEST_F(PrefillWgmma, hd64_bf16_alibi_window) {
+  Case c{"hd64 alibi", BF16, BF16, 1, 2, 2, 64, 200, 200};
+  c.pe = POSATTN_PE_ALIBI;
+  c.causal = 1;
+  c.wl = 60;
+  check(c, 42);
+}
+TEST_F(PrefillWgmma, hd128_f16_t5_positions) {
+  Case c{"hd128 t5", F16, F32, 1, 2, 1, 128, 90, 150};
+  c.positions = true;
+  c.t5_max_distance = 4000;
+  check(c, 43);
+}
+TEST_F(PrefillWgmma, hd64_bf16_kerple_log_and_power_causal) {
+  for (posattn_pe_kind k : {POSATTN_PE_KERPLE_LOG, POSATTN_PE_KERPLE_POWER}) {
+    Case c{"hd64 kerple", BF16, BF16, 1, 2, 1, 64, 150, 150};
+    c.pe = k;
+    c.causal = 1;
+    check(c, 44 + int(k));
+  }
+}
+TEST_F(PrefillWgmma, hd64_f16_fire_causal) {
+  Case c{"hd64 fire", F16, F16, 1, 2, 2, 64, 140, 140};
+  c.pe = POSATTN_PE_FIRE;
+  c.causal = 1;
+  check(c, 50);
+}
+
+// ---- head dim 64 ----
+TEST_F(PrefillWgmma, hd64_bf16_one_partial_tile_17_causal_gqa) {
+  Case c{"hd64 bf16 17", BF16, BF16, 1, 4, 2, 64, 17, 17};
+  c.causal = 1;
+  check(c, 5);
+}
+TEST_F(PrefillWgmma, hd64_f16_varlen_noncausal_softcap) {
+  Case c{"hd64 varlen softcap", F16, BF16, 3, 2, 1, 64, 140, 140};
+  c.cu = {0, 140, 141, 270};
+  c.softcap = 30.f;
+  check(c, 6);
+}
+TEST_F(PrefillWgmma, hd64_bf16_documents_with_anchors_skip_tiles) {
+  Case c{"hd64 docs", BF16, BF16, 1, 1, 1, 64, 390, 390};
+  c.causal = 1;
+  c.docs = 4;
+  check(c, 7);
+}
+TEST_F(PrefillWgmma, hd64_f16_sliding_window_skips_tiles) {
+  Case c{"hd64 window", F16, F16, 1, 2, 2, 64, 300, 300};
+  c.causal = 1;
+  c.wl = 40;
+  check(c, 8);
+}
+
+// The producer/consumer protocol (mbarrier ring, parities over several laps of a 2-stage ring)
+// with the block's ready threads run in random orders.
+TEST_F(PrefillWgmma, shuffled_thread_orders) {
+  pa_emu::Options &o = pa_emu::options();
+  const pa_emu::Options saved = o;
+  o.shuffle = true;
+  for (uint64_t seed : {11u, 12u, 13u}) {
+    o.seed = seed;
+    Case c{"hd64 shuffled", BF16, BF16, 1, 2, 1, 64, 130, 600};
+    c.causal = 1;
+    check(c, 30 + seed);
+  }
+  o = saved;
+}
+
+// Strided q/k/v (the TMA maps' strides): [batch][heads][seq][d + 8] (head-major, padded rows)
+// instead of the contiguous [batch][seq][heads][d].
+TEST_F(PrefillWgmma, hd128_bf16_head_major_padded_strides_causal_gqa) {
+  const Case c{"hd128 strided", BF16, BF16, 2, 4, 2, 128, 130, 150, {}, 1};
+  posattn_attention_desc desc;
+  Arrays arr;
+  describe(c, desc, arr);
+  ASSERT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, nullptr, 0), "wgmma");
+  pat_rng rng;
+  pat_rng_seed(&rng, 60);
+  pat_inputs in;
+  ASSERT_EQ(pat_inputs_random(&in, &desc, BF16, &rng, 1.0), 0);
+  const int pitch = c.d + 8;
+  std::vector<void *> bufs;
+  auto restride = [&](posattn_tensor &t, int len, int heads) {
+    const size_t n = size_t(c.batch) * heads * len * pitch;
+    uint16_t *dst = static_cast<uint16_t *>(std::aligned_alloc(256, (n * 2 + 255) / 256 * 256));
+    for (size_t i = 0; i < n; ++i) dst[i] = 0x7fc0;  // NaN in the padding: must never be read
+    const uint16_t *src = static_cast<const uint16_t *>(t.data);
+    for (int b = 0; b < c.batch; ++b)
+      for (int i = 0; i < len; ++i)
+        for (int h = 0; h < heads; ++h)
+          for (int f = 0; f < c.d; ++f)
+            dst[((size_t(b) * heads + h) * len + i) * pitch + f] =
+                src[b * t.stride_batch + i * t.stride_seq + h * t.stride_head + f];
+    t.data = dst;
+    t.stride_head = int64_t(len) * pitch;
+    t.stride_seq = pitch;
+    t.stride_batch = int64_t(heads) * len * pitch;
+    bufs.push_back(dst);
+  };
+  pat_inputs strided = in;
+  restride(strided.tq, c.q_len, c.hq);
+  restride(strided.tk, c.kv_len, c.hkv);
+  restride(strided.tv, c.kv_len, c.hkv);
+  pat_checked r;
+  pat_check_forward(emu_, ref_, &desc, &strided, BF16, BF16, &r);
+  for (void *b : bufs) std::free(b);
+  pat_inputs_free(&in);
+}
+
+// The chooser: wgmma on an sm_90 target only where it serves; mma otherwise.
+TEST_F(PrefillWgmma, chooser_prefers_wgmma_on_sm90_only) {
+  posattn_attention_desc desc;
+  Arrays docs;
+  char msg[256];
+  describe(Case{"", BF16, BF16, 1, 1, 1, 128, 8, 8}, desc, docs);
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  pa_prefill_set_emu_target_sm(80);
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "mma");
+  pa_prefill_set_emu_target_sm(90);
+  desc.pe.kind = POSATTN_PE_XPOS;  // not served yet: the sm80 kernel
+  desc.causal = 1;
+  EXPECT_STRNE(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  desc.pe.kind = POSATTN_PE_NONE;
+  desc.head_dim = 96;
+  EXPECT_STRNE(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+}
+
+// NaN RULE (posattn.h): a NaN / inf in q, k or v poisons exactly the rows that see it, also when
+// the key shares a masked tile with rows that do not see it (the producer's isolate pass).
+TEST_F(PrefillWgmma, nonfinite_inputs_poison_only_the_rows_that_see_them) {
+  const double kNaN = std::numeric_limits<double>::quiet_NaN();
+  const double kInf = std::numeric_limits<double>::infinity();
+  const pat_poison poisons[] = {
+      {'v', 0, 17, 0, 5, kNaN},   // a future key of earlier rows in the first tile
+      {'v', 1, 130, 0, 63, kInf},  // second key tile
+      {'k', 1, 9, 0, 0, kNaN},
+      {'q', 0, 30, 1, 2, -kInf},
+  };
+  for (posattn_dtype dt : {BF16, F16}) {
+    Case c{"nan", dt, F32, 2, 2, 1, 64, 140, 140};
+    c.causal = 1;
+    posattn_attention_desc desc;
+    Arrays docs;
+    describe(c, desc, docs);
+    SCOPED_TRACE(posattn_dtype_string(dt));
+    pat_rng rng;
+    pat_rng_seed(&rng, 99);
+    pat_inputs in;
+    ASSERT_EQ(pat_inputs_random(&in, &desc, dt, &rng, 1.0), 0);
+    for (const pat_poison &pz : poisons) {
+      const int64_t n = pat_expect_nan_rule(emu_, &desc, &in, dt, pz);
+      EXPECT_GT(n, 0);
+      EXPECT_LT(n, 2 * 140 * 2);
+    }
+    pat_inputs_free(&in);
+  }
+}
+
+}  // namespace
