@@ -50,13 +50,19 @@ inline MmaSmem mma_smem(const pa_decode_params &p, int d, int esz) {
 // t of q head h (tokens of one head adjacent); the keys are the split's.
 struct DecodeMmaJob {
   const pa_decode_params &p;
-  const pa_prefill_params &pe;
-  int causal, window_left, rotate_k;
-  int split, b, hk, r0, rows, qrows, len, lo, hi;
-  float qk_scale, v_scale;
-  pa::gptr<const unsigned char> k_pages, v_pages;
-  pa::gptr<float> part_o, part_lse;
+  int split, b, hk, r0, rows, len, lo, hi;
 
+  PA_DEVICE const pa_prefill_params &pe() const { return p.pe; }
+  PA_DEVICE int causal() const { return p.causal; }
+  PA_DEVICE int window_left() const { return p.window_left; }
+  PA_DEVICE int rotate_k() const { return p.rotate_k; }
+  PA_DEVICE int qrows() const { return mma_q_rows(p); }
+  PA_DEVICE float qk_scale() const { return cache_scale(p, p.k_scale, hk) * p.pe.scale; }
+  PA_DEVICE float v_scale() const { return cache_scale(p, p.v_scale, hk); }
+  PA_DEVICE pa::gptr<const unsigned char> k_pages() const { return p.k_pages; }
+  PA_DEVICE pa::gptr<const unsigned char> v_pages() const { return p.v_pages; }
+  PA_DEVICE pa::gptr<float> part_o() const { return p.part_o; }
+  PA_DEVICE pa::gptr<float> part_lse() const { return p.part_lse; }
   PA_DEVICE int row_head(int r) const { return hk * p.group + (r0 + r) / p.n; }
   PA_DEVICE int row_token(int r) const { return (r0 + r) % p.n; }
   PA_DEVICE int q_index(int r) const { return len - p.n + row_token(r); }
@@ -90,11 +96,7 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D, CacheBytes<IO>::
   const int hi = int(pa::min(int64_t(lo) + split_tokens, int64_t(len)));
   if (p.window_left >= 0)
     lo = int(pa::min(pa::max(int64_t(lo), int64_t(len) - p.n - p.window_left), int64_t(hi)));
-  const DecodeMmaJob job{p, p.pe, p.causal, p.window_left, p.rotate_k,
-                         split, b, hk, r0, pa::min(int(p.mma), p.group * p.n - r0), mma_q_rows(p),
-                         len, lo, hi,
-                         cache_scale(p, p.k_scale, hk) * p.pe.scale, cache_scale(p, p.v_scale, hk),
-                         p.k_pages, p.v_pages, p.part_o, p.part_lse};
+  const DecodeMmaJob job{p, split, b, hk, r0, pa::min(int(p.mma), p.group * p.n - r0), len, lo, hi};
   mma_split_block<IO, Tin, D, CacheBytes<IO>::value>(job);
 }
 

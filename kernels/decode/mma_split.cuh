@@ -105,17 +105,15 @@ PA_DEVICE void split_pair(float a, float b, uint32_t &hi, uint32_t &lo) {
   lo = pa_kernels::mma::MmaOp<Tin>::pack(a - h.x, b - h.y);
 }
 
-// One block's work (the kernel builds it; every member is uniform in the block):
-//   pe, causal, window_left, rotate_k   the plan's PE and masks (rotate_k: un-rotated cache)
-//   rows, qrows                         query rows of this block; Q tile rows (>= rows, x16, the
-//                                       same in every block of the launch is not required)
-//   lo, hi                              the keys [lo, hi) this block reads
-//   qk_scale, v_scale                   k_scale * scale on raw logits; v_scale on the output
-//   k_pages, v_pages                    the pools (bytes)
-//   part_o, part_lse                    where part_row(r) * D and part_row(r) point
-// and the row / key maps: q_elem(r, c) (row r's element c of q as float, r < rows), row_head(r),
-// q_index(r) (the row's i' for the causal / window rule), q_pos(r), kv_pos(j), token_offset(j)
-// (the element offset of key j's row of this kv head in the pools), part_row(r).
+// One block's work, built by the kernel. Data members (uniform in the block): rows (query rows of
+// this block), lo, hi (the keys [lo, hi) it reads). Member functions (evaluated where used, so
+// that values a kernel parameter holds stay there rather than in registers): pe(), causal(),
+// window_left(), rotate_k() (un-rotated cache), qrows() (Q tile rows: >= rows, a multiple of 16),
+// qk_scale() (k_scale * scale on raw logits), v_scale() (on the output), k_pages(), v_pages()
+// (the pools, bytes), part_o(), part_lse(); and the row / key maps: q_elem(r, c) (row r's element
+// c of q as float, r < rows), row_head(r), q_index(r) (the row's i' for the causal / window rule),
+// q_pos(r), kv_pos(j), token_offset(j) (the element offset of key j's row of this kv head in the
+// pools), part_row(r) (partial O at part_row(r) * D, LSE at part_row(r)).
 template <class Fp8, class Tin, int D, int kEsz, class Job>
 PA_DEVICE void mma_split_block(const Job &job) {
   using namespace pa_kernels::mma;
@@ -130,7 +128,7 @@ PA_DEVICE void mma_split_block(const Job &job) {
   const int rows = job.rows;
   const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t4 = lane % 4;  // fragment row group and column pair (PTX ISA layout)
-  const bool rope = job.pe.rotary_dim > 0, rope_k = rope && job.rotate_k;
+  const bool rope = job.pe().rotary_dim > 0, rope_k = rope && job.rotate_k();
 
   // Warp roles: m-tile mt, key slice ks of KS (KS warps per m-tile, a power of two, <= chunks).
   const int mtiles = (rows + 15) / 16;
@@ -139,7 +137,7 @@ PA_DEVICE void mma_split_block(const Job &job) {
   const int mt = warp / key_slices, ks = warp % key_slices;
   const bool active = mt < mtiles;
 
-  const MmaSmem sm(D, kEsz, job.qrows, rope, job.rotate_k);
+  const MmaSmem sm(D, kEsz, job.qrows(), rope, job.rotate_k());
   const pa::sptr<unsigned char> base = pa::dynamic_shared<unsigned char>();
   const pa::sptr<Tin> sQ = pa::ptr_cast<Tin>(base + sm.q);
   const pa::sptr<Tin> sQlo = pa::ptr_cast<Tin>(base + sm.q_lo);  // RoPE only
@@ -156,7 +154,7 @@ PA_DEVICE void mma_split_block(const Job &job) {
 
   // ---- copies: tile n (keys lo + n kBc ...) into ring slot n % kMmaStages, K then V ----
   const int ntiles = (hi - lo) / kBc + ((hi - lo) % kBc != 0);  // hi - lo + kBc - 1 may overflow
-  const pa::gptr<const unsigned char> gk = job.k_pages, gv = job.v_pages;
+  const pa::gptr<const unsigned char> gk = job.k_pages(), gv = job.v_pages();
   int fetch = 0;
   auto issue = [&]() {
     if (fetch < ntiles) {
@@ -179,7 +177,7 @@ PA_DEVICE void mma_split_block(const Job &job) {
   for (int s = 0; s < kMmaStages - 1; ++s) issue();
 
   // ---- Q: this block's rows in the mma type (padding rows 0); RoPE in fp32 into hi + lo ----
-  for (int e = tid; e < job.qrows * D; e += kMmaThreads) {
+  for (int e = tid; e < job.qrows() * D; e += kMmaThreads) {
     const int r = e / D, c = e % D;
     const float x = r < rows ? job.q_elem(r, c) : 0.f;
     sQ[L::at(r, c)] = pa::from_float<Tin>(x);
@@ -189,13 +187,13 @@ PA_DEVICE void mma_split_block(const Job &job) {
     for (int e = tid; e < kBc * D; e += kMmaThreads) sKlo[e] = Tin{0};
   if (rope) {
     __syncthreads();
-    rotate_split<D>(job.pe, sQ, sQlo, rows, [&](int r) { return job.q_pos(r); }, tid);
+    rotate_split<D>(job.pe(), sQ, sQlo, rows, [&](int r) { return job.q_pos(r); }, tid);
   }
   // (the loop's first barrier orders these writes before any ldmatrix of Q)
 
   // ---- per-thread rows: g and g + 8 of m-tile mt ----
-  const float qk_scale = job.qk_scale;
-  const int pe_kind = job.pe.pe_kind;
+  const float qk_scale = job.qk_scale();
+  const int pe_kind = job.pe().pe_kind;
   const bool has_bias = pe_kind == POSATTN_PE_ALIBI || pe_kind == POSATTN_PE_FIRE ||
                         pe_kind == POSATTN_PE_T5 || pe_kind == POSATTN_PE_KERPLE_LOG ||
                         pe_kind == POSATTN_PE_KERPLE_POWER;
@@ -204,7 +202,7 @@ PA_DEVICE void mma_split_block(const Job &job) {
   PA_UNROLL
   for (int rr = 0; rr < 2; ++rr) {
     const int r = mt * 16 + g + 8 * rr;
-    pa_pe::key_range(job.q_index(r < rows ? r : 0), job.causal, job.window_left, -1, first[rr],
+    pa_pe::key_range(job.q_index(r < rows ? r : 0), job.causal(), job.window_left(), -1, first[rr],
                      last[rr]);
     if (!active || r >= rows) {
       first[rr] = INT32_MAX;
@@ -242,7 +240,7 @@ PA_DEVICE void mma_split_block(const Job &job) {
     isolate_nonfinite_v<D, kBc, kMmaThreads>(k_s, v_s, tid);
     __syncthreads();
     if (rope_k) {
-      rotate_split<D>(job.pe, k_s, sKlo, kn, [&](int r) { return job.kv_pos(kt + r); }, tid);
+      rotate_split<D>(job.pe(), k_s, sKlo, kn, [&](int r) { return job.kv_pos(kt + r); }, tid);
       __syncthreads();
     }
     if (!active) continue;
@@ -279,7 +277,7 @@ PA_DEVICE void mma_split_block(const Job &job) {
       PA_UNROLL
       for (int rr = 0; rr < 2; ++rr) {
         const int r = pa::min(mt * 16 + g + 8 * rr, rows - 1);  // padding rows: any valid row
-        const pa_pe::BiasAny bias(job.pe, job.row_head(r), has_bias ? job.q_pos(r) : 0);
+        const pa_pe::BiasAny bias(job.pe(), job.row_head(r), has_bias ? job.q_pos(r) : 0);
         PA_UNROLL
         for (int a = 0; a < 2; ++a)
           PA_UNROLL
@@ -287,7 +285,7 @@ PA_DEVICE void mma_split_block(const Job &job) {
             const int j = kt + c0 + 8 * a + 2 * t4 + (e & 1);
             float x = -INFINITY;
             if (j < kt + kn && j >= first[rr] && j <= last[rr]) {
-              x = pa_pe::apply_softcap(job.pe, s[a][e] * qk_scale);
+              x = pa_pe::apply_softcap(job.pe(), s[a][e] * qk_scale);
               if (has_bias) x += bias(job.kv_pos(j));
               x = pa_pe::logit_or_nan(x);
             }
@@ -390,13 +388,13 @@ PA_DEVICE void mma_split_block(const Job &job) {
     }
     __syncthreads();
   }
-  const float v_sc = job.v_scale;
+  const float v_sc = job.v_scale();
   for (int e = tid; e < rows * D; e += kMmaThreads) {
     const int r = e / D, c = e % D;
     const int64_t row = job.part_row(r);
     const float l = row_l[r];
-    job.part_o[row * D + c] = l == 0.f ? 0.f : sO[e] * v_sc / l;  // l is 0 only when nothing is visible
-    if (c == 0) job.part_lse[row] = l == 0.f ? -INFINITY : row_m[r] + logf(l);
+    job.part_o()[row * D + c] = l == 0.f ? 0.f : sO[e] * v_sc / l;  // l is 0 only when nothing is visible
+    if (c == 0) job.part_lse()[row] = l == 0.f ? -INFINITY : row_m[r] + logf(l);
   }
 }
 

@@ -29,13 +29,19 @@ namespace pa_paged {
 // sequence for q head h, the heads of a token adjacent (as paged_split).
 struct PagedMmaJob {
   const pa_paged_params &p;
-  const pa_prefill_params &pe;
-  int causal, window_left, rotate_k;
-  int split, b, hk, q0, r0, base, rows, qrows, lo, hi;
-  float qk_scale, v_scale;
-  pa::gptr<const unsigned char> k_pages, v_pages;
-  pa::gptr<float> part_o, part_lse;
+  int split, b, hk, q0, r0, base, rows, lo, hi;
 
+  PA_DEVICE const pa_prefill_params &pe() const { return p.pe; }
+  PA_DEVICE int causal() const { return p.causal; }
+  PA_DEVICE int window_left() const { return p.window_left; }
+  PA_DEVICE int rotate_k() const { return p.rotate_k; }
+  PA_DEVICE int qrows() const { return (rows + 15) / 16 * 16; }
+  PA_DEVICE float qk_scale() const { return scale_of(p.k_scale, p.scale_per_head, hk) * p.pe.scale; }
+  PA_DEVICE float v_scale() const { return scale_of(p.v_scale, p.scale_per_head, hk); }
+  PA_DEVICE pa::gptr<const unsigned char> k_pages() const { return p.k_pages; }
+  PA_DEVICE pa::gptr<const unsigned char> v_pages() const { return p.v_pages; }
+  PA_DEVICE pa::gptr<float> part_o() const { return p.part_o; }
+  PA_DEVICE pa::gptr<float> part_lse() const { return p.part_lse; }
   PA_DEVICE int row_token(int r) const { return (r0 + r) / p.group; }
   PA_DEVICE int row_head(int r) const { return hk * p.group + (r0 + r) % p.group; }
   PA_DEVICE int q_index(int r) const { return base + row_token(r); }
@@ -74,11 +80,7 @@ __global__ void __launch_bounds__(pa_decode::kMmaThreads, pa_decode::kMmaMinBloc
   const int base = len - n;  // i' of token t is base + t
   int lo, hi;
   split_keys(p, len, base, split, r0 / p.group, (r0 + rows - 1) / p.group, lo, hi);
-  const PagedMmaJob job{p, p.pe, p.causal, p.window_left, p.rotate_k,
-                        split, b, hk, q0, r0, base, rows, (rows + 15) / 16 * 16, lo, hi,
-                        scale_of(p.k_scale, p.scale_per_head, hk) * p.pe.scale,
-                        scale_of(p.v_scale, p.scale_per_head, hk),
-                        p.k_pages, p.v_pages, p.part_o, p.part_lse};
+  const PagedMmaJob job{p, split, b, hk, q0, r0, base, rows, lo, hi};
   pa_decode::mma_split_block<Fp8, Tin, D, kEsz>(job);
 }
 
