@@ -569,10 +569,21 @@ void pe_fire(posattn_pe &pe, int hq) {
   pe.fire.w1 = w1.data(); pe.fire.b1 = b1.data(); pe.fire.w2 = w2.data(); pe.fire.b2 = b2.data();
 }
 
-// Forces the plan's split kernel (POSATTN_PAGED_KERNEL, read at plan creation) in a scope.
+// Forces the plan's split kernel (POSATTN_PAGED_KERNEL, read at plan creation) in a scope, and
+// restores the setting the test started with.
 struct KernelForce {
-  explicit KernelForce(const char *kind) { setenv("POSATTN_PAGED_KERNEL", kind, 1); }
-  ~KernelForce() { unsetenv("POSATTN_PAGED_KERNEL"); }
+  explicit KernelForce(const char *kind) {
+    const char *prev = std::getenv("POSATTN_PAGED_KERNEL");
+    had_ = prev != nullptr;
+    if (had_) prev_ = prev;
+    setenv("POSATTN_PAGED_KERNEL", kind, 1);
+  }
+  ~KernelForce() {
+    if (had_) setenv("POSATTN_PAGED_KERNEL", prev_.c_str(), 1);
+    else unsetenv("POSATTN_PAGED_KERNEL");
+  }
+  bool had_ = false;
+  std::string prev_;
   KernelForce(const KernelForce &) = delete;
   KernelForce &operator=(const KernelForce &) = delete;
 };
