@@ -5,7 +5,9 @@
 // prefill chunks, mixed batches with empty sequences, page sizes 1..256, GQA groups, every PE,
 // window, softcap, sinks, FP8 caches, split counts, replays of one plan with new device-side
 // data, the bad-index grid (error record, untouched rows, guard bands) and append vs
-// posattn_cache_append.
+// posattn_cache_append. The grid runs on the tensor-core split kernel wherever the plan allows
+// (the default: bf16 at hd 64), and again on the SIMT one under POSATTN_PAGED_KERNEL=simt (the
+// *.simt registration in CMakeLists.txt).
 #include <gtest/gtest.h>
 
 #include <algorithm>
