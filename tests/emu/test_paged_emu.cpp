@@ -43,6 +43,7 @@ struct Case {
   int extra_batch = 1;     // max_batch beyond the batch
   int max_position = 0;    // the plan's (0: 4096 with explicit positions, else the default)
   int pad = 0;             // q/out: elements between heads and between rows beyond the data
+  int pool_offset = 0;     // bytes the page pools start past a 256-byte boundary
   uint64_t seed = 1;
   std::function<void(posattn_pe &, int hq)> pe;  // empty = NONE
   bool fp8() const { return cache_dt == POSATTN_DTYPE_FP8_E4M3 || cache_dt == POSATTN_DTYPE_FP8_E5M2; }
@@ -94,8 +95,11 @@ struct Problem {
     max_q = total + c.extra_q_tokens;
     const size_t pool = size_t(num_pages) * c.page_size * c.hkv * c.d;
     const size_t ces = posattn_dtype_size(c.cache_dt);
-    EXPECT_EQ(pat_buf_alloc(&kpool, pool * ces), 0);
-    EXPECT_EQ(pat_buf_alloc(&vpool, pool * ces), 0);
+    for (pat_buf *b : {&kpool, &vpool}) {
+      EXPECT_EQ(pat_buf_alloc(b, pool * ces + size_t(c.pool_offset)), 0);
+      b->data = static_cast<unsigned char *>(b->data) + c.pool_offset;
+      b->bytes = pool * ces;
+    }
     pat_rng r;
     pat_rng_seed(&r, c.seed);
     pat_fill_random(&r, c.cache_dt, kpool.data, nullptr, int64_t(pool), 1.0);
@@ -977,6 +981,22 @@ TEST_F(PagedEmu, KernelForced) {
     EXPECT_NE(std::string(posattn_context_last_message(g_emu)).find("POSATTN_PAGED_KERNEL=mma"),
               std::string::npos)
         << posattn_context_last_message(g_emu);
+  }
+}
+
+// Page pools that are not 16-byte aligned: the plan holds the tensor-core kernel, this run takes
+// paged_split (a host-pointer test at run time), and matches.
+TEST_F(PagedEmu, UnalignedPoolsTakeSimtKernel) {
+  for (const char *kind : {"auto", "mma"}) {
+    SCOPED_TRACE(kind);
+    const KernelForce force(kind);
+    Case c;
+    c.pool_offset = 2;  // one bf16 element
+    c.pe = pe_rope;
+    c.n = {3, 1, 20};
+    c.lens = {30, 12, 20};
+    c.seed = 120;
+    check_case(c);
   }
 }
 
