@@ -10,6 +10,8 @@ struct pa_paged_kernel_table {
   const void *check;    // paged_check(pa_paged_seqs)
   const void *combine;  // paged_combine(pa_paged_params)
   const void *split[pa_paged::kCacheKinds][pa_paged::kDimClasses];  // paged_split(pa_paged_params)
+  // paged_split_mma(pa_paged_params) by [cache][q is f16][head dim 64/128/256]; NULL: none
+  const void *split_mma[pa_paged::kCacheKinds][2][pa_paged::kDimClasses];
   const void *append[pa_paged::kCacheKinds];                        // paged_append(pa_paged_append_params)
 };
 

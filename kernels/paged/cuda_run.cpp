@@ -4,7 +4,7 @@
 //
 // prepare (once, synchronous): the SM count, the geometry (host.h), the PE tables built on the host
 // and copied into device memory owned by the plan (cudaMalloc + one cudaMemcpy), the parameter
-// templates pointing into them, and the split kernel's dynamic shared-memory attribute.
+// templates pointing into them, and the split kernels' dynamic shared-memory attributes.
 // run / append (the hot path, graph-capturable): patch the call's pointers into a template and
 // cudaLaunchKernel on the context's stream -- nothing else: no allocation, copy, synchronisation,
 // attribute query or device switch (the caller's current device must be the plan's, as for any
@@ -115,9 +115,10 @@ class DeviceScope {
 
 // Launches kernel `fn` with the parameter block `params` (passed by value) on `stream`.
 template <class Params>
-cudaError_t launch(const void *fn, dim3 grid, size_t smem, const Params &params, cudaStream_t stream) {
+cudaError_t launch(const void *fn, dim3 grid, size_t smem, const Params &params, cudaStream_t stream,
+                   unsigned threads = pa_paged::kThreads) {
   void *args[] = {const_cast<Params *>(&params)};
-  return PA_CUDA(cudaLaunchKernel)(fn, grid, dim3(pa_paged::kThreads), args, smem, stream);
+  return PA_CUDA(cudaLaunchKernel)(fn, grid, dim3(threads), args, smem, stream);
 }
 
 // Before anything is launched: an earlier failure of someone else's work must not be reported as
@@ -181,11 +182,20 @@ PA_ENTRY posattn_status PA_HOOK(pa_plan_cuda_prepare)(posattn_plan *plan, char *
   }
   paged_templates_fill(plan, P, static_cast<unsigned char *>(s->tables));
   // The attribute every launch needs, set once here so that runs never touch it.
+  // Both split kernels when the plan has the tensor-core one: a run with unaligned pools takes
+  // paged_split (paged_run_mma).
   if (P.split_smem > 48 * 1024) {
     e = PA_CUDA(cudaFuncSetAttribute)(s->kernels->split[P.cache_index][P.dim_cls],
                                       cudaFuncAttributeMaxDynamicSharedMemorySize, int(P.split_smem));
     if (e != cudaSuccess)
       return cuda_failed(msg, msg_size, "cudaFuncSetAttribute(paged_split, max dynamic shared memory)", e);
+  }
+  if (P.mma_rows > 0 && P.mma_smem > 48 * 1024) {
+    e = PA_CUDA(cudaFuncSetAttribute)(s->kernels->split_mma[P.cache_index][P.q_f16][P.dim_cls],
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, int(P.mma_smem));
+    if (e != cudaSuccess)
+      return cuda_failed(msg, msg_size,
+                         "cudaFuncSetAttribute(paged_split_mma, max dynamic shared memory)", e);
   }
   plan->num_splits = P.splits;
   plan->workspace_bytes = P.total;
@@ -214,10 +224,15 @@ PA_ENTRY posattn_status PA_HOOK(pa_plan_cuda_run)(posattn_context *ctx, const po
   paged_run_fill(k, plan, P, a);
   cudaError_t e = launch(s.kernels->check, dim3(unsigned(a->batch)), 0, k.sq, stream);
   PA_TRY(launched(ctx, e, "launch of paged_check"));
-  e = launch(s.kernels->split[P.cache_index][P.dim_cls],
-             dim3(unsigned(P.chunk_slots), unsigned(plan->hkv), unsigned(P.splits)), P.split_smem, k,
-             stream);
-  PA_TRY(launched(ctx, e, "launch of paged_split"));
+  const dim3 split_grid(unsigned(k.chunk_slots), unsigned(plan->hkv), unsigned(P.splits));
+  if (k.mma_rows > 0) {  // paged_run_fill chose the tensor-core kernel
+    e = launch(s.kernels->split_mma[P.cache_index][P.q_f16][P.dim_cls], split_grid, P.mma_smem, k,
+               stream, unsigned(pa_decode::kMmaThreads));
+    PA_TRY(launched(ctx, e, "launch of paged_split_mma"));
+  } else {
+    e = launch(s.kernels->split[P.cache_index][P.dim_cls], split_grid, P.split_smem, k, stream);
+    PA_TRY(launched(ctx, e, "launch of paged_split"));
+  }
   e = launch(s.kernels->combine, dim3(unsigned(P.combine_blocks)), 0, k, stream);
   return launched(ctx, e, "launch of paged_combine");
 }

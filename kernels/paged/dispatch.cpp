@@ -1,5 +1,5 @@
 // dispatch.cpp -- the EMU backend of a plan (host/plan.h hooks pa_plan_emu_*): the paged kernels
-// (kernels/paged/paged.cu) run by the SIMT emulator.
+// (kernels/paged/paged.cu, paged_mma.cuh) run by the SIMT emulator.
 //
 // prepare builds the geometry, the PE tables (host memory owned by the plan's backend_state) and
 // the parameter templates once; run and append patch the call's pointers into a template and
@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "paged/host.h"
-#include "paged/paged.cu"
+#include "paged/paged_mma.cuh"
 
 namespace {
 
@@ -64,10 +64,17 @@ extern "C" posattn_status pa_plan_emu_run(posattn_context *ctx, const posattn_pl
     pa::launch_status st = pa::launch("paged_check", pa_paged::paged_check, dim3(unsigned(a->batch)),
                                       dim3(pa_paged::kThreads), 0, nullptr, k.sq);
     if (!st.ok) return emu_fault(ctx, st, "paged_check kernel");
-    st = pa::launch("paged_split", pa_paged::split_kernel(P.cache_index, P.dim_cls),
-                    dim3(unsigned(P.chunk_slots), unsigned(plan->hkv), unsigned(P.splits)),
-                    dim3(pa_paged::kThreads), P.split_smem, nullptr, k);
-    if (!st.ok) return emu_fault(ctx, st, "paged_split kernel");
+    if (k.mma_rows > 0) {  // paged_run_fill chose the tensor-core kernel
+      st = pa::launch("paged_split_mma", pa_paged::split_mma_kernel(P.cache_index, P.q_f16, P.dim_cls),
+                      dim3(unsigned(k.chunk_slots), unsigned(plan->hkv), unsigned(P.splits)),
+                      dim3(pa_decode::kMmaThreads), P.mma_smem, nullptr, k);
+      if (!st.ok) return emu_fault(ctx, st, "paged_split_mma kernel");
+    } else {
+      st = pa::launch("paged_split", pa_paged::split_kernel(P.cache_index, P.dim_cls),
+                      dim3(unsigned(k.chunk_slots), unsigned(plan->hkv), unsigned(P.splits)),
+                      dim3(pa_paged::kThreads), P.split_smem, nullptr, k);
+      if (!st.ok) return emu_fault(ctx, st, "paged_split kernel");
+    }
     st = pa::launch("paged_combine", pa_paged::paged_combine, dim3(unsigned(P.combine_blocks)),
                     dim3(pa_paged::kThreads), 0, nullptr, k);
     if (!st.ok) return emu_fault(ctx, st, "paged_combine kernel");

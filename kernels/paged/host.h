@@ -19,7 +19,10 @@
 #include <cstdint>
 #include <cstring>
 
+#include <cstdlib>
+
 #include "decode.h"
+#include "decode/mma_geometry.h"
 #include "paged/config.h"
 #include "paged/params.h"
 #include "plan.h"
@@ -74,10 +77,15 @@ struct PagedPeView {
 };
 
 // Everything a backend keeps from prepare (backend_state points to one, plus the backend's own).
+// Split kernels: paged_split (SIMT) always, with chunk_slots / split_smem; paged_split_mma
+// (tensor cores) when mma_rows > 0, with mma_chunk_slots / mma_smem. A run takes the tensor-core
+// kernel when the plan has one and the call's pools are 16-byte aligned (paged_run_mma).
 struct PagedPlan {
   int32_t splits, chunk_slots, combine_blocks, append_blocks, dim_cls, cache_index;
   size_t verdict_at, part_o_at, part_lse_at, total;
   size_t split_smem;
+  int32_t mma_rows, mma_chunk_slots, q_f16;
+  size_t mma_smem;
   pa_prefill_layout pe_layout;
   pa_prefill_scalars pe_scalars;
   pa_paged_params run_tpl;           // pointers into the tables set; per-run fields empty
@@ -92,6 +100,41 @@ inline int cache_index_of(posattn_dtype dt) {
     case POSATTN_DTYPE_FP8_E5M2: return pa_paged::kCacheE5M2;
     default: return pa_paged::kCacheF32;
   }
+}
+
+// Which split kernel a plan's run takes. The environment variable POSATTN_PAGED_KERNEL (read at
+// plan creation, for tests and benchmarks) forces one: "simt" (paged_split) or "mma"
+// (paged_split_mma: a plan it cannot serve is then NOT_SUPPORTED, naming why); unset or anything
+// else: the tensor-core kernel wherever it can serve, paged_split elsewhere.
+enum PagedForce { kPagedAuto, kPagedSimt, kPagedMma };
+inline PagedForce paged_force() {
+  const char *e = std::getenv("POSATTN_PAGED_KERNEL");
+  if (e && std::strcmp(e, "simt") == 0) return kPagedSimt;
+  if (e && std::strcmp(e, "mma") == 0) return kPagedMma;
+  return kPagedAuto;
+}
+// Why paged_split_mma cannot serve the plan (NULL when it can). The pools' alignment is a run's
+// (paged_run_mma).
+inline const char *paged_mma_unfit(const posattn_plan *pl) {
+  const posattn_plan_desc &D = pl->desc;
+  const posattn_dtype c = D.cache.dtype;
+  if (D.q_dtype != POSATTN_DTYPE_BF16 && D.q_dtype != POSATTN_DTYPE_F16)
+    return "the tensor-core paged kernel takes bf16 or f16 q";
+  if (c != D.q_dtype && c != POSATTN_DTYPE_FP8_E4M3 && c != POSATTN_DTYPE_FP8_E5M2)
+    return "the tensor-core paged kernel takes a cache of q's dtype or FP8";
+  if (pl->d != 64 && pl->d != 128 && pl->d != 256)
+    return "the tensor-core paged kernel takes head_dim 64, 128 or 256";
+  const int64_t per16 = 16 / int64_t(posattn_dtype_size(c));  // elements per 16-byte copy
+  if (D.cache.stride_page % per16 != 0 || D.cache.stride_slot % per16 != 0 ||
+      D.cache.stride_head % per16 != 0)
+    return "the tensor-core paged kernel needs cache strides of whole 16-byte units";
+  return nullptr;
+}
+// Whether this call runs paged_split_mma: the plan has it and the pools are 16-byte aligned
+// (host pointers of the call, never device data: a captured run replays the same choice).
+inline bool paged_run_mma(const PagedPlan &P, const void *k_pages, const void *v_pages) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(k_pages) | reinterpret_cast<uintptr_t>(v_pages);
+  return P.mma_rows > 0 && a % 16 == 0;
 }
 
 // Partial outputs beyond this many bytes are not worth more splits: the automatic split count
@@ -128,6 +171,18 @@ inline posattn_status paged_geometry(const posattn_plan *pl, int sms, PagedPlan 
   P.dim_cls = pa_paged::dim_class(pl->d);
   P.cache_index = cache_index_of(D.cache.dtype);
   P.split_smem = pa_paged::split_smem_bytes(P.dim_cls, pl->d);
+  const PagedForce force = paged_force();
+  const char *why = paged_mma_unfit(pl);
+  if (force == kPagedMma && why)
+    return pa_fail(msg, msg_size, POSATTN_STATUS_NOT_SUPPORTED, "POSATTN_PAGED_KERNEL=mma, but %s", why);
+  if (force != kPagedSimt && !why) {
+    const int R = pa_decode::mma_rows_per_block(pl->d, pl->rotary_dim);
+    P.mma_rows = R;
+    P.mma_chunk_slots = int32_t((mq * pl->group + R - 1) / R + D.max_batch);
+    P.q_f16 = D.q_dtype == POSATTN_DTYPE_F16;
+    P.mma_smem = pa_decode::MmaSmem(pl->d, int(posattn_dtype_size(D.cache.dtype)), R,
+                                    pl->rotary_dim > 0, pl->rotate_k != 0).total;
+  }
 
   size_t at = 0;
   auto take = [&](size_t bytes) {
@@ -191,7 +246,8 @@ inline void paged_templates_fill(const posattn_plan *pl, PagedPlan &P, unsigned 
   k.window_left = D.window_left;
   k.rotate_k = pl->rotate_k;
   k.num_splits = P.splits;
-  k.chunk_slots = P.chunk_slots;
+  k.chunk_slots = P.chunk_slots;  // the run patches both for paged_split_mma (paged_run_fill)
+  k.mma_rows = 0;
   k.combine_blocks = P.combine_blocks;
 
   pa_paged_append_params &a = P.append_tpl;
@@ -248,6 +304,10 @@ inline void paged_run_fill(pa_paged_params &k, const posattn_plan *pl, const Pag
   const size_t esz_c = posattn_dtype_size(pl->desc.cache.dtype), pool = paged_pool_elems(pl);
   unsigned char *ws = static_cast<unsigned char *>(a->workspace);
   k = P.run_tpl;
+  if (paged_run_mma(P, a->k_pages, a->v_pages)) {
+    k.mma_rows = P.mma_rows;
+    k.chunk_slots = P.mma_chunk_slots;
+  }
   paged_seqs_patch(k.sq, pl, P, a->batch, a->q_indptr, a->kv_lens, a->block_table,
                    a->block_table_stride, a->q_positions, a->kv_positions, a->kv_positions_stride, ws);
   k.q = pa::make_gptr(static_cast<const unsigned char *>(a->q.data),

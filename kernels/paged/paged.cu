@@ -56,11 +56,14 @@ struct CacheIO {
 // f16 of the same value; E4M3's fields placed in f16's give value * 2^-8; S.1111.111 is NaN.
 template <int E5M2>
 struct Fp8IO {
-  static PA_DEVICE float load(pa::gptr<const unsigned char> pool, int64_t i) {
-    const uint32_t c = uint8_t(pool[i]);
+  // The value of code c (0..255).
+  static PA_DEVICE float value(uint32_t c) {
     if (E5M2) return pa::to_float(pa::f16{uint16_t(c << 8)});
     const float v = pa::to_float(pa::f16{uint16_t(((c & 0x80u) << 8) | ((c & 0x7fu) << 7))}) * 256.f;
     return (c & 0x7fu) == 0x7fu ? NAN : v;
+  }
+  static PA_DEVICE float load(pa::gptr<const unsigned char> pool, int64_t i) {
+    return value(uint8_t(pool[i]));
   }
   static PA_DEVICE void store(pa::gptr<unsigned char> pool, int64_t i, float x) {
     pool[i] = pa_fp8_encode(E5M2, x);
@@ -218,6 +221,37 @@ PA_DEVICE int seq_of_row(const pa_paged_seqs &s, int32_t row) {
 }
 
 // ---- paged_split -----------------------------------------------------------------------------
+// Slot `slot` of a chunk grid of `rows_per_block` rows -> (sequence, chunk): sequences' chunks are
+// numbered in order. -1 for an unused slot.
+PA_DEVICE int slot_sequence(const pa_paged_seqs &sq, int group, int rows_per_block, int slot,
+                            int &chunk) {
+  chunk = slot;
+  for (int i = 0; i < sq.batch; ++i) {
+    const int rows_i = (int32_t(sq.indptr[i + 1]) - int32_t(sq.indptr[i])) * group;
+    const int chunks_i = (rows_i + rows_per_block - 1) / rows_per_block;
+    if (chunk < chunks_i) return i;
+    chunk -= chunks_i;
+  }
+  return -1;
+}
+
+// The keys [lo, hi) of split `split` for the chunk whose rows hold tokens t_first .. t_last of
+// sequence b (length len, n tokens): pages per split from the sequence's own length, narrowed to
+// the keys the first token may see (window) and the last may see (causal).
+PA_DEVICE void split_keys(const pa_paged_params &p, int len, int base, int split, int t_first,
+                          int t_last, int &lo, int &hi) {
+  const pa_paged_seqs &sq = p.sq;
+  const int64_t pages = (int64_t(len) + sq.page_size - 1) / sq.page_size;
+  const int64_t split_tokens = ((pages + p.num_splits - 1) / p.num_splits) * sq.page_size;
+  int64_t lo64 = pa::min(int64_t(split) * split_tokens, int64_t(len));
+  int64_t hi64 = pa::min(lo64 + split_tokens, int64_t(len));
+  if (p.causal) hi64 = pa::max(lo64, pa::min(hi64, int64_t(base) + t_last + 1));
+  if (p.window_left >= 0)
+    lo64 = pa::min(pa::max(lo64, int64_t(base) + t_first - p.window_left), hi64);
+  lo = int(lo64);
+  hi = int(hi64);
+}
+
 template <class IO, int DMAX>
 __global__ void __launch_bounds__(kThreads, kMinBlocks<DMAX>) paged_split(const pa_paged_params p) {
   constexpr int T = kKeysPerTile<DMAX>;
@@ -225,17 +259,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DMAX>) paged_split(const 
   const pa_paged_seqs &sq = p.sq;
   if (sq.verdict[0] == PA_PAGED_BAD_RUN) return;  // the indptr is bad: nothing to map
 
-  // Slot -> (sequence b, chunk): sequences' chunks are numbered in order.
-  int b = -1, chunk = int(blockIdx.x);
-  for (int i = 0; i < sq.batch; ++i) {
-    const int rows_i = (int32_t(sq.indptr[i + 1]) - int32_t(sq.indptr[i])) * p.group;
-    const int chunks_i = (rows_i + kRows - 1) / kRows;
-    if (chunk < chunks_i) {
-      b = i;
-      break;
-    }
-    chunk -= chunks_i;
-  }
+  int chunk;
+  const int b = slot_sequence(sq, p.group, kRows, int(blockIdx.x), chunk);
   if (b < 0 || sq.verdict[b] != PA_PAGED_OK) return;
 
   const int split = int(blockIdx.z), hk = int(blockIdx.y), tid = int(threadIdx.x);
@@ -287,17 +312,9 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DMAX>) paged_split(const 
   PA_UNROLL
   for (int k = 0; k < kAcc; ++k) acc[k] = 0.f;
 
-  // This split's keys: pages per split from the sequence's own length, narrowed to the keys the
-  // chunk's first token may see (window) and its last token may see (causal).
-  const int64_t pages = (int64_t(len) + sq.page_size - 1) / sq.page_size;
-  const int64_t split_tokens = ((pages + p.num_splits - 1) / p.num_splits) * sq.page_size;
-  int64_t lo64 = pa::min(int64_t(split) * split_tokens, int64_t(len));
-  int64_t hi64 = pa::min(lo64 + split_tokens, int64_t(len));
-  const int t_first = row_token(0), t_last = rows > 0 ? row_token(rows - 1) : 0;
-  if (p.causal) hi64 = pa::max(lo64, pa::min(hi64, int64_t(base) + t_last + 1));
-  if (p.window_left >= 0)
-    lo64 = pa::min(pa::max(lo64, int64_t(base) + t_first - p.window_left), hi64);
-  const int lo = int(lo64), hi = int(hi64);
+  // This split's keys, narrowed to those the chunk's tokens may see.
+  int lo, hi;
+  split_keys(p, len, base, split, row_token(0), rows > 0 ? row_token(rows - 1) : 0, lo, hi);
 
   for (int kn, kt = lo; kt < hi; kt += kn) {
     kn = pa::min(T, hi - kt);

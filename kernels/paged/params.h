@@ -1,5 +1,6 @@
 /* params.h -- the parameter blocks of the paged kernels of a plan (kernels/paged/paged.cu):
- * paged_check, paged_split, paged_combine (pa_paged_params) and paged_append
+ * paged_check, paged_split or paged_split_mma (kernels/paged/paged_mma.cuh), paged_combine
+ * (pa_paged_params) and paged_append
  * (pa_paged_append_params).
  *
  * Filled in two steps (kernels/paged/host.h): at plan creation a TEMPLATE with everything the
@@ -74,7 +75,8 @@ typedef struct pa_paged_params {
   int32_t causal, window_left;
   int32_t rotate_k;                       /* ROPE on an un-rotated cache: rotate K at its position */
   int32_t num_splits;
-  int32_t chunk_slots;                    /* blocks per (split, kv head) of paged_split */
+  int32_t chunk_slots;                    /* blocks per (split, kv head) of the split kernel */
+  int32_t mma_rows;                       /* paged_split_mma: query rows per block (0: paged_split) */
   int32_t combine_blocks;                 /* blocks of paged_combine (grid-stride over rows x heads) */
 } pa_paged_params;
 

@@ -67,7 +67,7 @@ struct Standin {
 inline Standin g_standin;
 
 // Fake kernels: distinct addresses, never called.
-inline char g_fake_kernels[2 + pa_paged::kCacheKinds * pa_paged::kDimClasses + pa_paged::kCacheKinds];
+inline char g_fake_kernels[2 + 3 * pa_paged::kCacheKinds * pa_paged::kDimClasses + pa_paged::kCacheKinds];
 
 const pa_paged_kernel_table *pa_paged_cuda_kernels_standin() {
   static pa_paged_kernel_table t = [] {
@@ -77,6 +77,8 @@ const pa_paged_kernel_table *pa_paged_cuda_kernels_standin() {
     x.combine = &g_fake_kernels[i++];
     for (int c = 0; c < pa_paged::kCacheKinds; ++c) {
       for (int d = 0; d < pa_paged::kDimClasses; ++d) x.split[c][d] = &g_fake_kernels[i++];
+      for (int q = 0; q < 2; ++q)
+        for (int d = 0; d < pa_paged::kDimClasses; ++d) x.split_mma[c][q][d] = &g_fake_kernels[i++];
       x.append[c] = &g_fake_kernels[i++];
     }
     return x;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "cuda_standin.hpp"
+#include "decode/mma_geometry.h"
 
 namespace {
 
@@ -178,21 +179,23 @@ TEST_F(PlanCapture, RunIssuesOnlyLaunchesOnTheStream) {
     EXPECT_TRUE(c == "cudaLaunchKernel" || c == "cudaGetLastError" || c == "cudaPeekAtLastError") << c;
   const pa_paged_kernel_table *kt = pa_paged_cuda_kernels_standin();
   ASSERT_EQ(g_standin.launches.size(), 3u);
-  for (const StandinLaunch &l : g_standin.launches) {
+  for (const StandinLaunch &l : g_standin.launches)
     EXPECT_EQ(l.stream, static_cast<cudaStream_t>(ctx_.stream));
-    EXPECT_EQ(l.block.x, unsigned(pa_paged::kThreads));
-  }
   // check: one block per sequence of the call
   EXPECT_EQ(g_standin.launches[0].func, kt->check);
   EXPECT_EQ(g_standin.launches[0].grid.x, 64u);
-  // split: (chunk slots, kv heads, splits), chunk slots = ceil(max_q_tokens * group / 16) + max_batch
+  EXPECT_EQ(g_standin.launches[0].block.x, unsigned(pa_paged::kThreads));
+  // split (bf16 q and cache, hd 128: the tensor-core kernel): (chunk slots, kv heads, splits),
+  // chunk slots = ceil(max_q_tokens * group / 128) + max_batch, 8 warps
   const StandinLaunch &s = g_standin.launches[1];
-  EXPECT_EQ(s.func, kt->split[pa_paged::kCacheBF16][1]);
-  EXPECT_EQ(s.grid.x, unsigned((2048 * 4 + 15) / 16 + 64));
+  EXPECT_EQ(s.func, kt->split_mma[pa_paged::kCacheBF16][0][1]);
+  EXPECT_EQ(s.grid.x, unsigned((2048 * 4 + 127) / 128 + 64));
   EXPECT_EQ(s.grid.y, 8u);
   EXPECT_EQ(s.grid.z, unsigned(plan_.num_splits));
-  EXPECT_EQ(s.smem, pa_paged::split_smem_bytes(1, 128));
+  EXPECT_EQ(s.block.x, unsigned(pa_decode::kMmaThreads));
+  EXPECT_EQ(s.smem, pa_decode::MmaSmem(128, 2, 128, plan_.rotary_dim > 0, plan_.rotate_k != 0).total);
   EXPECT_EQ(g_standin.launches[2].func, kt->combine);
+  EXPECT_EQ(g_standin.launches[2].block.x, unsigned(pa_paged::kThreads));
   // the launches' parameters point at the call's arrays
   pa_paged_params k;
   ASSERT_EQ(s.params.size(), sizeof k);
@@ -202,6 +205,29 @@ TEST_F(PlanCapture, RunIssuesOnlyLaunchesOnTheStream) {
   EXPECT_EQ(k.sq.block_table, A.bt.data());
   EXPECT_EQ(static_cast<const void *>(k.q), static_cast<const void *>(A.q.data()));
   EXPECT_EQ(static_cast<void *>(k.sq.err), A.ws);
+}
+
+// POSATTN_PAGED_KERNEL=simt at creation: the SIMT split kernel, 16 rows per block.
+TEST_F(PlanCapture, ForcedSimtSplitKernel) {
+  pa_plan_cuda_release_standin(&plan_);
+  setenv("POSATTN_PAGED_KERNEL", "simt", 1);
+  const posattn_plan_desc D = desc_for(64, 2048, 40, 512);
+  const posattn_status st = standin_plan_create(&D, &plan_, msg_, sizeof msg_);
+  unsetenv("POSATTN_PAGED_KERNEL");
+  ASSERT_EQ(st, POSATTN_STATUS_SUCCESS) << msg_;
+  g_standin.clear();
+  Arrays A;
+  arrays_init(A, plan_, 64);
+  arrays_step(A, 1, 500, 0);
+  run(A);
+  EXPECT_TRUE(g_standin.forbidden.empty());
+  ASSERT_EQ(g_standin.launches.size(), 3u);
+  const pa_paged_kernel_table *kt = pa_paged_cuda_kernels_standin();
+  const StandinLaunch &s = g_standin.launches[1];
+  EXPECT_EQ(s.func, kt->split[pa_paged::kCacheBF16][1]);
+  EXPECT_EQ(s.grid.x, unsigned((2048 * 4 + 15) / 16 + 64));
+  EXPECT_EQ(s.block.x, unsigned(pa_paged::kThreads));
+  EXPECT_EQ(s.smem, pa_paged::split_smem_bytes(1, 128));
 }
 
 // The graph-replay property: new device-side contents, same pointers and batch -> the same launches.

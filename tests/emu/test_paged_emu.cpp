@@ -5,11 +5,14 @@
 // prefill chunks, mixed batches with empty sequences, page sizes 1..256, GQA groups, every PE,
 // window, softcap, sinks, FP8 caches, split counts, replays of one plan with new device-side
 // data, the bad-index grid (error record, untouched rows, guard bands) and append vs
-// posattn_cache_append.
+// posattn_cache_append. The grid runs on the tensor-core split kernel wherever the plan allows
+// (the default: bf16 at hd 64), and again on the SIMT one under POSATTN_PAGED_KERNEL=simt (the
+// *.simt registration in CMakeLists.txt).
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <string>
@@ -23,8 +26,11 @@ namespace {
 
 constexpr float kSentinel = -12345.f;  // written into every out/lse element before a run
 
+// Defaults: bf16 q and cache at head_dim 64, which the tensor-core split kernel (paged_split_mma)
+// serves; POSATTN_PAGED_KERNEL=simt (the *_simt registration in CMakeLists.txt, and
+// KernelForced below) runs the same grid on paged_split.
 struct Case {
-  int hq = 4, hkv = 2, d = 32, page_size = 16;
+  int hq = 4, hkv = 2, d = 64, page_size = 16;
   std::vector<int> n{1, 3};     // query tokens per sequence
   std::vector<int> lens{20, 9}; // cached tokens per sequence (the step's tokens included)
   posattn_dtype q_dt = POSATTN_DTYPE_BF16, cache_dt = POSATTN_DTYPE_BF16, out_dt = POSATTN_DTYPE_F32;
@@ -37,6 +43,7 @@ struct Case {
   int extra_batch = 1;     // max_batch beyond the batch
   int max_position = 0;    // the plan's (0: 4096 with explicit positions, else the default)
   int pad = 0;             // q/out: elements between heads and between rows beyond the data
+  int pool_offset = 0;     // bytes the page pools start past a 256-byte boundary
   uint64_t seed = 1;
   std::function<void(posattn_pe &, int hq)> pe;  // empty = NONE
   bool fp8() const { return cache_dt == POSATTN_DTYPE_FP8_E4M3 || cache_dt == POSATTN_DTYPE_FP8_E5M2; }
@@ -88,8 +95,11 @@ struct Problem {
     max_q = total + c.extra_q_tokens;
     const size_t pool = size_t(num_pages) * c.page_size * c.hkv * c.d;
     const size_t ces = posattn_dtype_size(c.cache_dt);
-    EXPECT_EQ(pat_buf_alloc(&kpool, pool * ces), 0);
-    EXPECT_EQ(pat_buf_alloc(&vpool, pool * ces), 0);
+    for (pat_buf *b : {&kpool, &vpool}) {
+      EXPECT_EQ(pat_buf_alloc(b, pool * ces + size_t(c.pool_offset)), 0);
+      b->data = static_cast<unsigned char *>(b->data) + c.pool_offset;
+      b->bytes = pool * ces;
+    }
     pat_rng r;
     pat_rng_seed(&r, c.seed);
     pat_fill_random(&r, c.cache_dt, kpool.data, nullptr, int64_t(pool), 1.0);
@@ -565,6 +575,25 @@ void pe_fire(posattn_pe &pe, int hq) {
   pe.fire.w1 = w1.data(); pe.fire.b1 = b1.data(); pe.fire.w2 = w2.data(); pe.fire.b2 = b2.data();
 }
 
+// Forces the plan's split kernel (POSATTN_PAGED_KERNEL, read at plan creation) in a scope, and
+// restores the setting the test started with.
+struct KernelForce {
+  explicit KernelForce(const char *kind) {
+    const char *prev = std::getenv("POSATTN_PAGED_KERNEL");
+    had_ = prev != nullptr;
+    if (had_) prev_ = prev;
+    setenv("POSATTN_PAGED_KERNEL", kind, 1);
+  }
+  ~KernelForce() {
+    if (had_) setenv("POSATTN_PAGED_KERNEL", prev_.c_str(), 1);
+    else unsetenv("POSATTN_PAGED_KERNEL");
+  }
+  bool had_ = false;
+  std::string prev_;
+  KernelForce(const KernelForce &) = delete;
+  KernelForce &operator=(const KernelForce &) = delete;
+};
+
 // ---- correctness grid ----------------------------------------------------------------------
 
 TEST_F(PagedEmu, DecodeTokens1To8) {
@@ -587,6 +616,32 @@ TEST_F(PagedEmu, PrefillChunksOddLengths) {
   c.d = 40;
   c.seed = 3;
   check_case(c);
+}
+
+// Chunks of several blocks (128 rows per tensor-core block: 199 tokens x group 2 and x group 8),
+// f16 at hd 128 with RoPE from explicit positions.
+TEST_F(PagedEmu, LongPrefillChunksManyBlocks) {
+  {
+    Case c;
+    c.n = {37, 1, 0, 5, 199};
+    c.lens = {37 + 150, 60, 25, 5, 199 + 40};
+    c.d = 128;
+    c.seed = 13;
+    check_case(c);
+  }
+  {
+    Case c;
+    c.hq = 8;
+    c.hkv = 1;
+    c.q_dt = POSATTN_DTYPE_F16;
+    c.cache_dt = POSATTN_DTYPE_F16;
+    c.pe = pe_rope;
+    c.explicit_positions = true;
+    c.n = {70, 2};
+    c.lens = {70 + 33, 40};
+    c.seed = 14;
+    check_case(c);
+  }
 }
 
 TEST_F(PagedEmu, MixedBatchEmptySequencesPage1) {
@@ -823,8 +878,10 @@ TEST_F(PagedEmu, BadIndexGrid) {
 
 // NaN rule (as decode): a non-finite V element poisons exactly the rows that see its key.
 TEST_F(PagedEmu, NanInValuePoisonsOnlyRowsThatSeeIt) {
+  for (posattn_dtype dt : {POSATTN_DTYPE_F32, POSATTN_DTYPE_BF16}) {
+  SCOPED_TRACE(int(dt));
   Case c;
-  c.cache_dt = POSATTN_DTYPE_F32;
+  c.cache_dt = dt;
   c.n = {4, 2};
   c.lens = {20, 9};
   c.splits = 3;
@@ -833,7 +890,9 @@ TEST_F(PagedEmu, NanInValuePoisonsOnlyRowsThatSeeIt) {
   PlanHolder H(P);
   ASSERT_NE(H.plan, nullptr);
   const int j = 18, page = P.bt[size_t(j / c.page_size)];  // sequence 0, token j, kv head 0
-  static_cast<float *>(P.vpool.data)[(int64_t(page) * c.page_size + j % c.page_size) * c.hkv * c.d + 3] = NAN;
+  const int64_t at = (int64_t(page) * c.page_size + j % c.page_size) * c.hkv * c.d + 3;
+  if (dt == POSATTN_DTYPE_F32) static_cast<float *>(P.vpool.data)[at] = NAN;
+  else static_cast<uint16_t *>(P.vpool.data)[at] = 0x7fc0;  // bf16 NaN
   const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
   ASSERT_EQ(R.status, POSATTN_STATUS_SUCCESS) << R.message;
   const int group = c.hq / c.hkv;
@@ -846,6 +905,7 @@ TEST_F(PagedEmu, NanInValuePoisonsOnlyRowsThatSeeIt) {
       for (int f = 0; f < c.d; ++f)
         EXPECT_EQ(std::isnan(R.out[(size_t(row) * c.hq + h) * c.d + f]), sees) << row << " " << h << " " << f;
     }
+  }
 }
 
 // Default positions are not checked (as REF): beyond the plan's max_position, or before the
@@ -878,6 +938,66 @@ TEST_F(PagedEmu, PaddingSequencesAreNotRead) {
   const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
   EXPECT_EQ(R.check, POSATTN_STATUS_SUCCESS) << R.check_message;
   expect_matches(P, R);
+}
+
+// Both split kernels forced on key cases (decode, a long chunk, a mixed batch on pages of 1, fp8
+// per head, RoPE, splits); "mma" on a plan the tensor-core kernel cannot serve is refused at
+// creation with the reason.
+TEST_F(PagedEmu, KernelForced) {
+  for (const char *kind : {"mma", "simt"}) {
+    SCOPED_TRACE(kind);
+    const KernelForce force(kind);
+    Case c;
+    c.n = {1, 1, 1, 1};
+    c.lens = {90, 3, 1, 40};
+    c.seed = 110;
+    check_case(c);
+    c.n = {150, 0, 4};
+    c.lens = {170, 5, 4};
+    c.d = 128;
+    c.pe = pe_rope;
+    c.seed = 111;
+    check_case(c);
+    c = Case{};
+    c.page_size = 1;
+    c.n = {0, 3, 0, 1, 12};
+    c.lens = {0, 17, 9, 1, 30};
+    c.cache_dt = POSATTN_DTYPE_FP8_E4M3;
+    c.scale_kind = POSATTN_KV_SCALE_PER_HEAD;
+    c.splits = 3;
+    c.seed = 112;
+    check_case(c);
+  }
+  const KernelForce force("mma");
+  for (int which = 0; which < 2; ++which) {
+    Case c;
+    if (which == 0) c.q_dt = POSATTN_DTYPE_F32;
+    else c.d = 40;
+    Problem P(c);
+    const posattn_plan_desc D = P.plan_desc();
+    posattn_plan *plan = nullptr;
+    EXPECT_EQ(posattn_plan_create(g_emu, &D, &plan), POSATTN_STATUS_NOT_SUPPORTED);
+    EXPECT_EQ(plan, nullptr);
+    EXPECT_NE(std::string(posattn_context_last_message(g_emu)).find("POSATTN_PAGED_KERNEL=mma"),
+              std::string::npos)
+        << posattn_context_last_message(g_emu);
+  }
+}
+
+// Page pools that are not 16-byte aligned: the plan holds the tensor-core kernel, this run takes
+// paged_split (a host-pointer test at run time), and matches.
+TEST_F(PagedEmu, UnalignedPoolsTakeSimtKernel) {
+  for (const char *kind : {"auto", "mma"}) {
+    SCOPED_TRACE(kind);
+    const KernelForce force(kind);
+    Case c;
+    c.pool_offset = 2;  // one bf16 element
+    c.pe = pe_rope;
+    c.n = {3, 1, 20};
+    c.lens = {30, 12, 20};
+    c.seed = 120;
+    check_case(c);
+  }
 }
 
 // The EMU paged kernels take head_dim <= 256: a larger plan is refused at creation with the reason.
