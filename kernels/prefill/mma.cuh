@@ -137,8 +137,11 @@ struct Check {
   static_assert(T::kStages >= 2, "a ring of one stage cannot overlap copy and math");
   static_assert((T::kBr * T::kD / 8) % kThreads == 0, "Q tile chunks split evenly over threads");
   static_assert((T::kBc * T::kD / 8) % kThreads == 0, "K/V tile chunks split evenly over threads");
+  static_assert(T::kBc % 32 == 0 && T::kBc <= 64, "a row's visibility over a KV tile: 1-2 words");
+  static constexpr int kMaskWords = T::kBc / 32;  // per query row (visible_words)
   static constexpr size_t kSmemBytes =
-      size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */;
+      size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */ +
+      size_t(T::kBr) * kMaskWords * 4;
 };
 
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
@@ -265,21 +268,36 @@ PA_DEVICE void transform_tile(pa::sptr<Tin> t, const Xf &xf, int rows, bool is_q
   }
 }
 
-// Whether every key of [j0, j1) is visible to every row of [i0, i1) (then the per-element rule
-// is skipped for the tile). Conservative: false whenever unsure.
-PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, int j1) {
-  const pa_prefill_params &p = *sq.p;
-  if (j1 > sq.Lk) return false;
-  if (p.causal && j1 - 1 > i0 + sq.shift) return false;  // i0 + shift < Lk: no overflow
-  // windows up to INT32_MAX: the window comparisons in int64
-  if (p.window_left >= 0 && j0 < int64_t(i1) - 1 + sq.shift - p.window_left) return false;
-  if (p.window_right >= 0 && j1 - 1 > int64_t(i0) + sq.shift + p.window_right) return false;
-  if (p.doc_ids && j1 > p.num_anchor) {
-    const int32_t d = sq.q_doc(i0);
-    if (sq.q_doc(i1 - 1) != d || sq.kv_doc(j0) != d || sq.kv_doc(j1 - 1) != d) return false;
+// Which KV tiles of the query rows [i0, i1) are wholly visible (then the per-element rule is
+// skipped for the tile), prepared once per block: keys [first, last] are visible to every row
+// by causal/window and the sequence end, and with documents the rows' document `doc` (rows that
+// span two documents see no non-anchor tile whole: last stops before the first non-anchor key).
+// Conservative: false whenever unsure. Three words stay live through the loop instead of the
+// rows' bounds and offsets.
+struct FullTiles {
+  int first, last;
+  int32_t doc;
+  PA_DEVICE FullTiles(const pa_pe::Seq &sq, int i0, int i1) {
+    const pa_prefill_params &p = *sq.p;
+    // windows up to INT32_MAX: the window bounds in int64
+    int64_t f = 0, l = int64_t(sq.Lk) - 1;
+    if (p.causal) l = pa::min(l, int64_t(i0) + sq.shift);  // i0 + shift < Lk
+    if (p.window_left >= 0) f = pa::max(f, int64_t(i1) - 1 + sq.shift - p.window_left);
+    if (p.window_right >= 0) l = pa::min(l, int64_t(i0) + sq.shift + p.window_right);
+    doc = p.doc_ids ? sq.q_doc(i0) : 0;
+    if (p.doc_ids && sq.q_doc(i1 - 1) != doc) l = pa::min(l, int64_t(p.num_anchor) - 1);
+    first = int(pa::min(f, int64_t(sq.Lk)));
+    last = int(pa::max(l, int64_t(-1)));
   }
-  return true;
-}
+  // Whether keys [j0, j0 + n) are visible to every row.
+  PA_DEVICE bool operator()(const pa_pe::Seq &sq, int j0, int n) const {
+    if (j0 < first || j0 + n - 1 > last) return false;
+    const pa_prefill_params &p = *sq.p;
+    if (p.doc_ids && j0 + n > p.num_anchor)
+      return sq.kv_doc(j0) == doc && sq.kv_doc(j0 + n - 1) == doc;
+    return true;
+  }
+};
 
 // Exponent bits of the 16-bit type: all set = infinity or NaN.
 template <class Tin>
@@ -307,6 +325,49 @@ PA_DEVICE void isolate_nonfinite_v(pa::sptr<Tin> k, pa::sptr<Tin> v, int tid) {
     for (int x = 0; x < 8; ++x)
       if ((Tin(*(v + at + x)).bits & kExpBits<Tin>) == kExpBits<Tin>) *(v + at + x) = Tin{0};
     *(k + at) = pa::from_float<Tin>(NAN);
+  }
+}
+
+// Bits [a, b] of a 32-bit word (0 <= a, b <= 31; none when a > b).
+PA_DEVICE uint32_t bit_range(int a, int b) {
+  return a > b ? 0u : (0xffffffffu >> (31 - b)) & (0xffffffffu << a);
+}
+
+// On a masked tile (keys [j0, j0 + kBc)): for each query row of the block, one bit per key of
+// the tile, set when the row sees the key (causal/window range, sequence ends, documents), into
+// words[row * kBc / 32 ...]. Each thread writes whole rows; the caller's barrier publishes them.
+// Keeping this in shared memory rather than per-row bounds and documents in registers is what
+// lets 4 warps x 32 rows at hd128 fit in 255 registers without spilling (docs/kernels.md).
+template <int kBr, int kBc, int kThreads>
+PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words, int qt0, int j0,
+                             int tid) {
+  constexpr int kW = kBc / 32;
+  const pa_prefill_params &p = *sq.p;
+  const int jend = pa::min(j0 + kBc, sq.Lk);  // keys past the sequence end are never visible
+  PA_UNROLL  // a compile-time trip count: no run-time loop around the shared stores
+  for (int it = 0; it < (kBr + kThreads - 1) / kThreads; ++it) {
+    const int r = tid + it * kThreads;
+    if (r >= kBr) break;
+    const int i = qt0 + r;
+    int first = 0, last = -1;
+    if (i < sq.Lq) {
+      sq.row_keys(i, first, last);
+      first = pa::max(first, j0);
+      last = pa::min(last, jend - 1);
+    }
+    // one 64-bit word (Bc <= 64) rather than an array: the document loop indexes it at run time
+    uint64_t w = 0;
+    PA_UNROLL
+    for (int x = 0; x < kW; ++x)
+      w |= uint64_t(bit_range(pa::max(first - j0 - 32 * x, 0), pa::min(last - j0 - 32 * x, 31)))
+           << (32 * x);
+    if (p.doc_ids && first <= last) {
+      const int32_t doc = sq.q_doc(i);
+      for (int j = pa::max(first, p.num_anchor); j <= last; ++j)
+        if (sq.kv_doc(j) != doc) w &= ~(uint64_t(1) << (j - j0));
+    }
+    PA_UNROLL
+    for (int x = 0; x < kW; ++x) words[r * kW + x] = uint32_t(w >> (32 * x));
   }
 }
 
@@ -390,8 +451,11 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
   };
 
-  // T5, FIRE: the bias tables after the K/V ring (the loop's first barrier orders the writes).
-  const pa::sptr<float> sB = pa::ptr_cast<float>(sV + kS * kBc * kP);
+  // The masked tiles' visibility words (visible_words) after the K/V ring; T5, FIRE: the bias
+  // tables after them (the loop's first barrier orders the writes).
+  constexpr int kMW = Check<T>::kMaskWords;
+  const pa::sptr<uint32_t> sMask = pa::ptr_cast<uint32_t>(sV + kS * kBc * kP);
+  const pa::sptr<float> sB = pa::ptr_cast<float>(sMask + kBr * kMW);
   pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
   auto row_bias = [&](int32_t pq) {
     if constexpr (PeKind == POSATTN_PE_T5)
@@ -430,8 +494,9 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
   //   Q and V rows differ by this warp's first row: one set of offsets serves both.
   const LaneRow<D> v_row((mi % 2) * 8 + lane % 8, mi / 2);
   const LaneRow<D> k_row((mi / 2) * 8 + lane % 8, mi % 2);
-  const LaneRow<D> q_row(wrow + (mi % 2) * 8 + lane % 8, mi / 2);
+  const pa::sptr<Tin> q_s = sQ + wrow * kP;  // rows wrow + ... have v_row's offsets (wrow % 8 == 0)
 
+  const FullTiles full_tile(sq, qt0, qt1);
   float o[kM][kDA][4];
   PA_UNROLL
   for (int m = 0; m < kM; ++m)
@@ -455,9 +520,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
                                   [&](int r) { return sq.kv_pos(j0 + r); }, tid);
       __syncthreads();
     }
-    const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);  // uniform over the block
+    const bool masked = !full_tile(sq, j0, kBc);  // uniform over the block
     if (masked) {
       isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
+      visible_words<kBr, kBc, kThreads>(sq, sMask, qt0, j0, tid);
       __syncthreads();
     }
 
@@ -471,7 +537,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     for (int ks = 0; ks < D / 16; ++ks) {
       uint32_t qa[kM][4];
       PA_UNROLL
-      for (int m = 0; m < kM; ++m) pa::ldmatrix_x4(qa[m], sQ + q_row.at(ks) + m * 16 * kP);
+      for (int m = 0; m < kM; ++m) pa::ldmatrix_x4(qa[m], q_s + v_row.at(ks) + m * 16 * kP);
       PA_UNROLL
       for (int np = 0; np < kBc / 16; ++np) {
         uint32_t kb[4];
@@ -510,17 +576,15 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     if (masked) {
       PA_UNROLL
       for (int r = 0; r < kRows; ++r) {
-        const int i = row_of(r);
-        int first, last;
-        sq.row_keys(i, first, last);
-        const int32_t doc = i < sq.Lq ? sq.q_doc(i) : 0;
+        // this row's words, shifted so that bit 8a' + (e & 1) is key j0 + 32w + 8a' + 2t4 + (e & 1)
+        const pa::sptr<uint32_t> wr = sMask + (row_of(r) - qt0) * kMW;
         PA_UNROLL
         for (int a = 0; a < kNA; ++a)
           PA_UNROLL
           for (int e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e) {
-            const int j = j0 + 8 * a + 2 * t4 + (e & 1);
+            const uint32_t w = uint32_t(*(wr + a / 4)) >> (2 * t4);
             float &x = s[r / 2][a][e];
-            if (j >= sq.Lk || i >= sq.Lq || !sq.visible(first, last, j, doc))
+            if (!((w >> (8 * (a % 4) + (e & 1))) & 1u))
               x = -INFINITY;
             else
               mn[r] = fminf(mn[r], x);
