@@ -93,8 +93,9 @@ struct Traits<112> {
   static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
 };
 // hd128: the FA2 forward shape (128 x 64), 8 warps x 16 rows. 2 stages: 32 KiB Q + 2 x 32 KiB
-// K/V = 96 KiB. (4 warps x 32 rows with 32-key tiles: 255 registers and a 24-byte spill on
-// sm_90a.)
+// K/V = 96 KiB. (4 warps x 32 rows with 32-key tiles: NONE, xPos, KERPLE-power fit in 255
+// registers without spilling since visible_words/FullTiles, RoPE, ALiBi, FIRE, T5, KERPLE-log
+// still spill 8-60 bytes; docs/kernels.md, Issue 12 log.)
 template <>
 struct Traits<128> {
   static constexpr int kD = 128, kWarps = 8, kBr = 128, kBc = 64, kStages = 2, kM = 1;
