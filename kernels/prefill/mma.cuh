@@ -92,13 +92,14 @@ template <>
 struct Traits<112> {
   static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
 };
-// hd128: the FA2 forward shape (128 x 64), 8 warps x 16 rows. 2 stages: 32 KiB Q + 2 x 32 KiB
-// K/V = 96 KiB. (4 warps x 32 rows with 32-key tiles: NONE, xPos, KERPLE-power fit in 255
-// registers without spilling since visible_words/FullTiles, RoPE, ALiBi, FIRE, T5, KERPLE-log
-// still spill 8-60 bytes; docs/kernels.md, Issue 12 log.)
+// hd128: FA2's warp arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 32-key
+// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 1.5 KiB row tables) = ~66 KiB, 2 blocks per SM
+// on sm_80 and sm_90. 252-255 registers, no spill on sm_80/sm_90a for every PE kind -- only since
+// the masked-tile visibility words, the row table, one set of ldmatrix offsets for Q/K/V and the
+// partly unrolled Q K^T loop (docs/kernels.md, Issue 12 log): the margin is a few registers.
 template <>
 struct Traits<128> {
-  static constexpr int kD = 128, kWarps = 8, kBr = 128, kBc = 64, kStages = 2, kM = 1;
+  static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 32, kStages = 2, kM = 2;
 };
 // hd192: O is 96 registers per slab: 8 warps x 16 rows, 32-key tiles: 48 + 2 x 24 KiB = 96 KiB.
 template <>
@@ -140,9 +141,11 @@ struct Check {
   static_assert((T::kBc * T::kD / 8) % kThreads == 0, "K/V tile chunks split evenly over threads");
   static_assert(T::kBc % 32 == 0 && T::kBc <= 64, "a row's visibility over a KV tile: 1-2 words");
   static constexpr int kMaskWords = T::kBc / 32;  // per query row (visible_words)
+  // per query row: its position and one float (row_table), then 4 words of head values
+  static constexpr int kRowWords = 2 * T::kBr + 4;
   static constexpr size_t kSmemBytes =
       size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */ +
-      size_t(T::kBr) * kMaskWords * 4;
+      size_t(T::kBr) * kMaskWords * 4 + size_t(kRowWords) * 4;
 };
 
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
@@ -452,18 +455,40 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
   };
 
-  // The masked tiles' visibility words (visible_words) after the K/V ring; T5, FIRE: the bias
-  // tables after them (the loop's first barrier orders the writes).
+  // After the K/V ring: the masked tiles' visibility words (visible_words), the bias kinds' row
+  // table (each row's query position, FIRE's 1/normaliser per row, the head's ALiBi slope or
+  // KERPLE a and p), then the T5/FIRE bias tables (the loop's first barrier orders the writes).
+  // Read from shared memory inside the loop, these values cannot be hoisted into registers held
+  // across it (ptxas keeps loop-invariant global loads live; with 4 warps x 32 rows at hd128
+  // every register counts).
   constexpr int kMW = Check<T>::kMaskWords;
   const pa::sptr<uint32_t> sMask = pa::ptr_cast<uint32_t>(sV + kS * kBc * kP);
-  const pa::sptr<float> sB = pa::ptr_cast<float>(sMask + kBr * kMW);
+  const pa::sptr<int32_t> sRowPos = pa::ptr_cast<int32_t>(sMask + kBr * kMW);
+  const pa::sptr<float> sRowF = pa::ptr_cast<float>(sRowPos + kBr);
+  const pa::sptr<float> sHead = sRowF + kBr;
+  const pa::sptr<float> sB = sHead + 4;
   pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
-  auto row_bias = [&](int32_t pq) {
+  if (kBias) {
+    for (int r = tid; r < kBr; r += kThreads) {
+      const int32_t pq = qt0 + r < sq.Lq ? sq.q_pos(qt0 + r) : 0;
+      sRowPos[r] = pq;
+      if (PeKind == POSATTN_PE_FIRE) sRowF[r] = pa_pe::fire_inv_norm(p, pq);
+    }
+    if (tid == 0) {
+      const bool kerple = PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
+      sHead[0] = PeKind == POSATTN_PE_ALIBI ? p.alibi_slopes[h] : kerple ? p.kerple_a[h] : 0.f;
+      sHead[1] = kerple ? p.kerple_p[h] : 0.f;
+    }
+  }
+  // The bias policy of a row from its row-table values (pq, rf) and the head values h0, h1.
+  auto row_bias = [&](int32_t pq, float rf, float h0, float h1) {
     if constexpr (PeKind == POSATTN_PE_T5)
       return pa_pe::T5Shared{sB, uint32_t(p.t5_nmax), pq};
     else if constexpr (PeKind == POSATTN_PE_FIRE)
-      return pa_pe::FireBias<pa::sptr>(p, pa_pe::fire_segments_shared(p, sB), pq,
-                                       pa_pe::fire_inv_norm(p, pq));
+      return pa_pe::FireBias<pa::sptr>(p, pa_pe::fire_segments_shared(p, sB), pq, rf);
+    else if constexpr (PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_KERPLE_LOG ||
+                       PeKind == POSATTN_PE_KERPLE_POWER)
+      return pa_pe::Bias<PeKind>(h0, h1, pq);
     else
       return pa_pe::Bias<PeKind>(p, h, pq);
   };
@@ -492,10 +517,14 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
   //   K (B, keys x features): matrices (chunk lo|hi) x (keys 0-7|8-15) -> b of two n8 atoms
   //   V (B via .trans, keys x features): (keys 0-7|8-15) x (chunk lo|hi) -> b of two n8 atoms
   const int mi = lane / 8;
-  //   Q and V rows differ by this warp's first row: one set of offsets serves both.
   const LaneRow<D> v_row((mi % 2) * 8 + lane % 8, mi / 2);
-  const LaneRow<D> k_row((mi / 2) * 8 + lane % 8, mi % 2);
-  const pa::sptr<Tin> q_s = sQ + wrow * kP;  // rows wrow + ... have v_row's offsets (wrow % 8 == 0)
+  //   Q rows wrow + ... have v_row's offsets (wrow % 8 == 0). K's differ from V's by one constant:
+  //   all three rows have row % 8 == lane % 8, so chunk 2c + half sits at chunk 2(c ^ z) + y with
+  //   the same z = (lane % 8) / 2 and a y fixed per half: off_K[c] - off_V[c] is independent of c.
+  //   One set of 4 offsets then serves Q, K and V (8 registers fewer than one LaneRow each).
+  const pa::sptr<Tin> q_s = sQ + wrow * kP;
+  const int kv_delta = Smem<D>::at((mi / 2) * 8 + lane % 8, (mi % 2) * 8) -
+                       Smem<D>::at((mi % 2) * 8 + lane % 8, (mi / 2) * 8);
 
   const FullTiles full_tile(sq, qt0, qt1);
   float o[kM][kDA][4];
@@ -529,12 +558,15 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     }
 
     // ---- S = Q K^T: each K fragment feeds the kM slabs ----
+    const pa::sptr<Tin> kd_s = k_s + kv_delta;  // K rows through v_row's offsets
     float s[kM][kNA][4];
     PA_UNROLL
     for (int m = 0; m < kM; ++m)
       PA_UNROLL
       for (int a = 0; a < kNA; ++a) s[m][a][0] = s[m][a][1] = s[m][a][2] = s[m][a][3] = 0.f;
-    PA_UNROLL
+#if defined(__CUDACC__)
+#pragma unroll 4
+#endif
     for (int ks = 0; ks < D / 16; ++ks) {
       uint32_t qa[kM][4];
       PA_UNROLL
@@ -542,7 +574,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
       PA_UNROLL
       for (int np = 0; np < kBc / 16; ++np) {
         uint32_t kb[4];
-        pa::ldmatrix_x4(kb, k_s + k_row.at(ks) + np * 16 * kP);
+        pa::ldmatrix_x4(kb, kd_s + v_row.at(ks) + np * 16 * kP);
         const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
         PA_UNROLL
         for (int m = 0; m < kM; ++m) {
@@ -556,20 +588,31 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
     // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
     if (!plain) {
+      // keys outer, rows inner: one key position live at a time; the rows' values are read
+      // from the row table once per tile. Keys past the sequence end (their bias is computed
+      // from the last key's position) lie on masked tiles, where the mask overrides the logit.
+      int32_t pq[kRows];
+      float rf[kRows];
       PA_UNROLL
       for (int r = 0; r < kRows; ++r) {
-        const int i = row_of(r);
-        const auto bias = row_bias(kBias && i < sq.Lq ? sq.q_pos(i) : 0);
-        PA_UNROLL
-        for (int a = 0; a < kNA; ++a)
-          PA_UNROLL
-          for (int e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e) {
-            const int j = j0 + 8 * a + 2 * t4 + (e & 1);
-            float logit = pa_pe::apply_softcap(p, s[r / 2][a][e] * p.scale);
-            if (kBias && j < sq.Lk) logit += bias(sq.kv_pos(j));
-            s[r / 2][a][e] = logit * kLog2e;
-          }
+        pq[r] = kBias ? int32_t(sRowPos[row_of(r) - qt0]) : 0;
+        rf[r] = PeKind == POSATTN_PE_FIRE ? float(sRowF[row_of(r) - qt0]) : 0.f;
       }
+      const float h0 = kBias ? float(sHead[0]) : 0.f, h1 = kBias ? float(sHead[1]) : 0.f;
+      PA_UNROLL
+      for (int a = 0; a < kNA; ++a)
+        PA_UNROLL
+        for (int c = 0; c < 2; ++c) {
+          const int j = j0 + 8 * a + 2 * t4 + c;
+          const int32_t pk = kBias ? sq.kv_pos(pa::min(j, sq.Lk - 1)) : 0;
+          PA_UNROLL
+          for (int r = 0; r < kRows; ++r) {
+            float &x = s[r / 2][a][2 * (r % 2) + c];
+            float logit = pa_pe::apply_softcap(p, x * p.scale);
+            if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
+            x = logit * kLog2e;
+          }
+        }
     }
     float mn[kRows];
     PA_UNROLL
