@@ -133,6 +133,10 @@ struct Smem {
 template <class T>
 struct Check {
   static constexpr int kThreads = T::kWarps * 32;
+  // Blocks per SM ptxas is told to allow (__launch_bounds__): two-slab shapes run 2 per SM. The
+  // register cap is the same 255 either way, but with 1 ptxas (CUDA 13, sm_90a) spilled 8 bytes
+  // in hd128 T5 once the prefill sink epilogue was added; with 2 no instance spills.
+  static constexpr int kMinBlocks = T::kM == 2 ? 2 : 1;
   static_assert(T::kBr == 16 * T::kWarps * T::kM, "each warp owns kM m16 slabs of query rows");
   static_assert(T::kBc % 16 == 0, "Bc is a whole number of mma k-steps for P V");
   static_assert(T::kD % 16 == 0, "whole mma k-steps and n8 atom pairs over the head dim");
@@ -389,8 +393,8 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 // The output dtype is a run-time field (only the epilogue depends on it). Preconditions, checked
 // by the chooser through layout_ok(): q/k/v rows 16-byte aligned (data pointers and every stride
 // multiples of 8 elements), since every Q/K/V row moves by 16-byte cp.async.
-// __launch_bounds__(threads, 1): with the thread count alone ptxas (CUDA 13, sm_80) capped the
-// hd64 RoPE instances at 128 registers and spilled 32 bytes.
+// __launch_bounds__(threads, Check::kMinBlocks): with the thread count alone ptxas (CUDA 13,
+// sm_80) capped the hd64 RoPE instances at 128 registers and spilled 32 bytes.
 //
 // Logit units. Plain logits (no bias, no softcap) stay raw q.k scores x and enter exp2 through one
 // FFMA, exp2(x * cs - m * cs) with cs = scale * log2(e); otherwise x is the finished logit in
@@ -399,7 +403,7 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 // the row's visible x, scaled by cs, are finite exactly when every scaled logit is; otherwise
 // the row sum l becomes NaN (and a NaN x makes its weight NaN by itself).
 template <int D, class Tin, int PeKind>
-__global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
+__global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::kMinBlocks)
     prefill_mma(const pa_prefill_params p) {
   using T = Traits<D>;
   using L = Smem<D>;
