@@ -55,7 +55,9 @@ def prefill_traits(d):
     if not m:
         raise SystemExit(f"posattn-sass: no Traits<{d}> in kernels/prefill/mma.cuh")
     w, br, bc, st = (int(g) for g in m.groups())
-    return w, br, bc, st, (br + 2 * st * bc) * d * 2
+    # + the masked tiles' visibility words (Br x Bc / 32) and the row table (2 Br + 4 words):
+    # Check::kSmemBytes
+    return w, br, bc, st, (br + 2 * st * bc) * d * 2 + (br * (bc // 32) + 2 * br + 4) * 4
 
 
 def targets():

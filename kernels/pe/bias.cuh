@@ -39,6 +39,7 @@ struct Bias<POSATTN_PE_ALIBI> {
   float m;
   int32_t pq;
   PA_DEVICE Bias(const pa_prefill_params &p, int h, int32_t pq_) : m(p.alibi_slopes[h]), pq(pq_) {}
+  PA_DEVICE Bias(float m_, float, int32_t pq_) : m(m_), pq(pq_) {}  // head value already read
   PA_DEVICE float operator()(int32_t pk) const { return -m * abs_distance(pq, pk); }
 };
 
@@ -179,6 +180,7 @@ struct Bias<POSATTN_PE_KERPLE_LOG> {
   int32_t pq;
   PA_DEVICE Bias(const pa_prefill_params &p, int h, int32_t pq_)
       : a(p.kerple_a[h]), pw(p.kerple_p[h]), pq(pq_) {}
+  PA_DEVICE Bias(float a_, float pw_, int32_t pq_) : a(a_), pw(pw_), pq(pq_) {}
   PA_DEVICE float operator()(int32_t pk) const { return -pw * log1pf(a * abs_distance(pq, pk)); }
 };
 
@@ -189,6 +191,7 @@ struct Bias<POSATTN_PE_KERPLE_POWER> {
   int32_t pq;
   PA_DEVICE Bias(const pa_prefill_params &p, int h, int32_t pq_)
       : a(p.kerple_a[h]), pw(p.kerple_p[h]), pq(pq_) {}
+  PA_DEVICE Bias(float a_, float pw_, int32_t pq_) : a(a_), pw(pw_), pq(pq_) {}
   PA_DEVICE float operator()(int32_t pk) const {
     const float dist = abs_distance(pq, pk);
     return dist == 0.f ? 0.f : -a * powf(dist, pw);

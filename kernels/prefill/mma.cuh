@@ -92,12 +92,14 @@ template <>
 struct Traits<112> {
   static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
 };
-// hd128: the FA2 forward shape (128 x 64), 8 warps x 16 rows. 2 stages: 32 KiB Q + 2 x 32 KiB
-// K/V = 96 KiB. (4 warps x 32 rows with 32-key tiles: 255 registers and a 24-byte spill on
-// sm_90a.)
+// hd128: FA2's warp arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 32-key
+// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 1.5 KiB row tables) = ~66 KiB, 2 blocks per SM
+// on sm_80 and sm_90. 252-255 registers, no spill on sm_80/sm_90a for every PE kind -- only since
+// the masked-tile visibility words, the row table, one set of ldmatrix offsets for Q/K/V and the
+// partly unrolled Q K^T loop (docs/kernels.md, Issue 12 log): the margin is a few registers.
 template <>
 struct Traits<128> {
-  static constexpr int kD = 128, kWarps = 8, kBr = 128, kBc = 64, kStages = 2, kM = 1;
+  static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 32, kStages = 2, kM = 2;
 };
 // hd192: O is 96 registers per slab: 8 warps x 16 rows, 32-key tiles: 48 + 2 x 24 KiB = 96 KiB.
 template <>
@@ -131,14 +133,23 @@ struct Smem {
 template <class T>
 struct Check {
   static constexpr int kThreads = T::kWarps * 32;
+  // Blocks per SM ptxas is told to allow (__launch_bounds__): two-slab shapes run 2 per SM. The
+  // register cap is the same 255 either way, but with 1 ptxas (CUDA 13, sm_90a) spilled 8 bytes
+  // in hd128 T5 once the prefill sink epilogue was added; with 2 no instance spills.
+  static constexpr int kMinBlocks = T::kM == 2 ? 2 : 1;
   static_assert(T::kBr == 16 * T::kWarps * T::kM, "each warp owns kM m16 slabs of query rows");
   static_assert(T::kBc % 16 == 0, "Bc is a whole number of mma k-steps for P V");
   static_assert(T::kD % 16 == 0, "whole mma k-steps and n8 atom pairs over the head dim");
   static_assert(T::kStages >= 2, "a ring of one stage cannot overlap copy and math");
   static_assert((T::kBr * T::kD / 8) % kThreads == 0, "Q tile chunks split evenly over threads");
   static_assert((T::kBc * T::kD / 8) % kThreads == 0, "K/V tile chunks split evenly over threads");
+  static_assert(T::kBc % 32 == 0 && T::kBc <= 64, "a row's visibility over a KV tile: 1-2 words");
+  static constexpr int kMaskWords = T::kBc / 32;  // per query row (visible_words)
+  // per query row: its position and one float (row_table), then 4 words of head values
+  static constexpr int kRowWords = 2 * T::kBr + 4;
   static constexpr size_t kSmemBytes =
-      size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */;
+      size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */ +
+      size_t(T::kBr) * kMaskWords * 4 + size_t(kRowWords) * 4;
 };
 
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
@@ -265,21 +276,36 @@ PA_DEVICE void transform_tile(pa::sptr<Tin> t, const Xf &xf, int rows, bool is_q
   }
 }
 
-// Whether every key of [j0, j1) is visible to every row of [i0, i1) (then the per-element rule
-// is skipped for the tile). Conservative: false whenever unsure.
-PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, int j1) {
-  const pa_prefill_params &p = *sq.p;
-  if (j1 > sq.Lk) return false;
-  if (p.causal && j1 - 1 > i0 + sq.shift) return false;  // i0 + shift < Lk: no overflow
-  // windows up to INT32_MAX: the window comparisons in int64
-  if (p.window_left >= 0 && j0 < int64_t(i1) - 1 + sq.shift - p.window_left) return false;
-  if (p.window_right >= 0 && j1 - 1 > int64_t(i0) + sq.shift + p.window_right) return false;
-  if (p.doc_ids && j1 > p.num_anchor) {
-    const int32_t d = sq.q_doc(i0);
-    if (sq.q_doc(i1 - 1) != d || sq.kv_doc(j0) != d || sq.kv_doc(j1 - 1) != d) return false;
+// Which KV tiles of the query rows [i0, i1) are wholly visible (then the per-element rule is
+// skipped for the tile), prepared once per block: keys [first, last] are visible to every row
+// by causal/window and the sequence end, and with documents the rows' document `doc` (rows that
+// span two documents see no non-anchor tile whole: last stops before the first non-anchor key).
+// Conservative: false whenever unsure. Three words stay live through the loop instead of the
+// rows' bounds and offsets.
+struct FullTiles {
+  int first, last;
+  int32_t doc;
+  PA_DEVICE FullTiles(const pa_pe::Seq &sq, int i0, int i1) {
+    const pa_prefill_params &p = *sq.p;
+    // windows up to INT32_MAX: the window bounds in int64
+    int64_t f = 0, l = int64_t(sq.Lk) - 1;
+    if (p.causal) l = pa::min(l, int64_t(i0) + sq.shift);  // i0 + shift < Lk
+    if (p.window_left >= 0) f = pa::max(f, int64_t(i1) - 1 + sq.shift - p.window_left);
+    if (p.window_right >= 0) l = pa::min(l, int64_t(i0) + sq.shift + p.window_right);
+    doc = p.doc_ids ? sq.q_doc(i0) : 0;
+    if (p.doc_ids && sq.q_doc(i1 - 1) != doc) l = pa::min(l, int64_t(p.num_anchor) - 1);
+    first = int(pa::min(f, int64_t(sq.Lk)));
+    last = int(pa::max(l, int64_t(-1)));
   }
-  return true;
-}
+  // Whether keys [j0, j0 + n) are visible to every row.
+  PA_DEVICE bool operator()(const pa_pe::Seq &sq, int j0, int n) const {
+    if (j0 < first || j0 + n - 1 > last) return false;
+    const pa_prefill_params &p = *sq.p;
+    if (p.doc_ids && j0 + n > p.num_anchor)
+      return sq.kv_doc(j0) == doc && sq.kv_doc(j0 + n - 1) == doc;
+    return true;
+  }
+};
 
 // Exponent bits of the 16-bit type: all set = infinity or NaN.
 template <class Tin>
@@ -310,6 +336,49 @@ PA_DEVICE void isolate_nonfinite_v(pa::sptr<Tin> k, pa::sptr<Tin> v, int tid) {
   }
 }
 
+// Bits [a, b] of a 32-bit word (0 <= a, b <= 31; none when a > b).
+PA_DEVICE uint32_t bit_range(int a, int b) {
+  return a > b ? 0u : (0xffffffffu >> (31 - b)) & (0xffffffffu << a);
+}
+
+// On a masked tile (keys [j0, j0 + kBc)): for each query row of the block, one bit per key of
+// the tile, set when the row sees the key (causal/window range, sequence ends, documents), into
+// words[row * kBc / 32 ...]. Each thread writes whole rows; the caller's barrier publishes them.
+// Keeping this in shared memory rather than per-row bounds and documents in registers is what
+// lets 4 warps x 32 rows at hd128 fit in 255 registers without spilling (docs/kernels.md).
+template <int kBr, int kBc, int kThreads>
+PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words, int qt0, int j0,
+                             int tid) {
+  constexpr int kW = kBc / 32;
+  const pa_prefill_params &p = *sq.p;
+  const int jend = pa::min(j0 + kBc, sq.Lk);  // keys past the sequence end are never visible
+  PA_UNROLL  // a compile-time trip count: no run-time loop around the shared stores
+  for (int it = 0; it < (kBr + kThreads - 1) / kThreads; ++it) {
+    const int r = tid + it * kThreads;
+    if (r >= kBr) break;
+    const int i = qt0 + r;
+    int first = 0, last = -1;
+    if (i < sq.Lq) {
+      sq.row_keys(i, first, last);
+      first = pa::max(first, j0);
+      last = pa::min(last, jend - 1);
+    }
+    // one 64-bit word (Bc <= 64) rather than an array: the document loop indexes it at run time
+    uint64_t w = 0;
+    PA_UNROLL
+    for (int x = 0; x < kW; ++x)
+      w |= uint64_t(bit_range(pa::max(first - j0 - 32 * x, 0), pa::min(last - j0 - 32 * x, 31)))
+           << (32 * x);
+    if (p.doc_ids && first <= last) {
+      const int32_t doc = sq.q_doc(i);
+      for (int j = pa::max(first, p.num_anchor); j <= last; ++j)
+        if (sq.kv_doc(j) != doc) w &= ~(uint64_t(1) << (j - j0));
+    }
+    PA_UNROLL
+    for (int x = 0; x < kW; ++x) words[r * kW + x] = uint32_t(w >> (32 * x));
+  }
+}
+
 PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
   switch (dtype) {
     case POSATTN_DTYPE_BF16: pa::ptr_cast<pa::bf16>(base)[idx] = pa::bf16_from_float(x); break;
@@ -324,8 +393,8 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 // The output dtype is a run-time field (only the epilogue depends on it). Preconditions, checked
 // by the chooser through layout_ok(): q/k/v rows 16-byte aligned (data pointers and every stride
 // multiples of 8 elements), since every Q/K/V row moves by 16-byte cp.async.
-// __launch_bounds__(threads, 1): with the thread count alone ptxas (CUDA 13, sm_80) capped the
-// hd64 RoPE instances at 128 registers and spilled 32 bytes.
+// __launch_bounds__(threads, Check::kMinBlocks): with the thread count alone ptxas (CUDA 13,
+// sm_80) capped the hd64 RoPE instances at 128 registers and spilled 32 bytes.
 //
 // Logit units. Plain logits (no bias, no softcap) stay raw q.k scores x and enter exp2 through one
 // FFMA, exp2(x * cs - m * cs) with cs = scale * log2(e); otherwise x is the finished logit in
@@ -334,7 +403,7 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 // the row's visible x, scaled by cs, are finite exactly when every scaled logit is; otherwise
 // the row sum l becomes NaN (and a NaN x makes its weight NaN by itself).
 template <int D, class Tin, int PeKind>
-__global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
+__global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::kMinBlocks)
     prefill_mma(const pa_prefill_params p) {
   using T = Traits<D>;
   using L = Smem<D>;
@@ -390,15 +459,40 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
   };
 
-  // T5, FIRE: the bias tables after the K/V ring (the loop's first barrier orders the writes).
-  const pa::sptr<float> sB = pa::ptr_cast<float>(sV + kS * kBc * kP);
+  // After the K/V ring: the masked tiles' visibility words (visible_words), the bias kinds' row
+  // table (each row's query position, FIRE's 1/normaliser per row, the head's ALiBi slope or
+  // KERPLE a and p), then the T5/FIRE bias tables (the loop's first barrier orders the writes).
+  // Read from shared memory inside the loop, these values cannot be hoisted into registers held
+  // across it (ptxas keeps loop-invariant global loads live; with 4 warps x 32 rows at hd128
+  // every register counts).
+  constexpr int kMW = Check<T>::kMaskWords;
+  const pa::sptr<uint32_t> sMask = pa::ptr_cast<uint32_t>(sV + kS * kBc * kP);
+  const pa::sptr<int32_t> sRowPos = pa::ptr_cast<int32_t>(sMask + kBr * kMW);
+  const pa::sptr<float> sRowF = pa::ptr_cast<float>(sRowPos + kBr);
+  const pa::sptr<float> sHead = sRowF + kBr;
+  const pa::sptr<float> sB = sHead + 4;
   pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
-  auto row_bias = [&](int32_t pq) {
+  if (kBias) {
+    for (int r = tid; r < kBr; r += kThreads) {
+      const int32_t pq = qt0 + r < sq.Lq ? sq.q_pos(qt0 + r) : 0;
+      sRowPos[r] = pq;
+      if (PeKind == POSATTN_PE_FIRE) sRowF[r] = pa_pe::fire_inv_norm(p, pq);
+    }
+    if (tid == 0) {
+      const bool kerple = PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
+      sHead[0] = PeKind == POSATTN_PE_ALIBI ? p.alibi_slopes[h] : kerple ? p.kerple_a[h] : 0.f;
+      sHead[1] = kerple ? p.kerple_p[h] : 0.f;
+    }
+  }
+  // The bias policy of a row from its row-table values (pq, rf) and the head values h0, h1.
+  auto row_bias = [&](int32_t pq, float rf, float h0, float h1) {
     if constexpr (PeKind == POSATTN_PE_T5)
       return pa_pe::T5Shared{sB, uint32_t(p.t5_nmax), pq};
     else if constexpr (PeKind == POSATTN_PE_FIRE)
-      return pa_pe::FireBias<pa::sptr>(p, pa_pe::fire_segments_shared(p, sB), pq,
-                                       pa_pe::fire_inv_norm(p, pq));
+      return pa_pe::FireBias<pa::sptr>(p, pa_pe::fire_segments_shared(p, sB), pq, rf);
+    else if constexpr (PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_KERPLE_LOG ||
+                       PeKind == POSATTN_PE_KERPLE_POWER)
+      return pa_pe::Bias<PeKind>(h0, h1, pq);
     else
       return pa_pe::Bias<PeKind>(p, h, pq);
   };
@@ -427,11 +521,16 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
   //   K (B, keys x features): matrices (chunk lo|hi) x (keys 0-7|8-15) -> b of two n8 atoms
   //   V (B via .trans, keys x features): (keys 0-7|8-15) x (chunk lo|hi) -> b of two n8 atoms
   const int mi = lane / 8;
-  //   Q and V rows differ by this warp's first row: one set of offsets serves both.
   const LaneRow<D> v_row((mi % 2) * 8 + lane % 8, mi / 2);
-  const LaneRow<D> k_row((mi / 2) * 8 + lane % 8, mi % 2);
-  const LaneRow<D> q_row(wrow + (mi % 2) * 8 + lane % 8, mi / 2);
+  //   Q rows wrow + ... have v_row's offsets (wrow % 8 == 0). K's differ from V's by one constant:
+  //   all three rows have row % 8 == lane % 8, so chunk 2c + half sits at chunk 2(c ^ z) + y with
+  //   the same z = (lane % 8) / 2 and a y fixed per half: off_K[c] - off_V[c] is independent of c.
+  //   One set of 4 offsets then serves Q, K and V (8 registers fewer than one LaneRow each).
+  const pa::sptr<Tin> q_s = sQ + wrow * kP;
+  const int kv_delta = Smem<D>::at((mi / 2) * 8 + lane % 8, (mi % 2) * 8) -
+                       Smem<D>::at((mi % 2) * 8 + lane % 8, (mi / 2) * 8);
 
+  const FullTiles full_tile(sq, qt0, qt1);
   float o[kM][kDA][4];
   PA_UNROLL
   for (int m = 0; m < kM; ++m)
@@ -455,27 +554,31 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
                                   [&](int r) { return sq.kv_pos(j0 + r); }, tid);
       __syncthreads();
     }
-    const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);  // uniform over the block
+    const bool masked = !full_tile(sq, j0, kBc);  // uniform over the block
     if (masked) {
       isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
+      visible_words<kBr, kBc, kThreads>(sq, sMask, qt0, j0, tid);
       __syncthreads();
     }
 
     // ---- S = Q K^T: each K fragment feeds the kM slabs ----
+    const pa::sptr<Tin> kd_s = k_s + kv_delta;  // K rows through v_row's offsets
     float s[kM][kNA][4];
     PA_UNROLL
     for (int m = 0; m < kM; ++m)
       PA_UNROLL
       for (int a = 0; a < kNA; ++a) s[m][a][0] = s[m][a][1] = s[m][a][2] = s[m][a][3] = 0.f;
-    PA_UNROLL
+#if defined(__CUDACC__)
+#pragma unroll 4
+#endif
     for (int ks = 0; ks < D / 16; ++ks) {
       uint32_t qa[kM][4];
       PA_UNROLL
-      for (int m = 0; m < kM; ++m) pa::ldmatrix_x4(qa[m], sQ + q_row.at(ks) + m * 16 * kP);
+      for (int m = 0; m < kM; ++m) pa::ldmatrix_x4(qa[m], q_s + v_row.at(ks) + m * 16 * kP);
       PA_UNROLL
       for (int np = 0; np < kBc / 16; ++np) {
         uint32_t kb[4];
-        pa::ldmatrix_x4(kb, k_s + k_row.at(ks) + np * 16 * kP);
+        pa::ldmatrix_x4(kb, kd_s + v_row.at(ks) + np * 16 * kP);
         const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
         PA_UNROLL
         for (int m = 0; m < kM; ++m) {
@@ -489,20 +592,31 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
     // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
     if (!plain) {
+      // keys outer, rows inner: one key position live at a time; the rows' values are read
+      // from the row table once per tile. Keys past the sequence end (their bias is computed
+      // from the last key's position) lie on masked tiles, where the mask overrides the logit.
+      int32_t pq[kRows];
+      float rf[kRows];
       PA_UNROLL
       for (int r = 0; r < kRows; ++r) {
-        const int i = row_of(r);
-        const auto bias = row_bias(kBias && i < sq.Lq ? sq.q_pos(i) : 0);
-        PA_UNROLL
-        for (int a = 0; a < kNA; ++a)
-          PA_UNROLL
-          for (int e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e) {
-            const int j = j0 + 8 * a + 2 * t4 + (e & 1);
-            float logit = pa_pe::apply_softcap(p, s[r / 2][a][e] * p.scale);
-            if (kBias && j < sq.Lk) logit += bias(sq.kv_pos(j));
-            s[r / 2][a][e] = logit * kLog2e;
-          }
+        pq[r] = kBias ? int32_t(sRowPos[row_of(r) - qt0]) : 0;
+        rf[r] = PeKind == POSATTN_PE_FIRE ? float(sRowF[row_of(r) - qt0]) : 0.f;
       }
+      const float h0 = kBias ? float(sHead[0]) : 0.f, h1 = kBias ? float(sHead[1]) : 0.f;
+      PA_UNROLL
+      for (int a = 0; a < kNA; ++a)
+        PA_UNROLL
+        for (int c = 0; c < 2; ++c) {
+          const int j = j0 + 8 * a + 2 * t4 + c;
+          const int32_t pk = kBias ? sq.kv_pos(pa::min(j, sq.Lk - 1)) : 0;
+          PA_UNROLL
+          for (int r = 0; r < kRows; ++r) {
+            float &x = s[r / 2][a][2 * (r % 2) + c];
+            float logit = pa_pe::apply_softcap(p, x * p.scale);
+            if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
+            x = logit * kLog2e;
+          }
+        }
     }
     float mn[kRows];
     PA_UNROLL
@@ -510,17 +624,15 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, 1)
     if (masked) {
       PA_UNROLL
       for (int r = 0; r < kRows; ++r) {
-        const int i = row_of(r);
-        int first, last;
-        sq.row_keys(i, first, last);
-        const int32_t doc = i < sq.Lq ? sq.q_doc(i) : 0;
+        // this row's words, shifted so that bit 8a' + (e & 1) is key j0 + 32w + 8a' + 2t4 + (e & 1)
+        const pa::sptr<uint32_t> wr = sMask + (row_of(r) - qt0) * kMW;
         PA_UNROLL
         for (int a = 0; a < kNA; ++a)
           PA_UNROLL
           for (int e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e) {
-            const int j = j0 + 8 * a + 2 * t4 + (e & 1);
+            const uint32_t w = uint32_t(*(wr + a / 4)) >> (2 * t4);
             float &x = s[r / 2][a][e];
-            if (j >= sq.Lk || i >= sq.Lq || !sq.visible(first, last, j, doc))
+            if (!((w >> (8 * (a % 4) + (e & 1))) & 1u))
               x = -INFINITY;
             else
               mn[r] = fminf(mn[r], x);

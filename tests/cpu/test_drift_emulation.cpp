@@ -465,7 +465,7 @@ const char *Preset(posattn_dtype dt) { return dt == POSATTN_DTYPE_BF16 ? "tc-bf1
 // The tensor-core kernel's key tile (Traits<D>::kBc in kernels/prefill/mma.cuh): the online
 // softmax rounds P relative to the running maximum at the end of each tile, so the emulation must
 // use the same tile.
-int KernelKeyTile(int32_t d) { return d == 128 ? 64 : 32; }
+int KernelKeyTile(int32_t d) { return d == 80 || d == 96 || d == 112 ? 64 : 32; }
 
 // The tc preset for a case: dtype, the kernel's key tile, plus `extra` options.
 std::string TcPreset(const TcCase &c, const std::string &extra = "") {
