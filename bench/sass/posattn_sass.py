@@ -225,7 +225,6 @@ def decode_counts(insns, dec, threads):
     if not outer:
         return None
     h, l = min(outer, key=lambda ab: ab[1] - ab[0])
-    inner = sass.outermost([(a, b) for a, b in sass.inner_loops(insns, h, l) if (a, b) != ml])
     units = dec["keys"] * dec["d"] * dec["esz"] // 16  # 16-byte copies per K (or V) tile
 
     def widening(c):  # a straight-line loop (one branch: its latch) storing to shared memory
