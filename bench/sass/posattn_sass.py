@@ -26,7 +26,8 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # Per-SM rates and sizes; every number's source is in docs/performance-model.md ("constants").
 # tc: dense tensor FLOP per clock per SM for the instruction family the kernel uses; hbm: HBM
-# bandwidth in bytes per second (datasheets: H100 SXM 3.35 TB/s, H200 4.8 TB/s, A100 SXM 80GB 2.039 TB/s).
+# bandwidth in bytes per second (datasheets: H100 SXM 3.35 TB/s, H200 4.8 TB/s, A100 SXM 80GB
+# 2.039 TB/s).
 DEVICES = {
     "H100-SXM": {"arch": "sm_90a", "sms": 132, "ghz": 1.83, "tc": {"HGMMA": 4096, "HMMA": 2048},
                  "hbm": 3.35e12, "smem_bpc": 128, "issue": 4, "regs": 65536, "smem": 228 * 1024,
@@ -74,7 +75,8 @@ def targets():
     src = open(os.path.join(REPO, "kernels/decode/decode.cu")).read()
     threads = int(re.search(r"constexpr int kThreads = (\d+);", src).group(1))
     keys = int(re.search(r"kKeysPerTile = DMAX > 128 \? \d+ : (\d+);", src).group(1))
-    for cache, io, esz in (("bf16", "INS_7CacheIOIN2pa4bf16EEELi128E", 2), ("fp8", "INS_5Fp8IOILi0EEELi128E", 1)):
+    for cache, io, esz in (("bf16", "INS_7CacheIOIN2pa4bf16EEELi128E", 2),
+                           ("fp8", "INS_5Fp8IOILi0EEELi128E", 1)):
         out.append((f"decode hd128 {cache}", f"{OBJ}/decode/cuda_decode.cu.o", "decode_split" + io,
                     {"threads": threads, "smem": None,
                      "decode": {"kernel": "split", "keys": keys, "esz": esz, "d": 128}}))
@@ -87,7 +89,8 @@ def targets():
                            ("fp8", "INS_5Fp8IOILi0EEEN2pa4bf16ELi128E", 1)):
         smem = (16 * 128 * 2 + 2 * 2 * bc * 128 * esz + (2 * bc * 128 * 2 if esz == 1 else 0) +
                 (3 * warps * 16 + 2 * 16 * warps) * 4)
-        out.append((f"decode mma hd128 {cache}", f"{OBJ}/decode/cuda_decode.cu.o", "decode_mma" + io,
+        out.append((f"decode mma hd128 {cache}", f"{OBJ}/decode/cuda_decode.cu.o",
+                    "decode_mma" + io,
                     {"threads": 32 * warps, "smem": smem,
                      "decode": {"kernel": "mma", "keys": bc, "esz": esz, "d": 128}}))
     return out
@@ -259,7 +262,8 @@ def decode_model(dev, c, dec):
     hbm_bpc = dev["hbm"] / (dev["sms"] * dev["ghz"] * 1e9)  # bytes per SM clock
     smem_bytes = sum(c.get(k, 0) for k in ("ldsm_bytes", "lds_bytes", "sts_bytes", "ldgsts_bytes"))
     clk = {"hbm": tile_bytes / hbm_bpc, "issue": c.get("total", 0) / dev["issue"],
-           "smem": smem_bytes / dev["smem_bpc"], "tensor": c.get("mma_flops", 0) / dev["tc"]["HMMA"]}
+           "smem": smem_bytes / dev["smem_bpc"],
+           "tensor": c.get("mma_flops", 0) / dev["tc"]["HMMA"]}
     bound = max(clk, key=clk.get)
     frac = clk["hbm"] / clk[bound]
     total = 2.0 * r["batch"] * r["kv_heads"] * r["context"] * r["d"] * dec["esz"]
@@ -350,9 +354,9 @@ def table(rows, out=sys.stdout):
     if not dec:
         return
     r0 = dec[0]["decode_counts"]["ref"]
-    print(f'\ndecode, memory-bound: batch {r0["batch"]}, {r0["kv_heads"]} kv heads x GQA {r0["group"]}:1, '
-          f'hd{r0["d"]}, {r0["context"]} cached tokens, {r0["tokens"]} query token; SM clocks per KV tile '
-          'of one CTA', file=out)
+    print(f'\ndecode, memory-bound: batch {r0["batch"]}, {r0["kv_heads"]} kv heads x GQA '
+          f'{r0["group"]}:1, hd{r0["d"]}, {r0["context"]} cached tokens, {r0["tokens"]} query '
+          'token; SM clocks per KV tile of one CTA', file=out)
     fmt = "%-24s %-6s %-9s %5s %7s %8s %7s %7s %7s %7s %-6s %9s %8s"
     print(fmt % ("kernel", "arch", "device", "keys", "bytes", "CTA insn", "hbm", "issue", "smem",
                  "tensor", "bound", "HBM frac.", "us"), file=out)
@@ -363,7 +367,8 @@ def table(rows, out=sys.stdout):
             print(fmt % (r["label"], r["arch"], name, m["tile_keys"], m["tile_bytes"],
                          "%.0f" % m["cta_insns"], "%.0f" % k["hbm"], "%.0f" % k["issue"],
                          "%.0f" % k["smem"], "%.0f" % k["tensor"], m["bound"],
-                         "%.1f %%" % (100 * m["hbm_fraction"]), "%.0f" % m["predicted_us"]), file=out)
+                         "%.1f %%" % (100 * m["hbm_fraction"]), "%.0f" % m["predicted_us"]),
+                  file=out)
     print("(predicted (static) fraction of HBM bandwidth = HBM time / the slowest ceiling; "
           "decode split: issue and smem are lower bounds, inner loops counted once)", file=out)
 

@@ -288,7 +288,8 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     # path), times its trips per tile; loops nested in it are handled by the recursion
     for a, b in outermost(inner):
         if w[a]:
-            sub = steady_path(insns, a, b, trips, top=False, force_tc=force_tc, force_loop=force_loop)
+            sub = steady_path(insns, a, b, trips, top=False, force_tc=force_tc,
+                              force_loop=force_loop)
             t = trips(count(insns[a:b + 1])[0]) if trips else 1
             for i in range(a, b + 1):
                 w[i] = sub[i] * t
