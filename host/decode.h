@@ -157,7 +157,8 @@ posattn_status pa_decode_emu_choose(const pa_decode_problem *p, size_t *workspac
                                     char *msg, size_t msg_size);
 /* The automatic split count of pa_decode_choose (num_splits = 0) for batch x kv_heads groups of
  * rows_per_kv_head query rows (group * num_q_tokens), the longest cache max_len and a device of
- * `sms` SMs; also read by posattn-bench for its combine-share run. */
+ * `sms` SMs, for blocks of decode_split's 16 rows (the paged plan's chunks; posattn-bench asks
+ * pa_decode_choose, which sizes the splits per kernel). */
 int32_t pa_decode_auto_splits(int32_t batch, int32_t kv_heads, int32_t rows_per_kv_head,
                               int32_t max_len, int sms);
 /* SM count that sizes the automatic split count on the CPU backends (H100 SXM has 132 SMs). */

@@ -2,7 +2,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bench_decode.h"
 
-#include "decode.h" /* pa_decode_auto_splits: the library's own split count */
+#include "decode.h" /* pa_validate_decode + pa_decode_choose: the library's own split count */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +99,19 @@ int pb_decode_build(pb_decode_problem *p, int batch, int context, int q_heads, i
   p->desc.block_table = p->block_table;
   p->desc.max_pages_per_seq = pages_per_seq;
   p->desc.pe.kind = (posattn_pe_kind)pe;
-  p->auto_splits = pa_decode_auto_splits(batch, kv_heads, q_heads / kv_heads, context, sms);
+  /* The split count the library's chooser picks for this problem on `sms` SMs: per kernel
+   * (kernels/decode/plan.h: decode_mma's blocks hold a whole GQA group, decode_split's 16 rows).
+   * A problem the chooser refuses keeps the decode_split count; its run reports why. */
+  pa_decode_problem prob;
+  size_t ws_bytes = 0;
+  posattn_status st = pa_validate_decode(msg, msg_size, &p->desc, &p->cache, p->q_dtype,
+                                         p->q_dtype, NULL, NULL, NULL, &prob);
+  if (st == POSATTN_STATUS_SUCCESS)
+    st = pa_decode_choose(&prob, 0, sms, &p->auto_splits, &ws_bytes, msg, msg_size);
+  if (st != POSATTN_STATUS_SUCCESS) {
+    p->auto_splits = pa_decode_auto_splits(batch, kv_heads, q_heads / kv_heads, context, sms);
+    if (msg_size > 0) msg[0] = '\0';
+  }
   p->flops = pb_flops((int64_t)batch * context, q_heads, head_dim);
   p->bytes = 2.0 * (double)batch * context * kv_heads * head_dim * (double)es /* K and V */
              + 2.0 * (double)p->q_bytes                                    /* q, out */

@@ -7,7 +7,7 @@ finds each kernel's main loop and its steady-state iteration (bench/sass/sass.py
 per-warp counters into predicted ceilings per device (constants and sources: DEVICES below and
 docs/performance-model.md). Prints a table, writes JSON, and compares with a baseline.
 
-  posattn-sass [--build DIR] [--json OUT] [--baseline FILE] [--update-baseline]
+  posattn-sass [--build DIR] [--json OUT] [--baseline FILE] [--update-baseline] [--only PREFIX]
   posattn-sass --sass FILE.sass ...        analyse SASS text (cuobjdump -sass output) directly
   posattn-sass --anchors                   build CUTLASS's FMHA examples and analyse them (slow)
 """
@@ -25,16 +25,18 @@ import sass  # noqa: E402
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # Per-SM rates and sizes; every number's source is in docs/performance-model.md ("constants").
-# tc: dense tensor FLOP per clock per SM for the instruction family the kernel uses.
+# tc: dense tensor FLOP per clock per SM for the instruction family the kernel uses; hbm: HBM
+# bandwidth in bytes per second (datasheets: H100 SXM 3.35 TB/s, H200 4.8 TB/s, A100 SXM 80GB
+# 2.039 TB/s).
 DEVICES = {
     "H100-SXM": {"arch": "sm_90a", "sms": 132, "ghz": 1.83, "tc": {"HGMMA": 4096, "HMMA": 2048},
-                 "smem_bpc": 128, "issue": 4, "regs": 65536, "smem": 228 * 1024,
+                 "hbm": 3.35e12, "smem_bpc": 128, "issue": 4, "regs": 65536, "smem": 228 * 1024,
                  "smem_block_max": 227 * 1024, "threads": 2048, "ctas": 32},
     "H200": {"arch": "sm_90a", "sms": 132, "ghz": 1.83, "tc": {"HGMMA": 4096, "HMMA": 2048},
-             "smem_bpc": 128, "issue": 4, "regs": 65536, "smem": 228 * 1024,
+             "hbm": 4.8e12, "smem_bpc": 128, "issue": 4, "regs": 65536, "smem": 228 * 1024,
              "smem_block_max": 227 * 1024, "threads": 2048, "ctas": 32},
     "A100-SXM": {"arch": "sm_80", "sms": 108, "ghz": 1.41, "tc": {"HMMA": 2048},
-                 "smem_bpc": 128, "issue": 4, "regs": 65536, "smem": 164 * 1024,
+                 "hbm": 2.039e12, "smem_bpc": 128, "issue": 4, "regs": 65536, "smem": 164 * 1024,
                  "smem_block_max": 163 * 1024, "threads": 2048, "ctas": 32},
 }
 RESERVED_SMEM = 1024  # per CTA, reserved by the driver on sm_80/sm_90
@@ -69,17 +71,30 @@ def targets():
                     "prefill_mma", {"threads": 32 * w, "smem": smem, "d": 128, "bc": bc,
                                     "tile_flops": 4 * br * bc * 128 // w,
                                     "transform": pe in ("rope", "xpos")}))
+    # The decode kernels (kernels/decode/cuda_decode.cu instantiates both for every cache dtype):
+    # bf16 q with a bf16 and an FP8 E4M3 cache (E5M2 compiles to the same loop), launched for
+    # DECODE_REF (GQA 8:1, one query token: 8 query rows per kv head).
     src = open(os.path.join(REPO, "kernels/decode/decode.cu")).read()
     threads = int(re.search(r"constexpr int kThreads = (\d+);", src).group(1))
-    out.append(("decode hd128 bf16", f"{OBJ}/decode/cuda_decode.cu.o",
-                "decode_splitINS_7CacheIOIN2pa4bf16EEELi128E", {"threads": threads, "smem": None}))
-    # The tensor-core decode kernel (kernels/decode/decode_mma.cuh) at GQA 8:1 with one query token:
-    # 16 padded query rows, a 2-stage ring of 64-key K/V tiles, the merge statistics (MmaSmem).
+    keys = int(re.search(r"kKeysPerTile = DMAX > 128 \? \d+ : (\d+);", src).group(1))
+    for cache, io, esz in (("bf16", "INS_7CacheIOIN2pa4bf16EEELi128E", 2),
+                           ("fp8", "INS_5Fp8IOILi0EEELi128E", 1)):
+        out.append((f"decode hd128 {cache}", f"{OBJ}/decode/cuda_decode.cu.o", "decode_split" + io,
+                    {"threads": threads, "smem": None,
+                     "decode": {"kernel": "split", "keys": keys, "esz": esz, "d": 128}}))
+    # decode_mma (kernels/decode/decode_mma.cuh): 16 padded query rows, a 2-stage ring of 64-key
+    # K/V tiles in the cache dtype, FP8: K and V work tiles in bf16, the statistics (MmaSmem).
     src = open(os.path.join(REPO, "kernels/decode/decode_mma.cuh")).read()
     warps = int(re.search(r"constexpr int kMmaWarps = (\d+)", src).group(1))
-    smem = 16 * 128 * 2 + 2 * 2 * 64 * 128 * 2 + (3 * warps * 16 + 2 * 16 * warps) * 4
-    out.append(("decode mma hd128 bf16", f"{OBJ}/decode/cuda_decode.cu.o",
-                "decode_mmaINS_7CacheIOIN2pa4bf16EEES3_Li128E", {"threads": 32 * warps, "smem": smem}))
+    bc = int(re.search(r"kMmaTile = D > 128 \? \d+ : (\d+);", src).group(1))
+    for cache, io, esz in (("bf16", "INS_7CacheIOIN2pa4bf16EEES3_Li128E", 2),
+                           ("fp8", "INS_5Fp8IOILi0EEEN2pa4bf16ELi128E", 1)):
+        smem = (16 * 128 * 2 + 2 * 2 * bc * 128 * esz + (2 * bc * 128 * 2 if esz == 1 else 0) +
+                (3 * warps * 16 + 2 * 16 * warps) * 4)
+        out.append((f"decode mma hd128 {cache}", f"{OBJ}/decode/cuda_decode.cu.o",
+                    "decode_mma" + io,
+                    {"threads": 32 * warps, "smem": smem,
+                     "decode": {"kernel": "mma", "keys": bc, "esz": esz, "d": 128}}))
     return out
 
 
@@ -179,6 +194,87 @@ def ceilings(dev, c):
             "predicted": tflops[bound], "bound": bound}
 
 
+# ---- decode: a memory-bound kernel ------------------------------------------------------------
+# The issue's reference problem (issue 14): Llama-3-70B-like GQA 8:1 (64 q heads, 8 kv heads),
+# head_dim 128, batch 64, 8192 cached tokens, one query token, no PE applied in the kernel.
+DECODE_REF = {"batch": 64, "kv_heads": 8, "group": 8, "tokens": 1, "context": 8192, "d": 128}
+
+
+def decode_counts(insns, dec, threads):
+    """Counters of one CTA (all its warps) per KV tile of decode kernel dec["kernel"] on
+    DECODE_REF, and how they were obtained (a note for the report), or None.
+
+    mma: the tile loop is the loop around the main (16-key chunk) loop. Its steady path is the
+    shortest head -> latch path (no branch of a run-time feature the reference problem leaves off:
+    RoPE, bias, softcap, non-finite V, masking) that runs the tile copies; every warp runs it, and
+    the chunk loop's shortest path (the no-RoPE Q K^T and P V mma) runs once per 16-key chunk of
+    each m-tile, over the warps that hold one. The cp.async copy loop counts kBc x d x bytes / 16
+    units / threads over the K/V pairs of its unrolled body (a fraction when the body holds more
+    than a thread's share: FP8), the FP8 widening loop (straight-line, stores to shared memory,
+    forced) kBc x d / 4 words / threads over its stores per trip.
+    split (SIMT decode_split): analyse()'s steady path of the tile loop, inner loops once; its
+    inner loops run several trips per tile, so the issue time is a LOWER bound (the fraction of
+    HBM bandwidth an upper bound)."""
+    warps = threads // 32
+    if dec["kernel"] == "split":
+        a = sass.analyse(insns)
+        if not a:
+            return None
+        c = {k: v * warps for k, v in a["path"].items()}
+        return c, "tile loop steady path x warps, inner loops once (issue time: lower bound)"
+    ml = sass.main_loop(insns)
+    if ml is None:
+        return None
+    h0, l0 = ml
+    outer = [(a, b) for a, b in sass.loops(insns) if a <= h0 and l0 <= b and (a, b) != ml]
+    if not outer:
+        return None
+    h, l = min(outer, key=lambda ab: ab[1] - ab[0])
+    units = dec["keys"] * dec["d"] * dec["esz"] // 16  # 16-byte copies per K (or V) tile
+
+    def widening(c):  # a straight-line loop (one branch: its latch) storing to shared memory
+        return bool(c.get("STS")) and not c.get("LDG") and c.get("BRANCH", 0) == 1
+
+    def trips(c):
+        k = c.get("LDGSTS", 0) / 2
+        if k:  # an unrolled copy loop: its body's K/V pairs against the thread's share
+            return units / threads / k
+        if widening(c):  # FP8 widening: one 32-bit word (4 codes) per element
+            return dec["keys"] * dec["d"] / 4 / threads / c["STS"]
+        return 1
+    w = sass.steady_path(insns, h, l, trips, top=False, force_tc=False, force_loop=widening)
+    for i in range(h0, l0 + 1):
+        w[i] = 0
+    tile, _ = sass.count(insns, w)
+    cw = sass.steady_path(insns, h0, l0, None, top=False, force_tc=False)
+    chunk, _ = sass.count(insns, cw)
+    r = DECODE_REF
+    chunks = ((r["group"] * r["tokens"] + 15) // 16) * (dec["keys"] // 16)
+    c = {k: tile.get(k, 0) * warps + chunk.get(k, 0) * chunks for k in set(tile) | set(chunk)}
+    return c, (f"tile path x {warps} warps + chunk path x {chunks} chunks "
+               f"({tile.get('total', 0):.0f} + {chunk.get('total', 0):.0f} per warp)")
+
+
+def decode_model(dev, c, dec):
+    """Predicted (static) time per KV tile of one CTA on one SM's share of the device, per ceiling,
+    in SM clocks: HBM (the tile's K and V bytes at the SM's share of the HBM bandwidth), issue,
+    shared memory, tensor; the slowest binds. Fraction of HBM bandwidth = HBM time / that."""
+    r = DECODE_REF
+    tile_bytes = 2 * dec["keys"] * dec["d"] * dec["esz"]
+    hbm_bpc = dev["hbm"] / (dev["sms"] * dev["ghz"] * 1e9)  # bytes per SM clock
+    smem_bytes = sum(c.get(k, 0) for k in ("ldsm_bytes", "lds_bytes", "sts_bytes", "ldgsts_bytes"))
+    clk = {"hbm": tile_bytes / hbm_bpc, "issue": c.get("total", 0) / dev["issue"],
+           "smem": smem_bytes / dev["smem_bpc"],
+           "tensor": c.get("mma_flops", 0) / dev["tc"]["HMMA"]}
+    bound = max(clk, key=clk.get)
+    frac = clk["hbm"] / clk[bound]
+    total = 2.0 * r["batch"] * r["kv_heads"] * r["context"] * r["d"] * dec["esz"]
+    return {"tile_keys": dec["keys"], "tile_bytes": tile_bytes, "cta_insns": c.get("total", 0),
+            "clk": {k: round(v, 1) for k, v in clk.items()}, "bound": bound,
+            "hbm_fraction": round(frac, 4), "kv_bytes": total,
+            "predicted_us": round(total / (dev["hbm"] * frac) * 1e6, 2)}
+
+
 def summarise(label, arch, fn, insns, usage, launch, tile_flops=None):
     a = sass.analyse(insns, trips=transform_trips(launch), tile_flops=tile_flops)
     u = usage.get((arch, fn), {})
@@ -194,13 +290,19 @@ def summarise(label, arch, fn, insns, usage, launch, tile_flops=None):
     if a:
         h = c.get("HMMA", 0) + c.get("HGMMA", 0)
         row["per_mma"] = {"insns": c["total"] / h, "ldsm_bytes": c.get("ldsm_bytes", 0) / h} if h else None
+    dec = launch.get("decode")
+    dc = decode_counts(insns, dec, launch["threads"]) if dec else None
+    if dc:
+        row["decode_counts"] = {"cta_per_tile": dc[0], "how": dc[1], "ref": DECODE_REF}
     row["devices"] = {}
     for name, dev in DEVICES.items():
         if dev["arch"] != arch:
             continue
         row["devices"][name] = {"ctas_per_sm": ctas_per_sm(dev, u.get("REG", 0), launch["threads"],
                                                            launch["smem"]),
-                                "ceilings": ceilings(dev, c) if a else None}
+                                "ceilings": ceilings(dev, c) if a and not dec else None}
+        if dc:
+            row["devices"][name]["decode"] = decode_model(dev, dc[0], dec)
     return row
 
 
@@ -215,8 +317,8 @@ def transform_trips(launch):
     return trips
 
 
-def analyse_targets(build):
-    tg = targets()
+def analyse_targets(build, only=None):
+    tg = [t for t in targets() if only is None or t[0].startswith(only)]
     build_objects(build, sorted({t[1] for t in tg}))
     rows = []
     for label, obj, filt, launch in tg:
@@ -250,15 +352,37 @@ def table(rows, out=sys.stdout):
                   file=out)
     print("(per warp per KV tile, steady-state path; TFLOP/s predicted (static): min of the "
           "tensor, shared-memory and issue ceilings; docs/performance-model.md)", file=out)
+    dec = [r for r in rows if r.get("decode_counts")]
+    if not dec:
+        return
+    r0 = dec[0]["decode_counts"]["ref"]
+    print(f'\ndecode, memory-bound: batch {r0["batch"]}, {r0["kv_heads"]} kv heads x GQA '
+          f'{r0["group"]}:1, hd{r0["d"]}, {r0["context"]} cached tokens, {r0["tokens"]} query '
+          'token; SM clocks per KV tile of one CTA', file=out)
+    fmt = "%-24s %-6s %-9s %5s %7s %8s %7s %7s %7s %7s %-6s %9s %8s"
+    print(fmt % ("kernel", "arch", "device", "keys", "bytes", "CTA insn", "hbm", "issue", "smem",
+                 "tensor", "bound", "HBM frac.", "us"), file=out)
+    for r in dec:
+        for name, d in r["devices"].items():
+            m = d["decode"]
+            k = m["clk"]
+            print(fmt % (r["label"], r["arch"], name, m["tile_keys"], m["tile_bytes"],
+                         "%.0f" % m["cta_insns"], "%.0f" % k["hbm"], "%.0f" % k["issue"],
+                         "%.0f" % k["smem"], "%.0f" % k["tensor"], m["bound"],
+                         "%.1f %%" % (100 * m["hbm_fraction"]), "%.0f" % m["predicted_us"]),
+                  file=out)
+    print("(predicted (static) fraction of HBM bandwidth = HBM time / the slowest ceiling; "
+          "decode split: issue and smem are lower bounds, inner loops counted once)", file=out)
 
 
 def key(r):
     return f'{r["label"]} {r["arch"]}'
 
 
-def compare(rows, baseline, tol=0.03):
-    """Failures against a baseline: a predicted ceiling more than tol below it, a spill (stack
-    frame or local-memory instructions above the baseline), fewer CTAs per SM."""
+def compare(rows, baseline, tol=0.03, only=None):
+    """Failures against a baseline: a predicted ceiling (decode: predicted fraction of HBM
+    bandwidth) more than tol below it, a spill (stack frame or local-memory instructions above
+    the baseline), fewer CTAs per SM."""
     base = {key(r): r for r in baseline["kernels"]}
     bad = []
     for r in rows:
@@ -276,13 +400,19 @@ def compare(rows, baseline, tol=0.03):
                 continue
             if d["ctas_per_sm"] < bd["ctas_per_sm"]:
                 bad.append(f'{key(r)} {dev}: CTAs per SM {bd["ctas_per_sm"]} -> {d["ctas_per_sm"]}')
+            dm, bm = d.get("decode"), bd.get("decode")
+            if dm and bm and dm["hbm_fraction"] < bm["hbm_fraction"] * (1 - tol):
+                bad.append(f'{key(r)} {dev}: predicted fraction of HBM bandwidth '
+                           f'{bm["hbm_fraction"] * 100:.1f} -> {dm["hbm_fraction"] * 100:.1f} % '
+                           f'(limit -{tol * 100:.0f} % of it; {dm["bound"]}-bound)')
             if d["ceilings"] and bd["ceilings"]:
                 p, q = d["ceilings"]["predicted"], bd["ceilings"]["predicted"]
                 if p < q * (1 - tol):
                     bad.append(f'{key(r)} {dev}: predicted {q:.0f} -> {p:.0f} TFLOP/s '
                                f'({(p / q - 1) * 100:+.1f} %, limit -{tol * 100:.0f} %; '
                                f'{d["ceilings"]["bound"]}-bound)')
-    missing = sorted(set(base) - {key(r) for r in rows})
+    missing = sorted(set(base) - {key(r) for r in rows} -
+                     {k for k in base if only and not base[k]["label"].startswith(only)})
     bad += [f"{k}: in the baseline but not analysed" for k in missing]
     return bad
 
@@ -318,6 +448,9 @@ def main(argv=None):
     ap.add_argument("--baseline", help="compare with this report; fail on a regression")
     ap.add_argument("--update-baseline", action="store_true",
                     help="write the report to --baseline instead of comparing")
+    ap.add_argument("--only", metavar="PREFIX",
+                    help="analyse only the main instances whose label starts with PREFIX (e.g. "
+                         "'decode'); the baseline's other rows are neither compared nor replaced")
     ap.add_argument("--sass", nargs="+", help="analyse cuobjdump -sass text files instead")
     ap.add_argument("--anchors", action="store_true",
                     help="build CUTLASS's FMHA examples and analyse them (bench/sass/anchors.py)")
@@ -332,7 +465,7 @@ def main(argv=None):
                 rows.append(summarise(os.path.basename(f), arch, fn, insns, {},
                                       {"threads": 256, "smem": None}))
     else:
-        rows = analyse_targets(args.build)
+        rows = analyse_targets(args.build, args.only)
     rows = strip(rows)
     table(rows)
     report = {"tool": "posattn-sass", "kind": "predicted (static)", "devices": DEVICES,
@@ -343,11 +476,18 @@ def main(argv=None):
     if args.tsv:
         write_tsv(rows, args.tsv)
     if args.baseline and args.update_baseline:
+        if args.only and os.path.exists(args.baseline):  # keep the rows not analysed, in order
+            old = json.load(open(args.baseline))["kernels"]
+            new = {key(r): r for r in rows}
+            kept = [new.pop(key(r), r) if r["label"].startswith(args.only) else r for r in old]
+            report["kernels"] = [r for r in kept if not (r["label"].startswith(args.only) and
+                                                         key(r) not in {key(x) for x in rows})]
+            report["kernels"] += list(new.values())
         with open(args.baseline, "w") as f:
             json.dump(report, f, indent=1, sort_keys=True)
         print(f"baseline written: {args.baseline}")
     elif args.baseline:
-        bad = compare(rows, json.load(open(args.baseline)))
+        bad = compare(rows, json.load(open(args.baseline)), only=args.only)
         for b in bad:
             print("REGRESSION: " + b, file=sys.stderr)
         if bad:

@@ -195,7 +195,7 @@ def inner_loops(insns, h, l):
 FP_MATH = ("FADD", "FFMA", "FMUL", "MUFU")
 
 
-def hot_regions(insns, h, l, in_inner):
+def hot_regions(insns, h, l, in_inner, loads=True):
     """Instructions of the loop that the steady path must run although a forward branch can skip
     them: a region skipped by a conditional branch (an `if` without `else`) that does float
     arithmetic and calls nothing. In posattn's kernels that is the position-dependent bias
@@ -218,12 +218,14 @@ def hot_regions(insns, h, l, in_inner):
             (tail.branch_target() or 0) > t
         if is_else or any(y.base in ("CALL", "FCHK") for y in region):
             continue
+        if not loads and any(y.base in ("LDG", "LDC") for y in region):
+            continue
         if any(y.base in FP_MATH for y in region):
             hot.update(range(i + 1, j))
     return hot
 
 
-def steady_path(insns, h, l, trips=None, top=True):
+def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=None):
     """Weights (per instruction index; 0 off the path) of the steady-state iteration of loop
     (h, l): the shortest head -> latch path over forward edges that still runs
       - every block holding a tensor-core instruction,
@@ -231,7 +233,9 @@ def steady_path(insns, h, l, trips=None, top=True):
         loop) when there are any, else all of them,
       - every inner loop that stores to shared memory (a tile transform, e.g. RoPE of K).
     An inner loop on the path is weighted by trips(counters of its body) (default 1): the caller
-    knows how many times a loop runs per tile, the SASS does not."""
+    knows how many times a loop runs per tile, the SASS does not. force_tc=False: tensor-core
+    blocks are not forced (a decode chunk's no-RoPE path); force_loop(counters): which inner loops
+    are forced instead of the shared-memory storing ones."""
     bl = blocks(insns, h, l)
     start_of = {b[0]: k for k, b in enumerate(bl)}
     index = {x.addr: i for i, x in enumerate(insns)}
@@ -241,11 +245,13 @@ def steady_path(insns, h, l, trips=None, top=True):
     copies = set(i for i in copies if in_inner(i)) or set(copies)
     sts_loops = [(a, b) for a, b in inner if any(insns[i].base == "STS" and not never(insns[i])
                                                  for i in range(a, b + 1))]
+    if force_loop is not None:  # the caller's rule instead (decode: see posattn_sass.decode_counts)
+        sts_loops = [(a, b) for a, b in inner if force_loop(count(insns[a:b + 1])[0])]
     forced = set(copies) | (hot_regions(insns, h, l, in_inner) if top else set())
     for a, b in sts_loops:
         forced.update(range(a, b + 1))
     must = sorted({k for k, (a, b) in enumerate(bl)
-                   if any(is_tc(insns[i]) or i in forced for i in range(a, b))})
+                   if any((force_tc and is_tc(insns[i])) or i in forced for i in range(a, b))})
     n = len(bl)
     succ = defaultdict(list)
     for k, (a, b) in enumerate(bl):
@@ -282,7 +288,8 @@ def steady_path(insns, h, l, trips=None, top=True):
     # path), times its trips per tile; loops nested in it are handled by the recursion
     for a, b in outermost(inner):
         if w[a]:
-            sub = steady_path(insns, a, b, trips, top=False)
+            sub = steady_path(insns, a, b, trips, top=False, force_tc=force_tc,
+                              force_loop=force_loop)
             t = trips(count(insns[a:b + 1])[0]) if trips else 1
             for i in range(a, b + 1):
                 w[i] = sub[i] * t

@@ -23,8 +23,9 @@ posattn_status check_ws(posattn_context *ctx, void *ws, size_t ws_bytes, size_t 
 
 }  // namespace
 
-// The split count of decode_split (16-row blocks) for posattn-bench; the chooser sizes each
-// kernel's own count (auto_splits in plan.h).
+// The split count of decode_split (16-row blocks), for the paged plan's chunks; the decode chooser
+// (pa_decode_choose, also what posattn-bench asks) sizes each kernel's own count (auto_splits in
+// plan.h).
 extern "C" int32_t pa_decode_auto_splits(int32_t batch, int32_t kv_heads, int32_t rows_per_kv_head,
                                          int32_t max_len, int sms) {
   return auto_splits(batch, kv_heads, (int64_t(rows_per_kv_head) + pa_decode::kRows - 1) / pa_decode::kRows,

@@ -153,6 +153,38 @@ class Model(unittest.TestCase):
         self.assertIn("spills", ps.compare([spill], base)[0])
         self.assertIn("not analysed", ps.compare([], base)[0])
 
+    def test_decode_model(self):
+        """A KV tile's time is the slowest of HBM, issue, shared memory and tensor; the fraction
+        of HBM bandwidth is HBM time over it."""
+        dev = ps.DEVICES["H100-SXM"]
+        dec = {"kernel": "mma", "keys": 64, "esz": 2, "d": 128}
+        hbm = 2 * 64 * 128 * 2 / (dev["hbm"] / (dev["sms"] * dev["ghz"] * 1e9))
+        m = ps.decode_model(dev, {"total": 4 * 100, "mma_flops": 0}, dec)
+        self.assertEqual(m["bound"], "hbm")
+        self.assertEqual(m["hbm_fraction"], 1.0)
+        self.assertAlmostEqual(m["clk"]["hbm"], round(hbm, 1))
+        m = ps.decode_model(dev, {"total": 4 * 2 * hbm, "mma_flops": 0}, dec)  # issue: 2x HBM
+        self.assertEqual(m["bound"], "issue")
+        self.assertAlmostEqual(m["hbm_fraction"], 0.5, places=3)
+        fp8 = ps.decode_model(dev, {"total": 0, "lds_bytes": 128 * 4 * hbm}, dict(dec, esz=1))
+        self.assertEqual(fp8["bound"], "smem")
+        self.assertAlmostEqual(fp8["hbm_fraction"], 0.125, places=3)  # half the bytes, 4x smem
+
+    def test_compare_flags_decode_fraction(self):
+        d = {"ctas_per_sm": 1, "ceilings": None, "decode": {"hbm_fraction": 0.9, "bound": "hbm"}}
+        row = {"label": "decode x", "arch": "sm_90a", "stack": 0, "local_insns": 0,
+               "devices": {"H100-SXM": d}}
+        base = {"kernels": [copy.deepcopy(row)]}
+        worse = copy.deepcopy(row)
+        worse["devices"]["H100-SXM"]["decode"]["hbm_fraction"] = 0.87
+        self.assertIn("fraction of HBM", ps.compare([worse], base)[0])
+        ok = copy.deepcopy(row)
+        ok["devices"]["H100-SXM"]["decode"]["hbm_fraction"] = 0.875
+        self.assertEqual(ps.compare([ok], base), [])
+        other = {"kernels": base["kernels"] + [dict(row, label="prefill y")]}
+        self.assertEqual(ps.compare([row], other, only="decode"), [])  # --only: not missing
+        self.assertIn("not analysed", ps.compare([row], other)[0])
+
 
 if __name__ == "__main__":
     unittest.main()
