@@ -77,20 +77,26 @@ def targets():
     src = open(os.path.join(REPO, "kernels/decode/decode.cu")).read()
     threads = int(re.search(r"constexpr int kThreads = (\d+);", src).group(1))
     keys = int(re.search(r"kKeysPerTile = DMAX > 128 \? \d+ : (\d+);", src).group(1))
-    for cache, io, esz in (("bf16", "INS_7CacheIOIN2pa4bf16EEELi128E", 2),
-                           ("fp8", "INS_5Fp8IOILi0EEELi128E", 1)):
+    for cache, io, esz in (("bf16", "IN8pa_cache7CacheIOIN2pa4bf16EEELi128E", 2),
+                           ("fp8", "IN8pa_cache5Fp8IOILi0EEELi128E", 1)):
         out.append((f"decode hd128 {cache}", f"{OBJ}/decode/cuda_decode.cu.o", "decode_split" + io,
                     {"threads": threads, "smem": None,
                      "decode": {"kernel": "split", "keys": keys, "esz": esz, "d": 128}}))
-    # decode_mma (kernels/decode/decode_mma.cuh): 16 padded query rows, a 2-stage ring of 64-key
-    # K/V tiles in the cache dtype, FP8: K and V work tiles in bf16, the statistics (MmaSmem).
-    src = open(os.path.join(REPO, "kernels/decode/decode_mma.cuh")).read()
-    warps = int(re.search(r"constexpr int kMmaWarps = (\d+)", src).group(1))
-    bc = int(re.search(r"kMmaTile = D > 128 \? \d+ : (\d+);", src).group(1))
-    for cache, io, esz in (("bf16", "INS_7CacheIOIN2pa4bf16EEES3_Li128E", 2),
-                           ("fp8", "INS_5Fp8IOILi0EEEN2pa4bf16ELi128E", 1)):
-        smem = (16 * 128 * 2 + 2 * 2 * bc * 128 * esz + (2 * bc * 128 * 2 if esz == 1 else 0) +
-                (3 * warps * 16 + 2 * 16 * warps) * 4)
+    # decode_mma (kernels/decode/decode_mma.cuh, geometry in mma_geometry.h): 16 padded query rows
+    # (GQA 8:1, one token), a kMmaStages ring of K/V tiles in the cache dtype, FP8: K and V work
+    # tiles in bf16, the fp32 merge buffer overlaying them, the statistics (MmaSmem, no RoPE).
+    geo = open(os.path.join(REPO, "kernels/decode/mma_geometry.h")).read()
+    warps = int(re.search(r"constexpr int kMmaWarps = (\d+)", geo).group(1))
+    rows = 16 * warps
+    stages = int(re.search(r"constexpr int kMmaStages = (\d+);", geo).group(1))
+    bc = int(re.search(r"kMmaTile = D > 128 \? \d+ : (\d+);", geo).group(1))
+    for cache, io, esz in (("bf16", "IN8pa_cache7CacheIOIN2pa4bf16EEES4_Li128E", 2),
+                           ("fp8", "IN8pa_cache5Fp8IOILi0EEEN2pa4bf16ELi128E", 1)):
+        qrows, d, op = 16, 128, 2
+        work = qrows * d * op + 2 * stages * bc * d * esz            # Q tile, then the ring
+        main = work + (2 * bc * d * op if esz == 1 else 0)           # FP8 work tiles
+        main = max(main, qrows * d * 4)                              # the merge buffer
+        smem = main + (3 * warps * 16 + 2 * rows) * 4                # statistics
         out.append((f"decode mma hd128 {cache}", f"{OBJ}/decode/cuda_decode.cu.o",
                     "decode_mma" + io,
                     {"threads": 32 * warps, "smem": smem,
