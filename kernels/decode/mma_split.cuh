@@ -63,11 +63,19 @@ namespace pa_decode {
 template <class Fp8, class Tin, int D, int kBc>
 PA_DEVICE void widen_fp8_tile(pa::sptr<const unsigned char> src, pa::sptr<Tin> dst, int tid) {
   using L = pa_kernels::mma::Smem<D>;
-  for (int e = tid; e < kBc * D / 8; e += kMmaThreads) {
-    const int row = e / (D / 8), col = (e % (D / 8)) * 8;
-    const uint2 w = pa::load(pa::ptr_cast<const uint2>(src + row * D + col));
+  constexpr int kChunks = D / 8, kRowStep = kMmaThreads / kChunks;  // 16-byte chunks of a row
+  static_assert(kMmaThreads % kChunks == 0 && kBc % kRowStep == 0, "whole rows, whole steps");
+  static_assert(!L::kSwizzle || kRowStep % 8 == 0, "the swizzle repeats every 8 rows");
+  // A thread's column and its rows' swizzle are fixed (rows step by a multiple of 8): its chunk
+  // addresses are constant offsets from the first.
+  const int row0 = tid / kChunks, col = (tid % kChunks) * 8;
+  const pa::sptr<const unsigned char> s = src + row0 * D + col;
+  const pa::sptr<Tin> d = dst + L::at(row0, col);
+  PA_UNROLL
+  for (int r = 0; r < kBc; r += kRowStep) {
+    const uint2 w = pa::load(pa::ptr_cast<const uint2>(s + r * D));
     const uint2 a = Fp8::template widen4<Tin>(w.x), b = Fp8::template widen4<Tin>(w.y);
-    pa::store(pa::ptr_cast<uint4>(dst + L::at(row, col)), make_uint4(a.x, a.y, b.x, b.y));
+    pa::store(pa::ptr_cast<uint4>(d + r * L::kPitch), make_uint4(a.x, a.y, b.x, b.y));
   }
 }
 

@@ -73,4 +73,15 @@ TEST(Fp8Widen, PackedProductsScaleSubnormalsExactly) {
   EXPECT_EQ(lane<pa::f16>(pa::mul_f16x2(0x3e00u, 0x3c01u), 0), 1.5f + std::ldexp(1.f, -9));
 }
 
+// pa::prmt on the emulator: byte selection from {b, a} and sign replication (nibble bit 3).
+TEST(Fp8Widen, PrmtSelectsAndSignReplicatesBytes) {
+  const uint32_t a = 0x80417f02u, b = 0xc3b4a596u;
+  EXPECT_EQ(pa::prmt(a, b, 0x3210u), a);
+  EXPECT_EQ(pa::prmt(a, b, 0x7654u), b);
+  EXPECT_EQ(pa::prmt(a, b, 0x0415u), 0x02967fa5u);
+  EXPECT_EQ(pa::prmt(a, b, 0x9180u), 0x007f0002u);  // byte 0 sign +, byte 1 sign +
+  EXPECT_EQ(pa::prmt(a, b, 0xb3a2u), 0xff800041u);  // byte 2 sign +, byte 3 sign -
+  EXPECT_EQ(pa::prmt(a, b, 0xfedcu), 0xffffffffu);  // b's bytes 4..7 all negative
+}
+
 }  // namespace
