@@ -82,21 +82,15 @@ def targets():
         out.append((f"decode hd128 {cache}", f"{OBJ}/decode/cuda_decode.cu.o", "decode_split" + io,
                     {"threads": threads, "smem": None,
                      "decode": {"kernel": "split", "keys": keys, "esz": esz, "d": 128}}))
-    # decode_mma (kernels/decode/decode_mma.cuh, geometry in mma_geometry.h): 16 padded query rows
-    # (GQA 8:1, one token), a kMmaStages ring of K/V tiles in the cache dtype, FP8: K and V work
-    # tiles in bf16, the fp32 merge buffer overlaying them, the statistics (MmaSmem, no RoPE).
-    geo = open(os.path.join(REPO, "kernels/decode/mma_geometry.h")).read()
-    warps = int(re.search(r"constexpr int kMmaWarps = (\d+)", geo).group(1))
-    rows = 16 * warps
-    stages = int(re.search(r"constexpr int kMmaStages = (\d+);", geo).group(1))
-    bc = int(re.search(r"kMmaTile = D > 128 \? \d+ : (\d+);", geo).group(1))
+    # decode_mma (kernels/decode/decode_mma.cuh; geometry in mma_geometry.h): 16 padded query rows, a 2-stage ring of 64-key
+    # K/V tiles in the cache dtype, FP8: K and V work tiles in bf16, the statistics (MmaSmem).
+    src = open(os.path.join(REPO, "kernels/decode/mma_geometry.h")).read()
+    warps = int(re.search(r"constexpr int kMmaWarps = (\d+)", src).group(1))
+    bc = int(re.search(r"kMmaTile = D > 128 \? \d+ : (\d+);", src).group(1))
     for cache, io, esz in (("bf16", "IN8pa_cache7CacheIOIN2pa4bf16EEES4_Li128E", 2),
                            ("fp8", "IN8pa_cache5Fp8IOILi0EEEN2pa4bf16ELi128E", 1)):
-        qrows, d, op = 16, 128, 2
-        work = qrows * d * op + 2 * stages * bc * d * esz            # Q tile, then the ring
-        main = work + (2 * bc * d * op if esz == 1 else 0)           # FP8 work tiles
-        main = max(main, qrows * d * 4)                              # the merge buffer
-        smem = main + (3 * warps * 16 + 2 * rows) * 4                # statistics
+        smem = (16 * 128 * 2 + 2 * 2 * bc * 128 * esz + (2 * bc * 128 * 2 if esz == 1 else 0) +
+                (3 * warps * 16 + 2 * 16 * warps) * 4)
         out.append((f"decode mma hd128 {cache}", f"{OBJ}/decode/cuda_decode.cu.o",
                     "decode_mma" + io,
                     {"threads": 32 * warps, "smem": smem,
@@ -217,7 +211,8 @@ def decode_counts(insns, dec, threads):
     each m-tile, over the warps that hold one. The cp.async copy loop counts kBc x d x bytes / 16
     units / threads over the K/V pairs of its unrolled body (a fraction when the body holds more
     than a thread's share: FP8), the FP8 widening loop (straight-line, stores to shared memory,
-    forced) kBc x d / 4 words / threads over its stores per trip.
+    forced) kBc x d codes / threads over the codes its stores write per trip (one per 16-bit
+    element).
     split (SIMT decode_split): analyse()'s steady path of the tile loop, inner loops once; its
     inner loops run several trips per tile, so the issue time is a LOWER bound (the fraction of
     HBM bandwidth an upper bound)."""
@@ -245,8 +240,8 @@ def decode_counts(insns, dec, threads):
         k = c.get("LDGSTS", 0) / 2
         if k:  # an unrolled copy loop: its body's K/V pairs against the thread's share
             return units / threads / k
-        if widening(c):  # FP8 widening: one 32-bit word (4 codes) per element
-            return dec["keys"] * dec["d"] / 4 / threads / c["STS"]
+        if widening(c):  # FP8 widening: a code per 16-bit element stored (sts_bytes: per warp)
+            return dec["keys"] * dec["d"] / threads / (c["sts_bytes"] / 32 / 2)
         return 1
     w = sass.steady_path(insns, h, l, trips, top=False, force_tc=False, force_loop=widening)
     for i in range(h0, l0 + 1):

@@ -56,20 +56,26 @@
 
 namespace pa_decode {
 
-// FP8 codes of a ring slot widened to Tin in a swizzled work tile (exact conversions), four codes
-// (one 32-bit word) per step: few live registers next to hd 256's 128 accumulators. Fp8::value(c)
-// is the value of code c.
+// FP8 codes of a ring slot widened to Tin in a swizzled work tile (exact conversions): eight codes
+// (one 8-byte load, one 16-byte chunk of the tile) per step through Fp8::widen4 (cache_io.cuh),
+// integer and packed 16-bit instructions only: few live registers next to hd 256's 128
+// accumulators, and few instructions a code (the step that bounds an fp8 tile's issue rate).
 template <class Fp8, class Tin, int D, int kBc>
 PA_DEVICE void widen_fp8_tile(pa::sptr<const unsigned char> src, pa::sptr<Tin> dst, int tid) {
   using L = pa_kernels::mma::Smem<D>;
-  auto pair = [](uint32_t w) {  // the low two codes of w as a packed Tin pair
-    return uint32_t(pa::from_float<Tin>(Fp8::value(w & 0xffu)).bits) |
-           (uint32_t(pa::from_float<Tin>(Fp8::value((w >> 8) & 0xffu)).bits) << 16);
-  };
-  for (int e = tid; e < kBc * D / 4; e += kMmaThreads) {
-    const int row = e / (D / 4), col = (e % (D / 4)) * 4;
-    const uint32_t w = pa::load(pa::ptr_cast<const uint32_t>(src + row * D + col));
-    pa::store(pa::ptr_cast<uint2>(dst + L::at(row, col)), make_uint2(pair(w), pair(w >> 16)));
+  constexpr int kChunks = D / 8, kRowStep = kMmaThreads / kChunks;  // 16-byte chunks of a row
+  static_assert(kMmaThreads % kChunks == 0 && kBc % kRowStep == 0, "whole rows, whole steps");
+  static_assert(!L::kSwizzle || kRowStep % 8 == 0, "the swizzle repeats every 8 rows");
+  // A thread's column and its rows' swizzle are fixed (rows step by a multiple of 8): its chunk
+  // addresses are constant offsets from the first.
+  const int row0 = tid / kChunks, col = (tid % kChunks) * 8;
+  const pa::sptr<const unsigned char> s = src + row0 * D + col;
+  const pa::sptr<Tin> d = dst + L::at(row0, col);
+  PA_UNROLL
+  for (int r = 0; r < kBc; r += kRowStep) {
+    const uint2 w = pa::load(pa::ptr_cast<const uint2>(s + r * D));
+    const uint2 a = Fp8::template widen4<Tin>(w.x), b = Fp8::template widen4<Tin>(w.y);
+    pa::store(pa::ptr_cast<uint4>(d + r * L::kPitch), make_uint4(a.x, a.y, b.x, b.y));
   }
 }
 

@@ -34,7 +34,9 @@
 //                   pa::min, pa::max
 //   16-bit floats   pa::bf16, pa::f16 (storage: uint16_t bits); pa::to_float(x),
 //                   pa::from_float<T>(float) (round to nearest even), pa::pack_bf16x2(lo, hi),
-//                   pa::pack_f16x2(lo, hi), pa::unpack_bf16x2(u), pa::unpack_f16x2(u)
+//                   pa::pack_f16x2(lo, hi), pa::unpack_bf16x2(u), pa::unpack_f16x2(u),
+//                   pa::mul_f16x2(a, b), pa::mul_bf16x2(a, b) (packed products, rounded once)
+//   bytes           pa::prmt(a, b, sel): PTX prmt.b32 (default mode: sign replication included)
 //   launching       pa::launch(name, kernel, grid, block, dyn_smem_bytes, stream, args...)
 //                   -> pa::launch_status {ok, msg}: the one call site for nvcc and the emulator.
 //                   nvcc: kernel<<<...>>> on the stream (cudaStream_t given as void*); emulator:
@@ -314,6 +316,53 @@ PA_DEVICE float2 unpack_bf16x2(uint32_t u) {
 PA_DEVICE float2 unpack_f16x2(uint32_t u) {
   return make_float2(to_float(f16{uint16_t(u & 0xffffu)}), to_float(f16{uint16_t(u >> 16)}));
 }
+
+// PTX prmt.b32, default mode (PTX ISA, "prmt"): byte i of the result is byte (nibble i of sel) & 7
+// of the 8 bytes {b, a} (a = bytes 0-3), or, when that nibble's bit 3 is set, that byte's sign
+// bit replicated (0x00 / 0xff).
+#if defined(__CUDACC__)
+PA_DEVICE uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  uint32_t d;
+  asm("prmt.b32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(sel));
+  return d;
+}
+#else
+inline uint32_t prmt(uint32_t a, uint32_t b, uint32_t sel) {
+  const uint64_t bytes = uint64_t(a) | (uint64_t(b) << 32);
+  uint32_t d = 0;
+  for (int i = 0; i < 4; ++i) {
+    const uint32_t n = (sel >> (4 * i)) & 0xfu, byte = uint32_t(bytes >> (8 * (n & 7u))) & 0xffu;
+    d |= ((n & 8u) ? ((byte & 0x80u) ? 0xffu : 0u) : byte) << (8 * i);
+  }
+  return d;
+}
+#endif
+
+// Packed products of two 16-bit pairs, each lane rounded once to nearest even, subnormals kept
+// (one HMUL2 / HFMA2.BF16; bf16 as fma with -0 since mul.bf16x2 needs sm_90). The emulator rounds
+// the fp32 product, which is exact for any two f16 and any two bf16 normals: equal to the GPU
+// whenever the fp32 product is exact (every use: scaling by powers of two).
+#if defined(__CUDACC__)
+PA_DEVICE uint32_t mul_f16x2(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("mul.rn.f16x2 %0, %1, %2;" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+}
+PA_DEVICE uint32_t mul_bf16x2(uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("fma.rn.bf16x2 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(0x80008000u));
+  return d;
+}
+#else
+inline uint32_t mul_f16x2(uint32_t a, uint32_t b) {
+  const float2 x = unpack_f16x2(a), y = unpack_f16x2(b);
+  return pack_f16x2(x.x * y.x, x.y * y.y);
+}
+inline uint32_t mul_bf16x2(uint32_t a, uint32_t b) {
+  const float2 x = unpack_bf16x2(a), y = unpack_bf16x2(b);
+  return pack_bf16x2(x.x * y.x, x.y * y.y);
+}
+#endif
 
 // =================================================================================================
 // Math
