@@ -946,7 +946,9 @@ POSATTN_API posattn_status posattn_merge_states_inplace(posattn_context *ctx,
  * already holds one; posattn_plan_check reads and clears it. REF checks in a fixed order
  * (q_indptr; then sequence by sequence: kv_lens, block table, query positions, kv positions);
  * with several violations in one call the kernels may record a different one of them. Nothing
- * is ever read or written out of bounds because of a bad index.
+ * is ever read or written out of bounds because of a bad index. Default positions (NULL position
+ * arrays: the cache index j, or i' for a query) are not range-checked: the plan's tables cover
+ * every index up to its capacity, so they are always served.
  *
  * STREAMS AND THREADS. A plan is immutable after creation: runs and appends only read it, so one
  * plan may be used from several threads and streams at once (each with its own context, or one
@@ -954,7 +956,9 @@ POSATTN_API posattn_status posattn_merge_states_inplace(posattn_context *ctx,
  * workspaces. Runs and appends on CUDA are asynchronous on the context's stream, issue kernel
  * launches only (no allocation, copy, synchronisation or attribute query) and can be captured in
  * a CUDA graph; a replay reads the device arrays' current contents (lengths, tables, query counts
- * may change between replays; the host scalars -- batch and the pointers -- are baked in).
+ * may change between replays; the host scalars -- batch and the pointers -- are baked in). The
+ * caller's current CUDA device must be the plan's when it runs or appends (no device switch is
+ * made on the hot path).
  * ========================================================================================== */
 
 typedef struct posattn_plan posattn_plan;
