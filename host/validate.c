@@ -393,6 +393,25 @@ static posattn_status check_xpos_growth(char *msg, size_t msg_size, const pa_pro
   return POSATTN_STATUS_SUCCESS;
 }
 
+/* The fields every attention descriptor shares: the mask flags, softcap and the softmax scale. */
+static posattn_status check_mask_and_scale(char *msg, size_t msg_size, int32_t causal,
+                                           int32_t window_left, float softcap, float softmax_scale) {
+  if (causal != 0 && causal != 1)
+    FAIL(POSATTN_STATUS_BAD_MASK, "desc->causal (%d) must be 0 or 1", causal);
+  if (window_left < -1)
+    FAIL(POSATTN_STATUS_BAD_MASK, "desc->window_left (%d) must be >= -1 (-1 = unbounded)",
+         window_left);
+  if (!finite_nonneg(softcap))
+    FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "desc->softcap (%g) must be 0 (off) or finite and > 0",
+         (double)softcap);
+  if (!(finite_nonneg(softmax_scale) && softmax_scale <= PA_MAX_SOFTMAX_SCALE))
+    FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
+         "desc->softmax_scale (%g) must be 0 (= 1/sqrt(head_dim)) or in (0, 1e30] (the kernels "
+         "scale fp32 logits by it)",
+         (double)softmax_scale);
+  return POSATTN_STATUS_SUCCESS;
+}
+
 static posattn_status check_descriptor(char *msg, size_t msg_size, pa_problem *p) {
   const posattn_attention_desc *desc = p->desc;
   const struct {
@@ -434,24 +453,13 @@ static posattn_status check_descriptor(char *msg, size_t msg_size, pa_problem *p
     p->total_kv = (int64_t)p->batch * p->kv_len;
   }
 
-  if (desc->causal != 0 && desc->causal != 1)
-    FAIL(POSATTN_STATUS_BAD_MASK, "desc->causal (%d) must be 0 or 1", desc->causal);
-  if (desc->window_left < -1)
-    FAIL(POSATTN_STATUS_BAD_MASK, "desc->window_left (%d) must be >= -1 (-1 = unbounded)",
-         desc->window_left);
+  PA_TRY(check_mask_and_scale(msg, msg_size, desc->causal, desc->window_left, desc->softcap,
+                              desc->softmax_scale));
   if (desc->window_right < -1)
     FAIL(POSATTN_STATUS_BAD_MASK, "desc->window_right (%d) must be >= -1 (-1 = unbounded)",
          desc->window_right);
   if (desc->doc_ids != NULL) PA_TRY(check_documents(msg, msg_size, p));
 
-  if (!finite_nonneg(desc->softcap))
-    FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "desc->softcap (%g) must be 0 (off) or finite and > 0",
-         (double)desc->softcap);
-  if (!(finite_nonneg(desc->softmax_scale) && desc->softmax_scale <= PA_MAX_SOFTMAX_SCALE))
-    FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
-         "desc->softmax_scale (%g) must be 0 (= 1/sqrt(head_dim)) or in (0, 1e30] (the kernels "
-         "scale fp32 logits by it)",
-         (double)desc->softmax_scale);
   p->scale = desc->softmax_scale > 0 ? (double)desc->softmax_scale : 1.0 / sqrt((double)p->d);
 
   /* The defaults are pq = i + Lk - Lq and pk = j; their largest values come from the lengths. */
@@ -852,6 +860,26 @@ static posattn_status check_block_row(char *msg, size_t msg_size, const int32_t 
   return POSATTN_STATUS_SUCCESS;
 }
 
+/* Decode and serving plans over a paged cache (`cache_name` as the caller spells it): the split
+ * count and the positional encodings a paged cache can serve. */
+static posattn_status check_paged_pe(char *msg, size_t msg_size, const posattn_pe *pe,
+                                     int32_t q_heads, int32_t head_dim, int32_t num_splits,
+                                     int32_t k_rotated, const char *cache_name, const char *what) {
+  if (num_splits < 0 || num_splits > PA_MAX_DECODE_SPLITS)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->num_splits (%d) must be in [0, %d] (0 = library chooses)",
+         num_splits, PA_MAX_DECODE_SPLITS);
+  PA_TRY(pa_validate_pe(msg, msg_size, pe, q_heads, head_dim));
+  if (pe->kind == POSATTN_PE_XPOS)
+    FAIL(POSATTN_STATUS_NOT_SUPPORTED, "desc->pe.kind XPOS is not available %s", what);
+  if (pe->kind == POSATTN_PE_ROPE && k_rotated &&
+      pe->rope.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK)
+    FAIL(POSATTN_STATUS_NOT_SUPPORTED,
+         "desc->pe.rope.scaling DYNAMIC_NTK with %sk_rotated = 1: the frequencies change "
+         "with the length, so keys rotated at append time would not match; keep K un-rotated",
+         cache_name);
+  return POSATTN_STATUS_SUCCESS;
+}
+
 posattn_status pa_validate_decode(char *msg, size_t msg_size, const posattn_decode_desc *desc,
                                   const posattn_kv_cache *cache, posattn_dtype q_dtype,
                                   posattn_dtype out_dtype, const posattn_tensor *q,
@@ -941,35 +969,16 @@ posattn_status pa_validate_decode(char *msg, size_t msg_size, const posattn_deco
     }
   }
 
-  if (desc->causal != 0 && desc->causal != 1)
-    FAIL(POSATTN_STATUS_BAD_MASK, "desc->causal (%d) must be 0 or 1", desc->causal);
-  if (desc->window_left < -1)
-    FAIL(POSATTN_STATUS_BAD_MASK, "desc->window_left (%d) must be >= -1 (-1 = unbounded)",
-         desc->window_left);
-  if (!finite_nonneg(desc->softcap))
-    FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "desc->softcap (%g) must be 0 (off) or finite and > 0",
-         (double)desc->softcap);
-  if (!(finite_nonneg(desc->softmax_scale) && desc->softmax_scale <= PA_MAX_SOFTMAX_SCALE))
-    FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
-         "desc->softmax_scale (%g) must be 0 (= 1/sqrt(head_dim)) or in (0, 1e30] (the kernels "
-         "scale fp32 logits by it)",
-         (double)desc->softmax_scale);
+  PA_TRY(check_mask_and_scale(msg, msg_size, desc->causal, desc->window_left, desc->softcap,
+                              desc->softmax_scale));
   p.scale = desc->softmax_scale > 0 ? (double)desc->softmax_scale : 1.0 / sqrt((double)p.d);
   if (desc->sink_logits != NULL)
     PA_TRY(check_finite(msg, msg_size, desc->sink_logits, p.hq, "desc->sink_logits"));
-  if (desc->num_splits < 0 || desc->num_splits > PA_MAX_DECODE_SPLITS)
-    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->num_splits (%d) must be in [0, %d] (0 = library chooses)",
-         desc->num_splits, PA_MAX_DECODE_SPLITS);
-  PA_TRY(pa_validate_pe(msg, msg_size, &desc->pe, p.hq, p.d));
-  if (desc->pe.kind == POSATTN_PE_XPOS)
-    FAIL(POSATTN_STATUS_NOT_SUPPORTED, "desc->pe.kind XPOS is not available in decode");
+  PA_TRY(check_paged_pe(msg, msg_size, &desc->pe, p.hq, p.d, desc->num_splits, cache->k_rotated,
+                        "cache->", "in decode"));
   if (desc->pe.kind == POSATTN_PE_ROPE) {
     p.rotary_dim = pa_rope_dim(&desc->pe.rope, p.d);
     p.rotate_k = !cache->k_rotated;
-    if (cache->k_rotated && desc->pe.rope.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK)
-      FAIL(POSATTN_STATUS_NOT_SUPPORTED,
-           "desc->pe.rope.scaling DYNAMIC_NTK with cache->k_rotated = 1: the frequencies change "
-           "with the length, so keys rotated at append time would not match; keep K un-rotated");
   }
 
   if (run) {
@@ -1409,33 +1418,12 @@ posattn_status pa_validate_plan_desc(char *msg, size_t msg_size, const posattn_p
   if (desc->head_dim != c->head_dim)
     FAIL(POSATTN_STATUS_BAD_SIZE, "desc->head_dim (%d) must equal desc->cache.head_dim (%d)",
          desc->head_dim, c->head_dim);
-  if (desc->causal != 0 && desc->causal != 1)
-    FAIL(POSATTN_STATUS_BAD_MASK, "desc->causal (%d) must be 0 or 1", desc->causal);
-  if (desc->window_left < -1)
-    FAIL(POSATTN_STATUS_BAD_MASK, "desc->window_left (%d) must be >= -1 (-1 = unbounded)",
-         desc->window_left);
-  if (!finite_nonneg(desc->softcap))
-    FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "desc->softcap (%g) must be 0 (off) or finite and > 0",
-         (double)desc->softcap);
-  if (!(finite_nonneg(desc->softmax_scale) && desc->softmax_scale <= PA_MAX_SOFTMAX_SCALE))
-    FAIL(POSATTN_STATUS_INVALID_ARGUMENT,
-         "desc->softmax_scale (%g) must be 0 (= 1/sqrt(head_dim)) or in (0, 1e30] (the kernels "
-         "scale fp32 logits by it)",
-         (double)desc->softmax_scale);
+  PA_TRY(check_mask_and_scale(msg, msg_size, desc->causal, desc->window_left, desc->softcap,
+                              desc->softmax_scale));
   if (desc->use_sinks != 0 && desc->use_sinks != 1)
     FAIL(POSATTN_STATUS_INVALID_ARGUMENT, "desc->use_sinks (%d) must be 0 or 1", desc->use_sinks);
-  if (desc->num_splits < 0 || desc->num_splits > PA_MAX_DECODE_SPLITS)
-    FAIL(POSATTN_STATUS_BAD_SIZE, "desc->num_splits (%d) must be in [0, %d] (0 = library chooses)",
-         desc->num_splits, PA_MAX_DECODE_SPLITS);
-  PA_TRY(pa_validate_pe(msg, msg_size, &desc->pe, desc->q_heads, desc->head_dim));
-  if (desc->pe.kind == POSATTN_PE_XPOS)
-    FAIL(POSATTN_STATUS_NOT_SUPPORTED,
-         "desc->pe.kind XPOS is not available over a paged cache (as in decode)");
-  if (desc->pe.kind == POSATTN_PE_ROPE && c->k_rotated &&
-      desc->pe.rope.scaling == POSATTN_ROPE_SCALING_DYNAMIC_NTK)
-    FAIL(POSATTN_STATUS_NOT_SUPPORTED,
-         "desc->pe.rope.scaling DYNAMIC_NTK with desc->cache.k_rotated = 1: the frequencies change "
-         "with the length, so keys rotated at append time would not match; keep K un-rotated");
+  PA_TRY(check_paged_pe(msg, msg_size, &desc->pe, desc->q_heads, desc->head_dim, desc->num_splits,
+                        c->k_rotated, "desc->cache.", "over a paged cache (as in decode)"));
 
   plan->hq = desc->q_heads;
   plan->hkv = c->kv_heads;
@@ -1513,17 +1501,36 @@ static posattn_status check_writes_disjoint(char *msg, size_t msg_size, int nw,
   return POSATTN_STATUS_SUCCESS;
 }
 
+/* What run and append arguments share: the batch within the plan's and the block-table stride
+ * (check_batch_and_table), then the three per-sequence index arrays (indptr, kv_lens,
+ * block_table) as byte ranges in[0..2] (check_sequence_arrays). */
+static posattn_status check_batch_and_table(char *msg, size_t msg_size, const posattn_plan *plan,
+                                            int32_t batch, int64_t block_table_stride) {
+  if (batch < 1 || batch > plan->desc.max_batch)
+    FAIL(POSATTN_STATUS_BAD_SIZE, "args->batch (%d) must be in [1, the plan's max_batch (%d)]",
+         batch, plan->desc.max_batch);
+  if (block_table_stride < plan->mpps)
+    FAIL(POSATTN_STATUS_BAD_STRIDE,
+         "args->block_table_stride (%" PRId64 ") must be >= the plan's max_pages_per_seq (%d)",
+         block_table_stride, plan->mpps);
+  return POSATTN_STATUS_SUCCESS;
+}
+static posattn_status check_sequence_arrays(char *msg, size_t msg_size, const posattn_plan *plan,
+                                            int32_t batch, int64_t block_table_stride,
+                                            const char *const names[3], const int32_t *indptr,
+                                            const int32_t *kv_lens, const int32_t *block_table,
+                                            byte_range in[3]) {
+  PA_TRY(check_index_array(msg, msg_size, names[0], indptr, (int64_t)batch + 1, &in[0]));
+  PA_TRY(check_index_array(msg, msg_size, names[1], kv_lens, batch, &in[1]));
+  return check_index_array(msg, msg_size, names[2], block_table,
+                           (int64_t)(batch - 1) * block_table_stride + plan->mpps, &in[2]);
+}
+
 posattn_status pa_validate_run_args(char *msg, size_t msg_size, const posattn_plan *plan,
                                     const posattn_run_args *a) {
   if (a == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "args is NULL");
   const posattn_plan_desc *D = &plan->desc;
-  if (a->batch < 1 || a->batch > D->max_batch)
-    FAIL(POSATTN_STATUS_BAD_SIZE, "args->batch (%d) must be in [1, the plan's max_batch (%d)]",
-         a->batch, D->max_batch);
-  if (a->block_table_stride < plan->mpps)
-    FAIL(POSATTN_STATUS_BAD_STRIDE,
-         "args->block_table_stride (%" PRId64 ") must be >= the plan's max_pages_per_seq (%d)",
-         a->block_table_stride, plan->mpps);
+  PA_TRY(check_batch_and_table(msg, msg_size, plan, a->batch, a->block_table_stride));
   if (a->kv_positions != NULL && a->kv_positions_stride < plan->capacity)
     FAIL(POSATTN_STATUS_BAD_STRIDE,
          "args->kv_positions_stride (%" PRId64 ") must be >= max_pages_per_seq * page_size "
@@ -1541,10 +1548,8 @@ posattn_status pa_validate_run_args(char *msg, size_t msg_size, const posattn_pl
                                    "args->v_scale"};
   byte_range in[kIn + 1];
   memset(in, 0, sizeof in);
-  PA_TRY(check_index_array(msg, msg_size, inames[0], a->q_indptr, (int64_t)a->batch + 1, &in[0]));
-  PA_TRY(check_index_array(msg, msg_size, inames[1], a->kv_lens, a->batch, &in[1]));
-  PA_TRY(check_index_array(msg, msg_size, inames[2], a->block_table,
-                           (int64_t)(a->batch - 1) * a->block_table_stride + plan->mpps, &in[2]));
+  PA_TRY(check_sequence_arrays(msg, msg_size, plan, a->batch, a->block_table_stride, inames,
+                               a->q_indptr, a->kv_lens, a->block_table, in));
   if (a->q_positions != NULL)
     PA_TRY(check_index_array(msg, msg_size, inames[3], a->q_positions, D->max_q_tokens, &in[3]));
   if (a->kv_positions != NULL)
@@ -1581,22 +1586,14 @@ posattn_status pa_validate_append_args(char *msg, size_t msg_size, const posattn
                                        const posattn_append_args *a) {
   if (a == NULL) FAIL(POSATTN_STATUS_NULL_POINTER, "args is NULL");
   const posattn_plan_desc *D = &plan->desc;
-  if (a->batch < 1 || a->batch > D->max_batch)
-    FAIL(POSATTN_STATUS_BAD_SIZE, "args->batch (%d) must be in [1, the plan's max_batch (%d)]",
-         a->batch, D->max_batch);
-  if (a->block_table_stride < plan->mpps)
-    FAIL(POSATTN_STATUS_BAD_STRIDE,
-         "args->block_table_stride (%" PRId64 ") must be >= the plan's max_pages_per_seq (%d)",
-         a->block_table_stride, plan->mpps);
+  PA_TRY(check_batch_and_table(msg, msg_size, plan, a->batch, a->block_table_stride));
   enum { kIn = 6 };
   const char *const inames[kIn] = {"args->new_indptr", "args->kv_lens", "args->block_table",
                                    "args->positions",  "args->k_new",   "args->v_new"};
   byte_range in[kIn];
   memset(in, 0, sizeof in);
-  PA_TRY(check_index_array(msg, msg_size, inames[0], a->new_indptr, (int64_t)a->batch + 1, &in[0]));
-  PA_TRY(check_index_array(msg, msg_size, inames[1], a->kv_lens, a->batch, &in[1]));
-  PA_TRY(check_index_array(msg, msg_size, inames[2], a->block_table,
-                           (int64_t)(a->batch - 1) * a->block_table_stride + plan->mpps, &in[2]));
+  PA_TRY(check_sequence_arrays(msg, msg_size, plan, a->batch, a->block_table_stride, inames,
+                               a->new_indptr, a->kv_lens, a->block_table, in));
   if (a->positions != NULL)
     PA_TRY(check_index_array(msg, msg_size, inames[3], a->positions, D->max_q_tokens, &in[3]));
   PA_TRY(check_btd_tensor(msg, msg_size, "args->k_new", &a->k_new, 1, D->max_q_tokens,
