@@ -425,6 +425,32 @@ def wgmma_model(dev, a, launch, serial_clk=None):
             "t_gemm": round(t_gemm, 1), "t_soft": round(t_soft, 1)}
 
 
+def wgmma_table(rows, out=sys.stdout):
+    """The wgmma rows' model in detail (SM clocks per KV tile of one CTA, first sm_90a device)."""
+    w = [r for r in rows if r.get("main_loop") and "warpgroup_flops" in r["main_loop"]]
+    if not w:
+        return
+    print("\nwgmma kernels (warp-specialised, sm_90a): SM clocks per KV tile of one CTA; "
+          "per warp: instructions, in the GEMM turn, MUFU, serialised HGMMAs", file=out)
+    fmt = "%-44s %-9s %5s %5s %4s %4s %6s %6s %6s %6s %6s %6s %6s %-6s %9s %9s"
+    print(fmt % ("kernel", "device", "insn", "turn", "MUFU", "ser", "tensor", "smem", "issue",
+                 "mufu", "T_gemm", "T_soft", "turns", "bound", "predicted", "pipelined"), file=out)
+    for r in w:
+        a = r["main_loop"]
+        for name, d in list(r["devices"].items())[:1]:
+            ce = d["ceilings"]
+            k = ce["clk"]
+            print(fmt % (r["label"][:44], name, "%.0f" % a["path"]["total"],
+                         "%.0f" % a["turn"].get("total", 0),
+                         "%.0f" % sum(v for x, v in a["path"].items() if x.startswith("MUFU")),
+                         a["serialized"], "%.0f" % k["tensor"], "%.0f" % k["smem"],
+                         "%.0f" % k["issue"], "%.0f" % k["mufu"], "%.0f" % ce["t_gemm"],
+                         "%.0f" % ce["t_soft"], "%.0f" % k["turns"], ce["bound"],
+                         "%.0f" % ce["predicted"], "%.0f" % ce["pipelined"]), file=out)
+    print("(predicted (static): serialised HGMMAs cost %d SM clocks each beyond their tensor "
+          "time (an assumption); pipelined: the same at 0)" % WGMMA["serial_clk"], file=out)
+
+
 def summarise_wgmma(label, arch, fn, insns, usage, launch):
     """A table/JSON row of a wgmma kernel (the fields summarise() gives, the ceilings from
     wgmma_model(); 'pipelined': the prediction with serialised HGMMAs costing nothing extra)."""
@@ -477,6 +503,7 @@ def table(rows, out=sys.stdout):
                   file=out)
     print("(per warp per KV tile, steady-state path; TFLOP/s predicted (static): min of the "
           "tensor, shared-memory and issue ceilings; docs/performance-model.md)", file=out)
+    wgmma_table(rows, out)
     dec = [r for r in rows if r.get("decode_counts")]
     if not dec:
         return
@@ -553,14 +580,18 @@ def strip(rows):
 
 
 def write_tsv(rows, path):
-    """op pe dtype hd device tflops per line: what posattn-bench --predicted reads."""
+    """op pe dtype hd device tflops per line: what posattn-bench --predicted reads. On a device
+    where the wgmma kernel serves an instance (sm_90a: the chooser prefers it), its row is the
+    prediction."""
+    out = {}
+    for r in sorted(rows, key=lambda r: " wgmma " in r["label"]):  # wgmma rows last: they win
+        m = re.match(r"prefill (?:wgmma )?hd(\d+) (\w+) (\w+)$", r["label"])
+        for dev, d in r["devices"].items():
+            if m and d["ceilings"]:
+                out[(m.group(3), m.group(2), m.group(1), dev)] = d["ceilings"]["predicted"]
     with open(path, "w") as f:
-        for r in rows:
-            m = re.match(r"prefill hd(\d+) (\w+) (\w+)$", r["label"])
-            for dev, d in r["devices"].items():
-                if m and d["ceilings"]:
-                    f.write(f'prefill {m.group(3)} {m.group(2)} {m.group(1)} {dev} '
-                            f'{d["ceilings"]["predicted"]:.1f}\n')
+        for (pe, dt, hd, dev), v in out.items():
+            f.write(f"prefill {pe} {dt} {hd} {dev} {v:.1f}\n")
 
 
 def main(argv=None):
