@@ -5,8 +5,12 @@ Slow (minutes of nvcc), so not in CI; its output is committed as bench/sass/anch
   ex41: examples/41_fused_multi_head_attention, the sm80 mma.sync FMHA (bench/sass/anchors/
         ex41_fwd.cu instantiates it for bf16 hd128 (32 x 128 tiles) and hd64 (64 x 64)), built
         for sm_80 and sm_90a;
-  ex88: examples/88_hopper_fmha (warp-specialised, TMA + HGMMA; f16, its own tile choices),
-        built for sm_90a when POSATTN_SASS_EX88=1 (the whole example: ~10+ min of nvcc);
+  ex88: examples/88_hopper_fmha (warp-specialised: a TMA producer warp, HGMMA consumer
+        warpgroups): bench/sass/anchors/ex88_fwd.cu instantiates its forward kernel for bf16 (the
+        example builds f16) with the example's hd128 configurations (128 x 128 x 128 ping-pong,
+        the one closest to posattn's wgmma.cuh, and cooperative) and hd64 (128 x 64 ping-pong),
+        built for sm_90a (~1.5 min of nvcc) and analysed with posattn's wgmma model
+        (posattn_sass.summarise_wgmma);
   FA2:  FlashAttention-2's forward (bench/sass/anchors/fa2_fwd.cu: bf16 hd128 128 x 64, hd64
         128 x 128, 4 warps) for sm_80 and sm_90a, when POSATTN_SASS_FA2 names a flash-attention
         source tree (the folder holding csrc/flash_attn/src, e.g. its PyPI sdist unpacked).
@@ -65,25 +69,30 @@ def ex41_shape(fn):
     return tuple(int(g) for g in m.groups()) if m else None
 
 
-def analyse():
+def analyse(only=None):
+    """Rows of the anchors whose name starts with `only` (default: all; FA2 only with
+    POSATTN_SASS_FA2)."""
     src = cutlass_source()
     os.makedirs(OUT, exist_ok=True)
-    ex41 = nvcc(os.path.join(HERE, "anchors", "ex41_fwd.cu"), os.path.join(OUT, "ex41.o"),
-                ["sm_80", "sm_90a"], [f"{src}/include", f"{src}/examples/41_fused_multi_head_attention",
-                                      f"{src}/tools/util/include"])
-    objs = [("CUTLASS ex41", ex41)]
+    want = lambda name: only is None or name.startswith(only) or only.startswith(name)
+    objs = []
+    if want("CUTLASS ex41"):
+        objs.append(("CUTLASS ex41", nvcc(
+            os.path.join(HERE, "anchors", "ex41_fwd.cu"), os.path.join(OUT, "ex41.o"),
+            ["sm_80", "sm_90a"], [f"{src}/include", f"{src}/examples/41_fused_multi_head_attention",
+                                  f"{src}/tools/util/include"])))
+    if want("CUTLASS ex88"):
+        objs.append(("CUTLASS ex88", nvcc(
+            os.path.join(HERE, "anchors", "ex88_fwd.cu"), os.path.join(OUT, "ex88.o"), ["sm_90a"],
+            [f"{src}/include", f"{src}/tools/util/include", f"{src}/examples/common",
+             f"{src}/examples/88_hopper_fmha"])))
     fa2 = os.environ.get("POSATTN_SASS_FA2")
-    if fa2:
+    if fa2 and want("FA2"):
         objs.append(("FA2", nvcc(os.path.join(HERE, "anchors", "fa2_fwd.cu"),
                                  os.path.join(OUT, "fa2.o"), ["sm_80", "sm_90a"],
                                  [os.path.join(HERE, "anchors", "fa2_stub"),
                                   os.path.join(fa2, "csrc", "flash_attn", "src"),
                                   f"{src}/include"])))
-    if os.environ.get("POSATTN_SASS_EX88") == "1":
-        ex88 = f"{src}/examples/88_hopper_fmha/88_hopper_fmha.cu"
-        objs.append(("CUTLASS ex88", nvcc(ex88, os.path.join(OUT, "ex88.o"), ["sm_90a"],
-                                          [f"{src}/include", f"{src}/tools/util/include",
-                                           f"{src}/examples/common", os.path.dirname(ex88)])))
     rows = []
     for name, obj in objs:
         funcs, usage = ps.functions(obj)
@@ -109,11 +118,16 @@ def analyse():
                 label = f"{name} hd{d} bf16 {q}x{k}"
             else:
                 m = EX88_FWD.search(names[fn])
-                if not m or "DefaultFusion" not in names[fn]:
+                if not m or "DefaultFusion" not in names[fn] or arch != "sm_90a":
                     continue
                 sched = "coop" if "IndividualTileScheduler" in names[fn] else "pingpong"
-                label = f"{name} hd{m.group(4)} {m.group(1)} {m.group(2)}x{m.group(3)} {sched}"
-                tile = None  # fully unrolled HGMMAs: the SASS counts stand as they are
+                q, k, d = (int(m.group(i)) for i in (2, 3, 4))
+                label = f"{name} hd{d} {m.group(1)} {q}x{k} {sched}"
+                # two consumer warpgroups of 64 rows; ping-pong: their GEMMs take turns (the
+                # kernel's MathWarpGroupOrderBarrier around each GEMM), cooperative: they do not
+                launch.update(consumers=2, pingpong=sched == "pingpong", tile_flops=4 * q * k * d)
+                rows.append(ps.summarise_wgmma(label, arch, fn, insns, usage, launch))
+                continue
             rows.append(ps.summarise(label, arch, fn, insns, usage, launch, tile_flops=tile))
     return rows
 

@@ -319,16 +319,166 @@ def transform_trips(launch):
 
 
 def analyse_targets(build, only=None):
-    tg = [t for t in targets() if only is None or t[0].startswith(only)]
+    tg = [t for t in targets() + wgmma_targets() if only is None or t[0].startswith(only)]
     build_objects(build, sorted({t[1] for t in tg}))
-    rows = []
+    rows, objs = [], {}
     for label, obj, filt, launch in tg:
-        funcs, usage = functions(os.path.join(build, obj))
+        if obj not in objs:  # cuda_backend.cu.o holds several targets: disassemble it once
+            objs[obj] = functions(os.path.join(build, obj))
+        funcs, usage = objs[obj]
         for (arch, fn), insns in sorted(funcs.items()):
-            if filt in fn:
+            if filt in fn and launch.get("wgmma"):
+                if arch == "sm_90a":
+                    rows.append(summarise_wgmma(label, arch, fn, insns, usage, launch))
+            elif filt in fn:
                 rows.append(summarise(label, arch, fn, insns, usage, launch,
                                       tile_flops=launch.get("tile_flops")))
     return rows
+
+
+# ---- Hopper: the wgmma kernel (kernels/prefill/wgmma.cuh) -------------------------------------
+# The model's rules and their sources: docs/performance-model.md, "Hopper: wgmma kernel".
+WGMMA = {
+    # MUFU (ex2, lg2, rcp, ...) results per clock per SM on sm_90: CUDA C++ Programming Guide,
+    # arithmetic instruction throughput table (16 for compute capability 9.0); FlashAttention-3
+    # (arXiv 2407.08608): H100 SXM5 has 3.9 TFLOP/s of special functions = 132 x 16 x 1.83 GHz.
+    "mufu_per_clk": 16,
+    # ASSUMPTION (no published figure found): SM clocks an HGMMA that is waited for before the
+    # next one is issued costs beyond its tensor-core time (operand fetch, accumulate, write-back
+    # of a pipeline that drains instead of overlapping). The report gives the X = 0 figure too.
+    "serial_clk": 32,
+}
+# PE kinds of the wgmma instances (posattn.h enum values, as in the mangled names' third
+# template argument), in the order of wgmma.cuh's serves_pe()
+WGMMA_PE = {"none": 0, "rope": 1, "alibi": 2, "t5": 5, "kerple_log": 6, "kerple_power": 7,
+            "fire": 3}
+
+
+def wgmma_traits(d):
+    """(Br, Bc, stages, threads, dynamic smem bytes) of wgmma.cuh's Traits<D> / smem_bytes<D>()
+    (the T5/FIRE tables come on top at run time; not counted)."""
+    src = open(os.path.join(REPO, "kernels/prefill/wgmma.cuh")).read()
+    m = re.search(r"kD = D, kBr = (\d+), kBc = (\d+), kStages = (\d+);", src)
+    t = re.search(r"kThreads = (\d+);", src)
+    if not (m and t):
+        raise SystemExit("posattn-sass: no Traits in kernels/prefill/wgmma.cuh")
+    br, bc, st = (int(g) for g in m.groups())
+    return br, bc, st, int(t.group(1)), 1024 + (br + 2 * st * bc) * d * 2
+
+
+def wgmma_targets():
+    """The wgmma instances (cuda_backend.cu compiles them for sm_90a, POSATTN_PREFILL_WGMMA):
+    hd128 bf16 for every PE kind the kernel serves, hd64 bf16 without PE."""
+    out = []
+    for d, pes in ((128, list(WGMMA_PE)), (64, ["none"])):
+        br, bc, st, threads, smem = wgmma_traits(d)
+        for pe in pes:
+            out.append((f"prefill wgmma hd{d} bf16 {pe}",
+                        f"{OBJ}/cuda_backend.cu.o",
+                        f"prefill_wgmmaILi{d}EN2pa4bf16ELi{WGMMA_PE[pe]}E",
+                        {"threads": threads, "smem": smem, "d": d, "bc": bc, "wgmma": True,
+                         "consumers": 2, "pingpong": True,
+                         "tile_flops": 4 * br * bc * d}))
+    return out
+
+
+def wgmma_model(dev, a, launch, serial_clk=None):
+    """Predicted (static) TFLOP/s of a warp-specialised wgmma kernel from analyse_wgmma()'s
+    per-warp counters a, per KV tile of one CTA (one CTA per SM), in SM clocks:
+      tensor  both consumers' HGMMA FLOPs at the HGMMA rate;
+      smem    wgmma operand reads (SS: A and B, RS: B; once per warpgroup) + LDS/STS/LDSM bytes;
+      issue   per scheduler: one warp of each consumer warpgroup and the producer warp;
+      mufu    per scheduler: its two consumer warps' MUFU instructions, 32 lanes at a quarter
+              of the SM's MUFU rate;
+      turns   ping-pong: a consumer's GEMMs (its HGMMA FLOPs at the full rate, plus serial_clk
+              per serialised HGMMA, at least its turn's instructions) alternate with the other's;
+              a tile takes T_gemm + max(T_gemm, T_soft), T_soft = its warp's instructions
+              outside the turn (or its MUFU time, if longer). Without ping-pong (cooperative):
+              both consumers' GEMMs, then the softmax: T_gemm(both) + T_soft.
+    The slowest binds; predicted = the tensor ceiling x tensor time / that."""
+    x = WGMMA["serial_clk"] if serial_clk is None else serial_clk
+    c, turn, nwg = a["path"], a["turn"], launch.get("consumers", 2)
+    rate = dev["tc"]["HGMMA"]
+    mufu_clk = 32 / (WGMMA["mufu_per_clk"] / dev["issue"])  # one warp instruction, one scheduler
+    mufu = sum(v for k, v in c.items() if k.startswith("MUFU"))
+    f_wg = a["warpgroup_flops"]
+    i_warp, i_turn = c.get("total", 0), turn.get("total", 0)
+    i_prod = (a.get("producer") or {}).get("total", 0)
+    t_soft = max(i_warp - i_turn, mufu * mufu_clk)
+    smem = sum(c.get(k, 0) for k in ("hgmma_smem_bytes", "lds_bytes", "sts_bytes", "ldsm_bytes"))
+    clk = {"tensor": nwg * f_wg / rate,
+           "smem": nwg * 4 * smem / dev["smem_bpc"],
+           "issue": nwg * i_warp + i_prod,
+           "mufu": nwg * mufu * mufu_clk}
+    if launch.get("pingpong"):
+        t_gemm = max(f_wg / rate + a["serialized"] * x, i_turn)
+        clk["turns"] = t_gemm + max(t_gemm, t_soft)
+    else:
+        t_gemm = max(nwg * f_wg / rate, f_wg / rate + a["serialized"] * x)
+        clk["turns"] = t_gemm + t_soft
+    peak = dev["sms"] * dev["ghz"] * 1e9 * rate / 1e12
+    tflops = {k: peak * clk["tensor"] / v for k, v in clk.items() if v}
+    bound = min(tflops, key=tflops.get)
+    return {"tensor": tflops["tensor"], "smem": tflops.get("smem"), "issue": tflops["issue"],
+            "mufu": tflops.get("mufu"), "turns": tflops["turns"], "predicted": tflops[bound],
+            "bound": bound, "clk": {k: round(v, 1) for k, v in clk.items()},
+            "t_gemm": round(t_gemm, 1), "t_soft": round(t_soft, 1)}
+
+
+def wgmma_table(rows, out=sys.stdout):
+    """The wgmma rows' model in detail (SM clocks per KV tile of one CTA, first sm_90a device)."""
+    w = [r for r in rows if r.get("main_loop") and "warpgroup_flops" in r["main_loop"]]
+    if not w:
+        return
+    print("\nwgmma kernels (warp-specialised, sm_90a): SM clocks per KV tile of one CTA; "
+          "per warp: instructions, in the GEMM turn, MUFU, serialised HGMMAs", file=out)
+    fmt = "%-44s %-9s %5s %5s %4s %4s %6s %6s %6s %6s %6s %6s %6s %-6s %9s %9s"
+    print(fmt % ("kernel", "device", "insn", "turn", "MUFU", "ser", "tensor", "smem", "issue",
+                 "mufu", "T_gemm", "T_soft", "turns", "bound", "predicted", "pipelined"), file=out)
+    for r in w:
+        a = r["main_loop"]
+        for name, d in list(r["devices"].items())[:1]:
+            ce = d["ceilings"]
+            k = ce["clk"]
+            print(fmt % (r["label"][:44], name, "%.0f" % a["path"]["total"],
+                         "%.0f" % a["turn"].get("total", 0),
+                         "%.0f" % sum(v for x, v in a["path"].items() if x.startswith("MUFU")),
+                         a["serialized"], "%.0f" % k["tensor"], "%.0f" % k["smem"],
+                         "%.0f" % k["issue"], "%.0f" % k["mufu"], "%.0f" % ce["t_gemm"],
+                         "%.0f" % ce["t_soft"], "%.0f" % k["turns"], ce["bound"],
+                         "%.0f" % ce["predicted"], "%.0f" % ce["pipelined"]), file=out)
+    print("(predicted (static): serialised HGMMAs cost %d SM clocks each beyond their tensor "
+          "time (an assumption); pipelined: the same at 0)" % WGMMA["serial_clk"], file=out)
+
+
+def summarise_wgmma(label, arch, fn, insns, usage, launch):
+    """A table/JSON row of a wgmma kernel (the fields summarise() gives, the ceilings from
+    wgmma_model(); 'pipelined': the prediction with serialised HGMMAs costing nothing extra)."""
+    a = sass.analyse_wgmma(insns)
+    u = usage.get((arch, fn), {})
+    stl = sum(1 for x in insns if x.base in ("STL", "LDL") and not sass.never(x))
+    row = {"label": label, "arch": arch, "function": fn, "regs": u.get("REG"),
+           "stack": u.get("STACK", 0), "local_insns": stl, "threads": launch["threads"],
+           "smem": launch["smem"], "sass_insns": len(insns), "main_loop": a, "devices": {}}
+    if a:
+        c = a["path"]
+        h = c.get("HGMMA", 0)
+        row["per_mma"] = {"insns": c["total"] / h, "ldsm_bytes": c.get("ldsm_bytes", 0) / h} if h else None
+        want = launch.get("tile_flops")
+        got = a["warpgroup_flops"] * launch.get("consumers", 2)
+        if want and abs(got - want) > 0.01 * want:
+            row["warning"] = (f"{label} {arch}: the consumer loop found does {got} HGMMA FLOPs "
+                              f"per CTA, the tile needs {want}: loop finder lost")
+            print("WARNING: " + row["warning"], file=sys.stderr)
+    for name, dev in DEVICES.items():
+        if dev["arch"] != arch or "HGMMA" not in dev["tc"]:
+            continue
+        d = {"ctas_per_sm": ctas_per_sm(dev, u.get("REG", 0), launch["threads"], launch["smem"]),
+             "ceilings": wgmma_model(dev, a, launch) if a else None}
+        if a:
+            d["ceilings"]["pipelined"] = wgmma_model(dev, a, launch, serial_clk=0)["predicted"]
+        row["devices"][name] = d
+    return row
 
 
 # ---- output -----------------------------------------------------------------------------------
@@ -353,6 +503,7 @@ def table(rows, out=sys.stdout):
                   file=out)
     print("(per warp per KV tile, steady-state path; TFLOP/s predicted (static): min of the "
           "tensor, shared-memory and issue ceilings; docs/performance-model.md)", file=out)
+    wgmma_table(rows, out)
     dec = [r for r in rows if r.get("decode_counts")]
     if not dec:
         return
@@ -429,14 +580,18 @@ def strip(rows):
 
 
 def write_tsv(rows, path):
-    """op pe dtype hd device tflops per line: what posattn-bench --predicted reads."""
+    """op pe dtype hd device tflops per line: what posattn-bench --predicted reads. On a device
+    where the wgmma kernel serves an instance (sm_90a: the chooser prefers it), its row is the
+    prediction."""
+    out = {}
+    for r in sorted(rows, key=lambda r: " wgmma " in r["label"]):  # wgmma rows last: they win
+        m = re.match(r"prefill (?:wgmma )?hd(\d+) (\w+) (\w+)$", r["label"])
+        for dev, d in r["devices"].items():
+            if m and d["ceilings"]:
+                out[(m.group(3), m.group(2), m.group(1), dev)] = d["ceilings"]["predicted"]
     with open(path, "w") as f:
-        for r in rows:
-            m = re.match(r"prefill hd(\d+) (\w+) (\w+)$", r["label"])
-            for dev, d in r["devices"].items():
-                if m and d["ceilings"]:
-                    f.write(f'prefill {m.group(3)} {m.group(2)} {m.group(1)} {dev} '
-                            f'{d["ceilings"]["predicted"]:.1f}\n')
+        for (pe, dt, hd, dev), v in out.items():
+            f.write(f"prefill {pe} {dt} {hd} {dev} {v:.1f}\n")
 
 
 def main(argv=None):
@@ -451,14 +606,16 @@ def main(argv=None):
                     help="write the report to --baseline instead of comparing")
     ap.add_argument("--only", metavar="PREFIX",
                     help="analyse only the main instances whose label starts with PREFIX (e.g. "
-                         "'decode'); the baseline's other rows are neither compared nor replaced")
+                         "'decode'); the baseline's other rows are neither compared nor replaced; "
+                         "with --anchors: only that anchor ('CUTLASS ex88'), its rows replaced "
+                         "in --json")
     ap.add_argument("--sass", nargs="+", help="analyse cuobjdump -sass text files instead")
     ap.add_argument("--anchors", action="store_true",
                     help="build CUTLASS's FMHA examples and analyse them (bench/sass/anchors.py)")
     args = ap.parse_args(argv)
     if args.anchors:
         import anchors
-        rows = anchors.analyse()
+        rows = anchors.analyse(args.only)
     elif args.sass:
         rows = []
         for f in args.sass:
@@ -471,6 +628,10 @@ def main(argv=None):
     table(rows)
     report = {"tool": "posattn-sass", "kind": "predicted (static)", "devices": DEVICES,
               "kernels": rows}
+    if args.json and args.anchors and args.only and os.path.exists(args.json):
+        # --anchors --only NAME: replace that anchor's rows, keep the others (FA2 needs a tree)
+        old = json.load(open(args.json))["kernels"]
+        report["kernels"] = [r for r in old if not r["label"].startswith(args.only)] + rows
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1, sort_keys=True)

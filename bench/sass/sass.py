@@ -328,3 +328,153 @@ def analyse(insns, trips=None, tile_flops=None):
             "inner_loops": [{"at": [insns[a].addr, insns[b].addr], "insns": b - a + 1,
                              "counters": dict(count(insns[a:b + 1])[0])}
                             for a, b in inner_loops(insns, h, l)]}
+
+
+# ---- Hopper: warp-specialised wgmma kernels (posattn_sass.wgmma_*) --------------------------------
+def wait_stub(insns, l):
+    """Whether the backward branch at l only returns from an out-of-line mbarrier wait: ptxas puts
+    the retry loop of a `try_wait` after the kernel's EXIT (SYNCS.PHASECHK, a conditional branch
+    to itself, then `BRA` back to the code after the wait). Such a `BRA` is no loop of the kernel."""
+    x = insns[l]
+    return (x.base == "BRA" and x.pred == "" and l >= 2 and insns[l - 1].base == "BRA" and
+            insns[l - 1].pred != "" and
+            any(y.op.startswith("SYNCS.PHASECHK") for y in insns[max(0, l - 3):l]))
+
+
+def kernel_loops(insns):
+    """loops() without the out-of-line wait stubs."""
+    return [(h, l) for h, l in loops(insns) if not wait_stub(insns, l)]
+
+
+def consumer_loop(insns):
+    """(head, latch) of a wgmma kernel's consumer main loop (wait stubs left out): the smallest
+    loop whose HGMMAs include both forms an attention tile needs (S = Q K^T with A from shared
+    memory, O += P V with A from registers); without one, the smallest loop holding the most
+    HGMMAs. The smallest, not the one with the most HGMMAs: a persistent kernel's outer loop
+    holds the first tile's S GEMM and the epilogue besides the KV loop. None without HGMMA."""
+    spans = kernel_loops(insns)
+    both = [(h, l) for h, l in spans
+            if {hgmma_form(x) for x in insns[h:l + 1] if x.base == "HGMMA"} == {"SS", "RS"}]
+    if both:
+        return min(both, key=lambda hl: hl[1] - hl[0])
+    best = None
+    for h, l in spans:
+        n = sum(1 for x in insns[h:l + 1] if x.base == "HGMMA")
+        if n and (best is None or (n, -(l - h)) > best[0]):
+            best = ((n, -(l - h)), (h, l))
+    return best[1] if best else None
+
+
+def hgmma_form(x):
+    """'SS' (A and B shared-memory descriptors) or 'RS' (A in registers) of an HGMMA."""
+    ops = [o.strip() for o in x.args.split(",")]
+    return "SS" if len(ops) > 1 and ops[1].startswith("gdesc") else "RS"
+
+
+def producer_loop(insns):
+    """(head, latch) of the producer's tile loop: the smallest loop issuing TMA loads (UTMALDG)
+    and no HGMMA, or None."""
+    cand = [(h, l) for h, l in kernel_loops(insns)
+            if any(x.base == "UTMALDG" for x in insns[h:l + 1]) and
+            not any(x.base == "HGMMA" for x in insns[h:l + 1])]
+    return min(cand, key=lambda hl: hl[1] - hl[0]) if cand else None
+
+
+def hgmma_flops(op):
+    """FLOPs of one HGMMA.MxNxK instruction (the whole warpgroup's)."""
+    m = re.search(r"\.(\d+)x(\d+)x(\d+)", op)
+    return 2 * int(m.group(1)) * int(m.group(2)) * int(m.group(3)) if m else 0
+
+
+def full_wait(x):
+    """WARPGROUP.DEPBAR.LE gsb0, 0x0: wait until every wgmma of the warpgroup has completed."""
+    return x.op.startswith("WARPGROUP.DEPBAR") and x.args.replace(" ", "").endswith(",0x0")
+
+
+def serialized_hgmma(insns, w):
+    """HGMMAs on the path (weights w) that are waited for before the next HGMMA on the path is
+    issued: a full wait between two consecutive HGMMAs. ptxas inserts one after every wgmma when
+    it serialises them (its C7510 / C7515 'wgmma.mma_async instructions are serialized'); a
+    pipelined kernel waits once per GEMM chain, after the chain's last HGMMA."""
+    on = [i for i in range(len(insns)) if w[i] and not never(insns[i])]
+    n, last_hgmma, waited = 0, None, False
+    for i in on:
+        x = insns[i]
+        if x.base == "HGMMA":
+            if last_hgmma is not None and waited:
+                n += w[last_hgmma]
+            last_hgmma, waited = i, False
+        elif full_wait(x) and last_hgmma is not None:
+            waited = True
+    return n
+
+
+def turn_indices(insns, h, l):
+    """(indices, how) of loop (h, l) inside a consumer's GEMM turn. A ping-pong kernel with named
+    barriers: from a named-barrier wait (BAR.SYNC with a thread count, `bar.sync id, n`) to the
+    next named-barrier arrive (BAR.ARV) handing the turn to the other consumer ('named
+    barriers'). Otherwise (a kernel ordering its consumers with mbarriers, or none) each HGMMA
+    chain: from the WARPGROUP.ARRIVE before its first HGMMA to the wait after its last, HGMMAs
+    fewer than 16 instructions apart forming one chain ('HGMMA chains')."""
+    out, start = set(), None
+    for i in range(h, l + 1):
+        x = insns[i]
+        if x.base == "BAR" and ".SYNC" in x.op and "," in x.args:
+            start = i
+        elif x.base == "BAR" and x.op.startswith("BAR.ARV") and start is not None:
+            out.update(range(start, i + 1))
+            start = None
+    if out:
+        return out, "named barriers"
+    hg = [i for i in range(h, l + 1) if insns[i].base == "HGMMA" and not never(insns[i])]
+    chains = []
+    for i in hg:
+        if chains and i - chains[-1][1] < 16:
+            chains[-1][1] = i
+        else:
+            chains.append([i, i])
+    for a, b in chains:
+        arrive = [j for j in range(max(h, a - 8), a) if insns[j].op.startswith("WARPGROUP.ARRIVE")]
+        a = arrive[0] if arrive else a
+        if b + 1 <= l and full_wait(insns[b + 1]):
+            b += 1
+        out.update(range(a, b + 1))
+    return out, "HGMMA chains"
+
+
+def analyse_wgmma(insns):
+    """Per-warp counters of a warp-specialised wgmma kernel's steady KV tile, or None:
+      consumer  the consumer main loop's steady path (analyse()'s rules: the shortest head ->
+                latch path through every HGMMA block and the float-if regions of a bias),
+      turn      the part of it inside the ping-pong turn (named barrier wait .. arrive),
+      serialized  HGMMAs of the path waited for before the next one is issued,
+      warpgroup_flops  the HGMMA FLOPs of one consumer warpgroup per tile,
+      producer  the producer loop's shortest path (the TMA loads; no NaN-rule pass) per tile,
+      hgmma_ops   the operand forms (SS: A and B descriptors; RS: A in registers)."""
+    cl = consumer_loop(insns)
+    if cl is None:
+        return None
+    h, l = cl
+    w = steady_path(insns, h, l)
+    path, shapes = count(insns, w)
+    turn, how = turn_indices(insns, h, l)
+    tc, _ = count(insns, [w[i] if i in turn else 0 for i in range(len(insns))])
+    wg_flops = sum(w[i] * hgmma_flops(insns[i].op) for i in range(len(insns))
+                   if w[i] and insns[i].base == "HGMMA" and not never(insns[i]))
+    forms = {"SS": 0, "RS": 0}
+    for i in range(h, l + 1):
+        if w[i] and insns[i].base == "HGMMA" and not never(insns[i]):
+            forms[hgmma_form(insns[i])] += w[i]
+    out = {"loop": [insns[h].addr, insns[l].addr], "path": dict(path), "shapes": dict(shapes),
+           "body": dict(count(insns[h:l + 1])[0]), "turn": dict(tc), "turn_rule": how,
+           "serialized": serialized_hgmma(insns, w), "warpgroup_flops": wg_flops,
+           "hgmma_forms": forms, "producer": None,
+           "inner_loops": [{"at": [insns[a].addr, insns[b].addr], "insns": b - a + 1,
+                            "counters": dict(count(insns[a:b + 1])[0])}
+                           for a, b in inner_loops(insns, h, l)]}
+    pl = producer_loop(insns)
+    if pl:
+        pw = steady_path(insns, pl[0], pl[1], top=False, force_tc=False,
+                         force_loop=lambda c: False)
+        out["producer"] = dict(count(insns, pw)[0])
+    return out
