@@ -91,11 +91,14 @@ def walk(exe, scen):
 
 
 # ---- what a tile costs: the SASS of the main loop ---------------------------------------------
-def tile_parts(insns, tile_flops):
+def tile_parts(insns, tile_flops, geom):
     """Per-warp counters of the main loop's parts (prefill_mma, no-PE instance):
       full       the steady-state iteration (sass.analyse's path; what the ceilings use;
-                 tile_flops: one warp's tensor FLOPs per tile, posattn_sass.targets())
-      masked     the shortest iteration through the masked path: the visibility-word store
+                 tile_flops: one warp's tensor FLOPs per tile, posattn_sass.targets(); it
+                 counts one trip of the V scan below, which a full tile does not run)
+      geom       {"bc", "d", "threads"} of the instance
+      masked     the shortest iteration through the masked path (the V scan at its trips per
+                 tile): the visibility-word store
                  (the one STS outside every inner loop) and the mask arm (LDS of the words,
                  outside inner loops, off the steady path); documents off
       doc_setup  visible_words' document part before its loop (entry tests, the remainder of the
@@ -116,7 +119,16 @@ def tile_parts(insns, tile_flops):
     if len(sts) != 1 or not lds:
         raise SystemExit(f"visible_tiles: masked-path markers not found (STS {sts}, LDS {lds})")
     store = sts[0]
+    # the non-finite V scan (isolate_nonfinite_v: an inner loop loading V chunks, storing only
+    # on its slow path) runs Bc x d / 8 chunks / threads loads per thread per masked tile
+    chunks = geom["bc"] * geom["d"] // 8 // geom["threads"]
     mw = sass.steady_path(insns, h, l, force=[store] + lds)
+    for a, b in sass.outermost(inner):
+        ops = [insns[i] for i in range(a, b + 1)]
+        n128 = sum(1 for x in ops if x.base == "LDS" and ".128" in x.op)
+        if n128 and any(x.base == "STS" for x in ops):
+            for i in range(a, b + 1):
+                mw[i] *= chunks / n128
     ldg_loops = [(a, b) for a, b in inner if any(insns[i].base == "LDG" for i in range(a, b + 1))]
     doc = max((ab for ab in ldg_loops if ab[1] < store), key=lambda ab: ab[1])
     checks = [ab for ab in ldg_loops if ab != doc]
@@ -201,7 +213,13 @@ def model(parts, counts, dev, docs):
     walk = counts["checks_failed"] * clocks(dev, [parts["check"]] * WARPS)
     ideal = counts["visible"] * c_ideal
     pred = counts["full"] * c_full + masked + walk
+    # projection (not the kernel's code yet): the walk jumps over other documents' tiles and the
+    # masked tile takes each row's document keys from a per-block row table (docs/kernels.md,
+    # Issue 12 log): no tests of skipped tiles, no per-key document loop
+    c_masked0 = clocks(dev, [add(parts["masked"], parts["check_steady"], scale=[1, 0])] * WARPS)
+    proj = counts["full"] * c_ideal + counts["masked"] * c_masked0
     return {"ideal": ideal, "predicted": pred, "tiles_full": counts["full"] * c_full,
+            "projected_ratio": ideal / proj,
             "tiles_masked": masked, "walk": walk, "ratio": ideal / pred,
             "ratio_tiles": ideal / (pred - walk)}
 
@@ -219,7 +237,7 @@ def analyse(instances, exe, scen=None):
         insns = instances.get(dev["arch"])
         if insns is None:
             continue
-        parts = tile_parts(insns, tile_flops)
+        parts = tile_parts(insns, tile_flops, launch)
         for name, causal, wl, wr, anchors, docs in scen:
             c = counts[name]
             m = model(parts, c, dev, docs is not None)
@@ -232,27 +250,42 @@ def analyse(instances, exe, scen=None):
 def table(rows, out=sys.stdout):
     print("\nAnchorAttention proportionality (prefill hd128 bf16 none, Br x Bc = 128 x 32; "
           "predicted (static), per query head):", file=out)
-    fmt = "%-9s %-28s %7s %7s %7s %7s %6s %6s %8s %8s %6s %6s"
+    fmt = "%-9s %-28s %7s %7s %7s %7s %6s %6s %8s %8s %6s %6s %6s"
     print(fmt % ("device", "scenario", "visible", "visited", "masked", "inv.vis", "full%",
-                 "walk/t", "ideal Mc", "pred Mc", "tiles", "ratio"), file=out)
+                 "walk/t", "ideal Mc", "pred Mc", "tiles", "ratio", "proj."), file=out)
     for r in rows:
         c, m = r["counts"], r["model"]
         print(fmt % (r["device"], r["scenario"], c["visible"], c["visited"], c["masked"],
                      c["invisible_visited"], "%.0f" % (100 * c["full"] / max(c["visited"], 1)),
                      "%.1f" % (c["checks_failed"] / max(c["visited"], 1)),
                      "%.2f" % (m["ideal"] / 1e6), "%.2f" % (m["predicted"] / 1e6),
-                     "%.3f" % m["ratio_tiles"], "%.3f" % m["ratio"]), file=out)
+                     "%.3f" % m["ratio_tiles"], "%.3f" % m["ratio"],
+                     "%.3f" % m["projected_ratio"]), file=out)
     p = rows[0]["parts"] if rows else {}
     print("(per warp per tile: full %s, masked %s instructions, document loop +%s per %s keys "
           "(+%s setup), a skipped tile's test %s; ideal = visible x full-tile cost; ratio = "
           "ideal / predicted, 'tiles' leaves out the skipped tiles' tests; walk/t: tests of "
-          "skipped tiles per visited tile; Mc = million SM clocks)" %
+          "skipped tiles per visited tile; Mc = million SM clocks; proj.: the ratio after the "
+          "mma.cuh change of docs/kernels.md's Issue 12 log, a projection)" %
           (p.get("full"), p.get("masked"), p.get("doc_loop"), p.get("doc_unroll"),
            p.get("doc_setup"), p.get("check")), file=out)
 
 
-def main(build, insns_by_arch, json_out=None):
-    exe = build_tool(os.path.join(build, "tile_walk"))
-    rows = analyse(insns_by_arch, exe)
+def main(build, json_out=None):
+    """posattn-sass --anchor-tiles: builds the hd128 bf16 none instance through the cuda-check
+    build (posattn_sass.build_objects) and tile_walk, prints the table; 0 (an exit status)."""
+    import json
+    import posattn_sass
+    tg = [t for t in posattn_sass.targets() if t[0] == "prefill hd128 bf16 none"][0]
+    posattn_sass.build_objects(build, [tg[1]])
+    funcs, _ = posattn_sass.functions(os.path.join(build, tg[1]))
+    insns = {arch: ins for (arch, fn), ins in funcs.items() if tg[2] in fn}
+    rows = analyse(insns, build_tool(os.path.join(build, "tile_walk")))
     table(rows)
-    return rows
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump({"tool": "posattn-sass --anchor-tiles", "kind": "predicted (static)",
+                       "rows": [{**r, "counts": {k: v for k, v in r["counts"].items()
+                                                 if k != "warps"}} for r in rows]},
+                      f, indent=1, sort_keys=True)
+    return 0
