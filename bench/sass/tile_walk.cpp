@@ -8,13 +8,17 @@
 // here; only the few lines that drive them in prefill_mma (the loop over tiles, the loop bounds
 // of visible_words' document loop) are repeated, and --check tests what they produce against the
 // visibility of every element. Used by bench/sass/visible_tiles.py (posattn-sass --anchor-tiles)
-// and by the ctest posattn_tile_walk_check.
+// and by the ctest posattn_tile_walk_check. It also runs the change proposed for the kernel in
+// docs/kernels.md (Issue 12 log, AnchorAttention proportionality): a walk without per-tile
+// tests and per-row document spans, both over Seq::doc_keys, and checks them the same way.
 //
-//   tile_walk [--d 128]        reads problems from stdin, prints what the kernel visits
+//   tile_walk                  reads problems from stdin, prints what the kernel visits
 //   tile_walk --check N SEED   N random problems: the visited tiles hold every visible tile, a
 //                              tile treated as full is wholly visible, Seq::visible agrees with
-//                              posattn.h's rule, and a visited tile without a visible element
-//                              is an anchor tile (exit 1 or 2 otherwise)
+//                              posattn.h's rule, a visited tile without a visible element is
+//                              an anchor tile, the proposed walk visits exactly the visible
+//                              tiles and the proposed row spans give every element's
+//                              visibility (exit 1 or 2 otherwise)
 //
 // Problem (stdin), one per block of lines, varlen self-attention (documents need q_len == kv_len):
 //   problem NAME causal window_left window_right num_anchor
@@ -23,7 +27,9 @@
 //   end
 // Output per problem (one line each, "key value" pairs, counts over (query block, KV tile)):
 //   problem NAME blocks B visible V visited T full F masked M invisible_visited X
-//           missed S checks_failed C
+//           missed S checks_failed C proposed P proposed_missed Q
+//                                   (checks_failed: tiles next_tile tests and skips, per cursor;
+//                                   proposed: tiles the proposed walk visits)
 //   masked_warps N0 N1 N2 N3 COUNT   masked tiles whose warps run the document loop N0.. keys
 //                                   (each warp's maximum over its rows)
 #include <algorithm>
@@ -63,7 +69,8 @@ struct Problem {
 
 struct Result {
   long long blocks = 0, visible = 0, visited = 0, full = 0, masked = 0, invisible_visited = 0,
-            missed = 0, checks_failed = 0, unjustified = 0;
+            missed = 0, checks_failed = 0, unjustified = 0, proposed = 0, proposed_missed = 0,
+            proposed_extra = 0;
   std::map<std::vector<int>, long long> warps;  // per-warp document-loop keys -> masked tiles
   std::vector<std::string> notes;               // the first few missed / invisible tiles
 };
@@ -121,6 +128,24 @@ Result walk(const Problem &pb, bool check) {
         }
         return t;
       };
+      // The proposed walk (docs/kernels.md, Issue 12 log): per block, the tiles holding anchors
+      // some row's left window reaches, then the tiles of the block's documents (Seq::doc_keys),
+      // no test per tile. It must visit every tile the kernel's walk visits that holds a
+      // visible element (checked below against the element rule).
+      std::vector<char> proposed(tiles, 0);
+      {
+        int dlo = 0, dhi = sq.Lk, t_anchor = 0;
+        sq.doc_keys(qt0, qt1, dlo, dhi);
+        if (pb.docs && (pb.wl < 0 || int64_t(pb.num_anchor) + pb.wl > qt0))
+          t_anchor = (pb.num_anchor + kBc - 1) / kBc;
+        const int t_doc = dlo / kBc, t_stop = std::min(t_end, (dhi + kBc - 1) / kBc);
+        for (int t = lo / kBc; t < t_end; ++t) {
+          if (t >= t_anchor && t < t_doc) t = t_doc;
+          if (t >= std::max(t_stop, std::min(t_anchor, t_end))) break;
+          proposed[t] = 1;
+          ++r.proposed;
+        }
+      }
       std::vector<char> visited(tiles, 0);
       const FullTiles full_tile(sq, qt0, qt1);
       for (int t = next_tile(lo / kBc); t < t_end; t = next_tile(t + 1)) {
@@ -161,15 +186,22 @@ Result walk(const Problem &pb, bool check) {
               int first, last;
               sq.row_keys(i, first, last);
               const bool kv = sq.visible(first, last, j, pb.docs ? sq.q_doc(i) : 0);
-              if (kv != v) {
-                std::fprintf(stderr, "%s: Seq::visible(%d, %d) = %d, posattn.h's rule %d\n",
-                             pb.name.c_str(), i, j, int(kv), int(v));
+              // the proposed visible_words: the row's window range, then its document's keys
+              // (Seq::doc_keys) or an anchor, instead of a doc id load per key
+              int ds, de;
+              sq.doc_keys(i, i + 1, ds, de);
+              const bool rv = j >= first && j <= last && ((j >= ds && j < de) || (pb.docs && j < pb.num_anchor));
+              if (kv != v || rv != v) {
+                std::fprintf(stderr, "%s: (%d, %d): Seq::visible %d, by Seq::doc_keys %d, posattn.h's rule %d\n",
+                             pb.name.c_str(), i, j, int(kv), int(rv), int(v));
                 std::exit(2);
               }
             }
           }
         all = all && (t + 1) * kBc <= sq.Lk;  // rows past Lq are never stored
         if (any) ++r.visible;
+        if (any && !proposed[t]) ++r.proposed_missed;
+        if (proposed[t] && !visited[t]) ++r.proposed_extra;  // visits no tile today's walk skips
         char note[160];
         if (any && !visited[t]) {
           ++r.missed;
@@ -204,9 +236,10 @@ void print(const Problem &pb, const Result &r) {
   std::printf("# causal %d window %d %d anchors %d docs %d\n", pb.causal, pb.wl, pb.wr,
               pb.num_anchor, int(pb.docs));
   std::printf("problem %s blocks %lld visible %lld visited %lld full %lld masked %lld "
-              "invisible_visited %lld missed %lld checks_failed %lld\n",
+              "invisible_visited %lld missed %lld checks_failed %lld proposed %lld "
+              "proposed_missed %lld\n",
               pb.name.c_str(), r.blocks, r.visible, r.visited, r.full, r.masked,
-              r.invisible_visited, r.missed, r.checks_failed);
+              r.invisible_visited, r.missed, r.checks_failed, r.proposed, r.proposed_missed);
   for (const auto &w : r.warps) {
     std::printf("masked_warps");
     for (int n : w.first) std::printf(" %d", n);
@@ -252,7 +285,7 @@ int read_problems() {
 int check(int n, unsigned seed) {
   std::mt19937 rng(seed);
   auto uni = [&](int a, int b) { return std::uniform_int_distribution<int>(a, b)(rng); };
-  long long visible = 0, visited = 0, invisible = 0;
+  long long visible = 0, visited = 0, invisible = 0, proposed = 0;
   for (int k = 0; k < n; ++k) {
     Problem pb;
     pb.name = "random" + std::to_string(k);
@@ -278,6 +311,13 @@ int check(int n, unsigned seed) {
     visible += r.visible;
     visited += r.visited;
     invisible += r.invisible_visited;
+    proposed += r.proposed;
+    if (r.proposed_missed || r.proposed_extra || r.proposed < r.visible) {
+      print(pb, r);
+      std::fprintf(stderr, "%s: the proposed walk skips %lld visible tiles, visits %lld tiles the "
+                   "kernel's walk does not\n", pb.name.c_str(), r.proposed_missed, r.proposed_extra);
+      return 1;
+    }
     if (r.missed || r.unjustified) {
       print(pb, r);
       std::fprintf(stderr, "%s: %lld visible tiles not visited, %lld visited tiles without a "
@@ -288,7 +328,8 @@ int check(int n, unsigned seed) {
   }
   std::printf("%d random problems: %lld visible tiles, all visited; %lld visited, of which %lld "
               "hold no visible element (each an anchor tile whose anchors are outside the "
-              "window of every row of the block)\n", n, visible, visited, invisible);
+              "window of every row of the block); the proposed walk visits %lld, every visible "
+              "one, none that today's walk skips\n", n, visible, visited, invisible, proposed);
   return 0;
 }
 
