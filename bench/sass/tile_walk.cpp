@@ -174,6 +174,12 @@ Result walk(const Problem &pb, bool check) {
         }
         ++r.warps[warp_keys];
       }
+      // --check: each row's window range, document and proposed document span (Seq::doc_keys)
+      std::vector<int> rfirst(kBr), rlast(kBr), rds(kBr), rde(kBr);
+      for (int i = qt0; i < qt1 && check; ++i) {
+        sq.row_keys(i, rfirst[i - qt0], rlast[i - qt0]);
+        sq.doc_keys(i, i + 1, rds[i - qt0], rde[i - qt0]);
+      }
       // visible tiles by the element rule (brute force); the kernel must visit each of them
       for (int t = 0; t < tiles; ++t) {
         bool any = false, all = true;
@@ -183,14 +189,13 @@ Result walk(const Problem &pb, bool check) {
             any = any || v;
             all = all && v;
             if (check) {
-              int first, last;
-              sq.row_keys(i, first, last);
-              const bool kv = sq.visible(first, last, j, pb.docs ? sq.q_doc(i) : 0);
+              const int first = rfirst[i - qt0], last = rlast[i - qt0];
+              const bool kv = sq.visible(first, last, j, pb.docs ? sdoc[i] : 0);
               // the proposed visible_words: the row's window range, then its document's keys
               // (Seq::doc_keys) or an anchor, instead of a doc id load per key
-              int ds, de;
-              sq.doc_keys(i, i + 1, ds, de);
-              const bool rv = j >= first && j <= last && ((j >= ds && j < de) || (pb.docs && j < pb.num_anchor));
+              const bool rv = j >= first && j <= last &&
+                              ((j >= rds[i - qt0] && j < rde[i - qt0]) ||
+                               (pb.docs && j < pb.num_anchor));
               if (kv != v || rv != v) {
                 std::fprintf(stderr, "%s: (%d, %d): Seq::visible %d, by Seq::doc_keys %d, posattn.h's rule %d\n",
                              pb.name.c_str(), i, j, int(kv), int(rv), int(v));
