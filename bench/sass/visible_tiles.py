@@ -53,24 +53,24 @@ def packed_docs(total, rng, lo=128, hi=4096, equal=None, anchors=1):
 
 
 def scenarios(seed=12):
-    """[(name, causal, window_left, window_right, anchors, [doc lengths] or None)]: 8k and 32k
+    """[(name, tokens, causal, window_left, window_right, anchors, [doc lengths] or None)]: 8k and 32k
     tokens packed with documents of 128..4096 tokens (random) and of 1024 (equal), one anchor at
     the start; a dense causal control (no documents) of each length."""
     rng = random.Random(seed)
     out = []
     for total in (8192, 32768):
         k = total // 1024
-        out.append((f"docs {k}k random 128..4096", 1, -1, -1, 1, packed_docs(total, rng)))
-        out.append((f"docs {k}k equal 1024", 1, -1, -1, 1, packed_docs(total, rng, equal=1024)))
-        out.append((f"dense causal {k}k (control)", 1, -1, -1, 0, None))
+        out.append((f"docs {k}k random 128..4096", total, 1, -1, -1, 1, packed_docs(total, rng)))
+        out.append((f"docs {k}k equal 1024", total, 1, -1, -1, 1,
+                    packed_docs(total, rng, equal=1024)))
+        out.append((f"dense causal {k}k (control)", total, 1, -1, -1, 0, None))
     return out
 
 
 def walk(exe, scen):
     """{name: counts} from tile_walk for scenarios scen."""
     text = []
-    for name, causal, wl, wr, anchors, docs in scen:
-        total = sum(docs) if docs else int(name.split()[2].rstrip("k")) * 1024
+    for name, total, causal, wl, wr, anchors, docs in scen:
         text.append(f"problem {name.replace(' ', '_')} {causal} {wl} {wr} {anchors}")
         text.append("seq " + (" ".join(map(str, docs)) if docs else f"- {total}"))
         text.append("end")
@@ -92,15 +92,14 @@ def walk(exe, scen):
 
 # ---- what a tile costs: the SASS of the main loop ---------------------------------------------
 def tile_parts(insns, tile_flops, geom):
-    """Per-warp counters of the main loop's parts (prefill_mma, no-PE instance):
-      full       the steady-state iteration (sass.analyse's path; what the ceilings use;
-                 tile_flops: one warp's tensor FLOPs per tile, posattn_sass.targets(); it
+    """Per-warp counters of the main loop's parts (prefill_mma, no-PE instance; tile_flops: one
+    warp's tensor FLOPs per tile, posattn_sass.targets(); geom: {"bc", "d", "threads"}):
+      full       the steady-state iteration (sass.analyse's path; what the ceilings use; it
                  counts one trip of the V scan below, which a full tile does not run)
-      geom       {"bc", "d", "threads"} of the instance
       masked     the shortest iteration through the masked path (the V scan at its trips per
-                 tile): the visibility-word store
-                 (the one STS outside every inner loop) and the mask arm (LDS of the words,
-                 outside inner loops, off the steady path); documents off
+                 tile): the visibility-word store (the one STS outside every inner loop) and
+                 the mask arm (LDS of the words, outside inner loops, off the steady path);
+                 documents off
       doc_setup  visible_words' document part before its loop (entry tests, the remainder of the
                  unrolled loop), counted whole when a warp runs it (an upper bound)
       doc_loop   one trip of the unrolled document loop, doc_unroll keys (one LDG each)
@@ -132,11 +131,12 @@ def tile_parts(insns, tile_flops, geom):
     ldg_loops = [(a, b) for a, b in inner if any(insns[i].base == "LDG" for i in range(a, b + 1))]
     doc = max((ab for ab in ldg_loops if ab[1] < store), key=lambda ab: ab[1])
     checks = [ab for ab in ldg_loops if ab != doc]
-    # the document part starts after the last branch to the store that precedes the setup: the
-    # test `doc_ids && first <= last`; everything from there to the loop head is setup/remainder
+    # the document part starts after the first branch to the store's block (the test
+    # `doc_ids && first <= last`); from there to the loop head: setup and remainder
     index = {x.addr: i for i, x in enumerate(insns)}
+    store_block = max(a for a, b in sass.blocks(insns, h, l) if a <= store)
     to_store = [i for i in range(h, doc[0]) if insns[i].branch_target() is not None
-                and index.get(insns[i].branch_target()) == store - _block_offset(insns, store)]
+                and index.get(insns[i].branch_target()) == store_block]
     entry = to_store[0] + 1 if to_store else doc[0]
     w_setup = [1 if entry <= i < doc[0] else 0 for i in range(len(insns))]
     w_loop = [1 if doc[0] <= i <= doc[1] else 0 for i in range(len(insns))]
@@ -153,25 +153,6 @@ def tile_parts(insns, tile_flops, geom):
             "doc_loop": dict(sass.count(insns, w_loop)[0]), "doc_unroll": unroll,
             "check": dict(sass.count(insns, w_check)[0]),
             "check_steady": dict(sass.count(insns, w_check_steady)[0]), "check_loops": len(checks)}
-
-
-def _block_offset(insns, i):
-    """0: branches to the store's block target its first instruction; the store may be later in
-    that block (instructions before it in the same block)."""
-    k = i
-    while k > 0 and insns[k - 1].branch_target() is None and not _is_target(insns, k):
-        k -= 1
-    return i - k
-
-
-_TARGETS = {}
-
-
-def _is_target(insns, k):
-    key = id(insns)
-    if key not in _TARGETS:
-        _TARGETS[key] = {x.branch_target() for x in insns if x.branch_target() is not None}
-    return insns[k].addr in _TARGETS[key]
 
 
 def add(*cs, scale=None):
@@ -238,7 +219,7 @@ def analyse(instances, exe, scen=None):
         if insns is None:
             continue
         parts = tile_parts(insns, tile_flops, launch)
-        for name, causal, wl, wr, anchors, docs in scen:
+        for name, total, causal, wl, wr, anchors, docs in scen:
             c = counts[name]
             m = model(parts, c, dev, docs is not None)
             rows.append({"device": dev_name, "scenario": name, "counts": c, "model": m,
