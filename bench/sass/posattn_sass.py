@@ -10,6 +10,7 @@ docs/performance-model.md). Prints a table, writes JSON, and compares with a bas
   posattn-sass [--build DIR] [--json OUT] [--baseline FILE] [--update-baseline] [--only PREFIX]
   posattn-sass --sass FILE.sass ...        analyse SASS text (cuobjdump -sass output) directly
   posattn-sass --anchors                   build CUTLASS's FMHA examples and analyse them (slow)
+  posattn-sass --anchor-tiles [--json OUT] AnchorAttention: visible vs visited tiles, proportionality
 """
 import argparse
 import json
@@ -610,9 +611,15 @@ def main(argv=None):
                          "with --anchors: only that anchor ('CUTLASS ex88'), its rows replaced "
                          "in --json")
     ap.add_argument("--sass", nargs="+", help="analyse cuobjdump -sass text files instead")
+    ap.add_argument("--anchor-tiles", action="store_true",
+                    help="AnchorAttention: visible vs visited tiles and proportionality "
+                         "(bench/sass/visible_tiles.py)")
     ap.add_argument("--anchors", action="store_true",
                     help="build CUTLASS's FMHA examples and analyse them (bench/sass/anchors.py)")
     args = ap.parse_args(argv)
+    if args.anchor_tiles:
+        import visible_tiles
+        return visible_tiles.main(args.build, args.json)
     if args.anchors:
         import anchors
         rows = anchors.analyse(args.only)

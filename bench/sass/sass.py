@@ -225,7 +225,7 @@ def hot_regions(insns, h, l, in_inner, loads=True):
     return hot
 
 
-def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=None):
+def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=None, force=()):
     """Weights (per instruction index; 0 off the path) of the steady-state iteration of loop
     (h, l): the shortest head -> latch path over forward edges that still runs
       - every block holding a tensor-core instruction,
@@ -235,7 +235,8 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     An inner loop on the path is weighted by trips(counters of its body) (default 1): the caller
     knows how many times a loop runs per tile, the SASS does not. force_tc=False: tensor-core
     blocks are not forced (a decode chunk's no-RoPE path); force_loop(counters): which inner loops
-    are forced instead of the shared-memory storing ones."""
+    are forced instead of the shared-memory storing ones; force: instruction indices whose blocks
+    the path must also run (a masked tile's extra work: bench/sass/visible_tiles.py)."""
     bl = blocks(insns, h, l)
     start_of = {b[0]: k for k, b in enumerate(bl)}
     index = {x.addr: i for i, x in enumerate(insns)}
@@ -247,7 +248,7 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
                                                  for i in range(a, b + 1))]
     if force_loop is not None:  # the caller's rule instead (decode: see posattn_sass.decode_counts)
         sts_loops = [(a, b) for a, b in inner if force_loop(count(insns[a:b + 1])[0])]
-    forced = set(copies) | (hot_regions(insns, h, l, in_inner) if top else set())
+    forced = set(copies) | set(force) | (hot_regions(insns, h, l, in_inner) if top else set())
     for a, b in sts_loops:
         forced.update(range(a, b + 1))
     must = sorted({k for k, (a, b) in enumerate(bl)

@@ -9,6 +9,7 @@
 //                                non-decreasing inside a sequence), so tile ranges of doc ids
 //                                decide it from four loads: a KV tile outside the query tile's
 //                                documents is skipped unless it holds anchor tokens. No dense mask.
+//   doc_keys(i0, i1, lo, hi)     keys [lo, hi) of the documents of rows [i0, i1) (binary search)
 //
 // Overflow: windows may be anything up to INT32_MAX (-1 = unbounded). i' +- window is formed in
 // int64 and clamped to int once per row (key_range); the tile bounds, computed once per block or
@@ -111,6 +112,33 @@ struct Seq {
     if (p->window_right >= 0) h = pa::min(h, last + p->window_right + 1);
     lo = int(pa::min(l, int64_t(Lk)));
     hi = int(pa::max(h, int64_t(lo)));
+  }
+
+  // Keys [lo, hi) of the documents of rows [i0, i1) (non-empty, inside the sequence); [0, Lk)
+  // without documents. Documents are contiguous with non-decreasing ids and mean self-attention
+  // (query i is key i), so two binary searches over kv_doc find them: O(log Lk) loads, for a
+  // kernel to compute once per block or row, not per tile (proposed in docs/kernels.md, Issue 12
+  // log, AnchorAttention proportionality; bench/sass/tile_walk.cpp checks it).
+  PA_DEVICE void doc_keys(int i0, int i1, int &lo, int &hi) const {
+    lo = 0;
+    hi = Lk;
+    if (!p->doc_ids) return;
+    const int32_t d0 = q_doc(i0), d1 = q_doc(i1 - 1);
+    int a = 0, z = i0;  // the first key of document d0 is in [a, z] (key i0 is in it)
+    while (a < z) {
+      const int m = a + (z - a) / 2;
+      if (kv_doc(m) >= d0) z = m;
+      else a = m + 1;
+    }
+    lo = a;
+    a = i1;  // the first key after document d1 is in [a, z] (key i1 - 1 is in it)
+    z = Lk;
+    while (a < z) {
+      const int m = a + (z - a) / 2;
+      if (kv_doc(m) > d1) z = m;
+      else a = m + 1;
+    }
+    hi = a;
   }
 
   // Whether keys [j0, j1) may be visible to rows [i0, i1) as far as documents go.

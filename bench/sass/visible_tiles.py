@@ -1,0 +1,272 @@
+"""AnchorAttention proportionality in the static model (issue 12; docs/performance-model.md,
+"Masked problems: visible tiles against predicted time").
+
+For a packed-documents problem with anchors the kernel visits some (query block, KV tile) pairs,
+each either full (the steady-state iteration posattn-sass already counts) or masked (the steady
+iteration plus the masked path: the non-finite V scan, visible_words with its per-key document
+loop, the per-element mask); between tiles its tile search (next_tile) tests tiles it skips.
+Which tiles, and how many keys each warp's document loop runs on a masked tile, come from
+bench/sass/tile_walk.cpp, compiled from the kernel's headers; what each costs comes from the
+SASS of the prefill hd128 bf16 none instance. Then, per device (the model's roofline per tile):
+
+  ideal      = visible tiles x cost(full tile)
+  predicted  = sum over visited tiles of cost(full or masked tile) + the skipped tiles' tests
+  proportionality = ideal / predicted
+"""
+import os
+import random
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sass  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+WARPS = 4  # Traits<128>::kWarps (tile_walk prints per-warp figures for the same Traits)
+
+
+# ---- the tile enumeration: bench/sass/tile_walk.cpp ----------------------------------------
+def build_tool(out_dir):
+    """Compiles tile_walk (host C++, the kernel headers; ~5 s) into out_dir; returns its path."""
+    os.makedirs(out_dir, exist_ok=True)
+    exe = os.path.join(out_dir, "tile_walk")
+    src = os.path.join(REPO, "bench", "sass", "tile_walk.cpp")
+    deps = [src, os.path.join(REPO, "kernels/prefill/mma.cuh"), os.path.join(REPO, "kernels/pe/mask.cuh")]
+    if not os.path.exists(exe) or os.path.getmtime(exe) < max(os.path.getmtime(d) for d in deps):
+        cxx = os.environ.get("CXX", "c++")
+        subprocess.run([cxx, "-std=c++17", "-O2", "-I" + os.path.join(REPO, "include"),
+                        "-I" + os.path.join(REPO, "kernels"), "-I" + os.path.join(REPO, "host"),
+                        src, "-o", exe], check=True)
+    return exe
+
+
+def packed_docs(total, rng, lo=128, hi=4096, equal=None, anchors=1):
+    """Document lengths of one packed sequence of `total` tokens: `anchors` anchor tokens (their
+    own document, id 0, as AnchorContext's flex engine packs them), then documents of random
+    lengths in [lo, hi] (or all `equal`), the last one cut to fit."""
+    out, left = [anchors], total - anchors
+    while left > 0:
+        d = min(left, equal or rng.randint(lo, hi))
+        out.append(d)
+        left -= d
+    return out
+
+
+def scenarios(seed=12):
+    """[(name, tokens, causal, window_left, window_right, anchors, [doc lengths] or None)]: 8k and 32k
+    tokens packed with documents of 128..4096 tokens (random) and of 1024 (equal), one anchor at
+    the start; a dense causal control (no documents) of each length."""
+    rng = random.Random(seed)
+    out = []
+    for total in (8192, 32768):
+        k = total // 1024
+        out.append((f"docs {k}k random 128..4096", total, 1, -1, -1, 1, packed_docs(total, rng)))
+        out.append((f"docs {k}k equal 1024", total, 1, -1, -1, 1,
+                    packed_docs(total, rng, equal=1024)))
+        out.append((f"dense causal {k}k (control)", total, 1, -1, -1, 0, None))
+    return out
+
+
+def walk(exe, scen):
+    """{name: counts} from tile_walk for scenarios scen."""
+    text = []
+    for name, total, causal, wl, wr, anchors, docs in scen:
+        text.append(f"problem {name.replace(' ', '_')} {causal} {wl} {wr} {anchors}")
+        text.append("seq " + (" ".join(map(str, docs)) if docs else f"- {total}"))
+        text.append("end")
+    out = subprocess.run([exe], input="\n".join(text) + "\n", capture_output=True, text=True,
+                         check=True).stdout
+    res, cur = {}, None
+    for line in out.splitlines():
+        f = line.split()
+        if f[0] == "problem":
+            cur = {"warps": {}, "notes": []}
+            cur.update({f[i]: int(f[i + 1]) for i in range(2, len(f), 2)})
+            res[f[1].replace("_", " ")] = cur
+        elif f[0] == "masked_warps":
+            cur["warps"][tuple(int(x) for x in f[1:-1])] = int(f[-1])
+        elif f[0] == "note":
+            cur["notes"].append(line[5:])
+    return res
+
+
+# ---- what a tile costs: the SASS of the main loop ---------------------------------------------
+def tile_parts(insns, tile_flops, geom):
+    """Per-warp counters of the main loop's parts (prefill_mma, no-PE instance; tile_flops: one
+    warp's tensor FLOPs per tile, posattn_sass.targets(); geom: {"bc", "d", "threads"}):
+      full       the steady-state iteration (sass.analyse's path; what the ceilings use; it
+                 counts one trip of the V scan below, which a full tile does not run)
+      masked     the shortest iteration through the masked path (the V scan at its trips per
+                 tile): the visibility-word store (the one STS outside every inner loop) and
+                 the mask arm (LDS of the words, outside inner loops, off the steady path);
+                 documents off
+      doc_setup  visible_words' document part before its loop (entry tests, the remainder of the
+                 unrolled loop), counted whole when a warp runs it (an upper bound)
+      doc_loop   one trip of the unrolled document loop, doc_unroll keys (one LDG each)
+      check      one test of next_tile's search (the body of its loop: 4 loads of doc ids), and
+      check_steady the part of it the steady path already counts (no documents)
+    Raises when the markers are not found (another kernel shape: extend the rules)."""
+    ml = sass.main_loop(insns)
+    h, l = ml
+    inner = sass.inner_loops(insns, h, l)
+    in_inner = lambda i: any(a <= i <= b for a, b in inner)
+    steady = sass.steady_path(insns, h, l)
+    sts = [i for i in range(h, l + 1) if insns[i].base == "STS" and not in_inner(i)
+           and not sass.never(insns[i])]
+    lds = [i for i in range(h, l + 1) if insns[i].base == "LDS" and not in_inner(i)
+           and not steady[i]]
+    if len(sts) != 1 or not lds:
+        raise SystemExit(f"visible_tiles: masked-path markers not found (STS {sts}, LDS {lds})")
+    store = sts[0]
+    # the non-finite V scan (isolate_nonfinite_v: an inner loop loading V chunks, storing only
+    # on its slow path) runs Bc x d / 8 chunks / threads loads per thread per masked tile
+    chunks = geom["bc"] * geom["d"] // 8 // geom["threads"]
+    mw = sass.steady_path(insns, h, l, force=[store] + lds)
+    for a, b in sass.outermost(inner):
+        ops = [insns[i] for i in range(a, b + 1)]
+        n128 = sum(1 for x in ops if x.base == "LDS" and ".128" in x.op)
+        if n128 and any(x.base == "STS" for x in ops):
+            for i in range(a, b + 1):
+                mw[i] *= chunks / n128
+    ldg_loops = [(a, b) for a, b in inner if any(insns[i].base == "LDG" for i in range(a, b + 1))]
+    doc = max((ab for ab in ldg_loops if ab[1] < store), key=lambda ab: ab[1])
+    checks = [ab for ab in ldg_loops if ab != doc]
+    # the document part starts after the first branch to the store's block (the test
+    # `doc_ids && first <= last`); from there to the loop head: setup and remainder
+    index = {x.addr: i for i, x in enumerate(insns)}
+    store_block = max(a for a, b in sass.blocks(insns, h, l) if a <= store)
+    to_store = [i for i in range(h, doc[0]) if insns[i].branch_target() is not None
+                and index.get(insns[i].branch_target()) == store_block]
+    entry = to_store[0] + 1 if to_store else doc[0]
+    w_setup = [1 if entry <= i < doc[0] else 0 for i in range(len(insns))]
+    w_loop = [1 if doc[0] <= i <= doc[1] else 0 for i in range(len(insns))]
+    unroll = sum(1 for i in range(doc[0], doc[1] + 1) if insns[i].base == "LDG")
+    ck = checks[0]
+    w_check = [1 if ck[0] <= i <= ck[1] else 0 for i in range(len(insns))]
+    w_check_steady = [steady[i] if ck[0] <= i <= ck[1] else 0 for i in range(len(insns))]
+    # the masked iteration = the full one (with the tensor-core k-loop weighted to the tile's
+    # FLOPs, as posattn-sass does) + what the masked path adds to the unweighted steady path
+    full = sass.analyse(insns, tile_flops=tile_flops)["path"]
+    masked = add(full, sass.count(insns, mw)[0], sass.count(insns, steady)[0], scale=[1, 1, -1])
+    return {"full": full, "masked": masked,
+            "doc_setup": dict(sass.count(insns, w_setup)[0]),
+            "doc_loop": dict(sass.count(insns, w_loop)[0]), "doc_unroll": unroll,
+            "check": dict(sass.count(insns, w_check)[0]),
+            "check_steady": dict(sass.count(insns, w_check_steady)[0]), "check_loops": len(checks)}
+
+
+def add(*cs, scale=None):
+    out = {}
+    for n, c in enumerate(cs):
+        s = 1 if scale is None else scale[n]
+        for k, v in c.items():
+            out[k] = out.get(k, 0) + s * v
+    return out
+
+
+def clocks(dev, warps):
+    """The model's roofline for one CTA's tile (counters per warp, a list): SM clocks of the
+    slowest of tensor, shared memory and issue (perfect overlap, docs/performance-model.md)."""
+    f = sum(c.get("mma_flops", 0) for c in warps)
+    s = sum(sum(c.get(k, 0) for k in ("ldsm_bytes", "lds_bytes", "sts_bytes", "ldgsts_bytes"))
+            for c in warps)
+    i = sum(c.get("total", 0) for c in warps)
+    return max(f / dev["tc"]["HMMA"], s / dev["smem_bpc"], i / dev["issue"])
+
+
+def model(parts, counts, dev, docs):
+    """ideal, predicted (and its parts) in SM clocks for one head of one problem on one SM."""
+    extra_check = add(parts["check"], parts["check_steady"], scale=[1, -1])
+    # with documents every visited tile also runs both cursors' tests in full
+    full = add(parts["full"], extra_check, scale=[1, parts["check_loops"]]) if docs else parts["full"]
+    c_full = clocks(dev, [full] * WARPS)
+    c_ideal = clocks(dev, [parts["full"]] * WARPS)
+    masked = 0.0
+    for keys, n in counts["warps"].items():
+        ws = []
+        for k in keys:
+            c = add(full, parts["masked"], parts["full"], scale=[1, 1, -1])
+            if k:
+                c = add(c, parts["doc_setup"], parts["doc_loop"],
+                        scale=[1, 1, k // parts["doc_unroll"]])
+            ws.append(c)
+        masked += n * clocks(dev, ws)
+    walk = counts["checks_failed"] * clocks(dev, [parts["check"]] * WARPS)
+    ideal = counts["visible"] * c_ideal
+    pred = counts["full"] * c_full + masked + walk
+    # projection (not the kernel's code yet): the walk jumps over other documents' tiles and the
+    # masked tile takes each row's document keys from a per-block row table (docs/kernels.md,
+    # Issue 12 log): no tests of skipped tiles, no per-key document loop
+    c_masked0 = clocks(dev, [add(parts["masked"], parts["check_steady"], scale=[1, 0])] * WARPS)
+    proj = counts["full"] * c_ideal + counts["masked"] * c_masked0
+    return {"ideal": ideal, "predicted": pred, "tiles_full": counts["full"] * c_full,
+            "projected_ratio": ideal / proj,
+            "tiles_masked": masked, "walk": walk, "ratio": ideal / pred,
+            "ratio_tiles": ideal / (pred - walk)}
+
+
+def analyse(instances, exe, scen=None):
+    """Rows for the table: instances = {arch: insns} of the hd128 bf16 none prefill kernel."""
+    import posattn_sass
+    launch = [t for t in posattn_sass.targets() if t[0] == "prefill hd128 bf16 none"][0][3]
+    tile_flops = launch["tile_flops"]
+    scen = scen or scenarios()
+    counts = walk(exe, scen)
+    rows = []
+    for dev_name in ("H100-SXM", "A100-SXM"):
+        dev = posattn_sass.DEVICES[dev_name]
+        insns = instances.get(dev["arch"])
+        if insns is None:
+            continue
+        parts = tile_parts(insns, tile_flops, launch)
+        for name, total, causal, wl, wr, anchors, docs in scen:
+            c = counts[name]
+            m = model(parts, c, dev, docs is not None)
+            rows.append({"device": dev_name, "scenario": name, "counts": c, "model": m,
+                         "parts": {k: parts[k].get("total") if isinstance(parts[k], dict) else
+                                   parts[k] for k in parts}})
+    return rows
+
+
+def table(rows, out=sys.stdout):
+    print("\nAnchorAttention proportionality (prefill hd128 bf16 none, Br x Bc = 128 x 32; "
+          "predicted (static), per query head):", file=out)
+    fmt = "%-9s %-28s %7s %7s %7s %7s %6s %6s %8s %8s %6s %6s %6s"
+    print(fmt % ("device", "scenario", "visible", "visited", "masked", "inv.vis", "full%",
+                 "walk/t", "ideal Mc", "pred Mc", "tiles", "ratio", "proj."), file=out)
+    for r in rows:
+        c, m = r["counts"], r["model"]
+        print(fmt % (r["device"], r["scenario"], c["visible"], c["visited"], c["masked"],
+                     c["invisible_visited"], "%.0f" % (100 * c["full"] / max(c["visited"], 1)),
+                     "%.1f" % (c["checks_failed"] / max(c["visited"], 1)),
+                     "%.2f" % (m["ideal"] / 1e6), "%.2f" % (m["predicted"] / 1e6),
+                     "%.3f" % m["ratio_tiles"], "%.3f" % m["ratio"],
+                     "%.3f" % m["projected_ratio"]), file=out)
+    p = rows[0]["parts"] if rows else {}
+    print("(per warp per tile: full %s, masked %s instructions, document loop +%s per %s keys "
+          "(+%s setup), a skipped tile's test %s; ideal = visible x full-tile cost; ratio = "
+          "ideal / predicted, 'tiles' leaves out the skipped tiles' tests; walk/t: tests of "
+          "skipped tiles per visited tile; Mc = million SM clocks; proj.: the ratio after the "
+          "mma.cuh change of docs/kernels.md's Issue 12 log, a projection)" %
+          (p.get("full"), p.get("masked"), p.get("doc_loop"), p.get("doc_unroll"),
+           p.get("doc_setup"), p.get("check")), file=out)
+
+
+def main(build, json_out=None):
+    """posattn-sass --anchor-tiles: builds the hd128 bf16 none instance through the cuda-check
+    build (posattn_sass.build_objects) and tile_walk, prints the table; 0 (an exit status)."""
+    import json
+    import posattn_sass
+    tg = [t for t in posattn_sass.targets() if t[0] == "prefill hd128 bf16 none"][0]
+    posattn_sass.build_objects(build, [tg[1]])
+    funcs, _ = posattn_sass.functions(os.path.join(build, tg[1]))
+    insns = {arch: ins for (arch, fn), ins in funcs.items() if tg[2] in fn}
+    rows = analyse(insns, build_tool(os.path.join(build, "tile_walk")))
+    table(rows)
+    if json_out:
+        with open(json_out, "w") as f:
+            json.dump({"tool": "posattn-sass --anchor-tiles", "kind": "predicted (static)",
+                       "rows": [{**r, "counts": {k: v for k, v in r["counts"].items()
+                                                 if k != "warps"}} for r in rows]},
+                      f, indent=1, sort_keys=True)
+    return 0
