@@ -147,9 +147,13 @@ struct Check {
   static constexpr int kMaskWords = T::kBc / 32;  // per query row (visible_words)
   // per query row: its position and one float (row_table), then 4 words of head values
   static constexpr int kRowWords = 2 * T::kBr + 4;
+  // Per warp: the bias of every distance its 16 kM rows x kBc keys can see (16 kM + kBc - 1
+  // distances; the distance band, bias kinds with positions in token order), one word padding.
+  static constexpr int kBandPitch = 16 * T::kM + T::kBc;
+  static constexpr int kBandWords = T::kWarps * kBandPitch;
   static constexpr size_t kSmemBytes =
       size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */ +
-      size_t(T::kBr) * kMaskWords * 4 + size_t(kRowWords) * 4;
+      size_t(T::kBr) * kMaskWords * 4 + size_t(kRowWords) * 4 + size_t(kBandWords) * 4;
 };
 
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
@@ -307,6 +311,20 @@ struct FullTiles {
   }
 };
 
+// threadIdx.x read again where it is used: the asm is volatile, so the compiler can neither
+// hoist it nor what is computed from it out of the tile loop. A per-thread shared-memory address
+// then costs a few integer instructions per tile instead of a register held across the loop
+// (hd128 runs at ptxas's 255-register edge).
+PA_DEVICE int fresh_tid() {
+#if defined(__CUDACC__)
+  int t;
+  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(t));
+  return t;
+#else
+  return int(threadIdx.x);
+#endif
+}
+
 // Exponent bits of the 16-bit type: all set = infinity or NaN.
 template <class Tin>
 constexpr uint32_t kExpBits = std::is_same<Tin, pa::bf16>::value ? 0x7f80u : 0x7c00u;
@@ -415,6 +433,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   constexpr bool kBias = PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_FIRE ||
                          PeKind == POSATTN_PE_T5 || PeKind == POSATTN_PE_KERPLE_LOG ||
                          PeKind == POSATTN_PE_KERPLE_POWER;
+  // Biases that depend on the distance pq - pk alone: with positions in token order they come
+  // from the warp's distance band (see "Distance band").
+  constexpr bool kBandKind = PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_T5 ||
+                             PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
   constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 
   const int b = int(blockIdx.z), h = int(blockIdx.y), hk = h / p.group;
@@ -470,7 +492,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const pa::sptr<int32_t> sRowPos = pa::ptr_cast<int32_t>(sMask + kBr * kMW);
   const pa::sptr<float> sRowF = pa::ptr_cast<float>(sRowPos + kBr);
   const pa::sptr<float> sHead = sRowF + kBr;
-  const pa::sptr<float> sB = sHead + 4;
+  const pa::sptr<float> sBand = sHead + 4;  // distance bands, Check::kBandPitch words per warp
+  const pa::sptr<float> sB = sBand + Check<T>::kBandWords;
   pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
   if (kBias) {
     for (int r = tid; r < kBr; r += kThreads) {
@@ -515,6 +538,20 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   auto row_of = [&](int r) { return qt0 + wrow + 16 * (r / 2) + g + 8 * (r % 2); };
   const bool plain = !kBias && !(p.softcap > 0.f);
   const float cs = plain ? p.scale * kLog2e : 1.f;  // see "Logit units"
+  // Distance band. With positions in token order (no q_pos/kv_pos arrays; a block-uniform
+  // choice) row w of the warp (0 .. 16 kM - 1) and key c of the tile (0 .. kBc - 1) are at
+  // distance pq - pk = d0 + i, i = w - c + kBc - 1 < kBandLen, d0 that of i = 0. Each tile, the
+  // warp's lanes write the bias of those distances into the warp's band: the same policy as the
+  // per-element path, called on the pair (pq, pk) = (d, 0), so the same fp32 values (the
+  // policies see only abs_diff(pq, pk), exact for any int32 pair, and the sign of pq - pk). d is
+  // formed modulo 2^32: exact for every pair of real positions (|pq - pk| < 2^31, both are in
+  // [min(0, Lk - Lq), Lk)); rows or keys past a sequence end may wrap, but any finite bias
+  // serves them (their logits are discarded or masked). Element
+  // (m, a, e) reads entry (g - 2 t4 + kBc - 1) + 16 m + 8 (e / 2) - 8 a - (e & 1): one shared
+  // load at a constant offset from a per-thread base. Explicit positions take the per-element
+  // path below.
+  constexpr int kBandLen = 16 * kM + kBc - 1;
+  const bool band = kBandKind && !p.q_pos && !p.kv_pos;
 
   // ldmatrix rows of this lane (matrix mi = lane / 8 of each x4; see the fragment layouts):
   //   Q (A, rows x features): matrices (rows 0-7|8-15) x (chunk lo|hi) -> a[0..3]; slab m 16m rows on
@@ -561,6 +598,20 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
       __syncthreads();
     }
 
+    if (band) {  // this tile's distance band (the loop's barrier ordered the last tile's reads)
+      const int ft = fresh_tid(), fl = ft % 32;
+      const pa::sptr<float> band_w = sBand + (ft / 32) * Check<T>::kBandPitch;
+      const uint32_t d0 = uint32_t(qt0) + uint32_t(sq.shift) - uint32_t(j0) +
+                          uint32_t((ft / 32) * 16 * kM - (kBc - 1));
+      const float h0 = sHead[0], h1 = sHead[1];
+      PA_UNROLL
+      for (int k = 0; k < (kBandLen + 31) / 32; ++k) {
+        const int i = fl + 32 * k;
+        if (i < kBandLen) band_w[i] = row_bias(int32_t(d0 + uint32_t(i)), 0.f, h0, h1)(0);
+      }
+      __syncwarp();
+    }
+
     // ---- S = Q K^T: each K fragment feeds the kM slabs ----
     const pa::sptr<Tin> kd_s = k_s + kv_delta;  // K rows through v_row's offsets
     float s[kM][kNA][4];
@@ -591,7 +642,26 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
     // ---- logits (see "Logit units"), then the mask; mn: this thread's minimum of each row's
     // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
     // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
-    if (!plain) {
+    if (band) {
+      const int ft = fresh_tid(), fl = ft % 32;
+      const pa::sptr<float> bt =
+          sBand + (ft / 32) * Check<T>::kBandPitch + (fl / 4 - 2 * (fl % 4) + kBc - 1);
+      auto logits = [&](auto softcap) {
+        PA_UNROLL
+        for (int m = 0; m < kM; ++m)
+          PA_UNROLL
+          for (int a = 0; a < kNA; ++a)
+            PA_UNROLL
+            for (int e = 0; e < 4; ++e) {
+              float &x = s[m][a][e];
+              const float bias = bt[16 * m + 8 * (e / 2) - 8 * a - (e & 1)];
+              x = (decltype(softcap)::value ? pa_pe::apply_softcap(p, x * p.scale) + bias
+                                            : fmaf(x, p.scale, bias)) * kLog2e;
+            }
+      };
+      if (p.softcap > 0.f) logits(std::true_type{});
+      else logits(std::false_type{});
+    } else if (!plain) {
       // keys outer, rows inner: one key position live at a time; the rows' values are read
       // from the row table once per tile. Keys past the sequence end (their bias is computed
       // from the last key's position) lie on masked tiles, where the mask overrides the logit.
