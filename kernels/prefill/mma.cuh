@@ -585,19 +585,6 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
     __syncthreads();              // ... for all threads, and tile n-1's slot is free again
     issue();
     const int slot = n % kS, j0 = t * kBc;
-    const pa::sptr<Tin> k_s = sK + slot * kBc * kP, v_s = sV + slot * kBc * kP;
-    if (Transform<PeKind>::kRotatesK) {
-      transform_tile<D, kThreads>(k_s, xf, pa::min(kBc, sq.Lk - j0), false,
-                                  [&](int r) { return sq.kv_pos(j0 + r); }, tid);
-      __syncthreads();
-    }
-    const bool masked = !full_tile(sq, j0, kBc);  // uniform over the block
-    if (masked) {
-      isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
-      visible_words<kBr, kBc, kThreads>(sq, sMask, qt0, j0, tid);
-      __syncthreads();
-    }
-
     if (band) {  // this tile's distance band (the loop's barrier ordered the last tile's reads)
       const int ft = fresh_tid(), fl = ft % 32;
       const pa::sptr<float> band_w = sBand + (ft / 32) * Check<T>::kBandPitch;
@@ -611,6 +598,19 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
       }
       __syncwarp();
     }
+    const pa::sptr<Tin> k_s = sK + slot * kBc * kP, v_s = sV + slot * kBc * kP;
+    if (Transform<PeKind>::kRotatesK) {
+      transform_tile<D, kThreads>(k_s, xf, pa::min(kBc, sq.Lk - j0), false,
+                                  [&](int r) { return sq.kv_pos(j0 + r); }, tid);
+      __syncthreads();
+    }
+    const bool masked = !full_tile(sq, j0, kBc);  // uniform over the block
+    if (masked) {
+      isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
+      visible_words<kBr, kBc, kThreads>(sq, sMask, qt0, j0, tid);
+      __syncthreads();
+    }
+
 
     // ---- S = Q K^T: each K fragment feeds the kM slabs ----
     const pa::sptr<Tin> kd_s = k_s + kv_delta;  // K rows through v_row's offsets
