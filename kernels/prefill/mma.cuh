@@ -551,7 +551,6 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // load at a constant offset from a per-thread base. Explicit positions take the per-element
   // path below.
   constexpr int kBandLen = 16 * kM + kBc - 1;
-  const bool band = kBandKind && !p.q_pos && !p.kv_pos;
 
   // ldmatrix rows of this lane (matrix mi = lane / 8 of each x4; see the fragment layouts):
   //   Q (A, rows x features): matrices (rows 0-7|8-15) x (chunk lo|hi) -> a[0..3]; slab m 16m rows on
@@ -580,226 +579,238 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
     rsum[r] = 0.f;
   }
 
-  for (int n = 0, t = next_tile(lo / kBc); t < t_end; ++n, t = next_tile(t + 1)) {
-    pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
-    __syncthreads();              // ... for all threads, and tile n-1's slot is free again
-    issue();
-    const int slot = n % kS, j0 = t * kBc;
-    if (band) {  // this tile's distance band (the loop's barrier ordered the last tile's reads)
-      const int ft = fresh_tid(), fl = ft % 32;
-      const pa::sptr<float> band_w = sBand + (ft / 32) * Check<T>::kBandPitch;
-      const uint32_t d0 = uint32_t(qt0) + uint32_t(sq.shift) - uint32_t(j0) +
-                          uint32_t((ft / 32) * 16 * kM - (kBc - 1));
-      const float h0 = sHead[0], h1 = sHead[1];
-      PA_UNROLL
-      for (int k = 0; k < (kBandLen + 31) / 32; ++k) {
-        const int i = fl + 32 * k;
-        if (i < kBandLen) band_w[i] = row_bias(int32_t(d0 + uint32_t(i)), 0.f, h0, h1)(0);
-      }
-      __syncwarp();
-    }
-    const pa::sptr<Tin> k_s = sK + slot * kBc * kP, v_s = sV + slot * kBc * kP;
-    if (Transform<PeKind>::kRotatesK) {
-      transform_tile<D, kThreads>(k_s, xf, pa::min(kBc, sq.Lk - j0), false,
-                                  [&](int r) { return sq.kv_pos(j0 + r); }, tid);
-      __syncthreads();
-    }
-    const bool masked = !full_tile(sq, j0, kBc);  // uniform over the block
-    if (masked) {
-      isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
-      visible_words<kBr, kBc, kThreads>(sq, sMask, qt0, j0, tid);
-      __syncthreads();
-    }
-
-
-    // ---- S = Q K^T: each K fragment feeds the kM slabs ----
-    const pa::sptr<Tin> kd_s = k_s + kv_delta;  // K rows through v_row's offsets
-    float s[kM][kNA][4];
-    PA_UNROLL
-    for (int m = 0; m < kM; ++m)
-      PA_UNROLL
-      for (int a = 0; a < kNA; ++a) s[m][a][0] = s[m][a][1] = s[m][a][2] = s[m][a][3] = 0.f;
-#if defined(__CUDACC__)
-#pragma unroll 4
-#endif
-    for (int ks = 0; ks < D / 16; ++ks) {
-      uint32_t qa[kM][4];
-      PA_UNROLL
-      for (int m = 0; m < kM; ++m) pa::ldmatrix_x4(qa[m], q_s + v_row.at(ks) + m * 16 * kP);
-      PA_UNROLL
-      for (int np = 0; np < kBc / 16; ++np) {
-        uint32_t kb[4];
-        pa::ldmatrix_x4(kb, kd_s + v_row.at(ks) + np * 16 * kP);
-        const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
+  // The tile loop, compiled twice for the band kinds: with the distance band (positions in
+  // token order) and with the per-element bias (explicit positions). Each copy keeps only
+  // its own state live across its tiles (one loop holding both spilled in T5 on sm_90a).
+  auto tile_loop = [&](auto band_c) {
+    constexpr bool band = decltype(band_c)::value;
+    for (int n = 0, t = next_tile(lo / kBc); t < t_end; ++n, t = next_tile(t + 1)) {
+      pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
+      __syncthreads();              // ... for all threads, and tile n-1's slot is free again
+      issue();
+      const int slot = n % kS, j0 = t * kBc;
+      if (band) {  // this tile's distance band (the loop's barrier ordered the last tile's reads)
+        const int ft = fresh_tid(), fl = ft % 32;
+        const pa::sptr<float> band_w = sBand + (ft / 32) * Check<T>::kBandPitch;
+        const uint32_t d0 = uint32_t(qt0) + uint32_t(sq.shift) - uint32_t(j0) +
+                            uint32_t((ft / 32) * 16 * kM - (kBc - 1));
+        const float h0 = sHead[0], h1 = sHead[1];
         PA_UNROLL
-        for (int m = 0; m < kM; ++m) {
-          MmaOp<Tin>::run(s[m][2 * np], qa[m], b0);
-          MmaOp<Tin>::run(s[m][2 * np + 1], qa[m], b1);
+        for (int k = 0; k < (kBandLen + 31) / 32; ++k) {
+          const int i = fl + 32 * k;
+          if (i < kBandLen) band_w[i] = row_bias(int32_t(d0 + uint32_t(i)), 0.f, h0, h1)(0);
+        }
+        __syncwarp();
+      }
+      const pa::sptr<Tin> k_s = sK + slot * kBc * kP, v_s = sV + slot * kBc * kP;
+      if (Transform<PeKind>::kRotatesK) {
+        transform_tile<D, kThreads>(k_s, xf, pa::min(kBc, sq.Lk - j0), false,
+                                    [&](int r) { return sq.kv_pos(j0 + r); }, tid);
+        __syncthreads();
+      }
+      const bool masked = !full_tile(sq, j0, kBc);  // uniform over the block
+      if (masked) {
+        isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
+        visible_words<kBr, kBc, kThreads>(sq, sMask, qt0, j0, tid);
+        __syncthreads();
+      }
+
+
+      // ---- S = Q K^T: each K fragment feeds the kM slabs ----
+      const pa::sptr<Tin> kd_s = k_s + kv_delta;  // K rows through v_row's offsets
+      float s[kM][kNA][4];
+      PA_UNROLL
+      for (int m = 0; m < kM; ++m)
+        PA_UNROLL
+        for (int a = 0; a < kNA; ++a) s[m][a][0] = s[m][a][1] = s[m][a][2] = s[m][a][3] = 0.f;
+  #if defined(__CUDACC__)
+  #pragma unroll 4
+  #endif
+      for (int ks = 0; ks < D / 16; ++ks) {
+        uint32_t qa[kM][4];
+        PA_UNROLL
+        for (int m = 0; m < kM; ++m) pa::ldmatrix_x4(qa[m], q_s + v_row.at(ks) + m * 16 * kP);
+        PA_UNROLL
+        for (int np = 0; np < kBc / 16; ++np) {
+          uint32_t kb[4];
+          pa::ldmatrix_x4(kb, kd_s + v_row.at(ks) + np * 16 * kP);
+          const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m) {
+            MmaOp<Tin>::run(s[m][2 * np], qa[m], b0);
+            MmaOp<Tin>::run(s[m][2 * np + 1], qa[m], b1);
+          }
         }
       }
-    }
 
-    // ---- logits (see "Logit units"), then the mask; mn: this thread's minimum of each row's
-    // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
-    // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
-    if (band) {
-      const int ft = fresh_tid(), fl = ft % 32;
-      const pa::sptr<float> bt =
-          sBand + (ft / 32) * Check<T>::kBandPitch + (fl / 4 - 2 * (fl % 4) + kBc - 1);
-      auto logits = [&](auto softcap) {
+      // ---- logits (see "Logit units"), then the mask; mn: this thread's minimum of each row's
+      // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
+      // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
+      if (band) {
+        const int ft = fresh_tid(), fl = ft % 32;
+        const pa::sptr<float> bt =
+            sBand + (ft / 32) * Check<T>::kBandPitch + (fl / 4 - 2 * (fl % 4) + kBc - 1);
+        auto logits = [&](auto softcap) {
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m)
+            PA_UNROLL
+            for (int a = 0; a < kNA; ++a)
+              PA_UNROLL
+              for (int e = 0; e < 4; ++e) {
+                float &x = s[m][a][e];
+                const float bias = bt[16 * m + 8 * (e / 2) - 8 * a - (e & 1)];
+                x = (decltype(softcap)::value ? pa_pe::apply_softcap(p, x * p.scale) + bias
+                                              : fmaf(x, p.scale, bias)) * kLog2e;
+              }
+        };
+        if (p.softcap > 0.f) logits(std::true_type{});
+        else logits(std::false_type{});
+      } else if (!plain) {
+        // keys outer, rows inner: one key position live at a time; the rows' values are read
+        // from the row table once per tile. Keys past the sequence end (their bias is computed
+        // from the last key's position) lie on masked tiles, where the mask overrides the logit.
+        int32_t pq[kRows];
+        float rf[kRows];
+        PA_UNROLL
+        for (int r = 0; r < kRows; ++r) {
+          pq[r] = kBias ? int32_t(sRowPos[row_of(r) - qt0]) : 0;
+          rf[r] = PeKind == POSATTN_PE_FIRE ? float(sRowF[row_of(r) - qt0]) : 0.f;
+        }
+        const float h0 = kBias ? float(sHead[0]) : 0.f, h1 = kBias ? float(sHead[1]) : 0.f;
+        PA_UNROLL
+        for (int a = 0; a < kNA; ++a)
+          PA_UNROLL
+          for (int c = 0; c < 2; ++c) {
+            const int j = j0 + 8 * a + 2 * t4 + c;
+            const int32_t pk = kBias ? sq.kv_pos(pa::min(j, sq.Lk - 1)) : 0;
+            PA_UNROLL
+            for (int r = 0; r < kRows; ++r) {
+              float &x = s[r / 2][a][2 * (r % 2) + c];
+              float logit = pa_pe::apply_softcap(p, x * p.scale);
+              if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
+              x = logit * kLog2e;
+            }
+          }
+      }
+      float mn[kRows];
+      PA_UNROLL
+      for (int r = 0; r < kRows; ++r) mn[r] = 0.f;
+      if (masked) {
+        PA_UNROLL
+        for (int r = 0; r < kRows; ++r) {
+          // this row's words, shifted so that bit 8a' + (e & 1) is key j0 + 32w + 8a' + 2t4 + (e & 1)
+          const pa::sptr<uint32_t> wr = sMask + (row_of(r) - qt0) * kMW;
+          PA_UNROLL
+          for (int a = 0; a < kNA; ++a)
+            PA_UNROLL
+            for (int e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e) {
+              const uint32_t w = uint32_t(*(wr + a / 4)) >> (2 * t4);
+              float &x = s[r / 2][a][e];
+              if (!((w >> (8 * (a % 4) + (e & 1))) & 1u))
+                x = -INFINITY;
+              else
+                mn[r] = fminf(mn[r], x);
+            }
+        }
+      } else {
         PA_UNROLL
         for (int m = 0; m < kM; ++m)
           PA_UNROLL
           for (int a = 0; a < kNA; ++a)
             PA_UNROLL
-            for (int e = 0; e < 4; ++e) {
-              float &x = s[m][a][e];
-              const float bias = bt[16 * m + 8 * (e / 2) - 8 * a - (e & 1)];
-              x = (decltype(softcap)::value ? pa_pe::apply_softcap(p, x * p.scale) + bias
-                                            : fmaf(x, p.scale, bias)) * kLog2e;
-            }
-      };
-      if (p.softcap > 0.f) logits(std::true_type{});
-      else logits(std::false_type{});
-    } else if (!plain) {
-      // keys outer, rows inner: one key position live at a time; the rows' values are read
-      // from the row table once per tile. Keys past the sequence end (their bias is computed
-      // from the last key's position) lie on masked tiles, where the mask overrides the logit.
-      int32_t pq[kRows];
-      float rf[kRows];
-      PA_UNROLL
-      for (int r = 0; r < kRows; ++r) {
-        pq[r] = kBias ? int32_t(sRowPos[row_of(r) - qt0]) : 0;
-        rf[r] = PeKind == POSATTN_PE_FIRE ? float(sRowF[row_of(r) - qt0]) : 0.f;
+            for (int e = 0; e < 4; ++e) mn[2 * m + e / 2] = fminf(mn[2 * m + e / 2], s[m][a][e]);
       }
-      const float h0 = kBias ? float(sHead[0]) : 0.f, h1 = kBias ? float(sHead[1]) : 0.f;
-      PA_UNROLL
-      for (int a = 0; a < kNA; ++a)
-        PA_UNROLL
-        for (int c = 0; c < 2; ++c) {
-          const int j = j0 + 8 * a + 2 * t4 + c;
-          const int32_t pk = kBias ? sq.kv_pos(pa::min(j, sq.Lk - 1)) : 0;
-          PA_UNROLL
-          for (int r = 0; r < kRows; ++r) {
-            float &x = s[r / 2][a][2 * (r % 2) + c];
-            float logit = pa_pe::apply_softcap(p, x * p.scale);
-            if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
-            x = logit * kLog2e;
-          }
-        }
-    }
-    float mn[kRows];
-    PA_UNROLL
-    for (int r = 0; r < kRows; ++r) mn[r] = 0.f;
-    if (masked) {
-      PA_UNROLL
-      for (int r = 0; r < kRows; ++r) {
-        // this row's words, shifted so that bit 8a' + (e & 1) is key j0 + 32w + 8a' + 2t4 + (e & 1)
-        const pa::sptr<uint32_t> wr = sMask + (row_of(r) - qt0) * kMW;
-        PA_UNROLL
-        for (int a = 0; a < kNA; ++a)
-          PA_UNROLL
-          for (int e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e) {
-            const uint32_t w = uint32_t(*(wr + a / 4)) >> (2 * t4);
-            float &x = s[r / 2][a][e];
-            if (!((w >> (8 * (a % 4) + (e & 1))) & 1u))
-              x = -INFINITY;
-            else
-              mn[r] = fminf(mn[r], x);
-          }
-      }
-    } else {
-      PA_UNROLL
-      for (int m = 0; m < kM; ++m)
-        PA_UNROLL
-        for (int a = 0; a < kNA; ++a)
-          PA_UNROLL
-          for (int e = 0; e < 4; ++e) mn[2 * m + e / 2] = fminf(mn[2 * m + e / 2], s[m][a][e]);
-    }
 
-    // ---- online softmax (a row's values per atom live in lanes 4g..4g+3) ----
-    float mx[kRows];
-    PA_UNROLL
-    for (int r = 0; r < kRows; ++r) mx[r] = rmax[r];
-    PA_UNROLL
-    for (int m = 0; m < kM; ++m)
+      // ---- online softmax (a row's values per atom live in lanes 4g..4g+3) ----
+      float mx[kRows];
       PA_UNROLL
-      for (int a = 0; a < kNA; ++a)
-        PA_UNROLL
-        for (int e = 0; e < 4; ++e) {
-          mx[2 * m + e / 2] = fmaxf(mx[2 * m + e / 2], s[m][a][e]);
-        }
-    // exp2 arguments x * cs - bb. One FFMA is exact up to the rounding of bb = fl(m * cs), which
-    // for the row maximum itself leaves a residual up to half an ulp of bb: harmless below 2^20
-    // (<= 2^-4, as large as the rounding of the two-step form), not beyond (a logit of 2^64 would
-    // give exp2(2^40)). A warp holding such a finite row takes the two-step form for this tile
-    // (a poisoned row is NaN either way, and must not change how its neighbours round).
-    float bb[kRows];
-    bool big = false;
-    PA_UNROLL
-    for (int r = 0; r < kRows; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      // A row that has seen no visible key keeps max -inf; subtracting 0 instead keeps exp2 at 0
-      // rather than computing inf - inf = NaN.
-      bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;
-      big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);  // poisoned: no
-    }
-    const bool two_step = __any_sync(0xffffffffu, big);
-    PA_UNROLL
-    for (int r = 0; r < kRows; ++r) {
-      // NaN when a scaled visible logit of the row is beyond fp32: the row is poisoned
-      const float poison = (bb[r] + mn[r] * cs) * 0.f;
-      const float c = pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
-      rmax[r] = mx[r];
-      rsum[r] = fmaf(rsum[r], c, poison);
-      PA_UNROLL
-      for (int a = 0; a < kDA; ++a) {
-        o[r / 2][a][2 * (r % 2)] *= c;
-        o[r / 2][a][2 * (r % 2) + 1] *= c;
-      }
-    }
-    auto weights = [&](auto two_step_c) {  // s -> exp2(x cs - bb), summed into rsum
+      for (int r = 0; r < kRows; ++r) mx[r] = rmax[r];
       PA_UNROLL
       for (int m = 0; m < kM; ++m)
         PA_UNROLL
         for (int a = 0; a < kNA; ++a)
           PA_UNROLL
           for (int e = 0; e < 4; ++e) {
-            const int r = 2 * m + e / 2;
-            const float x = s[m][a][e];
-            s[m][a][e] = pa::exp2_approx(decltype(two_step_c)::value ? x * cs - bb[r]
-                                                                     : fmaf(x, cs, -bb[r]));
-            rsum[r] += s[m][a][e];
+            mx[2 * m + e / 2] = fmaxf(mx[2 * m + e / 2], s[m][a][e]);
           }
-    };
-    if (two_step) weights(std::true_type{});
-    else weights(std::false_type{});
-
-    // ---- O += P V: S accumulator atoms 2kk, 2kk+1 are exactly the A fragment of k-step kk; each
-    // V fragment feeds the kM slabs ----
-    PA_UNROLL
-    for (int kk = 0; kk < kBc / 16; ++kk) {
-      uint32_t pf[kM][4];
+      // exp2 arguments x * cs - bb. One FFMA is exact up to the rounding of bb = fl(m * cs), which
+      // for the row maximum itself leaves a residual up to half an ulp of bb: harmless below 2^20
+      // (<= 2^-4, as large as the rounding of the two-step form), not beyond (a logit of 2^64 would
+      // give exp2(2^40)). A warp holding such a finite row takes the two-step form for this tile
+      // (a poisoned row is NaN either way, and must not change how its neighbours round).
+      float bb[kRows];
+      bool big = false;
       PA_UNROLL
-      for (int m = 0; m < kM; ++m) {
-        pf[m][0] = MmaOp<Tin>::pack(s[m][2 * kk][0], s[m][2 * kk][1]);
-        pf[m][1] = MmaOp<Tin>::pack(s[m][2 * kk][2], s[m][2 * kk][3]);
-        pf[m][2] = MmaOp<Tin>::pack(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
-        pf[m][3] = MmaOp<Tin>::pack(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+      for (int r = 0; r < kRows; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        // A row that has seen no visible key keeps max -inf; subtracting 0 instead keeps exp2 at 0
+        // rather than computing inf - inf = NaN.
+        bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;
+        big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);  // poisoned: no
       }
+      const bool two_step = __any_sync(0xffffffffu, big);
       PA_UNROLL
-      for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t vb[4];
-        pa::ldmatrix_x4_trans(vb, v_s + v_row.at(dp) + kk * 16 * kP);
-        const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
+      for (int r = 0; r < kRows; ++r) {
+        // NaN when a scaled visible logit of the row is beyond fp32: the row is poisoned
+        const float poison = (bb[r] + mn[r] * cs) * 0.f;
+        const float c = pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
+        rmax[r] = mx[r];
+        rsum[r] = fmaf(rsum[r], c, poison);
+        PA_UNROLL
+        for (int a = 0; a < kDA; ++a) {
+          o[r / 2][a][2 * (r % 2)] *= c;
+          o[r / 2][a][2 * (r % 2) + 1] *= c;
+        }
+      }
+      auto weights = [&](auto two_step_c) {  // s -> exp2(x cs - bb), summed into rsum
+        PA_UNROLL
+        for (int m = 0; m < kM; ++m)
+          PA_UNROLL
+          for (int a = 0; a < kNA; ++a)
+            PA_UNROLL
+            for (int e = 0; e < 4; ++e) {
+              const int r = 2 * m + e / 2;
+              const float x = s[m][a][e];
+              s[m][a][e] = pa::exp2_approx(decltype(two_step_c)::value ? x * cs - bb[r]
+                                                                       : fmaf(x, cs, -bb[r]));
+              rsum[r] += s[m][a][e];
+            }
+      };
+      if (two_step) weights(std::true_type{});
+      else weights(std::false_type{});
+
+      // ---- O += P V: S accumulator atoms 2kk, 2kk+1 are exactly the A fragment of k-step kk; each
+      // V fragment feeds the kM slabs ----
+      PA_UNROLL
+      for (int kk = 0; kk < kBc / 16; ++kk) {
+        uint32_t pf[kM][4];
         PA_UNROLL
         for (int m = 0; m < kM; ++m) {
-          MmaOp<Tin>::run(o[m][2 * dp], pf[m], b0);
-          MmaOp<Tin>::run(o[m][2 * dp + 1], pf[m], b1);
+          pf[m][0] = MmaOp<Tin>::pack(s[m][2 * kk][0], s[m][2 * kk][1]);
+          pf[m][1] = MmaOp<Tin>::pack(s[m][2 * kk][2], s[m][2 * kk][3]);
+          pf[m][2] = MmaOp<Tin>::pack(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+          pf[m][3] = MmaOp<Tin>::pack(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+        }
+        PA_UNROLL
+        for (int dp = 0; dp < D / 16; ++dp) {
+          uint32_t vb[4];
+          pa::ldmatrix_x4_trans(vb, v_s + v_row.at(dp) + kk * 16 * kP);
+          const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m) {
+            MmaOp<Tin>::run(o[m][2 * dp], pf[m], b0);
+            MmaOp<Tin>::run(o[m][2 * dp + 1], pf[m], b1);
+          }
         }
       }
     }
+  };
+  if constexpr (kBandKind) {
+    if (!p.q_pos && !p.kv_pos) tile_loop(std::true_type{});
+    else tile_loop(std::false_type{});
+  } else {
+    tile_loop(std::false_type{});
   }
   pa::cp_async_wait<0>();  // no copy outlives the block (the ring's tail groups are empty)
 
