@@ -437,6 +437,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // from the warp's distance band (see "Distance band").
   constexpr bool kBandKind = PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_T5 ||
                              PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
+  constexpr bool kBandReuse =
+      PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
   constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 
   const int b = int(blockIdx.z), h = int(blockIdx.y), hk = h / p.group;
@@ -590,17 +592,40 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
       issue();
       const int slot = n % kS, j0 = t * kBc;
       if (band) {  // this tile's distance band (the loop's barrier ordered the last tile's reads)
+        // Lane l fills entries l + 32 k (slot k). The band of tile t - 1 holds this band's
+        // entries kBc.. at i - kBc, written by the same lane (the word after the band records
+        // the band's tile): KERPLE (log1pf, powf per entry) copies those and evaluates only the
+        // first kBc / 32 slots when the tile follows its predecessor (the steady state; one trip
+        // of the loop below), all slots otherwise.
+        constexpr int kSlots = (kBandLen + 31) / 32, kFresh = kBandReuse ? kBc / 32 : kSlots;
         const int ft = fresh_tid(), fl = ft % 32;
         const pa::sptr<float> band_w = sBand + (ft / 32) * Check<T>::kBandPitch;
+        const pa::sptr<int32_t> band_tile = pa::ptr_cast<int32_t>(band_w + kBandLen);
         const uint32_t d0 = uint32_t(qt0) + uint32_t(sq.shift) - uint32_t(j0) +
                             uint32_t((ft / 32) * 16 * kM - (kBc - 1));
         const float h0 = sHead[0], h1 = sHead[1];
-        PA_UNROLL
-        for (int k = 0; k < (kBandLen + 31) / 32; ++k) {
-          const int i = fl + 32 * k;
-          if (i < kBandLen) band_w[i] = row_bias(int32_t(d0 + uint32_t(i)), 0.f, h0, h1)(0);
+        auto entry = [&](int i) { return row_bias(int32_t(d0 + uint32_t(i)), 0.f, h0, h1)(0); };
+        if constexpr (kBandReuse) {
+          const bool follows = n > 0 && int32_t(*band_tile) == t - 1;
+          float old[kSlots - kFresh];  // read before the fresh slots overwrite them
+          PA_UNROLL
+          for (int k = kFresh; k < kSlots; ++k)
+            old[k - kFresh] = follows && fl + 32 * k < kBandLen ? float(band_w[fl + 32 * k - kBc]) : 0.f;
+#if defined(__CUDACC__)
+#pragma unroll 1
+#endif
+          for (int k = 0; k < (follows ? kFresh : kSlots); ++k)
+            if (fl + 32 * k < kBandLen) band_w[fl + 32 * k] = entry(fl + 32 * k);
+          PA_UNROLL
+          for (int k = kFresh; k < kSlots; ++k)
+            if (follows && fl + 32 * k < kBandLen) band_w[fl + 32 * k] = old[k - kFresh];
+        } else {
+          PA_UNROLL
+          for (int k = 0; k < kSlots; ++k)
+            if (fl + 32 * k < kBandLen) band_w[fl + 32 * k] = entry(fl + 32 * k);
         }
         __syncwarp();
+        if (kBandReuse && fl == 0) *band_tile = t;  // every lane has read the old one
       }
       const pa::sptr<Tin> k_s = sK + slot * kBc * kP, v_s = sV + slot * kBc * kP;
       if (Transform<PeKind>::kRotatesK) {
