@@ -148,7 +148,8 @@ struct Check {
   // per query row: its position and one float (row_table), then 4 words of head values
   static constexpr int kRowWords = 2 * T::kBr + 4;
   // Per warp: the bias of every distance its 16 kM rows x kBc keys can see (16 kM + kBc - 1
-  // distances; the distance band, bias kinds with positions in token order), one word padding.
+  // distances; the distance band, bias kinds with positions in token order), then one word: the
+  // tile the band was filled for.
   static constexpr int kBandPitch = 16 * T::kM + T::kBc;
   static constexpr int kBandWords = T::kWarps * kBandPitch;
   static constexpr size_t kSmemBytes =
@@ -548,10 +549,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // policies see only abs_diff(pq, pk), exact for any int32 pair, and the sign of pq - pk). d is
   // formed modulo 2^32: exact for every pair of real positions (|pq - pk| < 2^31, both are in
   // [min(0, Lk - Lq), Lk)); rows or keys past a sequence end may wrap, but any finite bias
-  // serves them (their logits are discarded or masked). Element
-  // (m, a, e) reads entry (g - 2 t4 + kBc - 1) + 16 m + 8 (e / 2) - 8 a - (e & 1): one shared
-  // load at a constant offset from a per-thread base. Explicit positions take the per-element
-  // path below.
+  // serves them (their logits are discarded or masked). Element (m, a, e) reads entry
+  // (g - 2 t4 + kBc - 1) + 16 m + 8 (e / 2) - 8 a - (e & 1): one shared load at a constant
+  // offset from a per-thread base, then one FFMA and one FMUL. Explicit positions take the
+  // per-element path (tile_loop below: one copy of the loop each).
   constexpr int kBandLen = 16 * kM + kBc - 1;
 
   // ldmatrix rows of this lane (matrix mi = lane / 8 of each x4; see the fragment layouts):
@@ -610,7 +611,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
           float old[kSlots - kFresh];  // read before the fresh slots overwrite them
           PA_UNROLL
           for (int k = kFresh; k < kSlots; ++k)
-            old[k - kFresh] = follows && fl + 32 * k < kBandLen ? float(band_w[fl + 32 * k - kBc]) : 0.f;
+            old[k - kFresh] =
+                follows && fl + 32 * k < kBandLen ? float(band_w[fl + 32 * k - kBc]) : 0.f;
 #if defined(__CUDACC__)
 #pragma unroll 1
 #endif

@@ -252,7 +252,7 @@ TEST_F(PrefillMma, distance_band_and_explicit_positions_every_bias_kind) {
   const posattn_pe_kind kinds[] = {POSATTN_PE_ALIBI, POSATTN_PE_T5, POSATTN_PE_KERPLE_LOG,
                                    POSATTN_PE_KERPLE_POWER};
   uint64_t seed = 500;
-  for (int d : {64, 128})
+  for (int d : {64, 80, 128, 192})  // 4 x 32 rows, Bc 32; 4 x 16, Bc 64; 8 x 16, Bc 32
     for (posattn_pe_kind k : kinds)
       for (int pos = 0; pos < 3; ++pos)  // band, random ids, default ids given explicitly
         for (int mask = 0; mask < 4; ++mask) {
