@@ -93,7 +93,7 @@ struct Traits<112> {
   static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
 };
 // hd128: FA2's warp arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 32-key
-// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 2.5 KiB row tables, bands) = ~67 KiB, 2 blocks per SM
+// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 2.5 KiB row tables, bands) = 67 KiB, 2 blocks per SM
 // on sm_80 and sm_90. 252-255 registers, no spill on sm_80/sm_90a for every PE kind -- only since
 // the masked-tile visibility words, the row table, one set of ldmatrix offsets for Q/K/V and the
 // partly unrolled Q K^T loop (docs/kernels.md, Issue 12 log): the margin is a few registers.
