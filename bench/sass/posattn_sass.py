@@ -58,8 +58,9 @@ def prefill_traits(d):
         raise SystemExit(f"posattn-sass: no Traits<{d}> in kernels/prefill/mma.cuh")
     w, br, bc, st, km = (int(g) for g in m.groups())
     pitch = d if d % 64 == 0 else d + 8  # Smem<D>::kPitch: swizzled or padded rows
-    # + the masked tiles' visibility words (Br x Bc / 32), the row table (2 Br + 4 words) and the
-    # per-warp distance bands (warps x (16 kM + Bc) words): Check::kSmemBytes
+    # + the masked tiles' visibility words (Br x Bc / 32), the row table (2 Br + 4 words)
+    # (Check::kSmemBytes) and the bias kinds' per-warp distance bands (warps x (16 kM + Bc)
+    # words; region_bytes: the kinds without a band launch with 1-1.5 KiB less)
     return w, br, bc, st, ((br + 2 * st * bc) * pitch * 2 +
                            (br * (bc // 32) + 2 * br + 4 + w * (16 * km + bc)) * 4)
 

@@ -149,13 +149,31 @@ struct Check {
   static constexpr int kRowWords = 2 * T::kBr + 4;
   // Per warp: the bias of every distance its 16 kM rows x kBc keys can see (16 kM + kBc - 1
   // distances; the distance band, bias kinds with positions in token order), then one word: the
-  // tile the band was filled for.
+  // tile the band was filled for. Not in kSmemBytes: see region_bytes.
   static constexpr int kBandPitch = 16 * T::kM + T::kBc;
   static constexpr int kBandWords = T::kWarps * kBandPitch;
   static constexpr size_t kSmemBytes =
       size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */ +
-      size_t(T::kBr) * kMaskWords * 4 + size_t(kRowWords) * 4 + size_t(kBandWords) * 4;
+      size_t(T::kBr) * kMaskWords * 4 + size_t(kRowWords) * 4;
 };
+
+// The kinds whose bias depends on the distance pq - pk alone: with positions in token order
+// (no q_pos/kv_pos arrays) the kernel reads it from the warps' distance bands.
+PA_HD constexpr bool band_kind(int kind) {
+  return kind == POSATTN_PE_ALIBI || kind == POSATTN_PE_T5 || kind == POSATTN_PE_KERPLE_LOG ||
+         kind == POSATTN_PE_KERPLE_POWER;
+}
+PA_HD bool uses_band(int kind, const pa_prefill_params &p) {
+  return band_kind(kind) && !p.q_pos && !p.kv_pos;
+}
+// Shared memory after the row table: the distance bands when the call uses them, else the T5 or
+// FIRE tables (pa_pe::shared_table_bytes; T5's band reads the host tables directly, so a T5 call
+// needs one or the other: hd192 with T5's largest table stays within the 163 KiB of an sm_80).
+template <int D, int PeKind>
+PA_HD size_t region_bytes(const pa_prefill_params &p) {
+  return uses_band(PeKind, p) ? size_t(Check<Traits<D>>::kBandWords) * 4
+                              : pa_pe::shared_table_bytes<PeKind>(p);
+}
 
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
 // which pa::launch sets).
@@ -436,8 +454,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
                          PeKind == POSATTN_PE_KERPLE_POWER;
   // Biases that depend on the distance pq - pk alone: with positions in token order they come
   // from the warp's distance band (see "Distance band").
-  constexpr bool kBandKind = PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_T5 ||
-                             PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
+  constexpr bool kBandKind = band_kind(PeKind);
   constexpr bool kBandReuse =
       PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
   constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
@@ -495,9 +512,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const pa::sptr<int32_t> sRowPos = pa::ptr_cast<int32_t>(sMask + kBr * kMW);
   const pa::sptr<float> sRowF = pa::ptr_cast<float>(sRowPos + kBr);
   const pa::sptr<float> sHead = sRowF + kBr;
-  const pa::sptr<float> sBand = sHead + 4;  // distance bands, Check::kBandPitch words per warp
-  const pa::sptr<float> sB = sBand + Check<T>::kBandWords;
-  pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
+  // then region_bytes: the distance bands (Check::kBandPitch words per warp) or the tables
+  const pa::sptr<float> sBand = sHead + 4;
+  const pa::sptr<float> sB = sHead + 4;
+  if (!uses_band(PeKind, p)) pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
   if (kBias) {
     for (int r = tid; r < kBr; r += kThreads) {
       const int32_t pq = qt0 + r < sq.Lq ? sq.q_pos(qt0 + r) : 0;
@@ -605,7 +623,12 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         const uint32_t d0 = uint32_t(qt0) + uint32_t(sq.shift) - uint32_t(j0) +
                             uint32_t((ft / 32) * 16 * kM - (kBc - 1));
         const float h0 = sHead[0], h1 = sHead[1];
-        auto entry = [&](int i) { return row_bias(int32_t(d0 + uint32_t(i)), 0.f, h0, h1)(0); };
+        auto entry = [&](int i) {
+          if constexpr (PeKind == POSATTN_PE_T5)  // no shared table with the band
+            return pa_pe::Bias<POSATTN_PE_T5>(p, h, int32_t(d0 + uint32_t(i)))(0);
+          else
+            return row_bias(int32_t(d0 + uint32_t(i)), 0.f, h0, h1)(0);
+        };
         if constexpr (kBandReuse) {
           const bool follows = n > 0 && int32_t(*band_tile) == t - 1;
           float old[kSlots - kFresh];  // read before the fresh slots overwrite them
@@ -895,7 +918,7 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   const dim3 grid(unsigned(p.q_len / T::kBr + (p.q_len % T::kBr != 0)), unsigned(p.hq),
                   unsigned(p.batch));
   return pa::launch("prefill_mma", prefill_mma<D, Tin, PeKind>, grid, dim3(Check<T>::kThreads),
-                    smem_bytes<D>() + pa_pe::shared_table_bytes<PeKind>(p),
+                    smem_bytes<D>() + region_bytes<D, PeKind>(p),
                     stream, p);
 }
 
