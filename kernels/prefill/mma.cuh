@@ -514,7 +514,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const pa::sptr<float> sHead = sRowF + kBr;
   // then region_bytes: the distance bands (Check::kBandPitch words per warp) or the tables
   const pa::sptr<float> sBand = sHead + 4;
-  const pa::sptr<float> sB = sHead + 4;
+  const pa::sptr<float> sB = sHead + 4;  // the same words: a call uses one or the other
   if (!uses_band(PeKind, p)) pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
   if (kBias) {
     for (int r = tid; r < kBr; r += kThreads) {
@@ -857,7 +857,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
     }
   };
   if constexpr (kBandKind) {
-    if (!p.q_pos && !p.kv_pos) tile_loop(std::true_type{});
+    if (uses_band(PeKind, p)) tile_loop(std::true_type{});
     else tile_loop(std::false_type{});
   } else {
     tile_loop(std::false_type{});
