@@ -45,7 +45,7 @@ RESERVED_SMEM = 1024  # per CTA, reserved by the driver on sm_80/sm_90
 # The main instances (CI guards these): hd128 bf16 per PE kind, plus the decode kernel. Masks
 # (causal, window, documents) are run-time fields of the same instance: the steady-state path is
 # the unmasked tile, the masked tile's extra work is in "body" (see docs/performance-model.md).
-MAIN = ["none", "rope", "alibi", "fire", "t5"]
+MAIN = ["none", "rope", "alibi", "fire", "t5", "kerple_log", "kerple_power"]
 OBJ = "CMakeFiles/posattn_cuda_backend.dir/kernels"
 
 
@@ -54,13 +54,16 @@ def prefill_traits(d):
     d, read from kernels/prefill/mma.cuh (its Traits<D> and Check::kSmemBytes formula)."""
     src = open(os.path.join(REPO, "kernels/prefill/mma.cuh")).read()
     m = re.search(r"struct Traits<%d>\s*{[^}]*kWarps = (\d+), kBr = (\d+), kBc = (\d+), "
-                  r"kStages = (\d+)" % d, src)
+                  r"kStages = (\d+), kM = (\d+)" % d, src)
     if not m:
         raise SystemExit(f"posattn-sass: no Traits<{d}> in kernels/prefill/mma.cuh")
-    w, br, bc, st = (int(g) for g in m.groups())
-    # + the masked tiles' visibility words (Br x Bc / 32) and the row table (2 Br + 4 words):
-    # Check::kSmemBytes
-    return w, br, bc, st, (br + 2 * st * bc) * d * 2 + (br * (bc // 32) + 2 * br + 4) * 4
+    w, br, bc, st, km = (int(g) for g in m.groups())
+    pitch = d if d % 64 == 0 else d + 8  # Smem<D>::kPitch: swizzled or padded rows
+    # + the masked tiles' visibility words (Br x Bc / 32), the row table (2 Br + 4 words)
+    # (Check::kSmemBytes) and the bias kinds' per-warp distance bands (warps x (16 kM + Bc)
+    # words; region_bytes: the kinds without a band launch with 1-1.5 KiB less)
+    return w, br, bc, st, ((br + 2 * st * bc) * pitch * 2 +
+                           (br * (bc // 32) + 2 * br + 4 + w * (16 * km + bc)) * 4)
 
 
 def targets():

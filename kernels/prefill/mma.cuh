@@ -93,7 +93,7 @@ struct Traits<112> {
   static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
 };
 // hd128: FA2's warp arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 32-key
-// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 1.5 KiB row tables) = ~66 KiB, 2 blocks per SM
+// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 2.5 KiB row tables, bands) = 67 KiB, 2 blocks per SM
 // on sm_80 and sm_90. 252-255 registers, no spill on sm_80/sm_90a for every PE kind -- only since
 // the masked-tile visibility words, the row table, one set of ldmatrix offsets for Q/K/V and the
 // partly unrolled Q K^T loop (docs/kernels.md, Issue 12 log): the margin is a few registers.
@@ -147,10 +147,33 @@ struct Check {
   static constexpr int kMaskWords = T::kBc / 32;  // per query row (visible_words)
   // per query row: its position and one float (row_table), then 4 words of head values
   static constexpr int kRowWords = 2 * T::kBr + 4;
+  // Per warp: the bias of every distance its 16 kM rows x kBc keys can see (16 kM + kBc - 1
+  // distances; the distance band, bias kinds with positions in token order), then one word: the
+  // tile the band was filled for. Not in kSmemBytes: see region_bytes.
+  static constexpr int kBandPitch = 16 * T::kM + T::kBc;
+  static constexpr int kBandWords = T::kWarps * kBandPitch;
   static constexpr size_t kSmemBytes =
       size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */ +
       size_t(T::kBr) * kMaskWords * 4 + size_t(kRowWords) * 4;
 };
+
+// The kinds whose bias depends on the distance pq - pk alone: with positions in token order
+// (no q_pos/kv_pos arrays) the kernel reads it from the warps' distance bands.
+PA_HD constexpr bool band_kind(int kind) {
+  return kind == POSATTN_PE_ALIBI || kind == POSATTN_PE_T5 || kind == POSATTN_PE_KERPLE_LOG ||
+         kind == POSATTN_PE_KERPLE_POWER;
+}
+PA_HD bool uses_band(int kind, const pa_prefill_params &p) {
+  return band_kind(kind) && !p.q_pos && !p.kv_pos;
+}
+// Shared memory after the row table: the distance bands when the call uses them, else the T5 or
+// FIRE tables (pa_pe::shared_table_bytes; T5's band reads the host tables directly, so a T5 call
+// needs one or the other: hd192 with T5's largest table stays within the 163 KiB of an sm_80).
+template <int D, int PeKind>
+PA_HD size_t region_bytes(const pa_prefill_params &p) {
+  return uses_band(PeKind, p) ? size_t(Check<Traits<D>>::kBandWords) * 4
+                              : pa_pe::shared_table_bytes<PeKind>(p);
+}
 
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
 // which pa::launch sets).
@@ -307,6 +330,20 @@ struct FullTiles {
   }
 };
 
+// threadIdx.x read again where it is used: the asm is volatile, so the compiler can neither
+// hoist it nor what is computed from it out of the tile loop. A per-thread shared-memory address
+// then costs a few integer instructions per tile instead of a register held across the loop
+// (hd128 runs at ptxas's 255-register edge).
+PA_DEVICE int fresh_tid() {
+#if defined(__CUDACC__)
+  int t;
+  asm volatile("mov.u32 %0, %%tid.x;" : "=r"(t));
+  return t;
+#else
+  return int(threadIdx.x);
+#endif
+}
+
 // Exponent bits of the 16-bit type: all set = infinity or NaN.
 template <class Tin>
 constexpr uint32_t kExpBits = std::is_same<Tin, pa::bf16>::value ? 0x7f80u : 0x7c00u;
@@ -415,6 +452,11 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   constexpr bool kBias = PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_FIRE ||
                          PeKind == POSATTN_PE_T5 || PeKind == POSATTN_PE_KERPLE_LOG ||
                          PeKind == POSATTN_PE_KERPLE_POWER;
+  // Biases that depend on the distance pq - pk alone: with positions in token order they come
+  // from the warp's distance band (see "Distance band").
+  constexpr bool kBandKind = band_kind(PeKind);
+  constexpr bool kBandReuse =
+      PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
   constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
 
   const int b = int(blockIdx.z), h = int(blockIdx.y), hk = h / p.group;
@@ -470,8 +512,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const pa::sptr<int32_t> sRowPos = pa::ptr_cast<int32_t>(sMask + kBr * kMW);
   const pa::sptr<float> sRowF = pa::ptr_cast<float>(sRowPos + kBr);
   const pa::sptr<float> sHead = sRowF + kBr;
-  const pa::sptr<float> sB = sHead + 4;
-  pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
+  // then region_bytes: the distance bands (Check::kBandPitch words per warp) or the tables
+  const pa::sptr<float> sBand = sHead + 4;
+  const pa::sptr<float> sB = sHead + 4;  // the same words: a call uses one or the other
+  if (!uses_band(PeKind, p)) pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
   if (kBias) {
     for (int r = tid; r < kBr; r += kThreads) {
       const int32_t pq = qt0 + r < sq.Lq ? sq.q_pos(qt0 + r) : 0;
@@ -515,6 +559,19 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   auto row_of = [&](int r) { return qt0 + wrow + 16 * (r / 2) + g + 8 * (r % 2); };
   const bool plain = !kBias && !(p.softcap > 0.f);
   const float cs = plain ? p.scale * kLog2e : 1.f;  // see "Logit units"
+  // Distance band. With positions in token order (no q_pos/kv_pos arrays; a block-uniform
+  // choice) row w of the warp (0 .. 16 kM - 1) and key c of the tile (0 .. kBc - 1) are at
+  // distance pq - pk = d0 + i, i = w - c + kBc - 1 < kBandLen, d0 that of i = 0. Each tile, the
+  // warp's lanes write the bias of those distances into the warp's band: the same policy as the
+  // per-element path, called on the pair (pq, pk) = (d, 0), so the same fp32 values (the
+  // policies see only abs_diff(pq, pk), exact for any int32 pair, and the sign of pq - pk). d is
+  // formed modulo 2^32: exact for every pair of real positions (|pq - pk| < 2^31, both are in
+  // [min(0, Lk - Lq), Lk)); rows or keys past a sequence end may wrap, but any finite bias
+  // serves them (their logits are discarded or masked). Element (m, a, e) reads entry
+  // (g - 2 t4 + kBc - 1) + 16 m + 8 (e / 2) - 8 a - (e & 1): one shared load at a constant
+  // offset from a per-thread base, then one FFMA and one FMUL. Explicit positions take the
+  // per-element path (tile_loop below: one copy of the loop each).
+  constexpr int kBandLen = 16 * kM + kBc - 1;
 
   // ldmatrix rows of this lane (matrix mi = lane / 8 of each x4; see the fragment layouts):
   //   Q (A, rows x features): matrices (rows 0-7|8-15) x (chunk lo|hi) -> a[0..3]; slab m 16m rows on
@@ -543,193 +600,267 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
     rsum[r] = 0.f;
   }
 
-  for (int n = 0, t = next_tile(lo / kBc); t < t_end; ++n, t = next_tile(t + 1)) {
-    pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
-    __syncthreads();              // ... for all threads, and tile n-1's slot is free again
-    issue();
-    const int slot = n % kS, j0 = t * kBc;
-    const pa::sptr<Tin> k_s = sK + slot * kBc * kP, v_s = sV + slot * kBc * kP;
-    if (Transform<PeKind>::kRotatesK) {
-      transform_tile<D, kThreads>(k_s, xf, pa::min(kBc, sq.Lk - j0), false,
-                                  [&](int r) { return sq.kv_pos(j0 + r); }, tid);
-      __syncthreads();
-    }
-    const bool masked = !full_tile(sq, j0, kBc);  // uniform over the block
-    if (masked) {
-      isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
-      visible_words<kBr, kBc, kThreads>(sq, sMask, qt0, j0, tid);
-      __syncthreads();
-    }
-
-    // ---- S = Q K^T: each K fragment feeds the kM slabs ----
-    const pa::sptr<Tin> kd_s = k_s + kv_delta;  // K rows through v_row's offsets
-    float s[kM][kNA][4];
-    PA_UNROLL
-    for (int m = 0; m < kM; ++m)
-      PA_UNROLL
-      for (int a = 0; a < kNA; ++a) s[m][a][0] = s[m][a][1] = s[m][a][2] = s[m][a][3] = 0.f;
+  // The tile loop, compiled twice for the band kinds: with the distance band (positions in
+  // token order) and with the per-element bias (explicit positions). Each copy keeps only
+  // its own state live across its tiles (one loop holding both spilled in T5 on sm_90a).
+  auto tile_loop = [&](auto band_c) {
+    constexpr bool band = decltype(band_c)::value;
+    for (int n = 0, t = next_tile(lo / kBc); t < t_end; ++n, t = next_tile(t + 1)) {
+      pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
+      __syncthreads();              // ... for all threads, and tile n-1's slot is free again
+      issue();
+      const int slot = n % kS, j0 = t * kBc;
+      if (band) {  // this tile's distance band (the loop's barrier ordered the last tile's reads)
+        // Lane l fills entries l + 32 k (slot k). The band of tile t - 1 holds this band's
+        // entries kBc.. at i - kBc, written by the same lane (the word after the band records
+        // the band's tile): KERPLE (log1pf, powf per entry) copies those and evaluates only the
+        // first kBc / 32 slots when the tile follows its predecessor (the steady state; one trip
+        // of the loop below), all slots otherwise.
+        constexpr int kSlots = (kBandLen + 31) / 32, kFresh = kBandReuse ? kBc / 32 : kSlots;
+        const int ft = fresh_tid(), fl = ft % 32;
+        const pa::sptr<float> band_w = sBand + (ft / 32) * Check<T>::kBandPitch;
+        const pa::sptr<int32_t> band_tile = pa::ptr_cast<int32_t>(band_w + kBandLen);
+        const uint32_t d0 = uint32_t(qt0) + uint32_t(sq.shift) - uint32_t(j0) +
+                            uint32_t((ft / 32) * 16 * kM - (kBc - 1));
+        const float h0 = sHead[0], h1 = sHead[1];
+        auto entry = [&](int i) {
+          if constexpr (PeKind == POSATTN_PE_T5)  // no shared table with the band
+            return pa_pe::Bias<POSATTN_PE_T5>(p, h, int32_t(d0 + uint32_t(i)))(0);
+          else
+            return row_bias(int32_t(d0 + uint32_t(i)), 0.f, h0, h1)(0);
+        };
+        if constexpr (kBandReuse) {
+          const bool follows = n > 0 && int32_t(*band_tile) == t - 1;
+          float old[kSlots - kFresh];  // read before the fresh slots overwrite them
+          PA_UNROLL
+          for (int k = kFresh; k < kSlots; ++k)
+            old[k - kFresh] =
+                follows && fl + 32 * k < kBandLen ? float(band_w[fl + 32 * k - kBc]) : 0.f;
 #if defined(__CUDACC__)
-#pragma unroll 4
+#pragma unroll 1
 #endif
-    for (int ks = 0; ks < D / 16; ++ks) {
-      uint32_t qa[kM][4];
-      PA_UNROLL
-      for (int m = 0; m < kM; ++m) pa::ldmatrix_x4(qa[m], q_s + v_row.at(ks) + m * 16 * kP);
-      PA_UNROLL
-      for (int np = 0; np < kBc / 16; ++np) {
-        uint32_t kb[4];
-        pa::ldmatrix_x4(kb, kd_s + v_row.at(ks) + np * 16 * kP);
-        const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
-        PA_UNROLL
-        for (int m = 0; m < kM; ++m) {
-          MmaOp<Tin>::run(s[m][2 * np], qa[m], b0);
-          MmaOp<Tin>::run(s[m][2 * np + 1], qa[m], b1);
+          for (int k = 0; k < (follows ? kFresh : kSlots); ++k)
+            if (fl + 32 * k < kBandLen) band_w[fl + 32 * k] = entry(fl + 32 * k);
+          PA_UNROLL
+          for (int k = kFresh; k < kSlots; ++k)
+            if (follows && fl + 32 * k < kBandLen) band_w[fl + 32 * k] = old[k - kFresh];
+        } else {
+          PA_UNROLL
+          for (int k = 0; k < kSlots; ++k)
+            if (fl + 32 * k < kBandLen) band_w[fl + 32 * k] = entry(fl + 32 * k);
         }
+        __syncwarp();
+        if (kBandReuse && fl == 0) *band_tile = t;  // every lane has read the old one
       }
-    }
+      const pa::sptr<Tin> k_s = sK + slot * kBc * kP, v_s = sV + slot * kBc * kP;
+      if (Transform<PeKind>::kRotatesK) {
+        transform_tile<D, kThreads>(k_s, xf, pa::min(kBc, sq.Lk - j0), false,
+                                    [&](int r) { return sq.kv_pos(j0 + r); }, tid);
+        __syncthreads();
+      }
+      const bool masked = !full_tile(sq, j0, kBc);  // uniform over the block
+      if (masked) {
+        isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
+        visible_words<kBr, kBc, kThreads>(sq, sMask, qt0, j0, tid);
+        __syncthreads();
+      }
 
-    // ---- logits (see "Logit units"), then the mask; mn: this thread's minimum of each row's
-    // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
-    // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
-    if (!plain) {
-      // keys outer, rows inner: one key position live at a time; the rows' values are read
-      // from the row table once per tile. Keys past the sequence end (their bias is computed
-      // from the last key's position) lie on masked tiles, where the mask overrides the logit.
-      int32_t pq[kRows];
-      float rf[kRows];
-      PA_UNROLL
-      for (int r = 0; r < kRows; ++r) {
-        pq[r] = kBias ? int32_t(sRowPos[row_of(r) - qt0]) : 0;
-        rf[r] = PeKind == POSATTN_PE_FIRE ? float(sRowF[row_of(r) - qt0]) : 0.f;
-      }
-      const float h0 = kBias ? float(sHead[0]) : 0.f, h1 = kBias ? float(sHead[1]) : 0.f;
-      PA_UNROLL
-      for (int a = 0; a < kNA; ++a)
-        PA_UNROLL
-        for (int c = 0; c < 2; ++c) {
-          const int j = j0 + 8 * a + 2 * t4 + c;
-          const int32_t pk = kBias ? sq.kv_pos(pa::min(j, sq.Lk - 1)) : 0;
-          PA_UNROLL
-          for (int r = 0; r < kRows; ++r) {
-            float &x = s[r / 2][a][2 * (r % 2) + c];
-            float logit = pa_pe::apply_softcap(p, x * p.scale);
-            if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
-            x = logit * kLog2e;
-          }
-        }
-    }
-    float mn[kRows];
-    PA_UNROLL
-    for (int r = 0; r < kRows; ++r) mn[r] = 0.f;
-    if (masked) {
-      PA_UNROLL
-      for (int r = 0; r < kRows; ++r) {
-        // this row's words, shifted so that bit 8a' + (e & 1) is key j0 + 32w + 8a' + 2t4 + (e & 1)
-        const pa::sptr<uint32_t> wr = sMask + (row_of(r) - qt0) * kMW;
-        PA_UNROLL
-        for (int a = 0; a < kNA; ++a)
-          PA_UNROLL
-          for (int e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e) {
-            const uint32_t w = uint32_t(*(wr + a / 4)) >> (2 * t4);
-            float &x = s[r / 2][a][e];
-            if (!((w >> (8 * (a % 4) + (e & 1))) & 1u))
-              x = -INFINITY;
-            else
-              mn[r] = fminf(mn[r], x);
-          }
-      }
-    } else {
+
+      // ---- S = Q K^T: each K fragment feeds the kM slabs ----
+      const pa::sptr<Tin> kd_s = k_s + kv_delta;  // K rows through v_row's offsets
+      float s[kM][kNA][4];
       PA_UNROLL
       for (int m = 0; m < kM; ++m)
         PA_UNROLL
+        for (int a = 0; a < kNA; ++a) s[m][a][0] = s[m][a][1] = s[m][a][2] = s[m][a][3] = 0.f;
+  #if defined(__CUDACC__)
+  #pragma unroll 4
+  #endif
+      for (int ks = 0; ks < D / 16; ++ks) {
+        uint32_t qa[kM][4];
+        PA_UNROLL
+        for (int m = 0; m < kM; ++m) pa::ldmatrix_x4(qa[m], q_s + v_row.at(ks) + m * 16 * kP);
+        PA_UNROLL
+        for (int np = 0; np < kBc / 16; ++np) {
+          uint32_t kb[4];
+          pa::ldmatrix_x4(kb, kd_s + v_row.at(ks) + np * 16 * kP);
+          const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m) {
+            MmaOp<Tin>::run(s[m][2 * np], qa[m], b0);
+            MmaOp<Tin>::run(s[m][2 * np + 1], qa[m], b1);
+          }
+        }
+      }
+
+      // ---- logits (see "Logit units"), then the mask; mn: this thread's minimum of each row's
+      // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
+      // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
+      if (band) {
+        const int ft = fresh_tid(), fl = ft % 32;
+        const pa::sptr<float> bt =
+            sBand + (ft / 32) * Check<T>::kBandPitch + (fl / 4 - 2 * (fl % 4) + kBc - 1);
+        auto logits = [&](auto softcap) {
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m)
+            PA_UNROLL
+            for (int a = 0; a < kNA; ++a)
+              PA_UNROLL
+              for (int e = 0; e < 4; ++e) {
+                float &x = s[m][a][e];
+                const float bias = bt[16 * m + 8 * (e / 2) - 8 * a - (e & 1)];
+                x = (decltype(softcap)::value ? pa_pe::apply_softcap(p, x * p.scale) + bias
+                                              : fmaf(x, p.scale, bias)) * kLog2e;
+              }
+        };
+        if (p.softcap > 0.f) logits(std::true_type{});
+        else logits(std::false_type{});
+      } else if (!plain) {
+        // keys outer, rows inner: one key position live at a time; the rows' values are read
+        // from the row table once per tile. Keys past the sequence end (their bias is computed
+        // from the last key's position) lie on masked tiles, where the mask overrides the logit.
+        int32_t pq[kRows];
+        float rf[kRows];
+        PA_UNROLL
+        for (int r = 0; r < kRows; ++r) {
+          pq[r] = kBias ? int32_t(sRowPos[row_of(r) - qt0]) : 0;
+          rf[r] = PeKind == POSATTN_PE_FIRE ? float(sRowF[row_of(r) - qt0]) : 0.f;
+        }
+        const float h0 = kBias ? float(sHead[0]) : 0.f, h1 = kBias ? float(sHead[1]) : 0.f;
+        PA_UNROLL
         for (int a = 0; a < kNA; ++a)
           PA_UNROLL
-          for (int e = 0; e < 4; ++e) mn[2 * m + e / 2] = fminf(mn[2 * m + e / 2], s[m][a][e]);
-    }
-
-    // ---- online softmax (a row's values per atom live in lanes 4g..4g+3) ----
-    float mx[kRows];
-    PA_UNROLL
-    for (int r = 0; r < kRows; ++r) mx[r] = rmax[r];
-    PA_UNROLL
-    for (int m = 0; m < kM; ++m)
-      PA_UNROLL
-      for (int a = 0; a < kNA; ++a)
-        PA_UNROLL
-        for (int e = 0; e < 4; ++e) {
-          mx[2 * m + e / 2] = fmaxf(mx[2 * m + e / 2], s[m][a][e]);
-        }
-    // exp2 arguments x * cs - bb. One FFMA is exact up to the rounding of bb = fl(m * cs), which
-    // for the row maximum itself leaves a residual up to half an ulp of bb: harmless below 2^20
-    // (<= 2^-4, as large as the rounding of the two-step form), not beyond (a logit of 2^64 would
-    // give exp2(2^40)). A warp holding such a finite row takes the two-step form for this tile
-    // (a poisoned row is NaN either way, and must not change how its neighbours round).
-    float bb[kRows];
-    bool big = false;
-    PA_UNROLL
-    for (int r = 0; r < kRows; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      // A row that has seen no visible key keeps max -inf; subtracting 0 instead keeps exp2 at 0
-      // rather than computing inf - inf = NaN.
-      bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;
-      big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);  // poisoned: no
-    }
-    const bool two_step = __any_sync(0xffffffffu, big);
-    PA_UNROLL
-    for (int r = 0; r < kRows; ++r) {
-      // NaN when a scaled visible logit of the row is beyond fp32: the row is poisoned
-      const float poison = (bb[r] + mn[r] * cs) * 0.f;
-      const float c = pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
-      rmax[r] = mx[r];
-      rsum[r] = fmaf(rsum[r], c, poison);
-      PA_UNROLL
-      for (int a = 0; a < kDA; ++a) {
-        o[r / 2][a][2 * (r % 2)] *= c;
-        o[r / 2][a][2 * (r % 2) + 1] *= c;
+          for (int c = 0; c < 2; ++c) {
+            const int j = j0 + 8 * a + 2 * t4 + c;
+            const int32_t pk = kBias ? sq.kv_pos(pa::min(j, sq.Lk - 1)) : 0;
+            PA_UNROLL
+            for (int r = 0; r < kRows; ++r) {
+              float &x = s[r / 2][a][2 * (r % 2) + c];
+              float logit = pa_pe::apply_softcap(p, x * p.scale);
+              if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
+              x = logit * kLog2e;
+            }
+          }
       }
-    }
-    auto weights = [&](auto two_step_c) {  // s -> exp2(x cs - bb), summed into rsum
+      float mn[kRows];
+      PA_UNROLL
+      for (int r = 0; r < kRows; ++r) mn[r] = 0.f;
+      if (masked) {
+        PA_UNROLL
+        for (int r = 0; r < kRows; ++r) {
+          // this row's words, shifted so that bit 8a' + (e & 1) is key j0 + 32w + 8a' + 2t4 + (e & 1)
+          const pa::sptr<uint32_t> wr = sMask + (row_of(r) - qt0) * kMW;
+          PA_UNROLL
+          for (int a = 0; a < kNA; ++a)
+            PA_UNROLL
+            for (int e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e) {
+              const uint32_t w = uint32_t(*(wr + a / 4)) >> (2 * t4);
+              float &x = s[r / 2][a][e];
+              if (!((w >> (8 * (a % 4) + (e & 1))) & 1u))
+                x = -INFINITY;
+              else
+                mn[r] = fminf(mn[r], x);
+            }
+        }
+      } else {
+        PA_UNROLL
+        for (int m = 0; m < kM; ++m)
+          PA_UNROLL
+          for (int a = 0; a < kNA; ++a)
+            PA_UNROLL
+            for (int e = 0; e < 4; ++e) mn[2 * m + e / 2] = fminf(mn[2 * m + e / 2], s[m][a][e]);
+      }
+
+      // ---- online softmax (a row's values per atom live in lanes 4g..4g+3) ----
+      float mx[kRows];
+      PA_UNROLL
+      for (int r = 0; r < kRows; ++r) mx[r] = rmax[r];
       PA_UNROLL
       for (int m = 0; m < kM; ++m)
         PA_UNROLL
         for (int a = 0; a < kNA; ++a)
           PA_UNROLL
           for (int e = 0; e < 4; ++e) {
-            const int r = 2 * m + e / 2;
-            const float x = s[m][a][e];
-            s[m][a][e] = pa::exp2_approx(decltype(two_step_c)::value ? x * cs - bb[r]
-                                                                     : fmaf(x, cs, -bb[r]));
-            rsum[r] += s[m][a][e];
+            mx[2 * m + e / 2] = fmaxf(mx[2 * m + e / 2], s[m][a][e]);
           }
-    };
-    if (two_step) weights(std::true_type{});
-    else weights(std::false_type{});
-
-    // ---- O += P V: S accumulator atoms 2kk, 2kk+1 are exactly the A fragment of k-step kk; each
-    // V fragment feeds the kM slabs ----
-    PA_UNROLL
-    for (int kk = 0; kk < kBc / 16; ++kk) {
-      uint32_t pf[kM][4];
+      // exp2 arguments x * cs - bb. One FFMA is exact up to the rounding of bb = fl(m * cs), which
+      // for the row maximum itself leaves a residual up to half an ulp of bb: harmless below 2^20
+      // (<= 2^-4, as large as the rounding of the two-step form), not beyond (a logit of 2^64 would
+      // give exp2(2^40)). A warp holding such a finite row takes the two-step form for this tile
+      // (a poisoned row is NaN either way, and must not change how its neighbours round).
+      float bb[kRows];
+      bool big = false;
       PA_UNROLL
-      for (int m = 0; m < kM; ++m) {
-        pf[m][0] = MmaOp<Tin>::pack(s[m][2 * kk][0], s[m][2 * kk][1]);
-        pf[m][1] = MmaOp<Tin>::pack(s[m][2 * kk][2], s[m][2 * kk][3]);
-        pf[m][2] = MmaOp<Tin>::pack(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
-        pf[m][3] = MmaOp<Tin>::pack(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+      for (int r = 0; r < kRows; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        // A row that has seen no visible key keeps max -inf; subtracting 0 instead keeps exp2 at 0
+        // rather than computing inf - inf = NaN.
+        bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;
+        big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);  // poisoned: no
       }
+      const bool two_step = __any_sync(0xffffffffu, big);
       PA_UNROLL
-      for (int dp = 0; dp < D / 16; ++dp) {
-        uint32_t vb[4];
-        pa::ldmatrix_x4_trans(vb, v_s + v_row.at(dp) + kk * 16 * kP);
-        const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
+      for (int r = 0; r < kRows; ++r) {
+        // NaN when a scaled visible logit of the row is beyond fp32: the row is poisoned
+        const float poison = (bb[r] + mn[r] * cs) * 0.f;
+        const float c = pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
+        rmax[r] = mx[r];
+        rsum[r] = fmaf(rsum[r], c, poison);
+        PA_UNROLL
+        for (int a = 0; a < kDA; ++a) {
+          o[r / 2][a][2 * (r % 2)] *= c;
+          o[r / 2][a][2 * (r % 2) + 1] *= c;
+        }
+      }
+      auto weights = [&](auto two_step_c) {  // s -> exp2(x cs - bb), summed into rsum
+        PA_UNROLL
+        for (int m = 0; m < kM; ++m)
+          PA_UNROLL
+          for (int a = 0; a < kNA; ++a)
+            PA_UNROLL
+            for (int e = 0; e < 4; ++e) {
+              const int r = 2 * m + e / 2;
+              const float x = s[m][a][e];
+              s[m][a][e] = pa::exp2_approx(decltype(two_step_c)::value ? x * cs - bb[r]
+                                                                       : fmaf(x, cs, -bb[r]));
+              rsum[r] += s[m][a][e];
+            }
+      };
+      if (two_step) weights(std::true_type{});
+      else weights(std::false_type{});
+
+      // ---- O += P V: S accumulator atoms 2kk, 2kk+1 are exactly the A fragment of k-step kk; each
+      // V fragment feeds the kM slabs ----
+      PA_UNROLL
+      for (int kk = 0; kk < kBc / 16; ++kk) {
+        uint32_t pf[kM][4];
         PA_UNROLL
         for (int m = 0; m < kM; ++m) {
-          MmaOp<Tin>::run(o[m][2 * dp], pf[m], b0);
-          MmaOp<Tin>::run(o[m][2 * dp + 1], pf[m], b1);
+          pf[m][0] = MmaOp<Tin>::pack(s[m][2 * kk][0], s[m][2 * kk][1]);
+          pf[m][1] = MmaOp<Tin>::pack(s[m][2 * kk][2], s[m][2 * kk][3]);
+          pf[m][2] = MmaOp<Tin>::pack(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
+          pf[m][3] = MmaOp<Tin>::pack(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+        }
+        PA_UNROLL
+        for (int dp = 0; dp < D / 16; ++dp) {
+          uint32_t vb[4];
+          pa::ldmatrix_x4_trans(vb, v_s + v_row.at(dp) + kk * 16 * kP);
+          const uint32_t b0[2] = {vb[0], vb[1]}, b1[2] = {vb[2], vb[3]};
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m) {
+            MmaOp<Tin>::run(o[m][2 * dp], pf[m], b0);
+            MmaOp<Tin>::run(o[m][2 * dp + 1], pf[m], b1);
+          }
         }
       }
     }
+  };
+  if constexpr (kBandKind) {
+    if (uses_band(PeKind, p)) tile_loop(std::true_type{});
+    else tile_loop(std::false_type{});
+  } else {
+    tile_loop(std::false_type{});
   }
   pa::cp_async_wait<0>();  // no copy outlives the block (the ring's tail groups are empty)
 
@@ -787,7 +918,7 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   const dim3 grid(unsigned(p.q_len / T::kBr + (p.q_len % T::kBr != 0)), unsigned(p.hq),
                   unsigned(p.batch));
   return pa::launch("prefill_mma", prefill_mma<D, Tin, PeKind>, grid, dim3(Check<T>::kThreads),
-                    smem_bytes<D>() + pa_pe::shared_table_bytes<PeKind>(p),
+                    smem_bytes<D>() + region_bytes<D, PeKind>(p),
                     stream, p);
 }
 

@@ -30,6 +30,8 @@ struct Case {
   bool positions = false;  // explicit random position ids
   int docs = 0;            // documents per sequence (self-attention), 3 anchor tokens
   int t5_max_distance = 0;  // T5 (bidirectional, 32 buckets, random table) when > 0
+  bool default_positions = false;  // explicit position ids equal to the defaults (i + Lk - Lq, j)
+  float softcap = 0.f;
 };
 
 class PrefillMma : public pat_emu_ref_test {
@@ -58,6 +60,15 @@ void PrefillMma::check(const Case &c, uint64_t seed) {
     desc.q_positions = qpos.data();
     desc.kv_positions = kvpos.data();
   }
+  if (c.default_positions) {  // dense only: the per-element path on the band path's distances
+    for (int b = 0; b < c.batch; ++b) {
+      for (int i = 0; i < c.q_len; ++i) qpos.push_back(i + c.kv_len - c.q_len);
+      for (int j = 0; j < c.kv_len; ++j) kvpos.push_back(j);
+    }
+    desc.q_positions = qpos.data();
+    desc.kv_positions = kvpos.data();
+  }
+  desc.softcap = c.softcap;
   if (c.docs) {
     for (int b = 0; b < c.batch; ++b)
       for (int i = 0; i < c.q_len; ++i) docs.push_back(i * c.docs / c.q_len);
@@ -73,6 +84,15 @@ void PrefillMma::check(const Case &c, uint64_t seed) {
     desc.pe.t5.max_distance = c.t5_max_distance;
     for (int k = 0; k < 32 * c.hq; ++k) t5_table.push_back(float(pat_rng_uniform(&rng, -2, 2)));
     desc.pe.t5.table = t5_table.data();
+  }
+  std::vector<float> kerple_a, kerple_p;
+  if (c.pe == POSATTN_PE_KERPLE_LOG || c.pe == POSATTN_PE_KERPLE_POWER) {
+    for (int h = 0; h < c.hq; ++h) {
+      kerple_a.push_back(float(pat_rng_uniform(&rng, 0.05, 1.0)));
+      kerple_p.push_back(float(pat_rng_uniform(&rng, 0.2, 2.0)));
+    }
+    desc.pe.kerple.a = kerple_a.data();
+    desc.pe.kerple.p = kerple_p.data();
   }
   desc.pe.rope.rotary_dim = c.rotary_dim;
   desc.pe.rope.layout = c.layout;
@@ -221,6 +241,35 @@ TEST_F(PrefillMma, hd192_f16_lengths_1_17_97_window) {
     c.wr = 10;
     check(c, 400 + n);
   }
+}
+
+// The distance band (mma.cuh): with positions in token order, ALiBi, T5 and KERPLE read their
+// bias from a per-warp table over the distances of the tile; explicit position ids take the
+// per-element path. Both paths for each kind, q_len < kv_len (positions shifted by Lk - Lq),
+// partial tiles of rows and keys, causal, window (both sides), documents with anchors and a
+// softcap; the explicit ids are random or equal to the defaults (the band's distances).
+TEST_F(PrefillMma, distance_band_and_explicit_positions_every_bias_kind) {
+  const posattn_pe_kind kinds[] = {POSATTN_PE_ALIBI, POSATTN_PE_T5, POSATTN_PE_KERPLE_LOG,
+                                   POSATTN_PE_KERPLE_POWER};
+  uint64_t seed = 500;
+  for (int d : {64, 80, 128, 192})  // 4 x 32 rows, Bc 32; 4 x 16, Bc 64; 8 x 16, Bc 32
+    for (posattn_pe_kind k : kinds)
+      for (int pos = 0; pos < 3; ++pos)  // band, random ids, default ids given explicitly
+        for (int mask = 0; mask < 4; ++mask) {
+          Case c{"band", BF16, BF16, 1, 2, 1, d, 97, 161};
+          c.pe = k;
+          if (k == POSATTN_PE_T5) c.t5_max_distance = 100;
+          c.positions = pos == 1;
+          c.default_positions = pos == 2;
+          if (mask == 0) c.causal = 1;
+          if (mask == 1) c.wl = 50, c.wr = 20;
+          if (mask == 2) c.causal = 1, c.q_len = c.kv_len = 161, c.docs = 3;
+          if (mask == 3) c.softcap = 5.f;
+          SCOPED_TRACE(testing::Message() << "d " << d << " kind " << k << " positions " << pos
+                                          << " mask " << mask);
+          check(c, ++seed);
+          if (HasFatalFailure()) return;
+        }
 }
 
 }  // namespace
