@@ -2,7 +2,7 @@
 // written against the device layer's Hopper primitives (kernels/device/sm90.cuh), so that nvcc
 // builds it for sm_90a and the emulator runs the same source on the CPU.
 //
-// First version, kept simple: head dims 64 and 128, bf16/f16 inputs; every mask (causal
+// First version, kept simple: head dims 64, 128 and 256, bf16/f16 inputs; every mask (causal
 // bottom-right, windows, documents + anchors, with tile skipping), GQA, dense and varlen, softcap;
 // the PE kinds NONE, ROPE, ALIBI, T5, KERPLE (log, power) and FIRE through the policies mma.cuh uses
 // (kernels/pe/*.cuh): biases added to the fp32 logit (T5 and FIRE tables copied to shared memory
@@ -65,17 +65,24 @@ namespace wgmma {
 inline namespace PA_WGMMA_NS {
 
 // ---- tile choices ---------------------------------------------------------------------------------
-// 128 query rows (two consumer warpgroups of 64), Bc = 128 keys, 2 stages.
-// hd128: 32 KiB Q + 2 x (32 + 32) KiB K/V = 160 KiB; hd64: 16 + 2 x 32 = 80 KiB.
-// Consumer registers: S 64 + O D/2 + P 32 fp32/b32 per thread.
+// 128 query rows (two consumer warpgroups of 64) and 2 stages at every head dim; keys per tile
+// Bc = 128 at hd64/hd128, 64 at hd256 (the K/V ring has to fit beside Q in 227 KiB).
+// hd64: 16 KiB Q + 2 x (16 + 16) KiB K/V = 80 KiB; hd128: 32 + 2 x (32 + 32) = 160 KiB;
+// hd256: 64 + 2 x (32 + 32) = 192 KiB (FA3 takes Bc = 80 there, which leaves no room for the
+// T5/FIRE tables).
+// Consumer registers: O D/2 + S Bc/2 + P Bc/4 fp32/b32 per thread: 32 + 64 + 32 = 128 (hd64),
+// 64 + 64 + 32 = 160 (hd128), 128 + 32 + 16 = 176 (hd256), under setmaxnreg's 232.
 template <int D>
 struct Traits {
-  static_assert(D == 64 || D == 128, "head dims 64 and 128");
-  static constexpr int kD = D, kBr = 128, kBc = 128, kStages = 2;
+  static_assert(D == 64 || D == 128 || D == 256, "head dims 64, 128 and 256");
+  static constexpr int kD = D, kBr = 128, kBc = D == 256 ? 64 : 128, kStages = 2;
   static constexpr int kChunks = D / 64;  // 128-byte swizzle columns of 64 features
   static constexpr int kThreads = 384;    // producer warpgroup + two consumer warpgroups
+  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;  // setmaxnreg: 128 x 40 + 256 x 232
   static constexpr unsigned kQBytes = 64u * D * 2;   // one consumer's Q rows
   static constexpr unsigned kKVBytes = kBc * D * 2;  // one K (or V) tile
+  // T5's per-block table (2 (max_distance + 1) floats) has to fit beside the tiles
+  static constexpr int kT5MaxDistance = D == 256 ? 4095 : pa_pe::kT5SharedMaxDistance;
 };
 
 // Dynamic shared memory: the tiles, plus the T5/FIRE bias tables (pa_pe::shared_table_bytes).
@@ -84,6 +91,14 @@ constexpr size_t smem_bytes() {
   using T = Traits<D>;
   return 1024 /* alignment slack */ + size_t(T::kBr + 2 * T::kStages * T::kBc) * D * 2;
 }
+// 227 KiB per block on sm_90, less 1 KiB for the static mbarriers: the largest T5 table, and FIRE's
+// (< 30 KiB, kernels/pe/bias.cuh), fit at every head dim.
+constexpr size_t kSmemLimit = 232448 - 1024;
+static_assert(smem_bytes<256>() + 2 * (size_t(Traits<256>::kT5MaxDistance) + 1) * 4 <= kSmemLimit &&
+                  smem_bytes<128>() + 2 * (size_t(Traits<128>::kT5MaxDistance) + 1) * 4 <=
+                      kSmemLimit &&
+                  smem_bytes<256>() + 30 * 1024 <= kSmemLimit,
+              "the tiles and the bias tables exceed 227 KiB");
 
 // RoPE: rotates this warpgroup's Q rows [0, rows) in place (the TMA layout with 128-byte swizzle:
 // feature f of row r at chunk f / 64, 16-byte group ((f % 64) / 8) ^ (r % 8)); each pair in fp32,
@@ -214,7 +229,7 @@ __global__ void __launch_bounds__(384, 1)
 
   if (tid < 128) {
     // ================= producer =================
-    pa::setmaxnreg_dec<40>();
+    pa::setmaxnreg_dec<T::kProducerRegs>();
     if (tid >= 32) return;  // one warp issues everything
     const int lane = tid;
     const bool leader = pa::elect_one_sync();
@@ -252,7 +267,7 @@ __global__ void __launch_bounds__(384, 1)
   }
 
   // ================= consumers =================
-  pa::setmaxnreg_inc<232>();
+  pa::setmaxnreg_inc<T::kConsumerRegs>();
   const int wg = tid / 128 - 1, t = tid % 128;
   const pa::sptr<Tin> q_s = sQ + wg * kC * 64 * 64;
   // Rows of this thread (accumulator layout, sm90.cuh): r = 0, 1 -> row 16w + g + 8r of the
@@ -424,7 +439,11 @@ __global__ void __launch_bounds__(384, 1)
     kt = kt_next;
   }
 
-  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log ----
+  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log. A sink (posattn.h)
+  // adds e^sink without a value to l, both taken at M = max(row maximum, sink) (as mma.cuh): a row
+  // that saw no key gets out 0 and lse = sink exactly; a NaN l (poisoned row) stays NaN. ----
+  constexpr float kLn2 = 0.6931471805599453f;
+  const float sink = p.sinks ? float(p.sinks[h]) : 0.f;
   PA_UNROLL
   for (int r = 0; r < 2; ++r) {
     float l = rsum[r];
@@ -439,14 +458,24 @@ __global__ void __launch_bounds__(384, 1)
     l += bad;
     const int i = row_of(r);
     if (i >= sq.Lq) continue;
-    const float inv = l == 0.f ? 0.f : 1.f / l;  // no visible key: output 0; NaN l: NaN row
+    const float m2 = rmax[r] * cs;  // the row maximum in log2 units, -inf when no key is visible
+    float o_scale = 1.f;
+    bool sink_max = false;  // the sink is M
+    if (p.sinks) {  // in natural units: sink * log2(e) overflows fp32 for sinks above 2.4e38
+      const float mn = m2 * kLn2;
+      sink_max = sink >= mn;
+      const float M = sink_max ? sink : mn;
+      o_scale = expf(mn - M);  // 0 when mn = -inf
+      l = fmaf(l, o_scale, expf(sink - M));
+    }
+    const float inv = l == 0.f ? 0.f : o_scale / l;  // no visible key: output 0; NaN l: NaN row
     const int64_t orow = sq.q_off(i, h, p.o_sb, p.o_ss, p.o_sh);
     PA_UNROLL
     for (int e = 0; e < D / 2; ++e)
       if ((e / 2) % 2 == r) store_out(p.out, p.out_dtype, orow + pa::wgmma_acc_col(t, e), o[e] * inv);
     if (p.lse && t % 4 == 0)
-      p.lse[sq.lse_index(i, h)] =
-          l == 0.f ? -INFINITY : (rmax[r] * cs + log2f(l)) * 0.6931471805599453f;
+      p.lse[sq.lse_index(i, h)] = l == 0.f ? -INFINITY
+                                  : sink_max ? sink + log2f(l) * kLn2 : (m2 + log2f(l)) * kLn2;
   }
 #else
   __trap();  // a device pass without sm_90a code: never launched there (cuda_backend.cu checks)
@@ -529,6 +558,8 @@ inline pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   if (p.d == 64 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<64, pa::f16>(p, stream);
   if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_BF16) return launch_pe<128, pa::bf16>(p, stream);
   if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<128, pa::f16>(p, stream);
+  if (p.d == 256 && p.in_dtype == POSATTN_DTYPE_BF16) return launch_pe<256, pa::bf16>(p, stream);
+  if (p.d == 256 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<256, pa::f16>(p, stream);
   return pa::launch_status{false, "prefill_wgmma: no instance for this head dim / dtype"};
 }
 
@@ -537,12 +568,15 @@ inline pa::launch_status launch(const pa_prefill_params &p, void *stream) {
 inline const char *unfit(const pa_problem *p) {
   if (p->in_dtype != POSATTN_DTYPE_BF16 && p->in_dtype != POSATTN_DTYPE_F16)
     return "it takes bf16 or f16 inputs";
-  if (p->d != 64 && p->d != 128) return "it takes head_dim 64 or 128";
+  if (p->d != 64 && p->d != 128 && p->d != 256) return "it takes head_dim 64, 128 or 256";
   if (!serves_pe(p->desc->pe.kind))
     return "it takes no PE, RoPE, ALiBi, T5, KERPLE or FIRE (not xPos yet)";
-  if (p->desc->pe.kind == POSATTN_PE_T5 &&
-      p->desc->pe.t5.max_distance > pa_pe::kT5SharedMaxDistance)
+  if (p->desc->pe.kind == POSATTN_PE_T5 && p->desc->pe.t5.max_distance > Traits<64>::kT5MaxDistance)
     return "it keeps T5's bias table in shared memory: max_distance <= 8191";
+  if (p->desc->pe.kind == POSATTN_PE_T5 && p->d == 256 &&
+      p->desc->pe.t5.max_distance > Traits<256>::kT5MaxDistance)
+    return "it keeps T5's bias table in shared memory beside the head_dim 256 tiles: max_distance "
+           "<= 4095";
   if (p->q) {  // TMA: 16-byte aligned base addresses and strides
     const posattn_tensor *t[3] = {p->q, p->k, p->v};
     for (const posattn_tensor *x : t) {
