@@ -51,13 +51,16 @@
 #include "pe/bias.cuh"
 #include "pe/mask.cuh"
 #include "pe/rope.cuh"
+#include "pe/xpos.cuh"
 #include "posattn.h"
 #include "prefill/params.h"
 
 #if defined(__CUDACC__)
 #define PA_WGMMA_NS cuda
+#define PA_WGMMA_ROLLED _Pragma("unroll 1")  // a loop kept rolled (the producer's register budget)
 #else
 #define PA_WGMMA_NS emu
+#define PA_WGMMA_ROLLED
 #endif
 
 namespace pa_kernels {
@@ -78,7 +81,11 @@ struct Traits {
   static constexpr int kD = D, kBr = 128, kBc = D == 256 ? 64 : 128, kStages = 2;
   static constexpr int kChunks = D / 64;  // 128-byte swizzle columns of 64 features
   static constexpr int kThreads = 384;    // producer warpgroup + two consumer warpgroups
-  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;  // setmaxnreg: 128 x 40 + 256 x 232
+  // setmaxnreg: 128 x 40 + 256 x 232 = 64512 (168 x 384); xPos, whose producer warpgroup transforms
+  // K (rope_cos_sin, exp2 per pair), 128 x 56 + 256 x 224 (at 40 its producer spills; at hd256
+  // no split compiled without spills, so xPos at hd256 stays with the sm80 kernel: unfit)
+  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
+  static constexpr int kXposProducerRegs = 56, kXposConsumerRegs = 224;  // hd64, hd128 only
   static constexpr unsigned kQBytes = 64u * D * 2;   // one consumer's Q rows
   static constexpr unsigned kKVBytes = kBc * D * 2;  // one K (or V) tile
   // T5's per-block table (2 (max_distance + 1) floats) has to fit beside the tiles
@@ -100,22 +107,44 @@ static_assert(smem_bytes<256>() + 2 * (size_t(Traits<256>::kT5MaxDistance) + 1) 
                   smem_bytes<256>() + 30 * 1024 <= kSmemLimit,
               "the tiles and the bias tables exceed 227 KiB");
 
-// RoPE: rotates this warpgroup's Q rows [0, rows) in place (the TMA layout with 128-byte swizzle:
-// feature f of row r at chunk f / 64, 16-byte group ((f % 64) / 8) ^ (r % 8)); each pair in fp32,
-// rounded once to the input type. pos(r): position id of row r. t: thread of the warpgroup.
-template <class Tin, class Pos>
-PA_DEVICE void rotate_q(const pa_prefill_params &p, pa::sptr<Tin> q, int rows, Pos pos, int t) {
-  auto at = [](int r, int f) {
-    return (f / 64) * 64 * 64 + r * 64 + ((((f % 64) >> 3) ^ (r & 7)) << 3) + (f & 7);
-  };
+// The per-pair transform of q and k rows: RoPE's rotation (rope.cuh); xPos adds its centred decay
+// (xpos.cuh), centred on the block's first query position so that the q factors stay <= 1 -- the
+// math of mma.cuh's Transform (fp32, rounded once to the input type by the caller).
+template <int PeKind>
+struct PairTransform {
+  const pa_prefill_params *p;
+  int32_t centre;
+  PA_DEVICE float2 operator()(float a, float b, int pair, int32_t pos, bool is_q) const {
+    float2 r = pa_pe::rope_rotate(a, b, pa_pe::rope_cos_sin(*p, pair, pos));
+    if (PeKind == POSATTN_PE_XPOS) {
+      const float w = is_q ? pa_pe::xpos_q_scale(*p, pair, pos, centre)
+                           : pa_pe::xpos_k_scale(*p, pair, pos, centre);
+      r.x *= w;
+      r.y *= w;
+    }
+    return r;
+  }
+};
+
+// Element offset of feature f of row r in a tile of `rows` rows per 64-feature chunk, as a TMA load
+// with 128-byte swizzle writes it: chunk f / 64, 16-byte group ((f % 64) / 8) ^ (r % 8).
+PA_DEVICE int swizzled_at(int rows, int r, int f) {
+  return (f / 64) * rows * 64 + r * 64 + ((((f % 64) >> 3) ^ (r & 7)) << 3) + (f & 7);
+}
+
+// RoPE, xPos: transforms this warpgroup's Q rows [0, rows) in place (64 rows per chunk); each pair
+// in fp32, rounded once to the input type. pos(r): position id of row r. t: thread of the
+// warpgroup.
+template <class Tin, class Xf, class Pos>
+PA_DEVICE void rotate_q(const pa_prefill_params &p, pa::sptr<Tin> q, int rows, Pos pos, int t,
+                        const Xf &xf) {
   const int npairs = p.rotary_dim / 2;
   for (int e = t; e < rows * npairs; e += 128) {
     const int r = e / npairs, i = e % npairs;
     int fa, fb;
     pa_pe::rope_pair_features(p, i, fa, fb);
-    const pa::sptr<Tin> ea = q + at(r, fa), eb = q + at(r, fb);
-    const float2 x = pa_pe::rope_rotate(pa::to_float(Tin(*ea)), pa::to_float(Tin(*eb)),
-                                        pa_pe::rope_cos_sin(p, i, pos(r)));
+    const pa::sptr<Tin> ea = q + swizzled_at(64, r, fa), eb = q + swizzled_at(64, r, fb);
+    const float2 x = xf(pa::to_float(Tin(*ea)), pa::to_float(Tin(*eb)), i, pos(r), true);
     *ea = pa::from_float<Tin>(x.x);
     *eb = pa::from_float<Tin>(x.y);
   }
@@ -143,6 +172,38 @@ PA_DEVICE void isolate_nonfinite_v(pa::sptr<Tin> k, pa::sptr<Tin> v, int lane) {
     for (int x = 0; x < 8; ++x)
       if ((Tin(*(v + 8 * e + x)).bits & kExpBits<Tin>) == kExpBits<Tin>) *(v + 8 * e + x) = Tin{0};
     *(k + 8 * e) = pa::from_float<Tin>(NAN);
+  }
+}
+
+// xPos: the producer warpgroup's pass over key row r of a landed K/V tile (Bc rows per chunk).
+// Thread r of the warpgroup owns row r of K and V, so no two threads touch one byte: K's rotary
+// pairs transformed (RoPE + the K side of xPos's decay, xf) when `transform` (keys of the
+// sequence), then on masked tiles the NaN-rule pass of the row (isolate_nonfinite_v's rule: a
+// non-finite V element becomes 0, the first K element of its 16-byte chunk NaN).
+template <int D, int Bc, class Tin, class Xf>
+PA_DEVICE void xpos_k_row(const pa_prefill_params &p, pa::sptr<Tin> k, pa::sptr<Tin> v, int r,
+                          bool transform, bool isolate, int32_t pos, const Xf &xf) {
+  if (transform)
+    PA_WGMMA_ROLLED
+    for (int i = 0; i < p.rotary_dim / 2; ++i) {
+      int fa, fb;
+      pa_pe::rope_pair_features(p, i, fa, fb);
+      const pa::sptr<Tin> ea = k + swizzled_at(Bc, r, fa), eb = k + swizzled_at(Bc, r, fb);
+      const float2 x = xf(pa::to_float(Tin(*ea)), pa::to_float(Tin(*eb)), i, pos, false);
+      *ea = pa::from_float<Tin>(x.x);
+      *eb = pa::from_float<Tin>(x.y);
+    }
+  if (!isolate) return;
+  PA_WGMMA_ROLLED
+  for (int c = 0; c < D / 8; ++c) {
+    const int e = swizzled_at(Bc, r, 8 * c);  // features 8c .. 8c+7 lie in one 16-byte chunk
+    const uint4 w = pa::load(pa::ptr_cast<const uint4>(v + e));
+    if (!(nonfinite_pair<Tin>(w.x) || nonfinite_pair<Tin>(w.y) || nonfinite_pair<Tin>(w.z) ||
+          nonfinite_pair<Tin>(w.w)))
+      continue;
+    for (int x = 0; x < 8; ++x)
+      if ((Tin(*(v + e + x)).bits & kExpBits<Tin>) == kExpBits<Tin>) *(v + e + x) = Tin{0};
+    *(k + e) = pa::from_float<Tin>(NAN);
   }
 }
 
@@ -227,12 +288,15 @@ __global__ void __launch_bounds__(384, 1)
   const int q_tok0 = p.cu_q ? int(sq.q0) : 0, k_tok0 = p.cu_q ? int(sq.k0) : 0;
   const int cb = p.cu_q ? 0 : b;
 
+  constexpr bool kXpos = PeKind == POSATTN_PE_XPOS;
+  constexpr int kProducerBar = 5;  // xPos: named barrier 5, the producer warpgroup's 128 threads
+  const PairTransform<PeKind> xf{&p, sq.q_pos(qt0)};  // RoPE, xPos (centre: the block's first row)
   if (tid < 128) {
     // ================= producer =================
-    pa::setmaxnreg_dec<T::kProducerRegs>();
-    if (tid >= 32) return;  // one warp issues everything
-    const int lane = tid;
-    const bool leader = pa::elect_one_sync();
+    pa::setmaxnreg_dec<kXpos ? T::kXposProducerRegs : T::kProducerRegs>();
+    if (!kXpos && tid >= 32) return;  // one warp issues everything (xPos: the warpgroup transforms K)
+    const int lane = tid % 32;
+    const bool leader = tid < 32 && pa::elect_one_sync();
     if (leader) {
       pa::mbarrier_arrive_expect_tx(q_bar, 2 * T::kQBytes);
       for (int wg = 0; wg < 2; ++wg)
@@ -245,7 +309,8 @@ __global__ void __launch_bounds__(384, 1)
       const int s = n % kS, j0 = t * kBc;
       pa::mbarrier_wait(empty + s, unsigned((n / kS) & 1) ^ 1u);  // the first lap passes
       const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
-      const pa::sptr<uint64_t> bar = masked ? landed + s : full + s;
+      const bool own = kXpos || masked;  // the producer works on the tile before handing it over
+      const pa::sptr<uint64_t> bar = own ? landed + s : full + s;
       const pa::sptr<Tin> k_s = sK + s * kBc * D, v_s = sV + s * kBc * D;
       if (leader) {
         pa::mbarrier_arrive_expect_tx(bar, 2 * T::kKVBytes);
@@ -254,12 +319,20 @@ __global__ void __launch_bounds__(384, 1)
           pa::tma_load_4d(v_s + c * kBc * 64, tv, 64 * c, hk, k_tok0 + j0, cb, bar);
         }
       }
-      if (masked) {
+      if (own) {
         pa::mbarrier_wait(landed + s, (landed_phase >> s) & 1u);
         landed_phase ^= 1u << s;
-        isolate_nonfinite_v<kBc * D>(k_s, v_s, lane);
-        pa::fence_proxy_async();  // the writes above, before the consumers' wgmmas read them
-        __syncwarp();
+        if constexpr (kXpos) {
+          if (tid < kBc)
+            xpos_k_row<D, kBc>(p, k_s, v_s, tid, j0 + tid < sq.Lk, masked,
+                               j0 + tid < sq.Lk ? sq.kv_pos(j0 + tid) : 0, xf);
+          pa::fence_proxy_async();  // the writes above, before the consumers' wgmmas read them
+          pa::named_barrier_sync(kProducerBar, 128);  // ... of every producer thread
+        } else {
+          isolate_nonfinite_v<kBc * D>(k_s, v_s, lane);
+          pa::fence_proxy_async();  // the writes above, before the consumers' wgmmas read them
+          __syncwarp();
+        }
         if (leader) pa::mbarrier_arrive(full + s);
       }
     }
@@ -267,7 +340,7 @@ __global__ void __launch_bounds__(384, 1)
   }
 
   // ================= consumers =================
-  pa::setmaxnreg_inc<T::kConsumerRegs>();
+  pa::setmaxnreg_inc<kXpos ? T::kXposConsumerRegs : T::kConsumerRegs>();
   const int wg = tid / 128 - 1, t = tid % 128;
   const pa::sptr<Tin> q_s = sQ + wg * kC * 64 * 64;
   // Rows of this thread (accumulator layout, sm90.cuh): r = 0, 1 -> row 16w + g + 8r of the
@@ -282,10 +355,10 @@ __global__ void __launch_bounds__(384, 1)
   for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
   float rmax[2] = {-INFINITY, -INFINITY}, rsum[2] = {0.f, 0.f};
   pa::mbarrier_wait(q_bar, 0);
-  if (PeKind == POSATTN_PE_ROPE) {  // K arrives rotated (pre-pass); Q once per block, here
+  if (PeKind == POSATTN_PE_ROPE || kXpos) {  // K: pre-pass (RoPE), producer (xPos); Q here
     const int r0 = qt0 + 64 * wg;
     rotate_q(p, q_s, pa::max(0, pa::min(64, sq.Lq - r0)), [&](int r) { return sq.q_pos(r0 + r); },
-             t);
+             t, xf);
     pa::fence_proxy_async();                // the writes, before the wgmmas read Q
     pa::named_barrier_sync(1 + wg, 128);    // ... of every thread of this warpgroup
   }
@@ -513,6 +586,8 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   using T = Traits<D>;
   if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
     return pa::launch_status{false, "prefill_wgmma: the RoPE instance needs K rotated by the pre-pass"};
+  if (PeKind == POSATTN_PE_XPOS && p.k_prerotated)
+    return pa::launch_status{false, "prefill_wgmma: the xPos instance transforms K itself"};
   pa::tma_map tq, tk, tv;
   const bool varlen = p.cu_q != nullptr;
   const int qb = varlen ? 1 : p.batch;
@@ -535,7 +610,7 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
 inline bool serves_pe(int kind) {
   return kind == POSATTN_PE_NONE || kind == POSATTN_PE_ROPE || kind == POSATTN_PE_ALIBI ||
          kind == POSATTN_PE_T5 || kind == POSATTN_PE_KERPLE_LOG ||
-         kind == POSATTN_PE_KERPLE_POWER || kind == POSATTN_PE_FIRE;
+         kind == POSATTN_PE_KERPLE_POWER || kind == POSATTN_PE_FIRE || kind == POSATTN_PE_XPOS;
 }
 
 template <int D, class Tin>
@@ -548,6 +623,9 @@ pa::launch_status launch_pe(const pa_prefill_params &p, void *stream) {
     case POSATTN_PE_KERPLE_LOG: return launch<D, Tin, POSATTN_PE_KERPLE_LOG>(p, stream);
     case POSATTN_PE_KERPLE_POWER: return launch<D, Tin, POSATTN_PE_KERPLE_POWER>(p, stream);
     case POSATTN_PE_FIRE: return launch<D, Tin, POSATTN_PE_FIRE>(p, stream);
+    case POSATTN_PE_XPOS:  // not at hd256 (unfit)
+      if constexpr (D != 256) return launch<D, Tin, POSATTN_PE_XPOS>(p, stream);
+      return pa::launch_status{false, "prefill_wgmma: no xPos instance at head_dim 256"};
     default: return pa::launch_status{false, "prefill_wgmma: no instance for this PE kind"};
   }
 }
@@ -569,8 +647,14 @@ inline const char *unfit(const pa_problem *p) {
   if (p->in_dtype != POSATTN_DTYPE_BF16 && p->in_dtype != POSATTN_DTYPE_F16)
     return "it takes bf16 or f16 inputs";
   if (p->d != 64 && p->d != 128 && p->d != 256) return "it takes head_dim 64, 128 or 256";
-  if (!serves_pe(p->desc->pe.kind))
-    return "it takes no PE, RoPE, ALiBi, T5, KERPLE or FIRE (not xPos yet)";
+  if (!serves_pe(p->desc->pe.kind)) return "it takes no PE, RoPE, ALiBi, T5, KERPLE, FIRE or xPos";
+  // xPos as mma.cuh applies it (its unfit): a centred q/k transform whose factors the 16-bit
+  // operands hold only when every visible key precedes its query and positions are token order.
+  if (p->desc->pe.kind == POSATTN_PE_XPOS &&
+      (!p->desc->causal || p->desc->q_positions || p->desc->kv_positions))
+    return "it applies xPos only with causal masking and default position ids";
+  if (p->desc->pe.kind == POSATTN_PE_XPOS && p->d == 256)
+    return "it applies xPos at head_dim 64 and 128 (hd256: no register split without spills)";
   if (p->desc->pe.kind == POSATTN_PE_T5 && p->desc->pe.t5.max_distance > Traits<64>::kT5MaxDistance)
     return "it keeps T5's bias table in shared memory: max_distance <= 8191";
   if (p->desc->pe.kind == POSATTN_PE_T5 && p->d == 256 &&
@@ -591,4 +675,5 @@ inline const char *unfit(const pa_problem *p) {
 }  // namespace PA_WGMMA_NS
 }  // namespace wgmma
 }  // namespace pa_kernels
+#undef PA_WGMMA_ROLLED
 #endif

@@ -41,6 +41,7 @@ struct Case {
   bool positions = false;   // explicit random position ids
   int t5_max_distance = 0;  // T5 (bidirectional, 32 buckets, random table) when > 0
   bool sinks = false;       // random per-head sink logits near the logits
+  double xpos_scale_base = 64;  // xPos: small, so the decay is far from 1 at these distances
 };
 
 class PrefillWgmma : public pat_emu_ref_test {
@@ -120,6 +121,7 @@ void describe(const Case &c, posattn_attention_desc &desc, Arrays &arr) {
     for (int h = 0; h < c.hq; ++h) arr.sinks.push_back(float(pat_rng_uniform(&rng, -1, 3)));
     desc.sink_logits = arr.sinks.data();
   }
+  if (c.pe == POSATTN_PE_XPOS) desc.pe.xpos.scale_base = c.xpos_scale_base;
   desc.pe.rope.rotary_dim = c.rotary_dim;
   desc.pe.rope.layout = c.layout;
 }
@@ -325,6 +327,46 @@ TEST_F(PrefillWgmma, hd128_f16_sinks_varlen_window_alibi) {
   check(c, 71);
 }
 
+// ---- xPos: K transformed by the producer warpgroup after TMA lands (one key row per thread),
+// Q by the consumers; the centred decay of mma.cuh ----
+TEST_F(PrefillWgmma, hd64_f16_xpos_gptj_causal) {
+  Case c{"hd64 xpos", F16, F16, 1, 2, 2, 64, 150, 150};
+  c.pe = POSATTN_PE_XPOS;
+  c.layout = POSATTN_ROPE_GPTJ;
+  c.causal = 1;
+  check(c, 120);
+}
+TEST_F(PrefillWgmma, hd128_bf16_xpos_neox_partial_q_shorter_gqa) {
+  Case c{"hd128 xpos 97x161", BF16, F32, 1, 4, 2, 128, 97, 161};
+  c.pe = POSATTN_PE_XPOS;
+  c.rotary_dim = 64;
+  c.causal = 1;
+  check(c, 121);
+}
+TEST_F(PrefillWgmma, hd128_f16_xpos_varlen_window_default_scale) {
+  Case c{"hd128 xpos varlen", F16, BF16, 2, 2, 1, 128, 300, 300};
+  c.cu = {0, 37, 300};
+  c.pe = POSATTN_PE_XPOS;
+  c.layout = POSATTN_ROPE_GPTJ;
+  c.causal = 1;
+  c.wl = 90;
+  c.xpos_scale_base = 512;
+  check(c, 122);
+}
+TEST_F(PrefillWgmma, hd128_bf16_xpos_shuffled_thread_orders) {
+  pa_emu::Options &o = pa_emu::options();
+  const pa_emu::Options saved = o;
+  o.shuffle = true;
+  for (uint64_t seed : {31u, 32u}) {
+    o.seed = seed;
+    Case c{"hd128 xpos shuffled", BF16, BF16, 1, 2, 1, 128, 130, 400};
+    c.pe = POSATTN_PE_XPOS;
+    c.causal = 1;
+    check(c, 123 + seed);
+  }
+  o = saved;
+}
+
 // ---- head dim 256 (Bc = 64 keys per tile) ----
 // Shapes are small: the emulator runs the 384-thread block with 128 fp32 accumulators of O per
 // consumer thread. Odd lengths with q_len < kv_len (bottom-right causal), several key tiles with a
@@ -353,7 +395,8 @@ TEST_F(PrefillWgmma, hd256_f16_varlen_causal_softcap) {
 
 // Every PE kind the kernel serves x every mask kind (none, causal, causal + sliding window,
 // causal + documents with anchors), once each at hd256, bf16 and f16 alternating, 97 x 161
-// (window and documents: self-attention 161 x 161, where tiles get skipped).
+// (window and documents: self-attention 161 x 161, where tiles get skipped). (xPos is served at
+// hd64 and hd128 only.)
 TEST_F(PrefillWgmma, hd256_every_pe_times_every_mask) {
   const posattn_pe_kind kinds[] = {POSATTN_PE_NONE,       POSATTN_PE_ROPE,
                                    POSATTN_PE_ALIBI,      POSATTN_PE_T5,
@@ -405,9 +448,16 @@ TEST_F(PrefillWgmma, chooser_prefers_wgmma_on_sm90_only) {
   pa_prefill_set_emu_target_sm(80);
   EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "mma");
   pa_prefill_set_emu_target_sm(90);
-  desc.pe.kind = POSATTN_PE_XPOS;  // not served yet: the sm80 kernel
+  desc.pe.kind = POSATTN_PE_XPOS;  // causal with default positions only (as the sm80 kernel)
   desc.causal = 1;
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  desc.causal = 0;
   EXPECT_STRNE(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  desc.causal = 1;
+  desc.head_dim = 256;  // xPos at hd256: the sm80 kernel
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "mma");
+  desc.head_dim = 64;
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, F16, BF16, msg, sizeof msg), "wgmma");
   desc.pe.kind = POSATTN_PE_NONE;
   desc.head_dim = 96;
   EXPECT_STRNE(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
@@ -431,11 +481,13 @@ TEST_F(PrefillWgmma, chooser_prefers_wgmma_on_sm90_only) {
 
 // NaN RULE (posattn.h): a NaN / inf in q, k or v poisons exactly the rows that see it, also when
 // the key shares a masked tile with rows that do not see it (the producer's isolate pass), at
-// hd64 (Bc = 128) and hd256 (Bc = 64: the poisoned keys 17, 70 and 130 lie in tiles 0, 1 and 2).
+// hd64 (Bc = 128), hd256 (Bc = 64: the poisoned keys 17, 70 and 130 lie in tiles 0, 1 and 2) and
+// hd128 with xPos (the producer warpgroup's per-row pass after the K transform); hd64 in bf16 and
+// f16, hd256 in f16, hd128 xPos in bf16.
 TEST_F(PrefillWgmma, nonfinite_inputs_poison_only_the_rows_that_see_them) {
   const double kNaN = std::numeric_limits<double>::quiet_NaN();
   const double kInf = std::numeric_limits<double>::infinity();
-  for (int d : {64, 256}) {
+  for (int d : {64, 256, 128}) {
     const pat_poison poisons[] = {
         {'v', 0, 17, 0, 5, kNaN},       // a future key of earlier rows in the first tile
         {'v', 1, 130, 0, d - 1, kInf},  // a later key tile, the last feature
@@ -444,8 +496,10 @@ TEST_F(PrefillWgmma, nonfinite_inputs_poison_only_the_rows_that_see_them) {
         {'q', 0, 30, 1, 2, -kInf},
     };
     for (posattn_dtype dt : {BF16, F16}) {
+      if ((d == 256 && dt == BF16) || (d == 128 && dt == F16)) continue;  // emulator time
       Case c{"nan", dt, F32, 2, 2, 1, d, 140, 140};
       c.causal = 1;
+      if (d == 128) c.pe = POSATTN_PE_XPOS;  // the producer warpgroup's per-row pass
       posattn_attention_desc desc;
       Arrays docs;
       describe(c, desc, docs);
