@@ -4,11 +4,14 @@
 //
 // First version, kept simple: head dims 64, 128 and 256, bf16/f16 inputs; every mask (causal
 // bottom-right, windows, documents + anchors, with tile skipping), GQA, dense and varlen, softcap;
-// the PE kinds NONE, ROPE, ALIBI, T5, KERPLE (log, power) and FIRE through the policies mma.cuh uses
-// (kernels/pe/*.cuh): biases added to the fp32 logit (T5 and FIRE tables copied to shared memory
-// once per block), RoPE's K rotated by the pre-pass (rope_k.cu) and Q rotated once per block by
-// each consumer warpgroup in shared memory (fp32, rounded once to the input type). The chooser
-// (dispatch.cpp) sends the rest (xPos, other head dims, fp32 inputs) to the sm80 kernel (mma.cuh).
+// sink logits; the PE kinds NONE, ROPE, ALIBI, T5, KERPLE (log, power), FIRE and XPOS (hd64/128)
+// through the policies mma.cuh uses (kernels/pe/*.cuh): biases added to the fp32 logit (T5 and FIRE
+// tables copied to shared memory once per block), RoPE's K rotated by the pre-pass (rope_k.cu) and
+// Q rotated once per block by each consumer warpgroup in shared memory (fp32, rounded once to the
+// input type); xPos's K transformed by the producer warpgroup once per block and tile after TMA
+// lands (its factors depend on the block's centre, see PairTransform and the producer). The
+// chooser (dispatch.cpp) sends the rest (xPos at hd256, other head dims, fp32 inputs) to the sm80
+// kernel (mma.cuh).
 //
 // One block (CTA) computes 128 query rows of one (sequence, q head) with three warpgroups:
 //   warpgroup 0  producer: one warp issues the TMA loads (Q once, then K/V tiles of Bc keys into a
