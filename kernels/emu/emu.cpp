@@ -517,6 +517,7 @@ void barrier(const char *file, int line) {
     }
     L.at_barrier = 0;
     L.epoch = ++tl_epoch;
+    if (tl_sm90) sm90::block_barrier();
     for (unsigned t = 0; t < L.nthreads; ++t) make_ready(L, t);
   }
   to_scheduler(f, false);
@@ -678,6 +679,7 @@ void collective(Coll kind, int sub, uint32_t mask, Post &p, const char *file, in
   complete(L, w, f.warp);
   w.arrived = 0;
   ++w.syncs;
+  if (tl_sm90 && kind == Coll::Sync) sm90::warp_barrier(f.warp, w.mask);
   for (unsigned l = 0; l < 32; ++l)
     if ((w.mask >> l & 1u) && l != f.lane) make_ready(L, f.warp * 32 + l);
 }

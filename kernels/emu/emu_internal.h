@@ -40,6 +40,10 @@ namespace sm90 {
 void shared_access(const void *p, size_t n, bool write);
 // No thread is ready: lands the TMA copies in flight. True if that made a thread ready.
 bool idle();
+// Memory ordering for the async-proxy checks: a completed __syncthreads; a completed __syncwarp
+// of the lanes in `mask` of warp `warp`.
+void block_barrier();
+void warp_barrier(unsigned warp, uint32_t mask);
 // Appends the state of mbarriers with waiters to a deadlock report.
 void describe(char *buf, size_t n);
 }  // namespace sm90

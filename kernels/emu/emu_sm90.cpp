@@ -2,6 +2,7 @@
 // setmaxnreg, and their checks. See emu_sm90.h for the model and docs/emulator.md for the design.
 #include "emu_sm90.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -36,6 +37,7 @@ struct Mbar {
   uint64_t announced = 0, landed = 0;       // expect_tx bytes and TMA bytes of this phase
   unsigned inflight = 0;                    // TMA loads not landed yet
   std::vector<unsigned> waiters;
+  std::vector<uint32_t> rel, done;  // clocks: the arrivals of this phase; of the last completed one
 };
 
 struct TmaOp {
@@ -90,6 +92,7 @@ struct NamedBar {
   const char *file = nullptr;
   int line = 0;
   std::vector<unsigned> waiters;
+  std::vector<uint32_t> rel;  // the clocks of this round's arrivals
 };
 
 struct State {
@@ -103,6 +106,16 @@ struct State {
   std::vector<uint16_t> wg_read;  // per shared byte: in-flight wgmmas reading it
   std::vector<uint16_t> gw_tid;   // per shared byte: 1 + the thread that last wrote it (generic)
   std::vector<uint32_t> gw_proxy; // that thread's fence.proxy.async count at the write
+  std::vector<uint32_t> gw_clock; // that thread's own clock at the write
+  // Happens-before of generic writes read by the async proxy (wgmma, TMA store): a vector clock
+  // per thread, vc[t * nt + u] = what thread t knows of thread u's clock. A thread's own clock
+  // advances at each release (mbarrier arrive, named barrier, __syncthreads, __syncwarp); an
+  // acquire (a completed mbarrier wait, bar.sync, __syncthreads, __syncwarp) joins the clocks
+  // released into that barrier. A write by u at own clock c is ordered before a reader t when
+  // vc[t * nt + u] >= c.
+  std::vector<uint32_t> vc;
+  unsigned cur_wg = 0;          // the warpgroup whose wgmma reads its operands
+  std::vector<uint32_t> known;  // per wgmma: min over its warpgroup of vc[. * nt + u] (0: not yet)
   std::unordered_map<uint64_t, WgOp> ops;
   uint64_t next_op = 1;
 };
@@ -121,6 +134,11 @@ State &st() {
     S.wg_read.assign(n, 0);
     S.gw_tid.assign(n, 0);
     S.gw_proxy.assign(n, 0);
+    S.gw_clock.assign(n, 0);
+    const size_t nt = core::block_threads();
+    S.vc.assign(nt * nt, 0);
+    for (size_t t = 0; t < nt; ++t) S.vc[t * nt + t] = 1;
+    S.known.assign(nt, 0);
     S.ops.clear();
     core::enable_sm90();
   }
@@ -136,6 +154,27 @@ struct Where {
     std::snprintf(s, sizeof s, "'%s' + %lld", name, off);
   }
 };
+
+// ---- vector clocks (State::vc) ----
+uint32_t *clock_of(State &s, unsigned t) { return s.vc.data() + size_t(t) * s.threads.size(); }
+// The running thread releases its clock into `into`, then its own clock advances.
+void release_into(State &s, std::vector<uint32_t> &into) {
+  const unsigned nt = unsigned(s.threads.size()), me = core::self();
+  if (into.size() != nt) into.assign(nt, 0);
+  uint32_t *c = clock_of(s, me);
+  for (unsigned u = 0; u < nt; ++u) into[u] = std::max(into[u], c[u]);
+  ++c[me];
+}
+void acquire_from(State &s, unsigned t, const std::vector<uint32_t> &from) {
+  if (from.empty()) return;
+  uint32_t *c = clock_of(s, t);
+  for (size_t u = 0; u < from.size(); ++u) c[u] = std::max(c[u], from[u]);
+}
+// Whether the generic write to shared byte b is ordered before an async-proxy read by thread t.
+bool write_ordered_before(State &s, uint32_t b, unsigned t) {
+  const unsigned u = s.gw_tid[b] - 1u;
+  return clock_of(s, t)[u] >= s.gw_clock[b];
+}
 
 // Bounds and alignment of an n-byte object at p in region r (no race or ownership tracking).
 void check_object(const void *p, size_t n, size_t align, const Region &r, const char *what) {
@@ -175,6 +214,8 @@ const char *try_complete(Mbar &b, char *msg, size_t n) {
   }
   if (b.tx > 0) return nullptr;
   ++b.phases;
+  b.done.swap(b.rel);
+  b.rel.assign(b.done.size(), 0);
   b.pending = b.expected;
   b.announced = b.landed = 0;
   for (unsigned t : b.waiters) core::wake(t);
@@ -282,6 +323,7 @@ void shared_access(const void *p, size_t n, bool write) {
       s.tag[addr + i] = 0;
       s.gw_tid[addr + i] = uint16_t(me + 1);
       s.gw_proxy[addr + i] = s.threads[me].proxy;
+      s.gw_clock[addr + i] = clock_of(s, me)[me];
     }
 }
 
@@ -299,6 +341,32 @@ bool idle() {
   s.tmas.clear();
   if (err) core::report(who, "%s", err);
   return true;
+}
+
+// A completed __syncthreads (every thread) or __syncwarp (the lanes of `mask` in warp `warp`):
+// every participant releases its clock and acquires the others'.
+void sync_threads(unsigned first, unsigned count, uint32_t mask) {
+  State &s = st();
+  const unsigned nt = unsigned(s.threads.size());
+  std::vector<uint32_t> &j = s.known;  // scratch (recomputed per wgmma)
+  std::fill(j.begin(), j.end(), 0u);
+  for (unsigned i = 0; i < count; ++i)
+    if (mask >> (i % 32) & 1u) {
+      const uint32_t *c = clock_of(s, first + i);
+      for (unsigned u = 0; u < nt; ++u) j[u] = std::max(j[u], c[u]);
+    }
+  for (unsigned i = 0; i < count; ++i)
+    if (mask >> (i % 32) & 1u) {
+      uint32_t *c = clock_of(s, first + i);
+      std::copy(j.begin(), j.end(), c);
+      ++c[first + i];
+    }
+  std::fill(j.begin(), j.end(), 0u);
+}
+void block_barrier() { sync_threads(0, unsigned(st().threads.size()), ~0u); }
+void warp_barrier(unsigned warp, uint32_t mask) {
+  const unsigned nt = unsigned(st().threads.size());
+  sync_threads(warp * 32, std::min(32u, nt - warp * 32), mask);
 }
 
 void describe(char *buf, size_t n) {
@@ -344,8 +412,9 @@ void mbar_init(void *bar, const Region &r, unsigned count, const char *file, int
 
 void mbar_arrive(void *bar, const Region &r, bool with_tx, unsigned tx, const char *file,
                  int line) {
-  st();
+  State &s = st();
   Mbar &b = live_bar(bar, r, "mbarrier_arrive", file, line);
+  release_into(s, b.rel);
   if (with_tx) {
     b.tx += tx;
     b.announced += tx;
@@ -367,7 +436,10 @@ void mbar_wait(void *bar, const Region &r, unsigned parity, const char *file, in
   if (parity > 1) fault("mbarrier_wait at %s:%d with parity %u: must be 0 or 1", file, line, parity);
   for (;;) {
     Mbar &b = live_bar(bar, r, "mbarrier_wait", file, line);
-    if ((b.phases & 1u) != parity) return;  // the phase with this parity has completed
+    if ((b.phases & 1u) != parity) {  // the phase with this parity has completed
+      acquire_from(S, core::self(), b.done);
+      return;
+    }
     b.waiters.push_back(core::self());
     core::park("an mbarrier wait", file, line);
   }
@@ -476,6 +548,14 @@ void tma_store(const TmaMap &m, const void *src, const Region &sreg, const int32
               "the write (the async proxy may not see it)",
               file, line, Where(b).s, who);
       }
+      if (s.gw_tid[b] && !write_ordered_before(s, b, core::self())) {
+        char who[32];
+        core::thread_name(who, sizeof who, s.gw_tid[b] - 1u);
+        fault("TMA store at %s:%d reads %s, written by thread %s, and no barrier orders that write "
+              "before the store (mbarrier, named barrier, __syncthreads or __syncwarp from the "
+              "writer to this thread)",
+              file, line, Where(b).s, who);
+      }
     }
     if (inside) {
       char *dst = const_cast<char *>(m.base) + off;
@@ -580,6 +660,23 @@ double read_operand(State &s, uint64_t desc, bool k_major, unsigned mn, unsigned
             "fence_proxy_async after the write (the async proxy may not see it)",
             file, line, which, Where(a).s, who);
     }
+    if (s.gw_tid[b]) {  // ordered before every thread of the issuing warpgroup (State::known)
+      const unsigned u = s.gw_tid[b] - 1u;
+      if (s.known[u] == 0) {
+        uint32_t m = ~0u;
+        for (unsigned t = 0; t < 128; ++t)
+          m = std::min(m, clock_of(s, s.cur_wg * 128 + t)[u]);
+        s.known[u] = m + 1;  // stored + 1: 0 means not computed
+      }
+      if (s.known[u] - 1 < s.gw_clock[b]) {
+        char who[32];
+        core::thread_name(who, sizeof who, u);
+        fault("wgmma at %s:%d: %s operand at %s was written by thread %s, and no barrier orders "
+              "that write before this wgmma for every thread of the warpgroup (mbarrier, named "
+              "barrier, __syncthreads or __syncwarp from the writer to them)",
+              file, line, which, Where(a).s, who);
+      }
+    }
   }
   op.reads.push_back(a);
   uint16_t h;
@@ -605,6 +702,8 @@ void wgmma_compute(State &s, Warpgroup &g, unsigned wg, const char *file, int li
   op.line = line;
   op.refs = 128;
   static thread_local double A[64][16], B[16][256];
+  s.cur_wg = wg;
+  std::fill(s.known.begin(), s.known.end(), 0u);
   if (w0.a == nullptr) {
     for (unsigned m = 0; m < 64; ++m)
       for (unsigned k = 0; k < 16; ++k)
@@ -755,8 +854,14 @@ void named_barrier(int id, int count, bool wait, const char *file, int line) {
     fault("named barrier %d at %s:%d expects %d threads while others arrived at %s:%d expecting %u",
           id, file, line, count, b.file, b.line, b.count);
   }
+  release_into(s, b.rel);
   if (++b.arrived == b.count) {
-    for (unsigned t : b.waiters) core::wake(t);
+    for (unsigned t : b.waiters) {  // bar.sync: acquires every arrival's clock
+      acquire_from(s, t, b.rel);
+      core::wake(t);
+    }
+    if (wait) acquire_from(s, core::self(), b.rel);
+    std::fill(b.rel.begin(), b.rel.end(), 0u);
     b.waiters.clear();
     b.arrived = 0;
     if (b.count >= nt) core::new_epoch();  // the whole block: a barrier interval for racecheck

@@ -13,8 +13,9 @@
  *           const char *unfit(const pa_problem *p);   NULL when it serves p, else why not
  *           pa::launch_status launch(const pa_prefill_params &p, void *stream);
  *   WGMMA the sm_90a kernel (kernels/prefill/wgmma.cuh, FlashAttention-3 manner: TMA, mbarrier
- *         ring, warp specialisation, wgmma): bf16/fp16, head dims 64 and 128, no PE, RoPE, ALiBi,
- *         T5, KERPLE, FIRE (not xPos), every mask, GQA, dense and varlen (pa_kernels::wgmma::unfit()). Compiled in
+ *         ring, warp specialisation, wgmma): bf16/fp16, head dims 64, 128 and 256, no PE, RoPE, ALiBi,
+ *         T5, KERPLE, FIRE, xPos (hd64/128, causal), every mask, GQA, dense and varlen, sinks
+ *         (pa_kernels::wgmma::unfit()). Compiled in
  *         when POSATTN_PREFILL_WGMMA is defined (the EMU build); chosen only for an sm_90 target.
  *   SIMT  the portable kernel (simt.cu): every feature, any dtype, head dims up to 256.
  * On an sm_90 target the WGMMA kernel is preferred where it fits, then MMA, then SIMT; on other

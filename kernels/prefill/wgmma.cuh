@@ -2,13 +2,16 @@
 // written against the device layer's Hopper primitives (kernels/device/sm90.cuh), so that nvcc
 // builds it for sm_90a and the emulator runs the same source on the CPU.
 //
-// First version, kept simple: head dims 64 and 128, bf16/f16 inputs; every mask (causal
+// First version, kept simple: head dims 64, 128 and 256, bf16/f16 inputs; every mask (causal
 // bottom-right, windows, documents + anchors, with tile skipping), GQA, dense and varlen, softcap;
-// the PE kinds NONE, ROPE, ALIBI, T5, KERPLE (log, power) and FIRE through the policies mma.cuh uses
-// (kernels/pe/*.cuh): biases added to the fp32 logit (T5 and FIRE tables copied to shared memory
-// once per block), RoPE's K rotated by the pre-pass (rope_k.cu) and Q rotated once per block by
-// each consumer warpgroup in shared memory (fp32, rounded once to the input type). The chooser
-// (dispatch.cpp) sends the rest (xPos, other head dims, fp32 inputs) to the sm80 kernel (mma.cuh).
+// sink logits; the PE kinds NONE, ROPE, ALIBI, T5, KERPLE (log, power), FIRE and XPOS (hd64/128)
+// through the policies mma.cuh uses (kernels/pe/*.cuh): biases added to the fp32 logit (T5 and FIRE
+// tables copied to shared memory once per block), RoPE's K rotated by the pre-pass (rope_k.cu) and
+// Q rotated once per block by each consumer warpgroup in shared memory (fp32, rounded once to the
+// input type); xPos's K transformed by the producer warpgroup once per block and tile after TMA
+// lands (its factors depend on the block's centre, see PairTransform and the producer). The
+// chooser (dispatch.cpp) sends the rest (xPos at hd256, other head dims, fp32 inputs) to the sm80
+// kernel (mma.cuh).
 //
 // One block (CTA) computes 128 query rows of one (sequence, q head) with three warpgroups:
 //   warpgroup 0  producer: one warp issues the TMA loads (Q once, then K/V tiles of Bc keys into a
@@ -51,13 +54,16 @@
 #include "pe/bias.cuh"
 #include "pe/mask.cuh"
 #include "pe/rope.cuh"
+#include "pe/xpos.cuh"
 #include "posattn.h"
 #include "prefill/params.h"
 
 #if defined(__CUDACC__)
 #define PA_WGMMA_NS cuda
+#define PA_WGMMA_ROLLED _Pragma("unroll 1")  // a loop kept rolled (the producer's register budget)
 #else
 #define PA_WGMMA_NS emu
+#define PA_WGMMA_ROLLED
 #endif
 
 namespace pa_kernels {
@@ -65,17 +71,28 @@ namespace wgmma {
 inline namespace PA_WGMMA_NS {
 
 // ---- tile choices ---------------------------------------------------------------------------------
-// 128 query rows (two consumer warpgroups of 64), Bc = 128 keys, 2 stages.
-// hd128: 32 KiB Q + 2 x (32 + 32) KiB K/V = 160 KiB; hd64: 16 + 2 x 32 = 80 KiB.
-// Consumer registers: S 64 + O D/2 + P 32 fp32/b32 per thread.
+// 128 query rows (two consumer warpgroups of 64) and 2 stages at every head dim; keys per tile
+// Bc = 128 at hd64/hd128, 64 at hd256 (the K/V ring has to fit beside Q in 227 KiB).
+// hd64: 16 KiB Q + 2 x (16 + 16) KiB K/V = 80 KiB; hd128: 32 + 2 x (32 + 32) = 160 KiB;
+// hd256: 64 + 2 x (32 + 32) = 192 KiB (FA3 takes Bc = 80 there, which leaves no room for the
+// T5/FIRE tables).
+// Consumer registers: O D/2 + S Bc/2 + P Bc/4 fp32/b32 per thread: 32 + 64 + 32 = 128 (hd64),
+// 64 + 64 + 32 = 160 (hd128), 128 + 32 + 16 = 176 (hd256), under setmaxnreg's 232.
 template <int D>
 struct Traits {
-  static_assert(D == 64 || D == 128, "head dims 64 and 128");
-  static constexpr int kD = D, kBr = 128, kBc = 128, kStages = 2;
+  static_assert(D == 64 || D == 128 || D == 256, "head dims 64, 128 and 256");
+  static constexpr int kD = D, kBr = 128, kBc = D == 256 ? 64 : 128, kStages = 2;
   static constexpr int kChunks = D / 64;  // 128-byte swizzle columns of 64 features
   static constexpr int kThreads = 384;    // producer warpgroup + two consumer warpgroups
+  // setmaxnreg: 128 x 40 + 256 x 232 = 64512 (168 x 384); xPos, whose producer warpgroup transforms
+  // K (rope_cos_sin, exp2 per pair), 128 x 56 + 256 x 224 (at 40 its producer spills; at hd256
+  // no split compiled without spills, so xPos at hd256 stays with the sm80 kernel: unfit)
+  static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
+  static constexpr int kXposProducerRegs = 56, kXposConsumerRegs = 224;  // hd64, hd128 only
   static constexpr unsigned kQBytes = 64u * D * 2;   // one consumer's Q rows
   static constexpr unsigned kKVBytes = kBc * D * 2;  // one K (or V) tile
+  // T5's per-block table (2 (max_distance + 1) floats) has to fit beside the tiles
+  static constexpr int kT5MaxDistance = D == 256 ? 4095 : pa_pe::kT5SharedMaxDistance;
 };
 
 // Dynamic shared memory: the tiles, plus the T5/FIRE bias tables (pa_pe::shared_table_bytes).
@@ -84,23 +101,53 @@ constexpr size_t smem_bytes() {
   using T = Traits<D>;
   return 1024 /* alignment slack */ + size_t(T::kBr + 2 * T::kStages * T::kBc) * D * 2;
 }
+// 227 KiB per block on sm_90, less 1 KiB for the static mbarriers: the largest T5 table, and FIRE's
+// (< 30 KiB, kernels/pe/bias.cuh), fit at every head dim.
+constexpr size_t kSmemLimit = 232448 - 1024;
+static_assert(smem_bytes<256>() + 2 * (size_t(Traits<256>::kT5MaxDistance) + 1) * 4 <= kSmemLimit &&
+                  smem_bytes<128>() + 2 * (size_t(Traits<128>::kT5MaxDistance) + 1) * 4 <=
+                      kSmemLimit &&
+                  smem_bytes<256>() + 30 * 1024 <= kSmemLimit,
+              "the tiles and the bias tables exceed 227 KiB");
 
-// RoPE: rotates this warpgroup's Q rows [0, rows) in place (the TMA layout with 128-byte swizzle:
-// feature f of row r at chunk f / 64, 16-byte group ((f % 64) / 8) ^ (r % 8)); each pair in fp32,
-// rounded once to the input type. pos(r): position id of row r. t: thread of the warpgroup.
-template <class Tin, class Pos>
-PA_DEVICE void rotate_q(const pa_prefill_params &p, pa::sptr<Tin> q, int rows, Pos pos, int t) {
-  auto at = [](int r, int f) {
-    return (f / 64) * 64 * 64 + r * 64 + ((((f % 64) >> 3) ^ (r & 7)) << 3) + (f & 7);
-  };
+// The per-pair transform of q and k rows: RoPE's rotation (rope.cuh); xPos adds its centred decay
+// (xpos.cuh), centred on the block's first query position so that the q factors stay <= 1 -- the
+// math of mma.cuh's Transform (fp32, rounded once to the input type by the caller).
+template <int PeKind>
+struct PairTransform {
+  const pa_prefill_params *p;
+  int32_t centre;
+  PA_DEVICE float2 operator()(float a, float b, int pair, int32_t pos, bool is_q) const {
+    float2 r = pa_pe::rope_rotate(a, b, pa_pe::rope_cos_sin(*p, pair, pos));
+    if (PeKind == POSATTN_PE_XPOS) {
+      const float w = is_q ? pa_pe::xpos_q_scale(*p, pair, pos, centre)
+                           : pa_pe::xpos_k_scale(*p, pair, pos, centre);
+      r.x *= w;
+      r.y *= w;
+    }
+    return r;
+  }
+};
+
+// Element offset of feature f of row r in a tile of `rows` rows per 64-feature chunk, as a TMA load
+// with 128-byte swizzle writes it: chunk f / 64, 16-byte group ((f % 64) / 8) ^ (r % 8).
+PA_DEVICE int swizzled_at(int rows, int r, int f) {
+  return (f / 64) * rows * 64 + r * 64 + ((((f % 64) >> 3) ^ (r & 7)) << 3) + (f & 7);
+}
+
+// RoPE, xPos: transforms this warpgroup's Q rows [0, rows) in place (64 rows per chunk); each pair
+// in fp32, rounded once to the input type. pos(r): position id of row r. t: thread of the
+// warpgroup.
+template <class Tin, class Xf, class Pos>
+PA_DEVICE void rotate_q(const pa_prefill_params &p, pa::sptr<Tin> q, int rows, Pos pos, int t,
+                        const Xf &xf) {
   const int npairs = p.rotary_dim / 2;
   for (int e = t; e < rows * npairs; e += 128) {
     const int r = e / npairs, i = e % npairs;
     int fa, fb;
     pa_pe::rope_pair_features(p, i, fa, fb);
-    const pa::sptr<Tin> ea = q + at(r, fa), eb = q + at(r, fb);
-    const float2 x = pa_pe::rope_rotate(pa::to_float(Tin(*ea)), pa::to_float(Tin(*eb)),
-                                        pa_pe::rope_cos_sin(p, i, pos(r)));
+    const pa::sptr<Tin> ea = q + swizzled_at(64, r, fa), eb = q + swizzled_at(64, r, fb);
+    const float2 x = xf(pa::to_float(Tin(*ea)), pa::to_float(Tin(*eb)), i, pos(r), true);
     *ea = pa::from_float<Tin>(x.x);
     *eb = pa::from_float<Tin>(x.y);
   }
@@ -128,6 +175,38 @@ PA_DEVICE void isolate_nonfinite_v(pa::sptr<Tin> k, pa::sptr<Tin> v, int lane) {
     for (int x = 0; x < 8; ++x)
       if ((Tin(*(v + 8 * e + x)).bits & kExpBits<Tin>) == kExpBits<Tin>) *(v + 8 * e + x) = Tin{0};
     *(k + 8 * e) = pa::from_float<Tin>(NAN);
+  }
+}
+
+// xPos: the producer warpgroup's pass over key row r of a landed K/V tile (Bc rows per chunk).
+// Thread r of the warpgroup owns row r of K and V, so no two threads touch one byte: K's rotary
+// pairs transformed (RoPE + the K side of xPos's decay, xf) when `transform` (keys of the
+// sequence), then on masked tiles the NaN-rule pass of the row (isolate_nonfinite_v's rule: a
+// non-finite V element becomes 0, the first K element of its 16-byte chunk NaN).
+template <int D, int Bc, class Tin, class Xf>
+PA_DEVICE void xpos_k_row(const pa_prefill_params &p, pa::sptr<Tin> k, pa::sptr<Tin> v, int r,
+                          bool transform, bool isolate, int32_t pos, const Xf &xf) {
+  if (transform)
+    PA_WGMMA_ROLLED
+    for (int i = 0; i < p.rotary_dim / 2; ++i) {
+      int fa, fb;
+      pa_pe::rope_pair_features(p, i, fa, fb);
+      const pa::sptr<Tin> ea = k + swizzled_at(Bc, r, fa), eb = k + swizzled_at(Bc, r, fb);
+      const float2 x = xf(pa::to_float(Tin(*ea)), pa::to_float(Tin(*eb)), i, pos, false);
+      *ea = pa::from_float<Tin>(x.x);
+      *eb = pa::from_float<Tin>(x.y);
+    }
+  if (!isolate) return;
+  PA_WGMMA_ROLLED
+  for (int c = 0; c < D / 8; ++c) {
+    const int e = swizzled_at(Bc, r, 8 * c);  // features 8c .. 8c+7 lie in one 16-byte chunk
+    const uint4 w = pa::load(pa::ptr_cast<const uint4>(v + e));
+    if (!(nonfinite_pair<Tin>(w.x) || nonfinite_pair<Tin>(w.y) || nonfinite_pair<Tin>(w.z) ||
+          nonfinite_pair<Tin>(w.w)))
+      continue;
+    for (int x = 0; x < 8; ++x)
+      if ((Tin(*(v + e + x)).bits & kExpBits<Tin>) == kExpBits<Tin>) *(v + e + x) = Tin{0};
+    *(k + e) = pa::from_float<Tin>(NAN);
   }
 }
 
@@ -212,12 +291,15 @@ __global__ void __launch_bounds__(384, 1)
   const int q_tok0 = p.cu_q ? int(sq.q0) : 0, k_tok0 = p.cu_q ? int(sq.k0) : 0;
   const int cb = p.cu_q ? 0 : b;
 
+  constexpr bool kXpos = PeKind == POSATTN_PE_XPOS;
+  constexpr int kProducerBar = 5;  // xPos: named barrier 5, the producer warpgroup's 128 threads
+  const PairTransform<PeKind> xf{&p, sq.q_pos(qt0)};  // RoPE, xPos (centre: the block's first row)
   if (tid < 128) {
     // ================= producer =================
-    pa::setmaxnreg_dec<40>();
-    if (tid >= 32) return;  // one warp issues everything
-    const int lane = tid;
-    const bool leader = pa::elect_one_sync();
+    pa::setmaxnreg_dec<kXpos ? T::kXposProducerRegs : T::kProducerRegs>();
+    if (!kXpos && tid >= 32) return;  // one warp issues everything (xPos: the warpgroup transforms K)
+    const int lane = tid % 32;
+    const bool leader = tid < 32 && pa::elect_one_sync();
     if (leader) {
       pa::mbarrier_arrive_expect_tx(q_bar, 2 * T::kQBytes);
       for (int wg = 0; wg < 2; ++wg)
@@ -230,7 +312,8 @@ __global__ void __launch_bounds__(384, 1)
       const int s = n % kS, j0 = t * kBc;
       pa::mbarrier_wait(empty + s, unsigned((n / kS) & 1) ^ 1u);  // the first lap passes
       const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
-      const pa::sptr<uint64_t> bar = masked ? landed + s : full + s;
+      const bool own = kXpos || masked;  // the producer works on the tile before handing it over
+      const pa::sptr<uint64_t> bar = own ? landed + s : full + s;
       const pa::sptr<Tin> k_s = sK + s * kBc * D, v_s = sV + s * kBc * D;
       if (leader) {
         pa::mbarrier_arrive_expect_tx(bar, 2 * T::kKVBytes);
@@ -239,12 +322,20 @@ __global__ void __launch_bounds__(384, 1)
           pa::tma_load_4d(v_s + c * kBc * 64, tv, 64 * c, hk, k_tok0 + j0, cb, bar);
         }
       }
-      if (masked) {
+      if (own) {
         pa::mbarrier_wait(landed + s, (landed_phase >> s) & 1u);
         landed_phase ^= 1u << s;
-        isolate_nonfinite_v<kBc * D>(k_s, v_s, lane);
-        pa::fence_proxy_async();  // the writes above, before the consumers' wgmmas read them
-        __syncwarp();
+        if constexpr (kXpos) {
+          if (tid < kBc)
+            xpos_k_row<D, kBc>(p, k_s, v_s, tid, j0 + tid < sq.Lk, masked,
+                               j0 + tid < sq.Lk ? sq.kv_pos(j0 + tid) : 0, xf);
+          pa::fence_proxy_async();  // the writes above, before the consumers' wgmmas read them
+          pa::named_barrier_sync(kProducerBar, 128);  // ... of every producer thread
+        } else {
+          isolate_nonfinite_v<kBc * D>(k_s, v_s, lane);
+          pa::fence_proxy_async();  // the writes above, before the consumers' wgmmas read them
+          __syncwarp();
+        }
         if (leader) pa::mbarrier_arrive(full + s);
       }
     }
@@ -252,7 +343,7 @@ __global__ void __launch_bounds__(384, 1)
   }
 
   // ================= consumers =================
-  pa::setmaxnreg_inc<232>();
+  pa::setmaxnreg_inc<kXpos ? T::kXposConsumerRegs : T::kConsumerRegs>();
   const int wg = tid / 128 - 1, t = tid % 128;
   const pa::sptr<Tin> q_s = sQ + wg * kC * 64 * 64;
   // Rows of this thread (accumulator layout, sm90.cuh): r = 0, 1 -> row 16w + g + 8r of the
@@ -267,10 +358,10 @@ __global__ void __launch_bounds__(384, 1)
   for (int i = 0; i < D / 2; ++i) o[i] = 0.f;
   float rmax[2] = {-INFINITY, -INFINITY}, rsum[2] = {0.f, 0.f};
   pa::mbarrier_wait(q_bar, 0);
-  if (PeKind == POSATTN_PE_ROPE) {  // K arrives rotated (pre-pass); Q once per block, here
+  if (PeKind == POSATTN_PE_ROPE || kXpos) {  // K: pre-pass (RoPE), producer (xPos); Q here
     const int r0 = qt0 + 64 * wg;
     rotate_q(p, q_s, pa::max(0, pa::min(64, sq.Lq - r0)), [&](int r) { return sq.q_pos(r0 + r); },
-             t);
+             t, xf);
     pa::fence_proxy_async();                // the writes, before the wgmmas read Q
     pa::named_barrier_sync(1 + wg, 128);    // ... of every thread of this warpgroup
   }
@@ -424,7 +515,11 @@ __global__ void __launch_bounds__(384, 1)
     kt = kt_next;
   }
 
-  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log ----
+  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log. A sink (posattn.h)
+  // adds e^sink without a value to l, both taken at M = max(row maximum, sink) (as mma.cuh): a row
+  // that saw no key gets out 0 and lse = sink exactly; a NaN l (poisoned row) stays NaN. ----
+  constexpr float kLn2 = 0.6931471805599453f;
+  const float sink = p.sinks ? float(p.sinks[h]) : 0.f;
   PA_UNROLL
   for (int r = 0; r < 2; ++r) {
     float l = rsum[r];
@@ -439,14 +534,24 @@ __global__ void __launch_bounds__(384, 1)
     l += bad;
     const int i = row_of(r);
     if (i >= sq.Lq) continue;
-    const float inv = l == 0.f ? 0.f : 1.f / l;  // no visible key: output 0; NaN l: NaN row
+    const float m2 = rmax[r] * cs;  // the row maximum in log2 units, -inf when no key is visible
+    float o_scale = 1.f;
+    bool sink_max = false;  // the sink is M
+    if (p.sinks) {  // in natural units: sink * log2(e) overflows fp32 for sinks above 2.4e38
+      const float mn = m2 * kLn2;
+      sink_max = sink >= mn;
+      const float M = sink_max ? sink : mn;
+      o_scale = expf(mn - M);  // 0 when mn = -inf
+      l = fmaf(l, o_scale, expf(sink - M));
+    }
+    const float inv = l == 0.f ? 0.f : o_scale / l;  // no visible key: output 0; NaN l: NaN row
     const int64_t orow = sq.q_off(i, h, p.o_sb, p.o_ss, p.o_sh);
     PA_UNROLL
     for (int e = 0; e < D / 2; ++e)
       if ((e / 2) % 2 == r) store_out(p.out, p.out_dtype, orow + pa::wgmma_acc_col(t, e), o[e] * inv);
     if (p.lse && t % 4 == 0)
-      p.lse[sq.lse_index(i, h)] =
-          l == 0.f ? -INFINITY : (rmax[r] * cs + log2f(l)) * 0.6931471805599453f;
+      p.lse[sq.lse_index(i, h)] = l == 0.f ? -INFINITY
+                                  : sink_max ? sink + log2f(l) * kLn2 : (m2 + log2f(l)) * kLn2;
   }
 #else
   __trap();  // a device pass without sm_90a code: never launched there (cuda_backend.cu checks)
@@ -484,6 +589,8 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   using T = Traits<D>;
   if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
     return pa::launch_status{false, "prefill_wgmma: the RoPE instance needs K rotated by the pre-pass"};
+  if (PeKind == POSATTN_PE_XPOS && p.k_prerotated)
+    return pa::launch_status{false, "prefill_wgmma: the xPos instance transforms K itself"};
   pa::tma_map tq, tk, tv;
   const bool varlen = p.cu_q != nullptr;
   const int qb = varlen ? 1 : p.batch;
@@ -506,7 +613,7 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
 inline bool serves_pe(int kind) {
   return kind == POSATTN_PE_NONE || kind == POSATTN_PE_ROPE || kind == POSATTN_PE_ALIBI ||
          kind == POSATTN_PE_T5 || kind == POSATTN_PE_KERPLE_LOG ||
-         kind == POSATTN_PE_KERPLE_POWER || kind == POSATTN_PE_FIRE;
+         kind == POSATTN_PE_KERPLE_POWER || kind == POSATTN_PE_FIRE || kind == POSATTN_PE_XPOS;
 }
 
 template <int D, class Tin>
@@ -519,6 +626,9 @@ pa::launch_status launch_pe(const pa_prefill_params &p, void *stream) {
     case POSATTN_PE_KERPLE_LOG: return launch<D, Tin, POSATTN_PE_KERPLE_LOG>(p, stream);
     case POSATTN_PE_KERPLE_POWER: return launch<D, Tin, POSATTN_PE_KERPLE_POWER>(p, stream);
     case POSATTN_PE_FIRE: return launch<D, Tin, POSATTN_PE_FIRE>(p, stream);
+    case POSATTN_PE_XPOS:  // not at hd256 (unfit)
+      if constexpr (D != 256) return launch<D, Tin, POSATTN_PE_XPOS>(p, stream);
+      return pa::launch_status{false, "prefill_wgmma: no xPos instance at head_dim 256"};
     default: return pa::launch_status{false, "prefill_wgmma: no instance for this PE kind"};
   }
 }
@@ -529,6 +639,8 @@ inline pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   if (p.d == 64 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<64, pa::f16>(p, stream);
   if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_BF16) return launch_pe<128, pa::bf16>(p, stream);
   if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<128, pa::f16>(p, stream);
+  if (p.d == 256 && p.in_dtype == POSATTN_DTYPE_BF16) return launch_pe<256, pa::bf16>(p, stream);
+  if (p.d == 256 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<256, pa::f16>(p, stream);
   return pa::launch_status{false, "prefill_wgmma: no instance for this head dim / dtype"};
 }
 
@@ -537,12 +649,21 @@ inline pa::launch_status launch(const pa_prefill_params &p, void *stream) {
 inline const char *unfit(const pa_problem *p) {
   if (p->in_dtype != POSATTN_DTYPE_BF16 && p->in_dtype != POSATTN_DTYPE_F16)
     return "it takes bf16 or f16 inputs";
-  if (p->d != 64 && p->d != 128) return "it takes head_dim 64 or 128";
-  if (!serves_pe(p->desc->pe.kind))
-    return "it takes no PE, RoPE, ALiBi, T5, KERPLE or FIRE (not xPos yet)";
-  if (p->desc->pe.kind == POSATTN_PE_T5 &&
-      p->desc->pe.t5.max_distance > pa_pe::kT5SharedMaxDistance)
+  if (p->d != 64 && p->d != 128 && p->d != 256) return "it takes head_dim 64, 128 or 256";
+  if (!serves_pe(p->desc->pe.kind)) return "it takes no PE, RoPE, ALiBi, T5, KERPLE, FIRE or xPos";
+  // xPos as mma.cuh applies it (its unfit): a centred q/k transform whose factors the 16-bit
+  // operands hold only when every visible key precedes its query and positions are token order.
+  if (p->desc->pe.kind == POSATTN_PE_XPOS &&
+      (!p->desc->causal || p->desc->q_positions || p->desc->kv_positions))
+    return "it applies xPos only with causal masking and default position ids";
+  if (p->desc->pe.kind == POSATTN_PE_XPOS && p->d == 256)
+    return "it applies xPos at head_dim 64 and 128 (hd256: no register split without spills)";
+  if (p->desc->pe.kind == POSATTN_PE_T5 && p->desc->pe.t5.max_distance > Traits<64>::kT5MaxDistance)
     return "it keeps T5's bias table in shared memory: max_distance <= 8191";
+  if (p->desc->pe.kind == POSATTN_PE_T5 && p->d == 256 &&
+      p->desc->pe.t5.max_distance > Traits<256>::kT5MaxDistance)
+    return "it keeps T5's bias table in shared memory beside the head_dim 256 tiles: max_distance "
+           "<= 4095";
   if (p->q) {  // TMA: 16-byte aligned base addresses and strides
     const posattn_tensor *t[3] = {p->q, p->k, p->v};
     for (const posattn_tensor *x : t) {
@@ -557,4 +678,5 @@ inline const char *unfit(const pa_problem *p) {
 }  // namespace PA_WGMMA_NS
 }  // namespace wgmma
 }  // namespace pa_kernels
+#undef PA_WGMMA_ROLLED
 #endif

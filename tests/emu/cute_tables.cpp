@@ -193,4 +193,22 @@ GmmaTile gmma_tile(bool k_major, int swizzle, int mn) {
   return tile_by_swizzle<false, 256>(swizzle);
 }
 
+GmmaTile gmma_tile_sw128(bool k_major, int mn, int kt) {
+  using T = cute::bfloat16_t;
+  using K = GMMA::Layout_K_SW128_Atom<T>;
+  using MN = GMMA::Layout_MN_SW128_Atom<T>;
+  if (k_major) {
+    if (mn == 64 && kt == 64) return tile_of<true, K, 64, 64>({});
+    if (mn == 128 && kt == 64) return tile_of<true, K, 128, 64>({});
+    if (mn == 64 && kt == 128) return tile_of<true, K, 64, 128>({});
+    if (mn == 128 && kt == 128) return tile_of<true, K, 128, 128>({});
+    if (mn == 64 && kt == 256) return tile_of<true, K, 64, 256>({});
+  } else {
+    if (mn == 64 && kt == 128) return tile_of<false, MN, 64, 128>({});
+    if (mn == 128 && kt == 128) return tile_of<false, MN, 128, 128>({});
+    if (mn == 256 && kt == 64) return tile_of<false, MN, 256, 64>({});
+  }
+  throw std::runtime_error("gmma_tile_sw128: not a shape of the prefill kernel");
+}
+
 }  // namespace cute_tables

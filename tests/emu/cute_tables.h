@@ -52,6 +52,11 @@ struct GmmaTile {
   std::vector<std::vector<uint32_t>> offset;    // per k-block, mn * 16 + k
 };
 GmmaTile gmma_tile(bool k_major, int swizzle, int mn);
+// The same with 128-byte swizzle at the (mn, kt) shapes of the sm_90a prefill kernel's operands
+// (kernels/prefill/wgmma.cuh, 64-row Q slices and Bc-key K/V tiles at D = 64, 128, 256):
+// K-major (Q, K): (64, 64), (128, 64), (64, 128), (128, 128), (64, 256); MN-major (V, mn = D,
+// kt = Bc): (64, 128), (128, 128), (256, 64). Other shapes throw.
+GmmaTile gmma_tile_sw128(bool k_major, int mn, int kt);
 
 }  // namespace cute_tables
 #endif

@@ -139,6 +139,7 @@ enum Bug {
   kAccTouchedAfterFence,
   kProxyFenceKept,  // threads write A with fence_proxy_async: must pass
   kNone,  // the same kernel with every rule kept (must pass)
+  kWriteNotOrdered,  // a thread writes A (fenced) after the last barrier: no order to the wgmma
 };
 
 // A (64 x 64) through TMA with 128-byte swizzle, B (64 x 64, K-major) likewise; one k-block.
@@ -185,6 +186,10 @@ __global__ void __launch_bounds__(128) sm90_bug(const __grid_constant__ pa::tma_
   pa::wgmma_acc<64> acc;
   for (int i = 0; i < 32; ++i) acc[i] = 0.f;
   if (threads_write_a) __syncthreads();
+  if (bug == kWriteNotOrdered && t == 5) {
+    sa[0] = pa::bf16_from_float(1.f);
+    pa::fence_proxy_async();
+  }
   if (bug != kMissingWgmmaFence) pa::wgmma_fence();
   if (bug == kAccTouchedAfterFence) acc[1] = 2.f;
   const int swz_a = bug == kSwizzleMismatch ? 0 : 128;

@@ -372,6 +372,10 @@ TEST_F(Sm90, bug_missing_fence_proxy_async) {
   expect_fault(run_bug(sm90_test::kMissingProxyFence),
                {"A operand at", "no fence_proxy_async after the write"});
 }
+TEST_F(Sm90, bug_generic_write_not_ordered_before_wgmma) {
+  expect_fault(run_bug(sm90_test::kWriteNotOrdered),
+               {"A operand at", "written by thread (5,0,0)", "no barrier orders that write"});
+}
 TEST_F(Sm90, bug_generic_access_to_mbarrier) {
   expect_fault(run_bug(sm90_test::kMbarrierGenericAccess),
                {"thread (5,0,0)", "touches an mbarrier object"});

@@ -40,6 +40,8 @@ struct Case {
   posattn_rope_layout layout = POSATTN_ROPE_NEOX;
   bool positions = false;   // explicit random position ids
   int t5_max_distance = 0;  // T5 (bidirectional, 32 buckets, random table) when > 0
+  bool sinks = false;       // random per-head sink logits near the logits
+  double xpos_scale_base = 64;  // xPos: small, so the decay is far from 1 at these distances
 };
 
 class PrefillWgmma : public pat_emu_ref_test {
@@ -59,7 +61,7 @@ class PrefillWgmma : public pat_emu_ref_test {
 // Host arrays a descriptor points to.
 struct Arrays {
   std::vector<int32_t> docs, qpos, kvpos;
-  std::vector<float> t5_table, ka, kp, w1, b1, w2, b2;
+  std::vector<float> t5_table, ka, kp, w1, b1, w2, b2, sinks;
 };
 
 void describe(const Case &c, posattn_attention_desc &desc, Arrays &arr) {
@@ -115,6 +117,11 @@ void describe(const Case &c, posattn_attention_desc &desc, Arrays &arr) {
     desc.pe.fire.w1 = arr.w1.data(); desc.pe.fire.b1 = arr.b1.data();
     desc.pe.fire.w2 = arr.w2.data(); desc.pe.fire.b2 = arr.b2.data();
   }
+  if (c.sinks) {
+    for (int h = 0; h < c.hq; ++h) arr.sinks.push_back(float(pat_rng_uniform(&rng, -1, 3)));
+    desc.sink_logits = arr.sinks.data();
+  }
+  if (c.pe == POSATTN_PE_XPOS) desc.pe.xpos.scale_base = c.xpos_scale_base;
   desc.pe.rope.rotary_dim = c.rotary_dim;
   desc.pe.rope.layout = c.layout;
 }
@@ -150,7 +157,8 @@ void PrefillWgmma::check(const Case &c, uint64_t seed) {
       EXPECT_NEAR(r.lse[i], r.gold_lse[i], 1e-3 * (1.0 + std::fabs(r.gold_lse[i]))) << "lse row " << i;
     }
   }
-  if (c.causal && c.q_len > c.kv_len) EXPECT_GT(empty, 0) << "the case meant to have empty rows";
+  if (c.causal && c.q_len > c.kv_len && !c.sinks)  // (a sink leaves no row empty)
+    EXPECT_GT(empty, 0) << "the case meant to have empty rows";
   pat_inputs_free(&in);
 }
 
@@ -302,6 +310,134 @@ TEST_F(PrefillWgmma, hd128_bf16_head_major_padded_strides_causal_gqa) {
   pat_inputs_free(&in);
 }
 
+// ---- sinks (posattn.h "Sink"): one more softmax term e^sink in the epilogue ----
+TEST_F(PrefillWgmma, hd64_bf16_sinks_causal_more_queries_than_keys) {
+  Case c{"hd64 sinks q>kv", BF16, F32, 1, 2, 1, 64, 150, 70};  // rows seeing no key: lse = sink
+  c.causal = 1;
+  c.sinks = true;
+  check(c, 70);
+}
+TEST_F(PrefillWgmma, hd128_f16_sinks_varlen_window_alibi) {
+  Case c{"hd128 sinks varlen", F16, BF16, 2, 2, 1, 128, 150, 150};
+  c.cu = {0, 21, 171};
+  c.causal = 1;
+  c.wl = 50;
+  c.pe = POSATTN_PE_ALIBI;
+  c.sinks = true;
+  check(c, 71);
+}
+
+// ---- xPos: K transformed by the producer warpgroup after TMA lands (one key row per thread),
+// Q by the consumers; the centred decay of mma.cuh ----
+TEST_F(PrefillWgmma, hd64_f16_xpos_gptj_causal) {
+  Case c{"hd64 xpos", F16, F16, 1, 2, 2, 64, 150, 150};
+  c.pe = POSATTN_PE_XPOS;
+  c.layout = POSATTN_ROPE_GPTJ;
+  c.causal = 1;
+  check(c, 120);
+}
+TEST_F(PrefillWgmma, hd128_bf16_xpos_neox_partial_q_shorter_gqa) {
+  Case c{"hd128 xpos 97x161", BF16, F32, 1, 4, 2, 128, 97, 161};
+  c.pe = POSATTN_PE_XPOS;
+  c.rotary_dim = 64;
+  c.causal = 1;
+  check(c, 121);
+}
+TEST_F(PrefillWgmma, hd128_f16_xpos_varlen_window_default_scale) {
+  Case c{"hd128 xpos varlen", F16, BF16, 2, 2, 1, 128, 300, 300};
+  c.cu = {0, 37, 300};
+  c.pe = POSATTN_PE_XPOS;
+  c.layout = POSATTN_ROPE_GPTJ;
+  c.causal = 1;
+  c.wl = 90;
+  c.xpos_scale_base = 512;
+  check(c, 122);
+}
+TEST_F(PrefillWgmma, hd128_bf16_xpos_shuffled_thread_orders) {
+  pa_emu::Options &o = pa_emu::options();
+  const pa_emu::Options saved = o;
+  o.shuffle = true;
+  for (uint64_t seed : {31u, 32u}) {
+    o.seed = seed;
+    Case c{"hd128 xpos shuffled", BF16, BF16, 1, 2, 1, 128, 130, 400};
+    c.pe = POSATTN_PE_XPOS;
+    c.causal = 1;
+    check(c, 123 + seed);
+  }
+  o = saved;
+}
+
+// ---- head dim 256 (Bc = 64 keys per tile) ----
+// Shapes are small: the emulator runs the 384-thread block with 128 fp32 accumulators of O per
+// consumer thread. Odd lengths with q_len < kv_len (bottom-right causal), several key tiles with a
+// partial last one.
+TEST_F(PrefillWgmma, hd256_bf16_noncausal_odd_gqa_q_shorter) {
+  check(Case{"hd256 bf16 97x161", BF16, BF16, 1, 4, 2, 256, 97, 161}, 80);
+}
+TEST_F(PrefillWgmma, hd256_f16_causal_odd_mqa_out_f32_sinks) {
+  Case c{"hd256 f16 causal 97x161", F16, F32, 1, 3, 1, 256, 97, 161};
+  c.causal = 1;
+  c.sinks = true;
+  check(c, 81);
+}
+TEST_F(PrefillWgmma, hd256_bf16_causal_more_queries_than_keys) {
+  Case c{"hd256 q>kv", BF16, F16, 2, 2, 1, 256, 97, 40};  // bottom-right: 57 rows see nothing
+  c.causal = 1;
+  check(c, 82);
+}
+TEST_F(PrefillWgmma, hd256_f16_varlen_causal_softcap) {
+  Case c{"hd256 varlen softcap", F16, F16, 2, 2, 2, 256, 140, 140};
+  c.cu = {0, 13, 140};
+  c.causal = 1;
+  c.softcap = 30.f;
+  check(c, 83);
+}
+
+// Every PE kind the kernel serves x every mask kind (none, causal, causal + sliding window,
+// causal + documents with anchors), once each at hd256, bf16 and f16 alternating, 97 x 161
+// (window and documents: self-attention 161 x 161, where tiles get skipped). (xPos is served at
+// hd64 and hd128 only.)
+TEST_F(PrefillWgmma, hd256_every_pe_times_every_mask) {
+  const posattn_pe_kind kinds[] = {POSATTN_PE_NONE,       POSATTN_PE_ROPE,
+                                   POSATTN_PE_ALIBI,      POSATTN_PE_T5,
+                                   POSATTN_PE_KERPLE_LOG, POSATTN_PE_KERPLE_POWER,
+                                   POSATTN_PE_FIRE};
+  const char *names[] = {"none", "rope", "alibi", "t5", "kerple_log", "kerple_power", "fire"};
+  int n = 0;
+  for (int ki = 0; ki < 7; ++ki)
+    for (int mask = 0; mask < 4; ++mask, ++n) {
+      const posattn_pe_kind k = kinds[ki];
+      const bool self = mask >= 2;
+      Case c{"", n % 2 ? F16 : BF16, n % 3 ? BF16 : F32, 1, 2, 1, 256, self ? 161 : 97, 161};
+      const std::string name = std::string("hd256 pe ") + names[ki] + " mask " +
+                               std::to_string(mask);
+      c.name = name.c_str();
+      c.pe = k == POSATTN_PE_T5 ? POSATTN_PE_NONE : k;
+      if (k == POSATTN_PE_T5) c.t5_max_distance = 4000;  // the hd256 limit is 4095
+      if (k == POSATTN_PE_ROPE) {
+        c.rotary_dim = mask % 2 ? 256 : 128;
+        c.layout = mask < 2 ? POSATTN_ROPE_NEOX : POSATTN_ROPE_GPTJ;
+      }
+      c.positions = k == POSATTN_PE_T5 || (k == POSATTN_PE_ROPE && mask == 1);
+      c.causal = mask >= 1;
+      if (mask == 2) c.wl = 50;
+      if (mask == 3) c.docs = 3;
+      check(c, 100 + n);
+    }
+}
+
+// The mbarrier ring at hd256 (a different Bc, several laps) with threads run in random orders.
+TEST_F(PrefillWgmma, hd256_shuffled_thread_orders) {
+  pa_emu::Options &o = pa_emu::options();
+  const pa_emu::Options saved = o;
+  o.shuffle = true;
+  o.seed = 21;
+  Case c{"hd256 shuffled", F16, BF16, 1, 1, 1, 256, 70, 300};
+  c.causal = 1;
+  check(c, 90);
+  o = saved;
+}
+
 // The chooser: wgmma on an sm_90 target only where it serves; mma otherwise.
 TEST_F(PrefillWgmma, chooser_prefers_wgmma_on_sm90_only) {
   posattn_attention_desc desc;
@@ -312,42 +448,74 @@ TEST_F(PrefillWgmma, chooser_prefers_wgmma_on_sm90_only) {
   pa_prefill_set_emu_target_sm(80);
   EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "mma");
   pa_prefill_set_emu_target_sm(90);
-  desc.pe.kind = POSATTN_PE_XPOS;  // not served yet: the sm80 kernel
+  desc.pe.kind = POSATTN_PE_XPOS;  // causal with default positions only (as the sm80 kernel)
   desc.causal = 1;
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  desc.causal = 0;
   EXPECT_STRNE(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  desc.causal = 1;
+  desc.head_dim = 256;  // xPos at hd256: the sm80 kernel
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "mma");
+  desc.head_dim = 64;
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, F16, BF16, msg, sizeof msg), "wgmma");
   desc.pe.kind = POSATTN_PE_NONE;
   desc.head_dim = 96;
   EXPECT_STRNE(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  desc.head_dim = 256;
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, F16, BF16, msg, sizeof msg), "wgmma");
+  // T5's shared table beside the hd256 tiles: max_distance <= 4095, beyond that the sm80 kernel
+  Arrays t5;
+  Case c{"", BF16, BF16, 1, 1, 1, 256, 8, 8};
+  c.t5_max_distance = 4095;
+  describe(c, desc, t5);
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  desc.pe.t5.max_distance = 4096;
+  EXPECT_STRNE(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  EXPECT_EQ(posattn_supported(emu_, &desc, BF16, BF16), POSATTN_STATUS_SUCCESS)
+      << posattn_context_last_message(emu_);
+  c.d = 128;
+  c.t5_max_distance = 8000;
+  describe(c, desc, t5);
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
 }
 
 // NaN RULE (posattn.h): a NaN / inf in q, k or v poisons exactly the rows that see it, also when
-// the key shares a masked tile with rows that do not see it (the producer's isolate pass).
+// the key shares a masked tile with rows that do not see it (the producer's isolate pass), at
+// hd64 (Bc = 128), hd256 (Bc = 64: the poisoned keys 17, 70 and 130 lie in tiles 0, 1 and 2) and
+// hd128 with xPos (the producer warpgroup's per-row pass after the K transform); hd64 in bf16 and
+// f16, hd256 in f16, hd128 xPos in bf16.
 TEST_F(PrefillWgmma, nonfinite_inputs_poison_only_the_rows_that_see_them) {
   const double kNaN = std::numeric_limits<double>::quiet_NaN();
   const double kInf = std::numeric_limits<double>::infinity();
-  const pat_poison poisons[] = {
-      {'v', 0, 17, 0, 5, kNaN},   // a future key of earlier rows in the first tile
-      {'v', 1, 130, 0, 63, kInf},  // second key tile
-      {'k', 1, 9, 0, 0, kNaN},
-      {'q', 0, 30, 1, 2, -kInf},
-  };
-  for (posattn_dtype dt : {BF16, F16}) {
-    Case c{"nan", dt, F32, 2, 2, 1, 64, 140, 140};
-    c.causal = 1;
-    posattn_attention_desc desc;
-    Arrays docs;
-    describe(c, desc, docs);
-    SCOPED_TRACE(posattn_dtype_string(dt));
-    pat_rng rng;
-    pat_rng_seed(&rng, 99);
-    pat_inputs in;
-    ASSERT_EQ(pat_inputs_random(&in, &desc, dt, &rng, 1.0), 0);
-    for (const pat_poison &pz : poisons) {
-      const int64_t n = pat_expect_nan_rule(emu_, &desc, &in, dt, pz);
-      EXPECT_GT(n, 0);
-      EXPECT_LT(n, 2 * 140 * 2);
+  for (int d : {64, 256, 128}) {
+    const pat_poison poisons[] = {
+        {'v', 0, 17, 0, 5, kNaN},       // a future key of earlier rows in the first tile
+        {'v', 1, 130, 0, d - 1, kInf},  // a later key tile, the last feature
+        {'v', 0, 70, 0, d / 2 + 3, -kInf},
+        {'k', 1, 9, 0, 0, kNaN},
+        {'q', 0, 30, 1, 2, -kInf},
+    };
+    for (posattn_dtype dt : {BF16, F16}) {
+      if ((d == 256 && dt == BF16) || (d == 128 && dt == F16)) continue;  // emulator time
+      Case c{"nan", dt, F32, 2, 2, 1, d, 140, 140};
+      c.causal = 1;
+      if (d == 128) c.pe = POSATTN_PE_XPOS;  // the producer warpgroup's per-row pass
+      posattn_attention_desc desc;
+      Arrays docs;
+      describe(c, desc, docs);
+      SCOPED_TRACE(std::string(posattn_dtype_string(dt)) + " hd" + std::to_string(d));
+      ASSERT_STREQ(pa_drift_shim_prefill_kernel(&desc, dt, F32, nullptr, 0), "wgmma");
+      pat_rng rng;
+      pat_rng_seed(&rng, 99);
+      pat_inputs in;
+      ASSERT_EQ(pat_inputs_random(&in, &desc, dt, &rng, 1.0), 0);
+      for (const pat_poison &pz : poisons) {
+        const int64_t n = pat_expect_nan_rule(emu_, &desc, &in, dt, pz);
+        EXPECT_GT(n, 0);
+        EXPECT_LT(n, 2 * 140 * 2);
+      }
+      pat_inputs_free(&in);
     }
-    pat_inputs_free(&in);
   }
 }
 

@@ -254,6 +254,53 @@ INSTANTIATE_TEST_SUITE_P(All, CuTeDesc, ::testing::ValuesIn(desc_cases()),
                                   std::to_string(i.param.swizzle) + "_mn" + std::to_string(i.param.mn);
                          });
 
+// The operand tiles of the sm_90a prefill kernel (kernels/prefill/wgmma.cuh) at their real shapes:
+// Q (64 rows x D) and K (Bc keys x D) K-major, V (D features x Bc keys) MN-major, 128-byte
+// swizzle, every k-block of the tile -- in particular the k-blocks past the first 64-element
+// chunk of a K-major tile (hd128/hd256: the chunk offset of wgmma_kblock_k_major) and the
+// leading byte offset Bc * 128 between 64-feature atoms of V (hd256: Bc = 64). Planted: the V
+// descriptor built for Bc = 128 at hd256 (the tile's real k extent is 64), and k-blocks of a
+// K-major tile taken as if the tile had 128 rows.
+struct KernelTile {
+  bool k_major;
+  int mn, kt;
+};
+TEST(CuTe, prefill_wgmma_operand_tiles_and_descriptors) {
+  const KernelTile tiles[] = {{true, 64, 64},   {true, 128, 64},   {true, 64, 128},
+                              {true, 128, 128}, {true, 64, 256},   {false, 64, 128},
+                              {false, 128, 128}, {false, 256, 64}};
+  for (const KernelTile &c : tiles) {
+    SCOPED_TRACE(std::string(c.k_major ? "K-major " : "MN-major ") + std::to_string(c.mn) + " x " +
+                 std::to_string(c.kt));
+    const cute_tables::GmmaTile g = cute_tables::gmma_tile_sw128(c.k_major, c.mn, c.kt);
+    ASSERT_EQ(g.desc.size(), size_t(c.kt / 16));
+    EXPECT_EQ(desc_mismatches(g, c.k_major, c.mn, 128, c.k_major), 0);
+    // one swizzle atom along M/N (mn = 64): the MN-major LBO is never used (see CuTeDesc above)
+    const uint64_t care = !c.k_major && c.mn <= 64 ? ~(uint64_t(0x3fff) << 16) : ~uint64_t(0);
+    int wrong = 0;  // k-blocks where a planted variant agrees with CuTe
+    for (size_t kb = 0; kb < g.desc.size(); ++kb) {
+      // as wgmma.cuh builds them: Q/K wgmma_desc_k_major(tile + kblock_k_major(kb, rows)),
+      // V wgmma_desc_mn_major(tile + kblock_mn_major(kb), Bc)
+      const uint32_t start = c.k_major ? pa::wgmma_kblock_k_major(int(kb), c.mn, 128)
+                                       : pa::wgmma_kblock_mn_major(int(kb), 128);
+      const uint64_t ours = c.k_major ? pa::wgmma_desc_k_major_bits(start, c.mn, 128)
+                                      : pa::wgmma_desc_mn_major_bits(start, c.kt, 128);
+      EXPECT_EQ(ours & care, g.desc[kb] & care) << "k-block " << kb << std::hex << ": posattn 0x" << ours
+                                  << ", CuTe 0x" << g.desc[kb];
+      const uint64_t planted =
+          c.k_major ? pa::wgmma_desc_k_major_bits(pa::wgmma_kblock_k_major(int(kb), 128, 128),
+                                                  c.mn, 128)
+                    : pa::wgmma_desc_mn_major_bits(start, 128, 128);
+      wrong += (planted & care) == (g.desc[kb] & care);
+    }
+    // the planted variant equals the real one where the tile has 128 rows / 128 keys, where
+    // (K-major) every k-block lies in the first chunk, or (MN-major) the LBO is unused
+    const bool planted_is_real =
+        c.k_major ? (c.mn == 128 || c.kt == 64) : (c.kt == 128 || c.mn <= 64);
+    if (!planted_is_real) EXPECT_LT(wrong, int(g.desc.size())) << "a planted variant agrees";
+  }
+}
+
 // ---- wgmma RS: A fragment and C layouts from CuTe, B from a CuTe tile -----------------------------
 // D mismatches of A0 (64x16) * B0 (16xN): A registers from table ta, D read through table tc.
 template <int N>

@@ -174,6 +174,8 @@ TEST_F(CudaBackend, SinkLogitsOnBothKernels) {
       {"bf16_hd128_sinks_causal_97", POSATTN_PE_NONE, POSATTN_ANGLE_FAST, POSATTN_DTYPE_BF16, 128, 97, 4, 2, 1, 0, s4},
       {"f16_hd64_alibi_sinks_130", POSATTN_PE_ALIBI, POSATTN_ANGLE_FAST, POSATTN_DTYPE_F16, 64, 130, 2, 1, 0, 0, s2},
       {"f32_hd64_rope_sinks_causal_65", POSATTN_PE_ROPE, POSATTN_ANGLE_FAST, POSATTN_DTYPE_F32, 64, 65, 4, 4, 1, 0, s4},
+      // on sm_90: the wgmma kernel's sink epilogue at hd256 (Bc = 64, three key tiles)
+      {"f16_hd256_sinks_causal_161", POSATTN_PE_NONE, POSATTN_ANGLE_FAST, POSATTN_DTYPE_F16, 256, 161, 2, 1, 1, 0, s4},
   };
   for (const Case &c : cases) run_case(ctx_, c);
 }
@@ -184,6 +186,7 @@ TEST_F(CudaBackend, LongSequencesRopeAndAlibi) {
       {"bf16_hd128_rope_exact_causal_16k", POSATTN_PE_ROPE, POSATTN_ANGLE_EXACT, POSATTN_DTYPE_BF16, 128, 16384, 2, 1, 1, 16},
       {"bf16_hd128_rope_exact_causal_32k", POSATTN_PE_ROPE, POSATTN_ANGLE_EXACT, POSATTN_DTYPE_BF16, 128, 32768, 2, 1, 1, 16},
       {"bf16_hd128_alibi_causal_4k", POSATTN_PE_ALIBI, POSATTN_ANGLE_FAST, POSATTN_DTYPE_BF16, 128, 4096, 2, 1, 1, 16},
+      {"bf16_hd256_alibi_causal_4k", POSATTN_PE_ALIBI, POSATTN_ANGLE_FAST, POSATTN_DTYPE_BF16, 256, 4096, 2, 1, 1, 16},
       {"f16_hd64_alibi_32k", POSATTN_PE_ALIBI, POSATTN_ANGLE_FAST, POSATTN_DTYPE_F16, 64, 32768, 2, 2, 0, 16},
   };
   for (const Case &c : cases) run_case(ctx_, c);
