@@ -103,31 +103,6 @@ void run_cuda(posattn_context *ctx, DecodeData &D, posattn_dtype out_dt, DecodeO
   R.nan = pat_count_nan(oh.data(), out_dt, rows * c.d) + pat_count_nan(lh.data(), POSATTN_DTYPE_F32, rows);
 }
 
-// The section 5 baseline of every row: each sequence's dense problem in the cache dtype. A rotated
-// cache holds keys as given, which the dense problem cannot express; its baseline is the same data
-// without RoPE, shifted onto REF's answer (the error scale of the same keys and sizes).
-std::vector<double> baseline(posattn_context *ref, DecodeData &D, const DecodeOut &R, posattn_dtype out_dt) {
-  const DecodeCase &c = D.c;
-  const posattn_pe saved = D.desc.pe;
-  const bool shift = D.cache.k_rotated && saved.kind == POSATTN_PE_ROPE;
-  if (shift) D.desc.pe.kind = POSATTN_PE_NONE;
-  std::vector<double> all(size_t(c.batch) * c.n * c.hq * c.d, 0.0);
-  for (int b = 0; b < c.batch; ++b) {
-    if (D.lens[size_t(b)] == 0) continue;
-    DenseSeq S(D, b);
-    std::vector<double> o(size_t(c.n) * c.hq * c.d);
-    EXPECT_EQ(pat_naive_forward(&S.desc, &S.tq, &S.tk, &S.tv, c.dt, out_dt, o.data(), nullptr),
-              POSATTN_STATUS_SUCCESS);
-    std::copy(o.begin(), o.end(), all.begin() + long(size_t(b) * o.size()));
-  }
-  if (shift) {
-    const DecodeOut R0 = run_decode(ref, D);
-    for (size_t i = 0; i < all.size(); ++i) all[i] = R.out[i] + (all[i] - R0.out[i]);
-  }
-  D.desc.pe = saved;
-  return all;
-}
-
 struct Case {
   const char *name;
   posattn_pe_kind pe;
@@ -142,20 +117,8 @@ struct Case {
 
 void check_case(posattn_context *cuda, posattn_context *ref, const Case &g, uint64_t seed) {
   SCOPED_TRACE(g.name);
-  DecodeCase dc;
-  dc.batch = int(g.lens.size());
-  dc.hq = g.hq;
-  dc.hkv = g.hkv;
-  dc.d = g.d;
-  dc.n = g.n;
-  dc.page_size = g.page_size;
-  dc.lens = g.lens;
-  dc.dt = g.dt;
-  dc.cache_dt = g.cache_dt;
-  dc.scale_kind = g.scale_kind;
+  DecodeCase dc = grid_case(g, seed);
   dc.share_prefix = g.share;
-  dc.explicit_positions = g.positions;
-  dc.seed = seed;
   DecodeData D(dc);
   D.desc.pe.kind = g.pe;
   D.cache.k_rotated = g.k_rotated;
@@ -173,15 +136,10 @@ void check_case(posattn_context *cuda, posattn_context *ref, const Case &g, uint
   run_cuda(cuda, D, out_dt, G);
   ASSERT_EQ(G.status, POSATTN_STATUS_SUCCESS) << G.message;
   EXPECT_EQ(G.nan, 0);
-  const std::vector<double> base = baseline(ref, D, gold, out_dt);
-  const pat_rule_result r = pat_rule_check(G.out.data(), base.data(), gold.out.data(),
-                                           int64_t(G.out.size()), out_dt);
-  EXPECT_TRUE(r.pass) << "out: max_err " << r.max_err << " bound " << r.bound << " nmse " << r.nmse
-                      << " bad " << r.bad_nonfinite;
-  for (size_t i = 0; i < gold.lse.size(); ++i) {
-    if (std::isinf(gold.lse[i])) EXPECT_EQ(G.lse[i], gold.lse[i]) << i;
-    else EXPECT_NEAR(G.lse[i], gold.lse[i], 1e-3 * (1 + std::fabs(gold.lse[i]))) << i;
-  }
+  // The section 5 baseline: each sequence's dense problem in the cache dtype (rule_baseline: a
+  // rotated cache, which the dense problem cannot express, by the same data without RoPE).
+  expect_rule(G.out, rule_baseline(ref, D, gold, out_dt), gold.out, out_dt);
+  expect_lse_near(G.lse, gold.lse, 1e-3);
 }
 
 const auto BF = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16;
