@@ -17,6 +17,48 @@
 #include "pa_test_shim.h"
 #include "posattn.h"
 
+// Page ids 0 .. num_pages - 1 in a random order (pools with their pages scrambled).
+inline std::vector<int32_t> shuffled_pages(pat_rng &r, int num_pages) {
+  std::vector<int32_t> ids(static_cast<size_t>(num_pages));
+  for (int i = 0; i < num_pages; ++i) ids[size_t(i)] = i;
+  for (int i = num_pages - 1; i > 0; --i) std::swap(ids[size_t(i)], ids[size_t(pat_rng_int(&r, 0, i))]);
+  return ids;
+}
+
+// Gapped positions of `len` cached tokens: a random start in [0, 40], then steps of 1 to 3
+// (tokens evicted in between).
+inline void gapped_positions(pat_rng &r, int32_t *pos, int len) {
+  int32_t p = pat_rng_int(&r, 0, 40);
+  for (int j = 0; j < len; ++j) {
+    pos[j] = p;
+    p += pat_rng_int(&r, 1, 3);
+  }
+}
+
+// FP8 dequantisation scales of few significant bits (value * scale is exact in fp32), one per
+// tensor or one per kv head: K's, then V's.
+inline void fp8_scales(pat_rng &r, posattn_kv_scale_kind kind, int hkv, std::vector<float> &k_scale,
+                       std::vector<float> &v_scale) {
+  const float few_bits[] = {0.375f, 0.75f, 1.25f, 2.5f, 0.3125f, 1.75f};
+  const size_t ns = kind == POSATTN_KV_SCALE_PER_HEAD ? size_t(hkv) : 1;
+  for (auto *sv : {&k_scale, &v_scale})
+    for (size_t i = 0; i < ns; ++i) sv->push_back(few_bits[pat_rng_int(&r, 0, 5)]);
+}
+
+// The descriptor of one sequence as a dense problem: batch 1, n query tokens over len keys; mask,
+// scale and PE at their defaults (the caller copies its own).
+inline posattn_attention_desc dense_desc(int hq, int hkv, int d, int n, int len) {
+  posattn_attention_desc desc;
+  posattn_attention_desc_init(&desc);
+  desc.batch = 1;
+  desc.q_heads = hq;
+  desc.kv_heads = hkv;
+  desc.head_dim = d;
+  desc.q_len = n;
+  desc.kv_len = len;
+  return desc;
+}
+
 // A context of one backend for the lifetime of the object.
 struct TestContext {
   posattn_context *ctx = nullptr;
@@ -66,9 +108,7 @@ struct DecodeData {
     mpps += 1;  // a spare entry per row that decode must not read
     num_pages = c.extra_pages;
     for (int x : pages) num_pages += x;
-    std::vector<int32_t> ids(static_cast<size_t>(num_pages));
-    for (int i = 0; i < num_pages; ++i) ids[size_t(i)] = i;
-    for (int i = num_pages - 1; i > 0; --i) std::swap(ids[size_t(i)], ids[size_t(pat_rng_int(&r, 0, i))]);
+    const std::vector<int32_t> ids = shuffled_pages(r, num_pages);
     block_table.assign(size_t(c.batch) * mpps, -7);  // unused entries hold garbage
     size_t next = 0;
     for (int b = 0; b < c.batch; ++b) {
@@ -85,10 +125,7 @@ struct DecodeData {
     pat_fill_random(&r, c.cdt(), vpool.data, nullptr, int64_t(pool), 1.0);
     posattn_kv_cache_init(&cache, kpool.data, vpool.data, c.cdt(), num_pages, c.page_size, c.hkv, c.d);
     if (c.fp8()) {
-      const float few_bits[] = {0.375f, 0.75f, 1.25f, 2.5f, 0.3125f, 1.75f};
-      const size_t ns = c.scale_kind == POSATTN_KV_SCALE_PER_HEAD ? size_t(c.hkv) : 1;
-      for (auto *sv : {&k_scale, &v_scale})
-        for (size_t i = 0; i < ns; ++i) sv->push_back(few_bits[pat_rng_int(&r, 0, 5)]);
+      fp8_scales(r, c.scale_kind, c.hkv, k_scale, v_scale);
       cache.k_scale = k_scale.data();
       cache.v_scale = v_scale.data();
       cache.scale_kind = c.scale_kind;
@@ -102,11 +139,7 @@ struct DecodeData {
     kv_pos.assign(size_t(c.batch * cap), -1);
     q_pos.assign(size_t(c.batch) * c.n, 0);
     for (int b = 0; b < c.batch; ++b) {
-      int32_t p = pat_rng_int(&r, 0, 40);
-      for (int j = 0; j < lens[size_t(b)]; ++j) {
-        kv_pos[size_t(b * cap + j)] = p;
-        p += pat_rng_int(&r, 1, 3);  // gaps: tokens evicted in between
-      }
+      gapped_positions(r, &kv_pos[size_t(b * cap)], lens[size_t(b)]);
       for (int t = 0; t < c.n; ++t) {
         const int j = lens[size_t(b)] - c.n + t;
         q_pos[size_t(b) * c.n + t] = j >= 0 ? kv_pos[size_t(b * cap + j)] : t;
@@ -219,13 +252,7 @@ struct DenseSeq {
     posattn_tensor_init_contiguous(&tk, k.data(), kvdt, len, c.hkv, c.d);
     posattn_tensor_init_contiguous(&tv, v.data(), kvdt, len, c.hkv, c.d);
     posattn_tensor_init_contiguous(&tq, q.data(), c.dt, c.n, c.hq, c.d);
-    posattn_attention_desc_init(&desc);
-    desc.batch = 1;
-    desc.q_heads = c.hq;
-    desc.kv_heads = c.hkv;
-    desc.head_dim = c.d;
-    desc.q_len = c.n;
-    desc.kv_len = len;
+    desc = dense_desc(c.hq, c.hkv, c.d, c.n, len);
     desc.causal = D.desc.causal;
     desc.window_left = D.desc.window_left;
     desc.softcap = D.desc.softcap;
