@@ -117,25 +117,16 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DMAX>) decode_split(const
   simt_split_block<IO, DMAX>(job);
 }
 
-// One block per (token x head, sequence): out = sum_s e^{lse_s - M} o_s / (sum_s e^{lse_s - M}
-// + e^{sink - M}), M the largest of the split LSEs and the sink.
+// One block per (token x head, sequence): the splits and the sink merged by combine_splits
+// (kernels/merge/merge.cuh).
 __global__ void __launch_bounds__(kThreads) decode_combine(const pa_decode_params p) {
   const int b = int(blockIdx.y), t = int(blockIdx.x) / p.hq, h = int(blockIdx.x) % p.hq;
   const int64_t per_split = int64_t(p.batch) * p.n * p.hq;
   const int64_t row0 = (int64_t(b) * p.n + t) * p.hq + h;
-  const auto split_lse = [&](int s) { return float(p.part_lse[s * per_split + row0]); };
-  const pa_merge::LseSum sum =
-      pa_merge::lse_merge(p.num_splits, split_lse, p.sinks ? float(p.sinks[h]) : -INFINITY, false);
   const int64_t obase = int64_t(b) * p.o_sb + int64_t(t) * p.o_ss + int64_t(h) * p.o_sh;
-  for (int c = int(threadIdx.x); c < p.d; c += kThreads) {
-    float o = 0.f;
-    if (!sum.empty())
-      for (int s = 0; s < p.num_splits; ++s) {
-        const float w = sum.weight(split_lse(s), false);
-        if (w != 0.f) o = fmaf(w, p.part_o[(s * per_split + row0) * p.d + c], o);  // empty splits: w = 0
-      }
-    store_any(p.out, p.out_dtype, obase + c, o);
-  }
+  const float sink = p.sinks ? float(p.sinks[h]) : -INFINITY;
+  const pa_merge::LseSum sum = pa_merge::combine_splits<kThreads>(
+      p.num_splits, per_split, row0, p.d, p.part_o, p.part_lse, sink, p.out, p.out_dtype, obase);
   if (p.lse && threadIdx.x == 0) p.lse[(int64_t(b) * p.hq + h) * p.n + t] = sum.lse(false);
 }
 
@@ -148,20 +139,11 @@ __global__ void __launch_bounds__(kThreads) cache_append(const pa_append_params 
   const int32_t pos = p.positions ? int32_t(p.positions[int64_t(b) * p.n + t]) : int32_t(j);
   const int64_t page = p.block_table[int64_t(b) * p.mpps + j / p.page_size];
   const int64_t slot = page * p.stride_page + (j % p.page_size) * p.stride_slot;
-  const int rd = p.pe.rotary_dim, half = rd / 2, off = p.pe.rope_offset;
   for (int e = int(threadIdx.x); e < p.hkv * p.d; e += kThreads) {
-    const int h = e / p.d, f = e % p.d, fr = f - off;  // fr: index inside the rotated features
+    const int h = e / p.d, f = e % p.d;
     const int64_t ko = int64_t(b) * p.k_sb + int64_t(t) * p.k_ss + int64_t(h) * p.k_sh;
-    float x = load_any(p.k, p.in_dtype, ko + f);
-    if (fr >= 0 && fr < rd) {  // rotate the pair holding f (each thread computes its own half)
-      const int pair = p.pe.rope_gptj ? fr / 2 : (fr < half ? fr : fr - half);
-      int a, bb;
-      pa_pe::rope_pair_features(p.pe, pair, a, bb);
-      const float2 v = pa_pe::rope_rotate(load_any(p.k, p.in_dtype, ko + a),
-                                          load_any(p.k, p.in_dtype, ko + bb),
-                                          pa_pe::rope_cos_sin(p.pe, pair, pos));
-      x = f == a ? v.x : v.y;
-    }
+    const auto k_in = [&](int i) { return load_any(p.k, p.in_dtype, ko + i); };
+    const float x = pa_cache::rope_feature(p.pe, f, pos, k_in);
     const int64_t dst = slot + int64_t(h) * p.stride_head + f;
     IO::store(p.k_pages, dst, x / cache_scale(p, p.k_scale, h));
     const int64_t vo = int64_t(b) * p.v_sb + int64_t(t) * p.v_ss + int64_t(h) * p.v_sh + f;

@@ -276,7 +276,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DMAX>) paged_split(const 
 }
 
 // ---- paged_combine ---------------------------------------------------------------------------
-// out = sum_s e^{lse_s - M} o_s / (sum_s e^{lse_s - M} + e^{sink - M}), as decode_combine.
+// The splits and the sink of each (row, head) merged by combine_splits (kernels/merge/merge.cuh),
+// as decode_combine.
 __global__ void __launch_bounds__(kThreads) paged_combine(const pa_paged_params p) {
   const pa_paged_seqs &sq = p.sq;
   if (sq.verdict[0] == PA_PAGED_BAD_RUN) return;
@@ -287,19 +288,10 @@ __global__ void __launch_bounds__(kThreads) paged_combine(const pa_paged_params 
     const int h = int(e % p.hq);
     if (sq.verdict[seq_of_row(sq, row)] != PA_PAGED_OK) continue;  // uniform in the block
     const int64_t r0 = int64_t(row) * p.hq + h;
-    const auto split_lse = [&](int s) { return float(p.part_lse[s * per_split + r0]); };
-    const pa_merge::LseSum sum =
-        pa_merge::lse_merge(p.num_splits, split_lse, p.sinks ? float(p.sinks[h]) : -INFINITY, false);
     const int64_t obase = int64_t(row) * p.o_ss + int64_t(h) * p.o_sh;
-    for (int c = int(threadIdx.x); c < p.d; c += kThreads) {
-      float o = 0.f;
-      if (!sum.empty())
-        for (int s = 0; s < p.num_splits; ++s) {
-          const float w = sum.weight(split_lse(s), false);
-          if (w != 0.f) o = fmaf(w, p.part_o[(s * per_split + r0) * p.d + c], o);
-        }
-      store_any(p.out, p.out_dtype, obase + c, o);
-    }
+    const float sink = p.sinks ? float(p.sinks[h]) : -INFINITY;
+    const pa_merge::LseSum sum = pa_merge::combine_splits<kThreads>(
+        p.num_splits, per_split, r0, p.d, p.part_o, p.part_lse, sink, p.out, p.out_dtype, obase);
     if (p.lse && threadIdx.x == 0) p.lse[r0] = sum.lse(false);
   }
 }
@@ -310,7 +302,6 @@ __global__ void __launch_bounds__(kThreads) paged_append(const pa_paged_append_p
   const pa_paged_seqs &sq = p.sq;
   if (sq.verdict[0] == PA_PAGED_BAD_RUN) return;
   const int32_t rows = sq.indptr[sq.batch];
-  const int rd = p.pe.rotary_dim, half = rd / 2, off = p.pe.rope_offset;
   for (int32_t row = int32_t(blockIdx.x); row < rows; row += int32_t(gridDim.x)) {
     const int b = seq_of_row(sq, row);
     if (sq.verdict[b] != PA_PAGED_OK) continue;
@@ -320,18 +311,10 @@ __global__ void __launch_bounds__(kThreads) paged_append(const pa_paged_append_p
     const int64_t page = sq.block_table[int64_t(b) * sq.bt_stride + j / sq.page_size];
     const int64_t slot = page * p.stride_page + (j % sq.page_size) * p.stride_slot;
     for (int e = int(threadIdx.x); e < p.hkv * p.d; e += kThreads) {
-      const int h = e / p.d, f = e % p.d, fr = f - off;
+      const int h = e / p.d, f = e % p.d;
       const int64_t ko = int64_t(row) * p.k_ss + int64_t(h) * p.k_sh;
-      float x = load_any(p.k, p.in_dtype, ko + f);
-      if (fr >= 0 && fr < rd) {  // rotate the pair holding f (each thread computes its own half)
-        const int pair = p.pe.rope_gptj ? fr / 2 : (fr < half ? fr : fr - half);
-        int a, bb;
-        pa_pe::rope_pair_features(p.pe, pair, a, bb);
-        const float2 v = pa_pe::rope_rotate(load_any(p.k, p.in_dtype, ko + a),
-                                            load_any(p.k, p.in_dtype, ko + bb),
-                                            pa_pe::rope_cos_sin(p.pe, pair, pos));
-        x = f == a ? v.x : v.y;
-      }
+      const auto k_in = [&](int i) { return load_any(p.k, p.in_dtype, ko + i); };
+      const float x = pa_cache::rope_feature(p.pe, f, pos, k_in);
       const int64_t dst = slot + int64_t(h) * p.stride_head + f;
       IO::store(p.k_pages, dst, x / scale_of(p.k_scale, p.scale_per_head, h));
       const int64_t vo = int64_t(row) * p.v_ss + int64_t(h) * p.v_sh + f;
