@@ -123,10 +123,11 @@ __global__ void __launch_bounds__(kThreads) decode_combine(const pa_decode_param
   const int b = int(blockIdx.y), t = int(blockIdx.x) / p.hq, h = int(blockIdx.x) % p.hq;
   const int64_t per_split = int64_t(p.batch) * p.n * p.hq;
   const int64_t row0 = (int64_t(b) * p.n + t) * p.hq + h;
-  const int64_t obase = int64_t(b) * p.o_sb + int64_t(t) * p.o_ss + int64_t(h) * p.o_sh;
-  const float sink = p.sinks ? float(p.sinks[h]) : -INFINITY;
+  const auto store = [&](int c, float o) {
+    store_any(p.out, p.out_dtype, int64_t(b) * p.o_sb + int64_t(t) * p.o_ss + int64_t(h) * p.o_sh + c, o);
+  };
   const pa_merge::LseSum sum = pa_merge::combine_splits<kThreads>(
-      p.num_splits, per_split, row0, p.d, p.part_o, p.part_lse, sink, p.out, p.out_dtype, obase);
+      p.num_splits, per_split, row0, p.d, p.part_o, p.part_lse, p.sinks ? float(p.sinks[h]) : -INFINITY, store);
   if (p.lse && threadIdx.x == 0) p.lse[(int64_t(b) * p.hq + h) * p.n + t] = sum.lse(false);
 }
 

@@ -68,13 +68,13 @@ PA_DEVICE LseSum lse_merge(int n, LseAt lse_at, float extra, bool base2) {
 // part_o[(s * per_split + row) * d + c] of splits s < num_splits are merged through their LSEs
 // part_lse[s * per_split + row] with the sink logit `sink` (-inf: none) as one more softmax term
 // without a value: out = sum_s e^{lse_s - M} o_s / (sum_s e^{lse_s - M} + e^{sink - M}), M the
-// largest of the split LSEs and the sink. The block's kThreads threads write the features c of
-// out[obase + c] (dtype out_dtype); an empty split (LSE -inf) weighs 0 and is not read. Returns the
-// merged sum, whose lse(false) is the row's LSE.
-template <int kThreads>
+// largest of the split LSEs and the sink. The block's kThreads threads write feature c through
+// store(c, value); an empty split (LSE -inf) weighs 0 and is not read. Returns the merged sum,
+// whose lse(false) is the row's LSE.
+template <int kThreads, class Store>
 PA_DEVICE LseSum combine_splits(int num_splits, int64_t per_split, int64_t row, int d,
                                 pa::gptr<const float> part_o, pa::gptr<const float> part_lse,
-                                float sink, pa::gptr<unsigned char> out, int out_dtype, int64_t obase) {
+                                float sink, Store store) {
   const auto split_lse = [&](int s) { return float(part_lse[s * per_split + row]); };
   const LseSum sum = lse_merge(num_splits, split_lse, sink, false);
   for (int c = int(threadIdx.x); c < d; c += kThreads) {
@@ -84,7 +84,7 @@ PA_DEVICE LseSum combine_splits(int num_splits, int64_t per_split, int64_t row, 
         const float w = sum.weight(split_lse(s), false);
         if (w != 0.f) o = fmaf(w, part_o[(s * per_split + row) * d + c], o);  // empty splits: w = 0
       }
-    store_any(out, out_dtype, obase + c, o);
+    store(c, o);
   }
   return sum;
 }

@@ -288,10 +288,11 @@ __global__ void __launch_bounds__(kThreads) paged_combine(const pa_paged_params 
     const int h = int(e % p.hq);
     if (sq.verdict[seq_of_row(sq, row)] != PA_PAGED_OK) continue;  // uniform in the block
     const int64_t r0 = int64_t(row) * p.hq + h;
-    const int64_t obase = int64_t(row) * p.o_ss + int64_t(h) * p.o_sh;
-    const float sink = p.sinks ? float(p.sinks[h]) : -INFINITY;
+    const auto store = [&](int c, float o) {
+      store_any(p.out, p.out_dtype, int64_t(row) * p.o_ss + int64_t(h) * p.o_sh + c, o);
+    };
     const pa_merge::LseSum sum = pa_merge::combine_splits<kThreads>(
-        p.num_splits, per_split, r0, p.d, p.part_o, p.part_lse, sink, p.out, p.out_dtype, obase);
+        p.num_splits, per_split, r0, p.d, p.part_o, p.part_lse, p.sinks ? float(p.sinks[h]) : -INFINITY, store);
     if (p.lse && threadIdx.x == 0) p.lse[r0] = sum.lse(false);
   }
 }

@@ -57,17 +57,28 @@ void upload(DevBuf &dev, const pat_buf &host) {
   CUDA_OK(cudaMemcpy(dev.p, host.data, host.bytes, cudaMemcpyHostToDevice));
 }
 
+// D's pools and q copied to the device, and D's cache and q descriptors pointing there.
+struct DeviceInputs {
+  DevBuf k, v, q;
+  posattn_kv_cache cache;
+  posattn_tensor tq;
+  explicit DeviceInputs(const DecodeData &D)
+      : k(D.kpool.bytes), v(D.vpool.bytes), q(D.q.bytes), cache(D.cache), tq(D.tq) {
+    upload(k, D.kpool);
+    upload(v, D.vpool);
+    upload(q, D.q);
+    cache.k_pages = k.p;
+    cache.v_pages = v.p;
+    tq.data = q.p;
+  }
+};
+
 // D's decode on the GPU: pools and q copied to the device, the result copied back.
 void run_cuda(posattn_context *ctx, DecodeData &D, posattn_dtype out_dt, DecodeOut &R) {
   const DecodeCase &c = D.c;
   const int64_t rows = int64_t(c.batch) * c.n * c.hq;
-  DevBuf k(D.kpool.bytes), v(D.vpool.bytes), q(D.q.bytes);
-  upload(k, D.kpool);
-  upload(v, D.vpool);
-  upload(q, D.q);
-  posattn_kv_cache cache = D.cache;
-  cache.k_pages = k.p;
-  cache.v_pages = v.p;
+  DeviceInputs in(D);
+  posattn_kv_cache &cache = in.cache;
   // FP8 scales are backend memory too
   DevBuf ks(D.k_scale.size() * sizeof(float)), vs(D.v_scale.size() * sizeof(float));
   if (!D.k_scale.empty()) {
@@ -76,8 +87,7 @@ void run_cuda(posattn_context *ctx, DecodeData &D, posattn_dtype out_dt, DecodeO
     cache.k_scale = static_cast<const float *>(ks.p);
     cache.v_scale = static_cast<const float *>(vs.p);
   }
-  posattn_tensor tq = D.tq;
-  tq.data = q.p;
+  const posattn_tensor &tq = in.tq;
   size_t ws_bytes = 0;
   R.status = posattn_decode_workspace_size(ctx, &D.desc, &cache, c.dt, out_dt, &ws_bytes);
   R.message = posattn_context_last_message(ctx);
@@ -276,15 +286,10 @@ TEST_F(CudaDecode, HostArraysReusableWhenDecodeReturns) {
   cudaStream_t stream = nullptr;
   CUDA_OK(cudaStreamCreate(&stream));
   ASSERT_EQ(posattn_context_set_stream(cuda_, stream), POSATTN_STATUS_SUCCESS);
-  DevBuf k(D.kpool.bytes), v(D.vpool.bytes), q(D.q.bytes);
-  upload(k, D.kpool);
-  upload(v, D.vpool);
-  upload(q, D.q);
-  posattn_kv_cache cache = D.cache;
-  cache.k_pages = k.p;
-  cache.v_pages = v.p;
-  posattn_tensor tq = D.tq, to;
-  tq.data = q.p;
+  DeviceInputs in(D);
+  const posattn_kv_cache &cache = in.cache;
+  const posattn_tensor &tq = in.tq;
+  posattn_tensor to;
   const size_t rows = size_t(dc.batch) * dc.hq;
   DevBuf out(rows * dc.d * 4);
   posattn_tensor_init_contiguous(&to, out.p, POSATTN_DTYPE_F32, 1, dc.hq, dc.d);
