@@ -291,8 +291,21 @@ struct FireWeights {
   }
 };
 
-// The DecodeCase of a grid row G of the decode suites: G holds lens, hq, hkv, d, n, page_size, dt,
-// cache_dt, scale_kind and positions (explicit positions); the caller sets what else it varies.
+// The leading fields of a grid row of the decode suites (test_decode_emu, test_decode_mma,
+// test_cuda_decode), each suite's row type adding its own after them: a name, the PE kind, a
+// rotated-key cache, q's dtype, page size, query tokens, KV splits (0: automatic), head dim, q and
+// kv heads, the sequences' cache lengths.
+struct DecodeGridRow {
+  const char *name;
+  posattn_pe_kind pe;
+  int k_rotated;
+  posattn_dtype dt;
+  int page_size, n, splits, d, hq, hkv;
+  std::vector<int> lens;
+};
+
+// The DecodeCase of a grid row G of the decode suites: a DecodeGridRow with cache_dt, scale_kind
+// and positions (explicit positions); the caller sets what else it varies.
 template <class G>
 DecodeCase grid_case(const G &g, uint64_t seed) {
   DecodeCase dc;

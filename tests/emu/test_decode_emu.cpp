@@ -10,13 +10,7 @@
 
 namespace {
 
-struct Grid {
-  const char *name;
-  posattn_pe_kind pe;
-  int k_rotated;
-  posattn_dtype dt;
-  int page_size, n, splits, d, hq, hkv;
-  std::vector<int> lens;
+struct Grid : DecodeGridRow {  // decode_fixture.h
   bool share, positions, window_softcap;
   int rope_cfg = 0;  // 1: DeepSeek-like offset block, GPT-J pairs, YaRN mscale; 2: proportional
   posattn_dtype cache_dt = posattn_dtype(0);  // FP8 caches (q stays dt); 0 = dt
@@ -28,17 +22,17 @@ void run_grid(const std::vector<Grid> &grid);
 TEST(DecodeEmu, GridMatchesRef) {
   const auto BF = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16;
   run_grid({
-      {"none bf16 page1 split3", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 32, 8, 2, {0, 1, 17, 97}, false, false, false},
-      {"none f16 page256", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 4, 1, {300, 1}, false, false, false},
-      {"rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 32, 4, 2, {2, 17, 40}, true, true, false},
-      {"rope rotated cache", POSATTN_PE_ROPE, 1, F16, 5, 2, 0, 32, 4, 2, {9, 33}, false, true, false},
-      {"alibi window softcap", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 32, 4, 4, {1, 29, 55}, true, false, true},
-      {"fire n8 group", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 32, 4, 1, {8, 21}, false, true, false},
-      {"more splits than pages", POSATTN_PE_ROPE, 0, BF, 16, 1, 50, 64, 2, 1, {0, 5, 33}, true, false, false},
-      {"hd128 mqa", POSATTN_PE_NONE, 0, BF, 16, 2, 0, 128, 4, 1, {97}, false, false, false},
-      {"rope offset yarn mscale", POSATTN_PE_ROPE, 0, BF, 5, 2, 2, 64, 4, 2, {3, 21}, false, true, false, 1},
-      {"rope offset rotated cache", POSATTN_PE_ROPE, 1, F16, 4, 1, 0, 32, 4, 2, {9, 30}, false, true, false, 1},
-      {"rope proportional", POSATTN_PE_ROPE, 0, BF, 6, 2, 0, 64, 2, 1, {17, 40}, false, false, false, 2},
+      {{"none bf16 page1 split3", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 32, 8, 2, {0, 1, 17, 97}}, false, false, false},
+      {{"none f16 page256", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 4, 1, {300, 1}}, false, false, false},
+      {{"rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 32, 4, 2, {2, 17, 40}}, true, true, false},
+      {{"rope rotated cache", POSATTN_PE_ROPE, 1, F16, 5, 2, 0, 32, 4, 2, {9, 33}}, false, true, false},
+      {{"alibi window softcap", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 32, 4, 4, {1, 29, 55}}, true, false, true},
+      {{"fire n8 group", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 32, 4, 1, {8, 21}}, false, true, false},
+      {{"more splits than pages", POSATTN_PE_ROPE, 0, BF, 16, 1, 50, 64, 2, 1, {0, 5, 33}}, true, false, false},
+      {{"hd128 mqa", POSATTN_PE_NONE, 0, BF, 16, 2, 0, 128, 4, 1, {97}}, false, false, false},
+      {{"rope offset yarn mscale", POSATTN_PE_ROPE, 0, BF, 5, 2, 2, 64, 4, 2, {3, 21}}, false, true, false, 1},
+      {{"rope offset rotated cache", POSATTN_PE_ROPE, 1, F16, 4, 1, 0, 32, 4, 2, {9, 30}}, false, true, false, 1},
+      {{"rope proportional", POSATTN_PE_ROPE, 0, BF, 6, 2, 0, 64, 2, 1, {17, 40}}, false, false, false, 2},
   });
 }
 
@@ -50,16 +44,16 @@ TEST(DecodeEmu, Fp8GridMatchesRef) {
   const auto E4 = POSATTN_DTYPE_FP8_E4M3, E5 = POSATTN_DTYPE_FP8_E5M2;
   const auto T = POSATTN_KV_SCALE_PER_TENSOR, H = POSATTN_KV_SCALE_PER_HEAD;
   run_grid({
-      {"e4m3 none page1 split3", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 32, 8, 2, {0, 1, 17, 97}, false, false, false, 0, E4, T},
-      {"e5m2 none page256 mqa16", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}, false, false, false, 0, E5, H},
-      {"e4m3 rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 32, 4, 2, {2, 17, 40}, true, true, false, 0, E4, H},
-      {"e5m2 rope rotated", POSATTN_PE_ROPE, 1, BF, 5, 2, 0, 32, 4, 2, {9, 33}, false, true, false, 0, E5, T},
-      {"e4m3 alibi window softcap", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 32, 4, 4, {1, 29, 55}, true, false, true, 0, E4, H},
-      {"e5m2 fire n8", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 32, 4, 1, {8, 21}, false, true, false, 0, E5, H},
-      {"e4m3 t5 group1 n5", POSATTN_PE_T5, 0, BF, 8, 5, 2, 64, 2, 2, {6, 50}, false, false, false, 0, E4, T},
-      {"e5m2 kerple splits>pages", POSATTN_PE_KERPLE_LOG, 0, BF, 16, 2, 50, 32, 6, 2, {0, 5, 33}, true, false, false, 0, E5, T},
-      {"e4m3 hd128 rope offset", POSATTN_PE_ROPE, 0, BF, 16, 2, 0, 128, 8, 1, {97}, false, true, false, 1, E4, H},
-      {"e5m2 hd256", POSATTN_PE_NONE, 0, BF, 2, 1, 2, 256, 2, 1, {19}, false, false, false, 0, E5, H},
+      {{"e4m3 none page1 split3", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 32, 8, 2, {0, 1, 17, 97}}, false, false, false, 0, E4, T},
+      {{"e5m2 none page256 mqa16", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}}, false, false, false, 0, E5, H},
+      {{"e4m3 rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 32, 4, 2, {2, 17, 40}}, true, true, false, 0, E4, H},
+      {{"e5m2 rope rotated", POSATTN_PE_ROPE, 1, BF, 5, 2, 0, 32, 4, 2, {9, 33}}, false, true, false, 0, E5, T},
+      {{"e4m3 alibi window softcap", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 32, 4, 4, {1, 29, 55}}, true, false, true, 0, E4, H},
+      {{"e5m2 fire n8", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 32, 4, 1, {8, 21}}, false, true, false, 0, E5, H},
+      {{"e4m3 t5 group1 n5", POSATTN_PE_T5, 0, BF, 8, 5, 2, 64, 2, 2, {6, 50}}, false, false, false, 0, E4, T},
+      {{"e5m2 kerple splits>pages", POSATTN_PE_KERPLE_LOG, 0, BF, 16, 2, 50, 32, 6, 2, {0, 5, 33}}, true, false, false, 0, E5, T},
+      {{"e4m3 hd128 rope offset", POSATTN_PE_ROPE, 0, BF, 16, 2, 0, 128, 8, 1, {97}}, false, true, false, 1, E4, H},
+      {{"e5m2 hd256", POSATTN_PE_NONE, 0, BF, 2, 1, 2, 256, 2, 1, {19}}, false, false, false, 0, E5, H},
   });
 }
 

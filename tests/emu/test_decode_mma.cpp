@@ -24,13 +24,7 @@ struct ForceKernel {
   ~ForceKernel() { unsetenv("POSATTN_DECODE_KERNEL"); }
 };
 
-struct Case {
-  const char *name;
-  posattn_pe_kind pe;
-  int k_rotated;
-  posattn_dtype dt;
-  int page_size, n, splits, d, hq, hkv;
-  std::vector<int> lens;
+struct Case : DecodeGridRow {  // decode_fixture.h
   posattn_dtype cache_dt = posattn_dtype(0);  // 0 = dt
   posattn_kv_scale_kind scale_kind = POSATTN_KV_SCALE_PER_TENSOR;
   bool positions = false, window_softcap = false, sinks = false, exact = false;
@@ -103,58 +97,58 @@ const auto PT = POSATTN_KV_SCALE_PER_TENSOR, PH = POSATTN_KV_SCALE_PER_HEAD;
 // Shapes: page sizes, splits, group sizes 1..16 (and 32: two 128-row chunks), 1..8 tokens.
 TEST(DecodeMma, ShapesMatchRef) {
   run_grid({
-      {"page1 split3 group4", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 64, 8, 2, {0, 1, 17, 97}},
-      {"page256 auto mqa16", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}},
-      {"page16 group8 n8 (128 rows)", POSATTN_PE_NONE, 0, BF, 16, 8, 2, 64, 16, 2, {70, 9}},
-      {"page5 group1 n3", POSATTN_PE_NONE, 0, F16, 5, 3, 0, 64, 2, 2, {2, 41}},
-      {"page3 group3 n5 split50", POSATTN_PE_NONE, 0, BF, 3, 5, 50, 64, 6, 2, {0, 5, 33}},
-      {"page7 group16 n2 hd128", POSATTN_PE_NONE, 0, BF, 7, 2, 3, 128, 16, 1, {130}},
-      {"group32 n5: two row chunks", POSATTN_PE_NONE, 0, BF, 16, 5, 1, 64, 32, 1, {40}},
-      {"hd256 group5 n7", POSATTN_PE_NONE, 0, F16, 16, 7, 2, 256, 5, 1, {50}},
-      {"hd256 group16 n8", POSATTN_PE_NONE, 0, BF, 9, 8, 0, 256, 16, 1, {37}},
-      {"hd128 group2 n1 long", POSATTN_PE_NONE, 0, BF, 16, 1, 0, 128, 4, 2, {600, 3}},
+      {{"page1 split3 group4", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 64, 8, 2, {0, 1, 17, 97}}},
+      {{"page256 auto mqa16", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}}},
+      {{"page16 group8 n8 (128 rows)", POSATTN_PE_NONE, 0, BF, 16, 8, 2, 64, 16, 2, {70, 9}}},
+      {{"page5 group1 n3", POSATTN_PE_NONE, 0, F16, 5, 3, 0, 64, 2, 2, {2, 41}}},
+      {{"page3 group3 n5 split50", POSATTN_PE_NONE, 0, BF, 3, 5, 50, 64, 6, 2, {0, 5, 33}}},
+      {{"page7 group16 n2 hd128", POSATTN_PE_NONE, 0, BF, 7, 2, 3, 128, 16, 1, {130}}},
+      {{"group32 n5: two row chunks", POSATTN_PE_NONE, 0, BF, 16, 5, 1, 64, 32, 1, {40}}},
+      {{"hd256 group5 n7", POSATTN_PE_NONE, 0, F16, 16, 7, 2, 256, 5, 1, {50}}},
+      {{"hd256 group16 n8", POSATTN_PE_NONE, 0, BF, 9, 8, 0, 256, 16, 1, {37}}},
+      {{"hd128 group2 n1 long", POSATTN_PE_NONE, 0, BF, 16, 1, 0, 128, 4, 2, {600, 3}}},
   });
 }
 
 // Every decode PE, window, softcap, sinks, explicit positions.
 TEST(DecodeMma, PositionalEncodingsMatchRef) {
   const auto R = POSATTN_PE_ROPE;
-  Case exact{"rope unrotated EXACT angles", R, 0, BF, 4, 2, 2, 64, 4, 2, {30, 9}};
+  Case exact{{"rope unrotated EXACT angles", R, 0, BF, 4, 2, 2, 64, 4, 2, {30, 9}}};
   exact.exact = true;
   exact.positions = true;
-  Case rope_pos{"rope unrotated n3 positions", R, 0, BF, 7, 3, 2, 64, 4, 2, {2, 17, 40}};
+  Case rope_pos{{"rope unrotated n3 positions", R, 0, BF, 7, 3, 2, 64, 4, 2, {2, 17, 40}}};
   rope_pos.positions = true;
-  Case rot{"rope rotated cache", R, 1, F16, 5, 2, 0, 64, 4, 2, {9, 33}};
+  Case rot{{"rope rotated cache", R, 1, F16, 5, 2, 0, 64, 4, 2, {9, 33}}};
   rot.positions = true;
-  Case yarn{"rope offset yarn gptj hd128", R, 0, BF, 5, 2, 2, 128, 4, 2, {3, 21}};
+  Case yarn{{"rope offset yarn gptj hd128", R, 0, BF, 5, 2, 2, 128, 4, 2, {3, 21}}};
   yarn.rope_cfg = 1;
-  Case alibi{"alibi window softcap sinks", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 64, 4, 4, {1, 29, 55}};
+  Case alibi{{"alibi window softcap sinks", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 64, 4, 4, {1, 29, 55}}};
   alibi.window_softcap = true;
   alibi.sinks = true;
-  Case fire{"fire n8 group4", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 64, 4, 1, {8, 21}};
+  Case fire{{"fire n8 group4", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 64, 4, 1, {8, 21}}};
   fire.positions = true;
-  Case t5{"t5 n5", POSATTN_PE_T5, 0, BF, 8, 5, 2, 64, 2, 2, {6, 50}};
-  Case kl{"kerple log", POSATTN_PE_KERPLE_LOG, 0, BF, 16, 2, 3, 64, 6, 2, {0, 5, 33}};
-  Case kp{"kerple power hd256", POSATTN_PE_KERPLE_POWER, 0, F16, 2, 3, 0, 256, 3, 1, {19}};
-  Case big{"rope unrotated hd256 group16 n5 (64-row chunks)", R, 0, BF, 16, 5, 2, 256, 16, 1, {45}};
+  Case t5{{"t5 n5", POSATTN_PE_T5, 0, BF, 8, 5, 2, 64, 2, 2, {6, 50}}};
+  Case kl{{"kerple log", POSATTN_PE_KERPLE_LOG, 0, BF, 16, 2, 3, 64, 6, 2, {0, 5, 33}}};
+  Case kp{{"kerple power hd256", POSATTN_PE_KERPLE_POWER, 0, F16, 2, 3, 0, 256, 3, 1, {19}}};
+  Case big{{"rope unrotated hd256 group16 n5 (64-row chunks)", R, 0, BF, 16, 5, 2, 256, 16, 1, {45}}};
   big.positions = true;
-  Case big_rot{"rope rotated hd256 f16", R, 1, F16, 3, 2, 0, 256, 4, 2, {8, 20}};
+  Case big_rot{{"rope rotated hd256 f16", R, 1, F16, 3, 2, 0, 256, 4, 2, {8, 20}}};
   run_grid({exact, rope_pos, rot, yarn, alibi, fire, t5, kl, kp, big, big_rot});
 }
 
 // FP8 caches: both formats, both scale kinds, with RoPE (rotated and not) and biases.
 TEST(DecodeMma, Fp8CachesMatchRef) {
-  Case a{"e4m3 per-tensor none page1", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 64, 8, 2, {0, 1, 17, 97}, E4, PT};
-  Case b{"e5m2 per-head mqa16 page256", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}, E5, PH};
-  Case c{"e4m3 per-head rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 64, 4, 2, {2, 17, 40}, E4, PH};
+  Case a{{"e4m3 per-tensor none page1", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 64, 8, 2, {0, 1, 17, 97}}, E4, PT};
+  Case b{{"e5m2 per-head mqa16 page256", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}}, E5, PH};
+  Case c{{"e4m3 per-head rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 64, 4, 2, {2, 17, 40}}, E4, PH};
   c.positions = true;
-  Case d{"e5m2 per-tensor rope rotated", POSATTN_PE_ROPE, 1, BF, 5, 2, 0, 64, 4, 2, {9, 33}, E5, PT};
-  Case e{"e4m3 alibi window softcap f16", POSATTN_PE_ALIBI, 0, F16, 3, 1, 4, 128, 4, 4, {1, 29, 55}, E4, PH};
+  Case d{{"e5m2 per-tensor rope rotated", POSATTN_PE_ROPE, 1, BF, 5, 2, 0, 64, 4, 2, {9, 33}}, E5, PT};
+  Case e{{"e4m3 alibi window softcap f16", POSATTN_PE_ALIBI, 0, F16, 3, 1, 4, 128, 4, 4, {1, 29, 55}}, E4, PH};
   e.window_softcap = true;
-  Case f{"e5m2 fire n8", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 64, 4, 1, {8, 21}, E5, PH};
-  Case g{"e4m3 hd128 rope offset", POSATTN_PE_ROPE, 0, BF, 16, 2, 0, 128, 8, 1, {97}, E4, PH};
+  Case f{{"e5m2 fire n8", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 64, 4, 1, {8, 21}}, E5, PH};
+  Case g{{"e4m3 hd128 rope offset", POSATTN_PE_ROPE, 0, BF, 16, 2, 0, 128, 8, 1, {97}}, E4, PH};
   g.rope_cfg = 1;
-  Case h{"e5m2 hd256 kerple", POSATTN_PE_KERPLE_LOG, 0, BF, 2, 1, 2, 256, 2, 1, {19}, E5, PT};
+  Case h{{"e5m2 hd256 kerple", POSATTN_PE_KERPLE_LOG, 0, BF, 2, 1, 2, 256, 2, 1, {19}}, E5, PT};
   run_grid({a, b, c, d, e, f, g, h});
 }
 

@@ -113,13 +113,7 @@ void run_cuda(posattn_context *ctx, DecodeData &D, posattn_dtype out_dt, DecodeO
   R.nan = pat_count_nan(oh.data(), out_dt, rows * c.d) + pat_count_nan(lh.data(), POSATTN_DTYPE_F32, rows);
 }
 
-struct Case {
-  const char *name;
-  posattn_pe_kind pe;
-  int k_rotated;
-  posattn_dtype dt;
-  int page_size, n, splits, d, hq, hkv;
-  std::vector<int> lens;
+struct Case : DecodeGridRow {  // decode_fixture.h
   bool share, positions, sinks;
   posattn_dtype cache_dt = posattn_dtype(0);  // FP8 caches (q and out stay dt)
   posattn_kv_scale_kind scale_kind = POSATTN_KV_SCALE_PER_TENSOR;
@@ -158,17 +152,17 @@ const auto BF = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16;
 
 TEST_F(CudaDecode, ShortGridMatchesRef) {
   const Case grid[] = {
-      {"none bf16 page1 split3 empty+len1", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 128, 8, 1, {0, 1, 17, 97}, false, false, false},
-      {"none f16 page256 auto", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 4, 1, {300, 1}, false, false, false},
-      {"rope unrotated n4 page16 shared", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 32, 4, {40, 200, 4}, true, true, false},
-      {"rope rotated n1 page16", POSATTN_PE_ROPE, 1, BF, 16, 1, 0, 128, 8, 1, {9, 333}, false, true, false},
-      {"rope rotated n4 split5", POSATTN_PE_ROPE, 1, F16, 16, 4, 5, 64, 8, 2, {33, 150}, true, false, false},
-      {"alibi sinks page16", POSATTN_PE_ALIBI, 0, BF, 16, 1, 0, 128, 8, 2, {0, 1, 129, 257}, false, false, true},
-      {"none sinks n4 splits 7", POSATTN_PE_NONE, 0, BF, 16, 4, 7, 128, 8, 1, {100, 4}, false, false, true},
-      {"hd256 rope page256", POSATTN_PE_ROPE, 0, BF, 256, 1, 0, 256, 4, 1, {700}, false, false, false},
-      {"fp8 e4m3 per head rope n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 32, 4, {40, 200, 4}, true, true, false,
+      {{"none bf16 page1 split3 empty+len1", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 128, 8, 1, {0, 1, 17, 97}}, false, false, false},
+      {{"none f16 page256 auto", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 4, 1, {300, 1}}, false, false, false},
+      {{"rope unrotated n4 page16 shared", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 32, 4, {40, 200, 4}}, true, true, false},
+      {{"rope rotated n1 page16", POSATTN_PE_ROPE, 1, BF, 16, 1, 0, 128, 8, 1, {9, 333}}, false, true, false},
+      {{"rope rotated n4 split5", POSATTN_PE_ROPE, 1, F16, 16, 4, 5, 64, 8, 2, {33, 150}}, true, false, false},
+      {{"alibi sinks page16", POSATTN_PE_ALIBI, 0, BF, 16, 1, 0, 128, 8, 2, {0, 1, 129, 257}}, false, false, true},
+      {{"none sinks n4 splits 7", POSATTN_PE_NONE, 0, BF, 16, 4, 7, 128, 8, 1, {100, 4}}, false, false, true},
+      {{"hd256 rope page256", POSATTN_PE_ROPE, 0, BF, 256, 1, 0, 256, 4, 1, {700}}, false, false, false},
+      {{"fp8 e4m3 per head rope n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 32, 4, {40, 200, 4}}, true, true, false,
        POSATTN_DTYPE_FP8_E4M3, POSATTN_KV_SCALE_PER_HEAD},
-      {"fp8 e5m2 per tensor rotated split5", POSATTN_PE_ROPE, 1, F16, 16, 2, 5, 64, 8, 2, {33, 150}, false, false, true,
+      {{"fp8 e5m2 per tensor rotated split5", POSATTN_PE_ROPE, 1, F16, 16, 2, 5, 64, 8, 2, {33, 150}}, false, false, true,
        POSATTN_DTYPE_FP8_E5M2, POSATTN_KV_SCALE_PER_TENSOR},
   };
   uint64_t seed = 100;
@@ -179,11 +173,11 @@ TEST_F(CudaDecode, ShortGridMatchesRef) {
 // one; REF checks every row (one or four query tokens per sequence).
 TEST_F(CudaDecode, LongContextsMatchRef) {
   const Case grid[] = {
-      {"rope unrotated 8k n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 16, 2, {8192, 5000}, false, false, false},
-      {"rope rotated 32k", POSATTN_PE_ROPE, 1, BF, 16, 1, 0, 128, 8, 1, {32768}, false, false, false},
-      {"alibi 128k split 64", POSATTN_PE_ALIBI, 0, BF, 16, 1, 64, 128, 8, 1, {131072}, false, false, true},
-      {"none 128k page256 auto", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 128, 8, 1, {131072}, false, false, false},
-      {"fp8 e4m3 rope 32k n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 16, 2, {32768, 5000}, false, false, false,
+      {{"rope unrotated 8k n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 16, 2, {8192, 5000}}, false, false, false},
+      {{"rope rotated 32k", POSATTN_PE_ROPE, 1, BF, 16, 1, 0, 128, 8, 1, {32768}}, false, false, false},
+      {{"alibi 128k split 64", POSATTN_PE_ALIBI, 0, BF, 16, 1, 64, 128, 8, 1, {131072}}, false, false, true},
+      {{"none 128k page256 auto", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 128, 8, 1, {131072}}, false, false, false},
+      {{"fp8 e4m3 rope 32k n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 16, 2, {32768, 5000}}, false, false, false,
        POSATTN_DTYPE_FP8_E4M3, POSATTN_KV_SCALE_PER_HEAD},
   };
   uint64_t seed = 200;
