@@ -462,4 +462,35 @@ inline void expect_nan_rule(posattn_context *ctx, DecodeData &D, bool in_v, int 
   EXPECT_EQ(wrong, 0);
 }
 
+// New K and V rows of an append: n tokens for every sequence of c, [batch][n][hkv][d] in f32,
+// uniform in [-1, 1] from `seed` (all of K, then all of V).
+struct AppendRows {
+  std::vector<float> k, v;
+  AppendRows(const DecodeCase &c, int n, uint64_t seed)
+      : k(size_t(c.batch) * n * c.hkv * c.d), v(k.size()) {
+    pat_rng r;
+    pat_rng_seed(&r, seed);
+    for (float &x : k) x = float(pat_rng_uniform(&r, -1, 1));
+    for (float &x : v) x = float(pat_rng_uniform(&r, -1, 1));
+  }
+};
+
+// An append into D's cache with RoPE on K: sequence b writes cnt[b] of its n new tokens from cache
+// index start[b], token t at position pos[b * n + t] (the arrays are the caller's).
+inline posattn_cache_append_desc rope_append_desc(const DecodeData &D, int n, const std::vector<int32_t> &start,
+                                                  const std::vector<int32_t> &cnt,
+                                                  const std::vector<int32_t> &pos) {
+  posattn_cache_append_desc a;
+  posattn_cache_append_desc_init(&a);
+  a.batch = D.c.batch;
+  a.num_tokens = n;
+  a.new_lens = cnt.data();
+  a.cache_lens = start.data();
+  a.block_table = D.block_table.data();
+  a.max_pages_per_seq = D.mpps;
+  a.positions = pos.data();
+  a.pe.kind = POSATTN_PE_ROPE;
+  return a;
+}
+
 #endif

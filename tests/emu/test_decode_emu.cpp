@@ -136,11 +136,8 @@ TEST(DecodeEmu, AppendMatchesRef) {
         X->v_scale[h] = std::ldexp(1.f, int(h) - 1);
       }
     const int n = 3;
-    std::vector<float> k0(size_t(dc.batch) * n * dc.hkv * dc.d), v0(k0.size());
-    pat_rng r;
-    pat_rng_seed(&r, 9);
-    for (float &x : k0) x = float(pat_rng_uniform(&r, -1, 1));
-    for (float &x : v0) x = float(pat_rng_uniform(&r, -1, 1));
+    AppendRows rows(dc, n, 9);
+    std::vector<float> &k0 = rows.k, &v0 = rows.v;
     if (dc.fp8())
       for (size_t i = 0; i < k0.size(); i += 7) {
         k0[i] *= 1e5f;
@@ -149,17 +146,8 @@ TEST(DecodeEmu, AppendMatchesRef) {
     posattn_tensor tk, tv;
     posattn_tensor_init_contiguous(&tk, k0.data(), POSATTN_DTYPE_F32, n, dc.hkv, dc.d);
     posattn_tensor_init_contiguous(&tv, v0.data(), POSATTN_DTYPE_F32, n, dc.hkv, dc.d);
-    posattn_cache_append_desc a;
-    posattn_cache_append_desc_init(&a);
-    std::vector<int32_t> start = {1, 7}, cnt = {3, 2}, pos = {100, 101, 102, 5000, 5001, 0};
-    a.batch = dc.batch;
-    a.num_tokens = n;
-    a.new_lens = cnt.data();
-    a.cache_lens = start.data();
-    a.block_table = A.block_table.data();
-    a.max_pages_per_seq = A.mpps;
-    a.positions = pos.data();
-    a.pe.kind = POSATTN_PE_ROPE;
+    const std::vector<int32_t> start = {1, 7}, cnt = {3, 2}, pos = {100, 101, 102, 5000, 5001, 0};
+    posattn_cache_append_desc a = rope_append_desc(A, n, start, cnt, pos);
     a.pe.rope.rotary_dim = 8;
     if (rotated == 2) set_rope_cfg(a.pe.rope, 1, dc.d);
     for (int which = 0; which < 2; ++which) {

@@ -198,22 +198,10 @@ TEST_F(CudaDecode, AppendMatchesRef) {
     DecodeData A(dc);
     A.cache.k_rotated = rotated;
     const int n = 4;
-    std::vector<float> k0(size_t(dc.batch) * n * dc.hkv * dc.d), v0(k0.size());
-    pat_rng r;
-    pat_rng_seed(&r, 19);
-    for (float &x : k0) x = float(pat_rng_uniform(&r, -1, 1));
-    for (float &x : v0) x = float(pat_rng_uniform(&r, -1, 1));
-    posattn_cache_append_desc a;
-    posattn_cache_append_desc_init(&a);
-    std::vector<int32_t> start = {1, 14}, cnt = {4, 2}, pos = {100, 101, 102, 103, 70000, 70001, 0, 0};
-    a.batch = dc.batch;
-    a.num_tokens = n;
-    a.new_lens = cnt.data();
-    a.cache_lens = start.data();
-    a.block_table = A.block_table.data();
-    a.max_pages_per_seq = A.mpps;
-    a.positions = pos.data();
-    a.pe.kind = POSATTN_PE_ROPE;
+    AppendRows rows(dc, n, 19);
+    std::vector<float> &k0 = rows.k, &v0 = rows.v;
+    const std::vector<int32_t> start = {1, 14}, cnt = {4, 2}, pos = {100, 101, 102, 103, 70000, 70001, 0, 0};
+    const posattn_cache_append_desc a = rope_append_desc(A, n, start, cnt, pos);
 
     // the GPU's pools start as copies of A's
     DevBuf kp(A.kpool.bytes), vp(A.vpool.bytes), kn(k0.size() * 4), vn(v0.size() * 4);
