@@ -20,9 +20,9 @@
 // (simt_split.cuh). Logits go through logit_or_nan, NaN logits reach the row sum, and the combine
 // keeps a NaN split LSE (max_nan).
 // Cache dtypes: the kernels are templated on a cache element I/O policy (CacheIO for f32/f16/bf16,
-// Fp8IO for the OCP FP8 formats: encoding by host/fp8.h, decoding below). An FP8 element's value is
-// decode(code) * scale in fp32 (scale of its kv head, or the tensor's); an append stores
-// encode(x / scale), the fp32 quotient rounded once to fp8 with saturation.
+// Fp8IO for the OCP FP8 formats: encoding by host/fp8.h, decoding in cache_io.cuh). An FP8
+// element's value is decode(code) * scale in fp32 (scale of its kv head, or the tensor's); an
+// append stores encode(x / scale), the fp32 quotient rounded once to fp8 with saturation.
 #ifndef POSATTN_DECODE_CU
 #define POSATTN_DECODE_CU
 

@@ -4,7 +4,7 @@
 //   lse_merge()   the LSE arithmetic of a merge: the NaN-keeping maximum M of the LSEs and
 //                 L = sum e^(lse - M), with an optional extra term that has no value (decode's
 //                 sink). Shared by merge_states below and the split combines (combine_splits).
-//   combine_splits() one (row, head) of the split-KV combine of decode_combine and paged_combine.
+//   combine_splits()  one (row, head) of the split-KV combine: decode_combine and paged_combine.
 //   merge_states  (merge.cu, included once by the EMU run and once by the CUDA run) one block
 //                 per row (batch, token, head), grid-stride over the rows, threads over the
 //                 features. Empty states (LSE -inf) are skipped outright, so their O is never read
