@@ -1,6 +1,7 @@
 // cache_io.cuh -- pieces shared by the paged-cache kernels (decode: kernels/decode/decode.cu and
-// decode_mma.cuh; the plan's run and append: kernels/paged/): element I/O of a cache pool and the
-// fp32 RoPE of shared-memory rows. Written against the device layer (EMU and nvcc).
+// decode_mma.cuh; the plan's run and append: kernels/paged/): element I/O of a cache pool, the
+// fp32 RoPE of shared-memory rows and of a new K row's features. Written against the device
+// layer (EMU and nvcc).
 #ifndef POSATTN_CACHE_IO_CUH
 #define POSATTN_CACHE_IO_CUH
 
@@ -91,6 +92,23 @@ PA_DEVICE void rope_rows(const pa_prefill_params &pe, pa::sptr<float> rows, int 
     row[a] = v.x;
     row[b] = v.y;
   }
+}
+
+// Feature f of a new K row (load(i): its feature i), rotated at position pos when f lies in the
+// rotary block: the pair holding f is rotated in fp32 and f's half of it returned (each thread of
+// an append computes its own half). Used by the appends of decode and of the plan.
+template <class Load>
+PA_DEVICE float rope_feature(const pa_prefill_params &pe, int f, int32_t pos, Load load) {
+  const int rd = pe.rotary_dim, half = rd / 2, fr = f - pe.rope_offset;  // fr: inside the block
+  float x = load(f);
+  if (fr >= 0 && fr < rd) {
+    const int pair = pe.rope_gptj ? fr / 2 : (fr < half ? fr : fr - half);
+    int a, b;
+    pa_pe::rope_pair_features(pe, pair, a, b);
+    const float2 v = pa_pe::rope_rotate(load(a), load(b), pa_pe::rope_cos_sin(pe, pair, pos));
+    x = f == a ? v.x : v.y;
+  }
+  return x;
 }
 
 }  // namespace pa_cache

@@ -46,43 +46,11 @@ inline MmaSmem mma_smem(const pa_decode_params &p, int d, int esz) {
   return MmaSmem(d, esz, mma_q_rows(p), p.pe.rotary_dim > 0, p.rotate_k != 0);
 }
 
-// A decode_mma block's work (mma_split.cuh, mma_split_block): row r of the block is query token
-// t of q head h (tokens of one head adjacent); the keys are the split's.
-struct DecodeMmaJob {
-  const pa_decode_params &p;
-  int split, b, hk, r0, rows, len, lo, hi;
-
-  PA_DEVICE const pa_prefill_params &pe() const { return p.pe; }
-  PA_DEVICE int causal() const { return p.causal; }
-  PA_DEVICE int window_left() const { return p.window_left; }
-  PA_DEVICE int rotate_k() const { return p.rotate_k; }
+// A decode_mma block's work (mma_split.cuh, mma_split_block): decode_split's (decode.cu), with
+// the Q tile rows of the launch and the logit scale of the mma body.
+struct DecodeMmaJob : DecodeJob {
   PA_DEVICE int qrows() const { return mma_q_rows(p); }
-  PA_DEVICE float qk_scale() const { return cache_scale(p, p.k_scale, hk) * p.pe.scale; }
-  PA_DEVICE float v_scale() const { return cache_scale(p, p.v_scale, hk); }
-  PA_DEVICE pa::gptr<const unsigned char> k_pages() const { return p.k_pages; }
-  PA_DEVICE pa::gptr<const unsigned char> v_pages() const { return p.v_pages; }
-  PA_DEVICE pa::gptr<float> part_o() const { return p.part_o; }
-  PA_DEVICE pa::gptr<float> part_lse() const { return p.part_lse; }
-  PA_DEVICE int row_head(int r) const { return hk * p.group + (r0 + r) / p.n; }
-  PA_DEVICE int row_token(int r) const { return (r0 + r) % p.n; }
-  PA_DEVICE int q_index(int r) const { return len - p.n + row_token(r); }
-  PA_DEVICE int32_t q_pos(int r) const {
-    return p.q_pos ? int32_t(p.q_pos[int64_t(b) * p.n + row_token(r)]) : len - p.n + row_token(r);
-  }
-  PA_DEVICE int32_t kv_pos(int j) const {
-    return p.kv_pos ? int32_t(p.kv_pos[int64_t(b) * p.capacity + j]) : int32_t(j);
-  }
-  PA_DEVICE float q_elem(int r, int c) const {
-    return load_any(p.q, p.q_dtype,
-                    int64_t(b) * p.q_sb + int64_t(row_token(r)) * p.q_ss + int64_t(row_head(r)) * p.q_sh + c);
-  }
-  PA_DEVICE int64_t token_offset(int j) const {
-    const int64_t page = p.block_table[int64_t(b) * p.mpps + j / p.page_size];
-    return page * p.stride_page + int64_t(j % p.page_size) * p.stride_slot + int64_t(hk) * p.stride_head;
-  }
-  PA_DEVICE int64_t part_row(int r) const {
-    return ((int64_t(split) * p.batch + b) * p.n + row_token(r)) * p.hq + row_head(r);
-  }
+  PA_DEVICE float qk_scale() const { return k_scale() * p.pe.scale; }
 };
 
 template <class IO, class Tin, int D>
@@ -90,13 +58,9 @@ __global__ void __launch_bounds__(kMmaThreads, kMmaMinBlocks<D, CacheBytes<IO>::
   const int split = int(blockIdx.x), b = int(blockIdx.z);
   const int hk = int(blockIdx.y) / p.row_chunks, r0 = (int(blockIdx.y) % p.row_chunks) * p.mma;
   const int len = p.cache_lens[b];
-  // This split's keys, narrowed by the window of the earliest query token (as decode_split).
-  const int split_tokens = p.split_pages * p.page_size;
-  int lo = int(pa::min(int64_t(split) * split_tokens, int64_t(len)));
-  const int hi = int(pa::min(int64_t(lo) + split_tokens, int64_t(len)));
-  if (p.window_left >= 0)
-    lo = int(pa::min(pa::max(int64_t(lo), int64_t(len) - p.n - p.window_left), int64_t(hi)));
-  const DecodeMmaJob job{p, split, b, hk, r0, pa::min(int(p.mma), p.group * p.n - r0), len, lo, hi};
+  int lo, hi;
+  split_keys(p, split, len, lo, hi);  // as decode_split
+  const DecodeMmaJob job{{p, split, b, hk, r0, pa::min(int(p.mma), p.group * p.n - r0), len, lo, hi}};
   mma_split_block<IO, Tin, D, CacheBytes<IO>::value>(job);
 }
 

@@ -3,7 +3,8 @@
 //
 //   lse_merge()   the LSE arithmetic of a merge: the NaN-keeping maximum M of the LSEs and
 //                 L = sum e^(lse - M), with an optional extra term that has no value (decode's
-//                 sink). Shared by merge_states below and decode's split combine (decode.cu).
+//                 sink). Shared by merge_states below and the split combines (combine_splits).
+//   combine_splits()  one (row, head) of the split-KV combine: decode_combine and paged_combine.
 //   merge_states  (merge.cu, included once by the EMU run and once by the CUDA run) one block
 //                 per row (batch, token, head), grid-stride over the rows, threads over the
 //                 features. Empty states (LSE -inf) are skipped outright, so their O is never read
@@ -60,6 +61,32 @@ PA_DEVICE LseSum lse_merge(int n, LseAt lse_at, float extra, bool base2) {
   for (int s = 0; s < n; ++s) r.L += lse_exp(lse_at(s) - r.M, base2);  // -inf terms add 0
   if (extra != -INFINITY) r.L += lse_exp(extra - r.M, base2);
   return r;
+}
+
+// One (row, head) of a split-KV combine, shared by decode's decode_combine (kernels/decode/
+// decode.cu) and the plan's paged_combine (kernels/paged/paged.cu): the normalised partial outputs
+// part_o[(s * per_split + row) * d + c] of splits s < num_splits are merged through their LSEs
+// part_lse[s * per_split + row] with the sink logit `sink` (-inf: none) as one more softmax term
+// without a value: out = sum_s e^{lse_s - M} o_s / (sum_s e^{lse_s - M} + e^{sink - M}), M the
+// largest of the split LSEs and the sink. The block's kThreads threads write feature c through
+// store(c, value); an empty split (LSE -inf) weighs 0 and is not read. Returns the merged sum,
+// whose lse(false) is the row's LSE.
+template <int kThreads, class Store>
+PA_DEVICE LseSum combine_splits(int num_splits, int64_t per_split, int64_t row, int d,
+                                pa::gptr<const float> part_o, pa::gptr<const float> part_lse,
+                                float sink, Store store) {
+  const auto split_lse = [&](int s) { return float(part_lse[s * per_split + row]); };
+  const LseSum sum = lse_merge(num_splits, split_lse, sink, false);
+  for (int c = int(threadIdx.x); c < d; c += kThreads) {
+    float o = 0.f;
+    if (!sum.empty())
+      for (int s = 0; s < num_splits; ++s) {
+        const float w = sum.weight(split_lse(s), false);
+        if (w != 0.f) o = fmaf(w, part_o[(s * per_split + row) * d + c], o);  // empty splits: w = 0
+      }
+    store(c, o);
+  }
+  return sum;
 }
 
 }  // namespace pa_merge

@@ -11,9 +11,10 @@
 //   paged_split    one block per (KV split, kv head, chunk slot): a chunk is up to kRows query rows
 //                  of ONE sequence (rows = that sequence's tokens x the GQA group, token-major).
 //                  Each block maps its slot to (sequence, chunk) by walking the indptr (unused
-//                  slots exit) and its split to a page range from the sequence's own length. K/V
-//                  tiles are gathered through the block table into shared memory as fp32 (K rotated
-//                  there for un-rotated caches), q is rotated once; causal / window per row at
+//                  slots exit) and its split to a page range from the sequence's own length. The
+//                  block body is decode_split's (kernels/decode/simt_split.cuh): K/V tiles
+//                  gathered through the block table into shared memory as fp32 (K rotated there
+//                  for un-rotated caches), q rotated once; causal / window per row at
 //                  i' = L_b - n_b + t; writes a normalised partial output and its LSE per split.
 //   paged_combine  grid-stride over (row, head) pairs of rows < indptr[batch]: finds the row's
 //                  sequence by binary search of the indptr, merges the splits and the sink
@@ -22,13 +23,14 @@
 //                  first for a rotated cache; FP8 encoded with its scale).
 // Sequences with a bad verdict are skipped by every kernel after paged_check; nothing reads or
 // writes memory through an index that paged_check did not accept.
-// Numerics follow decode (kernels/decode/decode.cu): fp32 online softmax, the NaN rule (a
+// Numerics follow decode (kernels/decode/decode.cu): fp32 online softmax (the shared block body), the NaN rule (a
 // non-finite V element is staged as 0 with its key's K element NaN, so only rows that see the key
 // become NaN), logit_or_nan, a NaN-keeping combine.
 #ifndef POSATTN_PAGED_CU
 #define POSATTN_PAGED_CU
 
 #include "decode/cache_io.cuh"
+#include "decode/simt_split.cuh"
 #include "fp8.h"
 #include "merge/merge.cuh"
 #include "paged/config.h"
@@ -43,15 +45,10 @@ namespace pa_paged {
 using pa_merge::load_any;
 using pa_merge::store_any;
 
-// Element I/O of the cache pools and fp32 RoPE of shared rows, as decode's
-// (kernels/decode/cache_io.cuh).
+// Element I/O of the cache pools, as decode's (kernels/decode/cache_io.cuh).
 using pa_cache::CacheIO;
 using pa_cache::Fp8IO;
 using pa_cache::scale_of;
-PA_DEVICE void rope_rows(const pa_prefill_params &pe, pa::sptr<float> rows, int count, int dr,
-                         int half, pa::sptr<int32_t> pos, int tid) {
-  pa_cache::rope_rows<kThreads>(pe, rows, count, dr, half, pos, tid);
-}
 
 // ---- paged_check -----------------------------------------------------------------------------
 
@@ -218,10 +215,48 @@ PA_DEVICE void split_keys(const pa_paged_params &p, int len, int base, int split
   hi = int(hi64);
 }
 
+// A split block's work (kernels/decode/simt_split.cuh; paged_mma.cuh adds what mma_split.cuh
+// needs): row r is token t of the sequence for q head h, the heads of a token adjacent.
+struct PagedJob {
+  const pa_paged_params &p;
+  int split, b, hk, q0, r0, base, rows, lo, hi;
+
+  PA_DEVICE const pa_prefill_params &pe() const { return p.pe; }
+  PA_DEVICE int causal() const { return p.causal; }
+  PA_DEVICE int window_left() const { return p.window_left; }
+  PA_DEVICE int rotate_k() const { return p.rotate_k; }
+  PA_DEVICE int d() const { return p.d; }
+  PA_DEVICE float k_scale() const { return scale_of(p.k_scale, p.scale_per_head, hk); }
+  PA_DEVICE float v_scale() const { return scale_of(p.v_scale, p.scale_per_head, hk); }
+  PA_DEVICE pa::gptr<const unsigned char> k_pages() const { return p.k_pages; }
+  PA_DEVICE pa::gptr<const unsigned char> v_pages() const { return p.v_pages; }
+  PA_DEVICE pa::gptr<float> part_o() const { return p.part_o; }
+  PA_DEVICE pa::gptr<float> part_lse() const { return p.part_lse; }
+  PA_DEVICE int row_token(int r) const { return (r0 + r) / p.group; }
+  PA_DEVICE int row_head(int r) const { return hk * p.group + (r0 + r) % p.group; }
+  PA_DEVICE int q_index(int r) const { return base + row_token(r); }
+  PA_DEVICE int32_t q_pos(int r) const {
+    return p.sq.pos ? int32_t(p.sq.pos[q0 + row_token(r)]) : base + row_token(r);
+  }
+  PA_DEVICE int32_t kv_pos(int j) const {
+    return p.sq.kv_pos ? int32_t(p.sq.kv_pos[int64_t(b) * p.sq.kvp_stride + j]) : int32_t(j);
+  }
+  PA_DEVICE float q_elem(int r, int c) const {
+    return load_any(p.q, p.q_dtype, int64_t(q0 + row_token(r)) * p.q_ss + int64_t(row_head(r)) * p.q_sh + c);
+  }
+  PA_DEVICE int64_t token_offset(int j) const {
+    const int64_t page = p.sq.block_table[int64_t(b) * p.sq.bt_stride + j / p.sq.page_size];
+    return page * p.stride_page + int64_t(j % p.sq.page_size) * p.stride_slot + int64_t(hk) * p.stride_head;
+  }
+  PA_DEVICE int64_t part_row(int r) const {
+    return (int64_t(split) * p.sq.max_q_tokens + q0 + row_token(r)) * p.hq + row_head(r);
+  }
+};
+
+// The block's (sequence, chunk of kRows rows) from its slot, its keys from the split, then the
+// block body shared with decode_split (kernels/decode/simt_split.cuh).
 template <class IO, int DMAX>
 __global__ void __launch_bounds__(kThreads, kMinBlocks<DMAX>) paged_split(const pa_paged_params p) {
-  constexpr int T = kKeysPerTile<DMAX>;
-  constexpr int kAcc = kRows * DMAX / kThreads;  // accumulator elements per thread
   const pa_paged_seqs &sq = p.sq;
   if (sq.verdict[0] == PA_PAGED_BAD_RUN) return;  // the indptr is bad: nothing to map
 
@@ -229,154 +264,20 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks<DMAX>) paged_split(const 
   const int b = slot_sequence(sq, p.group, kRows, int(blockIdx.x), chunk);
   if (b < 0 || sq.verdict[b] != PA_PAGED_OK) return;
 
-  const int split = int(blockIdx.z), hk = int(blockIdx.y), tid = int(threadIdx.x);
+  const int split = int(blockIdx.z), hk = int(blockIdx.y);
   const int q0 = sq.indptr[b], n = int32_t(sq.indptr[b + 1]) - q0, len = sq.kv_lens[b];
   const int r0 = chunk * kRows, rows = pa::min(kRows, n * p.group - r0);
-  const int d = p.d, dr = row_floats(d), half = p.pe.rotary_dim / 2;
-  const float k_sc = scale_of(p.k_scale, p.scale_per_head, hk);
-  const float v_sc = scale_of(p.v_scale, p.scale_per_head, hk);
-
-  pa::sptr<float> qs = pa::dynamic_shared<float>();   // [kRows][dr] rotated queries
-  pa::sptr<float> ks = qs + kRows * dr;                 // [T][dr]
-  pa::sptr<float> vs = ks + T * dr;                     // [T][dr]
-  pa::sptr<float> ss = vs + T * dr;                     // [kRows][T] scores, then weights
-  pa::sptr<float> ms = ss + kRows * T;                  // [kRows] running max
-  pa::sptr<float> ls = ms + kRows;                      // [kRows] running sum
-  pa::sptr<float> cs = ls + kRows;                      // [kRows] rescale of this tile
-  pa::sptr<int32_t> kpos = pa::ptr_cast<int32_t>(cs + kRows);  // [T]
-  pa::sptr<int32_t> qpos = kpos + T;                            // [kRows]
-
-  // Row r of the block is token t of the sequence for q head h (the heads of a token adjacent).
-  auto row_token = [&](int r) { return (r0 + r) / p.group; };
-  auto row_head = [&](int r) { return hk * p.group + (r0 + r) % p.group; };
   const int base = len - n;  // i' of token t is base + t
-
-  for (int r = tid; r < kRows; r += kThreads) {
-    ms[r] = -INFINITY;
-    ls[r] = 0.f;
-    qpos[r] = 0;
-    if (r < rows) {
-      const int t = row_token(r);
-      qpos[r] = sq.pos ? int32_t(sq.pos[q0 + t]) : base + t;
-    }
-  }
-  for (int e = tid; e < kRows * dr; e += kThreads) {
-    const int r = e / dr, c = e % dr;
-    float x = 0.f;
-    if (r < rows && c < d)
-      x = load_any(p.q, p.q_dtype,
-                   int64_t(q0 + row_token(r)) * p.q_ss + int64_t(row_head(r)) * p.q_sh + c);
-    qs[e] = x;
-  }
-  __syncthreads();
-  if (half > 0) {  // RoPE on q, once per row, in fp32
-    rope_rows(p.pe, qs, rows, dr, half, qpos, tid);
-    __syncthreads();
-  }
-
-  float acc[kAcc];
-  PA_UNROLL
-  for (int k = 0; k < kAcc; ++k) acc[k] = 0.f;
-
   // This split's keys, narrowed to those the chunk's tokens may see.
   int lo, hi;
-  split_keys(p, len, base, split, row_token(0), rows > 0 ? row_token(rows - 1) : 0, lo, hi);
-
-  for (int kn, kt = lo; kt < hi; kt += kn) {
-    kn = pa::min(T, hi - kt);
-    for (int e = tid; e < T * dr; e += kThreads) {  // gather K and V through the block table
-      const int jj = e / dr, c = e % dr;
-      float kv = 0.f, vv = 0.f;
-      if (jj < kn && c < d) {
-        const int j = kt + jj;
-        const int64_t page = sq.block_table[int64_t(b) * sq.bt_stride + j / sq.page_size];
-        const int64_t off = page * p.stride_page + int64_t(j % sq.page_size) * p.stride_slot +
-                            int64_t(hk) * p.stride_head + c;
-        kv = IO::load(p.k_pages, off) * k_sc;
-        vv = IO::load(p.v_pages, off) * v_sc;
-        if (!pa_pe::is_finite(vv)) {  // poisons the rows that see token j, no other
-          kv = NAN;
-          vv = 0.f;
-        }
-      }
-      ks[e] = kv;
-      vs[e] = vv;
-    }
-    for (int jj = tid; jj < T; jj += kThreads)
-      kpos[jj] = jj < kn ? (sq.kv_pos ? int32_t(sq.kv_pos[int64_t(b) * sq.kvp_stride + kt + jj]) : kt + jj) : 0;
-    __syncthreads();
-    if (p.rotate_k && half > 0) {  // un-rotated cache: rotate K at its position, in fp32
-      rope_rows(p.pe, ks, kn, dr, half, kpos, tid);
-      __syncthreads();
-    }
-
-    for (int e = tid; e < kRows * T; e += kThreads) {  // logits of every (row, key) pair
-      const int r = e / T, jj = e % T;
-      float s = -INFINITY;
-      const int j = kt + jj;
-      const bool vis = r < rows && jj < kn &&
-                       pa_pe::in_window(base + row_token(r), j, p.causal, p.window_left, -1);
-      if (vis) {
-        const pa::sptr<const float> qrow = qs + r * dr, krow = ks + jj * dr;
-        float dot = 0.f;
-        for (int c = 0; c < dr; c += 4) {
-          const float4 qq = pa::load(pa::ptr_cast<const float4>(qrow + c));
-          const float4 kk = pa::load(pa::ptr_cast<const float4>(krow + c));
-          dot = fmaf(qq.x, kk.x, dot);
-          dot = fmaf(qq.y, kk.y, dot);
-          dot = fmaf(qq.z, kk.z, dot);
-          dot = fmaf(qq.w, kk.w, dot);
-        }
-        s = pa_pe::apply_softcap(p.pe, dot * p.pe.scale);
-        s = pa_pe::logit_or_nan(s + pa_pe::BiasAny(p.pe, row_head(r), qpos[r])(kpos[jj]));
-      }
-      ss[e] = s;
-    }
-    __syncthreads();
-
-    for (int r = tid; r < kRows; r += kThreads) {  // online softmax per row
-      float mt = -INFINITY;
-      for (int jj = 0; jj < T; ++jj) mt = fmaxf(mt, ss[r * T + jj]);
-      const float m_old = ms[r], m_new = fmaxf(m_old, mt);  // NaN logits reach the sum below
-      const float mb = m_new == -INFINITY ? 0.f : m_new;
-      const float corr = expf(m_old - mb);
-      float sum = 0.f;
-      for (int jj = 0; jj < T; ++jj) {
-        const float sc = ss[r * T + jj];
-        const float w = sc == -INFINITY ? 0.f : expf(sc - mb);
-        ss[r * T + jj] = w;
-        sum += w;
-      }
-      ls[r] = ls[r] * corr + sum;
-      ms[r] = m_new;
-      cs[r] = corr;
-    }
-    __syncthreads();
-
-    PA_UNROLL
-    for (int k = 0; k < kAcc; ++k) {  // P V into the thread's accumulator elements
-      const int e = tid + k * kThreads, r = e / DMAX, c = e % DMAX;
-      if (r >= rows || c >= d) continue;
-      float a = acc[k] * cs[r];
-      for (int jj = 0; jj < kn; ++jj) a = fmaf(ss[r * T + jj], vs[jj * dr + c], a);
-      acc[k] = a;
-    }
-    __syncthreads();
-  }
-
-  PA_UNROLL
-  for (int k = 0; k < kAcc; ++k) {  // normalised partial output and LSE of this split
-    const int e = tid + k * kThreads, r = e / DMAX, c = e % DMAX;
-    if (r >= rows || c >= d) continue;
-    const int64_t row = (int64_t(split) * sq.max_q_tokens + q0 + row_token(r)) * p.hq + row_head(r);
-    const float l = ls[r];
-    p.part_o[row * d + c] = l == 0.f ? 0.f : acc[k] / l;
-    if (c == 0) p.part_lse[row] = l == 0.f ? -INFINITY : ms[r] + logf(l);
-  }
+  split_keys(p, len, base, split, r0 / p.group, rows > 0 ? (r0 + rows - 1) / p.group : 0, lo, hi);
+  const PagedJob job{p, split, b, hk, q0, r0, base, rows, lo, hi};
+  pa_decode::simt_split_block<IO, DMAX>(job);
 }
 
 // ---- paged_combine ---------------------------------------------------------------------------
-// out = sum_s e^{lse_s - M} o_s / (sum_s e^{lse_s - M} + e^{sink - M}), as decode_combine.
+// The splits and the sink of each (row, head) merged by combine_splits (kernels/merge/merge.cuh),
+// as decode_combine.
 __global__ void __launch_bounds__(kThreads) paged_combine(const pa_paged_params p) {
   const pa_paged_seqs &sq = p.sq;
   if (sq.verdict[0] == PA_PAGED_BAD_RUN) return;
@@ -387,19 +288,11 @@ __global__ void __launch_bounds__(kThreads) paged_combine(const pa_paged_params 
     const int h = int(e % p.hq);
     if (sq.verdict[seq_of_row(sq, row)] != PA_PAGED_OK) continue;  // uniform in the block
     const int64_t r0 = int64_t(row) * p.hq + h;
-    const auto split_lse = [&](int s) { return float(p.part_lse[s * per_split + r0]); };
-    const pa_merge::LseSum sum =
-        pa_merge::lse_merge(p.num_splits, split_lse, p.sinks ? float(p.sinks[h]) : -INFINITY, false);
-    const int64_t obase = int64_t(row) * p.o_ss + int64_t(h) * p.o_sh;
-    for (int c = int(threadIdx.x); c < p.d; c += kThreads) {
-      float o = 0.f;
-      if (!sum.empty())
-        for (int s = 0; s < p.num_splits; ++s) {
-          const float w = sum.weight(split_lse(s), false);
-          if (w != 0.f) o = fmaf(w, p.part_o[(s * per_split + r0) * p.d + c], o);
-        }
-      store_any(p.out, p.out_dtype, obase + c, o);
-    }
+    const auto store = [&](int c, float o) {
+      store_any(p.out, p.out_dtype, int64_t(row) * p.o_ss + int64_t(h) * p.o_sh + c, o);
+    };
+    const pa_merge::LseSum sum = pa_merge::combine_splits<kThreads>(
+        p.num_splits, per_split, r0, p.d, p.part_o, p.part_lse, p.sinks ? float(p.sinks[h]) : -INFINITY, store);
     if (p.lse && threadIdx.x == 0) p.lse[r0] = sum.lse(false);
   }
 }
@@ -410,7 +303,6 @@ __global__ void __launch_bounds__(kThreads) paged_append(const pa_paged_append_p
   const pa_paged_seqs &sq = p.sq;
   if (sq.verdict[0] == PA_PAGED_BAD_RUN) return;
   const int32_t rows = sq.indptr[sq.batch];
-  const int rd = p.pe.rotary_dim, half = rd / 2, off = p.pe.rope_offset;
   for (int32_t row = int32_t(blockIdx.x); row < rows; row += int32_t(gridDim.x)) {
     const int b = seq_of_row(sq, row);
     if (sq.verdict[b] != PA_PAGED_OK) continue;
@@ -420,18 +312,10 @@ __global__ void __launch_bounds__(kThreads) paged_append(const pa_paged_append_p
     const int64_t page = sq.block_table[int64_t(b) * sq.bt_stride + j / sq.page_size];
     const int64_t slot = page * p.stride_page + (j % sq.page_size) * p.stride_slot;
     for (int e = int(threadIdx.x); e < p.hkv * p.d; e += kThreads) {
-      const int h = e / p.d, f = e % p.d, fr = f - off;
+      const int h = e / p.d, f = e % p.d;
       const int64_t ko = int64_t(row) * p.k_ss + int64_t(h) * p.k_sh;
-      float x = load_any(p.k, p.in_dtype, ko + f);
-      if (fr >= 0 && fr < rd) {  // rotate the pair holding f (each thread computes its own half)
-        const int pair = p.pe.rope_gptj ? fr / 2 : (fr < half ? fr : fr - half);
-        int a, bb;
-        pa_pe::rope_pair_features(p.pe, pair, a, bb);
-        const float2 v = pa_pe::rope_rotate(load_any(p.k, p.in_dtype, ko + a),
-                                            load_any(p.k, p.in_dtype, ko + bb),
-                                            pa_pe::rope_cos_sin(p.pe, pair, pos));
-        x = f == a ? v.x : v.y;
-      }
+      const auto k_in = [&](int i) { return load_any(p.k, p.in_dtype, ko + i); };
+      const float x = pa_cache::rope_feature(p.pe, f, pos, k_in);
       const int64_t dst = slot + int64_t(h) * p.stride_head + f;
       IO::store(p.k_pages, dst, x / scale_of(p.k_scale, p.scale_per_head, h));
       const int64_t vo = int64_t(row) * p.v_ss + int64_t(h) * p.v_sh + f;

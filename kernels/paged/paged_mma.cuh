@@ -25,42 +25,11 @@
 
 namespace pa_paged {
 
-// A paged_split_mma block's work (mma_split.cuh, mma_split_block): row r is token t of the
-// sequence for q head h, the heads of a token adjacent (as paged_split).
-struct PagedMmaJob {
-  const pa_paged_params &p;
-  int split, b, hk, q0, r0, base, rows, lo, hi;
-
-  PA_DEVICE const pa_prefill_params &pe() const { return p.pe; }
-  PA_DEVICE int causal() const { return p.causal; }
-  PA_DEVICE int window_left() const { return p.window_left; }
-  PA_DEVICE int rotate_k() const { return p.rotate_k; }
+// A paged_split_mma block's work (mma_split.cuh, mma_split_block): paged_split's (paged.cu),
+// with the Q tile rows of the block and the logit scale of the mma body.
+struct PagedMmaJob : PagedJob {
   PA_DEVICE int qrows() const { return (rows + 15) / 16 * 16; }
-  PA_DEVICE float qk_scale() const { return scale_of(p.k_scale, p.scale_per_head, hk) * p.pe.scale; }
-  PA_DEVICE float v_scale() const { return scale_of(p.v_scale, p.scale_per_head, hk); }
-  PA_DEVICE pa::gptr<const unsigned char> k_pages() const { return p.k_pages; }
-  PA_DEVICE pa::gptr<const unsigned char> v_pages() const { return p.v_pages; }
-  PA_DEVICE pa::gptr<float> part_o() const { return p.part_o; }
-  PA_DEVICE pa::gptr<float> part_lse() const { return p.part_lse; }
-  PA_DEVICE int row_token(int r) const { return (r0 + r) / p.group; }
-  PA_DEVICE int row_head(int r) const { return hk * p.group + (r0 + r) % p.group; }
-  PA_DEVICE int q_index(int r) const { return base + row_token(r); }
-  PA_DEVICE int32_t q_pos(int r) const {
-    return p.sq.pos ? int32_t(p.sq.pos[q0 + row_token(r)]) : base + row_token(r);
-  }
-  PA_DEVICE int32_t kv_pos(int j) const {
-    return p.sq.kv_pos ? int32_t(p.sq.kv_pos[int64_t(b) * p.sq.kvp_stride + j]) : int32_t(j);
-  }
-  PA_DEVICE float q_elem(int r, int c) const {
-    return load_any(p.q, p.q_dtype, int64_t(q0 + row_token(r)) * p.q_ss + int64_t(row_head(r)) * p.q_sh + c);
-  }
-  PA_DEVICE int64_t token_offset(int j) const {
-    const int64_t page = p.sq.block_table[int64_t(b) * p.sq.bt_stride + j / p.sq.page_size];
-    return page * p.stride_page + int64_t(j % p.sq.page_size) * p.stride_slot + int64_t(hk) * p.stride_head;
-  }
-  PA_DEVICE int64_t part_row(int r) const {
-    return (int64_t(split) * p.sq.max_q_tokens + q0 + row_token(r)) * p.hq + row_head(r);
-  }
+  PA_DEVICE float qk_scale() const { return k_scale() * p.pe.scale; }
 };
 
 // Fp8: the element policy whose value(c) widens an FP8 code (unused for 16-bit caches); kEsz:
@@ -80,7 +49,7 @@ __global__ void __launch_bounds__(pa_decode::kMmaThreads, pa_decode::kMmaMinBloc
   const int base = len - n;  // i' of token t is base + t
   int lo, hi;
   split_keys(p, len, base, split, r0 / p.group, (r0 + rows - 1) / p.group, lo, hi);
-  const PagedMmaJob job{p, split, b, hk, q0, r0, base, rows, lo, hi};
+  const PagedMmaJob job{{p, split, b, hk, q0, r0, base, rows, lo, hi}};
   pa_decode::mma_split_block<Fp8, Tin, D, kEsz>(job);
 }
 

@@ -72,9 +72,7 @@ struct PlanData {
     num_pages = std::max(num_pages + 3, c.min_pages);  // pages no sequence uses
     bt_stride = mpps + 2;  // a row stride wider than the plan's max_pages_per_seq
     kvp_stride = bt_stride * c.page_size;
-    std::vector<int32_t> ids(static_cast<size_t>(num_pages));
-    for (int i = 0; i < num_pages; ++i) ids[size_t(i)] = i;
-    for (int i = num_pages - 1; i > 0; --i) std::swap(ids[size_t(i)], ids[size_t(pat_rng_int(&r, 0, i))]);
+    const std::vector<int32_t> ids = shuffled_pages(r, num_pages);
     block_table.assign(size_t(batch) * size_t(bt_stride), -7);  // unused slots hold garbage
     size_t next = 0;
     for (int b = 0; b < batch; ++b)
@@ -85,12 +83,8 @@ struct PlanData {
     kv_pos.assign(size_t(batch) * size_t(kvp_stride), -1);
     q_pos.assign(size_t(max_q), -3);
     for (int b = 0; b < batch; ++b) {
-      int32_t p = pat_rng_int(&r, 0, 40);
       const SeqSpec s = c.seqs[size_t(b)];
-      for (int j = 0; j < s.len; ++j) {
-        kv_pos[size_t(b) * size_t(kvp_stride) + size_t(j)] = p;
-        p += pat_rng_int(&r, 1, 3);
-      }
+      gapped_positions(r, &kv_pos[size_t(b) * size_t(kvp_stride)], s.len);
       for (int t = 0; t < s.n; ++t) {
         const int j = s.len - s.n + t;
         q_pos[size_t(q_indptr[size_t(b)] + t)] = j >= 0 ? kv_pos[size_t(b) * size_t(kvp_stride) + size_t(j)] : t;
@@ -103,12 +97,7 @@ struct PlanData {
     EXPECT_EQ(pat_buf_alloc(&vpool, pool * ces), 0);
     pat_fill_random(&r, c.cache_dt, kpool.data, nullptr, int64_t(pool), 1.0);
     pat_fill_random(&r, c.cache_dt, vpool.data, nullptr, int64_t(pool), 1.0);
-    if (c.fp8()) {
-      const float few_bits[] = {0.375f, 0.75f, 1.25f, 2.5f, 0.3125f, 1.75f};
-      const size_t ns = c.scale_kind == POSATTN_KV_SCALE_PER_HEAD ? size_t(c.hkv) : 1;
-      for (auto *sv : {&k_scale, &v_scale})
-        for (size_t i = 0; i < ns; ++i) sv->push_back(few_bits[pat_rng_int(&r, 0, 5)]);
-    }
+    if (c.fp8()) fp8_scales(r, c.scale_kind, c.hkv, k_scale, v_scale);
     const size_t qn = size_t(max_q) * c.hq * c.d;
     EXPECT_EQ(pat_buf_alloc(&q, qn * posattn_dtype_size(c.q_dt)), 0);
     pat_fill_random(&r, c.q_dt, q.data, nullptr, int64_t(qn), 1.0);
@@ -319,14 +308,7 @@ inline void expect_seq_matches_forward(posattn_context *ctx, const PlanData &D, 
     posattn_tensor_init_contiguous(&tq, q.data(), POSATTN_DTYPE_F32, n, c.hq, c.d);
     posattn_tensor_init_contiguous(&tk, k.data(), POSATTN_DTYPE_F32, len, c.hkv, c.d);
     posattn_tensor_init_contiguous(&tv, v.data(), POSATTN_DTYPE_F32, len, c.hkv, c.d);
-    posattn_attention_desc fd;
-    posattn_attention_desc_init(&fd);
-    fd.batch = 1;
-    fd.q_heads = c.hq;
-    fd.kv_heads = c.hkv;
-    fd.head_dim = c.d;
-    fd.q_len = n;
-    fd.kv_len = len;
+    posattn_attention_desc fd = dense_desc(c.hq, c.hkv, c.d, n, len);
     fd.causal = D.desc.causal;
     fd.window_left = D.desc.window_left;
     fd.softcap = D.desc.softcap;

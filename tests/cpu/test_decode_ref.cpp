@@ -9,11 +9,6 @@
 
 namespace {
 
-struct Ctx {
-  posattn_context *ctx = nullptr;
-  explicit Ctx(posattn_backend b) { EXPECT_EQ(posattn_context_create(b, 0, &ctx), POSATTN_STATUS_SUCCESS); }
-  ~Ctx() { posattn_context_destroy(ctx); }
-};
 
 // Every sequence of D: decode rows vs posattn_forward (REF) on the gathered dense problem.
 void expect_matches_prefill(posattn_context *ctx, DecodeData &D, const DecodeOut &R, double tol) {
@@ -46,7 +41,7 @@ void expect_matches_prefill(posattn_context *ctx, DecodeData &D, const DecodeOut
 }
 
 TEST(DecodeRef, EqualsPrefillOnGatheredPages) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   FireWeights fw;
   const posattn_pe_kind kinds[] = {POSATTN_PE_NONE, POSATTN_PE_ROPE, POSATTN_PE_ALIBI,
                                    POSATTN_PE_FIRE};
@@ -84,7 +79,7 @@ TEST(DecodeRef, EqualsPrefillOnGatheredPages) {
 }
 
 TEST(DecodeRef, EmptyAndShortSequences) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   DecodeCase dc;
   dc.batch = 3;
   dc.n = 2;
@@ -99,7 +94,7 @@ TEST(DecodeRef, EmptyAndShortSequences) {
 }
 
 TEST(DecodeRef, SinksAddATermWithoutValue) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   DecodeCase dc;
   dc.lens = {0, 11};
   DecodeData D(dc);
@@ -140,7 +135,7 @@ posattn_status append(posattn_context *ctx, DecodeData &D, posattn_cache_append_
 // Prefill tokens 0..len-1 of every sequence through append into a ROTATED cache, then decode:
 // must equal RoPE prefill on the un-rotated keys (the cache rounds rotated K to f32 once).
 TEST(DecodeRef, AppendRotatedThenDecodeEqualsRopePrefill) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   for (int ps : {1, 5}) {
     DecodeCase dc;
     dc.page_size = ps;
@@ -190,7 +185,7 @@ TEST(DecodeRef, AppendRotatedThenDecodeEqualsRopePrefill) {
 }
 
 TEST(DecodeRef, AppendRejectsWritesOutsideThePages) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   DecodeCase dc;
   dc.share_prefix = true;
   dc.lens = {8, 8};
@@ -224,7 +219,7 @@ TEST(DecodeRef, AppendRejectsWritesOutsideThePages) {
 }
 
 TEST(DecodeRef, ValidationRules) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   struct Rule {
     const char *name;
     posattn_status st;
@@ -274,7 +269,7 @@ TEST(DecodeRef, ValidationRules) {
 }
 
 TEST(DecodeRef, OutMayNotOverlapThePool) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   DecodeCase dc;
   DecodeData D(dc);
   posattn_tensor to;
@@ -292,7 +287,7 @@ TEST(DecodeRef, OutMayNotOverlapThePool) {
 // (value * scale, exact for the fixture's scales), bit for bit: the definition is "dequantise to
 // fp64". Both formats, both scale kinds, RoPE on an un-rotated cache, 3 query tokens.
 TEST(DecodeRef, Fp8CacheEqualsItsDequantisedF32Cache) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   for (posattn_dtype cdt : {POSATTN_DTYPE_FP8_E4M3, POSATTN_DTYPE_FP8_E5M2})
     for (posattn_kv_scale_kind kind : {POSATTN_KV_SCALE_PER_TENSOR, POSATTN_KV_SCALE_PER_HEAD}) {
       SCOPED_TRACE(std::string(posattn_dtype_string(cdt)) + (kind ? " per head" : " per tensor"));
@@ -330,7 +325,7 @@ TEST(DecodeRef, Fp8CacheEqualsItsDequantisedF32Cache) {
 // saturated (the conversion itself is checked exhaustively in test_fp8.cpp); decode then reads
 // the stored values back.
 TEST(DecodeRef, AppendIntoFp8CacheQuantisesPerHead) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   for (posattn_dtype cdt : {POSATTN_DTYPE_FP8_E4M3, POSATTN_DTYPE_FP8_E5M2}) {
     SCOPED_TRACE(posattn_dtype_string(cdt));
     const int e5m2 = cdt == POSATTN_DTYPE_FP8_E5M2;
@@ -377,7 +372,7 @@ TEST(DecodeRef, AppendIntoFp8CacheQuantisesPerHead) {
 }
 
 TEST(DecodeRef, Fp8ValidationRules) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   static std::vector<float> big(4096);
   struct Rule {
     const char *name;

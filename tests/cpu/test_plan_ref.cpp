@@ -23,11 +23,6 @@
 
 namespace {
 
-struct Ctx {
-  posattn_context *ctx = nullptr;
-  explicit Ctx(posattn_backend b) { EXPECT_EQ(posattn_context_create(b, 0, &ctx), POSATTN_STATUS_SUCCESS); }
-  ~Ctx() { posattn_context_destroy(ctx); }
-};
 
 // Runs D's problem on a fresh REF plan; R receives the outputs. Expects SUCCESS, a clean check
 // and intact guards.
@@ -55,7 +50,7 @@ class PlanRefEqualsDecode : public ::testing::TestWithParam<DecodeEqCase> {};
 
 TEST_P(PlanRefEqualsDecode, BitForBit) {
   const DecodeEqCase &e = GetParam();
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   PlanCase pc;
   pc.seqs = {{e.n, e.n + 6}, {e.n, std::max(0, e.n - 2)}, {e.n, 29}, {e.n, 1}};
   pc.page_size = e.page_size;
@@ -162,7 +157,7 @@ class PlanRefEqualsForward : public ::testing::TestWithParam<ForwardEqCase> {};
 
 TEST_P(PlanRefEqualsForward, MixedBatch) {
   const ForwardEqCase &e = GetParam();
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   PlanCase pc;
   // decode; a chunk onto a prefix; padding (n 0, garbage length); an empty cache with queries;
   // a fresh prefill; more queries than cached tokens; an empty cache without queries
@@ -212,7 +207,7 @@ INSTANTIATE_TEST_SUITE_P(Grid, PlanRefEqualsForward, ::testing::ValuesIn(forward
 
 // The NaN rule per (row, head): a non-finite value reaches exactly the rows that see its key.
 TEST(PlanRefNanRule, PoisonsOnlyTheRowsThatSeeTheKey) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   PlanCase pc;
   pc.seqs = {{2, 10}, {3, 12}};
   PlanData D(pc);
@@ -249,7 +244,7 @@ class PlanRefValidation : public ::testing::TestWithParam<DescRule> {};
 
 TEST_P(PlanRefValidation, RuleNamesTheField) {
   const DescRule &r = GetParam();
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   PlanData D(PlanCase{});
   posattn_plan_desc d = D.desc;
   r.mutate(d);
@@ -307,7 +302,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<DescRule> &i) { return std::string(i.param.name); });
 
 TEST(PlanRefLifecycle, CreateDestroyQueries) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   PlanData D(PlanCase{});
   posattn_plan *plan = nullptr;
   EXPECT_EQ(posattn_plan_create(nullptr, &D.desc, &plan), POSATTN_STATUS_NULL_POINTER);
@@ -326,7 +321,7 @@ TEST(PlanRefLifecycle, CreateDestroyQueries) {
 }
 
 TEST(PlanRefLifecycle, PeArraysAreCopiedAtCreation) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   PlanCase pc;
   pc.pe = POSATTN_PE_ALIBI;
   pc.seqs = {{4, 20}};
@@ -359,7 +354,7 @@ class PlanRefRunArgs : public ::testing::TestWithParam<ArgRule> {};
 
 TEST_P(PlanRefRunArgs, RefusedBeforeAnythingIsWritten) {
   const ArgRule &r = GetParam();
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   PlanCase pc;
   pc.sinks = true;
   PlanData D(pc);
@@ -406,7 +401,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<ArgRule> &i) { return std::string(i.param.name); });
 
 TEST(PlanRefRunArgsMore, MisalignedWorkspaceAndWrongContext) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   PlanData D(PlanCase{});
   PlanRun P(C.ctx, D.desc);
   ASSERT_EQ(P.status, POSATTN_STATUS_SUCCESS) << P.message;
@@ -426,7 +421,7 @@ TEST(PlanRefRunArgsMore, MisalignedWorkspaceAndWrongContext) {
   EXPECT_EQ(posattn_plan_run(C.ctx, P.plan, nullptr), POSATTN_STATUS_NULL_POINTER);
   EXPECT_EQ(posattn_plan_check(C.ctx, P.plan, nullptr, P.ws_bytes), POSATTN_STATUS_NULL_POINTER);
   // a context of another backend
-  Ctx E(POSATTN_BACKEND_EMU);
+  TestContext E(POSATTN_BACKEND_EMU);
   a = D.args(R.out.data, R.lsep(), P.ws.data, P.ws_bytes);
   EXPECT_EQ(posattn_plan_run(E.ctx, P.plan, &a), POSATTN_STATUS_INVALID_ARGUMENT);
   EXPECT_NE(std::string(posattn_context_last_message(E.ctx)).find("backend"), std::string::npos);
@@ -448,7 +443,7 @@ class PlanRefBadIndex : public ::testing::TestWithParam<BadIndex> {};
 
 TEST_P(PlanRefBadIndex, ReportedSkippedAndContained) {
   const BadIndex &bi = GetParam();
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   PlanCase pc;
   pc.seqs = {{3, 9}, {4, 14}, {2, 7}};
   pc.explicit_positions = true;
@@ -524,7 +519,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const ::testing::TestParamInfo<BadIndex> &i) { return std::string(i.param.name); });
 
 TEST(PlanRefBadIndexMore, BothOffendersSkippedAndFirstRecordKept) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   PlanCase pc;
   pc.seqs = {{3, 9}, {4, 14}, {2, 7}};
   PlanData D(pc);
@@ -551,7 +546,7 @@ TEST(PlanRefBadIndexMore, BothOffendersSkippedAndFirstRecordKept) {
 // ---- (e) replay: one plan, changing device-side arrays -------------------------------------------
 
 TEST(PlanRefReplay, OnePlanManyRuns) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   // one geometry for every step: the plan is created once, from the first step's descriptor
   PlanCase base;
   base.page_size = 8;
@@ -608,7 +603,7 @@ class PlanRefAppend : public ::testing::TestWithParam<AppendCase> {};
 // identical caches, which PlanRefEqualsDecode shows equals posattn_decode bit for bit.
 TEST_P(PlanRefAppend, EqualsCacheAppendThenDecode) {
   const AppendCase &e = GetParam();
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   const int n_max = 3;
   PlanCase pc;
   pc.seqs = {{n_max, 10}, {1, 5}, {2, 2}, {0, 6}};  // n_b = new tokens; L_b after the append
@@ -724,7 +719,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 // An append's bad indices: the offending sequence's slots keep their old contents.
 TEST(PlanRefAppendBadIndex, OffenderWritesNothing) {
-  Ctx C(POSATTN_BACKEND_REF);
+  TestContext C(POSATTN_BACKEND_REF);
   struct Plant {
     const char *name;
     std::function<void(PlanData &, std::vector<int32_t> &)> plant;

@@ -10,75 +10,29 @@
 
 namespace {
 
-struct Ctx {
-  posattn_context *ctx = nullptr;
-  explicit Ctx(posattn_backend b) { EXPECT_EQ(posattn_context_create(b, 0, &ctx), POSATTN_STATUS_SUCCESS); }
-  ~Ctx() { posattn_context_destroy(ctx); }
-};
-
-struct Grid {
-  const char *name;
-  posattn_pe_kind pe;
-  int k_rotated;
-  posattn_dtype dt;
-  int page_size, n, splits, d, hq, hkv;
-  std::vector<int> lens;
+struct Grid : DecodeGridRow {  // decode_fixture.h
   bool share, positions, window_softcap;
   int rope_cfg = 0;  // 1: DeepSeek-like offset block, GPT-J pairs, YaRN mscale; 2: proportional
   posattn_dtype cache_dt = posattn_dtype(0);  // FP8 caches (q stays dt); 0 = dt
   posattn_kv_scale_kind scale_kind = POSATTN_KV_SCALE_PER_TENSOR;
 };
 
-// The RoPE fields of docs/rope-configs.md on top of the grid's plain RoPE.
-void set_rope_cfg(posattn_rope_params &r, int cfg, int d) {
-  if (cfg == 1) {
-    r.layout = POSATTN_ROPE_GPTJ;
-    r.rotary_offset = d / 2 + 1;  // odd: the block need not be aligned
-    r.rotary_dim = d / 4;
-    r.scaling = POSATTN_ROPE_SCALING_YARN;
-    r.factor = 16;
-    r.original_max_position = 32;
-    r.mscale = 0.7;
-    r.mscale_all_dim = 1;
-  } else if (cfg == 2) {
-    r.base = 1e6;
-    r.active_pairs = d / 8;
-  }
-}
-
-// The low-precision baseline of section 5 for every row of D: the dense problem of each sequence
-// through the shim's naive attention in the cache dtype (rotated caches hold keys as given, so the
-// baseline then runs without RoPE on K: done by rotating nothing, see below).
-std::vector<double> baseline(const DecodeData &D, posattn_dtype out_dt) {
-  const DecodeCase &c = D.c;
-  std::vector<double> all(size_t(c.batch) * c.n * c.hq * c.d, 0.0);
-  for (int b = 0; b < c.batch; ++b) {
-    if (D.lens[size_t(b)] == 0) continue;
-    DenseSeq S(D, b);
-    std::vector<double> o(size_t(c.n) * c.hq * c.d);
-    EXPECT_EQ(pat_naive_forward(&S.desc, &S.tq, &S.tk, &S.tv, c.dt, out_dt, o.data(), nullptr),
-              POSATTN_STATUS_SUCCESS);
-    std::copy(o.begin(), o.end(), all.begin() + long(size_t(b) * o.size()));
-  }
-  return all;
-}
-
 void run_grid(const std::vector<Grid> &grid);
 
 TEST(DecodeEmu, GridMatchesRef) {
   const auto BF = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16;
   run_grid({
-      {"none bf16 page1 split3", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 32, 8, 2, {0, 1, 17, 97}, false, false, false},
-      {"none f16 page256", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 4, 1, {300, 1}, false, false, false},
-      {"rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 32, 4, 2, {2, 17, 40}, true, true, false},
-      {"rope rotated cache", POSATTN_PE_ROPE, 1, F16, 5, 2, 0, 32, 4, 2, {9, 33}, false, true, false},
-      {"alibi window softcap", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 32, 4, 4, {1, 29, 55}, true, false, true},
-      {"fire n8 group", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 32, 4, 1, {8, 21}, false, true, false},
-      {"more splits than pages", POSATTN_PE_ROPE, 0, BF, 16, 1, 50, 64, 2, 1, {0, 5, 33}, true, false, false},
-      {"hd128 mqa", POSATTN_PE_NONE, 0, BF, 16, 2, 0, 128, 4, 1, {97}, false, false, false},
-      {"rope offset yarn mscale", POSATTN_PE_ROPE, 0, BF, 5, 2, 2, 64, 4, 2, {3, 21}, false, true, false, 1},
-      {"rope offset rotated cache", POSATTN_PE_ROPE, 1, F16, 4, 1, 0, 32, 4, 2, {9, 30}, false, true, false, 1},
-      {"rope proportional", POSATTN_PE_ROPE, 0, BF, 6, 2, 0, 64, 2, 1, {17, 40}, false, false, false, 2},
+      {{"none bf16 page1 split3", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 32, 8, 2, {0, 1, 17, 97}}, false, false, false},
+      {{"none f16 page256", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 4, 1, {300, 1}}, false, false, false},
+      {{"rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 32, 4, 2, {2, 17, 40}}, true, true, false},
+      {{"rope rotated cache", POSATTN_PE_ROPE, 1, F16, 5, 2, 0, 32, 4, 2, {9, 33}}, false, true, false},
+      {{"alibi window softcap", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 32, 4, 4, {1, 29, 55}}, true, false, true},
+      {{"fire n8 group", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 32, 4, 1, {8, 21}}, false, true, false},
+      {{"more splits than pages", POSATTN_PE_ROPE, 0, BF, 16, 1, 50, 64, 2, 1, {0, 5, 33}}, true, false, false},
+      {{"hd128 mqa", POSATTN_PE_NONE, 0, BF, 16, 2, 0, 128, 4, 1, {97}}, false, false, false},
+      {{"rope offset yarn mscale", POSATTN_PE_ROPE, 0, BF, 5, 2, 2, 64, 4, 2, {3, 21}}, false, true, false, 1},
+      {{"rope offset rotated cache", POSATTN_PE_ROPE, 1, F16, 4, 1, 0, 32, 4, 2, {9, 30}}, false, true, false, 1},
+      {{"rope proportional", POSATTN_PE_ROPE, 0, BF, 6, 2, 0, 64, 2, 1, {17, 40}}, false, false, false, 2},
   });
 }
 
@@ -90,54 +44,35 @@ TEST(DecodeEmu, Fp8GridMatchesRef) {
   const auto E4 = POSATTN_DTYPE_FP8_E4M3, E5 = POSATTN_DTYPE_FP8_E5M2;
   const auto T = POSATTN_KV_SCALE_PER_TENSOR, H = POSATTN_KV_SCALE_PER_HEAD;
   run_grid({
-      {"e4m3 none page1 split3", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 32, 8, 2, {0, 1, 17, 97}, false, false, false, 0, E4, T},
-      {"e5m2 none page256 mqa16", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}, false, false, false, 0, E5, H},
-      {"e4m3 rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 32, 4, 2, {2, 17, 40}, true, true, false, 0, E4, H},
-      {"e5m2 rope rotated", POSATTN_PE_ROPE, 1, BF, 5, 2, 0, 32, 4, 2, {9, 33}, false, true, false, 0, E5, T},
-      {"e4m3 alibi window softcap", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 32, 4, 4, {1, 29, 55}, true, false, true, 0, E4, H},
-      {"e5m2 fire n8", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 32, 4, 1, {8, 21}, false, true, false, 0, E5, H},
-      {"e4m3 t5 group1 n5", POSATTN_PE_T5, 0, BF, 8, 5, 2, 64, 2, 2, {6, 50}, false, false, false, 0, E4, T},
-      {"e5m2 kerple splits>pages", POSATTN_PE_KERPLE_LOG, 0, BF, 16, 2, 50, 32, 6, 2, {0, 5, 33}, true, false, false, 0, E5, T},
-      {"e4m3 hd128 rope offset", POSATTN_PE_ROPE, 0, BF, 16, 2, 0, 128, 8, 1, {97}, false, true, false, 1, E4, H},
-      {"e5m2 hd256", POSATTN_PE_NONE, 0, BF, 2, 1, 2, 256, 2, 1, {19}, false, false, false, 0, E5, H},
+      {{"e4m3 none page1 split3", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 32, 8, 2, {0, 1, 17, 97}}, false, false, false, 0, E4, T},
+      {{"e5m2 none page256 mqa16", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}}, false, false, false, 0, E5, H},
+      {{"e4m3 rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 32, 4, 2, {2, 17, 40}}, true, true, false, 0, E4, H},
+      {{"e5m2 rope rotated", POSATTN_PE_ROPE, 1, BF, 5, 2, 0, 32, 4, 2, {9, 33}}, false, true, false, 0, E5, T},
+      {{"e4m3 alibi window softcap", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 32, 4, 4, {1, 29, 55}}, true, false, true, 0, E4, H},
+      {{"e5m2 fire n8", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 32, 4, 1, {8, 21}}, false, true, false, 0, E5, H},
+      {{"e4m3 t5 group1 n5", POSATTN_PE_T5, 0, BF, 8, 5, 2, 64, 2, 2, {6, 50}}, false, false, false, 0, E4, T},
+      {{"e5m2 kerple splits>pages", POSATTN_PE_KERPLE_LOG, 0, BF, 16, 2, 50, 32, 6, 2, {0, 5, 33}}, true, false, false, 0, E5, T},
+      {{"e4m3 hd128 rope offset", POSATTN_PE_ROPE, 0, BF, 16, 2, 0, 128, 8, 1, {97}}, false, true, false, 1, E4, H},
+      {{"e5m2 hd256", POSATTN_PE_NONE, 0, BF, 2, 1, 2, 256, 2, 1, {19}}, false, false, false, 0, E5, H},
   });
 }
 
 void run_grid(const std::vector<Grid> &grid) {
-  Ctx ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
+  TestContext ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
   FireWeights fw;
   int seed = 1;
   for (const Grid &g : grid) {
     SCOPED_TRACE(g.name);
-    DecodeCase dc;
-    dc.batch = int(g.lens.size());
-    dc.hq = g.hq;
-    dc.hkv = g.hkv;
-    dc.d = g.d;
-    dc.n = g.n;
-    dc.page_size = g.page_size;
-    dc.lens = g.lens;
-    dc.dt = g.dt;
-    dc.cache_dt = g.cache_dt;
-    dc.scale_kind = g.scale_kind;
+    DecodeCase dc = grid_case(g, uint64_t(seed++));
     dc.share_prefix = g.share;
-    dc.explicit_positions = g.positions;
-    dc.seed = uint64_t(seed++);
     DecodeData D(dc);
     D.desc.pe.kind = g.pe;
     set_rope_cfg(D.desc.pe.rope, g.rope_cfg, g.d);
     D.cache.k_rotated = g.k_rotated;
     D.desc.num_splits = g.splits;
     if (g.pe == POSATTN_PE_FIRE) fw.set(D.desc.pe, dc.hq, 3);
-    std::vector<float> t5(size_t(32) * dc.hq), ka(size_t(dc.hq)), kp(size_t(dc.hq));
-    for (size_t i = 0; i < t5.size(); ++i) t5[i] = float(std::sin(0.7 * double(i)));
-    for (int h = 0; h < dc.hq; ++h) {
-      ka[size_t(h)] = 0.1f + 0.2f * float(h);
-      kp[size_t(h)] = 0.5f + 0.25f * float(h);
-    }
-    D.desc.pe.t5.table = t5.data();
-    D.desc.pe.kerple.a = ka.data();
-    D.desc.pe.kerple.p = kp.data();
+    BiasTables bt;
+    bt.set(D.desc.pe, dc.hq, dc.hq, dc.hq);
     if (g.window_softcap) {
       D.desc.window_left = 9;
       D.desc.softcap = 2.5f;
@@ -147,33 +82,16 @@ void run_grid(const std::vector<Grid> &grid) {
     ASSERT_EQ(E.status, POSATTN_STATUS_SUCCESS) << E.message;
     EXPECT_TRUE(E.guards_ok);
     EXPECT_EQ(E.nan, 0);
-    // Baseline: the gathered dense problem in the cache dtype. A rotated cache's keys are used as
-    // stored, which the dense problem reproduces by rotating q only: not expressible there, so
-    // its baseline is the un-rotated-cache problem's own tolerance (same keys, same sizes).
-    std::vector<double> base;
-    if (g.k_rotated) {
-      posattn_pe saved = D.desc.pe;
-      D.desc.pe.kind = POSATTN_PE_NONE;  // same data without any rotation: a comparable error scale
-      base = baseline(D, POSATTN_DTYPE_F32);
-      DecodeOut R0 = run_decode(ref.ctx, D);
-      D.desc.pe = saved;
-      for (size_t i = 0; i < base.size(); ++i) base[i] = R.out[i] + (base[i] - R0.out[i]);
-    } else {
-      base = baseline(D, POSATTN_DTYPE_F32);
-    }
-    pat_rule_result rr = pat_rule_check(E.out.data(), base.data(), R.out.data(), int64_t(R.out.size()),
-                                        POSATTN_DTYPE_F32);
-    EXPECT_TRUE(rr.pass) << "max_err " << rr.max_err << " bound " << rr.bound << " nmse " << rr.nmse
-                         << " bad " << rr.bad_nonfinite;
-    for (size_t i = 0; i < R.lse.size(); ++i) {
-      if (std::isinf(R.lse[i])) EXPECT_EQ(E.lse[i], R.lse[i]) << i;
-      else EXPECT_NEAR(E.lse[i], R.lse[i], 1e-3 * (1 + std::fabs(R.lse[i]))) << i;
-    }
+    // Baseline: the gathered dense problem (rule_baseline: a rotated cache's keys are used as
+    // stored, which the dense problem cannot express; its baseline is then the same data without
+    // RoPE, moved onto REF's answer).
+    expect_rule(E.out, rule_baseline(ref.ctx, D, R, POSATTN_DTYPE_F32), R.out, POSATTN_DTYPE_F32);
+    expect_lse_near(E.lse, R.lse, 1e-3);
   }
 }
 
 TEST(DecodeEmu, SinksAndSplitsAgree) {
-  Ctx ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
+  TestContext ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
   DecodeCase dc;
   dc.lens = {0, 37};
   dc.page_size = 4;
@@ -199,7 +117,7 @@ TEST(DecodeEmu, SinksAndSplitsAgree) {
 // of the fp64 rotation), V scales powers of two per head (x / scale exact in fp32: V identical),
 // and a few inputs far beyond the largest fp8 value (saturation).
 TEST(DecodeEmu, AppendMatchesRef) {
-  Ctx ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
+  TestContext ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
   for (posattn_dtype cdt : {POSATTN_DTYPE_BF16, POSATTN_DTYPE_FP8_E4M3, POSATTN_DTYPE_FP8_E5M2})
   for (int rotated : {0, 1, 2}) {  // 2: rotated cache, DeepSeek-like offset block (rope_cfg 1)
     SCOPED_TRACE(rotated);
@@ -218,11 +136,8 @@ TEST(DecodeEmu, AppendMatchesRef) {
         X->v_scale[h] = std::ldexp(1.f, int(h) - 1);
       }
     const int n = 3;
-    std::vector<float> k0(size_t(dc.batch) * n * dc.hkv * dc.d), v0(k0.size());
-    pat_rng r;
-    pat_rng_seed(&r, 9);
-    for (float &x : k0) x = float(pat_rng_uniform(&r, -1, 1));
-    for (float &x : v0) x = float(pat_rng_uniform(&r, -1, 1));
+    AppendRows rows(dc, n, 9);
+    std::vector<float> &k0 = rows.k, &v0 = rows.v;
     if (dc.fp8())
       for (size_t i = 0; i < k0.size(); i += 7) {
         k0[i] *= 1e5f;
@@ -231,17 +146,8 @@ TEST(DecodeEmu, AppendMatchesRef) {
     posattn_tensor tk, tv;
     posattn_tensor_init_contiguous(&tk, k0.data(), POSATTN_DTYPE_F32, n, dc.hkv, dc.d);
     posattn_tensor_init_contiguous(&tv, v0.data(), POSATTN_DTYPE_F32, n, dc.hkv, dc.d);
-    posattn_cache_append_desc a;
-    posattn_cache_append_desc_init(&a);
-    std::vector<int32_t> start = {1, 7}, cnt = {3, 2}, pos = {100, 101, 102, 5000, 5001, 0};
-    a.batch = dc.batch;
-    a.num_tokens = n;
-    a.new_lens = cnt.data();
-    a.cache_lens = start.data();
-    a.block_table = A.block_table.data();
-    a.max_pages_per_seq = A.mpps;
-    a.positions = pos.data();
-    a.pe.kind = POSATTN_PE_ROPE;
+    const std::vector<int32_t> start = {1, 7}, cnt = {3, 2}, pos = {100, 101, 102, 5000, 5001, 0};
+    posattn_cache_append_desc a = rope_append_desc(A, n, start, cnt, pos);
     a.pe.rope.rotary_dim = 8;
     if (rotated == 2) set_rope_cfg(a.pe.rope, 1, dc.d);
     for (int which = 0; which < 2; ++which) {
@@ -279,7 +185,7 @@ TEST(DecodeEmu, AppendMatchesRef) {
 // the [0, 1] range the segments once covered; they are exact for every x >= 0 (host/pe_fire.c), so
 // the chooser serves it and EMU agrees with REF by the section 5 rule.
 TEST(DecodeEmu, FireKeysFarAfterQuery) {
-  Ctx ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
+  TestContext ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
   DecodeCase dc;
   dc.lens = {61, 7};
   dc.n = 2;
@@ -307,12 +213,8 @@ TEST(DecodeEmu, FireKeysFarAfterQuery) {
     ASSERT_EQ(R.status, POSATTN_STATUS_SUCCESS) << R.message;
     ASSERT_EQ(E.status, POSATTN_STATUS_SUCCESS) << E.message;
     EXPECT_TRUE(E.guards_ok);
-    const std::vector<double> base = baseline(D, POSATTN_DTYPE_F32);
-    const pat_rule_result rr = pat_rule_check(E.out.data(), base.data(), R.out.data(),
-                                              int64_t(R.out.size()), POSATTN_DTYPE_F32);
-    EXPECT_TRUE(rr.pass) << "max_err " << rr.max_err << " bound " << rr.bound << " nmse " << rr.nmse;
-    for (size_t i = 0; i < R.lse.size(); ++i)
-      EXPECT_NEAR(E.lse[i], R.lse[i], 1e-3 * (1 + std::fabs(R.lse[i]))) << i;
+    expect_rule(E.out, dense_baseline(D, POSATTN_DTYPE_F32), R.out, POSATTN_DTYPE_F32);
+    expect_lse_near(E.lse, R.lse, 1e-3);
   }
 }
 
@@ -321,7 +223,7 @@ TEST(DecodeEmu, FireKeysFarAfterQuery) {
 // the library's decoder (host/fp8.h, itself checked against the OCP definition in test_fp8.cpp).
 // The kernel widens through f16 bit patterns, an independent implementation.
 TEST(DecodeEmu, Fp8EveryFiniteCodeReadsExactly) {
-  Ctx emu(POSATTN_BACKEND_EMU);
+  TestContext emu(POSATTN_BACKEND_EMU);
   for (posattn_dtype cdt : {POSATTN_DTYPE_FP8_E4M3, POSATTN_DTYPE_FP8_E5M2}) {
     SCOPED_TRACE(posattn_dtype_string(cdt));
     const int e5m2 = cdt == POSATTN_DTYPE_FP8_E5M2;
@@ -361,7 +263,7 @@ TEST(DecodeEmu, Fp8EveryFiniteCodeReadsExactly) {
 }
 
 TEST(DecodeEmu, UnsupportedHeadDim) {
-  Ctx emu(POSATTN_BACKEND_EMU);
+  TestContext emu(POSATTN_BACKEND_EMU);
   DecodeCase dc;
   dc.d = 264;
   dc.lens = {3, 4};

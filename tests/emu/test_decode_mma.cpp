@@ -18,99 +18,33 @@
 
 namespace {
 
-struct Ctx {
-  posattn_context *ctx = nullptr;
-  explicit Ctx(posattn_backend b) { EXPECT_EQ(posattn_context_create(b, 0, &ctx), POSATTN_STATUS_SUCCESS); }
-  ~Ctx() { posattn_context_destroy(ctx); }
-};
-
 // Sets POSATTN_DECODE_KERNEL for the lifetime of the object.
 struct ForceKernel {
   explicit ForceKernel(const char *k) { setenv("POSATTN_DECODE_KERNEL", k, 1); }
   ~ForceKernel() { unsetenv("POSATTN_DECODE_KERNEL"); }
 };
 
-struct Case {
-  const char *name;
-  posattn_pe_kind pe;
-  int k_rotated;
-  posattn_dtype dt;
-  int page_size, n, splits, d, hq, hkv;
-  std::vector<int> lens;
+struct Case : DecodeGridRow {  // decode_fixture.h
   posattn_dtype cache_dt = posattn_dtype(0);  // 0 = dt
   posattn_kv_scale_kind scale_kind = POSATTN_KV_SCALE_PER_TENSOR;
   bool positions = false, window_softcap = false, sinks = false, exact = false;
   int rope_cfg = 0;  // 1: offset block, GPT-J pairs, YaRN mscale (as test_decode_emu.cpp)
 };
 
-void set_rope_cfg(posattn_rope_params &r, int cfg, int d) {
-  if (cfg == 1) {
-    r.layout = POSATTN_ROPE_GPTJ;
-    r.rotary_offset = d / 2 + 1;
-    r.rotary_dim = d / 4;
-    r.scaling = POSATTN_ROPE_SCALING_YARN;
-    r.factor = 16;
-    r.original_max_position = 32;
-    r.mscale = 0.7;
-    r.mscale_all_dim = 1;
-  }
-}
-
-// The low-precision baseline of section 5: each sequence's dense problem through the shim's naive
-// attention in q's dtype (FP8 caches gathered dequantised, as the fixture's DenseSeq does).
-std::vector<double> baseline(const DecodeData &D) {
-  const DecodeCase &c = D.c;
-  std::vector<double> all(size_t(c.batch) * c.n * c.hq * c.d, 0.0);
-  for (int b = 0; b < c.batch; ++b) {
-    if (D.lens[size_t(b)] == 0) continue;
-    DenseSeq S(D, b);
-    std::vector<double> o(size_t(c.n) * c.hq * c.d);
-    EXPECT_EQ(pat_naive_forward(&S.desc, &S.tq, &S.tk, &S.tv, c.dt, POSATTN_DTYPE_F32, o.data(), nullptr),
-              POSATTN_STATUS_SUCCESS);
-    std::copy(o.begin(), o.end(), all.begin() + long(size_t(b) * o.size()));
-  }
-  return all;
-}
-
-// Builds the case's data and PE tables; `fw`, `t5`, `ka`, `kp`, `sinks` hold what desc points to.
+// Builds the case's data and PE tables; `fw`, `bt`, `sinks` hold what desc points to.
 struct Problem {
   DecodeData D;
   FireWeights fw;
-  std::vector<float> t5, ka, kp, sinks;
-  static DecodeCase make(const Case &g, uint64_t seed) {
-    DecodeCase dc;
-    dc.batch = int(g.lens.size());
-    dc.hq = g.hq;
-    dc.hkv = g.hkv;
-    dc.d = g.d;
-    dc.n = g.n;
-    dc.page_size = g.page_size;
-    dc.lens = g.lens;
-    dc.dt = g.dt;
-    dc.cache_dt = g.cache_dt;
-    dc.scale_kind = g.scale_kind;
-    dc.explicit_positions = g.positions;
-    dc.seed = seed;
-    return dc;
-  }
-  Problem(const Case &g, uint64_t seed) : D(make(g, seed)) {
+  BiasTables bt;
+  std::vector<float> sinks;
+  Problem(const Case &g, uint64_t seed) : D(grid_case(g, seed)) {
     D.desc.pe.kind = g.pe;
     set_rope_cfg(D.desc.pe.rope, g.rope_cfg, g.d);
     if (g.exact) D.desc.pe.rope.angle_mode = POSATTN_ANGLE_EXACT;
     D.cache.k_rotated = g.k_rotated;
     D.desc.num_splits = g.splits;
     if (g.pe == POSATTN_PE_FIRE) fw.set(D.desc.pe, g.hq, 3);
-    t5.resize(size_t(32) * g.hq);
-    ka.resize(size_t(g.hq));
-    kp.resize(size_t(g.hq));
-    for (size_t i = 0; i < t5.size(); ++i) t5[i] = float(std::sin(0.7 * double(i)));
-    for (int h = 0; h < g.hq; ++h) {
-      ka[size_t(h)] = 0.1f + 0.2f * float(h % 8);
-      kp[size_t(h)] = 0.5f + 0.25f * float(h % 4);
-    }
-    D.desc.pe.t5.table = t5.data();
-    D.desc.pe.kerple.a = ka.data();
-    D.desc.pe.kerple.p = kp.data();
+    bt.set(D.desc.pe, g.hq, 8, 4);  // KERPLE a, p repeat every 8 / 4 heads
     if (g.window_softcap) {
       D.desc.window_left = 9;
       D.desc.softcap = 2.5f;
@@ -136,38 +70,22 @@ void run_case(const Case &g, uint64_t seed, posattn_context *ref, posattn_contex
   ASSERT_EQ(E.status, POSATTN_STATUS_SUCCESS) << E.message;
   EXPECT_TRUE(E.guards_ok);
   EXPECT_EQ(E.nan, 0);
-  // A rotated cache's keys are used as stored, which the dense baseline cannot express: its
-  // baseline error is that of the same data without RoPE, moved onto REF's answer.
-  std::vector<double> base;
-  if (g.k_rotated) {
-    const posattn_pe saved = D.desc.pe;
-    D.desc.pe.kind = POSATTN_PE_NONE;
-    base = baseline(D);
+  // rule_baseline: a rotated cache's keys are used as stored, which the dense baseline cannot
+  // express; its baseline error is that of the same data without RoPE, moved onto REF's answer.
+  std::vector<double> base = rule_baseline(ref, D, R, POSATTN_DTYPE_F32);
+  if (g.sinks && !g.k_rotated) {  // the dense baseline has no sink: scale each row by REF's sink share
+    const float *s = D.desc.sink_logits;
+    D.desc.sink_logits = nullptr;
     const DecodeOut R0 = run_decode(ref, D);
-    D.desc.pe = saved;
-    for (size_t i = 0; i < base.size(); ++i) base[i] = R.out[i] + (base[i] - R0.out[i]);
-  } else {
-    base = baseline(D);
-    if (g.sinks) {  // the dense baseline has no sink: scale each row by REF's sink share
-      const float *s = D.desc.sink_logits;
-      D.desc.sink_logits = nullptr;
-      const DecodeOut R0 = run_decode(ref, D);
-      D.desc.sink_logits = s;
-      for (size_t i = 0; i < base.size(); ++i) base[i] *= R0.out[i] != 0.0 ? R.out[i] / R0.out[i] : 1.0;
-    }
+    D.desc.sink_logits = s;
+    for (size_t i = 0; i < base.size(); ++i) base[i] *= R0.out[i] != 0.0 ? R.out[i] / R0.out[i] : 1.0;
   }
-  const pat_rule_result rr = pat_rule_check(E.out.data(), base.data(), R.out.data(),
-                                            int64_t(R.out.size()), POSATTN_DTYPE_F32);
-  EXPECT_TRUE(rr.pass) << "max_err " << rr.max_err << " bound " << rr.bound << " nmse " << rr.nmse
-                       << " bad " << rr.bad_nonfinite;
-  for (size_t i = 0; i < R.lse.size(); ++i) {
-    if (std::isinf(R.lse[i])) EXPECT_EQ(E.lse[i], R.lse[i]) << i;
-    else EXPECT_NEAR(E.lse[i], R.lse[i], 1e-2 * (1 + std::fabs(R.lse[i]))) << i;
-  }
+  expect_rule(E.out, base, R.out, POSATTN_DTYPE_F32);
+  expect_lse_near(E.lse, R.lse, 1e-2);
 }
 
 void run_grid(const std::vector<Case> &grid) {
-  Ctx ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
+  TestContext ref(POSATTN_BACKEND_REF), emu(POSATTN_BACKEND_EMU);
   uint64_t seed = 100;
   for (const Case &g : grid) run_case(g, seed++, ref.ctx, emu.ctx);
 }
@@ -179,108 +97,66 @@ const auto PT = POSATTN_KV_SCALE_PER_TENSOR, PH = POSATTN_KV_SCALE_PER_HEAD;
 // Shapes: page sizes, splits, group sizes 1..16 (and 32: two 128-row chunks), 1..8 tokens.
 TEST(DecodeMma, ShapesMatchRef) {
   run_grid({
-      {"page1 split3 group4", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 64, 8, 2, {0, 1, 17, 97}},
-      {"page256 auto mqa16", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}},
-      {"page16 group8 n8 (128 rows)", POSATTN_PE_NONE, 0, BF, 16, 8, 2, 64, 16, 2, {70, 9}},
-      {"page5 group1 n3", POSATTN_PE_NONE, 0, F16, 5, 3, 0, 64, 2, 2, {2, 41}},
-      {"page3 group3 n5 split50", POSATTN_PE_NONE, 0, BF, 3, 5, 50, 64, 6, 2, {0, 5, 33}},
-      {"page7 group16 n2 hd128", POSATTN_PE_NONE, 0, BF, 7, 2, 3, 128, 16, 1, {130}},
-      {"group32 n5: two row chunks", POSATTN_PE_NONE, 0, BF, 16, 5, 1, 64, 32, 1, {40}},
-      {"hd256 group5 n7", POSATTN_PE_NONE, 0, F16, 16, 7, 2, 256, 5, 1, {50}},
-      {"hd256 group16 n8", POSATTN_PE_NONE, 0, BF, 9, 8, 0, 256, 16, 1, {37}},
-      {"hd128 group2 n1 long", POSATTN_PE_NONE, 0, BF, 16, 1, 0, 128, 4, 2, {600, 3}},
+      {{"page1 split3 group4", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 64, 8, 2, {0, 1, 17, 97}}},
+      {{"page256 auto mqa16", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}}},
+      {{"page16 group8 n8 (128 rows)", POSATTN_PE_NONE, 0, BF, 16, 8, 2, 64, 16, 2, {70, 9}}},
+      {{"page5 group1 n3", POSATTN_PE_NONE, 0, F16, 5, 3, 0, 64, 2, 2, {2, 41}}},
+      {{"page3 group3 n5 split50", POSATTN_PE_NONE, 0, BF, 3, 5, 50, 64, 6, 2, {0, 5, 33}}},
+      {{"page7 group16 n2 hd128", POSATTN_PE_NONE, 0, BF, 7, 2, 3, 128, 16, 1, {130}}},
+      {{"group32 n5: two row chunks", POSATTN_PE_NONE, 0, BF, 16, 5, 1, 64, 32, 1, {40}}},
+      {{"hd256 group5 n7", POSATTN_PE_NONE, 0, F16, 16, 7, 2, 256, 5, 1, {50}}},
+      {{"hd256 group16 n8", POSATTN_PE_NONE, 0, BF, 9, 8, 0, 256, 16, 1, {37}}},
+      {{"hd128 group2 n1 long", POSATTN_PE_NONE, 0, BF, 16, 1, 0, 128, 4, 2, {600, 3}}},
   });
 }
 
 // Every decode PE, window, softcap, sinks, explicit positions.
 TEST(DecodeMma, PositionalEncodingsMatchRef) {
   const auto R = POSATTN_PE_ROPE;
-  Case exact{"rope unrotated EXACT angles", R, 0, BF, 4, 2, 2, 64, 4, 2, {30, 9}};
+  Case exact{{"rope unrotated EXACT angles", R, 0, BF, 4, 2, 2, 64, 4, 2, {30, 9}}};
   exact.exact = true;
   exact.positions = true;
-  Case rope_pos{"rope unrotated n3 positions", R, 0, BF, 7, 3, 2, 64, 4, 2, {2, 17, 40}};
+  Case rope_pos{{"rope unrotated n3 positions", R, 0, BF, 7, 3, 2, 64, 4, 2, {2, 17, 40}}};
   rope_pos.positions = true;
-  Case rot{"rope rotated cache", R, 1, F16, 5, 2, 0, 64, 4, 2, {9, 33}};
+  Case rot{{"rope rotated cache", R, 1, F16, 5, 2, 0, 64, 4, 2, {9, 33}}};
   rot.positions = true;
-  Case yarn{"rope offset yarn gptj hd128", R, 0, BF, 5, 2, 2, 128, 4, 2, {3, 21}};
+  Case yarn{{"rope offset yarn gptj hd128", R, 0, BF, 5, 2, 2, 128, 4, 2, {3, 21}}};
   yarn.rope_cfg = 1;
-  Case alibi{"alibi window softcap sinks", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 64, 4, 4, {1, 29, 55}};
+  Case alibi{{"alibi window softcap sinks", POSATTN_PE_ALIBI, 0, BF, 3, 1, 4, 64, 4, 4, {1, 29, 55}}};
   alibi.window_softcap = true;
   alibi.sinks = true;
-  Case fire{"fire n8 group4", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 64, 4, 1, {8, 21}};
+  Case fire{{"fire n8 group4", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 64, 4, 1, {8, 21}}};
   fire.positions = true;
-  Case t5{"t5 n5", POSATTN_PE_T5, 0, BF, 8, 5, 2, 64, 2, 2, {6, 50}};
-  Case kl{"kerple log", POSATTN_PE_KERPLE_LOG, 0, BF, 16, 2, 3, 64, 6, 2, {0, 5, 33}};
-  Case kp{"kerple power hd256", POSATTN_PE_KERPLE_POWER, 0, F16, 2, 3, 0, 256, 3, 1, {19}};
-  Case big{"rope unrotated hd256 group16 n5 (64-row chunks)", R, 0, BF, 16, 5, 2, 256, 16, 1, {45}};
+  Case t5{{"t5 n5", POSATTN_PE_T5, 0, BF, 8, 5, 2, 64, 2, 2, {6, 50}}};
+  Case kl{{"kerple log", POSATTN_PE_KERPLE_LOG, 0, BF, 16, 2, 3, 64, 6, 2, {0, 5, 33}}};
+  Case kp{{"kerple power hd256", POSATTN_PE_KERPLE_POWER, 0, F16, 2, 3, 0, 256, 3, 1, {19}}};
+  Case big{{"rope unrotated hd256 group16 n5 (64-row chunks)", R, 0, BF, 16, 5, 2, 256, 16, 1, {45}}};
   big.positions = true;
-  Case big_rot{"rope rotated hd256 f16", R, 1, F16, 3, 2, 0, 256, 4, 2, {8, 20}};
+  Case big_rot{{"rope rotated hd256 f16", R, 1, F16, 3, 2, 0, 256, 4, 2, {8, 20}}};
   run_grid({exact, rope_pos, rot, yarn, alibi, fire, t5, kl, kp, big, big_rot});
 }
 
 // FP8 caches: both formats, both scale kinds, with RoPE (rotated and not) and biases.
 TEST(DecodeMma, Fp8CachesMatchRef) {
-  Case a{"e4m3 per-tensor none page1", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 64, 8, 2, {0, 1, 17, 97}, E4, PT};
-  Case b{"e5m2 per-head mqa16 page256", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}, E5, PH};
-  Case c{"e4m3 per-head rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 64, 4, 2, {2, 17, 40}, E4, PH};
+  Case a{{"e4m3 per-tensor none page1", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 64, 8, 2, {0, 1, 17, 97}}, E4, PT};
+  Case b{{"e5m2 per-head mqa16 page256", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 16, 1, {300, 1}}, E5, PH};
+  Case c{{"e4m3 per-head rope unrotated n3", POSATTN_PE_ROPE, 0, BF, 7, 3, 2, 64, 4, 2, {2, 17, 40}}, E4, PH};
   c.positions = true;
-  Case d{"e5m2 per-tensor rope rotated", POSATTN_PE_ROPE, 1, BF, 5, 2, 0, 64, 4, 2, {9, 33}, E5, PT};
-  Case e{"e4m3 alibi window softcap f16", POSATTN_PE_ALIBI, 0, F16, 3, 1, 4, 128, 4, 4, {1, 29, 55}, E4, PH};
+  Case d{{"e5m2 per-tensor rope rotated", POSATTN_PE_ROPE, 1, BF, 5, 2, 0, 64, 4, 2, {9, 33}}, E5, PT};
+  Case e{{"e4m3 alibi window softcap f16", POSATTN_PE_ALIBI, 0, F16, 3, 1, 4, 128, 4, 4, {1, 29, 55}}, E4, PH};
   e.window_softcap = true;
-  Case f{"e5m2 fire n8", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 64, 4, 1, {8, 21}, E5, PH};
-  Case g{"e4m3 hd128 rope offset", POSATTN_PE_ROPE, 0, BF, 16, 2, 0, 128, 8, 1, {97}, E4, PH};
+  Case f{{"e5m2 fire n8", POSATTN_PE_FIRE, 0, F16, 4, 8, 1, 64, 4, 1, {8, 21}}, E5, PH};
+  Case g{{"e4m3 hd128 rope offset", POSATTN_PE_ROPE, 0, BF, 16, 2, 0, 128, 8, 1, {97}}, E4, PH};
   g.rope_cfg = 1;
-  Case h{"e5m2 hd256 kerple", POSATTN_PE_KERPLE_LOG, 0, BF, 2, 1, 2, 256, 2, 1, {19}, E5, PT};
+  Case h{{"e5m2 hd256 kerple", POSATTN_PE_KERPLE_LOG, 0, BF, 2, 1, 2, 256, 2, 1, {19}}, E5, PT};
   run_grid({a, b, c, d, e, f, g, h});
 }
 
 // The NaN RULE (posattn.h): a NaN/inf value or key in the cache poisons exactly the query tokens
 // that see it, others are bit-identical to the clean run; one and several splits.
-int64_t pool_offset(const DecodeData &D, int b, int j, int kh, int f) {
-  const int64_t page = D.block_table[size_t(b) * size_t(D.mpps) + size_t(j / D.c.page_size)];
-  return ((page * D.c.page_size + j % D.c.page_size) * D.c.hkv + kh) * D.c.d + f;
-}
-void expect_nan_rule(posattn_context *ctx, DecodeData &D, bool in_v, int b, int j, int kh, int f,
-                     double value) {
-  const DecodeOut clean = run_decode(ctx, D);
-  ASSERT_EQ(clean.status, POSATTN_STATUS_SUCCESS) << clean.message;
-  void *pool = in_v ? D.vpool.data : D.kpool.data;
-  const int64_t at = pool_offset(D, b, j, kh, f);
-  const posattn_dtype cdt = D.c.cdt();
-  const bool fp8 = D.c.fp8();
-  unsigned char *byte = static_cast<unsigned char *>(pool) + at;
-  const unsigned char saved_code = fp8 ? *byte : 0;
-  const double saved = fp8 ? 0.0 : pat_load(pool, cdt, at);
-  if (fp8)  // the codes themselves: storing inf would saturate (E4M3 NaN S.1111.111, E5M2 inf / NaN)
-    *byte = cdt == POSATTN_DTYPE_FP8_E4M3 ? 0x7f : std::isinf(value) ? 0x7c : 0x7e;
-  else
-    pat_store(pool, cdt, at, value);
-  const DecodeOut bad = run_decode(ctx, D);
-  if (fp8) *byte = saved_code;
-  else pat_store(pool, cdt, at, saved);
-  ASSERT_EQ(bad.status, POSATTN_STATUS_SUCCESS) << bad.message;
-  const DecodeCase &c = D.c;
-  int poisoned = 0, wrong = 0;
-  for (int bb = 0; bb < c.batch; ++bb)
-    for (int t = 0; t < c.n; ++t)
-      for (int h = 0; h < c.hq; ++h) {
-        const bool p = bb == b && h / (c.hq / c.hkv) == kh && j <= D.lens[size_t(bb)] - c.n + t;
-        poisoned += p;
-        const size_t l = size_t((bb * c.hq + h) * c.n + t), r = size_t((bb * c.n + t) * c.hq + h);
-        bool ok = p ? std::isnan(bad.lse[l]) : bad.lse[l] == clean.lse[l];
-        for (int e = 0; e < c.d; ++e) {
-          const double x = bad.out[r * size_t(c.d) + size_t(e)];
-          ok = ok && (p ? std::isnan(x) : x == clean.out[r * size_t(c.d) + size_t(e)]);
-        }
-        wrong += !ok;
-      }
-  EXPECT_GT(poisoned, 0);
-  EXPECT_EQ(wrong, 0);
-}
-
 TEST(DecodeMma, NonFiniteCacheValuesPoisonOnlyTheTokensThatSeeThem) {
   ForceKernel force("mma");
-  Ctx emu(POSATTN_BACKEND_EMU);
+  TestContext emu(POSATTN_BACKEND_EMU);
   const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
   for (posattn_dtype cdt : {BF, E4, E5})
     for (int splits : {1, 3}) {
@@ -303,7 +179,7 @@ TEST(DecodeMma, NonFiniteCacheValuesPoisonOnlyTheTokensThatSeeThem) {
 // then the tensor-core kernel: both are fp32-accurate at hd 64 (exact operands, P as hi + lo), so
 // they agree to 1e-4.
 TEST(DecodeMma, AgreesWithSimtKernel) {
-  Ctx emu(POSATTN_BACKEND_EMU);
+  TestContext emu(POSATTN_BACKEND_EMU);
   for (int splits : {0, 1, 4}) {
     DecodeCase c;
     c.lens = {0, 37, 5};
@@ -339,7 +215,7 @@ TEST(DecodeMma, AgreesWithSimtKernel) {
 // The forcing knob: problems the kernel cannot serve are NOT_SUPPORTED under
 // POSATTN_DECODE_KERNEL=mma with the reason, and served by decode_split by default.
 TEST(DecodeMma, ForcedKernelIsObservable) {
-  Ctx emu(POSATTN_BACKEND_EMU);
+  TestContext emu(POSATTN_BACKEND_EMU);
   struct Bad {
     int d;
     posattn_dtype dt;

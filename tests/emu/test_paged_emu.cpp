@@ -7,7 +7,9 @@
 // data, the bad-index grid (error record, untouched rows, guard bands) and append vs
 // posattn_cache_append. The grid runs on the tensor-core split kernel wherever the plan allows
 // (the default: bf16 at hd 64), and again on the SIMT one under POSATTN_PAGED_KERNEL=simt (the
-// *.simt registration in CMakeLists.txt).
+// *.simt registration in CMakeLists.txt). Plans and their workspaces come from plan_fixture.h
+// (PlanRun), the scrambled pages, gapped positions and FP8 scales from decode_fixture.h; the
+// problems and the oracle are this file's own.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,13 +20,14 @@
 #include <string>
 #include <vector>
 
+#include "../cpu/plan_fixture.h"
 #include "pa_test_check.hpp"
 #include "pa_test_shim.h"
 #include "posattn.h"
 
 namespace {
 
-constexpr float kSentinel = -12345.f;  // written into every out/lse element before a run
+constexpr float kUnwritten = -12345.f;  // written into every out/lse element before a run
 
 // Defaults: bf16 q and cache at head_dim 64, which the tensor-core split kernel (paged_split_mma)
 // serves; POSATTN_PAGED_KERNEL=simt (the *_simt registration in CMakeLists.txt, and
@@ -107,10 +110,7 @@ struct Problem {
     posattn_kv_cache_init(&cache, kpool.data, vpool.data, c.cache_dt, num_pages, c.page_size, c.hkv, c.d);
     cache.k_rotated = c.rotated;
     if (c.fp8()) {
-      const float few_bits[] = {0.375f, 0.75f, 1.25f, 2.5f, 0.3125f, 1.75f};
-      const size_t ns = c.scale_kind == POSATTN_KV_SCALE_PER_HEAD ? size_t(c.hkv) : 1;
-      for (auto *sv : {&k_scale, &v_scale})
-        for (size_t i = 0; i < ns; ++i) sv->push_back(few_bits[pat_rng_int(&r, 0, 5)]);
+      fp8_scales(r, c.scale_kind, c.hkv, k_scale, v_scale);
       cache.k_scale = k_scale.data();
       cache.v_scale = v_scale.data();
       cache.scale_kind = c.scale_kind;
@@ -137,9 +137,7 @@ struct Problem {
     indptr.assign(1, 0);
     for (int x : n) indptr.push_back(indptr.back() + x);
     rows = indptr.back();
-    std::vector<int32_t> ids(static_cast<size_t>(num_pages));
-    for (int i = 0; i < num_pages; ++i) ids[size_t(i)] = i;
-    for (int i = num_pages - 1; i > 0; --i) std::swap(ids[size_t(i)], ids[size_t(pat_rng_int(&r, 0, i))]);
+    const std::vector<int32_t> ids = shuffled_pages(r, num_pages);
     bt.assign(size_t(batch) * bt_stride, -7);  // unused entries hold garbage
     size_t next = 0;
     for (int b = 0; b < batch; ++b)
@@ -148,11 +146,7 @@ struct Problem {
     kv_pos.assign(size_t(batch) * kvp_stride, -3);
     q_pos.assign(size_t(max_q), -5);
     for (int b = 0; b < batch; ++b) {
-      int32_t p = pat_rng_int(&r, 0, 40);
-      for (int j = 0; j < lens[size_t(b)]; ++j) {
-        kv_pos[size_t(b) * kvp_stride + j] = p;
-        p += pat_rng_int(&r, 1, 3);  // gaps: evicted tokens
-      }
+      gapped_positions(r, &kv_pos[size_t(b) * kvp_stride], lens[size_t(b)]);
       for (int t = 0; t < n[size_t(b)]; ++t) {
         const int j = lens[size_t(b)] - n[size_t(b)] + t;
         q_pos[size_t(indptr[size_t(b)] + t)] = kv_pos[size_t(b) * kvp_stride + j];
@@ -224,14 +218,11 @@ void Problem::fill_rotated(pat_rng &r) {
   // The appended rows as a plan with room for them (same cache, PE and positions).
   posattn_plan_desc D = plan_desc();
   D.max_q_tokens = total;
-  posattn_plan *plan = nullptr;
-  ASSERT_EQ(posattn_plan_create(g_emu, &D, &plan), POSATTN_STATUS_SUCCESS)
-      << posattn_context_last_message(g_emu);
-  size_t wsb = 0;
-  posattn_plan_workspace_size(plan, &wsb);
-  pat_buf ws{};
-  ASSERT_EQ(pat_buf_alloc(&ws, wsb), 0);
-  ASSERT_EQ(posattn_plan_workspace_init(g_emu, plan, ws.data, wsb), POSATTN_STATUS_SUCCESS);
+  PlanRun H(g_emu, D);  // plan_fixture.h: the plan and its initialised workspace
+  ASSERT_EQ(H.status, POSATTN_STATUS_SUCCESS) << H.message;
+  posattn_plan *plan = H.plan;
+  pat_buf &ws = H.ws;
+  const size_t wsb = H.ws_bytes;
   std::vector<int32_t> pos(static_cast<size_t>(total));
   for (int b = 0; b < batch; ++b)
     for (int j = 0; j < lens[size_t(b)]; ++j) pos[size_t(app_indptr[size_t(b)] + j)] = int32_t(kv_position(b, j));
@@ -255,12 +246,10 @@ void Problem::fill_rotated(pat_rng &r) {
       << posattn_context_last_message(g_emu);
   EXPECT_EQ(posattn_plan_check(g_emu, plan, ws.data, wsb), POSATTN_STATUS_SUCCESS)
       << posattn_context_last_message(g_emu);
-  pat_buf_free(&ws);
-  posattn_plan_destroy(plan);
 }
 
 // Result of one run: out [max_q][hq][d] and lse [max_q][hq] as doubles (sentinels where unwritten).
-struct RunOut {
+struct RunResult {
   posattn_status status = POSATTN_STATUS_INTERNAL, check = POSATTN_STATUS_INTERNAL;
   std::string message, check_message;
   std::vector<double> out, lse;
@@ -268,17 +257,17 @@ struct RunOut {
   bool pads_ok = false;  // q/out padding between heads and rows untouched
 };
 
-RunOut run_plan(posattn_plan *plan, Problem &P, pat_buf &ws, size_t wsb,
+RunResult run_plan(posattn_plan *plan, Problem &P, pat_buf &ws, size_t wsb,
                 posattn_context *ctx = g_emu) {
-  RunOut R;
+  RunResult R;
   const Case &c = P.c;
   const int64_t n_out = int64_t(P.max_q) * c.hq * c.d, n_lse = int64_t(P.max_q) * c.hq;
   const int64_t n_alloc = int64_t(P.max_q) * c.row_stride();
   pat_buf out{}, lse{};
   EXPECT_EQ(pat_buf_alloc(&out, size_t(n_alloc) * posattn_dtype_size(c.out_dt)), 0);
   EXPECT_EQ(pat_buf_alloc(&lse, size_t(n_lse) * 4), 0);
-  for (int64_t i = 0; i < n_alloc; ++i) pat_store(out.data, c.out_dt, i, kSentinel);
-  for (int64_t i = 0; i < n_lse; ++i) static_cast<float *>(lse.data)[i] = kSentinel;
+  for (int64_t i = 0; i < n_alloc; ++i) pat_store(out.data, c.out_dt, i, kUnwritten);
+  for (int64_t i = 0; i < n_lse; ++i) static_cast<float *>(lse.data)[i] = kUnwritten;
   posattn_run_args a;
   posattn_run_args_init(&a);
   a.batch = P.batch();
@@ -315,7 +304,7 @@ RunOut run_plan(posattn_plan *plan, Problem &P, pat_buf &ws, size_t wsb,
     const int64_t h = in_row / c.head_stride(), f = in_row % c.head_stride();
     const double x = pat_load(out.data, c.out_dt, i);
     if (h < c.hq && f < c.d) R.out[size_t((row * c.hq + h) * c.d + f)] = x;
-    else if (x != pat_round_to(c.out_dt, kSentinel)) R.pads_ok = false;
+    else if (x != pat_round_to(c.out_dt, kUnwritten)) R.pads_ok = false;
   }
   for (int64_t i = 0; i < n_lse; ++i) R.lse[size_t(i)] = static_cast<float *>(lse.data)[i];
   R.guards_ok = pat_buf_guards_ok(&out) && pat_buf_guards_ok(&lse) && pat_buf_guards_ok(&ws);
@@ -366,14 +355,7 @@ SeqOracle oracle(const Problem &P, int b) {
   posattn_tensor_init_contiguous(&tk, k.data(), f32, len, c.hkv, c.d);
   posattn_tensor_init_contiguous(&tv, v.data(), f32, len, c.hkv, c.d);
   posattn_tensor_init_contiguous(&tq, q.data(), f32, n, c.hq, c.d);
-  posattn_attention_desc desc;
-  posattn_attention_desc_init(&desc);
-  desc.batch = 1;
-  desc.q_heads = c.hq;
-  desc.kv_heads = c.hkv;
-  desc.head_dim = c.d;
-  desc.q_len = n;
-  desc.kv_len = len;
+  posattn_attention_desc desc = dense_desc(c.hq, c.hkv, c.d, n, len);
   desc.causal = c.causal;
   desc.window_left = c.window_left;
   desc.softcap = c.softcap;
@@ -408,34 +390,14 @@ SeqOracle oracle(const Problem &P, int b) {
   return O;
 }
 
-struct PlanHolder {
-  posattn_plan *plan = nullptr;
-  pat_buf ws{};
-  size_t wsb = 0;
-  explicit PlanHolder(const Problem &P, posattn_context *ctx = g_emu) {
-    const posattn_plan_desc D = P.plan_desc();
-    EXPECT_EQ(posattn_plan_create(ctx, &D, &plan), POSATTN_STATUS_SUCCESS)
-        << posattn_context_last_message(ctx);
-    if (!plan) return;
-    posattn_plan_workspace_size(plan, &wsb);
-    EXPECT_EQ(pat_buf_alloc(&ws, wsb), 0);
-    std::memset(ws.data, 0x5a, wsb);  // workspace_init must clear what matters
-    EXPECT_EQ(posattn_plan_workspace_init(ctx, plan, ws.data, wsb), POSATTN_STATUS_SUCCESS);
-  }
-  ~PlanHolder() {
-    pat_buf_free(&ws);
-    posattn_plan_destroy(plan);
-  }
-};
-
 // Checks a successful run against the oracle: section 5 on out and lse of every row of good
 // sequences, the sentinel in rows of `bad` sequences and in rows >= indptr[batch].
-void expect_matches(const Problem &P, const RunOut &R, const std::vector<int> &bad = {}) {
+void expect_matches(const Problem &P, const RunResult &R, const std::vector<int> &bad = {}) {
   const Case &c = P.c;
   ASSERT_EQ(R.status, POSATTN_STATUS_SUCCESS) << R.message;
   EXPECT_TRUE(R.guards_ok);
   EXPECT_TRUE(R.pads_ok);
-  const double sentinel_out = pat_round_to(c.out_dt, kSentinel);
+  const double sentinel_out = pat_round_to(c.out_dt, kUnwritten);
   std::vector<double> out, base, gold, lse, base_lse, gold_lse;
   for (int b = 0; b < P.batch(); ++b) {
     const int q0 = P.indptr[size_t(b)], n = P.indptr[size_t(b) + 1] - q0;
@@ -445,7 +407,7 @@ void expect_matches(const Problem &P, const RunOut &R, const std::vector<int> &b
         for (int e = 0; e < c.hq * c.d; ++e)
           ASSERT_EQ(R.out[(size_t(q0) + t) * c.hq * c.d + e], sentinel_out) << "bad sequence " << b << " written";
       for (int t = 0; t < n; ++t)
-        for (int h = 0; h < c.hq; ++h) ASSERT_EQ(R.lse[(size_t(q0) + t) * c.hq + h], kSentinel);
+        for (int h = 0; h < c.hq; ++h) ASSERT_EQ(R.lse[(size_t(q0) + t) * c.hq + h], kUnwritten);
       continue;
     }
     const SeqOracle O = oracle(P, b);
@@ -464,14 +426,14 @@ void expect_matches(const Problem &P, const RunOut &R, const std::vector<int> &b
   }
   for (size_t i = size_t(P.rows) * c.hq * c.d; i < R.out.size(); ++i)
     ASSERT_EQ(R.out[i], sentinel_out) << "row beyond q_indptr[batch] written";
-  for (size_t i = size_t(P.rows) * c.hq; i < R.lse.size(); ++i) ASSERT_EQ(R.lse[i], kSentinel);
+  for (size_t i = size_t(P.rows) * c.hq; i < R.lse.size(); ++i) ASSERT_EQ(R.lse[i], kUnwritten);
   // The same problem on a REF plan (fp64, defines correct): it writes exactly the rows EMU
   // writes, reports the same violation (single-violation problems), and its values are the
   // oracle's up to the one rounding to out_dt -- so EMU meets the rule against REF itself.
   if (g_ref != nullptr) {
-    PlanHolder HR(P, g_ref);
-    ASSERT_NE(HR.plan, nullptr);
-    const RunOut RR = run_plan(HR.plan, const_cast<Problem &>(P), HR.ws, HR.wsb, g_ref);
+    PlanRun HR(g_ref, P.plan_desc());
+    ASSERT_EQ(HR.status, POSATTN_STATUS_SUCCESS) << HR.message;
+    const RunResult RR = run_plan(HR.plan, const_cast<Problem &>(P), HR.ws, HR.ws_bytes, g_ref);
     ASSERT_EQ(RR.status, POSATTN_STATUS_SUCCESS) << RR.message;
     if (bad.size() <= 1) EXPECT_EQ(RR.check, R.check) << "REF: " << RR.check_message;
     const double rel = c.out_dt == POSATTN_DTYPE_F32 ? 1e-6 : c.out_dt == POSATTN_DTYPE_F16 ? 1e-3 : 8e-3;
@@ -521,9 +483,9 @@ class PagedEmu : public ::testing::Test {
 
   void check_case(const Case &c) {
     Problem P(c);
-    PlanHolder H(P);
-    ASSERT_NE(H.plan, nullptr);
-    const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
+    PlanRun H(g_emu, P.plan_desc());
+    ASSERT_EQ(H.status, POSATTN_STATUS_SUCCESS) << H.message;
+    const RunResult R = run_plan(H.plan, P, H.ws, H.ws_bytes);
     EXPECT_EQ(R.check, POSATTN_STATUS_SUCCESS) << R.check_message;
     expect_matches(P, R);
   }
@@ -794,8 +756,8 @@ TEST_F(PagedEmu, ReplayOnePlan) {
   c.extra_q_tokens = 10;
   c.seed = 70;
   Problem P(c);
-  PlanHolder H(P);
-  ASSERT_NE(H.plan, nullptr);
+  PlanRun H(g_emu, P.plan_desc());
+  ASSERT_EQ(H.status, POSATTN_STATUS_SUCCESS) << H.message;
   const std::vector<std::pair<std::vector<int>, std::vector<int>>> steps = {
       {{4, 1, 8}, {60, 30, 40}}, {{1, 1, 1}, {61, 31, 41}}, {{0, 20, 2}, {0, 55, 3}},
       {{3, 0}, {9, 60}}, {{22, 1, 0}, {22, 2, 0}}};
@@ -803,7 +765,7 @@ TEST_F(PagedEmu, ReplayOnePlan) {
   for (const auto &[n, l] : steps) {
     SCOPED_TRACE(seed);
     P.step(n, l, seed++);
-    const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
+    const RunResult R = run_plan(H.plan, P, H.ws, H.ws_bytes);
     EXPECT_EQ(R.check, POSATTN_STATUS_SUCCESS) << R.check_message;
     expect_matches(P, R);
   }
@@ -853,23 +815,23 @@ TEST_F(PagedEmu, BadIndexGrid) {
   for (const Planted &g : grid) {
     SCOPED_TRACE(g.name);
     Problem P(c);
-    PlanHolder H(P);
-    ASSERT_NE(H.plan, nullptr);
+    PlanRun H(g_emu, P.plan_desc());
+    ASSERT_EQ(H.status, POSATTN_STATUS_SUCCESS) << H.message;
     g.plant(P);
-    const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
+    const RunResult R = run_plan(H.plan, P, H.ws, H.ws_bytes);
     ASSERT_EQ(R.status, POSATTN_STATUS_SUCCESS) << R.message;
     EXPECT_EQ(R.check, g.status) << R.check_message;
     EXPECT_NE(R.check_message.find(g.msg_part), std::string::npos) << R.check_message;
     EXPECT_TRUE(R.guards_ok);
     if (g.whole_run) {
-      for (double x : R.out) ASSERT_EQ(x, pat_round_to(c.out_dt, kSentinel));
-      for (double x : R.lse) ASSERT_EQ(x, kSentinel);
+      for (double x : R.out) ASSERT_EQ(x, pat_round_to(c.out_dt, kUnwritten));
+      for (double x : R.lse) ASSERT_EQ(x, kUnwritten);
     } else {
       expect_matches(P, R, g.bad);
     }
     // The check cleared the record: a clean run afterwards reports nothing.
     Problem Q(c);
-    const RunOut R2 = run_plan(H.plan, Q, H.ws, H.wsb);
+    const RunResult R2 = run_plan(H.plan, Q, H.ws, H.ws_bytes);
     EXPECT_EQ(R2.check, POSATTN_STATUS_SUCCESS) << R2.check_message;
     expect_matches(Q, R2);
   }
@@ -887,13 +849,13 @@ TEST_F(PagedEmu, NanInValuePoisonsOnlyRowsThatSeeIt) {
   c.splits = 3;
   c.seed = 97;
   Problem P(c);
-  PlanHolder H(P);
-  ASSERT_NE(H.plan, nullptr);
+  PlanRun H(g_emu, P.plan_desc());
+  ASSERT_EQ(H.status, POSATTN_STATUS_SUCCESS) << H.message;
   const int j = 18, page = P.bt[size_t(j / c.page_size)];  // sequence 0, token j, kv head 0
   const int64_t at = (int64_t(page) * c.page_size + j % c.page_size) * c.hkv * c.d + 3;
   if (dt == POSATTN_DTYPE_F32) static_cast<float *>(P.vpool.data)[at] = NAN;
   else static_cast<uint16_t *>(P.vpool.data)[at] = 0x7fc0;  // bf16 NaN
-  const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
+  const RunResult R = run_plan(H.plan, P, H.ws, H.ws_bytes);
   ASSERT_EQ(R.status, POSATTN_STATUS_SUCCESS) << R.message;
   const int group = c.hq / c.hkv;
   for (int row = 0; row < P.rows; ++row)
@@ -930,12 +892,12 @@ TEST_F(PagedEmu, PaddingSequencesAreNotRead) {
   c.lens = {20, 0, 12, 0};
   c.seed = 95;
   Problem P(c);
-  PlanHolder H(P);
-  ASSERT_NE(H.plan, nullptr);
+  PlanRun H(g_emu, P.plan_desc());
+  ASSERT_EQ(H.status, POSATTN_STATUS_SUCCESS) << H.message;
   P.lens[1] = -99;
   P.lens[3] = 1 << 30;
   for (int64_t p = 0; p < P.bt_stride; ++p) P.bt[size_t(P.bt_stride + p)] = 123456;
-  const RunOut R = run_plan(H.plan, P, H.ws, H.wsb);
+  const RunResult R = run_plan(H.plan, P, H.ws, H.ws_bytes);
   EXPECT_EQ(R.check, POSATTN_STATUS_SUCCESS) << R.check_message;
   expect_matches(P, R);
 }
@@ -1085,13 +1047,11 @@ void append_case(posattn_dtype cache_dt, bool rotated, bool positions, int page_
   D.q_dtype = in_dt;
   D.pe = pe;
   D.max_position = 1000;
-  posattn_plan *plan = nullptr;
-  ASSERT_EQ(posattn_plan_create(g_emu, &D, &plan), POSATTN_STATUS_SUCCESS) << posattn_context_last_message(g_emu);
-  size_t wsb = 0;
-  posattn_plan_workspace_size(plan, &wsb);
-  pat_buf ws{};
-  ASSERT_EQ(pat_buf_alloc(&ws, wsb), 0);
-  ASSERT_EQ(posattn_plan_workspace_init(g_emu, plan, ws.data, wsb), POSATTN_STATUS_SUCCESS);
+  PlanRun H(g_emu, D);
+  ASSERT_EQ(H.status, POSATTN_STATUS_SUCCESS) << H.message;
+  posattn_plan *plan = H.plan;
+  pat_buf &ws = H.ws;
+  const size_t wsb = H.ws_bytes;
   std::vector<unsigned char> kpad(kp.size() + 64), vpad(vp.size() + 64);  // rows + 2 rows readable
   std::memcpy(kpad.data(), kp.data(), kp.size());
   std::memcpy(vpad.data(), vp.data(), vp.size());
@@ -1145,8 +1105,6 @@ void append_case(posattn_dtype cache_dt, bool rotated, bool positions, int page_
   // the same kernels' arithmetic: identical bytes
   EXPECT_EQ(std::memcmp(k1.data(), k2.data(), k1.size()), 0);
   EXPECT_EQ(std::memcmp(v1.data(), v2.data(), v1.size()), 0);
-  pat_buf_free(&ws);
-  posattn_plan_destroy(plan);
 }
 
 TEST_F(PagedEmu, AppendMatchesCacheAppend) {
@@ -1171,13 +1129,11 @@ TEST_F(PagedEmu, AppendBadIndicesWriteNothing) {
   D.head_dim = d;
   D.cache = cache;
   D.q_dtype = POSATTN_DTYPE_F32;
-  posattn_plan *plan = nullptr;
-  ASSERT_EQ(posattn_plan_create(g_emu, &D, &plan), POSATTN_STATUS_SUCCESS) << posattn_context_last_message(g_emu);
-  size_t wsb = 0;
-  posattn_plan_workspace_size(plan, &wsb);
-  pat_buf ws{};
-  ASSERT_EQ(pat_buf_alloc(&ws, wsb), 0);
-  ASSERT_EQ(posattn_plan_workspace_init(g_emu, plan, ws.data, wsb), POSATTN_STATUS_SUCCESS);
+  PlanRun H(g_emu, D);
+  ASSERT_EQ(H.status, POSATTN_STATUS_SUCCESS) << H.message;
+  posattn_plan *plan = H.plan;
+  pat_buf &ws = H.ws;
+  const size_t wsb = H.ws_bytes;
   std::vector<float> kn(size_t(4) * d, 1.f), vn(kn);
   struct Bad {
     std::vector<int32_t> indptr, lens, bt;
@@ -1220,8 +1176,6 @@ TEST_F(PagedEmu, AppendBadIndicesWriteNothing) {
     EXPECT_EQ(changed, expected);
   }
   EXPECT_TRUE(pat_buf_guards_ok(&ws));
-  pat_buf_free(&ws);
-  posattn_plan_destroy(plan);
 }
 
 }  // namespace

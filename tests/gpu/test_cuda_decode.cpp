@@ -57,17 +57,28 @@ void upload(DevBuf &dev, const pat_buf &host) {
   CUDA_OK(cudaMemcpy(dev.p, host.data, host.bytes, cudaMemcpyHostToDevice));
 }
 
+// D's pools and q copied to the device, and D's cache and q descriptors pointing there.
+struct DeviceInputs {
+  DevBuf k, v, q;
+  posattn_kv_cache cache;
+  posattn_tensor tq;
+  explicit DeviceInputs(const DecodeData &D)
+      : k(D.kpool.bytes), v(D.vpool.bytes), q(D.q.bytes), cache(D.cache), tq(D.tq) {
+    upload(k, D.kpool);
+    upload(v, D.vpool);
+    upload(q, D.q);
+    cache.k_pages = k.p;
+    cache.v_pages = v.p;
+    tq.data = q.p;
+  }
+};
+
 // D's decode on the GPU: pools and q copied to the device, the result copied back.
 void run_cuda(posattn_context *ctx, DecodeData &D, posattn_dtype out_dt, DecodeOut &R) {
   const DecodeCase &c = D.c;
   const int64_t rows = int64_t(c.batch) * c.n * c.hq;
-  DevBuf k(D.kpool.bytes), v(D.vpool.bytes), q(D.q.bytes);
-  upload(k, D.kpool);
-  upload(v, D.vpool);
-  upload(q, D.q);
-  posattn_kv_cache cache = D.cache;
-  cache.k_pages = k.p;
-  cache.v_pages = v.p;
+  DeviceInputs in(D);
+  posattn_kv_cache &cache = in.cache;
   // FP8 scales are backend memory too
   DevBuf ks(D.k_scale.size() * sizeof(float)), vs(D.v_scale.size() * sizeof(float));
   if (!D.k_scale.empty()) {
@@ -76,8 +87,7 @@ void run_cuda(posattn_context *ctx, DecodeData &D, posattn_dtype out_dt, DecodeO
     cache.k_scale = static_cast<const float *>(ks.p);
     cache.v_scale = static_cast<const float *>(vs.p);
   }
-  posattn_tensor tq = D.tq;
-  tq.data = q.p;
+  const posattn_tensor &tq = in.tq;
   size_t ws_bytes = 0;
   R.status = posattn_decode_workspace_size(ctx, &D.desc, &cache, c.dt, out_dt, &ws_bytes);
   R.message = posattn_context_last_message(ctx);
@@ -103,38 +113,7 @@ void run_cuda(posattn_context *ctx, DecodeData &D, posattn_dtype out_dt, DecodeO
   R.nan = pat_count_nan(oh.data(), out_dt, rows * c.d) + pat_count_nan(lh.data(), POSATTN_DTYPE_F32, rows);
 }
 
-// The section 5 baseline of every row: each sequence's dense problem in the cache dtype. A rotated
-// cache holds keys as given, which the dense problem cannot express; its baseline is the same data
-// without RoPE, shifted onto REF's answer (the error scale of the same keys and sizes).
-std::vector<double> baseline(posattn_context *ref, DecodeData &D, const DecodeOut &R, posattn_dtype out_dt) {
-  const DecodeCase &c = D.c;
-  const posattn_pe saved = D.desc.pe;
-  const bool shift = D.cache.k_rotated && saved.kind == POSATTN_PE_ROPE;
-  if (shift) D.desc.pe.kind = POSATTN_PE_NONE;
-  std::vector<double> all(size_t(c.batch) * c.n * c.hq * c.d, 0.0);
-  for (int b = 0; b < c.batch; ++b) {
-    if (D.lens[size_t(b)] == 0) continue;
-    DenseSeq S(D, b);
-    std::vector<double> o(size_t(c.n) * c.hq * c.d);
-    EXPECT_EQ(pat_naive_forward(&S.desc, &S.tq, &S.tk, &S.tv, c.dt, out_dt, o.data(), nullptr),
-              POSATTN_STATUS_SUCCESS);
-    std::copy(o.begin(), o.end(), all.begin() + long(size_t(b) * o.size()));
-  }
-  if (shift) {
-    const DecodeOut R0 = run_decode(ref, D);
-    for (size_t i = 0; i < all.size(); ++i) all[i] = R.out[i] + (all[i] - R0.out[i]);
-  }
-  D.desc.pe = saved;
-  return all;
-}
-
-struct Case {
-  const char *name;
-  posattn_pe_kind pe;
-  int k_rotated;
-  posattn_dtype dt;
-  int page_size, n, splits, d, hq, hkv;
-  std::vector<int> lens;
+struct Case : DecodeGridRow {  // decode_fixture.h
   bool share, positions, sinks;
   posattn_dtype cache_dt = posattn_dtype(0);  // FP8 caches (q and out stay dt)
   posattn_kv_scale_kind scale_kind = POSATTN_KV_SCALE_PER_TENSOR;
@@ -142,20 +121,8 @@ struct Case {
 
 void check_case(posattn_context *cuda, posattn_context *ref, const Case &g, uint64_t seed) {
   SCOPED_TRACE(g.name);
-  DecodeCase dc;
-  dc.batch = int(g.lens.size());
-  dc.hq = g.hq;
-  dc.hkv = g.hkv;
-  dc.d = g.d;
-  dc.n = g.n;
-  dc.page_size = g.page_size;
-  dc.lens = g.lens;
-  dc.dt = g.dt;
-  dc.cache_dt = g.cache_dt;
-  dc.scale_kind = g.scale_kind;
+  DecodeCase dc = grid_case(g, seed);
   dc.share_prefix = g.share;
-  dc.explicit_positions = g.positions;
-  dc.seed = seed;
   DecodeData D(dc);
   D.desc.pe.kind = g.pe;
   D.cache.k_rotated = g.k_rotated;
@@ -173,15 +140,10 @@ void check_case(posattn_context *cuda, posattn_context *ref, const Case &g, uint
   run_cuda(cuda, D, out_dt, G);
   ASSERT_EQ(G.status, POSATTN_STATUS_SUCCESS) << G.message;
   EXPECT_EQ(G.nan, 0);
-  const std::vector<double> base = baseline(ref, D, gold, out_dt);
-  const pat_rule_result r = pat_rule_check(G.out.data(), base.data(), gold.out.data(),
-                                           int64_t(G.out.size()), out_dt);
-  EXPECT_TRUE(r.pass) << "out: max_err " << r.max_err << " bound " << r.bound << " nmse " << r.nmse
-                      << " bad " << r.bad_nonfinite;
-  for (size_t i = 0; i < gold.lse.size(); ++i) {
-    if (std::isinf(gold.lse[i])) EXPECT_EQ(G.lse[i], gold.lse[i]) << i;
-    else EXPECT_NEAR(G.lse[i], gold.lse[i], 1e-3 * (1 + std::fabs(gold.lse[i]))) << i;
-  }
+  // The section 5 baseline: each sequence's dense problem in the cache dtype (rule_baseline: a
+  // rotated cache, which the dense problem cannot express, by the same data without RoPE).
+  expect_rule(G.out, rule_baseline(ref, D, gold, out_dt), gold.out, out_dt);
+  expect_lse_near(G.lse, gold.lse, 1e-3);
 }
 
 const auto BF = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16;
@@ -190,17 +152,17 @@ const auto BF = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16;
 
 TEST_F(CudaDecode, ShortGridMatchesRef) {
   const Case grid[] = {
-      {"none bf16 page1 split3 empty+len1", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 128, 8, 1, {0, 1, 17, 97}, false, false, false},
-      {"none f16 page256 auto", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 4, 1, {300, 1}, false, false, false},
-      {"rope unrotated n4 page16 shared", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 32, 4, {40, 200, 4}, true, true, false},
-      {"rope rotated n1 page16", POSATTN_PE_ROPE, 1, BF, 16, 1, 0, 128, 8, 1, {9, 333}, false, true, false},
-      {"rope rotated n4 split5", POSATTN_PE_ROPE, 1, F16, 16, 4, 5, 64, 8, 2, {33, 150}, true, false, false},
-      {"alibi sinks page16", POSATTN_PE_ALIBI, 0, BF, 16, 1, 0, 128, 8, 2, {0, 1, 129, 257}, false, false, true},
-      {"none sinks n4 splits 7", POSATTN_PE_NONE, 0, BF, 16, 4, 7, 128, 8, 1, {100, 4}, false, false, true},
-      {"hd256 rope page256", POSATTN_PE_ROPE, 0, BF, 256, 1, 0, 256, 4, 1, {700}, false, false, false},
-      {"fp8 e4m3 per head rope n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 32, 4, {40, 200, 4}, true, true, false,
+      {{"none bf16 page1 split3 empty+len1", POSATTN_PE_NONE, 0, BF, 1, 1, 3, 128, 8, 1, {0, 1, 17, 97}}, false, false, false},
+      {{"none f16 page256 auto", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 64, 4, 1, {300, 1}}, false, false, false},
+      {{"rope unrotated n4 page16 shared", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 32, 4, {40, 200, 4}}, true, true, false},
+      {{"rope rotated n1 page16", POSATTN_PE_ROPE, 1, BF, 16, 1, 0, 128, 8, 1, {9, 333}}, false, true, false},
+      {{"rope rotated n4 split5", POSATTN_PE_ROPE, 1, F16, 16, 4, 5, 64, 8, 2, {33, 150}}, true, false, false},
+      {{"alibi sinks page16", POSATTN_PE_ALIBI, 0, BF, 16, 1, 0, 128, 8, 2, {0, 1, 129, 257}}, false, false, true},
+      {{"none sinks n4 splits 7", POSATTN_PE_NONE, 0, BF, 16, 4, 7, 128, 8, 1, {100, 4}}, false, false, true},
+      {{"hd256 rope page256", POSATTN_PE_ROPE, 0, BF, 256, 1, 0, 256, 4, 1, {700}}, false, false, false},
+      {{"fp8 e4m3 per head rope n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 32, 4, {40, 200, 4}}, true, true, false,
        POSATTN_DTYPE_FP8_E4M3, POSATTN_KV_SCALE_PER_HEAD},
-      {"fp8 e5m2 per tensor rotated split5", POSATTN_PE_ROPE, 1, F16, 16, 2, 5, 64, 8, 2, {33, 150}, false, false, true,
+      {{"fp8 e5m2 per tensor rotated split5", POSATTN_PE_ROPE, 1, F16, 16, 2, 5, 64, 8, 2, {33, 150}}, false, false, true,
        POSATTN_DTYPE_FP8_E5M2, POSATTN_KV_SCALE_PER_TENSOR},
   };
   uint64_t seed = 100;
@@ -211,11 +173,11 @@ TEST_F(CudaDecode, ShortGridMatchesRef) {
 // one; REF checks every row (one or four query tokens per sequence).
 TEST_F(CudaDecode, LongContextsMatchRef) {
   const Case grid[] = {
-      {"rope unrotated 8k n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 16, 2, {8192, 5000}, false, false, false},
-      {"rope rotated 32k", POSATTN_PE_ROPE, 1, BF, 16, 1, 0, 128, 8, 1, {32768}, false, false, false},
-      {"alibi 128k split 64", POSATTN_PE_ALIBI, 0, BF, 16, 1, 64, 128, 8, 1, {131072}, false, false, true},
-      {"none 128k page256 auto", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 128, 8, 1, {131072}, false, false, false},
-      {"fp8 e4m3 rope 32k n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 16, 2, {32768, 5000}, false, false, false,
+      {{"rope unrotated 8k n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 16, 2, {8192, 5000}}, false, false, false},
+      {{"rope rotated 32k", POSATTN_PE_ROPE, 1, BF, 16, 1, 0, 128, 8, 1, {32768}}, false, false, false},
+      {{"alibi 128k split 64", POSATTN_PE_ALIBI, 0, BF, 16, 1, 64, 128, 8, 1, {131072}}, false, false, true},
+      {{"none 128k page256 auto", POSATTN_PE_NONE, 0, F16, 256, 1, 0, 128, 8, 1, {131072}}, false, false, false},
+      {{"fp8 e4m3 rope 32k n4", POSATTN_PE_ROPE, 0, BF, 16, 4, 0, 128, 16, 2, {32768, 5000}}, false, false, false,
        POSATTN_DTYPE_FP8_E4M3, POSATTN_KV_SCALE_PER_HEAD},
   };
   uint64_t seed = 200;
@@ -236,22 +198,10 @@ TEST_F(CudaDecode, AppendMatchesRef) {
     DecodeData A(dc);
     A.cache.k_rotated = rotated;
     const int n = 4;
-    std::vector<float> k0(size_t(dc.batch) * n * dc.hkv * dc.d), v0(k0.size());
-    pat_rng r;
-    pat_rng_seed(&r, 19);
-    for (float &x : k0) x = float(pat_rng_uniform(&r, -1, 1));
-    for (float &x : v0) x = float(pat_rng_uniform(&r, -1, 1));
-    posattn_cache_append_desc a;
-    posattn_cache_append_desc_init(&a);
-    std::vector<int32_t> start = {1, 14}, cnt = {4, 2}, pos = {100, 101, 102, 103, 70000, 70001, 0, 0};
-    a.batch = dc.batch;
-    a.num_tokens = n;
-    a.new_lens = cnt.data();
-    a.cache_lens = start.data();
-    a.block_table = A.block_table.data();
-    a.max_pages_per_seq = A.mpps;
-    a.positions = pos.data();
-    a.pe.kind = POSATTN_PE_ROPE;
+    AppendRows rows(dc, n, 19);
+    std::vector<float> &k0 = rows.k, &v0 = rows.v;
+    const std::vector<int32_t> start = {1, 14}, cnt = {4, 2}, pos = {100, 101, 102, 103, 70000, 70001, 0, 0};
+    const posattn_cache_append_desc a = rope_append_desc(A, n, start, cnt, pos);
 
     // the GPU's pools start as copies of A's
     DevBuf kp(A.kpool.bytes), vp(A.vpool.bytes), kn(k0.size() * 4), vn(v0.size() * 4);
@@ -318,15 +268,10 @@ TEST_F(CudaDecode, HostArraysReusableWhenDecodeReturns) {
   cudaStream_t stream = nullptr;
   CUDA_OK(cudaStreamCreate(&stream));
   ASSERT_EQ(posattn_context_set_stream(cuda_, stream), POSATTN_STATUS_SUCCESS);
-  DevBuf k(D.kpool.bytes), v(D.vpool.bytes), q(D.q.bytes);
-  upload(k, D.kpool);
-  upload(v, D.vpool);
-  upload(q, D.q);
-  posattn_kv_cache cache = D.cache;
-  cache.k_pages = k.p;
-  cache.v_pages = v.p;
-  posattn_tensor tq = D.tq, to;
-  tq.data = q.p;
+  DeviceInputs in(D);
+  const posattn_kv_cache &cache = in.cache;
+  const posattn_tensor &tq = in.tq;
+  posattn_tensor to;
   const size_t rows = size_t(dc.batch) * dc.hq;
   DevBuf out(rows * dc.d * 4);
   posattn_tensor_init_contiguous(&to, out.p, POSATTN_DTYPE_F32, 1, dc.hq, dc.d);
