@@ -93,7 +93,7 @@ struct Traits<112> {
   static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
 };
 // hd128: FA2's warp arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 32-key
-// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 2.5 KiB row tables, bands) = 67 KiB, 2 blocks per SM
+// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 3.5 KiB row tables, bands) = 68 KiB, 2 blocks per SM
 // on sm_80 and sm_90. 252-255 registers, no spill on sm_80/sm_90a for every PE kind -- only since
 // the masked-tile visibility words, the row table, one set of ldmatrix offsets for Q/K/V and the
 // partly unrolled Q K^T loop (docs/kernels.md, Issue 12 log): the margin is a few registers.
@@ -180,6 +180,14 @@ PA_HD size_t region_bytes(const pa_prefill_params &p) {
 // which pa::launch sets).
 template <int D>
 constexpr size_t smem_bytes() { return Check<Traits<D>>::kSmemBytes; }
+// T5's largest shared table (the chooser's kT5SharedMaxDistance) fits beside every shape within
+// the 163 KiB of an sm_80 block (hd192 has ~0.5 KiB left; FIRE's tables are < 30 KiB).
+template <int... D>
+constexpr bool t5_table_fits() {
+  return ((smem_bytes<D>() + 2 * (size_t(pa_pe::kT5SharedMaxDistance) + 1) * 4 <= 163 * 1024) &&
+          ...);
+}
+static_assert(t5_table_fits<64, 80, 96, 112, 128, 192, 256>(), "T5's shared table does not fit");
 
 // ---- small helpers -------------------------------------------------------------------------------
 template <class T>
