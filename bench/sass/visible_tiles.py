@@ -160,10 +160,20 @@ def model(parts, counts, dev):
             "clocks_full": c_full, "clocks_masked": c_masked}
 
 
+def prefill_target():
+    """posattn_sass.targets()'s "prefill hd128 bf16 none" entry, built here from the same parts
+    (targets() also reads the decode kernels' geometry, which this tool does not need)."""
+    import posattn_sass
+    w, br, bc, st, smem = posattn_sass.prefill_traits(128)
+    return ("prefill hd128 bf16 none", f"{posattn_sass.OBJ}/prefill/instances/mma_hd128_bf16_none.cu.o",
+            "prefill_mma", {"threads": 32 * w, "smem": smem, "d": 128, "bc": bc,
+                            "tile_flops": 4 * br * bc * 128 // w, "transform": False})
+
+
 def analyse(instances, exe, scen=None):
     """Rows for the table: instances = {arch: insns} of the hd128 bf16 none prefill kernel."""
     import posattn_sass
-    launch = [t for t in posattn_sass.targets() if t[0] == "prefill hd128 bf16 none"][0][3]
+    launch = prefill_target()[3]
     tile_flops = launch["tile_flops"]
     scen = scen or scenarios()
     counts = walk(exe, scen)
@@ -207,7 +217,7 @@ def main(build, json_out=None):
     build (posattn_sass.build_objects) and tile_walk, prints the table; 0 (an exit status)."""
     import json
     import posattn_sass
-    tg = [t for t in posattn_sass.targets() if t[0] == "prefill hd128 bf16 none"][0]
+    tg = prefill_target()
     posattn_sass.build_objects(build, [tg[1]])
     funcs, _ = posattn_sass.functions(os.path.join(build, tg[1]))
     insns = {arch: ins for (arch, fn), ins in funcs.items() if tg[2] in fn}
