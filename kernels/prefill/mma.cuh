@@ -308,12 +308,6 @@ PA_DEVICE void transform_tile(pa::sptr<Tin> t, const Xf &xf, int rows, bool is_q
   }
 }
 
-// Which KV tiles of the query rows [i0, i1) are wholly visible (then the per-element rule is
-// skipped for the tile), prepared once per block: keys [first, last] are visible to every row
-// by causal/window and the sequence end, and with documents the rows' document `doc` (rows that
-// span two documents see no non-anchor tile whole: last stops before the first non-anchor key).
-// Conservative: false whenever unsure. Three words stay live through the loop instead of the
-// rows' bounds and offsets.
 // The KV tiles a query block [qt0, qt1) visits, without a test per tile: those meeting the
 // causal/window key range [lo, hi) (kv_bounds) that hold an anchor some row's left window reaches
 // or a key of the block's documents (Seq::doc_keys, once per block). Documents are contiguous and
@@ -348,6 +342,12 @@ struct TileWalk {
   }
 };
 
+// Which KV tiles of the query rows [i0, i1) are wholly visible (then the per-element rule is
+// skipped for the tile), prepared once per block: keys [first, last] are visible to every row
+// by causal/window and the sequence end, and with documents the rows' document `doc` (rows that
+// span two documents see no non-anchor tile whole: last stops before the first non-anchor key).
+// Conservative: false whenever unsure. Three words stay live through the loop instead of the
+// rows' bounds and offsets.
 struct FullTiles {
   int first, last;
   int32_t doc;
