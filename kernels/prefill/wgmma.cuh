@@ -375,12 +375,12 @@ __global__ void __launch_bounds__(384, 1)
       return pa_pe::Bias<PeKind>(p, h, pq);
   };
 
-  // Ping-pong (FlashAttention-3): the two consumers take turns issuing their wgmmas -- O += P V of
-  // tile n and S = Q K^T of tile n+1 back to back -- under named barriers kTurn + wg, so that one
-  // warpgroup's softmax runs while the other's GEMMs do. Consumer 0 takes the first turn (consumer
-  // 1 hands it over before its first); each turn ends by handing the next to the other consumer,
-  // except consumer 1's last, so every barrier sees as many arrivals as waits. Both consumers walk
-  // the same tile sequence, hence the same number of turns.
+  // Ping-pong (FlashAttention-3): the two consumers take turns issuing their wgmmas -- two turns
+  // per tile, S = Q K^T of tile n, then O += P V of tile n -- under named barriers kTurn + wg, so
+  // that one warpgroup's softmax runs while the other's GEMMs do. Consumer 0 takes the first turn
+  // (consumer 1 hands it over before its first); each turn ends by handing the next to the other
+  // consumer, except consumer 1's last, so every barrier sees as many arrivals as waits. Both
+  // consumers walk the same tile sequence, hence the same number of turns.
   constexpr int kTurn = 3;  // named barriers 3 (consumer 0's turn) and 4 (consumer 1's)
   auto turn_begin = [&]() { pa::named_barrier_sync(kTurn + wg, 256); };
   auto turn_end = [&](bool last) {
@@ -398,21 +398,22 @@ __global__ void __launch_bounds__(384, 1)
   };
 
   int kt = next_tile(lo / kBc);
-  if (kt < t_end) {
-    if (wg == 1) pa::named_barrier_arrive(kTurn, 256);  // consumer 0's first turn
-    pa::mbarrier_wait(full, 0);
-    turn_begin();
-    pa::wgmma_fence();
-    issue_s(0);
-    pa::wgmma_commit();
-    turn_end(false);
-  }
+  if (kt < t_end && wg == 1) pa::named_barrier_arrive(kTurn, 256);  // consumer 0's first turn
   for (int n = 0; kt < t_end; ++n) {
     const int s = n % kS, j0 = kt * kBc;
     const int kt_next = next_tile(kt + 1);
     const bool last = kt_next >= t_end;
     const pa::sptr<Tin> v_s = sV + s * kBc * D;
     const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
+    // ---- this consumer's S turn: S = Q K^T of tile n, issued in its own iteration so that no
+    // wgmma accumulator is in flight across the loop's back edge (else ptxas serialises every
+    // wgmma, C7515) ----
+    pa::mbarrier_wait(full + s, unsigned((n / kS) & 1));
+    turn_begin();
+    pa::wgmma_fence();
+    issue_s(n);
+    pa::wgmma_commit();
+    turn_end(false);
     pa::wgmma_wait<0>();  // S of tile n
 
     // ---- logits, mask; mn: this thread's minimum of each row's visible x (0 included) ----
@@ -488,12 +489,10 @@ __global__ void __launch_bounds__(384, 1)
       rsum[r] += w;
     }
 
-    // ---- this consumer's turn: O += P V (P from the S accumulator, V MN-major), then S of the
-    // next tile ----
+    // ---- this consumer's P V turn: O += P V (P from the S accumulator, V MN-major) ----
     pa::wgmma_a pf[kBc / 16];
     PA_UNROLL
     for (int kb = 0; kb < kBc / 16; ++kb) pa::wgmma_a_from_acc<Tin>(pf[kb], sc, kb);
-    if (!last) pa::mbarrier_wait(full + (n + 1) % kS, unsigned(((n + 1) / kS) & 1));
     turn_begin();
     pa::wgmma_fence();
     PA_UNROLL
@@ -502,15 +501,8 @@ __global__ void __launch_bounds__(384, 1)
           o, pf[kb], pa::wgmma_desc_mn_major(v_s + pa::wgmma_kblock_mn_major(kb, 128) / 2, kBc, 128),
           true);
     pa::wgmma_commit();
-    if (!last) {
-      issue_s(n + 1);
-      pa::wgmma_commit();
-    }
     turn_end(last);
-    if (last)
-      pa::wgmma_wait<0>();
-    else
-      pa::wgmma_wait<1>();  // O += P V has retired (S of the next tile may still run)
+    pa::wgmma_wait<0>();             // O += P V has retired
     pa::mbarrier_arrive(empty + s);  // this thread is done with slot s
     kt = kt_next;
   }
