@@ -293,8 +293,8 @@ __global__ void __launch_bounds__(384, 1)
   // After the K/V ring: the distance bands (uses_band), else the T5/FIRE tables, filled by every
   // thread before the barrier below
   const pa::sptr<float> sB = pa::ptr_cast<float>(sV + kS * kBc * D);
-  const bool band = uses_band<PeKind>(p);  // else the T5/FIRE tables there
-  if (!band) pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, T::kThreads);
+  const bool use_band = uses_band<PeKind>(p);  // else the T5/FIRE tables there
+  if (!use_band) pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, T::kThreads);
 
   if (tid == 0) {
     pa::mbarrier_init(q_bar, 1);
@@ -428,143 +428,158 @@ __global__ void __launch_bounds__(384, 1)
           kb > 0);
   };
 
-  int kt = next_tile(lo / kBc);
-  if (kt < t_end && wg == 1) pa::named_barrier_arrive(kTurn, 256);  // consumer 0's first turn
-  for (int n = 0; kt < t_end; ++n) {
-    const int s = n % kS, j0 = kt * kBc;
-    const int kt_next = next_tile(kt + 1);
-    const bool last = kt_next >= t_end;
-    const pa::sptr<Tin> v_s = sV + s * kBc * D;
-    // ---- this consumer's S turn: S = Q K^T of tile n, issued in its own iteration so that no
-    // wgmma accumulator is in flight across the loop's back edge (else ptxas serialises every
-    // wgmma, C7515) ----
-    pa::mbarrier_wait(full + s, unsigned((n / kS) & 1));
-    turn_begin();
-    pa::wgmma_fence();
-    issue_s(n);
-    pa::wgmma_commit();
-    turn_end(false);
-    if (band) {  // this warp's distance band of tile n, while S runs (see "Distance band")
-      constexpr int kBandLen = 16 + kBc - 1;
-      // row w (0 .. 15) of the warp and key c of the tile: entry w - c + kBc - 1, distance d0 + entry
-      const uint32_t d0 = uint32_t(qt0 + 64 * wg + 16 * (t / 32)) + uint32_t(sq.shift) -
-                          uint32_t(j0) - uint32_t(kBc - 1);
-      __syncwarp();  // the warp's reads of the last tile's band, before the overwrite
-      PA_UNROLL
-      for (int k = 0; k < (kBandLen + 31) / 32; ++k) {
-        const int i = t % 32 + 32 * k;
-        // the pair (pq, pk) = (0, -d): the policies see abs_diff and the sign of pq - pk only
-        if (i < kBandLen) band_w[i] = bias0(int32_t(0u - (d0 + uint32_t(i))));
-      }
-      __syncwarp();
-    }
-    pa::wgmma_wait<0>();  // S of tile n
-    const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
-
-    // ---- logits, mask; mn: this thread's minimum of each row's visible x (0 included) ----
-    if (band) {
-      // element e: row g + 8 ((e / 2) % 2), key 2 (t % 4) + 8 (e / 4) + (e % 2) of the warp's band
-      const pa::sptr<float> bt = band_w + ((t % 32) / 4 - 2 * (t % 4) + kBc - 1);
-      auto logits = [&](auto softcap) {
+  // The tile loop, compiled twice for the band kinds (as in mma.cuh): with the distance band
+  // (positions in token order) and with the per-element bias (explicit positions).
+  auto tile_loop = [&](auto band_c) {
+    constexpr bool band = decltype(band_c)::value;
+    int kt = next_tile(lo / kBc);
+    if (kt < t_end && wg == 1) pa::named_barrier_arrive(kTurn, 256);  // consumer 0's first turn
+    for (int n = 0; kt < t_end; ++n) {
+      const int s = n % kS, j0 = kt * kBc;
+      const int kt_next = next_tile(kt + 1);
+      const bool last = kt_next >= t_end;
+      const pa::sptr<Tin> v_s = sV + s * kBc * D;
+      // ---- this consumer's S turn: S = Q K^T of tile n, issued in its own iteration so that no
+      // wgmma accumulator is in flight across the loop's back edge (else ptxas serialises every
+      // wgmma, C7515) ----
+      pa::mbarrier_wait(full + s, unsigned((n / kS) & 1));
+      turn_begin();
+      pa::wgmma_fence();
+      issue_s(n);
+      pa::wgmma_commit();
+      turn_end(false);
+      if (band) {  // this warp's distance band of tile n, while S runs (see "Distance band")
+        constexpr int kBandLen = 16 + kBc - 1;
+        // row w (0 .. 15) of the warp, key c of the tile: entry w - c + kBc - 1 (distance d0 + it)
+        const uint32_t d0 = uint32_t(qt0 + 64 * wg + 16 * (t / 32)) + uint32_t(sq.shift) -
+                            uint32_t(j0) - uint32_t(kBc - 1);
+        __syncwarp();  // the warp's reads of the last tile's band, before the overwrite
         PA_UNROLL
-        for (int e = 0; e < kBc / 2; ++e) {
-          const float bias = bt[8 * ((e / 2) % 2) - 8 * (e / 4) - (e % 2)];
-          sc[e] = (decltype(softcap)::value ? pa_pe::apply_softcap(p, sc[e] * p.scale) + bias
-                                            : fmaf(sc[e], p.scale, bias)) * kLog2e;
+        for (int k = 0; k < (kBandLen + 31) / 32; ++k) {
+          const int i = t % 32 + 32 * k;
+          // the pair (pq, pk) = (0, -d): the policies see abs_diff and the sign of pq - pk only
+          if (i < kBandLen) band_w[i] = bias0(int32_t(0u - (d0 + uint32_t(i))));
         }
-      };
-      if (p.softcap > 0.f)
-        logits(std::true_type{});
-      else
-        logits(std::false_type{});
-    } else if (!plain) {
+        __syncwarp();
+      }
+      pa::wgmma_wait<0>();  // S of tile n
+      const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
+
+      // ---- logits, mask; mn: this thread's minimum of each row's visible x (0 included) ----
+      if (band) {
+        // element e: row g + 8 ((e / 2) % 2), key 2 (t % 4) + 8 (e / 4) + (e % 2) of the band
+        const pa::sptr<float> bt = band_w + ((t % 32) / 4 - 2 * (t % 4) + kBc - 1);
+        auto logits = [&](auto softcap) {
+          PA_UNROLL
+          for (int e = 0; e < kBc / 2; ++e) {
+            const float bias = bt[8 * ((e / 2) % 2) - 8 * (e / 4) - (e % 2)];
+            sc[e] = (decltype(softcap)::value ? pa_pe::apply_softcap(p, sc[e] * p.scale) + bias
+                                              : fmaf(sc[e], p.scale, bias)) * kLog2e;
+          }
+        };
+        if (p.softcap > 0.f)
+          logits(std::true_type{});
+        else
+          logits(std::false_type{});
+      } else if (!plain) {
+        PA_UNROLL
+        for (int r = 0; r < 2; ++r) {
+          const int i = row_of(r);
+          const auto bias = row_bias(kBias && i < sq.Lq ? sq.q_pos(i) : 0);
+          PA_UNROLL
+          for (int e = 0; e < kBc / 2; ++e) {
+            if ((e / 2) % 2 != r) continue;
+            const int j = j0 + pa::wgmma_acc_col(t, e);
+            float logit = pa_pe::apply_softcap(p, sc[e] * p.scale);
+            if (kBias && j < sq.Lk) logit += bias(sq.kv_pos(j));
+            sc[e] = logit * kLog2e;
+          }
+        }
+      }
+      float mn[2] = {0.f, 0.f};
+      if (masked) {
+        PA_UNROLL
+        for (int r = 0; r < 2; ++r) {
+          const int i = row_of(r);
+          int first, last;
+          sq.row_keys(i, first, last);
+          const int32_t doc = i < sq.Lq ? sq.q_doc(i) : 0;
+          PA_UNROLL
+          for (int e = 0; e < kBc / 2; ++e) {
+            if ((e / 2) % 2 != r) continue;
+            const int j = j0 + pa::wgmma_acc_col(t, e);
+            if (j >= sq.Lk || i >= sq.Lq || !sq.visible(first, last, j, doc))
+              sc[e] = -INFINITY;
+            else
+              mn[r] = fminf(mn[r], sc[e]);
+          }
+        }
+      } else {
+        PA_UNROLL
+        for (int e = 0; e < kBc / 2; ++e) mn[(e / 2) % 2] = fminf(mn[(e / 2) % 2], sc[e]);
+      }
+
+      // ---- online softmax (a row's values live in the 4 lanes of its quad) ----
+      float mx[2] = {rmax[0], rmax[1]};
+      PA_UNROLL
+      for (int e = 0; e < kBc / 2; ++e) mx[(e / 2) % 2] = fmaxf(mx[(e / 2) % 2], sc[e]);
+      float bb[2];
+      bool big = false;
       PA_UNROLL
       for (int r = 0; r < 2; ++r) {
-        const int i = row_of(r);
-        const auto bias = row_bias(kBias && i < sq.Lq ? sq.q_pos(i) : 0);
-        PA_UNROLL
-        for (int e = 0; e < kBc / 2; ++e) {
-          if ((e / 2) % 2 != r) continue;
-          const int j = j0 + pa::wgmma_acc_col(t, e);
-          float logit = pa_pe::apply_softcap(p, sc[e] * p.scale);
-          if (kBias && j < sq.Lk) logit += bias(sq.kv_pos(j));
-          sc[e] = logit * kLog2e;
-        }
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;  // no visible key yet: exp2 stays 0
+        big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);
       }
-    }
-    float mn[2] = {0.f, 0.f};
-    if (masked) {
+      // mma.cuh: the one-FFMA exp2 argument is exact enough only below 2^20
+      const bool two_step = __any_sync(0xffffffffu, big);
       PA_UNROLL
       for (int r = 0; r < 2; ++r) {
-        const int i = row_of(r);
-        int first, last;
-        sq.row_keys(i, first, last);
-        const int32_t doc = i < sq.Lq ? sq.q_doc(i) : 0;
+        const float poison = (bb[r] + mn[r] * cs) * 0.f;  // NaN: a visible logit beyond fp32
+        const float c =
+            pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
+        rmax[r] = mx[r];
+        rsum[r] = fmaf(rsum[r], c, poison);
         PA_UNROLL
-        for (int e = 0; e < kBc / 2; ++e) {
-          if ((e / 2) % 2 != r) continue;
-          const int j = j0 + pa::wgmma_acc_col(t, e);
-          if (j >= sq.Lk || i >= sq.Lq || !sq.visible(first, last, j, doc))
-            sc[e] = -INFINITY;
-          else
-            mn[r] = fminf(mn[r], sc[e]);
-        }
+        for (int i = 0; i < D / 2; ++i)
+          if ((i / 2) % 2 == r) o[i] *= c;
       }
-    } else {
       PA_UNROLL
-      for (int e = 0; e < kBc / 2; ++e) mn[(e / 2) % 2] = fminf(mn[(e / 2) % 2], sc[e]);
-    }
+      for (int e = 0; e < kBc / 2; ++e) {
+        const int r = (e / 2) % 2;
+        const float x = sc[e];
+        const float w = pa::exp2_approx(two_step ? x * cs - bb[r] : fmaf(x, cs, -bb[r]));
+        sc[e] = w;
+        rsum[r] += w;
+      }
 
-    // ---- online softmax (a row's values live in the 4 lanes of its quad) ----
-    float mx[2] = {rmax[0], rmax[1]};
-    PA_UNROLL
-    for (int e = 0; e < kBc / 2; ++e) mx[(e / 2) % 2] = fmaxf(mx[(e / 2) % 2], sc[e]);
-    float bb[2];
-    bool big = false;
-    PA_UNROLL
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;  // no visible key yet: exp2 stays 0
-      big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);
-    }
-    // mma.cuh: the one-FFMA exp2 argument is exact enough only below 2^20
-    const bool two_step = __any_sync(0xffffffffu, big);
-    PA_UNROLL
-    for (int r = 0; r < 2; ++r) {
-      const float poison = (bb[r] + mn[r] * cs) * 0.f;  // NaN: a visible logit beyond fp32
-      const float c = pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
-      rmax[r] = mx[r];
-      rsum[r] = fmaf(rsum[r], c, poison);
+      // ---- this consumer's P V turn: O += P V (P from the S accumulator, V MN-major) ----
+      pa::wgmma_a pf[kBc / 16];
       PA_UNROLL
-      for (int i = 0; i < D / 2; ++i)
-        if ((i / 2) % 2 == r) o[i] *= c;
+      for (int kb = 0; kb < kBc / 16; ++kb) pa::wgmma_a_from_acc<Tin>(pf[kb], sc, kb);
+      turn_begin();
+      pa::wgmma_fence();
+      PA_UNROLL
+      for (int kb = 0; kb < kBc / 16; ++kb)
+        pa::wgmma_rs<D, Tin, 1>(
+            o, pf[kb],
+            pa::wgmma_desc_mn_major(v_s + pa::wgmma_kblock_mn_major(kb, 128) / 2, kBc, 128),
+            true);
+      pa::wgmma_commit();
+      turn_end(last);
+      pa::wgmma_wait<0>();             // O += P V has retired
+      pa::mbarrier_arrive(empty + s);  // this thread is done with slot s
+      kt = kt_next;
     }
-    PA_UNROLL
-    for (int e = 0; e < kBc / 2; ++e) {
-      const int r = (e / 2) % 2;
-      const float x = sc[e];
-      const float w = pa::exp2_approx(two_step ? x * cs - bb[r] : fmaf(x, cs, -bb[r]));
-      sc[e] = w;
-      rsum[r] += w;
-    }
-
-    // ---- this consumer's P V turn: O += P V (P from the S accumulator, V MN-major) ----
-    pa::wgmma_a pf[kBc / 16];
-    PA_UNROLL
-    for (int kb = 0; kb < kBc / 16; ++kb) pa::wgmma_a_from_acc<Tin>(pf[kb], sc, kb);
-    turn_begin();
-    pa::wgmma_fence();
-    PA_UNROLL
-    for (int kb = 0; kb < kBc / 16; ++kb)
-      pa::wgmma_rs<D, Tin, 1>(
-          o, pf[kb], pa::wgmma_desc_mn_major(v_s + pa::wgmma_kblock_mn_major(kb, 128) / 2, kBc, 128),
-          true);
-    pa::wgmma_commit();
-    turn_end(last);
-    pa::wgmma_wait<0>();             // O += P V has retired
-    pa::mbarrier_arrive(empty + s);  // this thread is done with slot s
-    kt = kt_next;
+  };
+  if constexpr (band_kind_or_none<PeKind>() != POSATTN_PE_NONE) {
+    if (use_band)
+      tile_loop(std::true_type{});
+    else
+      tile_loop(std::false_type{});
+  } else {
+    tile_loop(std::false_type{});
   }
 
   // ---- epilogue: O / l rounded once to the output dtype; lse in natural log. A sink (posattn.h)
