@@ -7,83 +7,21 @@
 #include <string>
 #include <vector>
 
-#include "pa_test_check.hpp"
+#include "pa_prefill_case.hpp"
 #include "pa_test_shim.h"
 
 namespace {
 
-struct Case {
-  const char *name;
-  posattn_dtype in, out;
-  int batch, hq, hkv, d, q_len, kv_len;
-  std::vector<int32_t> cu_q, cu_kv;  // varlen when not empty
-  int causal = 0, wl = -1, wr = -1;
-  float softcap = 0.f;
-  posattn_pe_kind pe = POSATTN_PE_NONE;
-  int rotary_dim = 0;
-  posattn_rope_layout layout = POSATTN_ROPE_NEOX;
-  bool positions = false;  // explicit random position ids
-  int docs = 0;            // number of documents (self-attention), with 2 anchor tokens
-};
+using Case = pat_case;
 
 class EmuAttention : public pat_emu_ref_test {
  protected:
-  void check(const Case &c, uint64_t seed);
+  void check(Case c, uint64_t seed) {  // positions in [0, 300], 2 anchor tokens with documents
+    c.max_position = 300;
+    c.anchors = 2;
+    pat_case_check(emu_, ref_, c, seed);
+  }
 };
-
-void EmuAttention::check(const Case &c, uint64_t seed) {
-  SCOPED_TRACE(c.name);
-  posattn_attention_desc desc;
-  posattn_attention_desc_init(&desc);
-  desc.batch = c.batch; desc.q_heads = c.hq; desc.kv_heads = c.hkv; desc.head_dim = c.d;
-  desc.q_len = c.q_len; desc.kv_len = c.kv_len;
-  desc.causal = c.causal; desc.window_left = c.wl; desc.window_right = c.wr;
-  desc.softcap = c.softcap;
-  if (!c.cu_q.empty()) {
-    desc.cu_seqlens_q = c.cu_q.data();
-    desc.cu_seqlens_kv = c.cu_kv.data();
-  }
-  pat_rng rng;
-  pat_rng_seed(&rng, seed);
-  const int64_t qrows = pat_q_rows(&desc), kvrows = pat_kv_rows(&desc);
-  std::vector<int32_t> qpos, kvpos, docs;
-  if (c.positions) {
-    for (int64_t i = 0; i < qrows; ++i) qpos.push_back(pat_rng_int(&rng, 0, 300));
-    for (int64_t i = 0; i < kvrows; ++i) kvpos.push_back(pat_rng_int(&rng, 0, 300));
-    desc.q_positions = qpos.data();
-    desc.kv_positions = kvpos.data();
-  }
-  if (c.docs) {  // contiguous documents in each sequence (dense self-attention)
-    for (int b = 0; b < c.batch; ++b)
-      for (int i = 0; i < c.q_len; ++i) docs.push_back(i * c.docs / c.q_len);
-    desc.doc_ids = docs.data();
-    desc.num_anchor_tokens = 2;
-  }
-  desc.pe.kind = c.pe;
-  desc.pe.rope.rotary_dim = c.rotary_dim;
-  desc.pe.rope.layout = c.layout;
-  ASSERT_EQ(posattn_supported(emu_, &desc, c.in, c.out), POSATTN_STATUS_SUCCESS)
-      << posattn_context_last_message(emu_);
-
-  pat_inputs in;
-  ASSERT_EQ(pat_inputs_random(&in, &desc, c.in, &rng, 1.0), 0);
-  pat_checked r;  // gold: REF delivered in f32
-  pat_check_forward(emu_, ref_, &desc, &in, c.in, c.out, &r);
-  if (HasFatalFailure()) {
-    pat_inputs_free(&in);
-    return;
-  }
-  pat_expect_lse_rule(r, c.in);
-  int64_t empty_rows = 0;
-  for (size_t i = 0; i < r.lse.size(); ++i) {
-    if (std::isinf(r.gold_lse[i])) {
-      ++empty_rows;
-      EXPECT_TRUE(std::isinf(r.lse[i]) && r.lse[i] < 0) << "lse row " << i << " = " << r.lse[i];
-    }
-  }
-  if (c.causal && c.q_len > c.kv_len && c.cu_q.empty()) EXPECT_GT(empty_rows, 0);
-  pat_inputs_free(&in);
-}
 
 TEST_F(EmuAttention, attention_dense_gqa_causal_bf16_with_empty_rows) {
   Case c{"bf16 gqa causal q40 kv17", POSATTN_DTYPE_BF16, POSATTN_DTYPE_BF16, 1, 4, 2, 64, 40, 17, {}, {}};

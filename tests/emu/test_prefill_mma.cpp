@@ -13,125 +13,17 @@
 #include <cmath>
 #include <vector>
 
-#include "pa_test_check.hpp"
+#include "pa_prefill_case.hpp"
 #include "pa_test_shim.h"
 
 namespace {
 
-struct Case {
-  const char *name;
-  posattn_dtype in, out;
-  int batch, hq, hkv, d, q_len, kv_len;
-  std::vector<int32_t> cu;  // varlen self-attention offsets when not empty
-  int causal = 0, wl = -1, wr = -1;
-  posattn_pe_kind pe = POSATTN_PE_NONE;
-  int rotary_dim = 0;
-  posattn_rope_layout layout = POSATTN_ROPE_NEOX;
-  bool positions = false;  // explicit random position ids
-  int docs = 0;            // documents per sequence (self-attention), 3 anchor tokens
-  std::vector<int> doc_lens;  // else documents of these lengths (cycled, cut at each sequence end)
-  int anchors = 3;            // anchor tokens with doc_lens
-  int t5_max_distance = 0;  // T5 (bidirectional, 32 buckets, random table) when > 0
-  bool default_positions = false;  // explicit position ids equal to the defaults (i + Lk - Lq, j)
-  float softcap = 0.f;
-};
+using Case = pat_case;
 
 class PrefillMma : public pat_emu_ref_test {
  protected:
-  void check(const Case &c, uint64_t seed);
+  void check(const Case &c, uint64_t seed) { pat_case_check(emu_, ref_, c, seed); }
 };
-
-void PrefillMma::check(const Case &c, uint64_t seed) {
-  SCOPED_TRACE(c.name);
-  posattn_attention_desc desc;
-  posattn_attention_desc_init(&desc);
-  desc.batch = c.batch; desc.q_heads = c.hq; desc.kv_heads = c.hkv; desc.head_dim = c.d;
-  desc.q_len = c.q_len; desc.kv_len = c.kv_len;
-  desc.causal = c.causal; desc.window_left = c.wl; desc.window_right = c.wr;
-  if (!c.cu.empty()) {
-    desc.cu_seqlens_q = c.cu.data();
-    desc.cu_seqlens_kv = c.cu.data();
-  }
-  pat_rng rng;
-  pat_rng_seed(&rng, seed);
-  const int64_t qrows = pat_q_rows(&desc), kvrows = pat_kv_rows(&desc);
-  std::vector<int32_t> qpos, kvpos, docs;
-  if (c.positions) {
-    for (int64_t i = 0; i < qrows; ++i) qpos.push_back(pat_rng_int(&rng, 0, 5000));
-    for (int64_t i = 0; i < kvrows; ++i) kvpos.push_back(pat_rng_int(&rng, 0, 5000));
-    desc.q_positions = qpos.data();
-    desc.kv_positions = kvpos.data();
-  }
-  if (c.default_positions) {  // dense only: the per-element path on the band path's distances
-    for (int b = 0; b < c.batch; ++b) {
-      for (int i = 0; i < c.q_len; ++i) qpos.push_back(i + c.kv_len - c.q_len);
-      for (int j = 0; j < c.kv_len; ++j) kvpos.push_back(j);
-    }
-    desc.q_positions = qpos.data();
-    desc.kv_positions = kvpos.data();
-  }
-  desc.softcap = c.softcap;
-  if (c.docs) {
-    for (int b = 0; b < c.batch; ++b)
-      for (int i = 0; i < c.q_len; ++i) docs.push_back(i * c.docs / c.q_len);
-    desc.doc_ids = docs.data();
-    desc.num_anchor_tokens = 3;
-  }
-  if (!c.doc_lens.empty()) {  // ids 0, 1, ... per sequence (dense or varlen)
-    const int nseq = c.cu.empty() ? c.batch : int(c.cu.size()) - 1;
-    for (int b = 0; b < nseq; ++b) {
-      const int len = c.cu.empty() ? c.q_len : c.cu[b + 1] - c.cu[b];
-      for (int i = 0, k = 0, id = 0; i < len; ++id, ++k)
-        for (int n = 0; n < c.doc_lens[k % c.doc_lens.size()] && i < len; ++n, ++i)
-          docs.push_back(id);
-    }
-    desc.doc_ids = docs.data();
-    desc.num_anchor_tokens = c.anchors;
-  }
-  desc.pe.kind = c.pe;
-  std::vector<float> t5_table;
-  if (c.t5_max_distance > 0) {
-    desc.pe.kind = POSATTN_PE_T5;
-    desc.pe.t5.bidirectional = 1;
-    desc.pe.t5.num_buckets = 32;
-    desc.pe.t5.max_distance = c.t5_max_distance;
-    for (int k = 0; k < 32 * c.hq; ++k) t5_table.push_back(float(pat_rng_uniform(&rng, -2, 2)));
-    desc.pe.t5.table = t5_table.data();
-  }
-  std::vector<float> kerple_a, kerple_p;
-  if (c.pe == POSATTN_PE_KERPLE_LOG || c.pe == POSATTN_PE_KERPLE_POWER) {
-    for (int h = 0; h < c.hq; ++h) {
-      kerple_a.push_back(float(pat_rng_uniform(&rng, 0.05, 1.0)));
-      kerple_p.push_back(float(pat_rng_uniform(&rng, 0.2, 2.0)));
-    }
-    desc.pe.kerple.a = kerple_a.data();
-    desc.pe.kerple.p = kerple_p.data();
-  }
-  desc.pe.rope.rotary_dim = c.rotary_dim;
-  desc.pe.rope.layout = c.layout;
-  ASSERT_EQ(posattn_supported(emu_, &desc, c.in, c.out), POSATTN_STATUS_SUCCESS)
-      << posattn_context_last_message(emu_);
-
-  pat_inputs in;
-  ASSERT_EQ(pat_inputs_random(&in, &desc, c.in, &rng, 1.0), 0);
-  pat_checked r;  // gold: REF delivered in f32
-  pat_check_forward(emu_, ref_, &desc, &in, c.in, c.out, &r);
-  if (HasFatalFailure()) {
-    pat_inputs_free(&in);
-    return;
-  }
-  int64_t empty = 0;
-  for (size_t i = 0; i < r.lse.size(); ++i) {
-    if (std::isinf(r.gold_lse[i])) {
-      ++empty;
-      EXPECT_TRUE(std::isinf(r.lse[i]) && r.lse[i] < 0) << "lse row " << i << " = " << r.lse[i];
-    } else {
-      EXPECT_NEAR(r.lse[i], r.gold_lse[i], 1e-3 * (1.0 + std::fabs(r.gold_lse[i]))) << "lse row " << i;
-    }
-  }
-  if (c.causal && c.q_len > c.kv_len) EXPECT_GT(empty, 0) << "the case meant to have empty rows";
-  pat_inputs_free(&in);
-}
 
 constexpr posattn_dtype BF16 = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16, F32 = POSATTN_DTYPE_F32;
 
@@ -186,7 +78,7 @@ TEST_F(PrefillMma, hd128_bf16_multi_tile_causal_mqa) {
 }
 TEST_F(PrefillMma, hd128_f16_varlen_causal) {
   Case c{"hd128 varlen", F16, F16, 2, 2, 2, 128, 97, 97};
-  c.cu = {0, 17, 114};
+  c.cu_q = {0, 17, 114};
   c.causal = 1;
   check(c, 8);
 }
@@ -273,7 +165,7 @@ TEST_F(PrefillMma, documents_anchors_tile_walk_and_row_table) {
       if (v == 3) c.causal = 1, c.anchors = 0, c.doc_lens = {200, 10, 250};
       if (v == 4) {  // varlen: 3 sequences, the first shorter than a tile
         c.batch = 3;
-        c.cu = {0, 19, 300, 700};
+        c.cu_q = {0, 19, 300, 700};
         c.q_len = c.kv_len = 400;
         c.causal = 1;
         c.anchors = 9;

@@ -20,29 +20,15 @@
 #include "emu/emu.h"
 #include "pa_drift_shim.h"
 #include "pa_nan_rule.hpp"
-#include "pa_test_check.hpp"
+#include "pa_prefill_case.hpp"
 #include "pa_test_shim.h"
 
 extern "C" int pa_prefill_set_emu_target_sm(int sm);
 
 namespace {
 
-struct Case {
-  const char *name;
-  posattn_dtype in, out;
-  int batch, hq, hkv, d, q_len, kv_len;
-  std::vector<int32_t> cu;  // varlen self-attention offsets when not empty
-  int causal = 0, wl = -1, wr = -1;
-  int docs = 0;             // documents per sequence (self-attention), 3 anchor tokens
-  float softcap = 0.f;
-  posattn_pe_kind pe = POSATTN_PE_NONE;
-  int rotary_dim = 0;
-  posattn_rope_layout layout = POSATTN_ROPE_NEOX;
-  bool positions = false;   // explicit random position ids
-  int t5_max_distance = 0;  // T5 (bidirectional, 32 buckets, random table) when > 0
-  bool sinks = false;       // random per-head sink logits near the logits
-  double xpos_scale_base = 64;  // xPos: small, so the decay is far from 1 at these distances
-};
+using Case = pat_case;
+using Arrays = pat_case_arrays;
 
 class PrefillWgmma : public pat_emu_ref_test {
  protected:
@@ -58,108 +44,21 @@ class PrefillWgmma : public pat_emu_ref_test {
   int old_sm_ = 80;
 };
 
-// Host arrays a descriptor points to.
-struct Arrays {
-  std::vector<int32_t> docs, qpos, kvpos;
-  std::vector<float> t5_table, ka, kp, w1, b1, w2, b2, sinks;
-};
-
+// desc for c, its random tables drawn from a fixed seed (the tests that build their own inputs).
 void describe(const Case &c, posattn_attention_desc &desc, Arrays &arr) {
-  std::vector<int32_t> &docs = arr.docs;
-  posattn_attention_desc_init(&desc);
-  desc.batch = c.batch; desc.q_heads = c.hq; desc.kv_heads = c.hkv; desc.head_dim = c.d;
-  desc.q_len = c.q_len; desc.kv_len = c.kv_len;
-  desc.causal = c.causal; desc.window_left = c.wl; desc.window_right = c.wr;
-  desc.softcap = c.softcap;
-  if (!c.cu.empty()) {
-    desc.cu_seqlens_q = c.cu.data();
-    desc.cu_seqlens_kv = c.cu.data();
-  }
-  if (c.docs) {
-    for (int b = 0; b < c.batch; ++b)
-      for (int i = 0; i < c.q_len; ++i) docs.push_back(i * c.docs / c.q_len);
-    desc.doc_ids = docs.data();
-    desc.num_anchor_tokens = 3;
-  }
   pat_rng rng;
   pat_rng_seed(&rng, 777);
-  if (c.positions) {
-    for (int64_t i = 0; i < pat_q_rows(&desc); ++i) arr.qpos.push_back(pat_rng_int(&rng, 0, 5000));
-    for (int64_t i = 0; i < pat_kv_rows(&desc); ++i) arr.kvpos.push_back(pat_rng_int(&rng, 0, 5000));
-    desc.q_positions = arr.qpos.data();
-    desc.kv_positions = arr.kvpos.data();
-  }
-  desc.pe.kind = c.pe;
-  if (c.t5_max_distance > 0) {
-    desc.pe.kind = POSATTN_PE_T5;
-    desc.pe.t5.bidirectional = 1;
-    desc.pe.t5.num_buckets = 32;
-    desc.pe.t5.max_distance = c.t5_max_distance;
-    for (int k = 0; k < 32 * c.hq; ++k) arr.t5_table.push_back(float(pat_rng_uniform(&rng, -2, 2)));
-    desc.pe.t5.table = arr.t5_table.data();
-  }
-  if (c.pe == POSATTN_PE_KERPLE_LOG || c.pe == POSATTN_PE_KERPLE_POWER) {
-    for (int h = 0; h < c.hq; ++h) {
-      arr.ka.push_back(float(pat_rng_uniform(&rng, 0.05, 1.0)));
-      arr.kp.push_back(float(pat_rng_uniform(&rng, 0.1, 2.0)));
-    }
-    desc.pe.kerple.a = arr.ka.data();
-    desc.pe.kerple.p = arr.kp.data();
-  }
-  if (c.pe == POSATTN_PE_FIRE) {  // a random 16-wide MLP with kinks inside [0, 1]
-    desc.pe.fire.mlp_width = 16;
-    for (int k = 0; k < 16; ++k) {
-      arr.w1.push_back(float(pat_rng_uniform(&rng, -3, 3)));
-      arr.b1.push_back(float(pat_rng_uniform(&rng, -1.5, 1.5)));
-    }
-    for (int k = 0; k < 16 * c.hq; ++k) arr.w2.push_back(float(pat_rng_uniform(&rng, -1, 1)));
-    for (int h = 0; h < c.hq; ++h) arr.b2.push_back(float(pat_rng_uniform(&rng, -0.5, 0.5)));
-    desc.pe.fire.w1 = arr.w1.data(); desc.pe.fire.b1 = arr.b1.data();
-    desc.pe.fire.w2 = arr.w2.data(); desc.pe.fire.b2 = arr.b2.data();
-  }
-  if (c.sinks) {
-    for (int h = 0; h < c.hq; ++h) arr.sinks.push_back(float(pat_rng_uniform(&rng, -1, 3)));
-    desc.sink_logits = arr.sinks.data();
-  }
-  if (c.pe == POSATTN_PE_XPOS) desc.pe.xpos.scale_base = c.xpos_scale_base;
-  desc.pe.rope.rotary_dim = c.rotary_dim;
-  desc.pe.rope.layout = c.layout;
+  pat_case_describe(c, &desc, &arr, &rng);
 }
 
+// The case through the chooser, which must pick the wgmma kernel.
 void PrefillWgmma::check(const Case &c, uint64_t seed) {
-  SCOPED_TRACE(c.name);
-  posattn_attention_desc desc;
-  Arrays docs;
-  describe(c, desc, docs);
-  ASSERT_EQ(posattn_supported(emu_, &desc, c.in, c.out), POSATTN_STATUS_SUCCESS)
-      << posattn_context_last_message(emu_);
-  char msg[256] = {0};
-  const char *kernel = pa_drift_shim_prefill_kernel(&desc, c.in, c.out, msg, sizeof msg);
-  ASSERT_NE(kernel, nullptr) << msg;
-  ASSERT_EQ(std::string(kernel), "wgmma");
-
-  pat_rng rng;
-  pat_rng_seed(&rng, seed);
-  pat_inputs in;
-  ASSERT_EQ(pat_inputs_random(&in, &desc, c.in, &rng, 1.0), 0);
-  pat_checked r;  // gold: REF delivered in f32
-  pat_check_forward(emu_, ref_, &desc, &in, c.in, c.out, &r);
-  if (HasFatalFailure()) {
-    pat_inputs_free(&in);
-    return;
-  }
-  int64_t empty = 0;
-  for (size_t i = 0; i < r.lse.size(); ++i) {
-    if (std::isinf(r.gold_lse[i])) {
-      ++empty;
-      EXPECT_TRUE(std::isinf(r.lse[i]) && r.lse[i] < 0) << "lse row " << i << " = " << r.lse[i];
-    } else {
-      EXPECT_NEAR(r.lse[i], r.gold_lse[i], 1e-3 * (1.0 + std::fabs(r.gold_lse[i]))) << "lse row " << i;
-    }
-  }
-  if (c.causal && c.q_len > c.kv_len && !c.sinks)  // (a sink leaves no row empty)
-    EXPECT_GT(empty, 0) << "the case meant to have empty rows";
-  pat_inputs_free(&in);
+  pat_case_check(emu_, ref_, c, seed, [&](const posattn_attention_desc &desc) {
+    char msg[256] = {0};
+    const char *kernel = pa_drift_shim_prefill_kernel(&desc, c.in, c.out, msg, sizeof msg);
+    ASSERT_NE(kernel, nullptr) << msg;
+    ASSERT_EQ(std::string(kernel), "wgmma");
+  });
 }
 
 constexpr posattn_dtype BF16 = POSATTN_DTYPE_BF16, F16 = POSATTN_DTYPE_F16, F32 = POSATTN_DTYPE_F32;
@@ -180,7 +79,7 @@ TEST_F(PrefillWgmma, hd128_bf16_causal_more_queries_than_keys) {
 }
 TEST_F(PrefillWgmma, hd128_f16_varlen_causal) {
   Case c{"hd128 varlen", F16, F16, 2, 2, 2, 128, 150, 150};
-  c.cu = {0, 17, 167};
+  c.cu_q = {0, 17, 167};
   c.causal = 1;
   check(c, 4);
 }
@@ -195,7 +94,7 @@ TEST_F(PrefillWgmma, hd128_bf16_rope_neox_partial_causal) {
 }
 TEST_F(PrefillWgmma, hd64_f16_rope_gptj_positions_varlen) {
   Case c{"hd64 rope gptj", F16, F16, 2, 2, 2, 64, 140, 140};
-  c.cu = {0, 9, 149};
+  c.cu_q = {0, 9, 149};
   c.pe = POSATTN_PE_ROPE;
   c.layout = POSATTN_ROPE_GPTJ;
   c.positions = true;
@@ -243,14 +142,14 @@ TEST_F(PrefillWgmma, hd128_band_kinds_token_order_and_explicit_positions) {
       if (v == 2 && n % 2) {  // varlen self-attention with explicit positions
         c.batch = 2;
         c.q_len = c.kv_len = 140;
-        c.cu = {0, 23, 163};
+        c.cu_q = {0, 23, 163};
       }
       check(c, 300 + n);
     }
 }
 TEST_F(PrefillWgmma, hd128_bf16_alibi_varlen_window_token_order) {
   Case c{"hd128 alibi varlen window", BF16, BF16, 2, 2, 2, 128, 150, 150};
-  c.cu = {0, 131, 281};
+  c.cu_q = {0, 131, 281};
   c.pe = POSATTN_PE_ALIBI;
   c.causal = 1;
   c.wl = 40;
@@ -271,7 +170,7 @@ TEST_F(PrefillWgmma, hd64_bf16_one_partial_tile_17_causal_gqa) {
 }
 TEST_F(PrefillWgmma, hd64_f16_varlen_noncausal_softcap) {
   Case c{"hd64 varlen softcap", F16, BF16, 3, 2, 1, 64, 140, 140};
-  c.cu = {0, 140, 141, 270};
+  c.cu_q = {0, 140, 141, 270};
   c.softcap = 30.f;
   check(c, 6);
 }
@@ -306,7 +205,7 @@ TEST_F(PrefillWgmma, shuffled_thread_orders) {
 // Strided q/k/v (the TMA maps' strides): [batch][heads][seq][d + 8] (head-major, padded rows)
 // instead of the contiguous [batch][seq][heads][d].
 TEST_F(PrefillWgmma, hd128_bf16_head_major_padded_strides_causal_gqa) {
-  const Case c{"hd128 strided", BF16, BF16, 2, 4, 2, 128, 130, 150, {}, 1};
+  const Case c{"hd128 strided", BF16, BF16, 2, 4, 2, 128, 130, 150, {}, {}, 1};
   posattn_attention_desc desc;
   Arrays arr;
   describe(c, desc, arr);
@@ -353,7 +252,7 @@ TEST_F(PrefillWgmma, hd64_bf16_sinks_causal_more_queries_than_keys) {
 }
 TEST_F(PrefillWgmma, hd128_f16_sinks_varlen_window_alibi) {
   Case c{"hd128 sinks varlen", F16, BF16, 2, 2, 1, 128, 150, 150};
-  c.cu = {0, 21, 171};
+  c.cu_q = {0, 21, 171};
   c.causal = 1;
   c.wl = 50;
   c.pe = POSATTN_PE_ALIBI;
@@ -379,7 +278,7 @@ TEST_F(PrefillWgmma, hd128_bf16_xpos_neox_partial_q_shorter_gqa) {
 }
 TEST_F(PrefillWgmma, hd128_f16_xpos_varlen_window_default_scale) {
   Case c{"hd128 xpos varlen", F16, BF16, 2, 2, 1, 128, 300, 300};
-  c.cu = {0, 37, 300};
+  c.cu_q = {0, 37, 300};
   c.pe = POSATTN_PE_XPOS;
   c.layout = POSATTN_ROPE_GPTJ;
   c.causal = 1;
@@ -421,7 +320,7 @@ TEST_F(PrefillWgmma, hd256_bf16_causal_more_queries_than_keys) {
 }
 TEST_F(PrefillWgmma, hd256_f16_varlen_causal_softcap) {
   Case c{"hd256 varlen softcap", F16, F16, 2, 2, 2, 256, 140, 140};
-  c.cu = {0, 13, 140};
+  c.cu_q = {0, 13, 140};
   c.causal = 1;
   c.softcap = 30.f;
   check(c, 83);
