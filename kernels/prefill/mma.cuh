@@ -435,9 +435,11 @@ PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words, int
 // fire_psi_max, x = fl(psi * inv_norm) is then non-decreasing in psi, and the segment index in
 // x): when both ends fall in one segment, every element of the row does. A tile whose rows all
 // pass (a warp vote) is fast: each element computes exactly what FireBias does, fmaf(slope,
-// fl(psi * inv_norm), icpt), from the row's values {inv_norm, slope, icpt} (4 words per row).
-// Otherwise the elements read their exact biases from the slab tile (fire_slab fills it per
-// slab: row w % 16 at kFireSlab + (w % 16) kBc, entry kBc - 1 - key). Rows beyond psi_max (contexts over 64K), and rows
+// fl(psi * inv_norm), icpt), from the row's values {inv_norm, slope, icpt, 0} (4 words per row).
+// Otherwise every row gets {1, 1, 0, offset}: the element reads its exact bias b from the slab
+// tile (fire_slab fills it per slab: row w % 16 at kFireSlab + (w % 16) kBc, entry kBc - 1 -
+// key; the offset is from the element's band entry) and computes fmaf(1, b * 1, 0) = b (a -0
+// becomes +0, which the logit's sum cannot tell apart). Rows beyond psi_max (contexts over 64K), and rows
 // whose distances wrap (past a sequence end), take the exact path. The tile's choice is the word
 // after the psi band (read by the logits).
 template <class T>
@@ -460,11 +462,12 @@ PA_DEVICE void fire_rows(const pa_prefill_params &p, pa::sptr<float> band_w,
     ok = dhi > dlo && far <= p.fire_psi_max && segs.index(fmaxf(xa, xb)) == seg;
   }
   const bool fast = __all_sync(0xffffffffu, ok);
-  if (fast && w < kRowsW) {
+  if (w < kRowsW) {
     const pa::sptr<float> rp = band_w + C::kFireRows + 4 * w;
-    rp[0] = inv;
-    rp[1] = float(segs.slope[seg]);
-    rp[2] = float(segs.icpt[seg]);
+    rp[0] = fast ? inv : 1.f;
+    rp[1] = fast ? float(segs.slope[seg]) : 1.f;
+    rp[2] = fast ? float(segs.icpt[seg]) : 0.f;
+    rp[3] = fast ? 0.f : float(C::kFireSlab + (w % 16) * kBc - w);
   }
   if (w == 0) band_w[C::kBandPitch - 1] = fast ? 1.f : 0.f;
   __syncwarp();
@@ -782,44 +785,36 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         const int ft = fresh_tid(), fl = ft % 32;
         const pa::sptr<float> band_w = sBand + (ft / 32) * kWarpPitch;
         const pa::sptr<float> bt = band_w + (fl / 4 - 2 * (fl % 4) + kBc - 1);
-        // Two copies (fast, exact) in the arms of one if/else: the exact one fills the slab
-        // tile per slab and reads its biases at the rows' offsets.
-        auto logits = [&](auto softcap, auto fast_c) {
-          constexpr bool fast = decltype(fast_c)::value;
-          PA_UNROLL
-          for (int m = 0; m < kM; ++m) {
-            if (!fast)
-              fire_slab<T>(band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB),
-                           m, fl);
+        // One copy for both kinds of tile: an exact tile fills the slab tile per slab first (a
+        // rolled loop: the per-element loop with the lookup stays out of this one).
+        const bool fast = float(band_w[Check<T>::kBandPitch - 1]) != 0.f;
+        PA_UNROLL
+        for (int m = 0; m < kM; ++m) {
+          if (!fast)
+            fire_slab<T>(band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB),
+                         m, fl);
+          auto logits = [&](auto softcap) {
             PA_UNROLL
             for (int hr = 0; hr < 2; ++hr) {
-              // fast: the row's {inv_norm, slope, icpt}; exact: its slab row, w = 16 m + g + 8 hr
-              // at kFireSlab + (w % 16) kBc - w from the band (fire_rows)
-              const float4 rp = fast ? pa::load(pa::ptr_cast<const float4>(
-                                           band_w + Check<T>::kFireRows + 4 * (16 * m + fl / 4 + 8 * hr)))
-                                     : float4{};
-              const pa::sptr<float> rb =
-                  fast ? bt : bt + (Check<T>::kFireSlab + (fl / 4 + 8 * hr) * (kBc - 1) - 16 * m);
+              // the row's {inv_norm, slope, icpt, offset} (fire_rows)
+              const float4 rp = pa::load(pa::ptr_cast<const float4>(
+                  band_w + Check<T>::kFireRows + 4 * (16 * m + fl / 4 + 8 * hr)));
+              const pa::sptr<float> rb = bt + int(rp.w);
               PA_UNROLL
               for (int a = 0; a < kNA; ++a)
                 PA_UNROLL
                 for (int c = 0; c < 2; ++c) {
                   float &x = s[m][a][2 * hr + c];
-                  const float v = rb[16 * m + 8 * hr - 8 * a - c];
-                  const float bias = fast ? fmaf(rp.y, v * rp.x, rp.z) : v;
+                  const float bias =
+                      fmaf(rp.y, float(rb[16 * m + 8 * hr - 8 * a - c]) * rp.x, rp.z);
                   x = (decltype(softcap)::value ? pa_pe::apply_softcap(p, x * p.scale) + bias
                                                 : fmaf(x, p.scale, bias)) * kLog2e;
                 }
             }
-            if (!fast) __syncwarp();  // the slab's reads, before the next slab overwrites it
-          }
-        };
-        if (float(band_w[Check<T>::kBandPitch - 1]) != 0.f) {  // fast (fire_rows)
-          if (p.softcap > 0.f) logits(std::true_type{}, std::true_type{});
-          else logits(std::false_type{}, std::true_type{});
-        } else {
-          if (p.softcap > 0.f) logits(std::true_type{}, std::false_type{});
-          else logits(std::false_type{}, std::false_type{});
+          };
+          if (p.softcap > 0.f) logits(std::true_type{});
+          else logits(std::false_type{});
+          if (!fast) __syncwarp();  // the slab's reads, before the next slab overwrites it
         }
       } else if (band) {
         const int ft = fresh_tid(), fl = ft % 32;
