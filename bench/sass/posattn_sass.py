@@ -78,7 +78,7 @@ def targets():
     # The decode kernels (kernels/decode/cuda_decode.cu instantiates both for every cache dtype):
     # bf16 q with a bf16 and an FP8 E4M3 cache (E5M2 compiles to the same loop), launched for
     # DECODE_REF (GQA 8:1, one query token: 8 query rows per kv head).
-    src = open(os.path.join(REPO, "kernels/decode/decode.cu")).read()
+    src = open(os.path.join(REPO, "kernels/decode/simt_geometry.h")).read()  # decode.cu's geometry
     threads = int(re.search(r"constexpr int kThreads = (\d+);", src).group(1))
     keys = int(re.search(r"kKeysPerTile = DMAX > 128 \? \d+ : (\d+);", src).group(1))
     for cache, io, esz in (("bf16", "IN8pa_cache7CacheIOIN2pa4bf16EEELi128E", 2),
@@ -362,11 +362,12 @@ def wgmma_traits(d):
     """(Br, Bc, stages, threads, dynamic smem bytes) of wgmma.cuh's Traits<D> / smem_bytes<D>()
     (the T5/FIRE tables come on top at run time; not counted)."""
     src = open(os.path.join(REPO, "kernels/prefill/wgmma.cuh")).read()
-    m = re.search(r"kD = D, kBr = (\d+), kBc = (\d+), kStages = (\d+);", src)
+    m = re.search(r"kD = D, kBr = (\d+), kBc = D == 256 \? (\d+) : (\d+), kStages = (\d+);", src)
     t = re.search(r"kThreads = (\d+);", src)
     if not (m and t):
         raise SystemExit("posattn-sass: no Traits in kernels/prefill/wgmma.cuh")
-    br, bc, st = (int(g) for g in m.groups())
+    br, bc256, bc, st = (int(g) for g in m.groups())
+    bc = bc256 if d == 256 else bc
     return br, bc, st, int(t.group(1)), 1024 + (br + 2 * st * bc) * d * 2
 
 

@@ -3,14 +3,15 @@
 
 For a packed-documents problem with anchors the kernel visits some (query block, KV tile) pairs,
 each either full (the steady-state iteration posattn-sass already counts) or masked (the steady
-iteration plus the masked path: the non-finite V scan, visible_words with its per-key document
-loop, the per-element mask); between tiles its tile search (next_tile) tests tiles it skips.
-Which tiles, and how many keys each warp's document loop runs on a masked tile, come from
-bench/sass/tile_walk.cpp, compiled from the kernel's headers; what each costs comes from the
-SASS of the prefill hd128 bf16 none instance. Then, per device (the model's roofline per tile):
+iteration plus the masked path: the non-finite V scan, visible_words' bit ranges from the row
+table, the per-element mask). The kernel's walk (TileWalk) jumps from the anchor tiles to the
+block's documents without testing the tiles between. Which tiles, and which of them are masked,
+come from bench/sass/tile_walk.cpp, compiled from the kernel's headers; what each costs comes
+from the SASS of the prefill hd128 bf16 none instance. Then, per device (the model's roofline
+per tile):
 
   ideal      = visible tiles x cost(full tile)
-  predicted  = sum over visited tiles of cost(full or masked tile) + the skipped tiles' tests
+  predicted  = sum over visited tiles of cost(full or masked tile)
   proportionality = ideal / predicted
 """
 import os
@@ -80,11 +81,9 @@ def walk(exe, scen):
     for line in out.splitlines():
         f = line.split()
         if f[0] == "problem":
-            cur = {"warps": {}, "notes": []}
+            cur = {"notes": []}
             cur.update({f[i]: int(f[i + 1]) for i in range(2, len(f), 2)})
             res[f[1].replace("_", " ")] = cur
-        elif f[0] == "masked_warps":
-            cur["warps"][tuple(int(x) for x in f[1:-1])] = int(f[-1])
         elif f[0] == "note":
             cur["notes"].append(line[5:])
     return res
@@ -98,13 +97,8 @@ def tile_parts(insns, tile_flops, geom):
                  counts one trip of the V scan below, which a full tile does not run)
       masked     the shortest iteration through the masked path (the V scan at its trips per
                  tile): the visibility-word store (the one STS outside every inner loop) and
-                 the mask arm (LDS of the words, outside inner loops, off the steady path);
-                 documents off
-      doc_setup  visible_words' document part before its loop (entry tests, the remainder of the
-                 unrolled loop), counted whole when a warp runs it (an upper bound)
-      doc_loop   one trip of the unrolled document loop, doc_unroll keys (one LDG each)
-      check      one test of next_tile's search (the body of its loop: 4 loads of doc ids), and
-      check_steady the part of it the steady path already counts (no documents)
+                 the mask arm (LDS of the words and of the row table, outside inner loops, off
+                 the steady path)
     Raises when the markers are not found (another kernel shape: extend the rules)."""
     ml = sass.main_loop(insns)
     h, l = ml
@@ -129,30 +123,11 @@ def tile_parts(insns, tile_flops, geom):
             for i in range(a, b + 1):
                 mw[i] *= chunks / n128
     ldg_loops = [(a, b) for a, b in inner if any(insns[i].base == "LDG" for i in range(a, b + 1))]
-    doc = max((ab for ab in ldg_loops if ab[1] < store), key=lambda ab: ab[1])
-    checks = [ab for ab in ldg_loops if ab != doc]
-    # the document part starts after the first branch to the store's block (the test
-    # `doc_ids && first <= last`); from there to the loop head: setup and remainder
-    index = {x.addr: i for i, x in enumerate(insns)}
-    store_block = max(a for a, b in sass.blocks(insns, h, l) if a <= store)
-    to_store = [i for i in range(h, doc[0]) if insns[i].branch_target() is not None
-                and index.get(insns[i].branch_target()) == store_block]
-    entry = to_store[0] + 1 if to_store else doc[0]
-    w_setup = [1 if entry <= i < doc[0] else 0 for i in range(len(insns))]
-    w_loop = [1 if doc[0] <= i <= doc[1] else 0 for i in range(len(insns))]
-    unroll = sum(1 for i in range(doc[0], doc[1] + 1) if insns[i].base == "LDG")
-    ck = checks[0]
-    w_check = [1 if ck[0] <= i <= ck[1] else 0 for i in range(len(insns))]
-    w_check_steady = [steady[i] if ck[0] <= i <= ck[1] else 0 for i in range(len(insns))]
     # the masked iteration = the full one (with the tensor-core k-loop weighted to the tile's
     # FLOPs, as posattn-sass does) + what the masked path adds to the unweighted steady path
     full = sass.analyse(insns, tile_flops=tile_flops)["path"]
     masked = add(full, sass.count(insns, mw)[0], sass.count(insns, steady)[0], scale=[1, 1, -1])
-    return {"full": full, "masked": masked,
-            "doc_setup": dict(sass.count(insns, w_setup)[0]),
-            "doc_loop": dict(sass.count(insns, w_loop)[0]), "doc_unroll": unroll,
-            "check": dict(sass.count(insns, w_check)[0]),
-            "check_steady": dict(sass.count(insns, w_check_steady)[0]), "check_loops": len(checks)}
+    return {"full": full, "masked": masked, "ldg_loops": len(ldg_loops)}
 
 
 def add(*cs, scale=None):
@@ -174,41 +149,31 @@ def clocks(dev, warps):
     return max(f / dev["tc"]["HMMA"], s / dev["smem_bpc"], i / dev["issue"])
 
 
-def model(parts, counts, dev, docs):
+def model(parts, counts, dev):
     """ideal, predicted (and its parts) in SM clocks for one head of one problem on one SM."""
-    extra_check = add(parts["check"], parts["check_steady"], scale=[1, -1])
-    # with documents every visited tile also runs both cursors' tests in full
-    full = add(parts["full"], extra_check, scale=[1, parts["check_loops"]]) if docs else parts["full"]
-    c_full = clocks(dev, [full] * WARPS)
-    c_ideal = clocks(dev, [parts["full"]] * WARPS)
-    masked = 0.0
-    for keys, n in counts["warps"].items():
-        ws = []
-        for k in keys:
-            c = add(full, parts["masked"], parts["full"], scale=[1, 1, -1])
-            if k:
-                c = add(c, parts["doc_setup"], parts["doc_loop"],
-                        scale=[1, 1, k // parts["doc_unroll"]])
-            ws.append(c)
-        masked += n * clocks(dev, ws)
-    walk = counts["checks_failed"] * clocks(dev, [parts["check"]] * WARPS)
-    ideal = counts["visible"] * c_ideal
-    pred = counts["full"] * c_full + masked + walk
-    # projection (not the kernel's code yet): the walk jumps over other documents' tiles and the
-    # masked tile takes each row's document keys from a per-block row table (docs/kernels.md,
-    # Issue 12 log): no tests of skipped tiles, no per-key document loop
-    c_masked0 = clocks(dev, [add(parts["masked"], parts["check_steady"], scale=[1, 0])] * WARPS)
-    proj = counts["full"] * c_ideal + counts["masked"] * c_masked0
+    c_full = clocks(dev, [parts["full"]] * WARPS)
+    c_masked = clocks(dev, [parts["masked"]] * WARPS)
+    ideal = counts["visible"] * c_full
+    pred = counts["full"] * c_full + counts["masked"] * c_masked
     return {"ideal": ideal, "predicted": pred, "tiles_full": counts["full"] * c_full,
-            "projected_ratio": ideal / proj,
-            "tiles_masked": masked, "walk": walk, "ratio": ideal / pred,
-            "ratio_tiles": ideal / (pred - walk)}
+            "tiles_masked": counts["masked"] * c_masked, "ratio": ideal / pred,
+            "clocks_full": c_full, "clocks_masked": c_masked}
+
+
+def prefill_target():
+    """posattn_sass.targets()'s "prefill hd128 bf16 none" entry, built here from the same parts
+    (targets() also reads the decode kernels' geometry, which this tool does not need)."""
+    import posattn_sass
+    w, br, bc, st, smem = posattn_sass.prefill_traits(128)
+    return ("prefill hd128 bf16 none", f"{posattn_sass.OBJ}/prefill/instances/mma_hd128_bf16_none.cu.o",
+            "prefill_mma", {"threads": 32 * w, "smem": smem, "d": 128, "bc": bc,
+                            "tile_flops": 4 * br * bc * 128 // w, "transform": False})
 
 
 def analyse(instances, exe, scen=None):
     """Rows for the table: instances = {arch: insns} of the hd128 bf16 none prefill kernel."""
     import posattn_sass
-    launch = [t for t in posattn_sass.targets() if t[0] == "prefill hd128 bf16 none"][0][3]
+    launch = prefill_target()[3]
     tile_flops = launch["tile_flops"]
     scen = scen or scenarios()
     counts = walk(exe, scen)
@@ -221,7 +186,7 @@ def analyse(instances, exe, scen=None):
         parts = tile_parts(insns, tile_flops, launch)
         for name, total, causal, wl, wr, anchors, docs in scen:
             c = counts[name]
-            m = model(parts, c, dev, docs is not None)
+            m = model(parts, c, dev)
             rows.append({"device": dev_name, "scenario": name, "counts": c, "model": m,
                          "parts": {k: parts[k].get("total") if isinstance(parts[k], dict) else
                                    parts[k] for k in parts}})
@@ -231,25 +196,20 @@ def analyse(instances, exe, scen=None):
 def table(rows, out=sys.stdout):
     print("\nAnchorAttention proportionality (prefill hd128 bf16 none, Br x Bc = 128 x 32; "
           "predicted (static), per query head):", file=out)
-    fmt = "%-9s %-28s %7s %7s %7s %7s %6s %6s %8s %8s %6s %6s %6s"
+    fmt = "%-9s %-28s %7s %7s %7s %7s %6s %8s %8s %6s"
     print(fmt % ("device", "scenario", "visible", "visited", "masked", "inv.vis", "full%",
-                 "walk/t", "ideal Mc", "pred Mc", "tiles", "ratio", "proj."), file=out)
+                 "ideal Mc", "pred Mc", "ratio"), file=out)
     for r in rows:
         c, m = r["counts"], r["model"]
         print(fmt % (r["device"], r["scenario"], c["visible"], c["visited"], c["masked"],
                      c["invisible_visited"], "%.0f" % (100 * c["full"] / max(c["visited"], 1)),
-                     "%.1f" % (c["checks_failed"] / max(c["visited"], 1)),
                      "%.2f" % (m["ideal"] / 1e6), "%.2f" % (m["predicted"] / 1e6),
-                     "%.3f" % m["ratio_tiles"], "%.3f" % m["ratio"],
-                     "%.3f" % m["projected_ratio"]), file=out)
+                     "%.3f" % m["ratio"]), file=out)
     p = rows[0]["parts"] if rows else {}
-    print("(per warp per tile: full %s, masked %s instructions, document loop +%s per %s keys "
-          "(+%s setup), a skipped tile's test %s; ideal = visible x full-tile cost; ratio = "
-          "ideal / predicted, 'tiles' leaves out the skipped tiles' tests; walk/t: tests of "
-          "skipped tiles per visited tile; Mc = million SM clocks; proj.: the ratio after the "
-          "mma.cuh change of docs/kernels.md's Issue 12 log, a projection)" %
-          (p.get("full"), p.get("masked"), p.get("doc_loop"), p.get("doc_unroll"),
-           p.get("doc_setup"), p.get("check")), file=out)
+    print("(per warp per tile: full %s, masked %s instructions; ideal = visible x full-tile cost; "
+          "ratio = ideal / predicted; Mc = million SM clocks; main-loop inner loops with global "
+          "loads (a per-tile document search would be one): %s)" %
+          (p.get("full"), p.get("masked"), p.get("ldg_loops")), file=out)
 
 
 def main(build, json_out=None):
@@ -257,7 +217,7 @@ def main(build, json_out=None):
     build (posattn_sass.build_objects) and tile_walk, prints the table; 0 (an exit status)."""
     import json
     import posattn_sass
-    tg = [t for t in posattn_sass.targets() if t[0] == "prefill hd128 bf16 none"][0]
+    tg = prefill_target()
     posattn_sass.build_objects(build, [tg[1]])
     funcs, _ = posattn_sass.functions(os.path.join(build, tg[1]))
     insns = {arch: ins for (arch, fn), ins in funcs.items() if tg[2] in fn}

@@ -93,7 +93,7 @@ struct Traits<112> {
   static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
 };
 // hd128: FA2's warp arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 32-key
-// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 2.5 KiB row tables, bands) = 67 KiB, 2 blocks per SM
+// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 3.5 KiB row tables, bands) = 68 KiB, 2 blocks per SM
 // on sm_80 and sm_90. 252-255 registers, no spill on sm_80/sm_90a for every PE kind -- only since
 // the masked-tile visibility words, the row table, one set of ldmatrix offsets for Q/K/V and the
 // partly unrolled Q K^T loop (docs/kernels.md, Issue 12 log): the margin is a few registers.
@@ -145,8 +145,9 @@ struct Check {
   static_assert((T::kBc * T::kD / 8) % kThreads == 0, "K/V tile chunks split evenly over threads");
   static_assert(T::kBc % 32 == 0 && T::kBc <= 64, "a row's visibility over a KV tile: 1-2 words");
   static constexpr int kMaskWords = T::kBc / 32;  // per query row (visible_words)
-  // per query row: its position and one float (row_table), then 4 words of head values
-  static constexpr int kRowWords = 2 * T::kBr + 4;
+  // per query row: its document's keys (2 words, visible_words), its position and one float
+  // (row_table), then 4 words of head values
+  static constexpr int kRowWords = 4 * T::kBr + 4;
   // Per warp: the bias of every distance its 16 kM rows x kBc keys can see (16 kM + kBc - 1
   // distances; the distance band, bias kinds with positions in token order), then one word: the
   // tile the band was filled for. Not in kSmemBytes: see region_bytes.
@@ -192,6 +193,14 @@ PA_HD size_t region_bytes(const pa_prefill_params &p) {
 // which pa::launch sets).
 template <int D>
 constexpr size_t smem_bytes() { return Check<Traits<D>>::kSmemBytes; }
+// T5's largest shared table (the chooser's kT5SharedMaxDistance) fits beside every shape within
+// the 163 KiB of an sm_80 block (hd192 has ~0.5 KiB left; FIRE's tables are < 30 KiB).
+template <int... D>
+constexpr bool t5_table_fits() {
+  return ((smem_bytes<D>() + 2 * (size_t(pa_pe::kT5SharedMaxDistance) + 1) * 4 <= 163 * 1024) &&
+          ...);
+}
+static_assert(t5_table_fits<64, 80, 96, 112, 128, 192, 256>(), "T5's shared table does not fit");
 
 // ---- small helpers -------------------------------------------------------------------------------
 template <class T>
@@ -312,6 +321,40 @@ PA_DEVICE void transform_tile(pa::sptr<Tin> t, const Xf &xf, int rows, bool is_q
   }
 }
 
+// The KV tiles a query block [qt0, qt1) visits, without a test per tile: those meeting the
+// causal/window key range [lo, hi) (kv_bounds) that hold an anchor some row's left window reaches
+// or a key of the block's documents (Seq::doc_keys, once per block). Documents are contiguous and
+// mean self-attention, so that is the anchor tiles [0, ceil(num_anchor / Bc)) and the run of
+// tiles [dlo / Bc, ceil(dhi / Bc)): next(t) jumps over the tiles between them. bench/sass/
+// tile_walk.cpp runs this walk and checks that it visits every visible tile (docs/kernels.md,
+// Issue 12 log, AnchorAttention proportionality).
+template <int kBc>
+struct TileWalk {
+  int first;     // the first tile: next(lo / Bc)
+  int end;       // no tile at or after it is visited (the loop ends at t == end)
+  int skip_from, skip_to;  // tiles [skip_from, skip_to) hold neither anchors nor documents
+  PA_DEVICE TileWalk(const pa_pe::Seq &sq, int qt0, int qt1) {
+    const pa_prefill_params &p = *sq.p;
+    int lo, hi, dlo, dhi;
+    sq.kv_bounds(qt0, qt1, lo, hi);
+    const int t_end = hi > lo ? hi / kBc + (hi % kBc != 0) : 0;  // hi + kBc - 1 may overflow
+    sq.doc_keys(qt0, qt1, dlo, dhi);
+    // anchors j < num_anchor: a row i sees one when j >= i - window_left (shift = 0 with
+    // documents), i.e. when num_anchor - 1 >= qt0 - window_left for the block's first row
+    const bool anchors = p.doc_ids && p.num_anchor > 0 &&
+                         (p.window_left < 0 || int64_t(p.num_anchor) + p.window_left > qt0);
+    const int t_anchor = anchors ? p.num_anchor / kBc + (p.num_anchor % kBc != 0) : 0;
+    skip_from = t_anchor;
+    skip_to = dlo / kBc;
+    end = pa::max(pa::min(t_end, dhi / kBc + (dhi % kBc != 0)), pa::min(t_anchor, t_end));
+    first = next(lo / kBc);
+  }
+  PA_DEVICE int next(int t) const {
+    if (t >= skip_from && t < skip_to) t = skip_to;
+    return t < end ? t : end;
+  }
+};
+
 // Which KV tiles of the query rows [i0, i1) are wholly visible (then the per-element rule is
 // skipped for the tile), prepared once per block: keys [first, last] are visible to every row
 // by causal/window and the sequence end, and with documents the rows' document `doc` (rows that
@@ -391,14 +434,29 @@ PA_DEVICE uint32_t bit_range(int a, int b) {
   return a > b ? 0u : (0xffffffffu >> (31 - b)) & (0xffffffffu << a);
 }
 
+// The row table's document words: for each query row r of the block (row qt0 + r), the keys
+// [ds, de) of its document (Seq::doc_keys) at docs[2 r], docs[2 r + 1]; rows past the sequence
+// end get an empty range. Thread tid writes the rows visible_words reads with the same tid.
+template <int kBr, int kThreads>
+PA_DEVICE void row_docs(const pa_pe::Seq &sq, pa::sptr<int32_t> docs, int qt0, int tid) {
+  for (int r = tid; r < kBr; r += kThreads) {
+    int ds = 0, de = 0;
+    if (qt0 + r < sq.Lq) sq.doc_keys(qt0 + r, qt0 + r + 1, ds, de);
+    docs[2 * r] = ds;
+    docs[2 * r + 1] = de;
+  }
+}
+
 // On a masked tile (keys [j0, j0 + kBc)): for each query row of the block, one bit per key of
 // the tile, set when the row sees the key (causal/window range, sequence ends, documents), into
-// words[row * kBc / 32 ...]. Each thread writes whole rows; the caller's barrier publishes them.
-// Keeping this in shared memory rather than per-row bounds and documents in registers is what
-// lets 4 warps x 32 rows at hd128 fit in 255 registers without spilling (docs/kernels.md).
+// words[row * kBc / 32 ...]. With documents a row sees the keys of its window range [first, last]
+// inside its document's keys [ds, de) (row_docs) and the anchors [first, num_anchor - 1]: two bit
+// ranges, no doc id load per key. Each thread writes whole rows; the caller's barrier publishes
+// them. Keeping this in shared memory rather than per-row bounds and documents in registers is
+// what lets 4 warps x 32 rows at hd128 fit in 255 registers without spilling (docs/kernels.md).
 template <int kBr, int kBc, int kThreads>
-PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words, int qt0, int j0,
-                             int tid) {
+PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words,
+                             pa::sptr<int32_t> docs, int qt0, int j0, int tid) {
   constexpr int kW = kBc / 32;
   const pa_prefill_params &p = *sq.p;
   const int jend = pa::min(j0 + kBc, sq.Lk);  // keys past the sequence end are never visible
@@ -413,19 +471,19 @@ PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words, int
       first = pa::max(first, j0);
       last = pa::min(last, jend - 1);
     }
-    // one 64-bit word (Bc <= 64) rather than an array: the document loop indexes it at run time
-    uint64_t w = 0;
-    PA_UNROLL
-    for (int x = 0; x < kW; ++x)
-      w |= uint64_t(bit_range(pa::max(first - j0 - 32 * x, 0), pa::min(last - j0 - 32 * x, 31)))
-           << (32 * x);
-    if (p.doc_ids && first <= last) {
-      const int32_t doc = sq.q_doc(i);
-      for (int j = pa::max(first, p.num_anchor); j <= last; ++j)
-        if (sq.kv_doc(j) != doc) w &= ~(uint64_t(1) << (j - j0));
+    // keys [a, z] of the row's document, keys [first, za] of the anchors (none without documents)
+    int a = first, z = last, za = -1;
+    if (p.doc_ids) {
+      a = pa::max(first, int(docs[2 * r]));
+      z = pa::min(last, int(docs[2 * r + 1]) - 1);
+      za = pa::min(last, p.num_anchor - 1);
     }
     PA_UNROLL
-    for (int x = 0; x < kW; ++x) words[r * kW + x] = uint32_t(w >> (32 * x));
+    for (int x = 0; x < kW; ++x) {
+      const int b = j0 + 32 * x;
+      words[r * kW + x] = bit_range(pa::max(a - b, 0), pa::min(z - b, 31)) |
+                          bit_range(pa::max(first - b, 0), pa::min(za - b, 31));
+    }
   }
 }
 
@@ -542,16 +600,11 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const int tid = int(threadIdx.x), warp = tid / 32, lane = tid % 32;
   const int g = lane / 4, t4 = lane % 4;  // fragment row group and column pair (PTX ISA layout)
 
-  // KV tiles to visit: those meeting the causal/window key range [lo, hi), minus those holding
-  // neither an anchor nor a document of this query tile (documents are contiguous, so this is
-  // the anchor tiles plus one run of tiles). Every thread computes the same sequence.
-  int lo, hi;
-  sq.kv_bounds(qt0, qt1, lo, hi);
-  const int t_end = hi > lo ? hi / kBc + (hi % kBc != 0) : 0;  // hi + kBc - 1 may overflow
-  auto next_tile = [&](int t) {
-    while (t < t_end && !sq.tile_has_docs(qt0, qt1, t * kBc, pa::min((t + 1) * kBc, sq.Lk))) ++t;
-    return t;
-  };
+  // KV tiles to visit (TileWalk): those meeting the causal/window key range, minus those holding
+  // neither a reachable anchor nor a document of this query tile. Every thread computes the same
+  // sequence.
+  const TileWalk<kBc> walk(sq, qt0, qt1);
+  const int t_end = walk.end;
 
   pa::sptr<Tin> sQ = pa::dynamic_shared<Tin>();
   pa::sptr<Tin> sK = sQ + kBr * kP;
@@ -563,13 +616,13 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const TileCopy<D, kBc, kThreads> k_copy(tid, p.k_ss), v_copy(tid, p.v_ss);
 
   // The copy cursor runs kS-1 tiles ahead of the math cursor through the same tile sequence.
-  int fetch_t = next_tile(lo / kBc), fetch_n = 0;
+  int fetch_t = walk.first, fetch_n = 0;
   auto issue = [&]() {
     if (fetch_t < t_end) {
       const int j0 = fetch_t * kBc, slot = fetch_n % kS;
       k_copy(sK + slot * kBc * kP, gk + j0 * p.k_ss, p.k_ss, sq.Lk - j0, tid);
       v_copy(sV + slot * kBc * kP, gv + j0 * p.v_ss, p.v_ss, sq.Lk - j0, tid);
-      fetch_t = next_tile(fetch_t + 1);
+      fetch_t = walk.next(fetch_t + 1);
     }
     ++fetch_n;
     pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
@@ -583,7 +636,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // every register counts).
   constexpr int kMW = Check<T>::kMaskWords;
   const pa::sptr<uint32_t> sMask = pa::ptr_cast<uint32_t>(sV + kS * kBc * kP);
-  const pa::sptr<int32_t> sRowPos = pa::ptr_cast<int32_t>(sMask + kBr * kMW);
+  const pa::sptr<int32_t> sRowDoc = pa::ptr_cast<int32_t>(sMask + kBr * kMW);
+  const pa::sptr<int32_t> sRowPos = sRowDoc + 2 * kBr;
   const pa::sptr<float> sRowF = pa::ptr_cast<float>(sRowPos + kBr);
   const pa::sptr<float> sHead = sRowF + kBr;
   // then region_bytes: the distance bands (Check::kBandPitch words per warp) or the tables
@@ -591,6 +645,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const pa::sptr<float> sBand = PeKind == POSATTN_PE_FIRE ? sB + fire_band_offset(p) : sB;
   if (!uses_band(PeKind, p) || PeKind == POSATTN_PE_FIRE)  // FIRE: tables, then bands
     pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
+  if (p.doc_ids) row_docs<kBr, kThreads>(sq, sRowDoc, qt0, tid);
   if (kBias) {
     for (int r = tid; r < kBr; r += kThreads) {
       const int32_t pq = qt0 + r < sq.Lq ? sq.q_pos(qt0 + r) : 0;
@@ -682,7 +737,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // its own state live across its tiles (one loop holding both spilled in T5 on sm_90a).
   auto tile_loop = [&](auto band_c) {
     constexpr bool band = decltype(band_c)::value;
-    for (int n = 0, t = next_tile(lo / kBc); t < t_end; ++n, t = next_tile(t + 1)) {
+    for (int n = 0, t = walk.first; t < t_end; ++n, t = walk.next(t + 1)) {
       pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
       __syncthreads();              // ... for all threads, and tile n-1's slot is free again
       issue();
@@ -744,7 +799,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
       const bool masked = !full_tile(sq, j0, kBc);  // uniform over the block
       if (masked) {
         isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
-        visible_words<kBr, kBc, kThreads>(sq, sMask, qt0, j0, tid);
+        visible_words<kBr, kBc, kThreads>(sq, sMask, sRowDoc, qt0, j0, tid);
         __syncthreads();
       }
 

@@ -110,6 +110,33 @@ static_assert(smem_bytes<256>() + 2 * (size_t(Traits<256>::kT5MaxDistance) + 1) 
                   smem_bytes<256>() + 30 * 1024 <= kSmemLimit,
               "the tiles and the bias tables exceed 227 KiB");
 
+// Distance band (mma.cuh's, in the wgmma accumulator layout). The kinds whose bias depends on
+// pq - pk alone, with positions in token order (no q_pos/kv_pos arrays: a call-uniform choice),
+// read it from a per-warp band: consumer warp w (0 .. 7) writes, once per tile, the bias of every
+// distance its 16 rows x kBc keys can see (16 + kBc - 1 of them) into words w * pitch ..; each
+// logit element then reads its bias at a compile-time offset from a per-thread base. The band
+// takes the place of the T5 table in shared memory (T5's band reads the host tables).
+template <int PeKind>
+PA_HD constexpr int band_kind_or_none() {  // the policy a band entry is computed with
+  return PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_T5 || PeKind == POSATTN_PE_KERPLE_LOG ||
+                 PeKind == POSATTN_PE_KERPLE_POWER
+             ? PeKind
+             : POSATTN_PE_NONE;
+}
+template <int PeKind>
+PA_HD bool uses_band(const pa_prefill_params &p) {
+  return band_kind_or_none<PeKind>() != POSATTN_PE_NONE && !p.q_pos && !p.kv_pos;
+}
+template <int D>
+PA_HD constexpr int band_pitch() { return 16 + Traits<D>::kBc; }  // words per consumer warp
+// Shared memory after the tiles: the bands when the call uses them, else the T5/FIRE tables.
+template <int D, int PeKind>
+size_t region_bytes(const pa_prefill_params &p) {
+  return uses_band<PeKind>(p) ? size_t(8 * band_pitch<D>()) * 4
+                              : pa_pe::shared_table_bytes<PeKind>(p);
+}
+static_assert(smem_bytes<256>() + 8 * band_pitch<256>() * 4 <= kSmemLimit, "bands exceed 227 KiB");
+
 // The per-pair transform of q and k rows: RoPE's rotation (rope.cuh); xPos adds its centred decay
 // (xpos.cuh), centred on the block's first query position so that the q factors stay <= 1 -- the
 // math of mma.cuh's Transform (fp32, rounded once to the input type by the caller).
@@ -263,9 +290,11 @@ __global__ void __launch_bounds__(384, 1)
   pa::sptr<Tin> sQ = pa::dynamic_shared<Tin>();
   sQ += (1024 - PA_SMEM_ADDR(sQ) % 1024) % 1024 / 2;  // 128-byte swizzle: 1024-byte aligned tiles
   const pa::sptr<Tin> sK = sQ + kBr * D, sV = sK + kS * kBc * D;
-  // T5, FIRE: the bias tables after the K/V ring, filled by every thread before the barrier below
+  // After the K/V ring: the distance bands (uses_band), else the T5/FIRE tables, filled by every
+  // thread before the barrier below
   const pa::sptr<float> sB = pa::ptr_cast<float>(sV + kS * kBc * D);
-  pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, T::kThreads);
+  const bool use_band = uses_band<PeKind>(p);  // else the T5/FIRE tables there
+  if (!use_band) pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, T::kThreads);
 
   if (tid == 0) {
     pa::mbarrier_init(q_bar, 1);
@@ -375,18 +404,20 @@ __global__ void __launch_bounds__(384, 1)
       return pa_pe::Bias<PeKind>(p, h, pq);
   };
 
-  // Ping-pong (FlashAttention-3): the two consumers take turns issuing their wgmmas -- O += P V of
-  // tile n and S = Q K^T of tile n+1 back to back -- under named barriers kTurn + wg, so that one
-  // warpgroup's softmax runs while the other's GEMMs do. Consumer 0 takes the first turn (consumer
-  // 1 hands it over before its first); each turn ends by handing the next to the other consumer,
-  // except consumer 1's last, so every barrier sees as many arrivals as waits. Both consumers walk
-  // the same tile sequence, hence the same number of turns.
+  // Ping-pong (FlashAttention-3): the two consumers take turns issuing their wgmmas -- two turns
+  // per tile, S = Q K^T of tile n, then O += P V of tile n -- under named barriers kTurn + wg, so
+  // that one warpgroup's softmax runs while the other's GEMMs do. Consumer 0 takes the first turn
+  // (consumer 1 hands it over before its first); each turn ends by handing the next to the other
+  // consumer, except consumer 1's last, so every barrier sees as many arrivals as waits. Both
+  // consumers walk the same tile sequence, hence the same number of turns.
   constexpr int kTurn = 3;  // named barriers 3 (consumer 0's turn) and 4 (consumer 1's)
   auto turn_begin = [&]() { pa::named_barrier_sync(kTurn + wg, 256); };
   auto turn_end = [&](bool last) {
     if (!(last && wg == 1)) pa::named_barrier_arrive(kTurn + 1 - wg, 256);
   };
   pa::wgmma_acc<kBc> sc;  // S of the tile being worked on; P in place after the softmax
+  const pa::sptr<float> band_w = sB + (4 * wg + t / 32) * band_pitch<D>();  // this warp's band
+  const auto bias0 = pa_pe::Bias<band_kind_or_none<PeKind>()>(p, h, 0);
   auto issue_s = [&](int n) {  // S = Q K^T of the n-th tile (slot n % kS), after its full wait
     const pa::sptr<Tin> k_s = sK + (n % kS) * kBc * D;
     PA_UNROLL
@@ -397,122 +428,158 @@ __global__ void __launch_bounds__(384, 1)
           kb > 0);
   };
 
-  int kt = next_tile(lo / kBc);
-  if (kt < t_end) {
-    if (wg == 1) pa::named_barrier_arrive(kTurn, 256);  // consumer 0's first turn
-    pa::mbarrier_wait(full, 0);
-    turn_begin();
-    pa::wgmma_fence();
-    issue_s(0);
-    pa::wgmma_commit();
-    turn_end(false);
-  }
-  for (int n = 0; kt < t_end; ++n) {
-    const int s = n % kS, j0 = kt * kBc;
-    const int kt_next = next_tile(kt + 1);
-    const bool last = kt_next >= t_end;
-    const pa::sptr<Tin> v_s = sV + s * kBc * D;
-    const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
-    pa::wgmma_wait<0>();  // S of tile n
-
-    // ---- logits, mask; mn: this thread's minimum of each row's visible x (0 included) ----
-    if (!plain) {
-      PA_UNROLL
-      for (int r = 0; r < 2; ++r) {
-        const int i = row_of(r);
-        const auto bias = row_bias(kBias && i < sq.Lq ? sq.q_pos(i) : 0);
-        PA_UNROLL
-        for (int e = 0; e < kBc / 2; ++e) {
-          if ((e / 2) % 2 != r) continue;
-          const int j = j0 + pa::wgmma_acc_col(t, e);
-          float logit = pa_pe::apply_softcap(p, sc[e] * p.scale);
-          if (kBias && j < sq.Lk) logit += bias(sq.kv_pos(j));
-          sc[e] = logit * kLog2e;
-        }
-      }
-    }
-    float mn[2] = {0.f, 0.f};
-    if (masked) {
-      PA_UNROLL
-      for (int r = 0; r < 2; ++r) {
-        const int i = row_of(r);
-        int first, last;
-        sq.row_keys(i, first, last);
-        const int32_t doc = i < sq.Lq ? sq.q_doc(i) : 0;
-        PA_UNROLL
-        for (int e = 0; e < kBc / 2; ++e) {
-          if ((e / 2) % 2 != r) continue;
-          const int j = j0 + pa::wgmma_acc_col(t, e);
-          if (j >= sq.Lk || i >= sq.Lq || !sq.visible(first, last, j, doc))
-            sc[e] = -INFINITY;
-          else
-            mn[r] = fminf(mn[r], sc[e]);
-        }
-      }
-    } else {
-      PA_UNROLL
-      for (int e = 0; e < kBc / 2; ++e) mn[(e / 2) % 2] = fminf(mn[(e / 2) % 2], sc[e]);
-    }
-
-    // ---- online softmax (a row's values live in the 4 lanes of its quad) ----
-    float mx[2] = {rmax[0], rmax[1]};
-    PA_UNROLL
-    for (int e = 0; e < kBc / 2; ++e) mx[(e / 2) % 2] = fmaxf(mx[(e / 2) % 2], sc[e]);
-    float bb[2];
-    bool big = false;
-    PA_UNROLL
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;  // no visible key yet: exp2 stays 0
-      big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);
-    }
-    // mma.cuh: the one-FFMA exp2 argument is exact enough only below 2^20
-    const bool two_step = __any_sync(0xffffffffu, big);
-    PA_UNROLL
-    for (int r = 0; r < 2; ++r) {
-      const float poison = (bb[r] + mn[r] * cs) * 0.f;  // NaN: a visible logit beyond fp32
-      const float c = pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
-      rmax[r] = mx[r];
-      rsum[r] = fmaf(rsum[r], c, poison);
-      PA_UNROLL
-      for (int i = 0; i < D / 2; ++i)
-        if ((i / 2) % 2 == r) o[i] *= c;
-    }
-    PA_UNROLL
-    for (int e = 0; e < kBc / 2; ++e) {
-      const int r = (e / 2) % 2;
-      const float x = sc[e];
-      const float w = pa::exp2_approx(two_step ? x * cs - bb[r] : fmaf(x, cs, -bb[r]));
-      sc[e] = w;
-      rsum[r] += w;
-    }
-
-    // ---- this consumer's turn: O += P V (P from the S accumulator, V MN-major), then S of the
-    // next tile ----
-    pa::wgmma_a pf[kBc / 16];
-    PA_UNROLL
-    for (int kb = 0; kb < kBc / 16; ++kb) pa::wgmma_a_from_acc<Tin>(pf[kb], sc, kb);
-    if (!last) pa::mbarrier_wait(full + (n + 1) % kS, unsigned(((n + 1) / kS) & 1));
-    turn_begin();
-    pa::wgmma_fence();
-    PA_UNROLL
-    for (int kb = 0; kb < kBc / 16; ++kb)
-      pa::wgmma_rs<D, Tin, 1>(
-          o, pf[kb], pa::wgmma_desc_mn_major(v_s + pa::wgmma_kblock_mn_major(kb, 128) / 2, kBc, 128),
-          true);
-    pa::wgmma_commit();
-    if (!last) {
-      issue_s(n + 1);
+  // The tile loop, compiled twice for the band kinds (as in mma.cuh): with the distance band
+  // (positions in token order) and with the per-element bias (explicit positions).
+  auto tile_loop = [&](auto band_c) {
+    constexpr bool band = decltype(band_c)::value;
+    int kt = next_tile(lo / kBc);
+    if (kt < t_end && wg == 1) pa::named_barrier_arrive(kTurn, 256);  // consumer 0's first turn
+    for (int n = 0; kt < t_end; ++n) {
+      const int s = n % kS, j0 = kt * kBc;
+      const int kt_next = next_tile(kt + 1);
+      const bool last = kt_next >= t_end;
+      const pa::sptr<Tin> v_s = sV + s * kBc * D;
+      // ---- this consumer's S turn: S = Q K^T of tile n, issued in its own iteration so that no
+      // wgmma accumulator is in flight across the loop's back edge (else ptxas serialises every
+      // wgmma, C7515) ----
+      pa::mbarrier_wait(full + s, unsigned((n / kS) & 1));
+      turn_begin();
+      pa::wgmma_fence();
+      issue_s(n);
       pa::wgmma_commit();
+      turn_end(false);
+      if (band) {  // this warp's distance band of tile n, while S runs (see "Distance band")
+        constexpr int kBandLen = 16 + kBc - 1;
+        // row w (0 .. 15) of the warp, key c of the tile: entry w - c + kBc - 1 (distance d0 + it)
+        const uint32_t d0 = uint32_t(qt0 + 64 * wg + 16 * (t / 32)) + uint32_t(sq.shift) -
+                            uint32_t(j0) - uint32_t(kBc - 1);
+        __syncwarp();  // the warp's reads of the last tile's band, before the overwrite
+        PA_UNROLL
+        for (int k = 0; k < (kBandLen + 31) / 32; ++k) {
+          const int i = t % 32 + 32 * k;
+          // the pair (pq, pk) = (0, -d): the policies see abs_diff and the sign of pq - pk only
+          if (i < kBandLen) band_w[i] = bias0(int32_t(0u - (d0 + uint32_t(i))));
+        }
+        __syncwarp();
+      }
+      pa::wgmma_wait<0>();  // S of tile n
+      const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
+
+      // ---- logits, mask; mn: this thread's minimum of each row's visible x (0 included) ----
+      if (band) {
+        // element e: row g + 8 ((e / 2) % 2), key 2 (t % 4) + 8 (e / 4) + (e % 2) of the band
+        const pa::sptr<float> bt = band_w + ((t % 32) / 4 - 2 * (t % 4) + kBc - 1);
+        auto logits = [&](auto softcap) {
+          PA_UNROLL
+          for (int e = 0; e < kBc / 2; ++e) {
+            const float bias = bt[8 * ((e / 2) % 2) - 8 * (e / 4) - (e % 2)];
+            sc[e] = (decltype(softcap)::value ? pa_pe::apply_softcap(p, sc[e] * p.scale) + bias
+                                              : fmaf(sc[e], p.scale, bias)) * kLog2e;
+          }
+        };
+        if (p.softcap > 0.f)
+          logits(std::true_type{});
+        else
+          logits(std::false_type{});
+      } else if (!plain) {
+        PA_UNROLL
+        for (int r = 0; r < 2; ++r) {
+          const int i = row_of(r);
+          const auto bias = row_bias(kBias && i < sq.Lq ? sq.q_pos(i) : 0);
+          PA_UNROLL
+          for (int e = 0; e < kBc / 2; ++e) {
+            if ((e / 2) % 2 != r) continue;
+            const int j = j0 + pa::wgmma_acc_col(t, e);
+            float logit = pa_pe::apply_softcap(p, sc[e] * p.scale);
+            if (kBias && j < sq.Lk) logit += bias(sq.kv_pos(j));
+            sc[e] = logit * kLog2e;
+          }
+        }
+      }
+      float mn[2] = {0.f, 0.f};
+      if (masked) {
+        PA_UNROLL
+        for (int r = 0; r < 2; ++r) {
+          const int i = row_of(r);
+          int first, last;
+          sq.row_keys(i, first, last);
+          const int32_t doc = i < sq.Lq ? sq.q_doc(i) : 0;
+          PA_UNROLL
+          for (int e = 0; e < kBc / 2; ++e) {
+            if ((e / 2) % 2 != r) continue;
+            const int j = j0 + pa::wgmma_acc_col(t, e);
+            if (j >= sq.Lk || i >= sq.Lq || !sq.visible(first, last, j, doc))
+              sc[e] = -INFINITY;
+            else
+              mn[r] = fminf(mn[r], sc[e]);
+          }
+        }
+      } else {
+        PA_UNROLL
+        for (int e = 0; e < kBc / 2; ++e) mn[(e / 2) % 2] = fminf(mn[(e / 2) % 2], sc[e]);
+      }
+
+      // ---- online softmax (a row's values live in the 4 lanes of its quad) ----
+      float mx[2] = {rmax[0], rmax[1]};
+      PA_UNROLL
+      for (int e = 0; e < kBc / 2; ++e) mx[(e / 2) % 2] = fmaxf(mx[(e / 2) % 2], sc[e]);
+      float bb[2];
+      bool big = false;
+      PA_UNROLL
+      for (int r = 0; r < 2; ++r) {
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+        mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+        bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;  // no visible key yet: exp2 stays 0
+        big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);
+      }
+      // mma.cuh: the one-FFMA exp2 argument is exact enough only below 2^20
+      const bool two_step = __any_sync(0xffffffffu, big);
+      PA_UNROLL
+      for (int r = 0; r < 2; ++r) {
+        const float poison = (bb[r] + mn[r] * cs) * 0.f;  // NaN: a visible logit beyond fp32
+        const float c =
+            pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
+        rmax[r] = mx[r];
+        rsum[r] = fmaf(rsum[r], c, poison);
+        PA_UNROLL
+        for (int i = 0; i < D / 2; ++i)
+          if ((i / 2) % 2 == r) o[i] *= c;
+      }
+      PA_UNROLL
+      for (int e = 0; e < kBc / 2; ++e) {
+        const int r = (e / 2) % 2;
+        const float x = sc[e];
+        const float w = pa::exp2_approx(two_step ? x * cs - bb[r] : fmaf(x, cs, -bb[r]));
+        sc[e] = w;
+        rsum[r] += w;
+      }
+
+      // ---- this consumer's P V turn: O += P V (P from the S accumulator, V MN-major) ----
+      pa::wgmma_a pf[kBc / 16];
+      PA_UNROLL
+      for (int kb = 0; kb < kBc / 16; ++kb) pa::wgmma_a_from_acc<Tin>(pf[kb], sc, kb);
+      turn_begin();
+      pa::wgmma_fence();
+      PA_UNROLL
+      for (int kb = 0; kb < kBc / 16; ++kb)
+        pa::wgmma_rs<D, Tin, 1>(
+            o, pf[kb],
+            pa::wgmma_desc_mn_major(v_s + pa::wgmma_kblock_mn_major(kb, 128) / 2, kBc, 128),
+            true);
+      pa::wgmma_commit();
+      turn_end(last);
+      pa::wgmma_wait<0>();             // O += P V has retired
+      pa::mbarrier_arrive(empty + s);  // this thread is done with slot s
+      kt = kt_next;
     }
-    turn_end(last);
-    if (last)
-      pa::wgmma_wait<0>();
+  };
+  if constexpr (band_kind_or_none<PeKind>() != POSATTN_PE_NONE) {
+    if (use_band)
+      tile_loop(std::true_type{});
     else
-      pa::wgmma_wait<1>();  // O += P V has retired (S of the next tile may still run)
-    pa::mbarrier_arrive(empty + s);  // this thread is done with slot s
-    kt = kt_next;
+      tile_loop(std::false_type{});
+  } else {
+    tile_loop(std::false_type{});
   }
 
   // ---- epilogue: O / l rounded once to the output dtype; lse in natural log. A sink (posattn.h)
@@ -606,7 +673,7 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   const dim3 grid(unsigned(p.q_len / T::kBr + (p.q_len % T::kBr != 0)), unsigned(p.hq),
                   unsigned(p.batch));
   return pa::launch("prefill_wgmma", prefill_wgmma<D, Tin, PeKind>, grid, dim3(T::kThreads),
-                    smem_bytes<D>() + pa_pe::shared_table_bytes<PeKind>(p), stream, p, tq, tk, tv);
+                    smem_bytes<D>() + region_bytes<D, PeKind>(p), stream, p, tq, tk, tv);
 }
 
 // The PE kinds this kernel serves.

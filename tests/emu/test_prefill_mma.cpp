@@ -29,6 +29,8 @@ struct Case {
   posattn_rope_layout layout = POSATTN_ROPE_NEOX;
   bool positions = false;  // explicit random position ids
   int docs = 0;            // documents per sequence (self-attention), 3 anchor tokens
+  std::vector<int> doc_lens;  // else documents of these lengths (cycled, cut at each sequence end)
+  int anchors = 3;            // anchor tokens with doc_lens
   int t5_max_distance = 0;  // T5 (bidirectional, 32 buckets, random table) when > 0
   bool default_positions = false;  // explicit position ids equal to the defaults (i + Lk - Lq, j)
   float softcap = 0.f;
@@ -74,6 +76,17 @@ void PrefillMma::check(const Case &c, uint64_t seed) {
       for (int i = 0; i < c.q_len; ++i) docs.push_back(i * c.docs / c.q_len);
     desc.doc_ids = docs.data();
     desc.num_anchor_tokens = 3;
+  }
+  if (!c.doc_lens.empty()) {  // ids 0, 1, ... per sequence (dense or varlen)
+    const int nseq = c.cu.empty() ? c.batch : int(c.cu.size()) - 1;
+    for (int b = 0; b < nseq; ++b) {
+      const int len = c.cu.empty() ? c.q_len : c.cu[b + 1] - c.cu[b];
+      for (int i = 0, k = 0, id = 0; i < len; ++id, ++k)
+        for (int n = 0; n < c.doc_lens[k % c.doc_lens.size()] && i < len; ++n, ++i)
+          docs.push_back(id);
+    }
+    desc.doc_ids = docs.data();
+    desc.num_anchor_tokens = c.anchors;
   }
   desc.pe.kind = c.pe;
   std::vector<float> t5_table;
@@ -241,6 +254,43 @@ TEST_F(PrefillMma, hd192_f16_lengths_1_17_97_window) {
     c.wr = 10;
     check(c, 400 + n);
   }
+}
+
+// The tile walk (TileWalk: the anchor tiles, then a jump to the block's documents) and the masked
+// tiles' visibility words from the row table's document keys (row_docs, visible_words):
+// documents shorter and longer than a KV tile (Bc = 32 at hd128, 64 at hd80: two visibility
+// words per row), several anchors (more than a tile), windows that exclude the anchors for later
+// blocks, varlen sequences.
+TEST_F(PrefillMma, documents_anchors_tile_walk_and_row_table) {
+  uint64_t seed = 900;
+  for (int d : {128, 80})
+    for (int v = 0; v < 5; ++v) {
+      Case c{"walk", BF16, BF16, 1, 2, 1, d, 400, 400};
+      c.doc_lens = {7, 150, 3, 40, 300, 20, 1, 90};
+      if (v == 0) c.causal = 1, c.anchors = 5;
+      if (v == 1) c.causal = 1, c.anchors = 37, c.wl = 60;  // 2 anchor tiles; later blocks: none
+      if (v == 2) c.wl = 100, c.wr = 30, c.anchors = 1;      // both sides, no causal
+      if (v == 3) c.causal = 1, c.anchors = 0, c.doc_lens = {200, 10, 250};
+      if (v == 4) {  // varlen: 3 sequences, the first shorter than a tile
+        c.batch = 3;
+        c.cu = {0, 19, 300, 700};
+        c.q_len = c.kv_len = 400;
+        c.causal = 1;
+        c.anchors = 9;
+        c.wl = 170;
+      }
+      SCOPED_TRACE(testing::Message() << "d " << d << " variant " << v);
+      check(c, ++seed);
+      if (HasFatalFailure()) return;
+    }
+}
+// Without documents the walk is the causal/window tile range: fewer queries than keys, a window
+// that starts each block's range past the first tile.
+TEST_F(PrefillMma, hd128_bf16_window_fewer_queries_than_keys) {
+  Case c{"hd128 q<kv window", BF16, BF16, 2, 2, 2, 128, 150, 420};
+  c.causal = 1;
+  c.wl = 90;
+  check(c, 950);
 }
 
 // The distance band (mma.cuh): with positions in token order, ALiBi, T5 and KERPLE read their

@@ -222,6 +222,40 @@ TEST_F(PrefillWgmma, hd64_bf16_kerple_log_and_power_causal) {
     check(c, 44 + int(k));
   }
 }
+// The distance-band kinds (ALiBi, T5, KERPLE log/power) at hd128: positions in token order (the
+// per-warp distance band) and explicit positions (the per-element path), odd shapes (partial
+// tiles, queries shorter than keys: bottom-right shift), causal and not, softcap, varlen.
+TEST_F(PrefillWgmma, hd128_band_kinds_token_order_and_explicit_positions) {
+  const posattn_pe_kind kinds[] = {POSATTN_PE_ALIBI, POSATTN_PE_T5, POSATTN_PE_KERPLE_LOG,
+                                   POSATTN_PE_KERPLE_POWER};
+  int n = 0;
+  for (posattn_pe_kind k : kinds)
+    for (int v = 0; v < 3; ++v, ++n) {
+      Case c{"", n % 2 ? F16 : BF16, n % 3 ? BF16 : F32, 1, 2, 1, 128, 97, 203};
+      const std::string name = "hd128 band kind " + std::to_string(int(k)) + " variant " +
+                               std::to_string(v);
+      c.name = name.c_str();
+      c.pe = k == POSATTN_PE_T5 ? POSATTN_PE_NONE : k;
+      if (k == POSATTN_PE_T5) c.t5_max_distance = 300;
+      c.positions = v == 2;
+      c.causal = v != 1;
+      if (v == 1) c.softcap = 20.f;
+      if (v == 2 && n % 2) {  // varlen self-attention with explicit positions
+        c.batch = 2;
+        c.q_len = c.kv_len = 140;
+        c.cu = {0, 23, 163};
+      }
+      check(c, 300 + n);
+    }
+}
+TEST_F(PrefillWgmma, hd128_bf16_alibi_varlen_window_token_order) {
+  Case c{"hd128 alibi varlen window", BF16, BF16, 2, 2, 2, 128, 150, 150};
+  c.cu = {0, 131, 281};
+  c.pe = POSATTN_PE_ALIBI;
+  c.causal = 1;
+  c.wl = 40;
+  check(c, 320);
+}
 TEST_F(PrefillWgmma, hd64_f16_fire_causal) {
   Case c{"hd64 fire", F16, F16, 1, 2, 2, 64, 140, 140};
   c.pe = POSATTN_PE_FIRE;
