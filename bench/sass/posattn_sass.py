@@ -71,10 +71,12 @@ def targets():
     out = []
     w, br, bc, st, smem = prefill_traits(128)
     for pe in MAIN:
+        launch = {"threads": 32 * w, "smem": smem, "d": 128, "bc": bc,
+                  "tile_flops": 4 * br * bc * 128 // w, "transform": pe in ("rope", "xpos")}
+        if pe == "fire":  # the FIRE band's exact tiles: fire_slab stores 16 x Bc biases per slab
+            launch["vote_stores"] = 16 * bc
         out.append((f"prefill hd128 bf16 {pe}", f"{OBJ}/prefill/instances/mma_hd128_bf16_{pe}.cu.o",
-                    "prefill_mma", {"threads": 32 * w, "smem": smem, "d": 128, "bc": bc,
-                                    "tile_flops": 4 * br * bc * 128 // w,
-                                    "transform": pe in ("rope", "xpos")}))
+                    "prefill_mma", launch))
     # The decode kernels (kernels/decode/cuda_decode.cu instantiates both for every cache dtype):
     # bf16 q with a bf16 and an FP8 E4M3 cache (E5M2 compiles to the same loop), launched for
     # DECODE_REF (GQA 8:1, one query token: 8 query rows per kv head).
@@ -280,9 +282,37 @@ def decode_model(dev, c, dec):
             "predicted_us": round(total / (dev["hbm"] * frac) * 1e6, 2)}
 
 
+def vote_trips(launch):
+    """Trips per KV tile of a loop inside a vote-guarded region (the fallback): a loop storing to
+    shared memory runs until it has stored launch["vote_stores"] words per warp (FIRE: one slab's
+    16 x Bc exact biases, 32 lanes a trip), i.e. vote_stores / 32 / its body's STS; other loops
+    once."""
+    def trips(c):
+        if not launch.get("vote_stores") or not c.get("STS"):
+            return 1
+        return launch["vote_stores"] / 32 / c["STS"]
+    return trips
+
+
+def mix(fast, fallback, f):
+    """Counters of the average tile: a fraction f of the tiles takes the fallback."""
+    return {k: (1 - f) * fast.get(k, 0) + f * fallback.get(k, 0) for k in set(fast) | set(fallback)}
+
+
 def summarise(label, arch, fn, insns, usage, launch, tile_flops=None):
-    a = sass.analyse(insns, trips=transform_trips(launch), tile_flops=tile_flops)
+    a = sass.analyse(insns, trips=transform_trips(launch), tile_flops=tile_flops,
+                     vote_trips=vote_trips(launch))
     u = usage.get((arch, fn), {})
+    vote = None
+    if a and a.get("fallback"):
+        # a vote-guarded path (docs/performance-model.md): the fast path, the fallback, and the
+        # tile average with the fallback fraction measured by fire_tiles (or 1 when unmeasured)
+        f = launch.get("fallback_fraction")
+        fast, fb = a["path"], a["fallback"]["path"]
+        vote = {"fast": fast, "fallback": fb, "fraction": f if f is not None else 1.0,
+                "measured": f is not None, "source": launch.get("fallback_source", "unmeasured")}
+        a["fast_path"] = fast
+        a["path"] = mix(fast, fb, vote["fraction"])
     c = a["path"] if a else {}
     stl = sum(1 for x in insns if x.base in ("STL", "LDL") and not sass.never(x))
     row = {"label": label, "arch": arch, "function": fn, "regs": u.get("REG"),
@@ -300,12 +330,19 @@ def summarise(label, arch, fn, insns, usage, launch, tile_flops=None):
     if dc:
         row["decode_counts"] = {"cta_per_tile": dc[0], "how": dc[1], "ref": DECODE_REF}
     row["devices"] = {}
+    if vote:
+        row["vote"] = {k: vote[k] for k in ("fraction", "measured", "source")}
+        row["vote"]["insns"] = {k: vote[k].get("total", 0) for k in ("fast", "fallback")}
+        row["vote"]["regions"] = len(a["fallback"]["regions"])
     for name, dev in DEVICES.items():
         if dev["arch"] != arch:
             continue
         row["devices"][name] = {"ctas_per_sm": ctas_per_sm(dev, u.get("REG", 0), launch["threads"],
                                                            launch["smem"]),
                                 "ceilings": ceilings(dev, c) if a and not dec else None}
+        if vote:
+            row["devices"][name]["vote"] = {k: ceilings(dev, vote[k])["predicted"]
+                                            for k in ("fast", "fallback")}
         if dc:
             row["devices"][name]["decode"] = decode_model(dev, dc[0], dec)
     return row
@@ -322,9 +359,36 @@ def transform_trips(launch):
     return trips
 
 
+def fire_fraction(build):
+    """(fraction, source) of the FIRE band's fallback: the largest fraction of warp tiles that
+    take the exact path over bench/sass/fire_tiles.cpp's problems (hd128, 8k tokens, causal and
+    not, posattn-bench's and nn.Linear's MLP initialisations, 4 MLPs each), or (None, why)."""
+    exe = os.path.join(build, "tests", "python", "posattn_fire_tiles")
+    try:
+        if os.path.exists(os.path.join(build, "build.ninja")):
+            subprocess.run(["ninja", "-C", build, "tests/python/posattn_fire_tiles"], check=True,
+                           stdout=subprocess.DEVNULL)
+        out = run([exe, "128", "8192", "4"])
+    except (OSError, subprocess.CalledProcessError) as e:
+        return None, f"fire_tiles not run ({e})"
+    probs = re.findall(r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+)", out)
+    if not probs:
+        return None, "fire_tiles printed no problem"
+    name, f = max(probs, key=lambda x: float(x[1]))
+    return float(f), f"fire_tiles: largest of {len(probs)} problems ({name})"
+
+
 def analyse_targets(build, only=None):
     tg = [t for t in targets() + wgmma_targets() if only is None or t[0].startswith(only)]
     build_objects(build, sorted({t[1] for t in tg}))
+    if any(t[3].get("vote_stores") for t in tg):
+        f, why = fire_fraction(build)
+        if f is None:
+            print(f"WARNING: FIRE fallback fraction not measured ({why}): the prediction assumes "
+                  "every tile takes the fallback", file=sys.stderr)
+        for t in tg:
+            if t[3].get("vote_stores"):
+                t[3]["fallback_fraction"], t[3]["fallback_source"] = f, why
     rows, objs = [], {}
     for label, obj, filt, launch in tg:
         if obj not in objs:  # cuda_backend.cu.o holds several targets: disassemble it once
@@ -430,6 +494,30 @@ def wgmma_model(dev, a, launch, serial_clk=None):
             "t_gemm": round(t_gemm, 1), "t_soft": round(t_soft, 1)}
 
 
+def vote_table(rows, out=sys.stdout):
+    """The rows with a vote-guarded path (FIRE's band): per warp per KV tile, the fast path's and
+    the fallback's instructions, the fallback fraction and the predicted TFLOP/s of each and of
+    the mix (the main table's figure)."""
+    v = [r for r in rows if r.get("vote")]
+    if not v:
+        return
+    print("\nvote-guarded paths (a warp vote sends a tile to the fallback): per warp per KV tile",
+          file=out)
+    fmt = "%-30s %-6s %-9s %6s %8s %9s %6s %8s %6s  %s"
+    print(fmt % ("kernel", "arch", "device", "fast", "fallback", "fraction", "fast", "fallback",
+                 "mixed", "fraction from"), file=out)
+    for r in v:
+        vt = r["vote"]
+        for name, d in r["devices"].items():
+            print(fmt % (r["label"], r["arch"], name, "%.0f" % vt["insns"]["fast"],
+                         "%.0f" % vt["insns"]["fallback"], "%.4f" % vt["fraction"],
+                         "%.0f" % d["vote"]["fast"], "%.0f" % d["vote"]["fallback"],
+                         "%.0f" % d["ceilings"]["predicted"],
+                         vt["source"] if vt["measured"] else "UNMEASURED: 1 assumed"), file=out)
+    print("(instructions, then TFLOP/s predicted (static); mixed: the counters of (1 - fraction) "
+          "fast + fraction fallback tiles; docs/performance-model.md, vote-guarded paths)", file=out)
+
+
 def wgmma_table(rows, out=sys.stdout):
     """The wgmma rows' model in detail (SM clocks per KV tile of one CTA, first sm_90a device)."""
     w = [r for r in rows if r.get("main_loop") and "warpgroup_flops" in r["main_loop"]]
@@ -508,6 +596,7 @@ def table(rows, out=sys.stdout):
                   file=out)
     print("(per warp per KV tile, steady-state path; TFLOP/s predicted (static): min of the "
           "tensor, shared-memory and issue ceilings; docs/performance-model.md)", file=out)
+    vote_table(rows, out)
     wgmma_table(rows, out)
     dec = [r for r in rows if r.get("decode_counts")]
     if not dec:

@@ -500,6 +500,22 @@ PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words,
 // becomes +0, which the logit's sum cannot tell apart). Rows beyond psi_max (contexts over 64K), and rows
 // whose distances wrap (past a sequence end), take the exact path. The tile's choice is the word
 // after the psi band (read by the logits).
+// Row w's check (fire_rows; also bench/sass/fire_tiles.cpp): whether its x over the tile's keys
+// stays in one segment (seg: that segment), from the warp's psi band and the row's 1/normaliser.
+template <class T>
+PA_DEVICE bool fire_row_fast(const pa_prefill_params &p, pa::sptr<const float> band_w, float inv,
+                             const pa_pe::FireSegments<pa::sptr> &segs, uint32_t d0, int w,
+                             int &seg) {
+  constexpr int kBc = T::kBc;
+  const int32_t dlo = int32_t(d0 + uint32_t(w)), dhi = int32_t(d0 + uint32_t(w + kBc - 1));
+  const bool crosses = dlo <= 0 && dhi >= 0;
+  const uint32_t far = pa::max(pa_pe::abs_diff(dlo, 0), pa_pe::abs_diff(dhi, 0));
+  const float xa = float(band_w[w]) * inv, xb = float(band_w[w + kBc - 1]) * inv;
+  const float xmin = crosses ? float(band_w[w - dlo]) * inv : fminf(xa, xb);
+  seg = segs.index(xmin);
+  return dhi > dlo && far <= p.fire_psi_max && segs.index(fmaxf(xa, xb)) == seg;
+}
+
 template <class T>
 PA_DEVICE void fire_rows(const pa_prefill_params &p, pa::sptr<float> band_w,
                          pa::sptr<const float> row_f, const pa_pe::FireSegments<pa::sptr> &segs,
@@ -511,13 +527,7 @@ PA_DEVICE void fire_rows(const pa_prefill_params &p, pa::sptr<float> band_w,
   float inv = 0.f;
   if (w < kRowsW) {
     inv = row_f[w];
-    const int32_t dlo = int32_t(d0 + uint32_t(w)), dhi = int32_t(d0 + uint32_t(w + kBc - 1));
-    const bool crosses = dlo <= 0 && dhi >= 0;
-    const uint32_t far = pa::max(pa_pe::abs_diff(dlo, 0), pa_pe::abs_diff(dhi, 0));
-    const float xa = float(band_w[w]) * inv, xb = float(band_w[w + kBc - 1]) * inv;
-    const float xmin = crosses ? float(band_w[w - dlo]) * inv : fminf(xa, xb);
-    seg = segs.index(xmin);
-    ok = dhi > dlo && far <= p.fire_psi_max && segs.index(fmaxf(xa, xb)) == seg;
+    ok = fire_row_fast<T>(p, band_w, inv, segs, d0, w, seg);
   }
   const bool fast = __all_sync(0xffffffffu, ok);
   if (w < kRowsW) {
@@ -842,7 +852,9 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         const pa::sptr<float> bt = band_w + (fl / 4 - 2 * (fl % 4) + kBc - 1);
         // One copy for both kinds of tile: an exact tile fills the slab tile per slab first (a
         // rolled loop: the per-element loop with the lookup stays out of this one).
-        const bool fast = float(band_w[Check<T>::kBandPitch - 1]) != 0.f;
+        // The warp's choice (fire_rows wrote it) as a vote: the exact tiles' code below is a
+        // region entered on a warp vote, which posattn-sass counts apart (the fallback).
+        const bool fast = __all_sync(0xffffffffu, float(band_w[Check<T>::kBandPitch - 1]) != 0.f);
         PA_UNROLL
         for (int m = 0; m < kM; ++m) {
           if (!fast)
