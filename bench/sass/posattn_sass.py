@@ -8,6 +8,7 @@ per-warp counters into predicted ceilings per device (constants and sources: DEV
 docs/performance-model.md). Prints a table, writes JSON, and compares with a baseline.
 
   posattn-sass [--build DIR] [--json OUT] [--baseline FILE] [--update-baseline] [--only PREFIX]
+               [--fire-tiles EXE]
   posattn-sass --sass FILE.sass ...        analyse SASS text (cuobjdump -sass output) directly
   posattn-sass --anchors                   build CUTLASS's FMHA examples and analyse them (slow)
   posattn-sass --anchor-tiles [--json OUT] AnchorAttention: visible vs visited tiles, proportionality
@@ -359,13 +360,16 @@ def transform_trips(launch):
     return trips
 
 
-def fire_fraction(build):
+def fire_fraction(build, exe=None):
     """(fraction, source) of the FIRE band's fallback: the largest fraction of warp tiles that
     take the exact path over bench/sass/fire_tiles.cpp's problems (hd128, 8k tokens, causal and
-    not, posattn-bench's and nn.Linear's MLP initialisations, 4 MLPs each), or (None, why)."""
-    exe = os.path.join(build, "tests", "python", "posattn_fire_tiles")
+    not, posattn-bench's and nn.Linear's MLP initialisations, 4 MLPs each), or (None, why).
+    exe: a posattn_fire_tiles already built (any build of the same sources), else built in build
+    (it links posattn_internal: in a CUDA build, every instance)."""
+    built = exe is None
+    exe = exe or os.path.join(build, "tests", "python", "posattn_fire_tiles")
     try:
-        if os.path.exists(os.path.join(build, "build.ninja")):
+        if built and os.path.exists(os.path.join(build, "build.ninja")):
             subprocess.run(["ninja", "-C", build, "tests/python/posattn_fire_tiles"], check=True,
                            stdout=subprocess.DEVNULL)
         out = run([exe, "128", "8192", "4"])
@@ -378,11 +382,11 @@ def fire_fraction(build):
     return float(f), f"fire_tiles: largest of {len(probs)} problems ({name})"
 
 
-def analyse_targets(build, only=None):
+def analyse_targets(build, only=None, fire_tiles=None):
     tg = [t for t in targets() + wgmma_targets() if only is None or t[0].startswith(only)]
     build_objects(build, sorted({t[1] for t in tg}))
     if any(t[3].get("vote_stores") for t in tg):
-        f, why = fire_fraction(build)
+        f, why = fire_fraction(build, fire_tiles)
         if f is None:
             print(f"WARNING: FIRE fallback fraction not measured ({why}): the prediction assumes "
                   "every tile takes the fallback", file=sys.stderr)
@@ -704,6 +708,9 @@ def main(argv=None):
                          "with --anchors: only that anchor ('CUTLASS ex88'), its rows replaced "
                          "in --json")
     ap.add_argument("--sass", nargs="+", help="analyse cuobjdump -sass text files instead")
+    ap.add_argument("--fire-tiles", metavar="EXE",
+                    help="posattn_fire_tiles of a build of the same sources (default: built in "
+                         "--build) for FIRE's fallback fraction")
     ap.add_argument("--anchor-tiles", action="store_true",
                     help="AnchorAttention: visible vs visited tiles and proportionality "
                          "(bench/sass/visible_tiles.py)")
@@ -723,7 +730,7 @@ def main(argv=None):
                 rows.append(summarise(os.path.basename(f), arch, fn, insns, {},
                                       {"threads": 256, "smem": None}))
     else:
-        rows = analyse_targets(args.build, args.only)
+        rows = analyse_targets(args.build, args.only, args.fire_tiles)
     rows = strip(rows)
     table(rows)
     report = {"tool": "posattn-sass", "kind": "predicted (static)", "devices": DEVICES,

@@ -492,14 +492,17 @@ PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words,
 // x = psi(|d|) / normaliser lies in [x(min |d|), x(max |d|)] (psi is non-decreasing in |d| up to
 // fire_psi_max, x = fl(psi * inv_norm) is then non-decreasing in psi, and the segment index in
 // x): when both ends fall in one segment, every element of the row does. A tile whose rows all
-// pass (a warp vote) is fast: each element computes exactly what FireBias does, fmaf(slope,
-// fl(psi * inv_norm), icpt), from the row's values {inv_norm, slope, icpt, 0} (4 words per row).
-// Otherwise every row gets {1, 1, 0, offset}: the element reads its exact bias b from the slab
-// tile (fire_slab fills it per slab: row w % 16 at kFireSlab + (w % 16) kBc, entry kBc - 1 -
-// key; the offset is from the element's band entry) and computes fmaf(1, b * 1, 0) = b (a -0
-// becomes +0, which the logit's sum cannot tell apart). Rows beyond psi_max (contexts over 64K), and rows
-// whose distances wrap (past a sequence end), take the exact path. The tile's choice is the word
-// after the psi band (read by the logits).
+// pass (a warp vote) is fast: each element takes the segment FireBias takes, in log2 units from
+// the row's values {fl(fl(slope * inv_norm) * log2 e), fl(icpt * log2 e), 0, 0} (4 words per
+// row): bias' = fmaf(a, psi, c), one FFMA (the logit then adds it in one more FFMA; see
+// "Logit units"). Not bit-identical to FireBias's fmaf(slope, fl(psi * inv_norm), icpt) * log2 e:
+// a few fp32 roundings apart (docs/kernels.md, FIRE band numerics). Otherwise every row gets
+// {log2 e, 0, 0, offset}: the element reads its exact bias b from the slab tile (fire_slab fills
+// it per slab: row w % 16 at kFireSlab + (w % 16) kBc, entry kBc - 1 - key; the offset is from
+// the element's band entry) and computes fl(b * log2 e). Rows beyond psi_max (contexts over
+// 64K), and rows whose distances wrap (past a sequence end), take the exact path. The tile's
+// choice is the word after the psi band (read by the logits).
+
 // Row w's check (fire_rows; also bench/sass/fire_tiles.cpp): whether its x over the tile's keys
 // stays in one segment (seg: that segment), from the warp's psi band and the row's 1/normaliser.
 template <class T>
@@ -522,6 +525,7 @@ PA_DEVICE void fire_rows(const pa_prefill_params &p, pa::sptr<float> band_w,
                          uint32_t d0, int w) {
   using C = Check<T>;
   constexpr int kRowsW = 16 * T::kM, kBc = T::kBc;
+  constexpr float kLog2e = 1.4426950408889634f;  // prefill_mma's
   bool ok = true;
   int seg = 0;
   float inv = 0.f;
@@ -532,9 +536,9 @@ PA_DEVICE void fire_rows(const pa_prefill_params &p, pa::sptr<float> band_w,
   const bool fast = __all_sync(0xffffffffu, ok);
   if (w < kRowsW) {
     const pa::sptr<float> rp = band_w + C::kFireRows + 4 * w;
-    rp[0] = fast ? inv : 1.f;
-    rp[1] = fast ? float(segs.slope[seg]) : 1.f;
-    rp[2] = fast ? float(segs.icpt[seg]) : 0.f;
+    rp[0] = fast ? float(segs.slope[seg]) * inv * kLog2e : kLog2e;
+    rp[1] = fast ? float(segs.icpt[seg]) * kLog2e : 0.f;
+    rp[2] = 0.f;
     rp[3] = fast ? 0.f : float(C::kFireSlab + (w % 16) * kBc - w);
   }
   if (w == 0) band_w[C::kBandPitch - 1] = fast ? 1.f : 0.f;
@@ -845,8 +849,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
       // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
       // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
       if constexpr (band && PeKind == POSATTN_PE_FIRE) {
-        // FIRE band (fire_rows): per row {inv_norm, slope, icpt, offset}; per element one shared
-        // load (psi, or the exact bias at the offset), FMUL, FFMA and the logit's FFMA, FMUL.
+        // FIRE band (fire_rows): per row {a, c, 0, offset}; per element one shared load (psi, or
+        // the exact bias at the offset), the bias' FFMA (log2 units) and the logit's FFMA.
         const int ft = fresh_tid(), fl = ft % 32;
         const pa::sptr<float> band_w = sBand + (ft / 32) * kWarpPitch;
         const pa::sptr<float> bt = band_w + (fl / 4 - 2 * (fl % 4) + kBc - 1);
@@ -855,6 +859,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         // The warp's choice (fire_rows wrote it) as a vote: the exact tiles' code below is a
         // region entered on a warp vote, which posattn-sass counts apart (the fallback).
         const bool fast = __all_sync(0xffffffffu, float(band_w[Check<T>::kBandPitch - 1]) != 0.f);
+        const float scale2 = p.scale * kLog2e;  // the logit's scale in log2 units
         PA_UNROLL
         for (int m = 0; m < kM; ++m) {
           if (!fast)
@@ -863,7 +868,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
           auto logits = [&](auto softcap) {
             PA_UNROLL
             for (int hr = 0; hr < 2; ++hr) {
-              // the row's {inv_norm, slope, icpt, offset} (fire_rows)
+              // the row's {a, c, 0, offset} (fire_rows)
               const float4 rp = pa::load(pa::ptr_cast<const float4>(
                   band_w + Check<T>::kFireRows + 4 * (16 * m + fl / 4 + 8 * hr)));
               const pa::sptr<float> rb = bt + int(rp.w);
@@ -872,10 +877,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
                 PA_UNROLL
                 for (int c = 0; c < 2; ++c) {
                   float &x = s[m][a][2 * hr + c];
-                  const float bias =
-                      fmaf(rp.y, float(rb[16 * m + 8 * hr - 8 * a - c]) * rp.x, rp.z);
-                  x = (decltype(softcap)::value ? pa_pe::apply_softcap(p, x * p.scale) + bias
-                                                : fmaf(x, p.scale, bias)) * kLog2e;
+                  const float bias2 = fmaf(rp.x, float(rb[16 * m + 8 * hr - 8 * a - c]), rp.y);
+                  x = decltype(softcap)::value
+                          ? fmaf(pa_pe::apply_softcap(p, x * p.scale), kLog2e, bias2)
+                          : fmaf(x, scale2, bias2);
                 }
             }
           };
