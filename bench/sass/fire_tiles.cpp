@@ -12,8 +12,9 @@
 //
 //   fire_tiles D [LEN SEEDS]     D in {64, 128}: per problem, the warp tiles visited, those that
 //                                take the fallback and its fraction, over the full (unmasked)
-//                                tiles alone too; LEN tokens (default 8192), SEEDS random MLPs
-//                                per initialisation (default 4)
+//                                tiles alone too, and the failing rows per 16-row slab of a
+//                                fallback tile (fire_slab's trips); LEN tokens (default 8192),
+//                                SEEDS random MLPs per initialisation (default 4)
 //   fire_tiles --check D LEN SEEDS
 //                                the row check against every element: a row passes exactly when
 //                                all its elements' x (fl(psi * 1/norm)) fall in one segment
@@ -45,6 +46,7 @@ namespace mma = pa_kernels::mma;
 
 struct Counts {
   long long tiles = 0, fallback = 0, full = 0, full_fallback = 0, rows = 0, mismatches = 0;
+  long long slow_rows = 0;  // failing rows of the fallback tiles (fire_slab's trips)
 };
 
 template <class T>
@@ -133,11 +135,13 @@ bool run(int len, int causal, const char *init, unsigned seed, bool check, Count
           s_band[i] = pa_pe::fire_psi(p.fire_psi, p.fire_psi_max, p.fire_c,
                                       pa_pe::abs_diff(int32_t(d0 + uint32_t(i)), 0));
         bool fast = true;
+        int slow = 0;
         for (int w = 0; w < kRowsW; ++w) {
           int seg = 0;
           const float inv = row_f[wi * kRowsW + w];
           const bool ok = mma::fire_row_fast<Tr>(p, s_band, inv, segs, d0, w, seg);
           fast = fast && ok;
+          slow += !ok;
           if (!check) continue;
           // every element of the row: its x as the fast path forms it, its segment
           const int32_t dlo = int32_t(d0 + uint32_t(w)), dhi = int32_t(d0 + uint32_t(w + kBc - 1));
@@ -155,6 +159,7 @@ bool run(int len, int causal, const char *init, unsigned seed, bool check, Count
         }
         ++n.tiles;
         n.fallback += !fast;
+        n.slow_rows += slow;
         n.full += full;
         n.full_fallback += full && !fast;
       }
@@ -186,12 +191,14 @@ int report(int len, int seeds) {
         n.fallback += one.fallback;
         n.full += one.full;
         n.full_fallback += one.full_fallback;
+        n.slow_rows += one.slow_rows;
       }
       std::printf("problem hd%d_%s_%s tiles %lld fallback %lld fraction %.4f min %.4f max %.4f "
-                  "full_tiles %lld full_fallback %lld full_fraction %.4f\n",
+                  "full_tiles %lld full_fallback %lld full_fraction %.4f slow_rows_per_slab %.2f\n",
                   D, init, causal ? "causal" : "noncausal", n.tiles, n.fallback,
                   double(n.fallback) / double(n.tiles), lo, hi, n.full, n.full_fallback,
-                  n.full ? double(n.full_fallback) / double(n.full) : 0.0);
+                  n.full ? double(n.full_fallback) / double(n.full) : 0.0,
+                  n.fallback ? double(n.slow_rows) / double(n.fallback * mma::Traits<D>::kM) : 0.0);
     }
   return 0;
 }

@@ -74,8 +74,8 @@ def targets():
     for pe in MAIN:
         launch = {"threads": 32 * w, "smem": smem, "d": 128, "bc": bc,
                   "tile_flops": 4 * br * bc * 128 // w, "transform": pe in ("rope", "xpos")}
-        if pe == "fire":  # the FIRE band's exact tiles: fire_slab stores 16 x Bc biases per slab
-            launch["vote_stores"] = 16 * bc
+        if pe == "fire":  # the FIRE band's fallback: fire_slab stores Bc biases per failing row
+            launch["vote_stores"] = 16 * bc  # every row of the slab (fire_fraction: measured)
         out.append((f"prefill hd128 bf16 {pe}", f"{OBJ}/prefill/instances/mma_hd128_bf16_{pe}.cu.o",
                     "prefill_mma", launch))
     # The decode kernels (kernels/decode/cuda_decode.cu instantiates both for every cache dtype):
@@ -285,9 +285,9 @@ def decode_model(dev, c, dec):
 
 def vote_trips(launch):
     """Trips per KV tile of a loop inside a vote-guarded region (the fallback): a loop storing to
-    shared memory runs until it has stored launch["vote_stores"] words per warp (FIRE: one slab's
-    16 x Bc exact biases, 32 lanes a trip), i.e. vote_stores / 32 / its body's STS; other loops
-    once."""
+    shared memory runs until it has stored launch["vote_stores"] words per warp (FIRE: a slab's
+    failing rows x Bc exact biases, 32 lanes a store), i.e. vote_stores / 32 / its body's STS;
+    other loops once."""
     def trips(c):
         if not launch.get("vote_stores") or not c.get("STS"):
             return 1
@@ -361,9 +361,10 @@ def transform_trips(launch):
 
 
 def fire_fraction(build, exe=None):
-    """(fraction, source) of the FIRE band's fallback: the largest fraction of warp tiles that
-    take the exact path over bench/sass/fire_tiles.cpp's problems (hd128, 8k tokens, causal and
-    not, posattn-bench's and nn.Linear's MLP initialisations, 4 MLPs each), or (None, why).
+    """(fraction, rows, source) of the FIRE band's fallback: the largest fraction of warp tiles
+    that take it over bench/sass/fire_tiles.cpp's problems (hd128, 8k tokens, causal and not,
+    posattn-bench's and nn.Linear's MLP initialisations, 4 MLPs each) and the largest mean number
+    of failing rows per 16-row slab of such a tile (fire_slab's trips), or (None, None, why).
     exe: a posattn_fire_tiles already built (any build of the same sources), else built in build
     (it links posattn_internal: in a CUDA build, every instance)."""
     built = exe is None
@@ -374,25 +375,30 @@ def fire_fraction(build, exe=None):
                            stdout=subprocess.DEVNULL)
         out = run([exe, "128", "8192", "4"])
     except (OSError, subprocess.CalledProcessError) as e:
-        return None, f"fire_tiles not run ({e})"
-    probs = re.findall(r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+)", out)
+        return None, None, f"fire_tiles not run ({e})"
+    probs = re.findall(r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) .*"
+                       r"slow_rows_per_slab ([0-9.]+)", out)
     if not probs:
-        return None, "fire_tiles printed no problem"
-    name, f = max(probs, key=lambda x: float(x[1]))
-    return float(f), f"fire_tiles: largest of {len(probs)} problems ({name})"
+        return None, None, "fire_tiles printed no problem"
+    name, f, _ = max(probs, key=lambda x: float(x[1]))
+    rows = max(float(x[2]) for x in probs)
+    return float(f), rows, (f"fire_tiles: fraction: largest of {len(probs)} problems ({name}); "
+                            f"failing rows per slab: largest, {rows:.2f}")
 
 
 def analyse_targets(build, only=None, fire_tiles=None):
     tg = [t for t in targets() + wgmma_targets() if only is None or t[0].startswith(only)]
     build_objects(build, sorted({t[1] for t in tg}))
     if any(t[3].get("vote_stores") for t in tg):
-        f, why = fire_fraction(build, fire_tiles)
+        f, rows, why = fire_fraction(build, fire_tiles)
         if f is None:
             print(f"WARNING: FIRE fallback fraction not measured ({why}): the prediction assumes "
-                  "every tile takes the fallback", file=sys.stderr)
+                  "every tile takes the fallback, every row of it failing", file=sys.stderr)
         for t in tg:
             if t[3].get("vote_stores"):
                 t[3]["fallback_fraction"], t[3]["fallback_source"] = f, why
+                if rows is not None:  # fire_slab stores Bc words per failing row
+                    t[3]["vote_stores"] = rows * t[3]["bc"]
     rows, objs = [], {}
     for label, obj, filt, launch in tg:
         if obj not in objs:  # cuda_backend.cu.o holds several targets: disassemble it once

@@ -496,12 +496,12 @@ PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words,
 // the row's values {fl(fl(slope * inv_norm) * log2 e), fl(icpt * log2 e), 0, 0} (4 words per
 // row): bias' = fmaf(a, psi, c), one FFMA (the logit then adds it in one more FFMA; see
 // "Logit units"). Not bit-identical to FireBias's fmaf(slope, fl(psi * inv_norm), icpt) * log2 e:
-// a few fp32 roundings apart (docs/kernels.md, FIRE band numerics). Otherwise every row gets
-// {log2 e, 0, 0, offset}: the element reads its exact bias b from the slab tile (fire_slab fills
-// it per slab: row w % 16 at kFireSlab + (w % 16) kBc, entry kBc - 1 - key; the offset is from
-// the element's band entry) and computes fl(b * log2 e). Rows beyond psi_max (contexts over
-// 64K), and rows whose distances wrap (past a sequence end), take the exact path. The tile's
-// choice is the word after the psi band (read by the logits).
+// a few fp32 roundings apart (docs/kernels.md, FIRE band numerics). A row that fails gets
+// {log2 e, 0, 0, offset}: its elements read their exact bias b from the slab tile (fire_slab
+// fills the failing rows of a slab: row w % 16 at kFireSlab + (w % 16) kBc, entry kBc - 1 - key;
+// the offset is from the element's band entry) and compute fl(b * log2 e). Rows beyond psi_max
+// (contexts over 64K), and rows whose distances wrap (past a sequence end), fail. The word after
+// the psi band holds the failing rows (a ballot; 0: the tile is fast), read by the logits.
 
 // Row w's check (fire_rows; also bench/sass/fire_tiles.cpp): whether its x over the tile's keys
 // stays in one segment (seg: that segment), from the warp's psi band and the row's 1/normaliser.
@@ -533,31 +533,51 @@ PA_DEVICE void fire_rows(const pa_prefill_params &p, pa::sptr<float> band_w,
     inv = row_f[w];
     ok = fire_row_fast<T>(p, band_w, inv, segs, d0, w, seg);
   }
-  const bool fast = __all_sync(0xffffffffu, ok);
+  // the rows that fail (bit w): they take the exact path, the others keep their segment
+  const uint32_t slow = __ballot_sync(0xffffffffu, !ok);
   if (w < kRowsW) {
     const pa::sptr<float> rp = band_w + C::kFireRows + 4 * w;
-    rp[0] = fast ? float(segs.slope[seg]) * inv * kLog2e : kLog2e;
-    rp[1] = fast ? float(segs.icpt[seg]) * kLog2e : 0.f;
+    rp[0] = ok ? float(segs.slope[seg]) * inv * kLog2e : kLog2e;
+    rp[1] = ok ? float(segs.icpt[seg]) * kLog2e : 0.f;
     rp[2] = 0.f;
-    rp[3] = fast ? 0.f : float(C::kFireSlab + (w % 16) * kBc - w);
+    rp[3] = ok ? 0.f : float(C::kFireSlab + (w % 16) * kBc - w);
   }
-  if (w == 0) band_w[C::kBandPitch - 1] = fast ? 1.f : 0.f;
+  if (w == 0) pa::ptr_cast<uint32_t>(band_w)[C::kBandPitch - 1] = slow;
   __syncwarp();
 }
 
-// FIRE band, a tile that crosses a kink: the exact bias of slab m's 16 rows x kBc keys into the
-// warp's slab tile (FireBias's arithmetic on the band's psi), lane l taking entries l + 32 k.
+// The lowest set bit of a non-zero word.
+PA_DEVICE int fire_low_bit(uint32_t x) {
+#if defined(__CUDACC__)
+  return __ffs(int(x)) - 1;
+#else
+  return __builtin_ctz(x);
+#endif
+}
+
+// FIRE band, a tile where some row crosses a kink: the exact bias of slab m's failing rows (bits
+// of `slow`, fire_rows) x kBc keys into the warp's slab tile (FireBias's arithmetic on the band's
+// psi), one row per trip, lane l taking keys l + 32 k. The rows that pass keep their segment.
 template <class T>
 PA_DEVICE void fire_slab(pa::sptr<float> band_w, pa::sptr<const float> row_f,
-                         const pa_pe::FireSegments<pa::sptr> &segs, int m, int lane) {
+                         const pa_pe::FireSegments<pa::sptr> &segs, uint32_t slow, int m,
+                         int lane) {
   constexpr int kBc = T::kBc;
+  static_assert(kBc % 32 == 0, "fire_slab: a row's keys in whole warp trips");
+  uint32_t rows = (slow >> (16 * m)) & 0xffffu;
 #if defined(__CUDACC__)
 #pragma unroll 1
 #endif
-  for (int k = lane; k < 16 * kBc; k += 32) {
-    const int r = k / kBc, key = k % kBc, w = 16 * m + r;
-    const float x = float(band_w[w - key + kBc - 1]) * float(row_f[w]);
-    band_w[Check<T>::kFireSlab + r * kBc + (kBc - 1 - key)] = segs(x);
+  while (rows != 0u) {
+    const int r = fire_low_bit(rows), w = 16 * m + r;
+    rows &= rows - 1u;
+    const float inv = row_f[w];
+    PA_UNROLL
+    for (int k = 0; k < kBc / 32; ++k) {
+      const int key = lane + 32 * k;
+      const float x = float(band_w[w - key + kBc - 1]) * inv;
+      band_w[Check<T>::kFireSlab + r * kBc + (kBc - 1 - key)] = segs(x);
+    }
   }
   __syncwarp();
 }
@@ -854,17 +874,18 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         const int ft = fresh_tid(), fl = ft % 32;
         const pa::sptr<float> band_w = sBand + (ft / 32) * kWarpPitch;
         const pa::sptr<float> bt = band_w + (fl / 4 - 2 * (fl % 4) + kBc - 1);
-        // One copy for both kinds of tile: an exact tile fills the slab tile per slab first (a
-        // rolled loop: the per-element loop with the lookup stays out of this one).
-        // The warp's choice (fire_rows wrote it) as a vote: the exact tiles' code below is a
-        // region entered on a warp vote, which posattn-sass counts apart (the fallback).
-        const bool fast = __all_sync(0xffffffffu, float(band_w[Check<T>::kBandPitch - 1]) != 0.f);
+        // One copy for both kinds of tile: a tile with failing rows fills their slab rows first
+        // (a rolled loop: the per-element loop with the lookup stays out of this one). The
+        // choice (fire_rows' ballot) as a vote: the fill is a region entered on a warp vote,
+        // which posattn-sass counts apart (the fallback).
+        const uint32_t slow = pa::ptr_cast<const uint32_t>(band_w)[Check<T>::kBandPitch - 1];
+        const bool fast = __all_sync(0xffffffffu, slow == 0u);
         const float scale2 = p.scale * kLog2e;  // the logit's scale in log2 units
         PA_UNROLL
         for (int m = 0; m < kM; ++m) {
           if (!fast)
             fire_slab<T>(band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB),
-                         m, fl);
+                         slow, m, fl);
           auto logits = [&](auto softcap) {
             PA_UNROLL
             for (int hr = 0; hr < 2; ++hr) {
