@@ -526,6 +526,7 @@ PA_DEVICE void fire_rows(const pa_prefill_params &p, pa::sptr<float> band_w,
   using C = Check<T>;
   constexpr int kRowsW = 16 * T::kM, kBc = T::kBc;
   constexpr float kLog2e = 1.4426950408889634f;  // prefill_mma's
+  static_assert(kRowsW <= 32, "fire_rows: one lane per row of the warp (the ballot's bits)");
   bool ok = true;
   int seg = 0;
   float inv = 0.f;
