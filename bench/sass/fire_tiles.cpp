@@ -145,8 +145,8 @@ bool run(int len, int causal, const char *init, unsigned seed, bool check, Count
           if (!check) continue;
           // every element of the row: its x as the fast path forms it, its segment
           const int32_t dlo = int32_t(d0 + uint32_t(w)), dhi = int32_t(d0 + uint32_t(w + kBc - 1));
-          const bool reach = dhi > dlo && std::max(std::abs(int64_t(dlo)), std::abs(int64_t(dhi))) <=
-                                              int64_t(p.fire_psi_max);
+          const int64_t far = std::max(std::abs(int64_t(dlo)), std::abs(int64_t(dhi)));
+          const bool reach = dhi > dlo && far <= int64_t(p.fire_psi_max);
           bool one = true;
           for (int c = 0; c < kBc; ++c)
             one = one && segs.index(float(s_band[w - c + kBc - 1]) * inv) == seg;
@@ -182,8 +182,8 @@ int report(int len, int seeds) {
       double lo = 1, hi = 0;
       for (int s = 0; s < seeds; ++s) {
         Counts one;
-        if (!run<D>(len, causal, init, (torch_seeds(init) ? 2000u : 1000u) + unsigned(s), false, one))
-          return 2;
+        const unsigned seed = (torch_seeds(init) ? 2000u : 1000u) + unsigned(s);
+        if (!run<D>(len, causal, init, seed, false, one)) return 2;
         const double f = double(one.fallback) / double(one.tiles);
         lo = std::min(lo, f);
         hi = std::max(hi, f);

@@ -524,8 +524,9 @@ def vote_table(rows, out=sys.stdout):
                          "%.0f" % d["vote"]["fast"], "%.0f" % d["vote"]["fallback"],
                          "%.0f" % d["ceilings"]["predicted"],
                          vt["source"] if vt["measured"] else "UNMEASURED: 1 assumed"), file=out)
-    print("(instructions, then TFLOP/s predicted (static); mixed: the counters of (1 - fraction) "
-          "fast + fraction fallback tiles; docs/performance-model.md, vote-guarded paths)", file=out)
+    print("(instructions, then TFLOP/s predicted (static); mixed: the counters of "
+          "(1 - fraction) fast + fraction fallback tiles; docs/performance-model.md, "
+          "vote-guarded paths)", file=out)
 
 
 def wgmma_table(rows, out=sys.stdout):

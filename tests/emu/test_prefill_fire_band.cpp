@@ -1,10 +1,11 @@
 // FIRE on the tensor-core prefill kernel with positions in token order: the FIRE band
-// (kernels/prefill/mma.cuh: fire_rows, fire_slab). A warp's tile is fast when each of its rows
-// stays in one MLP segment over the tile's keys (per element: psi from the band, one segment);
-// otherwise it takes the exact per-element lookup. Each case has kinks both near the diagonal
-// (x small: tiles that cross a kink) and far from it, with kink-free stretches wide enough for
-// whole warp tiles in different segments (fast tiles), and asserts on the host that both kinds
-// occur. Steep segment slopes make a wrong segment visible to the DESIGN.md section 5 rule
+// (kernels/prefill/mma.cuh: fire_rows, fire_slab). A row of a warp's tile that stays in one MLP
+// segment over the tile's keys uses that segment (per element: psi from the band, one FFMA); a
+// row that crosses a kink takes the exact per-element lookup (the warp's fallback: fire_slab
+// fills those rows). A warp tile is fast when no row crosses. Each case has kinks both near the
+// diagonal (x small: tiles that cross a kink) and far from it, with kink-free stretches wide
+// enough for whole warp tiles in different segments (fast tiles), and asserts on the host that
+// both kinds occur. Steep segment slopes make a wrong segment visible to the DESIGN.md section 5 rule
 // against the fp64 reference (the test shim's naive attention, FIRE through the MLP).
 #include <gtest/gtest.h>
 
