@@ -516,7 +516,9 @@ PA_DEVICE bool fire_row_fast(const pa_prefill_params &p, pa::sptr<const float> b
   const float xa = float(band_w[w]) * inv, xb = float(band_w[w + kBc - 1]) * inv;
   const float xmin = crosses ? float(band_w[w - dlo]) * inv : fminf(xa, xb);
   seg = segs.index(xmin);
-  return dhi > dlo && far <= p.fire_psi_max && segs.index(fmaxf(xa, xb)) == seg;
+  // the other end in the same segment: start[seg] <= xmin <= xmax < start[seg + 1] (the last
+  // segment's stop is +inf), one compare instead of a second lookup
+  return dhi > dlo && far <= p.fire_psi_max && fmaxf(xa, xb) < float(segs.start[seg + 1]);
 }
 
 template <class T>
