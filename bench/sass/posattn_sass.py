@@ -8,6 +8,7 @@ per-warp counters into predicted ceilings per device (constants and sources: DEV
 docs/performance-model.md). Prints a table, writes JSON, and compares with a baseline.
 
   posattn-sass [--build DIR] [--json OUT] [--baseline FILE] [--update-baseline] [--only PREFIX]
+               [--fire-tiles EXE]
   posattn-sass --sass FILE.sass ...        analyse SASS text (cuobjdump -sass output) directly
   posattn-sass --anchors                   build CUTLASS's FMHA examples and analyse them (slow)
   posattn-sass --anchor-tiles [--json OUT] AnchorAttention: visible vs visited tiles, proportionality
@@ -71,10 +72,12 @@ def targets():
     out = []
     w, br, bc, st, smem = prefill_traits(128)
     for pe in MAIN:
+        launch = {"threads": 32 * w, "smem": smem, "d": 128, "bc": bc,
+                  "tile_flops": 4 * br * bc * 128 // w, "transform": pe in ("rope", "xpos")}
+        if pe == "fire":  # the FIRE band's fallback: fire_slab stores Bc biases per failing row
+            launch["vote_stores"] = 16 * bc  # every row of the slab (fire_fraction: measured)
         out.append((f"prefill hd128 bf16 {pe}", f"{OBJ}/prefill/instances/mma_hd128_bf16_{pe}.cu.o",
-                    "prefill_mma", {"threads": 32 * w, "smem": smem, "d": 128, "bc": bc,
-                                    "tile_flops": 4 * br * bc * 128 // w,
-                                    "transform": pe in ("rope", "xpos")}))
+                    "prefill_mma", launch))
     # The decode kernels (kernels/decode/cuda_decode.cu instantiates both for every cache dtype):
     # bf16 q with a bf16 and an FP8 E4M3 cache (E5M2 compiles to the same loop), launched for
     # DECODE_REF (GQA 8:1, one query token: 8 query rows per kv head).
@@ -280,9 +283,37 @@ def decode_model(dev, c, dec):
             "predicted_us": round(total / (dev["hbm"] * frac) * 1e6, 2)}
 
 
+def vote_trips(launch):
+    """Trips per KV tile of a loop inside a vote-guarded region (the fallback): a loop storing to
+    shared memory runs until it has stored launch["vote_stores"] words per warp (FIRE: a slab's
+    failing rows x Bc exact biases, 32 lanes a store), i.e. vote_stores / 32 / its body's STS;
+    other loops once."""
+    def trips(c):
+        if not launch.get("vote_stores") or not c.get("STS"):
+            return 1
+        return launch["vote_stores"] / 32 / c["STS"]
+    return trips
+
+
+def mix(fast, fallback, f):
+    """Counters of the average tile: a fraction f of the tiles takes the fallback."""
+    return {k: (1 - f) * fast.get(k, 0) + f * fallback.get(k, 0) for k in set(fast) | set(fallback)}
+
+
 def summarise(label, arch, fn, insns, usage, launch, tile_flops=None):
-    a = sass.analyse(insns, trips=transform_trips(launch), tile_flops=tile_flops)
+    a = sass.analyse(insns, trips=transform_trips(launch), tile_flops=tile_flops,
+                     vote_trips=vote_trips(launch))
     u = usage.get((arch, fn), {})
+    vote = None
+    if a and a.get("fallback"):
+        # a vote-guarded path (docs/performance-model.md): the fast path, the fallback, and the
+        # tile average with the fallback fraction measured by fire_tiles (or 1 when unmeasured)
+        f = launch.get("fallback_fraction")
+        fast, fb = a["path"], a["fallback"]["path"]
+        vote = {"fast": fast, "fallback": fb, "fraction": f if f is not None else 1.0,
+                "measured": f is not None, "source": launch.get("fallback_source", "unmeasured")}
+        a["fast_path"] = fast
+        a["path"] = mix(fast, fb, vote["fraction"])
     c = a["path"] if a else {}
     stl = sum(1 for x in insns if x.base in ("STL", "LDL") and not sass.never(x))
     row = {"label": label, "arch": arch, "function": fn, "regs": u.get("REG"),
@@ -300,12 +331,19 @@ def summarise(label, arch, fn, insns, usage, launch, tile_flops=None):
     if dc:
         row["decode_counts"] = {"cta_per_tile": dc[0], "how": dc[1], "ref": DECODE_REF}
     row["devices"] = {}
+    if vote:
+        row["vote"] = {k: vote[k] for k in ("fraction", "measured", "source")}
+        row["vote"]["insns"] = {k: vote[k].get("total", 0) for k in ("fast", "fallback")}
+        row["vote"]["regions"] = len(a["fallback"]["regions"])
     for name, dev in DEVICES.items():
         if dev["arch"] != arch:
             continue
         row["devices"][name] = {"ctas_per_sm": ctas_per_sm(dev, u.get("REG", 0), launch["threads"],
                                                            launch["smem"]),
                                 "ceilings": ceilings(dev, c) if a and not dec else None}
+        if vote:
+            row["devices"][name]["vote"] = {k: ceilings(dev, vote[k])["predicted"]
+                                            for k in ("fast", "fallback")}
         if dc:
             row["devices"][name]["decode"] = decode_model(dev, dc[0], dec)
     return row
@@ -322,9 +360,45 @@ def transform_trips(launch):
     return trips
 
 
-def analyse_targets(build, only=None):
+def fire_fraction(build, exe=None):
+    """(fraction, rows, source) of the FIRE band's fallback: the largest fraction of warp tiles
+    that take it over bench/sass/fire_tiles.cpp's problems (hd128, 8k tokens, causal and not,
+    posattn-bench's and nn.Linear's MLP initialisations, 4 MLPs each) and the largest mean number
+    of failing rows per 16-row slab of such a tile (fire_slab's trips), or (None, None, why).
+    exe: a posattn_fire_tiles already built (any build of the same sources), else built in build
+    (it links posattn_internal: in a CUDA build, every instance)."""
+    built = exe is None
+    exe = exe or os.path.join(build, "tests", "python", "posattn_fire_tiles")
+    try:
+        if built and os.path.exists(os.path.join(build, "build.ninja")):
+            subprocess.run(["ninja", "-C", build, "tests/python/posattn_fire_tiles"], check=True,
+                           stdout=subprocess.DEVNULL)
+        out = run([exe, "128", "8192", "4"])
+    except (OSError, subprocess.CalledProcessError) as e:
+        return None, None, f"fire_tiles not run ({e})"
+    probs = re.findall(r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) .*"
+                       r"slow_rows_per_slab ([0-9.]+)", out)
+    if not probs:
+        return None, None, "fire_tiles printed no problem"
+    name, f, _ = max(probs, key=lambda x: float(x[1]))
+    rows = max(float(x[2]) for x in probs)
+    return float(f), rows, (f"fire_tiles: fraction: largest of {len(probs)} problems ({name}); "
+                            f"failing rows per slab: largest, {rows:.2f}")
+
+
+def analyse_targets(build, only=None, fire_tiles=None):
     tg = [t for t in targets() + wgmma_targets() if only is None or t[0].startswith(only)]
     build_objects(build, sorted({t[1] for t in tg}))
+    if any(t[3].get("vote_stores") for t in tg):
+        f, rows, why = fire_fraction(build, fire_tiles)
+        if f is None:
+            print(f"WARNING: FIRE fallback fraction not measured ({why}): the prediction assumes "
+                  "every tile takes the fallback, every row of it failing", file=sys.stderr)
+        for t in tg:
+            if t[3].get("vote_stores"):
+                t[3]["fallback_fraction"], t[3]["fallback_source"] = f, why
+                if rows is not None:  # fire_slab stores Bc words per failing row
+                    t[3]["vote_stores"] = rows * t[3]["bc"]
     rows, objs = [], {}
     for label, obj, filt, launch in tg:
         if obj not in objs:  # cuda_backend.cu.o holds several targets: disassemble it once
@@ -430,6 +504,31 @@ def wgmma_model(dev, a, launch, serial_clk=None):
             "t_gemm": round(t_gemm, 1), "t_soft": round(t_soft, 1)}
 
 
+def vote_table(rows, out=sys.stdout):
+    """The rows with a vote-guarded path (FIRE's band): per warp per KV tile, the fast path's and
+    the fallback's instructions, the fallback fraction and the predicted TFLOP/s of each and of
+    the mix (the main table's figure)."""
+    v = [r for r in rows if r.get("vote")]
+    if not v:
+        return
+    print("\nvote-guarded paths (a warp vote sends a tile to the fallback): per warp per KV tile",
+          file=out)
+    fmt = "%-30s %-6s %-9s %6s %8s %9s %6s %8s %6s  %s"
+    print(fmt % ("kernel", "arch", "device", "fast", "fallback", "fraction", "fast", "fallback",
+                 "mixed", "fraction from"), file=out)
+    for r in v:
+        vt = r["vote"]
+        for name, d in r["devices"].items():
+            print(fmt % (r["label"], r["arch"], name, "%.0f" % vt["insns"]["fast"],
+                         "%.0f" % vt["insns"]["fallback"], "%.4f" % vt["fraction"],
+                         "%.0f" % d["vote"]["fast"], "%.0f" % d["vote"]["fallback"],
+                         "%.0f" % d["ceilings"]["predicted"],
+                         vt["source"] if vt["measured"] else "UNMEASURED: 1 assumed"), file=out)
+    print("(instructions, then TFLOP/s predicted (static); mixed: the counters of "
+          "(1 - fraction) fast + fraction fallback tiles; docs/performance-model.md, "
+          "vote-guarded paths)", file=out)
+
+
 def wgmma_table(rows, out=sys.stdout):
     """The wgmma rows' model in detail (SM clocks per KV tile of one CTA, first sm_90a device)."""
     w = [r for r in rows if r.get("main_loop") and "warpgroup_flops" in r["main_loop"]]
@@ -508,6 +607,7 @@ def table(rows, out=sys.stdout):
                   file=out)
     print("(per warp per KV tile, steady-state path; TFLOP/s predicted (static): min of the "
           "tensor, shared-memory and issue ceilings; docs/performance-model.md)", file=out)
+    vote_table(rows, out)
     wgmma_table(rows, out)
     dec = [r for r in rows if r.get("decode_counts")]
     if not dec:
@@ -615,6 +715,9 @@ def main(argv=None):
                          "with --anchors: only that anchor ('CUTLASS ex88'), its rows replaced "
                          "in --json")
     ap.add_argument("--sass", nargs="+", help="analyse cuobjdump -sass text files instead")
+    ap.add_argument("--fire-tiles", metavar="EXE",
+                    help="posattn_fire_tiles of a build of the same sources (default: built in "
+                         "--build) for FIRE's fallback fraction")
     ap.add_argument("--anchor-tiles", action="store_true",
                     help="AnchorAttention: visible vs visited tiles and proportionality "
                          "(bench/sass/visible_tiles.py)")
@@ -634,7 +737,7 @@ def main(argv=None):
                 rows.append(summarise(os.path.basename(f), arch, fn, insns, {},
                                       {"threads": 256, "smem": None}))
     else:
-        rows = analyse_targets(args.build, args.only)
+        rows = analyse_targets(args.build, args.only, args.fire_tiles)
     rows = strip(rows)
     table(rows)
     report = {"tool": "posattn-sass", "kind": "predicted (static)", "devices": DEVICES,

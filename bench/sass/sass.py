@@ -225,7 +225,54 @@ def hot_regions(insns, h, l, in_inner, loads=True):
     return hot
 
 
-def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=None, force=()):
+VOTES = ("VOTE", "VOTEU")
+_PRED = re.compile(r"U?P[T0-6]")
+
+
+def pred_dests(x):
+    """The predicates an instruction writes: its leading predicate operands (xSETP, PLOP3,
+    VOTE.ALL/ANY P, P; a ballot VOTE.ANY R, PT, P writes a register first and no predicate here)."""
+    out = []
+    for o in x.args.split(","):
+        o = o.strip()
+        if not _PRED.fullmatch(o):
+            break
+        out.append(o)
+    return out
+
+
+def vote_regions(insns, h, l, in_inner):
+    """[(i, j)]: the regions of loop (h, l) entered only when a warp vote says so. A forward
+    conditional branch at i (outside inner loops) to index j whose predicate was last written by
+    a VOTE (scanning back from the branch to the loop head, in address order) skips insns[i+1:j]
+    on the vote's verdict: a warp-uniform choice the kernel makes for a whole tile (FIRE's exact
+    tiles, kernels/prefill/mma.cuh). The arm of an if/else (the region ends with an unconditional
+    jump past the target) is left to the shortest path, as in hot_regions."""
+    index = {x.addr: i for i, x in enumerate(insns)}
+    out = []
+    for i in range(h, l):
+        x = insns[i]
+        t = x.branch_target()
+        if t is None or x.pred in ("", "@PT") or in_inner(i) or t not in index:
+            continue
+        j = index[t]
+        if not (i < j <= l):
+            continue
+        p = x.pred.lstrip("@").lstrip("!")
+        writer = next((insns[k] for k in range(i - 1, h - 1, -1) if p in pred_dests(insns[k])),
+                      None)
+        if writer is None or writer.base not in VOTES:
+            continue
+        tail = insns[j - 1] if j - 1 > i else None
+        if tail is not None and tail.base == "BRA" and tail.pred == "" and \
+                (tail.branch_target() or 0) > t:
+            continue
+        out.append((i, j))
+    return out
+
+
+def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=None, force=(),
+                vote="fast", vote_trips=None):
     """Weights (per instruction index; 0 off the path) of the steady-state iteration of loop
     (h, l): the shortest head -> latch path over forward edges that still runs
       - every block holding a tensor-core instruction,
@@ -236,7 +283,11 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     knows how many times a loop runs per tile, the SASS does not. force_tc=False: tensor-core
     blocks are not forced (a decode chunk's no-RoPE path); force_loop(counters): which inner loops
     are forced instead of the shared-memory storing ones; force: instruction indices whose blocks
-    the path must also run (a masked tile's extra work: bench/sass/visible_tiles.py)."""
+    the path must also run (a masked tile's extra work: bench/sass/visible_tiles.py).
+    vote (top level only): the regions entered on a warp vote (vote_regions) are left to the
+    shortest path ("fast": nothing in them is forced, the tiles the vote lets through) or run
+    whole ("fallback": the tiles the vote sends there); a loop in one is weighted by
+    vote_trips(counters) instead of trips when given."""
     bl = blocks(insns, h, l)
     start_of = {b[0]: k for k, b in enumerate(bl)}
     index = {x.addr: i for i, x in enumerate(insns)}
@@ -251,6 +302,10 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     forced = set(copies) | set(force) | (hot_regions(insns, h, l, in_inner) if top else set())
     for a, b in sts_loops:
         forced.update(range(a, b + 1))
+    voted = set()
+    for i, j in vote_regions(insns, h, l, in_inner) if top else ():
+        voted.update(range(i + 1, j))
+    forced = forced | voted if vote == "fallback" else forced - voted
     must = sorted({k for k, (a, b) in enumerate(bl)
                    if any((force_tc and is_tc(insns[i])) or i in forced for i in range(a, b))})
     n = len(bl)
@@ -291,7 +346,8 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
         if w[a]:
             sub = steady_path(insns, a, b, trips, top=False, force_tc=force_tc,
                               force_loop=force_loop)
-            t = trips(count(insns[a:b + 1])[0]) if trips else 1
+            tf = vote_trips if vote_trips and a in voted else trips
+            t = tf(count(insns[a:b + 1])[0]) if tf else 1
             for i in range(a, b + 1):
                 w[i] = sub[i] * t
     return w
@@ -302,11 +358,13 @@ def outermost(spans):
     return [s for s in spans if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in spans)]
 
 
-def analyse(insns, trips=None, tile_flops=None):
+def analyse(insns, trips=None, tile_flops=None, vote_trips=None):
     """Main loop and its per-warp, per-iteration counters; None when the kernel has no loop.
     tile_flops (one warp's tensor-core FLOPs per iteration, when known): inner loops holding
     tensor-core instructions (a GEMM's k-loop that is not unrolled) are weighted so that the
-    iteration does exactly that work."""
+    iteration does exactly that work. A loop with regions entered on a warp vote (vote_regions)
+    gets "fallback": the counters of the iteration that runs them (their loops weighted by
+    vote_trips), beside "path", the iteration the vote lets through."""
     ml = main_loop(insns)
     if ml is None:
         ml = max(loops(insns), key=lambda hl: hl[1] - hl[0], default=None)
@@ -314,21 +372,30 @@ def analyse(insns, trips=None, tile_flops=None):
             return None
     h, l = ml
     body, shapes = count(insns[h:l + 1])
-    w = steady_path(insns, h, l, trips)
-    tc_loops = [(a, b) for a, b in outermost(inner_loops(insns, h, l))
-                if w[a] and any(is_tc(x) for x in insns[a:b + 1])]
-    if tile_flops and tc_loops:
-        inside = set(i for a, b in tc_loops for i in range(a, b + 1))
-        f_in = count(insns, [w[i] if i in inside else 0 for i in range(len(insns))])[0]["mma_flops"]
-        f_out = count(insns, [0 if i in inside else w[i] for i in range(len(insns))])[0]["mma_flops"]
-        t = max(tile_flops - f_out, 0) / f_in
-        w = [w[i] * t if i in inside else w[i] for i in range(len(insns))]
-    path, _ = count(insns, w)
-    return {"loop": [insns[h].addr, insns[l].addr], "body": dict(body), "path": dict(path),
-            "shapes": dict(shapes),
-            "inner_loops": [{"at": [insns[a].addr, insns[b].addr], "insns": b - a + 1,
-                             "counters": dict(count(insns[a:b + 1])[0])}
-                            for a, b in inner_loops(insns, h, l)]}
+
+    def weights(vote):
+        w = steady_path(insns, h, l, trips, vote=vote, vote_trips=vote_trips)
+        tc_loops = [(a, b) for a, b in outermost(inner_loops(insns, h, l))
+                    if w[a] and any(is_tc(x) for x in insns[a:b + 1])]
+        if tile_flops and tc_loops:
+            inside = set(i for a, b in tc_loops for i in range(a, b + 1))
+            f_in = count(insns, [w[i] if i in inside else 0 for i in range(len(insns))])[0]["mma_flops"]
+            f_out = count(insns, [0 if i in inside else w[i] for i in range(len(insns))])[0]["mma_flops"]
+            t = max(tile_flops - f_out, 0) / f_in
+            w = [w[i] * t if i in inside else w[i] for i in range(len(insns))]
+        return w
+    path, _ = count(insns, weights("fast"))
+    out = {"loop": [insns[h].addr, insns[l].addr], "body": dict(body), "path": dict(path),
+           "shapes": dict(shapes),
+           "inner_loops": [{"at": [insns[a].addr, insns[b].addr], "insns": b - a + 1,
+                            "counters": dict(count(insns[a:b + 1])[0])}
+                           for a, b in inner_loops(insns, h, l)]}
+    inner = inner_loops(insns, h, l)
+    voted = vote_regions(insns, h, l, lambda i: any(a <= i <= b for a, b in inner))
+    if voted:
+        out["fallback"] = {"path": dict(count(insns, weights("fallback"))[0]),
+                           "regions": [[insns[i].addr, insns[j].addr] for i, j in voted]}
+    return out
 
 
 # ---- Hopper: warp-specialised wgmma kernels (posattn_sass.wgmma_*) --------------------------------

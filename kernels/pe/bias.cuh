@@ -71,16 +71,26 @@ struct FireSegments {
   P<const int32_t> cell_seg;
   float scale, cells;
   int32_t steps;
-  PA_DEVICE float operator()(float x) const {
+  // The segment of x (start[seg] <= x < start[seg + 1]): non-decreasing in x.
+  PA_DEVICE int index(float x) const {
     int seg = cell_seg[int(fminf(x * scale, cells))];
     seg += start[seg + 1] <= x;
 #if defined(__CUDACC__)
 #pragma unroll 1  // rare (close starts): a compact loop, not 16 unrolled copies per element
 #endif
     for (int k = 1; k < steps; ++k) seg += start[seg + 1] <= x;
+    return seg;
+  }
+  PA_DEVICE float operator()(float x) const {
+    const int seg = index(x);
     return fmaf(slope[seg], x, icpt[seg]);
   }
 };
+// psi(d) = log1p(c d) of a distance: the host table up to fire_psi_max, log_far beyond.
+// Non-decreasing in d up to psi_max (the table rounds an increasing fp64 function).
+PA_DEVICE float fire_psi(pa::gptr<const float> psi, uint32_t psi_max, float c, uint32_t d) {
+  return d <= psi_max ? float(psi[d]) : log_far(c * float(d));
+}
 PA_DEVICE float fire_inv_norm(const pa_prefill_params &p, int32_t pq) {
   return 1.f / (log1pf(p.fire_c * fmaxf(p.fire_L, float(pq))) + p.fire_eps);
 }
@@ -96,8 +106,7 @@ struct FireBias {
       : seg(seg_), psi(pp.fire_psi), c(pp.fire_c), inv_norm(inv_norm_), pq(pq_),
         psi_max(pp.fire_psi_max) {}
   PA_DEVICE float operator()(int32_t pk) const {
-    const uint32_t d = abs_diff(pq, pk);
-    return seg((d <= psi_max ? float(psi[d]) : log_far(c * float(d))) * inv_norm);
+    return seg(fire_psi(psi, psi_max, c, abs_diff(pq, pk)) * inv_norm);
   }
 };
 PA_DEVICE FireSegments<pa::gptr> fire_segments_global(const pa_prefill_params &p, int h) {

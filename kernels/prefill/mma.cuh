@@ -153,6 +153,11 @@ struct Check {
   // tile the band was filled for. Not in kSmemBytes: see region_bytes.
   static constexpr int kBandPitch = 16 * T::kM + T::kBc;
   static constexpr int kBandWords = T::kWarps * kBandPitch;
+  // FIRE's band per warp (after its segment tables): psi of the distances (kBandPitch words;
+  // the last one: whether the tile is fast), each row's {1/normaliser, slope, intercept, offset}
+  // (4 words per row), and one slab's exact biases for tiles that cross a kink (16 x kBc words).
+  static constexpr int kFireRows = kBandPitch, kFireSlab = kFireRows + 4 * 16 * T::kM;
+  static constexpr int kFirePitch = kFireSlab + 16 * T::kBc;
   static constexpr size_t kSmemBytes =
       size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */ +
       size_t(T::kBr) * kMaskWords * 4 + size_t(kRowWords) * 4;
@@ -160,9 +165,10 @@ struct Check {
 
 // The kinds whose bias depends on the distance pq - pk alone: with positions in token order
 // (no q_pos/kv_pos arrays) the kernel reads it from the warps' distance bands.
+// FIRE's band holds psi(|d|) (its normaliser depends on the row; see the FIRE band below).
 PA_HD constexpr bool band_kind(int kind) {
   return kind == POSATTN_PE_ALIBI || kind == POSATTN_PE_T5 || kind == POSATTN_PE_KERPLE_LOG ||
-         kind == POSATTN_PE_KERPLE_POWER;
+         kind == POSATTN_PE_KERPLE_POWER || kind == POSATTN_PE_FIRE;
 }
 PA_HD bool uses_band(int kind, const pa_prefill_params &p) {
   return band_kind(kind) && !p.q_pos && !p.kv_pos;
@@ -170,10 +176,17 @@ PA_HD bool uses_band(int kind, const pa_prefill_params &p) {
 // Shared memory after the row table: the distance bands when the call uses them, else the T5 or
 // FIRE tables (pa_pe::shared_table_bytes; T5's band reads the host tables directly, so a T5 call
 // needs one or the other: hd192 with T5's largest table stays within the 163 KiB of an sm_80).
+// FIRE keeps its segment tables and, after them (16-byte aligned), the warps' FIRE bands.
+PA_HD size_t fire_band_offset(const pa_prefill_params &p) {  // in words
+  return (pa_pe::shared_table_bytes<POSATTN_PE_FIRE>(p) / 4 + 3) / 4 * 4;
+}
 template <int D, int PeKind>
 PA_HD size_t region_bytes(const pa_prefill_params &p) {
-  return uses_band(PeKind, p) ? size_t(Check<Traits<D>>::kBandWords) * 4
-                              : pa_pe::shared_table_bytes<PeKind>(p);
+  using C = Check<Traits<D>>;
+  if (PeKind == POSATTN_PE_FIRE)
+    return uses_band(PeKind, p) ? (fire_band_offset(p) + size_t(Traits<D>::kWarps) * C::kFirePitch) * 4
+                                : pa_pe::shared_table_bytes<PeKind>(p);
+  return uses_band(PeKind, p) ? size_t(C::kBandWords) * 4 : pa_pe::shared_table_bytes<PeKind>(p);
 }
 
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
@@ -474,6 +487,104 @@ PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words,
   }
 }
 
+// FIRE band (positions in token order; after the warp's psi band is filled). Row w of the warp
+// (0 .. 16 kM - 1) sees the distances d0 + w + [0, kBc) (band entries w .. w + kBc - 1), so its
+// x = psi(|d|) / normaliser lies in [x(min |d|), x(max |d|)] (psi is non-decreasing in |d| up to
+// fire_psi_max, x = fl(psi * inv_norm) is then non-decreasing in psi, and the segment index in
+// x): when both ends fall in one segment, every element of the row does. A tile whose rows all
+// pass (a warp vote) is fast: each element takes the segment FireBias takes, in log2 units from
+// the row's values {fl(fl(slope * inv_norm) * log2 e), fl(icpt * log2 e), 0, 0} (4 words per
+// row): bias' = fmaf(a, psi, c), one FFMA (the logit then adds it in one more FFMA; see
+// "Logit units"). Not bit-identical to FireBias's fmaf(slope, fl(psi * inv_norm), icpt) * log2 e:
+// a few fp32 roundings apart (docs/kernels.md, FIRE band numerics). A row that fails gets
+// {log2 e, 0, 0, offset}: its elements read their exact bias b from the slab tile (fire_slab
+// fills the failing rows of a slab: row w % 16 at kFireSlab + (w % 16) kBc, entry kBc - 1 - key;
+// the offset is from the element's band entry) and compute fl(b * log2 e). Rows beyond psi_max
+// (contexts over 64K), and rows whose distances wrap (past a sequence end), fail. The word after
+// the psi band holds the failing rows (a ballot; 0: the tile is fast), read by the logits.
+
+// Row w's check (fire_rows; also bench/sass/fire_tiles.cpp): whether its x over the tile's keys
+// stays in one segment (seg: that segment), from the warp's psi band and the row's 1/normaliser.
+template <class T>
+PA_DEVICE bool fire_row_fast(const pa_prefill_params &p, pa::sptr<const float> band_w, float inv,
+                             const pa_pe::FireSegments<pa::sptr> &segs, uint32_t d0, int w,
+                             int &seg) {
+  constexpr int kBc = T::kBc;
+  const int32_t dlo = int32_t(d0 + uint32_t(w)), dhi = int32_t(d0 + uint32_t(w + kBc - 1));
+  const bool crosses = dlo <= 0 && dhi >= 0;
+  const uint32_t far = pa::max(pa_pe::abs_diff(dlo, 0), pa_pe::abs_diff(dhi, 0));
+  const float xa = float(band_w[w]) * inv, xb = float(band_w[w + kBc - 1]) * inv;
+  const float xmin = crosses ? float(band_w[w - dlo]) * inv : fminf(xa, xb);
+  seg = segs.index(xmin);
+  // the other end in the same segment: start[seg] <= xmin <= xmax < start[seg + 1] (the last
+  // segment's stop is +inf), one compare instead of a second lookup
+  return dhi > dlo && far <= p.fire_psi_max && fmaxf(xa, xb) < float(segs.start[seg + 1]);
+}
+
+template <class T>
+PA_DEVICE void fire_rows(const pa_prefill_params &p, pa::sptr<float> band_w,
+                         pa::sptr<const float> row_f, const pa_pe::FireSegments<pa::sptr> &segs,
+                         uint32_t d0, int w) {
+  using C = Check<T>;
+  constexpr int kRowsW = 16 * T::kM, kBc = T::kBc;
+  constexpr float kLog2e = 1.4426950408889634f;  // prefill_mma's
+  static_assert(kRowsW <= 32, "fire_rows: one lane per row of the warp (the ballot's bits)");
+  bool ok = true;
+  int seg = 0;
+  float inv = 0.f;
+  if (w < kRowsW) {
+    inv = row_f[w];
+    ok = fire_row_fast<T>(p, band_w, inv, segs, d0, w, seg);
+  }
+  // the rows that fail (bit w): they take the exact path, the others keep their segment
+  const uint32_t slow = __ballot_sync(0xffffffffu, !ok);
+  if (w < kRowsW) {
+    const pa::sptr<float> rp = band_w + C::kFireRows + 4 * w;
+    rp[0] = ok ? float(segs.slope[seg]) * inv * kLog2e : kLog2e;
+    rp[1] = ok ? float(segs.icpt[seg]) * kLog2e : 0.f;
+    rp[2] = 0.f;
+    rp[3] = ok ? 0.f : float(C::kFireSlab + (w % 16) * kBc - w);
+  }
+  if (w == 0) pa::ptr_cast<uint32_t>(band_w)[C::kBandPitch - 1] = slow;
+  __syncwarp();
+}
+
+// The lowest set bit of a non-zero word.
+PA_DEVICE int fire_low_bit(uint32_t x) {
+#if defined(__CUDACC__)
+  return __ffs(int(x)) - 1;
+#else
+  return __builtin_ctz(x);
+#endif
+}
+
+// FIRE band, a tile where some row crosses a kink: the exact bias of slab m's failing rows (bits
+// of `slow`, fire_rows) x kBc keys into the warp's slab tile (FireBias's arithmetic on the band's
+// psi), one row per trip, lane l taking keys l + 32 k. The rows that pass keep their segment.
+template <class T>
+PA_DEVICE void fire_slab(pa::sptr<float> band_w, pa::sptr<const float> row_f,
+                         const pa_pe::FireSegments<pa::sptr> &segs, uint32_t slow, int m,
+                         int lane) {
+  constexpr int kBc = T::kBc;
+  static_assert(kBc % 32 == 0, "fire_slab: a row's keys in whole warp trips");
+  uint32_t rows = (slow >> (16 * m)) & 0xffffu;
+#if defined(__CUDACC__)
+#pragma unroll 1
+#endif
+  while (rows != 0u) {
+    const int r = fire_low_bit(rows), w = 16 * m + r;
+    rows &= rows - 1u;
+    const float inv = row_f[w];
+    PA_UNROLL
+    for (int k = 0; k < kBc / 32; ++k) {
+      const int key = lane + 32 * k;
+      const float x = float(band_w[w - key + kBc - 1]) * inv;
+      band_w[Check<T>::kFireSlab + r * kBc + (kBc - 1 - key)] = segs(x);
+    }
+  }
+  __syncwarp();
+}
+
 PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
   switch (dtype) {
     case POSATTN_DTYPE_BF16: pa::ptr_cast<pa::bf16>(base)[idx] = pa::bf16_from_float(x); break;
@@ -567,9 +678,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const pa::sptr<float> sRowF = pa::ptr_cast<float>(sRowPos + kBr);
   const pa::sptr<float> sHead = sRowF + kBr;
   // then region_bytes: the distance bands (Check::kBandPitch words per warp) or the tables
-  const pa::sptr<float> sBand = sHead + 4;
   const pa::sptr<float> sB = sHead + 4;  // the same words: a call uses one or the other
-  if (!uses_band(PeKind, p)) pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
+  const pa::sptr<float> sBand = PeKind == POSATTN_PE_FIRE ? sB + fire_band_offset(p) : sB;
+  if (!uses_band(PeKind, p) || PeKind == POSATTN_PE_FIRE)  // FIRE: tables, then bands
+    pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
   if (p.doc_ids) row_docs<kBr, kThreads>(sq, sRowDoc, qt0, tid);
   if (kBias) {
     for (int r = tid; r < kBr; r += kThreads) {
@@ -627,6 +739,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // offset from a per-thread base, then one FFMA and one FMUL. Explicit positions take the
   // per-element path (tile_loop below: one copy of the loop each).
   constexpr int kBandLen = 16 * kM + kBc - 1;
+  constexpr int kWarpPitch =
+      PeKind == POSATTN_PE_FIRE ? Check<T>::kFirePitch : Check<T>::kBandPitch;
 
   // ldmatrix rows of this lane (matrix mi = lane / 8 of each x4; see the fragment layouts):
   //   Q (A, rows x features): matrices (rows 0-7|8-15) x (chunk lo|hi) -> a[0..3]; slab m 16m rows on
@@ -673,7 +787,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         // of the loop below), all slots otherwise.
         constexpr int kSlots = (kBandLen + 31) / 32, kFresh = kBandReuse ? kBc / 32 : kSlots;
         const int ft = fresh_tid(), fl = ft % 32;
-        const pa::sptr<float> band_w = sBand + (ft / 32) * Check<T>::kBandPitch;
+        const pa::sptr<float> band_w = sBand + (ft / 32) * kWarpPitch;
         const pa::sptr<int32_t> band_tile = pa::ptr_cast<int32_t>(band_w + kBandLen);
         const uint32_t d0 = uint32_t(qt0) + uint32_t(sq.shift) - uint32_t(j0) +
                             uint32_t((ft / 32) * 16 * kM - (kBc - 1));
@@ -681,6 +795,9 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         auto entry = [&](int i) {
           if constexpr (PeKind == POSATTN_PE_T5)  // no shared table with the band
             return pa_pe::Bias<POSATTN_PE_T5>(p, h, int32_t(d0 + uint32_t(i)))(0);
+          else if constexpr (PeKind == POSATTN_PE_FIRE)  // psi(|d|) (as FireBias)
+            return pa_pe::fire_psi(p.fire_psi, p.fire_psi_max, p.fire_c,
+                                   pa_pe::abs_diff(int32_t(d0 + uint32_t(i)), 0));
           else
             return row_bias(int32_t(d0 + uint32_t(i)), 0.f, h0, h1)(0);
         };
@@ -706,6 +823,9 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         }
         __syncwarp();
         if (kBandReuse && fl == 0) *band_tile = t;  // every lane has read the old one
+        if constexpr (PeKind == POSATTN_PE_FIRE)
+          fire_rows<T>(p, band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB),
+                       d0, fl);
       }
       const pa::sptr<Tin> k_s = sK + slot * kBc * kP, v_s = sV + slot * kBc * kP;
       if (Transform<PeKind>::kRotatesK) {
@@ -751,7 +871,48 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
       // ---- logits (see "Logit units"), then the mask; mn: this thread's minimum of each row's
       // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
       // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
-      if (band) {
+      if constexpr (band && PeKind == POSATTN_PE_FIRE) {
+        // FIRE band (fire_rows): per row {a, c, 0, offset}; per element one shared load (psi, or
+        // the exact bias at the offset), the bias' FFMA (log2 units) and the logit's FFMA.
+        const int ft = fresh_tid(), fl = ft % 32;
+        const pa::sptr<float> band_w = sBand + (ft / 32) * kWarpPitch;
+        const pa::sptr<float> bt = band_w + (fl / 4 - 2 * (fl % 4) + kBc - 1);
+        // One copy for both kinds of tile: a tile with failing rows fills their slab rows first
+        // (a rolled loop: the per-element loop with the lookup stays out of this one). The
+        // choice (fire_rows' ballot) as a vote: the fill is a region entered on a warp vote,
+        // which posattn-sass counts apart (the fallback).
+        const uint32_t slow = pa::ptr_cast<const uint32_t>(band_w)[Check<T>::kBandPitch - 1];
+        const bool fast = __all_sync(0xffffffffu, slow == 0u);
+        const float scale2 = p.scale * kLog2e;  // the logit's scale in log2 units
+        PA_UNROLL
+        for (int m = 0; m < kM; ++m) {
+          if (!fast)
+            fire_slab<T>(band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB),
+                         slow, m, fl);
+          auto logits = [&](auto softcap) {
+            PA_UNROLL
+            for (int hr = 0; hr < 2; ++hr) {
+              // the row's {a, c, 0, offset} (fire_rows)
+              const float4 rp = pa::load(pa::ptr_cast<const float4>(
+                  band_w + Check<T>::kFireRows + 4 * (16 * m + fl / 4 + 8 * hr)));
+              const pa::sptr<float> rb = bt + int(rp.w);
+              PA_UNROLL
+              for (int a = 0; a < kNA; ++a)
+                PA_UNROLL
+                for (int c = 0; c < 2; ++c) {
+                  float &x = s[m][a][2 * hr + c];
+                  const float bias2 = fmaf(rp.x, float(rb[16 * m + 8 * hr - 8 * a - c]), rp.y);
+                  x = decltype(softcap)::value
+                          ? fmaf(pa_pe::apply_softcap(p, x * p.scale), kLog2e, bias2)
+                          : fmaf(x, scale2, bias2);
+                }
+            }
+          };
+          if (p.softcap > 0.f) logits(std::true_type{});
+          else logits(std::false_type{});
+          if (!fast) __syncwarp();  // the slab's reads, before the next slab overwrites it
+        }
+      } else if (band) {
         const int ft = fresh_tid(), fl = ft % 32;
         const pa::sptr<float> bt =
             sBand + (ft / 32) * Check<T>::kBandPitch + (fl / 4 - 2 * (fl % 4) + kBc - 1);

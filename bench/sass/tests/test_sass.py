@@ -113,6 +113,71 @@ class SteadyPath(unittest.TestCase):
         self.assertEqual(r3["path"]["total"], 10 + 2 * 2)
 
 
+# A loop with a region entered on a warp vote (0x140 .. 0x1b0: a float fill loop storing to shared
+# memory, FIRE's exact tiles), and the same region behind an ordinary predicate (P2 from an FSETP):
+# the vote's region is off the fast path and whole on the fallback; the other is forced as before.
+VOTED = """
+\tcode for sm_80
+\t\tFunction : voted
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0100*/                   HMMA.16816.F32.BF16 R4, R8, R12, R4 ;
+        /*0110*/                   FSETP.NEU.AND P0, PT, R20, RZ, PT ;
+        /*0120*/                   VOTE.ALL P0, P0 ;
+        /*0130*/                   ISETP.NE.AND P3, PT, R21, RZ, PT ;
+        /*0140*/               @P0 BRA 0x1c0 ;
+        /*0150*/                   FMUL R22, R23, R24 ;
+        /*0160*/                   FFMA R25, R22, R26, R27 ;
+        /*0170*/                   STS [R28], R25 ;
+        /*0180*/                   IADD3 R28, R28, 0x80, RZ ;
+        /*0190*/                   ISETP.GE.AND P1, PT, R28, R29, PT ;
+        /*01a0*/              @!P1 BRA 0x150 ;
+        /*01b0*/                   FMUL R5, R5, R6 ;
+        /*01c0*/                   FSETP.GT.AND P2, PT, R30, RZ, PT ;
+        /*01d0*/               @P2 BRA 0x220 ;
+        /*01e0*/                   FMUL R22, R23, R24 ;
+        /*01f0*/                   STS [R31], R22 ;
+        /*0200*/              @!P3 BRA 0x1e0 ;
+        /*0210*/                   FADD R5, R5, R6 ;
+        /*0220*/                   HMMA.16816.F32.BF16 R4, R8, R12, R4 ;
+        /*0230*/              @!P4 BRA 0x100 ;
+        /*0240*/                   EXIT ;
+"""
+
+
+class VoteGuarded(unittest.TestCase):
+    def test_fast_path_skips_the_vote_region_fallback_runs_it(self):
+        insns = sass.parse(VOTED)[("sm_80", "voted")]
+        h, l = sass.main_loop(insns)
+        inner = sass.inner_loops(insns, h, l)
+        in_inner = lambda i: any(a <= i <= b for a, b in inner)
+        self.assertEqual([(insns[i].addr, insns[j].addr)
+                          for i, j in sass.vote_regions(insns, h, l, in_inner)], [(0x140, 0x1c0)])
+        r = sass.analyse(insns, vote_trips=lambda c: 4)
+        # fast: 0x100-0x140 (5), 0x1c0-0x1d0 (2), the FSETP region forced (0x1e0-0x210: loop 3 +
+        # FADD 1), 0x220-0x230 (2)
+        self.assertEqual(r["path"]["total"], 13)
+        self.assertEqual(r["path"]["STS"], 1)
+        fb = r["fallback"]["path"]
+        # fallback: + the vote region, its loop (6 instructions) 4 times, the FMUL after it once
+        self.assertEqual(fb["total"], 13 + 4 * 6 + 1)
+        self.assertEqual(fb["STS"], 1 + 4)
+        self.assertEqual(r["fallback"]["regions"], [[0x140, 0x1c0]])
+
+    def test_predicate_writers(self):
+        x = sass.parse(VOTED)[("sm_80", "voted")]
+        self.assertEqual(sass.pred_dests(x[3]), ["P0", "P0"])  # VOTE.ALL P0, P0
+        self.assertEqual(sass.pred_dests(x[2]), ["P0", "PT"])  # FSETP P0, PT, ...
+        ballot = sass.Insn(0, "", "VOTE.ANY", "R5, PT, P0")
+        self.assertEqual(sass.pred_dests(ballot), [])
+
+    def test_mixed_counters(self):
+        m = ps.mix({"total": 100, "STS": 0}, {"total": 300, "STS": 8}, 0.25)
+        self.assertEqual(m["total"], 150)
+        self.assertEqual(m["STS"], 2)
+        self.assertEqual(ps.vote_trips({"vote_stores": 512})({"STS": 1}), 16)
+        self.assertEqual(ps.vote_trips({})({"STS": 1}), 1)
+
+
 class Model(unittest.TestCase):
     def test_ceilings(self):
         dev = ps.DEVICES["H100-SXM"]

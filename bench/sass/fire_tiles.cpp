@@ -1,0 +1,235 @@
+// fire_tiles -- the fraction of FIRE warp tiles that take the exact (fallback) path of the
+// tensor-core prefill kernel's FIRE band, from the kernel's own code.
+//
+// The FIRE band (kernels/prefill/mma.cuh: fire_rows, fire_slab) sends a warp's KV tile to the
+// exact per-element path when some row of the warp crosses a kink of the FIRE MLP over the tile's
+// keys (a warp vote). posattn-sass counts the two paths apart and mixes them with the fraction
+// printed here (docs/performance-model.md, "Vote-guarded paths"). This program builds the call's
+// tables as the library does (pa_validate, pa_prefill_layout_make, pa_prefill_tables_build,
+// pa_prefill_params_fill), then walks the kernel's tiles (TileWalk, FullTiles) and, per warp and
+// tile, fills the psi band as the kernel's band fill does and runs the kernel's row check
+// (fire_row_fast) on each row of the warp; the tile is fast when every row passes (the vote).
+//
+//   fire_tiles D [LEN SEEDS]     D in {64, 128}: per problem, the warp tiles visited, those that
+//                                take the fallback and its fraction, over the full (unmasked)
+//                                tiles alone too, and the failing rows per 16-row slab of a
+//                                fallback tile (fire_slab's trips); LEN tokens (default 8192),
+//                                SEEDS random MLPs per initialisation (default 4)
+//   fire_tiles --check D LEN SEEDS
+//                                the row check against every element: a row passes exactly when
+//                                all its elements' x (fl(psi * 1/norm)) fall in one segment
+//                                (FireSegments::index per element); exit 1 otherwise
+//
+// Problems: batch 1, one head, LEN queries and keys (positions in token order, the band's case),
+// causal and not; FIRE with posattn's defaults (c 0.1, L 512, eps 1e-6, mlp_width 32: the
+// pe-spec shape) and two initialisations of the MLP: "bench" (every weight and bias U(-1, 1), as
+// posattn-bench draws them) and "torch" (nn.Linear's default init of Linear(1, 32), Linear(32,
+// H): w1, b1 U(-1, 1), w2, b2 U(-1/sqrt(32), 1/sqrt(32))). Only the kinks (-b1/w1) decide a tile,
+// and both draw w1, b1 alike (from different seeds here); the two are run anyway since the
+// segments are built from the whole MLP.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "posattn.h"
+#include "prefill/mma.cuh"
+#include "prefill/tables.h"
+
+namespace {
+
+namespace mma = pa_kernels::mma;
+
+struct Counts {
+  long long tiles = 0, fallback = 0, full = 0, full_fallback = 0, rows = 0, mismatches = 0;
+  long long slow_rows = 0;  // failing rows of the fallback tiles (fire_slab's trips)
+};
+
+template <class T>
+pa::sptr<T> shared_of(std::vector<T> &v, const char *name) {
+  return pa::sptr<T>(v.data(), pa_emu::Region{reinterpret_cast<char *>(v.data()),
+                                              v.size() * sizeof(T), name});
+}
+
+// One problem through the kernel's FIRE band decisions (check: every row against its elements).
+template <int D>
+bool run(int len, int causal, const char *init, unsigned seed, bool check, Counts &n) {
+  using Tr = mma::Traits<D>;
+  constexpr int kBr = Tr::kBr, kBc = Tr::kBc, kWarps = Tr::kWarps, kRowsW = 16 * Tr::kM;
+  constexpr int kBandLen = kRowsW + kBc - 1;
+  const int width = 32, heads = 1;
+  std::mt19937 rng(seed);
+  auto uni = [&](double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng); };
+  const bool torch = std::strcmp(init, "torch") == 0;
+  const double b2bound = torch ? 1.0 / std::sqrt(double(width)) : 1.0;
+  std::vector<float> w1(width), b1(width), w2(size_t(width) * heads), b2(heads);
+  for (int k = 0; k < width; ++k) {
+    w1[k] = float(uni(-1, 1));
+    b1[k] = float(uni(-1, 1));
+  }
+  for (float &x : w2) x = float(uni(-b2bound, b2bound));
+  for (float &x : b2) x = float(uni(-b2bound, b2bound));
+
+  posattn_attention_desc desc;
+  posattn_attention_desc_init(&desc);
+  desc.batch = 1;
+  desc.q_heads = desc.kv_heads = heads;
+  desc.head_dim = D;
+  desc.q_len = desc.kv_len = len;
+  desc.causal = causal;
+  desc.pe.kind = POSATTN_PE_FIRE;  // c, L, eps, mlp_width: posattn's defaults
+  desc.pe.fire.w1 = w1.data();
+  desc.pe.fire.b1 = b1.data();
+  desc.pe.fire.w2 = w2.data();
+  desc.pe.fire.b2 = b2.data();
+  char msg[512];
+  pa_problem prob;
+  pa_prefill_layout L;
+  pa_prefill_scalars sc;
+  if (pa_validate(msg, sizeof msg, &desc, POSATTN_DTYPE_BF16, POSATTN_DTYPE_BF16, nullptr, nullptr,
+                  nullptr, nullptr, nullptr, &prob) != POSATTN_STATUS_SUCCESS ||
+      pa_prefill_layout_make(&prob, 0, 0, &L, msg, sizeof msg) != POSATTN_STATUS_SUCCESS) {
+    std::fprintf(stderr, "fire_tiles: %s\n", msg);
+    return false;
+  }
+  std::vector<uint64_t> tables((L.tables_bytes + 7) / 8);
+  unsigned char *tb = reinterpret_cast<unsigned char *>(tables.data());
+  if (pa_prefill_tables_build(&prob, &L, tb, &sc, msg, sizeof msg) != POSATTN_STATUS_SUCCESS) {
+    std::fprintf(stderr, "fire_tiles: %s\n", msg);
+    return false;
+  }
+  posattn_tensor none{};  // no q, k, v: the band reads none of them (their strides are filled)
+  prob.q = prob.k = prob.v = &none;
+  pa_prefill_params p;
+  pa_prefill_params_fill(p, &prob, L, sc, tb, nullptr, 0, nullptr, 0, nullptr, 0, nullptr, 0, 0,
+                         0, 0, nullptr);
+
+  // the block's shared segment tables (fill_shared_table), a warp's psi band, the row table
+  std::vector<float> seg_tab(pa_pe::shared_table_bytes<POSATTN_PE_FIRE>(p) / 4);
+  const pa::sptr<float> s_seg = shared_of(seg_tab, "FIRE tables");
+  pa_pe::fill_shared_table<POSATTN_PE_FIRE>(p, 0, s_seg, 0, 1);
+  const pa_pe::FireSegments<pa::sptr> segs = pa_pe::fire_segments_shared(p, s_seg);
+  std::vector<float> band(kBandLen);
+  const pa::sptr<float> s_band = shared_of(band, "psi band");
+
+  const pa_pe::Seq sq(p, 0);
+  for (int qt0 = 0; qt0 < sq.Lq; qt0 += kBr) {
+    const int qt1 = std::min(qt0 + kBr, sq.Lq);
+    float row_f[kBr];  // prefill_mma's row table: 1/normaliser (pq = 0 past the last row)
+    for (int r = 0; r < kBr; ++r)
+      row_f[r] = pa_pe::fire_inv_norm(p, qt0 + r < sq.Lq ? sq.q_pos(qt0 + r) : 0);
+    const mma::TileWalk<kBc> walk(sq, qt0, qt1);
+    const mma::FullTiles full_tile(sq, qt0, qt1);
+    for (int t = walk.first; t < walk.end; t = walk.next(t + 1)) {
+      const int j0 = t * kBc;
+      const bool full = full_tile(sq, j0, kBc);
+      for (int wi = 0; wi < kWarps; ++wi) {
+        // the band fill of prefill_mma: entry i is psi(|d0 + i|)
+        const uint32_t d0 = uint32_t(qt0) + uint32_t(sq.shift) - uint32_t(j0) +
+                            uint32_t(wi * kRowsW - (kBc - 1));
+        for (int i = 0; i < kBandLen; ++i)
+          s_band[i] = pa_pe::fire_psi(p.fire_psi, p.fire_psi_max, p.fire_c,
+                                      pa_pe::abs_diff(int32_t(d0 + uint32_t(i)), 0));
+        bool fast = true;
+        int slow = 0;
+        for (int w = 0; w < kRowsW; ++w) {
+          int seg = 0;
+          const float inv = row_f[wi * kRowsW + w];
+          const bool ok = mma::fire_row_fast<Tr>(p, s_band, inv, segs, d0, w, seg);
+          fast = fast && ok;
+          slow += !ok;
+          if (!check) continue;
+          // every element of the row: its x as the fast path forms it, its segment
+          const int32_t dlo = int32_t(d0 + uint32_t(w)), dhi = int32_t(d0 + uint32_t(w + kBc - 1));
+          const int64_t far = std::max(std::abs(int64_t(dlo)), std::abs(int64_t(dhi)));
+          const bool reach = dhi > dlo && far <= int64_t(p.fire_psi_max);
+          bool one = true;
+          for (int c = 0; c < kBc; ++c)
+            one = one && segs.index(float(s_band[w - c + kBc - 1]) * inv) == seg;
+          ++n.rows;
+          if (reach && ok != one) {
+            if (n.mismatches++ < 5)
+              std::fprintf(stderr, "row %d warp %d tile %d: row check %d, elements in one "
+                           "segment %d\n", qt0 + wi * kRowsW + w, wi, t, int(ok), int(one));
+          }
+        }
+        ++n.tiles;
+        n.fallback += !fast;
+        n.slow_rows += slow;
+        n.full += full;
+        n.full_fallback += full && !fast;
+      }
+    }
+  }
+  return true;
+}
+
+// The two initialisations draw from different seeds (the same seeds would give the same kinks).
+bool torch_seeds(const char *init) { return std::strcmp(init, "torch") == 0; }
+
+template <int D>
+int report(int len, int seeds) {
+  std::printf("# fire_tiles hd%d: Br %d Bc %d warps %d rows/warp %d; %d tokens, %d MLPs per init\n",
+              D, mma::Traits<D>::kBr, mma::Traits<D>::kBc, mma::Traits<D>::kWarps,
+              16 * mma::Traits<D>::kM, len, seeds);
+  for (const char *init : {"bench", "torch"})
+    for (int causal = 1; causal >= 0; --causal) {
+      Counts n;
+      double lo = 1, hi = 0;
+      for (int s = 0; s < seeds; ++s) {
+        Counts one;
+        const unsigned seed = (torch_seeds(init) ? 2000u : 1000u) + unsigned(s);
+        if (!run<D>(len, causal, init, seed, false, one)) return 2;
+        const double f = double(one.fallback) / double(one.tiles);
+        lo = std::min(lo, f);
+        hi = std::max(hi, f);
+        n.tiles += one.tiles;
+        n.fallback += one.fallback;
+        n.full += one.full;
+        n.full_fallback += one.full_fallback;
+        n.slow_rows += one.slow_rows;
+      }
+      std::printf("problem hd%d_%s_%s tiles %lld fallback %lld fraction %.4f min %.4f max %.4f "
+                  "full_tiles %lld full_fallback %lld full_fraction %.4f slow_rows_per_slab %.2f\n",
+                  D, init, causal ? "causal" : "noncausal", n.tiles, n.fallback,
+                  double(n.fallback) / double(n.tiles), lo, hi, n.full, n.full_fallback,
+                  n.full ? double(n.full_fallback) / double(n.full) : 0.0,
+                  n.fallback ? double(n.slow_rows) / double(n.fallback * mma::Traits<D>::kM) : 0.0);
+    }
+  return 0;
+}
+
+template <int D>
+int check(int len, int seeds) {
+  Counts n;
+  for (const char *init : {"bench", "torch"})
+    for (int causal = 0; causal < 2; ++causal)
+      for (int s = 0; s < seeds; ++s)
+        if (!run<D>(len, causal, init, 77u + unsigned(s), true, n)) return 2;
+  std::printf("hd%d: %lld warp tiles (%lld fallback), %lld rows checked against their elements, "
+              "%lld mismatches\n", D, n.tiles, n.fallback, n.rows, n.mismatches);
+  return n.mismatches || n.fallback == 0 || n.fallback == n.tiles ? 1 : 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  const bool chk = argc > 1 && std::strcmp(argv[1], "--check") == 0;
+  const int a = chk ? 2 : 1;
+  if (argc < a + 1) {
+    std::fprintf(stderr, "usage: fire_tiles D [LEN SEEDS] | fire_tiles --check D LEN SEEDS\n");
+    return 64;
+  }
+  const int d = std::atoi(argv[a]);
+  const int len = argc > a + 1 ? std::atoi(argv[a + 1]) : 8192;
+  const int seeds = argc > a + 2 ? std::atoi(argv[a + 2]) : 4;
+  if (len < 1 || seeds < 1) return 64;
+  if (d == 64) return chk ? check<64>(len, seeds) : report<64>(len, seeds);
+  if (d == 128) return chk ? check<128>(len, seeds) : report<128>(len, seeds);
+  std::fprintf(stderr, "fire_tiles: head dim %d not built (64, 128)\n", d);
+  return 64;
+}
