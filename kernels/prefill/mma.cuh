@@ -99,7 +99,7 @@ struct Traits<112> {
 // partly unrolled Q K^T loop (docs/kernels.md, Issue 12 log): the margin is a few registers.
 template <>
 struct Traits<128> {
-  static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 32, kStages = 2, kM = 2;
+  static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 64, kStages = 2, kM = 2;
 };
 // hd192: O is 96 registers per slab: 8 warps x 16 rows, 32-key tiles: 48 + 2 x 24 KiB = 96 KiB.
 template <>
@@ -146,8 +146,10 @@ struct Check {
   static_assert(T::kBc % 32 == 0 && T::kBc <= 64, "a row's visibility over a KV tile: 1-2 words");
   static constexpr int kMaskWords = T::kBc / 32;  // per query row (visible_words)
   // per query row: its document's keys (2 words, visible_words), its position and one float
-  // (row_table), then 4 words of head values
-  static constexpr int kRowWords = 4 * T::kBr + 4;
+  // (row_table), then 4 words of head values and kBlockWords of block values the tile loop reads
+  // back instead of holding them in registers (K/V offsets, TileWalk, FullTiles)
+  static constexpr int kBlockWords = 12;
+  static constexpr int kRowWords = 4 * T::kBr + 4 + kBlockWords;
   // Per warp: the bias of every distance its 16 kM rows x kBc keys can see (16 kM + kBc - 1
   // distances; the distance band, bias kinds with positions in token order), then one word: the
   // tile the band was filled for. Not in kSmemBytes: see region_bytes.
@@ -187,7 +189,7 @@ constexpr bool t5_table_fits() {
   return ((smem_bytes<D>() + 2 * (size_t(pa_pe::kT5SharedMaxDistance) + 1) * 4 <= 163 * 1024) &&
           ...);
 }
-static_assert(t5_table_fits<64, 80, 96, 112, 128, 192, 256>(), "T5's shared table does not fit");
+static_assert(t5_table_fits<64, 80, 96, 112, 192, 256>(), "T5's shared table does not fit");
 
 // ---- small helpers -------------------------------------------------------------------------------
 template <class T>
@@ -336,7 +338,8 @@ struct TileWalk {
     end = pa::max(pa::min(t_end, dhi / kBc + (dhi % kBc != 0)), pa::min(t_anchor, t_end));
     first = next(lo / kBc);
   }
-  PA_DEVICE int next(int t) const {
+  PA_DEVICE int next(int t) const { return step(t, skip_from, skip_to, end); }
+  PA_DEVICE static int step(int t, int skip_from, int skip_to, int end) {
     if (t >= skip_from && t < skip_to) t = skip_to;
     return t < end ? t : end;
   }
@@ -365,6 +368,9 @@ struct FullTiles {
   }
   // Whether keys [j0, j0 + n) are visible to every row.
   PA_DEVICE bool operator()(const pa_pe::Seq &sq, int j0, int n) const {
+    return test(sq, first, last, doc, j0, n);
+  }
+  PA_DEVICE static bool test(const pa_pe::Seq &sq, int first, int last, int32_t doc, int j0, int n) {
     if (j0 < first || j0 + n - 1 > last) return false;
     const pa_prefill_params &p = *sq.p;
     if (p.doc_ids && j0 + n > p.num_anchor)
@@ -474,6 +480,14 @@ PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words,
   }
 }
 
+// The logit softcap c tanh(s / c) (posattn.h) with s / c taken as s * (1 / c), 1 / c computed
+// once per block: an IEEE division per element has a slow-path call, around which ptxas saved
+// registers to local memory in the hd128 two-slab instances. Differs from the division by at most
+// an ulp of the tanh argument.
+PA_DEVICE float softcap_logit(const pa_prefill_params &p, float inv_cap, float s) {
+  return p.softcap * tanhf(s * inv_cap);
+}
+
 PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
   switch (dtype) {
     case POSATTN_DTYPE_BF16: pa::ptr_cast<pa::bf16>(base)[idx] = pa::bf16_from_float(x); break;
@@ -530,29 +544,15 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // neither a reachable anchor nor a document of this query tile. Every thread computes the same
   // sequence.
   const TileWalk<kBc> walk(sq, qt0, qt1);
-  const int t_end = walk.end;
 
   pa::sptr<Tin> sQ = pa::dynamic_shared<Tin>();
   pa::sptr<Tin> sK = sQ + kBr * kP;
   pa::sptr<Tin> sV = sK + kS * kBc * kP;
 
   const pa::gptr<const Tin> gq = pa::ptr_cast<const Tin>(p.q) + sq.q_off(qt0, h, p.q_sb, p.q_ss, p.q_sh);
-  const pa::gptr<const Tin> gk = pa::ptr_cast<const Tin>(p.k) + sq.kv_off(0, hk, p.k_sb, p.k_ss, p.k_sh);
-  const pa::gptr<const Tin> gv = pa::ptr_cast<const Tin>(p.v) + sq.kv_off(0, hk, p.v_sb, p.v_ss, p.v_sh);
-  const TileCopy<D, kBc, kThreads> k_copy(tid, p.k_ss), v_copy(tid, p.v_ss);
+  const int64_t k_off = sq.kv_off(0, hk, p.k_sb, p.k_ss, p.k_sh);
+  const int64_t v_off = sq.kv_off(0, hk, p.v_sb, p.v_ss, p.v_sh);
 
-  // The copy cursor runs kS-1 tiles ahead of the math cursor through the same tile sequence.
-  int fetch_t = walk.first, fetch_n = 0;
-  auto issue = [&]() {
-    if (fetch_t < t_end) {
-      const int j0 = fetch_t * kBc, slot = fetch_n % kS;
-      k_copy(sK + slot * kBc * kP, gk + j0 * p.k_ss, p.k_ss, sq.Lk - j0, tid);
-      v_copy(sV + slot * kBc * kP, gv + j0 * p.v_ss, p.v_ss, sq.Lk - j0, tid);
-      fetch_t = walk.next(fetch_t + 1);
-    }
-    ++fetch_n;
-    pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
-  };
 
   // After the K/V ring: the masked tiles' visibility words (visible_words), the bias kinds' row
   // table (each row's query position, FIRE's 1/normaliser per row, the head's ALiBi slope or
@@ -566,9 +566,37 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const pa::sptr<int32_t> sRowPos = sRowDoc + 2 * kBr;
   const pa::sptr<float> sRowF = pa::ptr_cast<float>(sRowPos + kBr);
   const pa::sptr<float> sHead = sRowF + kBr;
+  // Block values the tile loop reads from here rather than holding them in registers across it:
+  // K and V element offsets (int64 as two words each), TileWalk's skipped run and end, FullTiles.
+  const pa::sptr<int32_t> sBlk = pa::ptr_cast<int32_t>(sHead + 4);
   // then region_bytes: the distance bands (Check::kBandPitch words per warp) or the tables
-  const pa::sptr<float> sBand = sHead + 4;
-  const pa::sptr<float> sB = sHead + 4;  // the same words: a call uses one or the other
+  const pa::sptr<float> sBand = pa::ptr_cast<float>(sBlk + Check<T>::kBlockWords);
+  const pa::sptr<float> sB = sBand;  // the same words: a call uses one or the other
+
+  // The copy cursor runs kS-1 tiles ahead of the math cursor through the same tile sequence.
+  int fetch_t = walk.first, fetch_n = 0;
+  // Reads the block values (sBlk, below) from shared memory: published by the barrier after
+  // they are written, before the first copy.
+  auto next_tile = [&](int t) { return TileWalk<kBc>::step(t, sBlk[4], sBlk[5], sBlk[6]); };
+  auto issue = [&]() {
+    if (fetch_t < sBlk[6]) {
+      const int j0 = fetch_t * kBc, slot = fetch_n % kS;
+      // the per-thread copy addressing from a fresh %tid.x: recomputed per tile (a few integer
+      // instructions), not held across the tile loop
+      const int ft = fresh_tid();
+      const TileCopy<D, kBc, kThreads> k_copy(ft, p.k_ss), v_copy(ft, p.v_ss);
+      const int64_t ko = int64_t(uint32_t(sBlk[0])) | (int64_t(sBlk[1]) << 32);
+      const int64_t vo = int64_t(uint32_t(sBlk[2])) | (int64_t(sBlk[3]) << 32);
+      k_copy(sK + slot * kBc * kP, pa::ptr_cast<const Tin>(p.k) + ko + j0 * p.k_ss, p.k_ss,
+             sq.Lk - j0, ft);
+      v_copy(sV + slot * kBc * kP, pa::ptr_cast<const Tin>(p.v) + vo + j0 * p.v_ss, p.v_ss,
+             sq.Lk - j0, ft);
+      fetch_t = next_tile(fetch_t + 1);
+    }
+    ++fetch_n;
+    pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
+  };
+
   if (!uses_band(PeKind, p)) pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
   if (p.doc_ids) row_docs<kBr, kThreads>(sq, sRowDoc, qt0, tid);
   if (kBias) {
@@ -596,6 +624,21 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
       return pa_pe::Bias<PeKind>(p, h, pq);
   };
 
+  if (tid == 0) {
+    const FullTiles ft(sq, qt0, qt1);
+    sBlk[0] = int32_t(uint32_t(uint64_t(k_off)));
+    sBlk[1] = int32_t(k_off >> 32);
+    sBlk[2] = int32_t(uint32_t(uint64_t(v_off)));
+    sBlk[3] = int32_t(v_off >> 32);
+    sBlk[4] = walk.skip_from;
+    sBlk[5] = walk.skip_to;
+    sBlk[6] = walk.end;
+    sBlk[7] = ft.first;
+    sBlk[8] = ft.last;
+    sBlk[9] = ft.doc;
+    sHead[2] = p.softcap > 0.f ? 1.f / p.softcap : 0.f;
+  }
+  __syncthreads();  // the block values, before the first copy reads them
   TileCopy<D, kBr, kThreads>(tid, p.q_ss)(sQ, gq, p.q_ss, q_rows, tid);
   pa::cp_async_commit();
   for (int n = 0; n < kS - 1; ++n) issue();
@@ -642,7 +685,6 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const int kv_delta = Smem<D>::at((mi / 2) * 8 + lane % 8, (mi % 2) * 8) -
                        Smem<D>::at((mi % 2) * 8 + lane % 8, (mi / 2) * 8);
 
-  const FullTiles full_tile(sq, qt0, qt1);
   float o[kM][kDA][4];
   PA_UNROLL
   for (int m = 0; m < kM; ++m)
@@ -660,7 +702,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // its own state live across its tiles (one loop holding both spilled in T5 on sm_90a).
   auto tile_loop = [&](auto band_c) {
     constexpr bool band = decltype(band_c)::value;
-    for (int n = 0, t = walk.first; t < t_end; ++n, t = walk.next(t + 1)) {
+    for (int n = 0, t = walk.first; t < sBlk[6]; ++n, t = next_tile(t + 1)) {
       pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
       __syncthreads();              // ... for all threads, and tile n-1's slot is free again
       issue();
@@ -713,7 +755,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
                                     [&](int r) { return sq.kv_pos(j0 + r); }, tid);
         __syncthreads();
       }
-      const bool masked = !full_tile(sq, j0, kBc);  // uniform over the block
+      const bool masked =  // uniform over the block
+          !FullTiles::test(sq, sBlk[7], sBlk[8], sBlk[9], j0, kBc);
       if (masked) {
         isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
         visible_words<kBr, kBc, kThreads>(sq, sMask, sRowDoc, qt0, j0, tid);
@@ -755,6 +798,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         const int ft = fresh_tid(), fl = ft % 32;
         const pa::sptr<float> bt =
             sBand + (ft / 32) * Check<T>::kBandPitch + (fl / 4 - 2 * (fl % 4) + kBc - 1);
+        const float inv_cap = sHead[2];
         auto logits = [&](auto softcap) {
           PA_UNROLL
           for (int m = 0; m < kM; ++m)
@@ -764,13 +808,14 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
               for (int e = 0; e < 4; ++e) {
                 float &x = s[m][a][e];
                 const float bias = bt[16 * m + 8 * (e / 2) - 8 * a - (e & 1)];
-                x = (decltype(softcap)::value ? pa_pe::apply_softcap(p, x * p.scale) + bias
+                x = (decltype(softcap)::value ? softcap_logit(p, inv_cap, x * p.scale) + bias
                                               : fmaf(x, p.scale, bias)) * kLog2e;
               }
         };
         if (p.softcap > 0.f) logits(std::true_type{});
         else logits(std::false_type{});
       } else if (!plain) {
+        const float inv_cap = sHead[2];
         // keys outer, rows inner: one key position live at a time; the rows' values are read
         // from the row table once per tile. Keys past the sequence end (their bias is computed
         // from the last key's position) lie on masked tiles, where the mask overrides the logit.
@@ -791,7 +836,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
             PA_UNROLL
             for (int r = 0; r < kRows; ++r) {
               float &x = s[r / 2][a][2 * (r % 2) + c];
-              float logit = pa_pe::apply_softcap(p, x * p.scale);
+              float logit = p.softcap > 0.f ? softcap_logit(p, inv_cap, x * p.scale) : x * p.scale;
               if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
               x = logit * kLog2e;
             }
@@ -868,19 +913,26 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
           o[r / 2][a][2 * (r % 2) + 1] *= c;
         }
       }
+      // P in the mma input type, packed as soon as each pair is computed: S (kM Bc / 2 fp32)
+      // becomes kM Bc / 4 registers before P V.
+      uint32_t pk[kM][kNA][2];
       auto weights = [&](auto two_step_c) {  // s -> exp2(x cs - bb), summed into rsum
         PA_UNROLL
         for (int m = 0; m < kM; ++m)
           PA_UNROLL
-          for (int a = 0; a < kNA; ++a)
+          for (int a = 0; a < kNA; ++a) {
+            float w[4];
             PA_UNROLL
             for (int e = 0; e < 4; ++e) {
               const int r = 2 * m + e / 2;
               const float x = s[m][a][e];
-              s[m][a][e] = pa::exp2_approx(decltype(two_step_c)::value ? x * cs - bb[r]
-                                                                       : fmaf(x, cs, -bb[r]));
-              rsum[r] += s[m][a][e];
+              w[e] = pa::exp2_approx(decltype(two_step_c)::value ? x * cs - bb[r]
+                                                                 : fmaf(x, cs, -bb[r]));
+              rsum[r] += w[e];
             }
+            pk[m][a][0] = MmaOp<Tin>::pack(w[0], w[1]);
+            pk[m][a][1] = MmaOp<Tin>::pack(w[2], w[3]);
+          }
       };
       if (two_step) weights(std::true_type{});
       else weights(std::false_type{});
@@ -892,10 +944,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         uint32_t pf[kM][4];
         PA_UNROLL
         for (int m = 0; m < kM; ++m) {
-          pf[m][0] = MmaOp<Tin>::pack(s[m][2 * kk][0], s[m][2 * kk][1]);
-          pf[m][1] = MmaOp<Tin>::pack(s[m][2 * kk][2], s[m][2 * kk][3]);
-          pf[m][2] = MmaOp<Tin>::pack(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
-          pf[m][3] = MmaOp<Tin>::pack(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+          pf[m][0] = pk[m][2 * kk][0];
+          pf[m][1] = pk[m][2 * kk][1];
+          pf[m][2] = pk[m][2 * kk + 1][0];
+          pf[m][3] = pk[m][2 * kk + 1][1];
         }
         PA_UNROLL
         for (int dp = 0; dp < D / 16; ++dp) {
