@@ -99,7 +99,7 @@ struct Traits<112> {
 // partly unrolled Q K^T loop (docs/kernels.md, Issue 12 log): the margin is a few registers.
 template <>
 struct Traits<128> {
-  static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 64, kStages = 2, kM = 2;
+  static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
 };
 // hd192: O is 96 registers per slab: 8 warps x 16 rows, 32-key tiles: 48 + 2 x 24 KiB = 96 KiB.
 template <>
@@ -140,7 +140,7 @@ struct Check {
   static_assert(T::kBr == 16 * T::kWarps * T::kM, "each warp owns kM m16 slabs of query rows");
   static_assert(T::kBc % 16 == 0, "Bc is a whole number of mma k-steps for P V");
   static_assert(T::kD % 16 == 0, "whole mma k-steps and n8 atom pairs over the head dim");
-  static_assert(T::kStages >= 2, "a ring of one stage cannot overlap copy and math");
+  static_assert(T::kStages >= 1, "kStages 1: one K and one V buffer, copies split (kSplit)");
   static_assert((T::kBr * T::kD / 8) % kThreads == 0, "Q tile chunks split evenly over threads");
   static_assert((T::kBc * T::kD / 8) % kThreads == 0, "K/V tile chunks split evenly over threads");
   static_assert(T::kBc % 32 == 0 && T::kBc <= 64, "a row's visibility over a KV tile: 1-2 words");
@@ -189,7 +189,7 @@ constexpr bool t5_table_fits() {
   return ((smem_bytes<D>() + 2 * (size_t(pa_pe::kT5SharedMaxDistance) + 1) * 4 <= 163 * 1024) &&
           ...);
 }
-static_assert(t5_table_fits<64, 80, 96, 112, 192, 256>(), "T5's shared table does not fit");
+static_assert(t5_table_fits<64, 80, 96, 112, 128, 192, 256>(), "T5's shared table does not fit");
 
 // ---- small helpers -------------------------------------------------------------------------------
 template <class T>
@@ -518,6 +518,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   using L = Smem<D>;
   constexpr int kThreads = Check<T>::kThreads, kBr = T::kBr, kBc = T::kBc, kS = T::kStages;
   constexpr int kM = T::kM, kP = L::kPitch;
+  constexpr bool kSplit = kS == 1;  // one K and one V buffer (see issue below)
   constexpr int kRows = 2 * kM;  // rows per thread: g and g + 8 of each slab
   constexpr int kNA = kBc / 8;   // n8 atoms of the S tile
   constexpr int kDA = D / 8;     // n8 atoms of the O tile
@@ -573,24 +574,29 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const pa::sptr<float> sBand = pa::ptr_cast<float>(sBlk + Check<T>::kBlockWords);
   const pa::sptr<float> sB = sBand;  // the same words: a call uses one or the other
 
-  // The copy cursor runs kS-1 tiles ahead of the math cursor through the same tile sequence.
-  int fetch_t = walk.first, fetch_n = 0;
-  // Reads the block values (sBlk, below) from shared memory: published by the barrier after
-  // they are written, before the first copy.
+  // The tile sequence and the copies read the block values (sBlk) from shared memory: published
+  // by the barrier after they are written, before the first copy.
   auto next_tile = [&](int t) { return TileWalk<kBc>::step(t, sBlk[4], sBlk[5], sBlk[6]); };
+  // Copies K (is_v false) or V of tile t into ring slot `slot`. The per-thread copy addressing
+  // comes from a fresh %tid.x: recomputed per tile (a few integer instructions), not held
+  // across the tile loop.
+  auto copy_tile = [&](bool is_v, int t, int slot) {
+    const int j0 = t * kBc, ft = fresh_tid();
+    const int64_t ss = is_v ? p.v_ss : p.k_ss;
+    const int64_t off = int64_t(uint32_t(sBlk[is_v ? 2 : 0])) | (int64_t(sBlk[is_v ? 3 : 1]) << 32);
+    TileCopy<D, kBc, kThreads>(ft, ss)((is_v ? sV : sK) + slot * kBc * kP,
+                                       pa::ptr_cast<const Tin>(is_v ? p.v : p.k) + off + j0 * ss,
+                                       ss, sq.Lk - j0, ft);
+  };
+  // The ring (kS >= 2): the copy cursor runs kS-1 tiles ahead of the math cursor through the same
+  // tile sequence, K and V of a tile in one group. kS == 1 (kSplit): one K and one V buffer, in
+  // FlashAttention-2's order: V of tile n is copied during S = Q K^T of tile n, K of tile n + 1
+  // during the softmax and P V of tile n (two barriers per tile; see the tile loop).
+  int fetch_t = walk.first, fetch_n = 0;
   auto issue = [&]() {
     if (fetch_t < sBlk[6]) {
-      const int j0 = fetch_t * kBc, slot = fetch_n % kS;
-      // the per-thread copy addressing from a fresh %tid.x: recomputed per tile (a few integer
-      // instructions), not held across the tile loop
-      const int ft = fresh_tid();
-      const TileCopy<D, kBc, kThreads> k_copy(ft, p.k_ss), v_copy(ft, p.v_ss);
-      const int64_t ko = int64_t(uint32_t(sBlk[0])) | (int64_t(sBlk[1]) << 32);
-      const int64_t vo = int64_t(uint32_t(sBlk[2])) | (int64_t(sBlk[3]) << 32);
-      k_copy(sK + slot * kBc * kP, pa::ptr_cast<const Tin>(p.k) + ko + j0 * p.k_ss, p.k_ss,
-             sq.Lk - j0, ft);
-      v_copy(sV + slot * kBc * kP, pa::ptr_cast<const Tin>(p.v) + vo + j0 * p.v_ss, p.v_ss,
-             sq.Lk - j0, ft);
+      copy_tile(false, fetch_t, fetch_n % kS);
+      copy_tile(true, fetch_t, fetch_n % kS);
       fetch_t = next_tile(fetch_t + 1);
     }
     ++fetch_n;
@@ -641,11 +647,16 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   __syncthreads();  // the block values, before the first copy reads them
   TileCopy<D, kBr, kThreads>(tid, p.q_ss)(sQ, gq, p.q_ss, q_rows, tid);
   pa::cp_async_commit();
-  for (int n = 0; n < kS - 1; ++n) issue();
+  if constexpr (kSplit) {  // K of the first tile
+    if (walk.first < walk.end) copy_tile(false, walk.first, 0);
+    pa::cp_async_commit();
+  } else {
+    for (int n = 0; n < kS - 1; ++n) issue();
+  }
 
   const Transform<PeKind> xf{&p, sq.q_pos(qt0)};
   if (Transform<PeKind>::kOn) {
-    pa::cp_async_wait<kS - 1>();  // the Q group (the oldest) has landed for this thread ...
+    pa::cp_async_wait<kSplit ? 1 : kS - 1>();  // the Q group (the oldest) has landed for this thread ...
     __syncthreads();              // ... and for every thread
     transform_tile<D, kThreads>(sQ, xf, q_rows, true, [&](int r) { return sq.q_pos(qt0 + r); },
                                 tid);
@@ -703,10 +714,17 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   auto tile_loop = [&](auto band_c) {
     constexpr bool band = decltype(band_c)::value;
     for (int n = 0, t = walk.first; t < sBlk[6]; ++n, t = next_tile(t + 1)) {
-      pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
-      __syncthreads();              // ... for all threads, and tile n-1's slot is free again
-      issue();
-      const int slot = n % kS, j0 = t * kBc;
+      const int slot = kSplit ? 0 : n % kS, j0 = t * kBc;
+      if constexpr (kSplit) {
+        pa::cp_async_wait<0>();  // K of tile n has landed for this thread ...
+        __syncthreads();         // ... for all threads, and every warp is done with V of tile n-1
+        copy_tile(true, t, 0);
+        pa::cp_async_commit();
+      } else {
+        pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
+        __syncthreads();              // ... for all threads, and tile n-1's slot is free again
+        issue();
+      }
       if (band) {  // this tile's distance band (the loop's barrier ordered the last tile's reads)
         // Lane l fills entries l + 32 k (slot k). The band of tile t - 1 holds this band's
         // entries kBc.. at i - kBc, written by the same lane (the word after the band records
@@ -758,6 +776,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
       const bool masked =  // uniform over the block
           !FullTiles::test(sq, sBlk[7], sBlk[8], sBlk[9], j0, kBc);
       if (masked) {
+        if constexpr (kSplit) {  // the V scan needs V of this tile now
+          pa::cp_async_wait<0>();
+          __syncthreads();
+        }
         isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
         visible_words<kBr, kBc, kThreads>(sq, sMask, sRowDoc, qt0, j0, tid);
         __syncthreads();
@@ -789,6 +811,14 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
             MmaOp<Tin>::run(s[m][2 * np + 1], qa[m], b1);
           }
         }
+      }
+
+      if constexpr (kSplit) {
+        pa::cp_async_wait<0>();  // V of tile n has landed for this thread ...
+        __syncthreads();         // ... for all threads, and every warp is done with K of tile n
+        const int tn = next_tile(t + 1);
+        if (tn < sBlk[6]) copy_tile(false, tn, 0);
+        pa::cp_async_commit();
       }
 
       // ---- logits (see "Logit units"), then the mask; mn: this thread's minimum of each row's

@@ -107,6 +107,21 @@ void PrefillMma::check(const Case &c, uint64_t seed) {
     desc.pe.kerple.a = kerple_a.data();
     desc.pe.kerple.p = kerple_p.data();
   }
+  std::vector<float> fw1, fb1, fw2, fb2;
+  if (c.pe == POSATTN_PE_FIRE) {  // kinks spread over (0, 4), bias O(1)
+    const int width = 16;
+    for (int k = 0; k < width; ++k) {
+      const float w = float(pat_rng_uniform(&rng, -1, 1));
+      fw1.push_back(w);
+      fb1.push_back(float(-pat_rng_uniform(&rng, -1, 4) * w));
+    }
+    for (int k = 0; k < width * c.hq; ++k) fw2.push_back(float(pat_rng_uniform(&rng, -0.5, 0.5)));
+    for (int h = 0; h < c.hq; ++h) fb2.push_back(float(pat_rng_uniform(&rng, -0.5, 0.5)));
+    desc.pe.fire.mlp_width = width;
+    desc.pe.fire.w1 = fw1.data(); desc.pe.fire.b1 = fb1.data();
+    desc.pe.fire.w2 = fw2.data(); desc.pe.fire.b2 = fb2.data();
+    desc.pe.fire.L = 16;
+  }
   desc.pe.rope.rotary_dim = c.rotary_dim;
   desc.pe.rope.layout = c.layout;
   ASSERT_EQ(posattn_supported(emu_, &desc, c.in, c.out), POSATTN_STATUS_SUCCESS)
@@ -320,6 +335,33 @@ TEST_F(PrefillMma, distance_band_and_explicit_positions_every_bias_kind) {
           check(c, ++seed);
           if (HasFatalFailure()) return;
         }
+}
+
+// hd128 (4 warps x 32 rows, Bc = 64, one K and one V buffer: the copies split around Q K^T) for
+// every PE kind: q_len 97 < kv_len 161 (partial row and key tiles, positions shifted), GQA 4:2,
+// causal, a two-sided window, documents with anchors, a softcap; explicit random positions for
+// the kinds that take them on the per-element path. xPos only causal (the kernel's rule).
+TEST_F(PrefillMma, hd128_every_pe_kind_odd_shapes) {
+  const posattn_pe_kind kinds[] = {POSATTN_PE_NONE,  POSATTN_PE_ROPE, POSATTN_PE_ALIBI,
+                                   POSATTN_PE_FIRE,  POSATTN_PE_XPOS, POSATTN_PE_T5,
+                                   POSATTN_PE_KERPLE_LOG, POSATTN_PE_KERPLE_POWER};
+  uint64_t seed = 1200;
+  for (posattn_pe_kind k : kinds)
+    for (int mask = 0; mask < 5; ++mask) {
+      const bool xpos = k == POSATTN_PE_XPOS;
+      if (mask == 4 && (xpos || k == POSATTN_PE_NONE)) continue;  // explicit positions
+      Case c{"hd128 kind", BF16, BF16, 2, 4, 2, 128, 97, 161};
+      c.pe = k;
+      if (k == POSATTN_PE_T5) c.t5_max_distance = 100;
+      if (mask == 0) c.causal = 1;
+      if (mask == 1) c.wl = 50, c.wr = xpos ? -1 : 20, c.causal = xpos;
+      if (mask == 2) c.causal = 1, c.q_len = c.kv_len = 161, c.docs = 3;
+      if (mask == 3) c.softcap = 5.f, c.causal = xpos;
+      if (mask == 4) c.positions = true, c.wl = 70;
+      SCOPED_TRACE(testing::Message() << "kind " << k << " mask " << mask);
+      check(c, ++seed);
+      if (HasFatalFailure()) return;
+    }
 }
 
 }  // namespace
