@@ -101,6 +101,14 @@ template <>
 struct Traits<128> {
   static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
 };
+// The shape of the per-element bias loop (explicit position ids, FIRE): Traits<D> except at
+// hd128, where that loop spills at Bc = 64 (split_paths below): 32-key tiles, a 2-stage ring.
+template <int D>
+struct ElementTraits : Traits<D> {};
+template <>
+struct ElementTraits<128> {
+  static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 32, kStages = 2, kM = 2;
+};
 // hd192: O is 96 registers per slab: 8 warps x 16 rows, 32-key tiles: 48 + 2 x 24 KiB = 96 KiB.
 template <>
 struct Traits<192> {
@@ -172,21 +180,34 @@ PA_HD bool uses_band(int kind, const pa_prefill_params &p) {
 // Shared memory after the row table: the distance bands when the call uses them, else the T5 or
 // FIRE tables (pa_pe::shared_table_bytes; T5's band reads the host tables directly, so a T5 call
 // needs one or the other: hd192 with T5's largest table stays within the 163 KiB of an sm_80).
-template <int D, int PeKind>
+template <class T, int PeKind>
 PA_HD size_t region_bytes(const pa_prefill_params &p) {
-  return uses_band(PeKind, p) ? size_t(Check<Traits<D>>::kBandWords) * 4
+  return uses_band(PeKind, p) ? size_t(Check<T>::kBandWords) * 4
                               : pa_pe::shared_table_bytes<PeKind>(p);
 }
 
+// Which tile loops a kernel holds (its Path argument). kPathBoth: the band kinds' two copies
+// (distance band, per-element bias; a block-uniform choice), or the one loop of the other kinds.
+// hd128 splits them into two kernels (launch() picks one per call): the band loop fits Bc = 64
+// without a spill, the per-element bias loop (explicit positions, FIRE) only Bc = 32
+// (ElementTraits; docs/kernels.md, Issue 12 log).
+enum : int { kPathBoth = 0, kPathBand = 1, kPathElement = 2 };
+template <int D>
+PA_HD constexpr bool split_paths() { return D == 128; }
+template <int D, int Path>
+using KernelTraits = typename std::conditional<Path == kPathElement, ElementTraits<D>, Traits<D>>::type;
+
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
 // which pa::launch sets).
-template <int D>
-constexpr size_t smem_bytes() { return Check<Traits<D>>::kSmemBytes; }
-// T5's largest shared table (the chooser's kT5SharedMaxDistance) fits beside every shape within
-// the 163 KiB of an sm_80 block (hd192 has ~0.5 KiB left; FIRE's tables are < 30 KiB).
+template <class T>
+constexpr size_t smem_bytes() { return Check<T>::kSmemBytes; }
+// T5's largest shared table (the chooser's kT5SharedMaxDistance) fits beside every shape that
+// runs the per-element path within the 163 KiB of an sm_80 block (hd192 has ~0.5 KiB left;
+// FIRE's tables are < 30 KiB).
 template <int... D>
 constexpr bool t5_table_fits() {
-  return ((smem_bytes<D>() + 2 * (size_t(pa_pe::kT5SharedMaxDistance) + 1) * 4 <= 163 * 1024) &&
+  return ((smem_bytes<ElementTraits<D>>() + 2 * (size_t(pa_pe::kT5SharedMaxDistance) + 1) * 4 <=
+           163 * 1024) &&
           ...);
 }
 static_assert(t5_table_fits<64, 80, 96, 112, 128, 192, 256>(), "T5's shared table does not fit");
@@ -511,10 +532,11 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 // kept per row and tile rather than per element: the row maximum m and this thread's minimum of
 // the row's visible x, scaled by cs, are finite exactly when every scaled logit is; otherwise
 // the row sum l becomes NaN (and a NaN x makes its weight NaN by itself).
-template <int D, class Tin, int PeKind>
-__global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::kMinBlocks)
+template <int D, class Tin, int PeKind, int Path>
+__global__ void __launch_bounds__(Check<KernelTraits<D, Path>>::kThreads,
+                                  Check<KernelTraits<D, Path>>::kMinBlocks)
     prefill_mma(const pa_prefill_params p) {
-  using T = Traits<D>;
+  using T = KernelTraits<D, Path>;
   using L = Smem<D>;
   constexpr int kThreads = Check<T>::kThreads, kBr = T::kBr, kBc = T::kBc, kS = T::kStages;
   constexpr int kM = T::kM, kP = L::kPitch;
@@ -528,6 +550,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // Biases that depend on the distance pq - pk alone: with positions in token order they come
   // from the warp's distance band (see "Distance band").
   constexpr bool kBandKind = band_kind(PeKind);
+  // The softcap's s / c: the IEEE division (apply_softcap, as the SIMT kernel) on the per-element
+  // path, except in xPos (and the band path), where its slow-path call made ptxas spill around
+  // it at hd128: there s * (1 / c) (softcap_logit).
+  constexpr bool kSoftcapProduct = PeKind == POSATTN_PE_XPOS;
   constexpr bool kBandReuse =
       PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
   constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
@@ -866,7 +892,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
             PA_UNROLL
             for (int r = 0; r < kRows; ++r) {
               float &x = s[r / 2][a][2 * (r % 2) + c];
-              float logit = p.softcap > 0.f ? softcap_logit(p, inv_cap, x * p.scale) : x * p.scale;
+              float logit = kSoftcapProduct && p.softcap > 0.f ? softcap_logit(p, inv_cap, x * p.scale)
+                                                               : pa_pe::apply_softcap(p, x * p.scale);
               if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
               x = logit * kLog2e;
             }
@@ -993,9 +1020,11 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
       }
     }
   };
-  if constexpr (kBandKind) {
+  if constexpr (kBandKind && Path == kPathBoth) {
     if (uses_band(PeKind, p)) tile_loop(std::true_type{});
     else tile_loop(std::false_type{});
+  } else if constexpr (kBandKind && Path == kPathBand) {
+    tile_loop(std::true_type{});  // launched only when uses_band
   } else {
     tile_loop(std::false_type{});
   }
@@ -1047,16 +1076,27 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
 
 // Launches the instance on p (grid over query tiles, q heads, sequences). Instances are compiled
 // in kernels/prefill/instances/ (generated) and found through mma_instances.h.
-template <int D, class Tin, int PeKind>
-pa::launch_status launch(const pa_prefill_params &p, void *stream) {
-  using T = Traits<D>;
-  if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
-    return pa::launch_status{false, "prefill_mma: the RoPE instance needs K rotated by the pre-pass"};
+template <int D, class Tin, int PeKind, int Path>
+pa::launch_status launch_path(const pa_prefill_params &p, void *stream) {
+  using T = KernelTraits<D, Path>;
   const dim3 grid(unsigned(p.q_len / T::kBr + (p.q_len % T::kBr != 0)), unsigned(p.hq),
                   unsigned(p.batch));
-  return pa::launch("prefill_mma", prefill_mma<D, Tin, PeKind>, grid, dim3(Check<T>::kThreads),
-                    smem_bytes<D>() + region_bytes<D, PeKind>(p),
+  return pa::launch("prefill_mma", prefill_mma<D, Tin, PeKind, Path>, grid,
+                    dim3(Check<T>::kThreads), smem_bytes<T>() + region_bytes<T, PeKind>(p),
                     stream, p);
+}
+template <int D, class Tin, int PeKind>
+pa::launch_status launch(const pa_prefill_params &p, void *stream) {
+  if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
+    return pa::launch_status{false, "prefill_mma: the RoPE instance needs K rotated by the pre-pass"};
+  if constexpr (split_paths<D>() && band_kind(PeKind)) {
+    return uses_band(PeKind, p) ? launch_path<D, Tin, PeKind, kPathBand>(p, stream)
+                                : launch_path<D, Tin, PeKind, kPathElement>(p, stream);
+  } else if constexpr (split_paths<D>() && PeKind == POSATTN_PE_FIRE) {
+    return launch_path<D, Tin, PeKind, kPathElement>(p, stream);
+  } else {
+    return launch_path<D, Tin, PeKind, kPathBoth>(p, stream);
+  }
 }
 
 using launch_fn = pa::launch_status (*)(const pa_prefill_params &, void *stream);
