@@ -12,7 +12,8 @@
 //   O += P V       P stays in registers (the S accumulator layout is the A fragment layout);
 //                  V fragments via ldmatrix.trans
 // K/V tiles stream through a kStages-deep cp.async ring (zero-filled past the sequence end), so
-// the copy of tile n+kStages-1 overlaps the math of tile n. Transforming encodings (RoPE, xPos)
+// the copy of tile n+kStages-1 overlaps the math of tile n; with kStages = 1 (hd128) one K and one
+// V buffer, V of tile n copied during Q K^T of tile n, K of tile n+1 during its softmax and P V. Transforming encodings (RoPE, xPos)
 // rotate Q once per block in fp32 in shared memory, then round to the mma input type; RoPE's K is
 // rotated the same way once per key and call by the pre-pass (rope_k.cu, p.k_prerotated), xPos
 // rotates each K tile here: nothing else rounds the rotated vectors.
@@ -65,6 +66,7 @@ inline namespace PA_MMA_NS {
 // ---- tile choices ---------------------------------------------------------------------------------
 // Each warp owns kM m16 slabs of query rows (kBr = 16 kWarps kM), so every K and V fragment read
 // by ldmatrix feeds kM mma (FlashAttention-2 gives each of its 4 warps 32 rows of a 128-row tile).
+// kStages >= 2: a ring of K/V tile pairs; kStages = 1: one K and one V buffer (hd128; see issue).
 // Registers per thread are dominated by the O accumulators (kM x 16 rows x d / 32 lanes = kM d/2
 // floats) and the S tile (kM Bc/2 floats); shared memory = Q tile + kStages K/V tile pairs.
 // Per-warp-per-tile figures (posattn-sass, before/after each change): docs/kernels.md.
@@ -92,11 +94,13 @@ template <>
 struct Traits<112> {
   static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
 };
-// hd128: FA2's warp arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 32-key
-// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 3.5 KiB row tables, bands) = 68 KiB, 2 blocks per SM
-// on sm_80 and sm_90. 252-255 registers, no spill on sm_80/sm_90a for every PE kind -- only since
-// the masked-tile visibility words, the row table, one set of ldmatrix offsets for Q/K/V and the
-// partly unrolled Q K^T loop (docs/kernels.md, Issue 12 log): the margin is a few registers.
+// hd128: FA2's 128 x 64 tile, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 64-key tiles
+// (40 KiB of ldmatrix per 256 mma: 160 bytes per mma); kStages = 1: one K and one V buffer, copied
+// in FA2's order (kSplit): 32 KiB Q + 16 KiB K + 16 KiB V (+ 3.1-4.6 KiB row tables, bands) = 67-69 KiB,
+// 2 blocks per SM on sm_80 and sm_90. 253-255 registers, no spill on sm_80/sm_90a -- only with the
+// block values in shared memory, P packed as it is computed and the per-element bias loop in its
+// own Bc = 32 kernel (ElementTraits, split_paths; docs/kernels.md, Issue 12 log): ptxas is at its
+// edge, a change to the loop must be checked with ptxas for every PE kind.
 template <>
 struct Traits<128> {
   static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
@@ -518,7 +522,7 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 }
 
 // ---- the kernel ----------------------------------------------------------------------------------
-// Grid: (ceil(max Lq / Br), hq, batch); block: kWarps * 32 threads; dynamic smem: smem_bytes<D>(),
+// Grid: (ceil(max Lq / Br), hq, batch); block: kWarps * 32 threads; dynamic smem: smem_bytes<T>(),
 // plus the T5/FIRE instances' bias tables (pa_pe::shared_table_bytes).
 // The output dtype is a run-time field (only the epilogue depends on it). Preconditions, checked
 // by the chooser through layout_ok(): q/k/v rows 16-byte aligned (data pointers and every stride

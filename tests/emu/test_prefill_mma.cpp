@@ -273,7 +273,7 @@ TEST_F(PrefillMma, hd192_f16_lengths_1_17_97_window) {
 
 // The tile walk (TileWalk: the anchor tiles, then a jump to the block's documents) and the masked
 // tiles' visibility words from the row table's document keys (row_docs, visible_words):
-// documents shorter and longer than a KV tile (Bc = 32 at hd128, 64 at hd80: two visibility
+// documents shorter and longer than a KV tile (Bc = 64 at hd128 and hd80: two visibility
 // words per row), several anchors (more than a tile), windows that exclude the anchors for later
 // blocks, varlen sequences.
 TEST_F(PrefillMma, documents_anchors_tile_walk_and_row_table) {
@@ -317,7 +317,9 @@ TEST_F(PrefillMma, distance_band_and_explicit_positions_every_bias_kind) {
   const posattn_pe_kind kinds[] = {POSATTN_PE_ALIBI, POSATTN_PE_T5, POSATTN_PE_KERPLE_LOG,
                                    POSATTN_PE_KERPLE_POWER};
   uint64_t seed = 500;
-  for (int d : {64, 80, 128, 192})  // 4 x 32 rows, Bc 32; 4 x 16, Bc 64; 8 x 16, Bc 32
+  // hd64 4 x 32 rows, Bc 32; hd80 4 x 16, Bc 64; hd128 4 x 32, Bc 64 (band) / 32 (per element);
+  // hd192 8 x 16, Bc 32
+  for (int d : {64, 80, 128, 192})
     for (posattn_pe_kind k : kinds)
       for (int pos = 0; pos < 3; ++pos)  // band, random ids, default ids given explicitly
         for (int mask = 0; mask < 4; ++mask) {
