@@ -13,8 +13,9 @@
 //                  V fragments via ldmatrix.trans
 // K/V tiles stream through a kStages-deep cp.async ring (zero-filled past the sequence end), so
 // the copy of tile n+kStages-1 overlaps the math of tile n; with kStages = 1 (hd128) one K and one
-// V buffer, V of tile n copied during Q K^T of tile n, K of tile n+1 during its softmax and P V. Transforming encodings (RoPE, xPos)
-// rotate Q once per block in fp32 in shared memory, then round to the mma input type; RoPE's K is
+// V buffer, V of tile n copied during Q K^T of tile n, K of tile n+1 during its softmax and P V.
+// Transforming encodings (RoPE, xPos) rotate Q once per block in fp32 in shared memory, then
+// round to the mma input type; RoPE's K is
 // rotated the same way once per key and call by the pre-pass (rope_k.cu, p.k_prerotated), xPos
 // rotates each K tile here: nothing else rounds the rotated vectors.
 //
@@ -66,7 +67,8 @@ inline namespace PA_MMA_NS {
 // ---- tile choices ---------------------------------------------------------------------------------
 // Each warp owns kM m16 slabs of query rows (kBr = 16 kWarps kM), so every K and V fragment read
 // by ldmatrix feeds kM mma (FlashAttention-2 gives each of its 4 warps 32 rows of a 128-row tile).
-// kStages >= 2: a ring of K/V tile pairs; kStages = 1: one K and one V buffer (hd128; see issue).
+// kStages >= 2: a ring of K/V tile pairs; kStages = 1: one K and one V buffer (hd128; kSplit in
+// the kernel).
 // Registers per thread are dominated by the O accumulators (kM x 16 rows x d / 32 lanes = kM d/2
 // floats) and the S tile (kM Bc/2 floats); shared memory = Q tile + kStages K/V tile pairs.
 // Per-warp-per-tile figures (posattn-sass, before/after each change): docs/kernels.md.
@@ -96,8 +98,8 @@ struct Traits<112> {
 };
 // hd128: FA2's 128 x 64 tile, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 64-key tiles
 // (40 KiB of ldmatrix per 256 mma: 160 bytes per mma); kStages = 1: one K and one V buffer, copied
-// in FA2's order (kSplit): 32 KiB Q + 16 KiB K + 16 KiB V (+ 3.1-4.6 KiB row tables, bands) = 67-69 KiB,
-// 2 blocks per SM on sm_80 and sm_90. 253-255 registers, no spill on sm_80/sm_90a -- only with the
+// in FA2's order (kSplit): 32 KiB Q + 16 KiB K + 16 KiB V (+ 3.1-4.6 KiB row tables, bands)
+// = 67-69 KiB, 2 blocks per SM on sm_80 and sm_90. 253-255 registers, no spill on sm_80/sm_90a -- only with the
 // block values in shared memory, P packed as it is computed and the per-element bias loop in its
 // own Bc = 32 kernel (ElementTraits, split_paths; docs/kernels.md, Issue 12 log): ptxas is at its
 // edge, a change to the loop must be checked with ptxas for every PE kind.
@@ -199,7 +201,8 @@ enum : int { kPathBoth = 0, kPathBand = 1, kPathElement = 2 };
 template <int D>
 PA_HD constexpr bool split_paths() { return D == 128; }
 template <int D, int Path>
-using KernelTraits = typename std::conditional<Path == kPathElement, ElementTraits<D>, Traits<D>>::type;
+using KernelTraits =
+    typename std::conditional<Path == kPathElement, ElementTraits<D>, Traits<D>>::type;
 
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
 // which pa::launch sets).
@@ -395,7 +398,8 @@ struct FullTiles {
   PA_DEVICE bool operator()(const pa_pe::Seq &sq, int j0, int n) const {
     return test(sq, first, last, doc, j0, n);
   }
-  PA_DEVICE static bool test(const pa_pe::Seq &sq, int first, int last, int32_t doc, int j0, int n) {
+  PA_DEVICE static bool test(const pa_pe::Seq &sq, int first, int last, int32_t doc, int j0,
+                             int n) {
     if (j0 < first || j0 + n - 1 > last) return false;
     const pa_prefill_params &p = *sq.p;
     if (p.doc_ids && j0 + n > p.num_anchor)
@@ -544,7 +548,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, Path>>::kThreads,
   using L = Smem<D>;
   constexpr int kThreads = Check<T>::kThreads, kBr = T::kBr, kBc = T::kBc, kS = T::kStages;
   constexpr int kM = T::kM, kP = L::kPitch;
-  constexpr bool kSplit = kS == 1;  // one K and one V buffer (see issue below)
+  constexpr bool kSplit = kS == 1;  // one K and one V buffer (see copy_tile below)
   constexpr int kRows = 2 * kM;  // rows per thread: g and g + 8 of each slab
   constexpr int kNA = kBc / 8;   // n8 atoms of the S tile
   constexpr int kDA = D / 8;     // n8 atoms of the O tile
