@@ -56,9 +56,13 @@ pa::sptr<T> shared_of(std::vector<T> &v, const char *name) {
 }
 
 // One problem through the kernel's FIRE band decisions (check: every row against its elements).
+// FIRE's shape: its kernel holds both loops (band and per-element) at ElementTraits (mma.cuh).
+template <int D>
+using FireTraits = mma::KernelTraits<D, POSATTN_PE_FIRE, mma::kPathBoth>;
+
 template <int D>
 bool run(int len, int causal, const char *init, unsigned seed, bool check, Counts &n) {
-  using Tr = mma::Traits<D>;
+  using Tr = FireTraits<D>;
   constexpr int kBr = Tr::kBr, kBc = Tr::kBc, kWarps = Tr::kWarps, kRowsW = 16 * Tr::kM;
   constexpr int kBandLen = kRowsW + kBc - 1;
   const int width = 32, heads = 1;
@@ -174,8 +178,8 @@ bool torch_seeds(const char *init) { return std::strcmp(init, "torch") == 0; }
 template <int D>
 int report(int len, int seeds) {
   std::printf("# fire_tiles hd%d: Br %d Bc %d warps %d rows/warp %d; %d tokens, %d MLPs per init\n",
-              D, mma::Traits<D>::kBr, mma::Traits<D>::kBc, mma::Traits<D>::kWarps,
-              16 * mma::Traits<D>::kM, len, seeds);
+              D, FireTraits<D>::kBr, FireTraits<D>::kBc, FireTraits<D>::kWarps,
+              16 * FireTraits<D>::kM, len, seeds);
   for (const char *init : {"bench", "torch"})
     for (int causal = 1; causal >= 0; --causal) {
       Counts n;
@@ -198,7 +202,7 @@ int report(int len, int seeds) {
                   D, init, causal ? "causal" : "noncausal", n.tiles, n.fallback,
                   double(n.fallback) / double(n.tiles), lo, hi, n.full, n.full_fallback,
                   n.full ? double(n.full_fallback) / double(n.full) : 0.0,
-                  n.fallback ? double(n.slow_rows) / double(n.fallback * mma::Traits<D>::kM) : 0.0);
+                  n.fallback ? double(n.slow_rows) / double(n.fallback * FireTraits<D>::kM) : 0.0);
     }
   return 0;
 }

@@ -50,32 +50,48 @@ MAIN = ["none", "rope", "alibi", "fire", "t5", "kerple_log", "kerple_power"]
 OBJ = "CMakeFiles/posattn_cuda_backend.dir/kernels"
 
 
-def prefill_traits(d):
+def prefill_traits(d, element=False):
     """(warps, Br, Bc, stages, dynamic smem bytes) of the tensor-core prefill kernel for head dim
-    d, read from kernels/prefill/mma.cuh (its Traits<D> and Check::kSmemBytes formula)."""
+    d, read from kernels/prefill/mma.cuh (its Traits<D> and Check::kSmemBytes formula);
+    element: the per-element bias kernel's shape (ElementTraits<D>, where it differs)."""
     src = open(os.path.join(REPO, "kernels/prefill/mma.cuh")).read()
-    m = re.search(r"struct Traits<%d>\s*{[^}]*kWarps = (\d+), kBr = (\d+), kBc = (\d+), "
-                  r"kStages = (\d+), kM = (\d+)" % d, src)
+    pat = (r"struct %s<%d>\s*{[^}]*kWarps = (\d+), kBr = (\d+), kBc = (\d+), "
+           r"kStages = (\d+), kM = (\d+)")
+    m = (element and re.search(pat % ("ElementTraits", d), src)) or re.search(pat % ("Traits", d), src)
     if not m:
         raise SystemExit(f"posattn-sass: no Traits<{d}> in kernels/prefill/mma.cuh")
     w, br, bc, st, km = (int(g) for g in m.groups())
     pitch = d if d % 64 == 0 else d + 8  # Smem<D>::kPitch: swizzled or padded rows
-    # + the masked tiles' visibility words (Br x Bc / 32), the row table (2 Br + 4 words)
-    # (Check::kSmemBytes) and the bias kinds' per-warp distance bands (warps x (16 kM + Bc)
-    # words; region_bytes: the kinds without a band launch with 1-1.5 KiB less)
+    # + the masked tiles' visibility words (Br x Bc / 32), the row table (4 Br + 4 + 12 words:
+    # Check::kRowWords, kBlockWords) (Check::kSmemBytes) and the bias kinds' per-warp distance
+    # bands (warps x (16 kM + Bc) words; region_bytes: the kinds without a band launch with
+    # 1-1.5 KiB less)
     return w, br, bc, st, ((br + 2 * st * bc) * pitch * 2 +
-                           (br * (bc // 32) + 2 * br + 4 + w * (16 * km + bc)) * 4)
+                           (br * (bc // 32) + 4 * br + 4 + 12 + w * (16 * km + bc)) * 4)
+
+
+def prefill_launch(d, element, pe):
+    """The launch info of a prefill_mma kernel of head dim d (element: its per-element shape)."""
+    w, br, bc, st, smem = prefill_traits(d, element)
+    return {"threads": 32 * w, "smem": smem, "d": d, "bc": bc,
+            "tile_flops": 4 * br * bc * d // w, "transform": pe in ("rope", "xpos")}
+
+
+def prefill_path(fn):
+    """The Path template argument of a mangled prefill_mma<D, Tin, PeKind, Path> (kernels/
+    prefill/mma.cuh: 0 both loops, 1 the distance band's, 2 the per-element bias's), or None."""
+    m = re.search(r"prefill_mmaILi\d+E.*ELi(\d+)ELi(\d+)EEEv", fn)
+    return int(m.group(2)) if m else None
 
 
 def targets():
     """[(label, object, kernel-name filter, launch info)] of the main instances."""
     out = []
-    w, br, bc, st, smem = prefill_traits(128)
     for pe in MAIN:
-        launch = {"threads": 32 * w, "smem": smem, "d": 128, "bc": bc,
-                  "tile_flops": 4 * br * bc * 128 // w, "transform": pe in ("rope", "xpos")}
+        # FIRE's kernel holds both its loops at the per-element shape (mma.cuh KernelTraits)
+        launch = prefill_launch(128, pe == "fire", pe)
         if pe == "fire":  # the FIRE band's fallback: fire_slab stores Bc biases per failing row
-            launch["vote_stores"] = 16 * bc  # every row of the slab (fire_fraction: measured)
+            launch["vote_stores"] = 16 * launch["bc"]  # every row of the slab (fire_fraction: measured)
         out.append((f"prefill hd128 bf16 {pe}", f"{OBJ}/prefill/instances/mma_hd128_bf16_{pe}.cu.o",
                     "prefill_mma", launch))
     # The decode kernels (kernels/decode/cuda_decode.cu instantiates both for every cache dtype):
@@ -409,8 +425,18 @@ def analyse_targets(build, only=None, fire_tiles=None):
                 if arch == "sm_90a":
                     rows.append(summarise_wgmma(label, arch, fn, insns, usage, launch))
             elif filt in fn:
-                rows.append(summarise(label, arch, fn, insns, usage, launch,
-                                      tile_flops=launch.get("tile_flops")))
+                # hd128 splits the loops of the band kinds into two kernels (Path 1: the band,
+                # the main row; Path 2: per element, explicit positions); FIRE keeps both in one
+                # kernel (Path 0) of the per-element shape (targets()): each row gets its own
+                # kernel's shape
+                lab, lau = label, launch
+                if filt == "prefill_mma" and prefill_path(fn) == 2:
+                    pe = label.split()[-1]
+                    lau = prefill_launch(launch["d"], True, pe)
+                    if any(prefill_path(f) == 1 for (a2, f) in funcs if a2 == arch):
+                        lab = label + " explicit positions"
+                rows.append(summarise(lab, arch, fn, insns, usage, lau,
+                                      tile_flops=lau.get("tile_flops")))
     return rows
 
 

@@ -278,7 +278,8 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
       - every block holding a tensor-core instruction,
       - the tile copies (LDGSTS/UTMALDG): those inside an inner loop (the unrolled body of a copy
         loop) when there are any, else all of them,
-      - every inner loop that stores to shared memory (a tile transform, e.g. RoPE of K).
+      - every inner loop that stores to shared memory on every trip (a tile transform, e.g.
+        xPos of K; not a store that a forward branch inside the loop can skip).
     An inner loop on the path is weighted by trips(counters of its body) (default 1): the caller
     knows how many times a loop runs per tile, the SASS does not. force_tc=False: tensor-core
     blocks are not forced (a decode chunk's no-RoPE path); force_loop(counters): which inner loops
@@ -295,7 +296,15 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     in_inner = lambda i: any(a <= i <= b for a, b in inner)
     copies = [i for i in range(h, l + 1) if insns[i].base in ("LDGSTS", "UTMALDG")]
     copies = set(i for i in copies if in_inner(i)) or set(copies)
+    # an inner loop is a tile transform when a store to shared memory runs on every trip: one
+    # that a forward branch inside the loop can skip (the masked tiles' non-finite V scan, which
+    # writes only where it finds an infinity or a NaN) does not force the loop onto the path
+    def skippable(i, a, b):
+        return any(insns[k].pred not in ("", "@PT") and insns[k].branch_target() is not None and
+                   insns[k].branch_target() in index and k < i < index[insns[k].branch_target()] <= b
+                   for k in range(a, i))
     sts_loops = [(a, b) for a, b in inner if any(insns[i].base == "STS" and not never(insns[i])
+                                                 and not skippable(i, a, b)
                                                  for i in range(a, b + 1))]
     if force_loop is not None:  # the caller's rule instead (decode: see posattn_sass.decode_counts)
         sts_loops = [(a, b) for a, b in inner if force_loop(count(insns[a:b + 1])[0])]

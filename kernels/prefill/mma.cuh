@@ -12,8 +12,10 @@
 //   O += P V       P stays in registers (the S accumulator layout is the A fragment layout);
 //                  V fragments via ldmatrix.trans
 // K/V tiles stream through a kStages-deep cp.async ring (zero-filled past the sequence end), so
-// the copy of tile n+kStages-1 overlaps the math of tile n. Transforming encodings (RoPE, xPos)
-// rotate Q once per block in fp32 in shared memory, then round to the mma input type; RoPE's K is
+// the copy of tile n+kStages-1 overlaps the math of tile n; with kStages = 1 (hd128) one K and one
+// V buffer, V of tile n copied during Q K^T of tile n, K of tile n+1 during its softmax and P V.
+// Transforming encodings (RoPE, xPos) rotate Q once per block in fp32 in shared memory, then
+// round to the mma input type; RoPE's K is
 // rotated the same way once per key and call by the pre-pass (rope_k.cu, p.k_prerotated), xPos
 // rotates each K tile here: nothing else rounds the rotated vectors.
 //
@@ -65,6 +67,8 @@ inline namespace PA_MMA_NS {
 // ---- tile choices ---------------------------------------------------------------------------------
 // Each warp owns kM m16 slabs of query rows (kBr = 16 kWarps kM), so every K and V fragment read
 // by ldmatrix feeds kM mma (FlashAttention-2 gives each of its 4 warps 32 rows of a 128-row tile).
+// kStages >= 2: a ring of K/V tile pairs; kStages = 1: one K and one V buffer (hd128; kSplit in
+// the kernel).
 // Registers per thread are dominated by the O accumulators (kM x 16 rows x d / 32 lanes = kM d/2
 // floats) and the S tile (kM Bc/2 floats); shared memory = Q tile + kStages K/V tile pairs.
 // Per-warp-per-tile figures (posattn-sass, before/after each change): docs/kernels.md.
@@ -92,13 +96,23 @@ template <>
 struct Traits<112> {
   static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
 };
-// hd128: FA2's warp arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 32-key
-// tiles; 2 stages: 32 KiB Q + 2 x 16 KiB K/V (+ 3.5 KiB row tables, bands) = 68 KiB, 2 blocks per SM
-// on sm_80 and sm_90. 252-255 registers, no spill on sm_80/sm_90a for every PE kind -- only since
-// the masked-tile visibility words, the row table, one set of ldmatrix offsets for Q/K/V and the
-// partly unrolled Q K^T loop (docs/kernels.md, Issue 12 log): the margin is a few registers.
+// hd128: FA2's 128 x 64 tile, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 64-key tiles
+// (40 KiB of ldmatrix per 256 mma: 160 bytes per mma); kStages = 1: one K and one V buffer, copied
+// in FA2's order (kSplit): 32 KiB Q + 16 KiB K + 16 KiB V (+ 3.1-4.6 KiB row tables, bands)
+// = 67-69 KiB, 2 blocks per SM on sm_80 and sm_90. 253-255 registers, no spill on sm_80/sm_90a -- only with the
+// block values in shared memory, P packed as it is computed and the per-element bias loop in its
+// own Bc = 32 kernel (ElementTraits, split_paths; docs/kernels.md, Issue 12 log): ptxas is at its
+// edge, a change to the loop must be checked with ptxas for every PE kind.
 template <>
 struct Traits<128> {
+  static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
+};
+// The shape of the per-element bias loop (explicit position ids, FIRE): Traits<D> except at
+// hd128, where that loop spills at Bc = 64 (split_paths below): 32-key tiles, a 2-stage ring.
+template <int D>
+struct ElementTraits : Traits<D> {};
+template <>
+struct ElementTraits<128> {
   static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 32, kStages = 2, kM = 2;
 };
 // hd192: O is 96 registers per slab: 8 warps x 16 rows, 32-key tiles: 48 + 2 x 24 KiB = 96 KiB.
@@ -140,14 +154,16 @@ struct Check {
   static_assert(T::kBr == 16 * T::kWarps * T::kM, "each warp owns kM m16 slabs of query rows");
   static_assert(T::kBc % 16 == 0, "Bc is a whole number of mma k-steps for P V");
   static_assert(T::kD % 16 == 0, "whole mma k-steps and n8 atom pairs over the head dim");
-  static_assert(T::kStages >= 2, "a ring of one stage cannot overlap copy and math");
+  static_assert(T::kStages >= 1, "kStages 1: one K and one V buffer, copies split (kSplit)");
   static_assert((T::kBr * T::kD / 8) % kThreads == 0, "Q tile chunks split evenly over threads");
   static_assert((T::kBc * T::kD / 8) % kThreads == 0, "K/V tile chunks split evenly over threads");
   static_assert(T::kBc % 32 == 0 && T::kBc <= 64, "a row's visibility over a KV tile: 1-2 words");
   static constexpr int kMaskWords = T::kBc / 32;  // per query row (visible_words)
   // per query row: its document's keys (2 words, visible_words), its position and one float
-  // (row_table), then 4 words of head values
-  static constexpr int kRowWords = 4 * T::kBr + 4;
+  // (row_table), then 4 words of head values and kBlockWords of block values the tile loop reads
+  // back instead of holding them in registers (K/V offsets, TileWalk, FullTiles)
+  static constexpr int kBlockWords = 12;
+  static constexpr int kRowWords = 4 * T::kBr + 4 + kBlockWords;
   // Per warp: the bias of every distance its 16 kM rows x kBc keys can see (16 kM + kBc - 1
   // distances; the distance band, bias kinds with positions in token order), then one word: the
   // tile the band was filled for. Not in kSmemBytes: see region_bytes.
@@ -180,24 +196,40 @@ PA_HD bool uses_band(int kind, const pa_prefill_params &p) {
 PA_HD size_t fire_band_offset(const pa_prefill_params &p) {  // in words
   return (pa_pe::shared_table_bytes<POSATTN_PE_FIRE>(p) / 4 + 3) / 4 * 4;
 }
-template <int D, int PeKind>
+template <class T, int PeKind>
 PA_HD size_t region_bytes(const pa_prefill_params &p) {
-  using C = Check<Traits<D>>;
+  using C = Check<T>;
   if (PeKind == POSATTN_PE_FIRE)
-    return uses_band(PeKind, p) ? (fire_band_offset(p) + size_t(Traits<D>::kWarps) * C::kFirePitch) * 4
+    return uses_band(PeKind, p) ? (fire_band_offset(p) + size_t(T::kWarps) * C::kFirePitch) * 4
                                 : pa_pe::shared_table_bytes<PeKind>(p);
   return uses_band(PeKind, p) ? size_t(C::kBandWords) * 4 : pa_pe::shared_table_bytes<PeKind>(p);
 }
 
+// Which tile loops a kernel holds (its Path argument). kPathBoth: the band kinds' two copies
+// (distance band, per-element bias; a block-uniform choice), or the one loop of the other kinds.
+// hd128 splits them into two kernels (launch() picks one per call): the band loop fits Bc = 64
+// without a spill, the per-element bias loop (explicit positions) only Bc = 32 (ElementTraits;
+// docs/kernels.md, Issue 12 log). FIRE keeps both loops in one kernel of the per-element shape:
+// its band loop carries the exact fall-back for tiles that cross a kink (fire_slab).
+enum : int { kPathBoth = 0, kPathBand = 1, kPathElement = 2 };
+template <int D>
+PA_HD constexpr bool split_paths() { return D == 128; }
+template <int D, int PeKind, int Path>
+using KernelTraits =
+    typename std::conditional<Path == kPathElement || PeKind == POSATTN_PE_FIRE, ElementTraits<D>,
+                              Traits<D>>::type;
+
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
 // which pa::launch sets).
-template <int D>
-constexpr size_t smem_bytes() { return Check<Traits<D>>::kSmemBytes; }
-// T5's largest shared table (the chooser's kT5SharedMaxDistance) fits beside every shape within
-// the 163 KiB of an sm_80 block (hd192 has ~0.5 KiB left; FIRE's tables are < 30 KiB).
+template <class T>
+constexpr size_t smem_bytes() { return Check<T>::kSmemBytes; }
+// T5's largest shared table (the chooser's kT5SharedMaxDistance) fits beside every shape that
+// runs the per-element path within the 163 KiB of an sm_80 block (hd192 has ~0.5 KiB left;
+// FIRE's tables are < 30 KiB).
 template <int... D>
 constexpr bool t5_table_fits() {
-  return ((smem_bytes<D>() + 2 * (size_t(pa_pe::kT5SharedMaxDistance) + 1) * 4 <= 163 * 1024) &&
+  return ((smem_bytes<ElementTraits<D>>() + 2 * (size_t(pa_pe::kT5SharedMaxDistance) + 1) * 4 <=
+           163 * 1024) &&
           ...);
 }
 static_assert(t5_table_fits<64, 80, 96, 112, 128, 192, 256>(), "T5's shared table does not fit");
@@ -349,7 +381,8 @@ struct TileWalk {
     end = pa::max(pa::min(t_end, dhi / kBc + (dhi % kBc != 0)), pa::min(t_anchor, t_end));
     first = next(lo / kBc);
   }
-  PA_DEVICE int next(int t) const {
+  PA_DEVICE int next(int t) const { return step(t, skip_from, skip_to, end); }
+  PA_DEVICE static int step(int t, int skip_from, int skip_to, int end) {
     if (t >= skip_from && t < skip_to) t = skip_to;
     return t < end ? t : end;
   }
@@ -378,6 +411,10 @@ struct FullTiles {
   }
   // Whether keys [j0, j0 + n) are visible to every row.
   PA_DEVICE bool operator()(const pa_pe::Seq &sq, int j0, int n) const {
+    return test(sq, first, last, doc, j0, n);
+  }
+  PA_DEVICE static bool test(const pa_pe::Seq &sq, int first, int last, int32_t doc, int j0,
+                             int n) {
     if (j0 < first || j0 + n - 1 > last) return false;
     const pa_prefill_params &p = *sq.p;
     if (p.doc_ids && j0 + n > p.num_anchor)
@@ -585,6 +622,14 @@ PA_DEVICE void fire_slab(pa::sptr<float> band_w, pa::sptr<const float> row_f,
   __syncwarp();
 }
 
+// The logit softcap c tanh(s / c) (posattn.h) with s / c taken as s * (1 / c), 1 / c computed
+// once per block: an IEEE division per element has a slow-path call, around which ptxas saved
+// registers to local memory in the hd128 two-slab instances. Differs from the division by at most
+// an ulp of the tanh argument.
+PA_DEVICE float softcap_logit(const pa_prefill_params &p, float inv_cap, float s) {
+  return p.softcap * tanhf(s * inv_cap);
+}
+
 PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
   switch (dtype) {
     case POSATTN_DTYPE_BF16: pa::ptr_cast<pa::bf16>(base)[idx] = pa::bf16_from_float(x); break;
@@ -594,7 +639,7 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 }
 
 // ---- the kernel ----------------------------------------------------------------------------------
-// Grid: (ceil(max Lq / Br), hq, batch); block: kWarps * 32 threads; dynamic smem: smem_bytes<D>(),
+// Grid: (ceil(max Lq / Br), hq, batch); block: kWarps * 32 threads; dynamic smem: smem_bytes<T>(),
 // plus the T5/FIRE instances' bias tables (pa_pe::shared_table_bytes).
 // The output dtype is a run-time field (only the epilogue depends on it). Preconditions, checked
 // by the chooser through layout_ok(): q/k/v rows 16-byte aligned (data pointers and every stride
@@ -608,13 +653,15 @@ PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t id
 // kept per row and tile rather than per element: the row maximum m and this thread's minimum of
 // the row's visible x, scaled by cs, are finite exactly when every scaled logit is; otherwise
 // the row sum l becomes NaN (and a NaN x makes its weight NaN by itself).
-template <int D, class Tin, int PeKind>
-__global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::kMinBlocks)
+template <int D, class Tin, int PeKind, int Path>
+__global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads,
+                                  Check<KernelTraits<D, PeKind, Path>>::kMinBlocks)
     prefill_mma(const pa_prefill_params p) {
-  using T = Traits<D>;
+  using T = KernelTraits<D, PeKind, Path>;
   using L = Smem<D>;
   constexpr int kThreads = Check<T>::kThreads, kBr = T::kBr, kBc = T::kBc, kS = T::kStages;
   constexpr int kM = T::kM, kP = L::kPitch;
+  constexpr bool kSplit = kS == 1;  // one K and one V buffer (see copy_tile below)
   constexpr int kRows = 2 * kM;  // rows per thread: g and g + 8 of each slab
   constexpr int kNA = kBc / 8;   // n8 atoms of the S tile
   constexpr int kDA = D / 8;     // n8 atoms of the O tile
@@ -624,6 +671,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // Biases that depend on the distance pq - pk alone: with positions in token order they come
   // from the warp's distance band (see "Distance band").
   constexpr bool kBandKind = band_kind(PeKind);
+  // The softcap's s / c: the IEEE division (apply_softcap, as the SIMT kernel) on the per-element
+  // path, except in xPos (and the band path), where its slow-path call made ptxas spill around
+  // it at hd128: there s * (1 / c) (softcap_logit).
+  constexpr bool kSoftcapProduct = PeKind == POSATTN_PE_XPOS;
   constexpr bool kBandReuse =
       PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
   constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
@@ -641,29 +692,15 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // neither a reachable anchor nor a document of this query tile. Every thread computes the same
   // sequence.
   const TileWalk<kBc> walk(sq, qt0, qt1);
-  const int t_end = walk.end;
 
   pa::sptr<Tin> sQ = pa::dynamic_shared<Tin>();
   pa::sptr<Tin> sK = sQ + kBr * kP;
   pa::sptr<Tin> sV = sK + kS * kBc * kP;
 
   const pa::gptr<const Tin> gq = pa::ptr_cast<const Tin>(p.q) + sq.q_off(qt0, h, p.q_sb, p.q_ss, p.q_sh);
-  const pa::gptr<const Tin> gk = pa::ptr_cast<const Tin>(p.k) + sq.kv_off(0, hk, p.k_sb, p.k_ss, p.k_sh);
-  const pa::gptr<const Tin> gv = pa::ptr_cast<const Tin>(p.v) + sq.kv_off(0, hk, p.v_sb, p.v_ss, p.v_sh);
-  const TileCopy<D, kBc, kThreads> k_copy(tid, p.k_ss), v_copy(tid, p.v_ss);
+  const int64_t k_off = sq.kv_off(0, hk, p.k_sb, p.k_ss, p.k_sh);
+  const int64_t v_off = sq.kv_off(0, hk, p.v_sb, p.v_ss, p.v_sh);
 
-  // The copy cursor runs kS-1 tiles ahead of the math cursor through the same tile sequence.
-  int fetch_t = walk.first, fetch_n = 0;
-  auto issue = [&]() {
-    if (fetch_t < t_end) {
-      const int j0 = fetch_t * kBc, slot = fetch_n % kS;
-      k_copy(sK + slot * kBc * kP, gk + j0 * p.k_ss, p.k_ss, sq.Lk - j0, tid);
-      v_copy(sV + slot * kBc * kP, gv + j0 * p.v_ss, p.v_ss, sq.Lk - j0, tid);
-      fetch_t = walk.next(fetch_t + 1);
-    }
-    ++fetch_n;
-    pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
-  };
 
   // After the K/V ring: the masked tiles' visibility words (visible_words), the bias kinds' row
   // table (each row's query position, FIRE's 1/normaliser per row, the head's ALiBi slope or
@@ -677,9 +714,43 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const pa::sptr<int32_t> sRowPos = sRowDoc + 2 * kBr;
   const pa::sptr<float> sRowF = pa::ptr_cast<float>(sRowPos + kBr);
   const pa::sptr<float> sHead = sRowF + kBr;
+  // Block values the tile loop reads from here rather than holding them in registers across it:
+  // K and V element offsets (int64 as two words each), TileWalk's skipped run and end, FullTiles.
+  const pa::sptr<int32_t> sBlk = pa::ptr_cast<int32_t>(sHead + 4);
   // then region_bytes: the distance bands (Check::kBandPitch words per warp) or the tables
-  const pa::sptr<float> sB = sHead + 4;  // the same words: a call uses one or the other
+  const pa::sptr<float> sB = pa::ptr_cast<float>(sBlk + Check<T>::kBlockWords);
+  // the same words: a call uses one or the other (FIRE: its tables, then its bands)
   const pa::sptr<float> sBand = PeKind == POSATTN_PE_FIRE ? sB + fire_band_offset(p) : sB;
+
+  // The tile sequence and the copies read the block values (sBlk) from shared memory: published
+  // by the barrier after they are written, before the first copy.
+  auto next_tile = [&](int t) { return TileWalk<kBc>::step(t, sBlk[4], sBlk[5], sBlk[6]); };
+  // Copies K (is_v false) or V of tile t into ring slot `slot`. The per-thread copy addressing
+  // comes from a fresh %tid.x: recomputed per tile (a few integer instructions), not held
+  // across the tile loop.
+  auto copy_tile = [&](bool is_v, int t, int slot) {
+    const int j0 = t * kBc, ft = fresh_tid();
+    const int64_t ss = is_v ? p.v_ss : p.k_ss;
+    const int64_t off = int64_t(uint32_t(sBlk[is_v ? 2 : 0])) | (int64_t(sBlk[is_v ? 3 : 1]) << 32);
+    TileCopy<D, kBc, kThreads>(ft, ss)((is_v ? sV : sK) + slot * kBc * kP,
+                                       pa::ptr_cast<const Tin>(is_v ? p.v : p.k) + off + j0 * ss,
+                                       ss, sq.Lk - j0, ft);
+  };
+  // The ring (kS >= 2): the copy cursor runs kS-1 tiles ahead of the math cursor through the same
+  // tile sequence, K and V of a tile in one group. kS == 1 (kSplit): one K and one V buffer, in
+  // FlashAttention-2's order: V of tile n is copied during S = Q K^T of tile n, K of tile n + 1
+  // during the softmax and P V of tile n (two barriers per tile; see the tile loop).
+  int fetch_t = walk.first, fetch_n = 0;
+  auto issue = [&]() {
+    if (fetch_t < sBlk[6]) {
+      copy_tile(false, fetch_t, fetch_n % kS);
+      copy_tile(true, fetch_t, fetch_n % kS);
+      fetch_t = next_tile(fetch_t + 1);
+    }
+    ++fetch_n;
+    pa::cp_async_commit();  // empty groups too: the wait<> count stays the same every iteration
+  };
+
   if (!uses_band(PeKind, p) || PeKind == POSATTN_PE_FIRE)  // FIRE: tables, then bands
     pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, kThreads);
   if (p.doc_ids) row_docs<kBr, kThreads>(sq, sRowDoc, qt0, tid);
@@ -708,13 +779,33 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
       return pa_pe::Bias<PeKind>(p, h, pq);
   };
 
+  if (tid == 0) {
+    const FullTiles ft(sq, qt0, qt1);
+    sBlk[0] = int32_t(uint32_t(uint64_t(k_off)));
+    sBlk[1] = int32_t(k_off >> 32);
+    sBlk[2] = int32_t(uint32_t(uint64_t(v_off)));
+    sBlk[3] = int32_t(v_off >> 32);
+    sBlk[4] = walk.skip_from;
+    sBlk[5] = walk.skip_to;
+    sBlk[6] = walk.end;
+    sBlk[7] = ft.first;
+    sBlk[8] = ft.last;
+    sBlk[9] = ft.doc;
+    sHead[2] = p.softcap > 0.f ? 1.f / p.softcap : 0.f;
+  }
+  __syncthreads();  // the block values, before the first copy reads them
   TileCopy<D, kBr, kThreads>(tid, p.q_ss)(sQ, gq, p.q_ss, q_rows, tid);
   pa::cp_async_commit();
-  for (int n = 0; n < kS - 1; ++n) issue();
+  if constexpr (kSplit) {  // K of the first tile
+    if (walk.first < walk.end) copy_tile(false, walk.first, 0);
+    pa::cp_async_commit();
+  } else {
+    for (int n = 0; n < kS - 1; ++n) issue();
+  }
 
   const Transform<PeKind> xf{&p, sq.q_pos(qt0)};
   if (Transform<PeKind>::kOn) {
-    pa::cp_async_wait<kS - 1>();  // the Q group (the oldest) has landed for this thread ...
+    pa::cp_async_wait<kSplit ? 1 : kS - 1>();  // the Q group (the oldest) has landed for this thread ...
     __syncthreads();              // ... and for every thread
     transform_tile<D, kThreads>(sQ, xf, q_rows, true, [&](int r) { return sq.q_pos(qt0 + r); },
                                 tid);
@@ -756,7 +847,6 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   const int kv_delta = Smem<D>::at((mi / 2) * 8 + lane % 8, (mi % 2) * 8) -
                        Smem<D>::at((mi % 2) * 8 + lane % 8, (mi / 2) * 8);
 
-  const FullTiles full_tile(sq, qt0, qt1);
   float o[kM][kDA][4];
   PA_UNROLL
   for (int m = 0; m < kM; ++m)
@@ -774,11 +864,18 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
   // its own state live across its tiles (one loop holding both spilled in T5 on sm_90a).
   auto tile_loop = [&](auto band_c) {
     constexpr bool band = decltype(band_c)::value;
-    for (int n = 0, t = walk.first; t < t_end; ++n, t = walk.next(t + 1)) {
-      pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
-      __syncthreads();              // ... for all threads, and tile n-1's slot is free again
-      issue();
-      const int slot = n % kS, j0 = t * kBc;
+    for (int n = 0, t = walk.first; t < sBlk[6]; ++n, t = next_tile(t + 1)) {
+      const int slot = kSplit ? 0 : n % kS, j0 = t * kBc;
+      if constexpr (kSplit) {
+        pa::cp_async_wait<0>();  // K of tile n has landed for this thread ...
+        __syncthreads();         // ... for all threads, and every warp is done with V of tile n-1
+        copy_tile(true, t, 0);
+        pa::cp_async_commit();
+      } else {
+        pa::cp_async_wait<kS - 2>();  // tile n has landed for this thread ...
+        __syncthreads();              // ... for all threads, and tile n-1's slot is free again
+        issue();
+      }
       if (band) {  // this tile's distance band (the loop's barrier ordered the last tile's reads)
         // Lane l fills entries l + 32 k (slot k). The band of tile t - 1 holds this band's
         // entries kBc.. at i - kBc, written by the same lane (the word after the band records
@@ -833,8 +930,13 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
                                     [&](int r) { return sq.kv_pos(j0 + r); }, tid);
         __syncthreads();
       }
-      const bool masked = !full_tile(sq, j0, kBc);  // uniform over the block
+      const bool masked =  // uniform over the block
+          !FullTiles::test(sq, sBlk[7], sBlk[8], sBlk[9], j0, kBc);
       if (masked) {
+        if constexpr (kSplit) {  // the V scan needs V of this tile now
+          pa::cp_async_wait<0>();
+          __syncthreads();
+        }
         isolate_nonfinite_v<D, kBc, kThreads>(k_s, v_s, tid);
         visible_words<kBr, kBc, kThreads>(sq, sMask, sRowDoc, qt0, j0, tid);
         __syncthreads();
@@ -866,6 +968,14 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
             MmaOp<Tin>::run(s[m][2 * np + 1], qa[m], b1);
           }
         }
+      }
+
+      if constexpr (kSplit) {
+        pa::cp_async_wait<0>();  // V of tile n has landed for this thread ...
+        __syncthreads();         // ... for all threads, and every warp is done with K of tile n
+        const int tn = next_tile(t + 1);
+        if (tn < sBlk[6]) copy_tile(false, tn, 0);
+        pa::cp_async_commit();
       }
 
       // ---- logits (see "Logit units"), then the mask; mn: this thread's minimum of each row's
@@ -916,6 +1026,7 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         const int ft = fresh_tid(), fl = ft % 32;
         const pa::sptr<float> bt =
             sBand + (ft / 32) * Check<T>::kBandPitch + (fl / 4 - 2 * (fl % 4) + kBc - 1);
+        const float inv_cap = sHead[2];
         auto logits = [&](auto softcap) {
           PA_UNROLL
           for (int m = 0; m < kM; ++m)
@@ -925,13 +1036,14 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
               for (int e = 0; e < 4; ++e) {
                 float &x = s[m][a][e];
                 const float bias = bt[16 * m + 8 * (e / 2) - 8 * a - (e & 1)];
-                x = (decltype(softcap)::value ? pa_pe::apply_softcap(p, x * p.scale) + bias
+                x = (decltype(softcap)::value ? softcap_logit(p, inv_cap, x * p.scale) + bias
                                               : fmaf(x, p.scale, bias)) * kLog2e;
               }
         };
         if (p.softcap > 0.f) logits(std::true_type{});
         else logits(std::false_type{});
       } else if (!plain) {
+        const float inv_cap = sHead[2];
         // keys outer, rows inner: one key position live at a time; the rows' values are read
         // from the row table once per tile. Keys past the sequence end (their bias is computed
         // from the last key's position) lie on masked tiles, where the mask overrides the logit.
@@ -952,7 +1064,8 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
             PA_UNROLL
             for (int r = 0; r < kRows; ++r) {
               float &x = s[r / 2][a][2 * (r % 2) + c];
-              float logit = pa_pe::apply_softcap(p, x * p.scale);
+              float logit = kSoftcapProduct && p.softcap > 0.f ? softcap_logit(p, inv_cap, x * p.scale)
+                                                               : pa_pe::apply_softcap(p, x * p.scale);
               if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
               x = logit * kLog2e;
             }
@@ -1029,19 +1142,26 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
           o[r / 2][a][2 * (r % 2) + 1] *= c;
         }
       }
+      // P in the mma input type, packed as soon as each pair is computed: S (kM Bc / 2 fp32)
+      // becomes kM Bc / 4 registers before P V.
+      uint32_t pk[kM][kNA][2];
       auto weights = [&](auto two_step_c) {  // s -> exp2(x cs - bb), summed into rsum
         PA_UNROLL
         for (int m = 0; m < kM; ++m)
           PA_UNROLL
-          for (int a = 0; a < kNA; ++a)
+          for (int a = 0; a < kNA; ++a) {
+            float w[4];
             PA_UNROLL
             for (int e = 0; e < 4; ++e) {
               const int r = 2 * m + e / 2;
               const float x = s[m][a][e];
-              s[m][a][e] = pa::exp2_approx(decltype(two_step_c)::value ? x * cs - bb[r]
-                                                                       : fmaf(x, cs, -bb[r]));
-              rsum[r] += s[m][a][e];
+              w[e] = pa::exp2_approx(decltype(two_step_c)::value ? x * cs - bb[r]
+                                                                 : fmaf(x, cs, -bb[r]));
+              rsum[r] += w[e];
             }
+            pk[m][a][0] = MmaOp<Tin>::pack(w[0], w[1]);
+            pk[m][a][1] = MmaOp<Tin>::pack(w[2], w[3]);
+          }
       };
       if (two_step) weights(std::true_type{});
       else weights(std::false_type{});
@@ -1053,10 +1173,10 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
         uint32_t pf[kM][4];
         PA_UNROLL
         for (int m = 0; m < kM; ++m) {
-          pf[m][0] = MmaOp<Tin>::pack(s[m][2 * kk][0], s[m][2 * kk][1]);
-          pf[m][1] = MmaOp<Tin>::pack(s[m][2 * kk][2], s[m][2 * kk][3]);
-          pf[m][2] = MmaOp<Tin>::pack(s[m][2 * kk + 1][0], s[m][2 * kk + 1][1]);
-          pf[m][3] = MmaOp<Tin>::pack(s[m][2 * kk + 1][2], s[m][2 * kk + 1][3]);
+          pf[m][0] = pk[m][2 * kk][0];
+          pf[m][1] = pk[m][2 * kk][1];
+          pf[m][2] = pk[m][2 * kk + 1][0];
+          pf[m][3] = pk[m][2 * kk + 1][1];
         }
         PA_UNROLL
         for (int dp = 0; dp < D / 16; ++dp) {
@@ -1072,9 +1192,11 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
       }
     }
   };
-  if constexpr (kBandKind) {
+  if constexpr (kBandKind && Path == kPathBoth) {
     if (uses_band(PeKind, p)) tile_loop(std::true_type{});
     else tile_loop(std::false_type{});
+  } else if constexpr (kBandKind && Path == kPathBand) {
+    tile_loop(std::true_type{});  // launched only when uses_band
   } else {
     tile_loop(std::false_type{});
   }
@@ -1126,16 +1248,25 @@ __global__ void __launch_bounds__(Check<Traits<D>>::kThreads, Check<Traits<D>>::
 
 // Launches the instance on p (grid over query tiles, q heads, sequences). Instances are compiled
 // in kernels/prefill/instances/ (generated) and found through mma_instances.h.
-template <int D, class Tin, int PeKind>
-pa::launch_status launch(const pa_prefill_params &p, void *stream) {
-  using T = Traits<D>;
-  if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
-    return pa::launch_status{false, "prefill_mma: the RoPE instance needs K rotated by the pre-pass"};
+template <int D, class Tin, int PeKind, int Path>
+pa::launch_status launch_path(const pa_prefill_params &p, void *stream) {
+  using T = KernelTraits<D, PeKind, Path>;
   const dim3 grid(unsigned(p.q_len / T::kBr + (p.q_len % T::kBr != 0)), unsigned(p.hq),
                   unsigned(p.batch));
-  return pa::launch("prefill_mma", prefill_mma<D, Tin, PeKind>, grid, dim3(Check<T>::kThreads),
-                    smem_bytes<D>() + region_bytes<D, PeKind>(p),
+  return pa::launch("prefill_mma", prefill_mma<D, Tin, PeKind, Path>, grid,
+                    dim3(Check<T>::kThreads), smem_bytes<T>() + region_bytes<T, PeKind>(p),
                     stream, p);
+}
+template <int D, class Tin, int PeKind>
+pa::launch_status launch(const pa_prefill_params &p, void *stream) {
+  if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
+    return pa::launch_status{false, "prefill_mma: the RoPE instance needs K rotated by the pre-pass"};
+  if constexpr (split_paths<D>() && band_kind(PeKind) && PeKind != POSATTN_PE_FIRE) {
+    return uses_band(PeKind, p) ? launch_path<D, Tin, PeKind, kPathBand>(p, stream)
+                                : launch_path<D, Tin, PeKind, kPathElement>(p, stream);
+  } else {
+    return launch_path<D, Tin, PeKind, kPathBoth>(p, stream);
+  }
 }
 
 using launch_fn = pa::launch_status (*)(const pa_prefill_params &, void *stream);

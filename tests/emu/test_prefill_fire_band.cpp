@@ -32,7 +32,8 @@ struct Case {
   float softcap;
 };
 
-// The kernel's warp rows (16 kM) and key tile (Bc) per head dim (mma.cuh Traits).
+// The kernel's warp rows (16 kM) and key tile (Bc) per head dim (mma.cuh: FIRE's KernelTraits,
+// ElementTraits: Bc 32 at hd128).
 void warp_shape(int d, int &rows, int &bc) {
   rows = d == 64 || d == 128 ? 32 : 16;
   bc = d == 80 || d == 96 || d == 112 ? 64 : 32;

@@ -150,7 +150,7 @@ TEST_F(PrefillMma, hd192_f16_lengths_1_17_97_window) {
 
 // The tile walk (TileWalk: the anchor tiles, then a jump to the block's documents) and the masked
 // tiles' visibility words from the row table's document keys (row_docs, visible_words):
-// documents shorter and longer than a KV tile (Bc = 32 at hd128, 64 at hd80: two visibility
+// documents shorter and longer than a KV tile (Bc = 64 at hd128 and hd80: two visibility
 // words per row), several anchors (more than a tile), windows that exclude the anchors for later
 // blocks, varlen sequences.
 TEST_F(PrefillMma, documents_anchors_tile_walk_and_row_table) {
@@ -194,7 +194,9 @@ TEST_F(PrefillMma, distance_band_and_explicit_positions_every_bias_kind) {
   const posattn_pe_kind kinds[] = {POSATTN_PE_ALIBI, POSATTN_PE_T5, POSATTN_PE_KERPLE_LOG,
                                    POSATTN_PE_KERPLE_POWER};
   uint64_t seed = 500;
-  for (int d : {64, 80, 128, 192})  // 4 x 32 rows, Bc 32; 4 x 16, Bc 64; 8 x 16, Bc 32
+  // hd64 4 x 32 rows, Bc 32; hd80 4 x 16, Bc 64; hd128 4 x 32, Bc 64 (band) / 32 (per element);
+  // hd192 8 x 16, Bc 32
+  for (int d : {64, 80, 128, 192})
     for (posattn_pe_kind k : kinds)
       for (int pos = 0; pos < 3; ++pos)  // band, random ids, default ids given explicitly
         for (int mask = 0; mask < 4; ++mask) {
@@ -212,6 +214,34 @@ TEST_F(PrefillMma, distance_band_and_explicit_positions_every_bias_kind) {
           check(c, ++seed);
           if (HasFatalFailure()) return;
         }
+}
+
+// hd128 (4 warps x 32 rows, Bc = 64, one K and one V buffer: the copies split around Q K^T) for
+// every PE kind: q_len 97 < kv_len 161 (partial row and key tiles, positions shifted), GQA 4:2,
+// causal, a two-sided window, documents with anchors, a softcap; explicit random positions for
+// the kinds that take them on the per-element path. xPos only causal (the kernel's rule).
+TEST_F(PrefillMma, hd128_every_pe_kind_odd_shapes) {
+  const posattn_pe_kind kinds[] = {POSATTN_PE_NONE,  POSATTN_PE_ROPE, POSATTN_PE_ALIBI,
+                                   POSATTN_PE_FIRE,  POSATTN_PE_XPOS, POSATTN_PE_T5,
+                                   POSATTN_PE_KERPLE_LOG, POSATTN_PE_KERPLE_POWER};
+  uint64_t seed = 1200;
+  for (posattn_pe_kind k : kinds)
+    for (int mask = 0; mask < 5; ++mask) {
+      const bool xpos = k == POSATTN_PE_XPOS;
+      if (mask == 4 && (xpos || k == POSATTN_PE_NONE)) continue;  // explicit positions
+      Case c{"hd128 kind", BF16, BF16, 2, 4, 2, 128, 97, 161};
+      c.pe = k;
+      c.fire_L = 16;  // FIRE: rows past L, each with its own normaliser
+      if (k == POSATTN_PE_T5) c.t5_max_distance = 100;
+      if (mask == 0) c.causal = 1;
+      if (mask == 1) c.wl = 50, c.wr = xpos ? -1 : 20, c.causal = xpos;
+      if (mask == 2) c.causal = 1, c.q_len = c.kv_len = 161, c.docs = 3;
+      if (mask == 3) c.softcap = 5.f, c.causal = xpos;
+      if (mask == 4) c.positions = true, c.wl = 70;
+      SCOPED_TRACE(testing::Message() << "kind " << k << " mask " << mask);
+      check(c, ++seed);
+      if (HasFatalFailure()) return;
+    }
 }
 
 }  // namespace

@@ -34,6 +34,7 @@ struct pat_case {
   int t5_max_distance = 0;         // T5 (bidirectional, 32 buckets, random table) when > 0
   bool sinks = false;              // random per-head sink logits near the logits
   double xpos_scale_base = 64;     // xPos: small, so the decay is far from 1 at these distances
+  double fire_L = 0;               // FIRE's L when > 0 (else posattn.h's default)
 };
 
 // Host arrays a descriptor points to.
@@ -113,6 +114,7 @@ inline void pat_case_describe(const pat_case &c, posattn_attention_desc *desc,
     for (int h = 0; h < c.hq; ++h) arr->b2.push_back(float(pat_rng_uniform(rng, -0.5, 0.5)));
     desc->pe.fire.w1 = arr->w1.data(); desc->pe.fire.b1 = arr->b1.data();
     desc->pe.fire.w2 = arr->w2.data(); desc->pe.fire.b2 = arr->b2.data();
+    if (c.fire_L > 0) desc->pe.fire.L = c.fire_L;
   }
   if (c.sinks) {
     for (int h = 0; h < c.hq; ++h) arr->sinks.push_back(float(pat_rng_uniform(rng, -1, 3)));
