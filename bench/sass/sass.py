@@ -225,7 +225,8 @@ def hot_regions(insns, h, l, in_inner, loads=True):
     return hot
 
 
-def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=None, force=()):
+def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=None, force=(),
+                inner_hot=False):
     """Weights (per instruction index; 0 off the path) of the steady-state iteration of loop
     (h, l): the shortest head -> latch path over forward edges that still runs
       - every block holding a tensor-core instruction,
@@ -236,7 +237,10 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     knows how many times a loop runs per tile, the SASS does not. force_tc=False: tensor-core
     blocks are not forced (a decode chunk's no-RoPE path); force_loop(counters): which inner loops
     are forced instead of the shared-memory storing ones; force: instruction indices whose blocks
-    the path must also run (a masked tile's extra work: bench/sass/visible_tiles.py)."""
+    the path must also run (a masked tile's extra work: bench/sass/visible_tiles.py); inner_hot:
+    an inner loop's own steady path keeps its float if-regions too (hot_regions), as the loop's
+    does at the top (the wgmma kernel's band fill: a rolled loop evaluating a bias whose
+    special-case branch, e.g. KERPLE power's distance 0, would otherwise skip the evaluation)."""
     bl = blocks(insns, h, l)
     start_of = {b[0]: k for k, b in enumerate(bl)}
     index = {x.addr: i for i, x in enumerate(insns)}
@@ -289,8 +293,8 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     # path), times its trips per tile; loops nested in it are handled by the recursion
     for a, b in outermost(inner):
         if w[a]:
-            sub = steady_path(insns, a, b, trips, top=False, force_tc=force_tc,
-                              force_loop=force_loop)
+            sub = steady_path(insns, a, b, trips, top=inner_hot, force_tc=force_tc,
+                              force_loop=force_loop, inner_hot=inner_hot)
             t = trips(count(insns[a:b + 1])[0]) if trips else 1
             for i in range(a, b + 1):
                 w[i] = sub[i] * t
@@ -446,7 +450,8 @@ def turn_indices(insns, h, l):
 def analyse_wgmma(insns):
     """Per-warp counters of a warp-specialised wgmma kernel's steady KV tile, or None:
       consumer  the consumer main loop's steady path (analyse()'s rules: the shortest head ->
-                latch path through every HGMMA block and the float-if regions of a bias),
+                latch path through every HGMMA block and the float-if regions of a bias, also
+                inside its inner loops: steady_path's inner_hot),
       turn      the part of it inside the ping-pong turn (named barrier wait .. arrive),
       serialized  HGMMAs of the path waited for before the next one is issued,
       warpgroup_flops  the HGMMA FLOPs of one consumer warpgroup per tile,
@@ -456,7 +461,7 @@ def analyse_wgmma(insns):
     if cl is None:
         return None
     h, l = cl
-    w = steady_path(insns, h, l)
+    w = steady_path(insns, h, l, inner_hot=True)
     path, shapes = count(insns, w)
     turn, how = turn_indices(insns, h, l)
     tc, _ = count(insns, [w[i] if i in turn else 0 for i in range(len(insns))])

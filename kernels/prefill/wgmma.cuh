@@ -60,7 +60,7 @@
 
 #if defined(__CUDACC__)
 #define PA_WGMMA_NS cuda
-#define PA_WGMMA_ROLLED _Pragma("unroll 1")  // a loop kept rolled (the producer's register budget)
+#define PA_WGMMA_ROLLED _Pragma("unroll 1")  // a loop kept rolled (register budget, code size)
 #else
 #define PA_WGMMA_NS emu
 #define PA_WGMMA_ROLLED
@@ -112,19 +112,21 @@ static_assert(smem_bytes<256>() + 2 * (size_t(Traits<256>::kT5MaxDistance) + 1) 
 
 // Distance band (mma.cuh's idea, per warpgroup and carried across tiles). The kinds whose bias
 // depends on pq - pk alone, with positions in token order (no q_pos/kv_pos arrays: a call-uniform
-// choice), read it from a band of shared words, one per distance: each consumer warpgroup keeps a
-// ring of kBandRing words indexed by distance mod kBandRing (d = pq - pk as uint32). A tile's 64
-// rows x kBc keys see kBandLen = 64 + kBc - 1 distances; the next tile visited (keys kBc further)
-// sees kBc new ones and 63 of this tile's, so in the steady state each of the 128 threads
-// evaluates the bias of at most one new distance per tile (once per distance and warpgroup, not
-// per element); the first tile and a tile after skipped ones fill the whole window. Slots below
-// kBandLen are mirrored kBandRing words further, so the window of a tile is contiguous from its
-// first distance's slot and each logit element reads its bias at a compile-time offset from a
-// per-thread base. One 128-thread named barrier per tile (kBandBar + warpgroup) orders the
-// warpgroup's writes before its reads; the writes of the next tile touch no slot this tile reads
-// (the ring is longer than kBandLen + kBc), and the tile after that writes after the next
-// barrier. The band takes the place of the T5 table in shared memory (T5's band reads the host
-// tables).
+// choice), read it from shared words, one per distance. Each consumer warpgroup has two rings of
+// kBandRing words indexed by distance mod kBandRing (d = pq - pk as uint32). A tile's 64 rows x
+// kBc keys see kBandLen = 64 + kBc - 1 distances (its window); the next tile, when adjacent (keys
+// kBc further), sees kBc new ones and 63 of this tile's. So, once this tile's logits have read
+// the band, each thread evaluates the bias of at most one new distance of the next tile (once per
+// distance and warpgroup, not per element) into the same ring: those slots are not in this tile's
+// window (the ring is longer than kBandLen + kBc), so the warpgroup's other threads may still be
+// reading. After skipped tiles the next window is new: the warpgroup fills it whole into the
+// other ring, which nobody reads any more. Either fill is published to the warpgroup's readers by
+// the ping-pong barrier before the P V turn (every thread of the warpgroup waits there), which
+// also orders every read of a tile before the fills after the next one: the band needs no barrier
+// of its own. Slots below kBandLen are mirrored kBandRing words further, so that a window is
+// contiguous from its first distance's slot and each logit element reads its bias at a
+// compile-time offset from a per-thread base. The bands take the place of the T5 table in shared
+// memory (T5's band reads the host tables).
 template <int PeKind>
 PA_HD constexpr int band_kind_or_none() {  // the policy a band entry is computed with
   return PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_T5 || PeKind == POSATTN_PE_KERPLE_LOG ||
@@ -140,17 +142,17 @@ constexpr int kBandRing = 512;  // > kBandLen + kBc at every head dim: 191 + 128
 template <int D>
 PA_HD constexpr int band_len() { return 64 + Traits<D>::kBc - 1; }  // distances of one tile
 template <int D>
-PA_HD constexpr int band_pitch() { return kBandRing + band_len<D>() + 1; }  // words per warpgroup
+PA_HD constexpr int band_pitch() { return kBandRing + band_len<D>() + 1; }  // words per ring
 static_assert(band_len<128>() + Traits<128>::kBc <= kBandRing &&
                   band_len<256>() + Traits<256>::kBc <= kBandRing,
               "the next tile's new distances would overwrite this tile's");
 // Shared memory after the tiles: the bands when the call uses them, else the T5/FIRE tables.
 template <int D, int PeKind>
 size_t region_bytes(const pa_prefill_params &p) {
-  return uses_band<PeKind>(p) ? size_t(2 * band_pitch<D>()) * 4
+  return uses_band<PeKind>(p) ? size_t(4 * band_pitch<D>()) * 4  // two rings per warpgroup
                               : pa_pe::shared_table_bytes<PeKind>(p);
 }
-static_assert(smem_bytes<256>() + 2 * band_pitch<256>() * 4 <= kSmemLimit, "bands exceed 227 KiB");
+static_assert(smem_bytes<256>() + 4 * band_pitch<256>() * 4 <= kSmemLimit, "bands exceed 227 KiB");
 
 // The per-pair transform of q and k rows: RoPE's rotation (rope.cuh); xPos adds its centred decay
 // (xpos.cuh), centred on the block's first query position so that the q factors stay <= 1 -- the
@@ -431,8 +433,7 @@ __global__ void __launch_bounds__(384, 1)
     if (!(last && wg == 1)) pa::named_barrier_arrive(kTurn + 1 - wg, 256);
   };
   pa::wgmma_acc<kBc> sc;  // S of the tile being worked on; P in place after the softmax
-  const pa::sptr<float> band_wg = sB + wg * band_pitch<D>();  // this warpgroup's band ring
-  constexpr int kBandBar = 6;  // named barriers 6 and 7: the band of consumer 0, 1
+  const pa::sptr<float> band_wg = sB + 2 * wg * band_pitch<D>();  // this warpgroup's two rings
   const auto bias0 = pa_pe::Bias<band_kind_or_none<PeKind>()>(p, h, 0);
   auto issue_s = [&](int n) {  // S = Q K^T of the n-th tile (slot n % kS), after its full wait
     const pa::sptr<Tin> k_s = sK + (n % kS) * kBc * D;
@@ -448,7 +449,29 @@ __global__ void __launch_bounds__(384, 1)
   // (positions in token order) and with the per-element bias (explicit positions).
   auto tile_loop = [&](auto band_c) {
     constexpr bool band = decltype(band_c)::value;
-    int kt = next_tile(lo / kBc), kt_prev = -2;
+    int kt = next_tile(lo / kBc);
+    // The band (see "Distance band"): the ring in use, and the fill of entries [0, fill) of tile
+    // kt_'s window into it; row r (0 .. 63) of the warpgroup and key c of the tile have entry
+    // r - c + kBc - 1, distance band_d0(kt_) + entry.
+    constexpr int kLen = band_len<D>();
+    int ring = 0;
+    auto band_d0 = [&](int kt_) {
+      return uint32_t(qt0 + 64 * wg) + uint32_t(sq.shift) - uint32_t(kt_ * kBc) - uint32_t(kBc - 1);
+    };
+    auto fill_band = [&](int kt_, int fill) {
+      const pa::sptr<float> rb = band_wg + ring * band_pitch<D>();
+      const uint32_t d0 = band_d0(kt_);
+      PA_WGMMA_ROLLED  // one trip per thread in the steady state (hd128), two for a whole window
+      for (int i = t; i < fill; i += 128) {
+        // the pair (pq, pk) = (0, -d): the policies see abs_diff and the sign of pq - pk only
+        const uint32_t d = d0 + uint32_t(i), slot = d % kBandRing;
+        const float v = bias0(int32_t(0u - d));
+        rb[slot] = v;
+        if (slot < uint32_t(kLen)) rb[slot + kBandRing] = v;  // the mirror
+      }
+    };
+    // the first tile's window, published by the first S turn's barrier
+    if (band && kt < t_end) fill_band(kt, kLen);
     if (kt < t_end && wg == 1) pa::named_barrier_arrive(kTurn, 256);  // consumer 0's first turn
     for (int n = 0; kt < t_end; ++n) {
       const int s = n % kS, j0 = kt * kBc;
@@ -464,39 +487,15 @@ __global__ void __launch_bounds__(384, 1)
       issue_s(n);
       pa::wgmma_commit();
       turn_end(false);
-      uint32_t b0 = 0;  // ring slot of this tile's first distance
-      if (band) {  // this warpgroup's distance band of tile n, while S runs (see "Distance band")
-        constexpr int kLen = band_len<D>();
-        // row r (0 .. 63) of the warpgroup, key c of the tile: entry r - c + kBc - 1, distance
-        // d0 + entry
-        const uint32_t d0 = uint32_t(qt0 + 64 * wg) + uint32_t(sq.shift) - uint32_t(j0) -
-                            uint32_t(kBc - 1);
-        const bool next = kt == kt_prev + 1;  // entries kBc.. are the last tile's 0 .. 62
-        // first tile, or tiles skipped: the whole window, after the last tile's reads
-        if (!next && n > 0) pa::named_barrier_sync(kBandBar + wg, 128);
-        const int fill = next ? kBc : kLen;
-        PA_UNROLL
-        for (int k = 0; k < (kLen + 127) / 128; ++k) {
-          const int i = t + 128 * k;
-          if (i < fill) {
-            // the pair (pq, pk) = (0, -d): the policies see abs_diff and the sign of pq - pk only
-            const uint32_t d = d0 + uint32_t(i), slot = d % kBandRing;
-            const float v = bias0(int32_t(0u - d));
-            band_wg[slot] = v;
-            if (slot < uint32_t(kLen)) band_wg[slot + kBandRing] = v;  // the mirror
-          }
-        }
-        pa::named_barrier_sync(kBandBar + wg, 128);  // every entry of the window, before the reads
-        b0 = d0 % kBandRing;
-      }
       pa::wgmma_wait<0>();  // S of tile n
       const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
 
       // ---- logits, mask; mn: this thread's minimum of each row's visible x (0 included) ----
       if (band) {
         // element e: row 16 w + g + 8 ((e / 2) % 2), key 2 (t % 4) + 8 (e / 4) + (e % 2)
-        const pa::sptr<float> bt =
-            band_wg + (b0 + uint32_t(16 * (t / 32) + (t % 32) / 4 - 2 * (t % 4) + kBc - 1));
+        const uint32_t at = band_d0(kt) % kBandRing +  // the slot of this tile's entry 0
+                            uint32_t(16 * (t / 32) + (t % 32) / 4 - 2 * (t % 4) + kBc - 1);
+        const pa::sptr<float> bt = band_wg + ring * band_pitch<D>() + at;
         auto logits = [&](auto softcap) {
           PA_UNROLL
           for (int e = 0; e < kBc / 2; ++e) {
@@ -509,6 +508,13 @@ __global__ void __launch_bounds__(384, 1)
           logits(std::true_type{});
         else
           logits(std::false_type{});
+        // the next tile's band, this thread's reads of this tile's done (see "Distance band"): one
+        // new distance per thread after an adjacent tile, else the whole window in the other ring
+        if (!last) {
+          const bool adjacent = kt_next == kt + 1;
+          ring ^= adjacent ? 0 : 1;
+          fill_band(kt_next, adjacent ? kBc : kLen);
+        }
       } else if (!plain) {
         PA_UNROLL
         for (int r = 0; r < 2; ++r) {
@@ -598,7 +604,6 @@ __global__ void __launch_bounds__(384, 1)
       turn_end(last);
       pa::wgmma_wait<0>();             // O += P V has retired
       pa::mbarrier_arrive(empty + s);  // this thread is done with slot s
-      kt_prev = kt;
       kt = kt_next;
     }
   };

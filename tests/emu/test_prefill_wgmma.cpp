@@ -223,7 +223,7 @@ TEST_F(PrefillWgmma, hd64_bf16_kerple_log_and_power_causal) {
   }
 }
 // The distance-band kinds (ALiBi, T5, KERPLE log/power) at hd128: positions in token order (the
-// per-warp distance band) and explicit positions (the per-element path), odd shapes (partial
+// per-warpgroup distance band) and explicit positions (the per-element path), odd shapes (partial
 // tiles, queries shorter than keys: bottom-right shift), causal and not, softcap, varlen.
 TEST_F(PrefillWgmma, hd128_band_kinds_token_order_and_explicit_positions) {
   const posattn_pe_kind kinds[] = {POSATTN_PE_ALIBI, POSATTN_PE_T5, POSATTN_PE_KERPLE_LOG,
@@ -250,8 +250,10 @@ TEST_F(PrefillWgmma, hd128_band_kinds_token_order_and_explicit_positions) {
 }
 // The per-warpgroup distance band (positions in token order) of every band kind x every mask at
 // hd64 and hd128: several key tiles in a row (the ring's steady state: one new distance per
-// thread and tile), tiles skipped by documents + anchors (a whole new window after a barrier),
+// thread and tile), tiles skipped by documents + anchors (a whole new window in the other ring),
 // windows, causal with more queries than keys (empty rows), varlen, GQA, softcap, odd lengths.
+// Planted faults checked by hand: one distance short in the steady fill fails every case; the
+// whole-window fill into the ring in use gives the racecheck's report (documents).
 TEST_F(PrefillWgmma, band_kinds_times_every_mask_hd64_hd128) {
   const posattn_pe_kind kinds[] = {POSATTN_PE_ALIBI, POSATTN_PE_T5, POSATTN_PE_KERPLE_LOG,
                                    POSATTN_PE_KERPLE_POWER};
@@ -301,7 +303,8 @@ TEST_F(PrefillWgmma, band_kinds_times_every_mask_hd64_hd128) {
         check(c, 500 + n);
       }
 }
-// The band's barriers and ring in random thread orders (documents: skipped tiles too).
+// The band's rings, ordered by the ping-pong barriers only, in random thread orders (documents:
+// skipped tiles too).
 TEST_F(PrefillWgmma, band_shuffled_thread_orders) {
   pa_emu::Options &o = pa_emu::options();
   const pa_emu::Options saved = o;
