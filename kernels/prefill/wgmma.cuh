@@ -85,10 +85,11 @@ struct Traits {
   static constexpr int kChunks = D / 64;  // 128-byte swizzle columns of 64 features
   static constexpr int kThreads = 384;    // producer warpgroup + two consumer warpgroups
   // setmaxnreg: 128 x 40 + 256 x 232 = 64512 (168 x 384); xPos, whose producer warpgroup transforms
-  // K (rope_cos_sin, exp2 per pair), 128 x 56 + 256 x 224 (at 40 its producer spills; at hd256
-  // no split compiled without spills, so xPos at hd256 stays with the sm80 kernel: unfit)
+  // K (rope_cos_sin, exp2 per pair), 128 x 64 + 256 x 216 = 63488 (its producer spilled at 40,
+  // and 4 bytes at 56 at hd128; at hd256 no split compiled without spills, so xPos at hd256 stays
+  // with the sm80 kernel: unfit)
   static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
-  static constexpr int kXposProducerRegs = 56, kXposConsumerRegs = 224;  // hd64, hd128 only
+  static constexpr int kXposProducerRegs = 64, kXposConsumerRegs = 216;  // hd64, hd128 only
   static constexpr unsigned kQBytes = 64u * D * 2;   // one consumer's Q rows
   static constexpr unsigned kKVBytes = kBc * D * 2;  // one K (or V) tile
   // T5's per-block table (2 (max_distance + 1) floats) has to fit beside the tiles
