@@ -272,7 +272,7 @@ def vote_regions(insns, h, l, in_inner):
 
 
 def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=None, force=(),
-                vote="fast", vote_trips=None):
+                vote="fast", vote_trips=None, inner_hot=False):
     """Weights (per instruction index; 0 off the path) of the steady-state iteration of loop
     (h, l): the shortest head -> latch path over forward edges that still runs
       - every block holding a tensor-core instruction,
@@ -288,7 +288,10 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     vote (top level only): the regions entered on a warp vote (vote_regions) are left to the
     shortest path ("fast": nothing in them is forced, the tiles the vote lets through) or run
     whole ("fallback": the tiles the vote sends there); a loop in one is weighted by
-    vote_trips(counters) instead of trips when given."""
+    vote_trips(counters) instead of trips when given. inner_hot: an inner loop's own steady path
+    keeps its float if-regions too (hot_regions), as the loop's does at the top (the wgmma
+    kernel's band fill: a rolled loop evaluating a bias whose special-case branch, e.g. KERPLE
+    power's distance 0, would otherwise skip the evaluation)."""
     bl = blocks(insns, h, l)
     start_of = {b[0]: k for k, b in enumerate(bl)}
     index = {x.addr: i for i, x in enumerate(insns)}
@@ -353,8 +356,8 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     # path), times its trips per tile; loops nested in it are handled by the recursion
     for a, b in outermost(inner):
         if w[a]:
-            sub = steady_path(insns, a, b, trips, top=False, force_tc=force_tc,
-                              force_loop=force_loop)
+            sub = steady_path(insns, a, b, trips, top=inner_hot, force_tc=force_tc,
+                              force_loop=force_loop, inner_hot=inner_hot)
             tf = vote_trips if vote_trips and a in voted else trips
             t = tf(count(insns[a:b + 1])[0]) if tf else 1
             for i in range(a, b + 1):
@@ -522,7 +525,8 @@ def turn_indices(insns, h, l):
 def analyse_wgmma(insns):
     """Per-warp counters of a warp-specialised wgmma kernel's steady KV tile, or None:
       consumer  the consumer main loop's steady path (analyse()'s rules: the shortest head ->
-                latch path through every HGMMA block and the float-if regions of a bias),
+                latch path through every HGMMA block and the float-if regions of a bias, also
+                inside its inner loops: steady_path's inner_hot),
       turn      the part of it inside the ping-pong turn (named barrier wait .. arrive),
       serialized  HGMMAs of the path waited for before the next one is issued,
       warpgroup_flops  the HGMMA FLOPs of one consumer warpgroup per tile,
@@ -532,7 +536,7 @@ def analyse_wgmma(insns):
     if cl is None:
         return None
     h, l = cl
-    w = steady_path(insns, h, l)
+    w = steady_path(insns, h, l, inner_hot=True)
     path, shapes = count(insns, w)
     turn, how = turn_indices(insns, h, l)
     tc, _ = count(insns, [w[i] if i in turn else 0 for i in range(len(insns))])

@@ -205,9 +205,13 @@ struct Warp {
   uint32_t syncs = 0;  // collectives completed: orders shared accesses of its lanes (racecheck)
 };
 
-// Racecheck shadow of one shared-memory byte.
+// Racecheck shadow of one shared-memory byte: its last write, and its reads since (in the
+// barrier interval). w_sync / r_sync: the warp collectives completed by the accessing warp at the
+// access; w_time / r_time: the Hopper happens-before stamp (sm90::stamp; the latest read's);
+// r_warps: bit w set when a thread of warp w read it.
 struct Shadow {
   uint32_t w_epoch, w_sync, r_epoch, r_sync;
+  uint32_t w_time, r_time, r_warps;
   uint16_t w_tid, r_tid, r_warp;
 };
 constexpr uint16_t kMany = 0xffff;
@@ -425,18 +429,27 @@ void shared_track(const void *p, size_t n, bool write) {
   const uint16_t me = uint16_t(f.info.linear);
   const uint16_t warp = uint16_t(f.warp);
   const uint32_t sync = L.warps[f.warp].syncs, E = L.epoch;
+  // Blocks with Hopper primitives: named barriers of some threads and mbarriers order accesses too
+  // (sm90::ordered); elsewhere only __syncthreads (the epoch) and warp collectives do.
+  const bool hb = tl_sm90;
+  const uint32_t now = hb ? sm90::stamp() : 0;
   size_t off = size_t(static_cast<const char *>(p) - L.arena);
   for (size_t i = 0; i < n; ++i) {
     Shadow &s = L.shadow[off + i];
     const char *kind = nullptr;
     unsigned other = 0;
-    // Another lane of the same warp is ordered after a warp collective both took part in.
+    // An access of this barrier interval by another thread conflicts unless ordered before this
+    // one: another lane of the same warp by a warp collective both took part in since; any thread
+    // by a named barrier or mbarrier chain from it to this thread (Hopper blocks).
     if (s.w_epoch == E && s.w_tid != me &&
-        !(L.fibers[s.w_tid].warp == warp && s.w_sync < sync)) {
+        !(L.fibers[s.w_tid].warp == warp && s.w_sync < sync) &&
+        !(hb && sm90::ordered(s.w_tid, s.w_time))) {
       kind = write ? "writes a byte written" : "reads a byte written";
       other = s.w_tid;
     } else if (write && s.r_epoch == E && s.r_tid != me &&
-               !(s.r_warp == warp && s.r_sync < sync)) {
+               !(s.r_warp == warp && s.r_sync < sync) &&
+               !(hb && (s.r_tid != kMany ? sm90::ordered(s.r_tid, s.r_time)
+                                          : sm90::warps_ordered(s.r_warps, s.r_time)))) {
       kind = "writes a byte read";
       other = s.r_tid;
     }
@@ -451,23 +464,32 @@ void shared_track(const void *p, size_t n, bool write) {
       const char *addr = static_cast<const char *>(p) + i;
       const Region *r = shared_region_of(L, addr);
       fault("shared-memory race: %s by %s in the same barrier interval (no __syncthreads "
-            "between), address %p = '%s' + %lld bytes",
-            kind, who, static_cast<const void *>(addr), r ? r->name : "dynamic shared memory",
+            "between%s), address %p = '%s' + %lld bytes",
+            kind, who, hb ? ", nor a named barrier or mbarrier from it to this thread" : "",
+            static_cast<const void *>(addr), r ? r->name : "dynamic shared memory",
             static_cast<long long>(addr - (r ? r->base : L.arena)));
     }
     if (write) {
+      // every earlier access of the interval is ordered before this write (else reported above):
+      // later accesses ordered after the write are ordered after them too
       s.w_epoch = E;
       s.w_tid = me;
       s.w_sync = sync;
+      s.w_time = now;
+      s.r_epoch = 0;  // no reads since (epochs start at 1)
     } else if (s.r_epoch != E) {
       s.r_epoch = E;
       s.r_tid = me;
       s.r_warp = warp;
       s.r_sync = sync;
+      s.r_time = now;
+      s.r_warps = 1u << warp;
     } else {
       if (s.r_tid != me) s.r_tid = kMany;
       if (s.r_warp != warp) s.r_warp = kMany;
       if (sync > s.r_sync) s.r_sync = sync;
+      s.r_time = now;  // stamps never decrease
+      s.r_warps |= 1u << warp;
     }
   }
 }

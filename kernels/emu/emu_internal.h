@@ -26,7 +26,7 @@ void report(unsigned t, const char *fmt, ...)
 #endif
     ;
 bool failed();
-void new_epoch();  // a barrier of the whole block other than __syncthreads (racecheck interval)
+void new_epoch();  // every thread waited at a barrier other than __syncthreads (racecheck interval)
 char *arena();  // shared memory of the block: a shared-window address is an offset from here
 size_t arena_bytes();
 void thread_name(char *buf, size_t n, unsigned t);       // "(x,y,z)"
@@ -46,6 +46,14 @@ void block_barrier();
 void warp_barrier(unsigned warp, uint32_t mask);
 // Appends the state of mbarriers with waiters to a deadlock report.
 void describe(char *buf, size_t n);
+// Happens-before for the racecheck, beyond __syncthreads and warp collectives (which the core
+// tracks itself): partial named barriers and mbarrier chains. stamp(): the time stamp of an access
+// by the running thread now (stamps grow with every release). ordered(u, at): an access by thread
+// u stamped `at` is ordered before the running thread's next access. warps_ordered(warps, at):
+// the same for every thread of the warps in the bit mask `warps` (conservative: all their lanes).
+uint32_t stamp();
+bool ordered(unsigned u, uint32_t at);
+bool warps_ordered(uint32_t warps, uint32_t at);
 }  // namespace sm90
 
 }  // namespace pa_emu

@@ -91,8 +91,9 @@ struct NamedBar {
   unsigned count = 0, arrived = 0;
   const char *file = nullptr;
   int line = 0;
-  std::vector<unsigned> waiters;
-  std::vector<uint32_t> rel;  // the clocks of this round's arrivals
+  std::vector<unsigned> waiters;  // parked in bar.sync
+  std::vector<unsigned> syncers;  // this round's bar.sync arrivals (the waiters and the last one)
+  std::vector<uint32_t> rel;      // what this round's arrivals release (State::vc)
 };
 
 struct State {
@@ -106,14 +107,24 @@ struct State {
   std::vector<uint16_t> wg_read;  // per shared byte: in-flight wgmmas reading it
   std::vector<uint16_t> gw_tid;   // per shared byte: 1 + the thread that last wrote it (generic)
   std::vector<uint32_t> gw_proxy; // that thread's fence.proxy.async count at the write
-  std::vector<uint32_t> gw_clock; // that thread's own clock at the write
-  // Happens-before of generic writes read by the async proxy (wgmma, TMA store): a vector clock
-  // per thread, vc[t * nt + u] = what thread t knows of thread u's clock. A thread's own clock
-  // advances at each release (mbarrier arrive, named barrier, __syncthreads, __syncwarp); an
-  // acquire (a completed mbarrier wait, bar.sync, __syncthreads, __syncwarp) joins the clocks
-  // released into that barrier. A write by u at own clock c is ordered before a reader t when
-  // vc[t * nt + u] >= c.
+  std::vector<uint32_t> gw_clock; // the write's stamp (State::now)
+  // Happens-before among the block's threads, for generic writes read by the async proxy (wgmma,
+  // TMA store) and for the core's racecheck (partial named barriers, mbarrier chains). Time
+  // stamps: `now` grows by one at every release; an access is stamped with `now` when it happens.
+  // A release (mbarrier arrive, bar.arrive) is stamped with ++now, so the releasing thread's
+  // accesses before it carry smaller stamps and those after it do not; a thread parked in bar.sync
+  // or __syncwarp until the barrier completes releases with the completion's stamp (it accesses
+  // nothing meanwhile). vc[t * nt + u]: the latest release stamp of thread u that thread t has
+  // acquired, directly or through others (a completed mbarrier wait, bar.sync, __syncwarp);
+  // vc[t * nt + t] = ~0. An access by u stamped a is ordered before t's next access when
+  // max(vc[t * nt + u], floor) > a, floor being the stamp of the last __syncthreads (where every
+  // thread acquires every other's release).
+  uint32_t now = 1, floor = 0;
   std::vector<uint32_t> vc;
+  std::vector<uint32_t> join;   // scratch of a barrier completing among a group of threads
+  // Per thread t and warp w: the minimum of vc[t * nt + u] over the lanes u of w, valid while
+  // wmin_ver equals ver[t] (ver[t] grows whenever t acquires)
+  std::vector<uint32_t> ver, wmin, wmin_ver;
   unsigned cur_wg = 0;          // the warpgroup whose wgmma reads its operands
   std::vector<uint32_t> known;  // per wgmma: min over its warpgroup of vc[. * nt + u] (0: not yet)
   std::unordered_map<uint64_t, WgOp> ops;
@@ -135,9 +146,15 @@ State &st() {
     S.gw_tid.assign(n, 0);
     S.gw_proxy.assign(n, 0);
     S.gw_clock.assign(n, 0);
-    const size_t nt = core::block_threads();
+    const size_t nt = core::block_threads(), nw = (nt + 31) / 32;
+    S.now = 1;
+    S.floor = 0;
     S.vc.assign(nt * nt, 0);
-    for (size_t t = 0; t < nt; ++t) S.vc[t * nt + t] = 1;
+    for (size_t t = 0; t < nt; ++t) S.vc[t * nt + t] = ~0u;
+    S.join.assign(nt, 0);
+    S.ver.assign(nt, 1);
+    S.wmin.assign(nt * nw, 0);
+    S.wmin_ver.assign(nt * nw, 0);
     S.known.assign(nt, 0);
     S.ops.clear();
     core::enable_sm90();
@@ -155,25 +172,46 @@ struct Where {
   }
 };
 
-// ---- vector clocks (State::vc) ----
+// ---- happens-before (State::vc) ----
 uint32_t *clock_of(State &s, unsigned t) { return s.vc.data() + size_t(t) * s.threads.size(); }
-// The running thread releases its clock into `into`, then its own clock advances.
-void release_into(State &s, std::vector<uint32_t> &into) {
+// What thread t knows of thread u's releases (~0 for u = t).
+uint32_t known_of(State &s, unsigned t, unsigned u) {
+  return std::max(clock_of(s, t)[u], s.floor);
+}
+// The running thread releases what it knows into `into`, its own entry stamped `own` (0: the
+// caller stamps it later).
+void release_into(State &s, std::vector<uint32_t> &into, uint32_t own) {
   const unsigned nt = unsigned(s.threads.size()), me = core::self();
   if (into.size() != nt) into.assign(nt, 0);
-  uint32_t *c = clock_of(s, me);
-  for (unsigned u = 0; u < nt; ++u) into[u] = std::max(into[u], c[u]);
-  ++c[me];
+  const uint32_t *c = clock_of(s, me);
+  for (unsigned u = 0; u < nt; ++u)
+    if (u != me) into[u] = std::max(into[u], c[u]);
+  into[me] = std::max(into[me], own);
 }
 void acquire_from(State &s, unsigned t, const std::vector<uint32_t> &from) {
   if (from.empty()) return;
   uint32_t *c = clock_of(s, t);
-  for (size_t u = 0; u < from.size(); ++u) c[u] = std::max(c[u], from[u]);
+  for (size_t u = 0; u < from.size(); ++u) c[u] = std::max(c[u], from[u]);  // c[t] stays ~0
+  ++s.ver[t];
+}
+// A barrier completing among `group`, every member parked in it: each releases what it knows,
+// stamped with the completion, and acquires everything released.
+void sync_group(State &s, const unsigned *group, size_t n) {
+  const uint32_t stamp = ++s.now;
+  std::vector<uint32_t> &j = s.join;
+  std::fill(j.begin(), j.end(), 0u);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t *c = clock_of(s, group[i]);
+    for (size_t u = 0; u < j.size(); ++u)
+      if (u != group[i]) j[u] = std::max(j[u], c[u]);
+  }
+  for (size_t i = 0; i < n; ++i) j[group[i]] = stamp;
+  for (size_t i = 0; i < n; ++i) acquire_from(s, group[i], j);
 }
 // Whether the generic write to shared byte b is ordered before an async-proxy read by thread t.
 bool write_ordered_before(State &s, uint32_t b, unsigned t) {
   const unsigned u = s.gw_tid[b] - 1u;
-  return clock_of(s, t)[u] >= s.gw_clock[b];
+  return known_of(s, t, u) > s.gw_clock[b];
 }
 
 // Bounds and alignment of an n-byte object at p in region r (no race or ownership tracking).
@@ -323,7 +361,7 @@ void shared_access(const void *p, size_t n, bool write) {
       s.tag[addr + i] = 0;
       s.gw_tid[addr + i] = uint16_t(me + 1);
       s.gw_proxy[addr + i] = s.threads[me].proxy;
-      s.gw_clock[addr + i] = clock_of(s, me)[me];
+      s.gw_clock[addr + i] = s.now;
     }
 }
 
@@ -343,30 +381,43 @@ bool idle() {
   return true;
 }
 
-// A completed __syncthreads (every thread) or __syncwarp (the lanes of `mask` in warp `warp`):
-// every participant releases its clock and acquires the others'.
-void sync_threads(unsigned first, unsigned count, uint32_t mask) {
+// A completed __syncthreads: every thread knows every access before it.
+void block_barrier() {
   State &s = st();
-  const unsigned nt = unsigned(s.threads.size());
-  std::vector<uint32_t> &j = s.known;  // scratch (recomputed per wgmma)
-  std::fill(j.begin(), j.end(), 0u);
-  for (unsigned i = 0; i < count; ++i)
-    if (mask >> (i % 32) & 1u) {
-      const uint32_t *c = clock_of(s, first + i);
-      for (unsigned u = 0; u < nt; ++u) j[u] = std::max(j[u], c[u]);
-    }
-  for (unsigned i = 0; i < count; ++i)
-    if (mask >> (i % 32) & 1u) {
-      uint32_t *c = clock_of(s, first + i);
-      std::copy(j.begin(), j.end(), c);
-      ++c[first + i];
-    }
-  std::fill(j.begin(), j.end(), 0u);
+  s.floor = ++s.now;
 }
-void block_barrier() { sync_threads(0, unsigned(st().threads.size()), ~0u); }
+// A completed __syncwarp of the lanes in `mask` of warp `warp`.
 void warp_barrier(unsigned warp, uint32_t mask) {
-  const unsigned nt = unsigned(st().threads.size());
-  sync_threads(warp * 32, std::min(32u, nt - warp * 32), mask);
+  State &s = st();
+  unsigned group[32];
+  size_t n = 0;
+  for (unsigned l = 0; l < 32; ++l)
+    if ((mask >> l & 1u) && warp * 32 + l < s.threads.size()) group[n++] = warp * 32 + l;
+  sync_group(s, group, n);
+}
+
+uint32_t stamp() { return st().now; }
+bool ordered(unsigned u, uint32_t at) {
+  State &s = st();
+  return known_of(s, core::self(), u) > at;
+}
+bool warps_ordered(uint32_t warps, uint32_t at) {
+  State &s = st();
+  const unsigned me = core::self(), nt = unsigned(s.threads.size()), nw = (nt + 31) / 32;
+  if (s.floor > at) return true;
+  for (unsigned w = 0; w < nw; ++w) {
+    if (!(warps >> w & 1u)) continue;
+    const size_t k = size_t(me) * nw + w;
+    if (s.wmin_ver[k] != s.ver[me]) {
+      const uint32_t *c = clock_of(s, me);
+      uint32_t m = ~0u;
+      for (unsigned u = w * 32; u < std::min(nt, w * 32 + 32); ++u) m = std::min(m, c[u]);
+      s.wmin[k] = m;
+      s.wmin_ver[k] = s.ver[me];
+    }
+    if (s.wmin[k] <= at) return false;
+  }
+  return true;
 }
 
 void describe(char *buf, size_t n) {
@@ -414,7 +465,7 @@ void mbar_arrive(void *bar, const Region &r, bool with_tx, unsigned tx, const ch
                  int line) {
   State &s = st();
   Mbar &b = live_bar(bar, r, "mbarrier_arrive", file, line);
-  release_into(s, b.rel);
+  release_into(s, b.rel, ++s.now);
   if (with_tx) {
     b.tx += tx;
     b.announced += tx;
@@ -664,11 +715,10 @@ double read_operand(State &s, uint64_t desc, bool k_major, unsigned mn, unsigned
       const unsigned u = s.gw_tid[b] - 1u;
       if (s.known[u] == 0) {
         uint32_t m = ~0u;
-        for (unsigned t = 0; t < 128; ++t)
-          m = std::min(m, clock_of(s, s.cur_wg * 128 + t)[u]);
-        s.known[u] = m + 1;  // stored + 1: 0 means not computed
+        for (unsigned t = 0; t < 128; ++t) m = std::min(m, known_of(s, s.cur_wg * 128 + t, u));
+        s.known[u] = m;  // > 0: a stamp of a release, or ~0 (0 means not computed)
       }
-      if (s.known[u] - 1 < s.gw_clock[b]) {
+      if (s.known[u] <= s.gw_clock[b]) {
         char who[32];
         core::thread_name(who, sizeof who, u);
         fault("wgmma at %s:%d: %s operand at %s was written by thread %s, and no barrier orders "
@@ -854,21 +904,27 @@ void named_barrier(int id, int count, bool wait, const char *file, int line) {
     fault("named barrier %d at %s:%d expects %d threads while others arrived at %s:%d expecting %u",
           id, file, line, count, b.file, b.line, b.count);
   }
-  release_into(s, b.rel);
+  const unsigned me = core::self();
+  // bar.arrive releases now; a bar.sync arrival is parked until the barrier completes, so its own
+  // release is stamped with the completion (sync_group's reasoning)
+  release_into(s, b.rel, wait ? 0u : ++s.now);
+  if (wait) b.syncers.push_back(me);
   if (++b.arrived == b.count) {
-    for (unsigned t : b.waiters) {  // bar.sync: acquires every arrival's clock
-      acquire_from(s, t, b.rel);
-      core::wake(t);
-    }
-    if (wait) acquire_from(s, core::self(), b.rel);
+    const uint32_t done = ++s.now;
+    for (unsigned t : b.syncers) b.rel[t] = std::max(b.rel[t], done);
+    for (unsigned t : b.syncers) acquire_from(s, t, b.rel);  // bar.sync: acquires every arrival
+    for (unsigned t : b.waiters) core::wake(t);
+    // every thread of the block waited here: a barrier interval of the racecheck, as
+    // __syncthreads (with a bar.arrive among them, the vector clocks above order what it should)
+    if (b.count >= nt && b.syncers.size() == b.count) core::new_epoch();
     std::fill(b.rel.begin(), b.rel.end(), 0u);
     b.waiters.clear();
+    b.syncers.clear();
     b.arrived = 0;
-    if (b.count >= nt) core::new_epoch();  // the whole block: a barrier interval for racecheck
     return;
   }
   if (wait) {
-    b.waiters.push_back(core::self());
+    b.waiters.push_back(me);
     core::park("a named barrier (bar.sync)", file, line);
   }
 }

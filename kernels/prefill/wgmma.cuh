@@ -60,7 +60,7 @@
 
 #if defined(__CUDACC__)
 #define PA_WGMMA_NS cuda
-#define PA_WGMMA_ROLLED _Pragma("unroll 1")  // a loop kept rolled (the producer's register budget)
+#define PA_WGMMA_ROLLED _Pragma("unroll 1")  // a loop kept rolled (register budget, code size)
 #else
 #define PA_WGMMA_NS emu
 #define PA_WGMMA_ROLLED
@@ -85,10 +85,11 @@ struct Traits {
   static constexpr int kChunks = D / 64;  // 128-byte swizzle columns of 64 features
   static constexpr int kThreads = 384;    // producer warpgroup + two consumer warpgroups
   // setmaxnreg: 128 x 40 + 256 x 232 = 64512 (168 x 384); xPos, whose producer warpgroup transforms
-  // K (rope_cos_sin, exp2 per pair), 128 x 56 + 256 x 224 (at 40 its producer spills; at hd256
-  // no split compiled without spills, so xPos at hd256 stays with the sm80 kernel: unfit)
+  // K (rope_cos_sin, exp2 per pair), 128 x 64 + 256 x 216 = 63488 (its producer spilled at 40,
+  // and 4 bytes at 56 at hd128; at hd256 no split compiled without spills, so xPos at hd256 stays
+  // with the sm80 kernel: unfit)
   static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
-  static constexpr int kXposProducerRegs = 56, kXposConsumerRegs = 224;  // hd64, hd128 only
+  static constexpr int kXposProducerRegs = 64, kXposConsumerRegs = 216;  // hd64, hd128 only
   static constexpr unsigned kQBytes = 64u * D * 2;   // one consumer's Q rows
   static constexpr unsigned kKVBytes = kBc * D * 2;  // one K (or V) tile
   // T5's per-block table (2 (max_distance + 1) floats) has to fit beside the tiles
@@ -110,12 +111,23 @@ static_assert(smem_bytes<256>() + 2 * (size_t(Traits<256>::kT5MaxDistance) + 1) 
                   smem_bytes<256>() + 30 * 1024 <= kSmemLimit,
               "the tiles and the bias tables exceed 227 KiB");
 
-// Distance band (mma.cuh's, in the wgmma accumulator layout). The kinds whose bias depends on
-// pq - pk alone, with positions in token order (no q_pos/kv_pos arrays: a call-uniform choice),
-// read it from a per-warp band: consumer warp w (0 .. 7) writes, once per tile, the bias of every
-// distance its 16 rows x kBc keys can see (16 + kBc - 1 of them) into words w * pitch ..; each
-// logit element then reads its bias at a compile-time offset from a per-thread base. The band
-// takes the place of the T5 table in shared memory (T5's band reads the host tables).
+// Distance band (mma.cuh's idea, per warpgroup and carried across tiles). The kinds whose bias
+// depends on pq - pk alone, with positions in token order (no q_pos/kv_pos arrays: a call-uniform
+// choice), read it from shared words, one per distance. Each consumer warpgroup has two rings of
+// kBandRing words indexed by distance mod kBandRing (d = pq - pk as uint32). A tile's 64 rows x
+// kBc keys see kBandLen = 64 + kBc - 1 distances (its window); the next tile, when adjacent (keys
+// kBc further), sees kBc new ones and 63 of this tile's. So, once this tile's logits have read
+// the band, each thread evaluates the bias of at most one new distance of the next tile (once per
+// distance and warpgroup, not per element) into the same ring: those slots are not in this tile's
+// window (the ring is longer than kBandLen + kBc), so the warpgroup's other threads may still be
+// reading. After skipped tiles the next window is new: the warpgroup fills it whole into the
+// other ring, which nobody reads any more. Either fill is published to the warpgroup's readers by
+// the ping-pong barrier before the P V turn (every thread of the warpgroup waits there), which
+// also orders every read of a tile before the fills after the next one: the band needs no barrier
+// of its own. Slots below kBandLen are mirrored kBandRing words further, so that a window is
+// contiguous from its first distance's slot and each logit element reads its bias at a
+// compile-time offset from a per-thread base. The bands take the place of the T5 table in shared
+// memory (T5's band reads the host tables).
 template <int PeKind>
 PA_HD constexpr int band_kind_or_none() {  // the policy a band entry is computed with
   return PeKind == POSATTN_PE_ALIBI || PeKind == POSATTN_PE_T5 || PeKind == POSATTN_PE_KERPLE_LOG ||
@@ -127,15 +139,21 @@ template <int PeKind>
 PA_HD bool uses_band(const pa_prefill_params &p) {
   return band_kind_or_none<PeKind>() != POSATTN_PE_NONE && !p.q_pos && !p.kv_pos;
 }
+constexpr int kBandRing = 512;  // > kBandLen + kBc at every head dim: 191 + 128, 127 + 64
 template <int D>
-PA_HD constexpr int band_pitch() { return 16 + Traits<D>::kBc; }  // words per consumer warp
+PA_HD constexpr int band_len() { return 64 + Traits<D>::kBc - 1; }  // distances of one tile
+template <int D>
+PA_HD constexpr int band_pitch() { return kBandRing + band_len<D>() + 1; }  // words per ring
+static_assert(band_len<128>() + Traits<128>::kBc <= kBandRing &&
+                  band_len<256>() + Traits<256>::kBc <= kBandRing,
+              "the next tile's new distances would overwrite this tile's");
 // Shared memory after the tiles: the bands when the call uses them, else the T5/FIRE tables.
 template <int D, int PeKind>
 size_t region_bytes(const pa_prefill_params &p) {
-  return uses_band<PeKind>(p) ? size_t(8 * band_pitch<D>()) * 4
+  return uses_band<PeKind>(p) ? size_t(4 * band_pitch<D>()) * 4  // two rings per warpgroup
                               : pa_pe::shared_table_bytes<PeKind>(p);
 }
-static_assert(smem_bytes<256>() + 8 * band_pitch<256>() * 4 <= kSmemLimit, "bands exceed 227 KiB");
+static_assert(smem_bytes<256>() + 4 * band_pitch<256>() * 4 <= kSmemLimit, "bands exceed 227 KiB");
 
 // The per-pair transform of q and k rows: RoPE's rotation (rope.cuh); xPos adds its centred decay
 // (xpos.cuh), centred on the block's first query position so that the q factors stay <= 1 -- the
@@ -416,7 +434,7 @@ __global__ void __launch_bounds__(384, 1)
     if (!(last && wg == 1)) pa::named_barrier_arrive(kTurn + 1 - wg, 256);
   };
   pa::wgmma_acc<kBc> sc;  // S of the tile being worked on; P in place after the softmax
-  const pa::sptr<float> band_w = sB + (4 * wg + t / 32) * band_pitch<D>();  // this warp's band
+  const pa::sptr<float> band_wg = sB + 2 * wg * band_pitch<D>();  // this warpgroup's two rings
   const auto bias0 = pa_pe::Bias<band_kind_or_none<PeKind>()>(p, h, 0);
   auto issue_s = [&](int n) {  // S = Q K^T of the n-th tile (slot n % kS), after its full wait
     const pa::sptr<Tin> k_s = sK + (n % kS) * kBc * D;
@@ -433,6 +451,28 @@ __global__ void __launch_bounds__(384, 1)
   auto tile_loop = [&](auto band_c) {
     constexpr bool band = decltype(band_c)::value;
     int kt = next_tile(lo / kBc);
+    // The band (see "Distance band"): the ring in use, and the fill of entries [0, fill) of tile
+    // kt_'s window into it; row r (0 .. 63) of the warpgroup and key c of the tile have entry
+    // r - c + kBc - 1, distance band_d0(kt_) + entry.
+    constexpr int kLen = band_len<D>();
+    int ring = 0;
+    auto band_d0 = [&](int kt_) {
+      return uint32_t(qt0 + 64 * wg) + uint32_t(sq.shift) - uint32_t(kt_ * kBc) - uint32_t(kBc - 1);
+    };
+    auto fill_band = [&](int kt_, int fill) {
+      const pa::sptr<float> rb = band_wg + ring * band_pitch<D>();
+      const uint32_t d0 = band_d0(kt_);
+      PA_WGMMA_ROLLED  // one trip per thread in the steady state (hd128), two for a whole window
+      for (int i = t; i < fill; i += 128) {
+        // the pair (pq, pk) = (0, -d): the policies see abs_diff and the sign of pq - pk only
+        const uint32_t d = d0 + uint32_t(i), slot = d % kBandRing;
+        const float v = bias0(int32_t(0u - d));
+        rb[slot] = v;
+        if (slot < uint32_t(kLen)) rb[slot + kBandRing] = v;  // the mirror
+      }
+    };
+    // the first tile's window, published by the first S turn's barrier
+    if (band && kt < t_end) fill_band(kt, kLen);
     if (kt < t_end && wg == 1) pa::named_barrier_arrive(kTurn, 256);  // consumer 0's first turn
     for (int n = 0; kt < t_end; ++n) {
       const int s = n % kS, j0 = kt * kBc;
@@ -448,27 +488,15 @@ __global__ void __launch_bounds__(384, 1)
       issue_s(n);
       pa::wgmma_commit();
       turn_end(false);
-      if (band) {  // this warp's distance band of tile n, while S runs (see "Distance band")
-        constexpr int kBandLen = 16 + kBc - 1;
-        // row w (0 .. 15) of the warp, key c of the tile: entry w - c + kBc - 1 (distance d0 + it)
-        const uint32_t d0 = uint32_t(qt0 + 64 * wg + 16 * (t / 32)) + uint32_t(sq.shift) -
-                            uint32_t(j0) - uint32_t(kBc - 1);
-        __syncwarp();  // the warp's reads of the last tile's band, before the overwrite
-        PA_UNROLL
-        for (int k = 0; k < (kBandLen + 31) / 32; ++k) {
-          const int i = t % 32 + 32 * k;
-          // the pair (pq, pk) = (0, -d): the policies see abs_diff and the sign of pq - pk only
-          if (i < kBandLen) band_w[i] = bias0(int32_t(0u - (d0 + uint32_t(i))));
-        }
-        __syncwarp();
-      }
       pa::wgmma_wait<0>();  // S of tile n
       const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
 
       // ---- logits, mask; mn: this thread's minimum of each row's visible x (0 included) ----
       if (band) {
-        // element e: row g + 8 ((e / 2) % 2), key 2 (t % 4) + 8 (e / 4) + (e % 2) of the band
-        const pa::sptr<float> bt = band_w + ((t % 32) / 4 - 2 * (t % 4) + kBc - 1);
+        // element e: row 16 w + g + 8 ((e / 2) % 2), key 2 (t % 4) + 8 (e / 4) + (e % 2)
+        const uint32_t at = band_d0(kt) % kBandRing +  // the slot of this tile's entry 0
+                            uint32_t(16 * (t / 32) + (t % 32) / 4 - 2 * (t % 4) + kBc - 1);
+        const pa::sptr<float> bt = band_wg + ring * band_pitch<D>() + at;
         auto logits = [&](auto softcap) {
           PA_UNROLL
           for (int e = 0; e < kBc / 2; ++e) {
@@ -481,6 +509,13 @@ __global__ void __launch_bounds__(384, 1)
           logits(std::true_type{});
         else
           logits(std::false_type{});
+        // the next tile's band, this thread's reads of this tile's done (see "Distance band"): one
+        // new distance per thread after an adjacent tile, else the whole window in the other ring
+        if (!last) {
+          const bool adjacent = kt_next == kt + 1;
+          ring ^= adjacent ? 0 : 1;
+          fill_band(kt_next, adjacent ? kBc : kLen);
+        }
       } else if (!plain) {
         PA_UNROLL
         for (int r = 0; r < 2; ++r) {

@@ -270,8 +270,12 @@ __global__ void tma_store_box(const __grid_constant__ pa::tma_map tin,
 }
 
 // mbarrier phases: a producer warp fills a 2-slot ring for `rounds` rounds, one consumer warp
-// waits and sums (full/empty barriers, parity flipping every lap). out[r] = sum of round r.
-__global__ void mbarrier_ring(pa::gptr<const float> in, int rounds, pa::gptr<float> out) {
+// waits and sums (full/empty barriers, parity flipping every lap). out[r] = sum of round r. The
+// racecheck follows the hand-over through the mbarriers (docs/emulator.md). skip_empty: planted
+// bug, the producer refills a slot without waiting on its empty barrier from round 2 on (its
+// writes race with the consumer's reads of the lap before).
+__global__ void mbarrier_ring(pa::gptr<const float> in, int rounds, pa::gptr<float> out,
+                              int skip_empty) {
 #if PA_SM90
   PA_SHARED(uint64_t, full, 2);
   PA_SHARED(uint64_t, empty, 2);
@@ -286,7 +290,8 @@ __global__ void mbarrier_ring(pa::gptr<const float> in, int rounds, pa::gptr<flo
   if (t < 32) {  // producer
     for (int r = 0; r < rounds; ++r) {
       const int s = r % 2;
-      pa::mbarrier_wait(empty + s, unsigned((r / 2) % 2) ^ 1u);  // first lap passes
+      if (!(skip_empty && r >= 2))
+        pa::mbarrier_wait(empty + s, unsigned((r / 2) % 2) ^ 1u);  // first lap passes
       slot[s * 32 + t] = in[r * 32 + t];
       pa::mbarrier_arrive(full + s);
     }
@@ -321,6 +326,59 @@ __global__ void __launch_bounds__(256) named_barriers(pa::gptr<int> out) {
   }
   pa::named_barrier_sync(2, 256);
   if (t < 128) out[t] = pa::elect_one_sync() ? 1 : 0;
+#endif
+}
+
+// The racecheck across partial named barriers (docs/emulator.md). 256 threads, two warpgroups;
+// each hands values among its own 128 threads through a double-buffered shared table ordered by a
+// 128-thread named barrier (1 + warpgroup), the pattern of a per-warpgroup table: in round r
+// thread t writes word t of buffer r % 2, bar.sync, then every thread reads all 128 words (read by
+// the 4 warps); the next write to that buffer, in round r + 2, is ordered after those reads by the
+// barrier of round r + 1. Then warpgroup 0 hands one value to warpgroup 1 through barrier 7 (bar.arrive
+// by warpgroup 0, bar.sync by warpgroup 1: the whole block, but with arrivals, so not a barrier
+// interval). out[tid] = the sum of the last round + the handed value. Each mode but the first
+// plants one missing order, which the racecheck must report.
+enum PartialBarrierMode {
+  kPartialOk,
+  kPartialNoBarrier,         // round 1 skips its barrier
+  kPartialSingleBuffer,      // one buffer: a round's writes race with the last round's reads
+  kPartialHalves,            // two 64-thread barriers per warpgroup (3 + 2 wg + half) instead of one:
+                             // words of the other half are not ordered
+  kPartialWriteAfterArrive,  // thread 5 writes the handed value again after its bar.arrive
+  kPartialReadersOfOtherHalf,  // one buffer, and between a round's reads and the next round's
+                               // writes only a 64-thread barrier of each half of the warpgroup:
+                               // the other half's reads are not ordered before the writes
+};
+constexpr int kPartialRounds = 4;
+__global__ void __launch_bounds__(256) partial_barriers(int mode, pa::gptr<float> out) {
+#if PA_SM90
+  PA_SHARED(float, buf, 2 * 2 * 128);  // [warpgroup][buffer][word]
+  PA_SHARED(float, handed, 1);
+  const int tid = int(threadIdx.x), wg = tid / 128, t = tid % 128;
+  if (tid == 0) pa::fence_proxy_async();  // the block's first Hopper operation: checks start here
+  __syncthreads();
+  float sum = 0.f;
+  for (int r = 0; r < kPartialRounds; ++r) {
+    const bool one_buffer = mode == kPartialSingleBuffer || mode == kPartialReadersOfOtherHalf;
+    const pa::sptr<float> b = buf + (2 * wg + (one_buffer ? 0 : r % 2)) * 128;
+    if (mode == kPartialReadersOfOtherHalf && r > 0) pa::named_barrier_sync(3 + 2 * wg + t / 64, 64);
+    b[t] = float(1000 * r + tid);
+    if (mode == kPartialHalves)
+      pa::named_barrier_sync(3 + 2 * wg + t / 64, 64);
+    else if (!(mode == kPartialNoBarrier && r == 1))
+      pa::named_barrier_sync(1 + wg, 128);
+    sum = 0.f;
+    for (int i = 0; i < 128; ++i) sum += b[(t + i) % 128];
+  }
+  if (wg == 0) {
+    if (t == 5) handed[0] = 42.f;
+    pa::named_barrier_arrive(7, 256);
+    if (mode == kPartialWriteAfterArrive && t == 5) handed[0] = 43.f;
+    out[tid] = sum;
+  } else {
+    pa::named_barrier_sync(7, 256);
+    out[tid] = sum + handed[0];
+  }
 #endif
 }
 

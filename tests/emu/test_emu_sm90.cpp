@@ -268,9 +268,7 @@ TEST_F(Sm90, tma_layout_rules_are_checked) {
 
 // ---- mbarrier phases, named barriers, setmaxnreg, elect -------------------------------------------
 TEST_F(Sm90, mbarrier_ring_phases) {
-  // The racecheck orders threads by __syncthreads only: a generic hand-over through an mbarrier
-  // looks like a race to it (docs/emulator.md), so it is off here.
-  pa_emu::options().racecheck = false;
+  // racecheck on: the slots are handed from warp to warp through the mbarriers only
   for (bool shuffle : {false, true}) {
     pa_emu::options().shuffle = shuffle;
     const int rounds = 9;
@@ -278,14 +276,66 @@ TEST_F(Sm90, mbarrier_ring_phases) {
     for (size_t i = 0; i < in.size(); ++i) in[i] = float(i % 13);
     auto st = pa::launch("mbarrier_ring", sm90_test::mbarrier_ring, dim3(2), dim3(64), 0, nullptr,
                          make_gptr<const float>(in.data(), in.size(), "in"), rounds,
-                         make_gptr(out.data(), out.size(), "out"));
+                         make_gptr(out.data(), out.size(), "out"), 0);
     ASSERT_TRUE(st.ok) << st.msg;
     for (int r = 0; r < rounds; ++r) {
       float ref = 0;
       for (int l = 0; l < 32; ++l) ref += in[size_t(r) * 32 + l];
       EXPECT_EQ(out[r], ref) << "round " << r << (shuffle ? " (shuffled)" : "");
     }
+    // planted: a slot refilled without waiting on its empty barrier
+    expect_fault(pa::launch("mbarrier_ring", sm90_test::mbarrier_ring, dim3(1), dim3(64), 0,
+                            nullptr, make_gptr<const float>(in.data(), in.size(), "in"), rounds,
+                            make_gptr(out.data(), out.size(), "out"), 1),
+                 {"shared-memory race", "'slot'", "nor a named barrier or mbarrier"});
   }
+}
+
+// Partial named barriers order exactly their participants (sm90_kernels.cu, partial_barriers).
+pa::launch_status run_partial(int mode, std::vector<float> &out) {
+  out.assign(256, NAN);
+  return pa::launch("partial_barriers", sm90_test::partial_barriers, dim3(1), dim3(256), 0,
+                    nullptr, mode, make_gptr(out.data(), out.size(), "out"));
+}
+TEST_F(Sm90, racecheck_follows_partial_named_barriers) {
+  for (bool shuffle : {false, true})
+    for (uint64_t seed : {1, 2, 3}) {
+      pa_emu::options().shuffle = shuffle;
+      pa_emu::options().seed = seed;
+      std::vector<float> out;
+      auto st = run_partial(sm90_test::kPartialOk, out);
+      ASSERT_TRUE(st.ok) << st.msg;
+      const int r = sm90_test::kPartialRounds - 1;
+      for (int tid = 0; tid < 256; ++tid) {
+        const int wg = tid / 128;  // the words of the last round: 1000 r + 128 wg + i, i < 128
+        const float want = float(128 * (1000 * r + 128 * wg) + 127 * 64) + (wg ? 42.f : 0.f);
+        EXPECT_EQ(out[tid], want) << "thread " << tid << (shuffle ? " (shuffled)" : "");
+      }
+    }
+}
+TEST_F(Sm90, racecheck_reports_what_partial_barriers_do_not_order) {
+  struct Planted {
+    int mode;
+    const char *what;
+  } planted[] = {{sm90_test::kPartialNoBarrier, "a round without its barrier"},
+                 {sm90_test::kPartialSingleBuffer, "a write after reads with no barrier between"},
+                 {sm90_test::kPartialHalves, "a barrier of the other half"},
+                 {sm90_test::kPartialWriteAfterArrive, "a write after bar.arrive"},
+                 {sm90_test::kPartialReadersOfOtherHalf, "a write after reads of the other half"}};
+  for (const Planted &p : planted)
+    for (bool shuffle : {false, true}) {
+      SCOPED_TRACE(std::string(p.what) + (shuffle ? " (shuffled)" : ""));
+      pa_emu::options().shuffle = shuffle;
+      std::vector<float> out;
+      auto st = run_partial(p.mode, out);
+      expect_fault(st, {"shared-memory race", "nor a named barrier or mbarrier"});
+      if (p.mode == sm90_test::kPartialReadersOfOtherHalf && !shuffle)  // the emulator's order
+        expect_fault(st, {"writes a byte read by several other threads", "'buf'"});
+      else if (p.mode == sm90_test::kPartialWriteAfterArrive)
+        expect_fault(st, {"reads a byte written by thread (5,0,0)", "'handed'"});
+      else
+        expect_fault(st, {"'buf'"});
+    }
 }
 
 TEST_F(Sm90, named_barrier_setmaxnreg_elect) {

@@ -122,7 +122,7 @@ TEST_F(PrefillWgmma, hd64_bf16_kerple_log_and_power_causal) {
   }
 }
 // The distance-band kinds (ALiBi, T5, KERPLE log/power) at hd128: positions in token order (the
-// per-warp distance band) and explicit positions (the per-element path), odd shapes (partial
+// per-warpgroup distance band) and explicit positions (the per-element path), odd shapes (partial
 // tiles, queries shorter than keys: bottom-right shift), causal and not, softcap, varlen.
 TEST_F(PrefillWgmma, hd128_band_kinds_token_order_and_explicit_positions) {
   const posattn_pe_kind kinds[] = {POSATTN_PE_ALIBI, POSATTN_PE_T5, POSATTN_PE_KERPLE_LOG,
@@ -146,6 +146,77 @@ TEST_F(PrefillWgmma, hd128_band_kinds_token_order_and_explicit_positions) {
       }
       check(c, 300 + n);
     }
+}
+// The per-warpgroup distance band (positions in token order) of every band kind x every mask at
+// hd64 and hd128: several key tiles in a row (the ring's steady state: one new distance per
+// thread and tile), tiles skipped by documents + anchors (a whole new window in the other ring),
+// windows, causal with more queries than keys (empty rows), varlen, GQA, softcap, odd lengths.
+// Planted faults checked by hand: one distance short in the steady fill fails every case; the
+// whole-window fill into the ring in use gives the racecheck's report (documents).
+TEST_F(PrefillWgmma, band_kinds_times_every_mask_hd64_hd128) {
+  const posattn_pe_kind kinds[] = {POSATTN_PE_ALIBI, POSATTN_PE_T5, POSATTN_PE_KERPLE_LOG,
+                                   POSATTN_PE_KERPLE_POWER};
+  const char *names[] = {"alibi", "t5", "kerple_log", "kerple_power"};
+  int n = 0;
+  for (int d : {64, 128})
+    for (int ki = 0; ki < 4; ++ki)
+      for (int mask = 0; mask < 6; ++mask, ++n) {
+        Case c{"", n % 2 ? F16 : BF16, n % 3 ? BF16 : F32, 1, 2, 1, d, 97, 403};
+        const std::string name = "hd" + std::to_string(d) + " " + names[ki] + " mask " +
+                                 std::to_string(mask);
+        c.name = name.c_str();
+        c.pe = kinds[ki] == POSATTN_PE_T5 ? POSATTN_PE_NONE : kinds[ki];
+        if (kinds[ki] == POSATTN_PE_T5) c.t5_max_distance = 700;
+        switch (mask) {
+          case 0: break;  // non-causal, 97 queries x 403 keys: 4 key tiles in a row
+          case 1:         // causal, more queries than keys: empty rows
+            c.q_len = 301;
+            c.kv_len = 259;
+            c.causal = 1;
+            break;
+          case 2:  // causal sliding window
+            c.q_len = c.kv_len = 389;
+            c.causal = 1;
+            c.wl = 150;
+            break;
+          case 3:  // documents with anchors: tiles skipped
+            c.q_len = c.kv_len = 521;
+            c.causal = 1;
+            c.docs = 4;
+            break;
+          case 4:  // varlen self-attention, GQA 4:2
+            c.batch = 2;
+            c.hq = 4;
+            c.hkv = 2;
+            c.q_len = c.kv_len = 269;
+            c.cu_q = {0, 269, 400};
+            c.causal = 1;
+            break;
+          case 5:  // softcap, MQA, odd lengths
+            c.hq = 3;
+            c.q_len = 131;
+            c.kv_len = 277;
+            c.softcap = 15.f;
+            break;
+        }
+        check(c, 500 + n);
+      }
+}
+// The band's rings, ordered by the ping-pong barriers only, in random thread orders (documents:
+// skipped tiles too).
+TEST_F(PrefillWgmma, band_shuffled_thread_orders) {
+  pa_emu::Options &o = pa_emu::options();
+  const pa_emu::Options saved = o;
+  o.shuffle = true;
+  for (uint64_t seed : {31u, 32u}) {
+    o.seed = seed;
+    Case c{"hd128 kerple_power docs shuffled", BF16, BF16, 1, 1, 1, 128, 521, 521};
+    c.pe = POSATTN_PE_KERPLE_POWER;
+    c.causal = 1;
+    c.docs = 4;
+    check(c, 560 + int(seed));
+  }
+  o = saved;
 }
 TEST_F(PrefillWgmma, hd128_bf16_alibi_varlen_window_token_order) {
   Case c{"hd128 alibi varlen window", BF16, BF16, 2, 2, 2, 128, 150, 150};
