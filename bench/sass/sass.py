@@ -195,15 +195,11 @@ def inner_loops(insns, h, l):
 FP_MATH = ("FADD", "FFMA", "FMUL", "MUFU")
 
 
-def hot_regions(insns, h, l, in_inner, loads=True):
-    """Instructions of the loop that the steady path must run although a forward branch can skip
-    them: a region skipped by a conditional branch (an `if` without `else`) that does float
-    arithmetic and calls nothing. In posattn's kernels that is the position-dependent bias
-    (ALiBi, FIRE, T5, KERPLE) behind its per-element `key < Lk` test; the regions it leaves out
-    are the mask (integer tests only), the softcap (a division with a slow-path CALL) and
-    if/else arms (the shortest arm is kept)."""
+def forward_skips(insns, h, l, in_inner):
+    """(i, j, else_arm) for each conditional forward branch at i of loop (h, l), outside its inner
+    loops, to index j <= l: insns[i+1:j] run only when it is not taken. else_arm: the region ends
+    with an unconditional jump past j (the first arm of an if/else)."""
     index = {x.addr: i for i, x in enumerate(insns)}
-    hot = set()
     for i in range(h, l):
         x = insns[i]
         t = x.branch_target()
@@ -212,11 +208,22 @@ def hot_regions(insns, h, l, in_inner, loads=True):
         j = index[t]
         if not (i < j <= l):
             continue
+        tail = insns[j - 1] if j - 1 > i else None
+        yield i, j, (tail is not None and tail.base == "BRA" and tail.pred == "" and
+                     (tail.branch_target() or 0) > t)
+
+
+def hot_regions(insns, h, l, in_inner, loads=True):
+    """Instructions of the loop that the steady path must run although a forward branch can skip
+    them: a region skipped by a conditional branch (an `if` without `else`) that does float
+    arithmetic and calls nothing. In posattn's kernels that is the position-dependent bias
+    (ALiBi, FIRE, T5, KERPLE) behind its per-element `key < Lk` test; the regions it leaves out
+    are the mask (integer tests only), the softcap (a division with a slow-path CALL) and
+    if/else arms (the shortest arm is kept)."""
+    hot = set()
+    for i, j, else_arm in forward_skips(insns, h, l, in_inner):
         region = insns[i + 1:j]
-        tail = region[-1] if region else None
-        is_else = tail is not None and tail.base == "BRA" and tail.pred == "" and \
-            (tail.branch_target() or 0) > t
-        if is_else or any(y.base in ("CALL", "FCHK") for y in region):
+        if else_arm or any(y.base in ("CALL", "FCHK") for y in region):
             continue
         if not loads and any(y.base in ("LDG", "LDC") for y in region):
             continue
@@ -248,26 +255,13 @@ def vote_regions(insns, h, l, in_inner):
     on the vote's verdict: a warp-uniform choice the kernel makes for a whole tile (FIRE's exact
     tiles, kernels/prefill/mma.cuh). The arm of an if/else (the region ends with an unconditional
     jump past the target) is left to the shortest path, as in hot_regions."""
-    index = {x.addr: i for i, x in enumerate(insns)}
     out = []
-    for i in range(h, l):
-        x = insns[i]
-        t = x.branch_target()
-        if t is None or x.pred in ("", "@PT") or in_inner(i) or t not in index:
-            continue
-        j = index[t]
-        if not (i < j <= l):
-            continue
-        p = x.pred.lstrip("@").lstrip("!")
+    for i, j, else_arm in forward_skips(insns, h, l, in_inner):
+        p = insns[i].pred.lstrip("@").lstrip("!")
         writer = next((insns[k] for k in range(i - 1, h - 1, -1) if p in pred_dests(insns[k])),
                       None)
-        if writer is None or writer.base not in VOTES:
-            continue
-        tail = insns[j - 1] if j - 1 > i else None
-        if tail is not None and tail.base == "BRA" and tail.pred == "" and \
-                (tail.branch_target() or 0) > t:
-            continue
-        out.append((i, j))
+        if writer is not None and writer.base in VOTES and not else_arm:
+            out.append((i, j))
     return out
 
 

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <initializer_list>
 #include <limits>
 #include <string>
 #include <vector>
@@ -41,6 +42,19 @@ class PrefillWgmma : public pat_emu_ref_test {
     pat_emu_ref_test::TearDown();
   }
   void check(const Case &c, uint64_t seed);
+  // check() with the block's ready threads run in random orders, one run per order seed (data
+  // seed + order seed); the emulator's options are restored afterwards.
+  void check_shuffled(const Case &c, uint64_t seed, std::initializer_list<uint64_t> orders) {
+    pa_emu::Options &o = pa_emu::options();
+    const pa_emu::Options saved = o;
+    o.shuffle = true;
+    for (uint64_t order : orders) {
+      o.seed = order;
+      check(c, seed + order);
+      if (HasFatalFailure()) break;
+    }
+    o = saved;
+  }
   int old_sm_ = 80;
 };
 
@@ -205,18 +219,11 @@ TEST_F(PrefillWgmma, band_kinds_times_every_mask_hd64_hd128) {
 // The band's rings, ordered by the ping-pong barriers only, in random thread orders (documents:
 // skipped tiles too).
 TEST_F(PrefillWgmma, band_shuffled_thread_orders) {
-  pa_emu::Options &o = pa_emu::options();
-  const pa_emu::Options saved = o;
-  o.shuffle = true;
-  for (uint64_t seed : {31u, 32u}) {
-    o.seed = seed;
-    Case c{"hd128 kerple_power docs shuffled", BF16, BF16, 1, 1, 1, 128, 521, 521};
-    c.pe = POSATTN_PE_KERPLE_POWER;
-    c.causal = 1;
-    c.docs = 4;
-    check(c, 560 + int(seed));
-  }
-  o = saved;
+  Case c{"hd128 kerple_power docs shuffled", BF16, BF16, 1, 1, 1, 128, 521, 521};
+  c.pe = POSATTN_PE_KERPLE_POWER;
+  c.causal = 1;
+  c.docs = 4;
+  check_shuffled(c, 560, {31, 32});
 }
 TEST_F(PrefillWgmma, hd128_bf16_alibi_varlen_window_token_order) {
   Case c{"hd128 alibi varlen window", BF16, BF16, 2, 2, 2, 128, 150, 150};
@@ -261,16 +268,9 @@ TEST_F(PrefillWgmma, hd64_f16_sliding_window_skips_tiles) {
 // The producer/consumer protocol (mbarrier ring, parities over several laps of a 2-stage ring)
 // with the block's ready threads run in random orders.
 TEST_F(PrefillWgmma, shuffled_thread_orders) {
-  pa_emu::Options &o = pa_emu::options();
-  const pa_emu::Options saved = o;
-  o.shuffle = true;
-  for (uint64_t seed : {11u, 12u, 13u}) {
-    o.seed = seed;
-    Case c{"hd64 shuffled", BF16, BF16, 1, 2, 1, 64, 130, 600};
-    c.causal = 1;
-    check(c, 30 + seed);
-  }
-  o = saved;
+  Case c{"hd64 shuffled", BF16, BF16, 1, 2, 1, 64, 130, 600};
+  c.causal = 1;
+  check_shuffled(c, 30, {11, 12, 13});
 }
 
 // Strided q/k/v (the TMA maps' strides): [batch][heads][seq][d + 8] (head-major, padded rows)
@@ -358,17 +358,10 @@ TEST_F(PrefillWgmma, hd128_f16_xpos_varlen_window_default_scale) {
   check(c, 122);
 }
 TEST_F(PrefillWgmma, hd128_bf16_xpos_shuffled_thread_orders) {
-  pa_emu::Options &o = pa_emu::options();
-  const pa_emu::Options saved = o;
-  o.shuffle = true;
-  for (uint64_t seed : {31u, 32u}) {
-    o.seed = seed;
-    Case c{"hd128 xpos shuffled", BF16, BF16, 1, 2, 1, 128, 130, 400};
-    c.pe = POSATTN_PE_XPOS;
-    c.causal = 1;
-    check(c, 123 + seed);
-  }
-  o = saved;
+  Case c{"hd128 xpos shuffled", BF16, BF16, 1, 2, 1, 128, 130, 400};
+  c.pe = POSATTN_PE_XPOS;
+  c.causal = 1;
+  check_shuffled(c, 123, {31, 32});
 }
 
 // ---- head dim 256 (Bc = 64 keys per tile) ----
@@ -432,14 +425,9 @@ TEST_F(PrefillWgmma, hd256_every_pe_times_every_mask) {
 
 // The mbarrier ring at hd256 (a different Bc, several laps) with threads run in random orders.
 TEST_F(PrefillWgmma, hd256_shuffled_thread_orders) {
-  pa_emu::Options &o = pa_emu::options();
-  const pa_emu::Options saved = o;
-  o.shuffle = true;
-  o.seed = 21;
   Case c{"hd256 shuffled", F16, BF16, 1, 1, 1, 256, 70, 300};
   c.causal = 1;
-  check(c, 90);
-  o = saved;
+  check_shuffled(c, 69, {21});
 }
 
 // The chooser: wgmma on an sm_90 target only where it serves; mma otherwise.
