@@ -288,9 +288,9 @@ TEST(CuTe, prefill_wgmma_operand_tiles_and_descriptors) {
                                       : pa::wgmma_desc_mn_major_bits(start, c.kt, 128);
       EXPECT_EQ(ours & care, g.desc[kb] & care) << "k-block " << kb << std::hex << ": posattn 0x" << ours
                                   << ", CuTe 0x" << g.desc[kb];
-      const uint64_t moved = pa::wgmma_desc_advance(
-          c.k_major ? pa::wgmma_desc_k_major_bits(0, c.mn, 128) : pa::wgmma_desc_mn_major_bits(0, c.kt, 128),
-          start);
+      const uint64_t tile = c.k_major ? pa::wgmma_desc_k_major_bits(0, c.mn, 128)
+                                      : pa::wgmma_desc_mn_major_bits(0, c.kt, 128);
+      const uint64_t moved = pa::wgmma_desc_advance(tile, start);
       EXPECT_EQ(moved, ours) << "k-block " << kb << ": wgmma_desc_advance";
       const uint64_t planted =
           c.k_major ? pa::wgmma_desc_k_major_bits(pa::wgmma_kblock_k_major(int(kb), 128, 128),
