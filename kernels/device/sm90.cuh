@@ -374,6 +374,14 @@ PA_HD uint64_t wgmma_desc_bits(uint32_t start, uint32_t lbo_bytes, uint32_t sbo_
   return uint64_t((start >> 4) & 0x3fff) | (uint64_t((lbo_bytes >> 4) & 0x3fff) << 16) |
          (uint64_t((sbo_bytes >> 4) & 0x3fff) << 32) | (code << 62);
 }
+// The descriptor of the operand `bytes` (a multiple of 16) further on in shared memory than
+// desc's: the bits wgmma_desc_bits gives for the moved start while that stays below 256 KiB (every
+// shared-memory address does), with one 32-bit add on the low word, so that a kernel builds each
+// descriptor once and moves it per stage and k-block (the high word, SBO and swizzle, stays a
+// compile-time constant where desc's is).
+PA_HD uint64_t wgmma_desc_advance(uint64_t desc, uint32_t bytes) {
+  return (desc & 0xffffffff00000000ull) | uint32_t(uint32_t(desc) + (bytes >> 4));
+}
 // The descriptor of the operand starting at `start` (see the layouts at the top of this file).
 template <class T>
 PA_DEVICE uint64_t make_wgmma_desc(sptr<T> start, uint32_t lbo_bytes, uint32_t sbo_bytes,

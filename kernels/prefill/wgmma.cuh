@@ -61,9 +61,12 @@
 #if defined(__CUDACC__)
 #define PA_WGMMA_NS cuda
 #define PA_WGMMA_ROLLED _Pragma("unroll 1")  // a loop kept rolled (register budget, code size)
+// x as if computed here: its uses are not hoisted out of the loop (register budget)
+#define PA_WGMMA_HERE(x) asm volatile("" : "+r"(x))
 #else
 #define PA_WGMMA_NS emu
 #define PA_WGMMA_ROLLED
+#define PA_WGMMA_HERE(x) (void)(x)
 #endif
 
 namespace pa_kernels {
@@ -436,14 +439,26 @@ __global__ void __launch_bounds__(384, 1)
   pa::wgmma_acc<kBc> sc;  // S of the tile being worked on; P in place after the softmax
   const pa::sptr<float> band_wg = sB + 2 * wg * band_pitch<D>();  // this warpgroup's two rings
   const auto bias0 = pa_pe::Bias<band_kind_or_none<PeKind>()>(p, h, 0);
+  // The operand descriptors, built once (this warpgroup's Q, stage 0 of K and V) and moved per
+  // stage and k-block by one 32-bit add (pa::wgmma_desc_advance: the same bits as building each
+  // from its moved start). Built per wgmma from the tile pointers, the K/V descriptors left the
+  // uniform registers in the KERPLE instances (~10 instructions per wgmma, docs/kernels.md). Q's
+  // depends on the warpgroup (a per-thread value to ptxas): its low word is taken afresh per S
+  // turn (PA_WGMMA_HERE), else ptxas holds all D / 16 of them across the loop (KERPLE spilled).
+  const uint64_t q_desc = pa::wgmma_desc_k_major(q_s, 64, 128);
+  const uint64_t k_desc = pa::wgmma_desc_k_major(sK, kBc, 128);
+  const uint64_t v_desc = pa::wgmma_desc_mn_major(sV, kBc, 128);
+  constexpr uint32_t kStageBytes = kBc * D * sizeof(Tin);  // one K or V slot
   auto issue_s = [&](int n) {  // S = Q K^T of the n-th tile (slot n % kS), after its full wait
-    const pa::sptr<Tin> k_s = sK + (n % kS) * kBc * D;
+    const uint64_t k_d = pa::wgmma_desc_advance(k_desc, uint32_t(n % kS) * kStageBytes);
+    uint32_t q_lo = uint32_t(q_desc);
+    PA_WGMMA_HERE(q_lo);
+    const uint64_t q_d = (q_desc & 0xffffffff00000000ull) | q_lo;
     PA_UNROLL
     for (int kb = 0; kb < D / 16; ++kb)
       pa::wgmma_ss<kBc, Tin>(
-          sc, pa::wgmma_desc_k_major(q_s + pa::wgmma_kblock_k_major(kb, 64, 128) / 2, 64, 128),
-          pa::wgmma_desc_k_major(k_s + pa::wgmma_kblock_k_major(kb, kBc, 128) / 2, kBc, 128),
-          kb > 0);
+          sc, pa::wgmma_desc_advance(q_d, pa::wgmma_kblock_k_major(kb, 64, 128)),
+          pa::wgmma_desc_advance(k_d, pa::wgmma_kblock_k_major(kb, kBc, 128)), kb > 0);
   };
 
   // The tile loop, compiled twice for the band kinds (as in mma.cuh): with the distance band
@@ -478,7 +493,6 @@ __global__ void __launch_bounds__(384, 1)
       const int s = n % kS, j0 = kt * kBc;
       const int kt_next = next_tile(kt + 1);
       const bool last = kt_next >= t_end;
-      const pa::sptr<Tin> v_s = sV + s * kBc * D;
       // ---- this consumer's S turn: S = Q K^T of tile n, issued in its own iteration so that no
       // wgmma accumulator is in flight across the loop's back edge (else ptxas serialises every
       // wgmma, C7515) ----
@@ -590,6 +604,7 @@ __global__ void __launch_bounds__(384, 1)
       }
 
       // ---- this consumer's P V turn: O += P V (P from the S accumulator, V MN-major) ----
+      const uint64_t v_d = pa::wgmma_desc_advance(v_desc, uint32_t(s) * kStageBytes);
       pa::wgmma_a pf[kBc / 16];
       PA_UNROLL
       for (int kb = 0; kb < kBc / 16; ++kb) pa::wgmma_a_from_acc<Tin>(pf[kb], sc, kb);
@@ -599,8 +614,7 @@ __global__ void __launch_bounds__(384, 1)
       for (int kb = 0; kb < kBc / 16; ++kb)
         pa::wgmma_rs<D, Tin, 1>(
             o, pf[kb],
-            pa::wgmma_desc_mn_major(v_s + pa::wgmma_kblock_mn_major(kb, 128) / 2, kBc, 128),
-            true);
+            pa::wgmma_desc_advance(v_d, pa::wgmma_kblock_mn_major(kb, 128)), true);
       pa::wgmma_commit();
       turn_end(last);
       pa::wgmma_wait<0>();             // O += P V has retired

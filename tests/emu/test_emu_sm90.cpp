@@ -101,6 +101,31 @@ TEST_F(Sm90, wgmma_rs_k_major_b_n128) { check_gemm<128, true, 0>(128, 128, 4); }
 TEST_F(Sm90, wgmma_rs_mn_major_b_n64) { check_gemm<64, true, 1>(128, 128, 4); }
 TEST_F(Sm90, wgmma_rs_mn_major_b_n256) { check_gemm<256, true, 1>(128, 128, 4); }
 
+// pa::wgmma_desc_advance (the prefill kernel builds each descriptor once and moves it per stage
+// and k-block): the bits of the descriptor built from the moved start, for every 1024-byte
+// aligned tile start below 227 KiB and every 16-byte step that stays below 256 KiB, K- and
+// MN-major, each swizzle; planted: moving by the byte count itself (no >> 4) differs.
+TEST(Sm90Desc, advance_equals_the_descriptor_of_the_moved_start) {
+  int checked = 0, bad = 0, planted_same = 0;
+  for (int swizzle : {0, 32, 64, 128})
+    for (uint32_t base = 0; base < 227u * 1024; base += 1024)
+      for (uint32_t off = 16; base + off < 256u * 1024 && off <= 64u * 1024; off += 16 * 37) {
+        for (bool k_major : {true, false}) {
+          auto build = [&](uint32_t at) {
+            return k_major ? pa::wgmma_desc_k_major_bits(at, 128, swizzle)
+                           : pa::wgmma_desc_mn_major_bits(at, 64, swizzle);
+          };
+          const uint64_t d = build(base);
+          bad += pa::wgmma_desc_advance(d, off) != build(base + off);
+          planted_same += (d + off) == build(base + off);
+          ++checked;
+        }
+      }
+  EXPECT_GT(checked, 100000);
+  EXPECT_EQ(bad, 0);
+  EXPECT_EQ(planted_same, 0);
+}
+
 // S = Q K^T, P = bf16(S) from the accumulator, O = P V: the emulator rounds each wgmma's sum to fp32
 // once, so the reference does the same per k-block of 16 keys.
 template <int N>

@@ -279,14 +279,19 @@ TEST(CuTe, prefill_wgmma_operand_tiles_and_descriptors) {
     const uint64_t care = !c.k_major && c.mn <= 64 ? ~(uint64_t(0x3fff) << 16) : ~uint64_t(0);
     int wrong = 0;  // k-blocks where a planted variant agrees with CuTe
     for (size_t kb = 0; kb < g.desc.size(); ++kb) {
-      // as wgmma.cuh builds them: Q/K wgmma_desc_k_major(tile + kblock_k_major(kb, rows)),
-      // V wgmma_desc_mn_major(tile + kblock_mn_major(kb), Bc)
+      // the bits of wgmma.cuh's descriptors: Q/K wgmma_desc_k_major(tile + kblock_k_major(kb,
+      // rows)), V wgmma_desc_mn_major(tile + kblock_mn_major(kb), Bc) (the kernel moves the
+      // tile's descriptor by wgmma_desc_advance, the same bits: test_emu_sm90.cpp, and below)
       const uint32_t start = c.k_major ? pa::wgmma_kblock_k_major(int(kb), c.mn, 128)
                                        : pa::wgmma_kblock_mn_major(int(kb), 128);
       const uint64_t ours = c.k_major ? pa::wgmma_desc_k_major_bits(start, c.mn, 128)
                                       : pa::wgmma_desc_mn_major_bits(start, c.kt, 128);
       EXPECT_EQ(ours & care, g.desc[kb] & care) << "k-block " << kb << std::hex << ": posattn 0x" << ours
                                   << ", CuTe 0x" << g.desc[kb];
+      const uint64_t tile = c.k_major ? pa::wgmma_desc_k_major_bits(0, c.mn, 128)
+                                      : pa::wgmma_desc_mn_major_bits(0, c.kt, 128);
+      const uint64_t moved = pa::wgmma_desc_advance(tile, start);
+      EXPECT_EQ(moved, ours) << "k-block " << kb << ": wgmma_desc_advance";
       const uint64_t planted =
           c.k_major ? pa::wgmma_desc_k_major_bits(pa::wgmma_kblock_k_major(int(kb), 128, 128),
                                                   c.mn, 128)
