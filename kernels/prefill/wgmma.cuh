@@ -101,7 +101,7 @@ struct Traits {
 
 // Dynamic shared memory: the tiles, plus the T5/FIRE bias tables (pa_pe::shared_table_bytes).
 template <int D>
-constexpr size_t smem_bytes() {
+PA_HD constexpr size_t smem_bytes() {
   using T = Traits<D>;
   return 1024 /* alignment slack */ + size_t(T::kBr + 2 * T::kStages * T::kBc) * D * 2;
 }
@@ -138,9 +138,10 @@ PA_HD constexpr int band_kind_or_none() {  // the policy a band entry is compute
              ? PeKind
              : POSATTN_PE_NONE;
 }
+// FIRE's band holds psi(|d|) (its normaliser depends on the row; see "FIRE band" below).
 template <int PeKind>
-PA_HD bool uses_band(const pa_prefill_params &p) {
-  return band_kind_or_none<PeKind>() != POSATTN_PE_NONE && !p.q_pos && !p.kv_pos;
+PA_HD constexpr bool band_kind() {
+  return band_kind_or_none<PeKind>() != POSATTN_PE_NONE || PeKind == POSATTN_PE_FIRE;
 }
 constexpr int kBandRing = 512;  // > kBandLen + kBc at every head dim: 191 + 128, 127 + 64
 template <int D>
@@ -150,11 +151,26 @@ PA_HD constexpr int band_pitch() { return kBandRing + band_len<D>() + 1; }  // w
 static_assert(band_len<128>() + Traits<128>::kBc <= kBandRing &&
                   band_len<256>() + Traits<256>::kBc <= kBandRing,
               "the next tile's new distances would overwrite this tile's");
+// FIRE keeps its segment tables and, after them (16-byte aligned), the bands: in words.
+PA_HD size_t fire_band_offset(const pa_prefill_params &p) {
+  return (pa_pe::shared_table_bytes<POSATTN_PE_FIRE>(p) / 4 + 3) / 4 * 4;
+}
+template <int D, int PeKind>
+PA_HD size_t band_region_bytes(const pa_prefill_params &p) {  // two rings per warpgroup
+  return ((PeKind == POSATTN_PE_FIRE ? fire_band_offset(p) : 0) + size_t(4 * band_pitch<D>())) * 4;
+}
+// The band with positions in token order (no q_pos/kv_pos arrays: a call-uniform choice); FIRE
+// when its tables and the bands fit beside the tiles (hd256 with the largest tables does not).
+template <int D, int PeKind>
+PA_HD bool uses_band(const pa_prefill_params &p) {
+  return band_kind<PeKind>() && !p.q_pos && !p.kv_pos &&
+         smem_bytes<D>() + band_region_bytes<D, PeKind>(p) <= kSmemLimit;
+}
 // Shared memory after the tiles: the bands when the call uses them, else the T5/FIRE tables.
 template <int D, int PeKind>
 size_t region_bytes(const pa_prefill_params &p) {
-  return uses_band<PeKind>(p) ? size_t(4 * band_pitch<D>()) * 4  // two rings per warpgroup
-                              : pa_pe::shared_table_bytes<PeKind>(p);
+  return uses_band<D, PeKind>(p) ? band_region_bytes<D, PeKind>(p)
+                                 : pa_pe::shared_table_bytes<PeKind>(p);
 }
 static_assert(smem_bytes<256>() + 4 * band_pitch<256>() * 4 <= kSmemLimit, "bands exceed 227 KiB");
 
@@ -273,6 +289,31 @@ PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, in
   return true;
 }
 
+// FIRE band (positions in token order). The band holds psi(|d|) per distance; a row's bias is
+// f(x), x = psi * 1/normaliser, f the MLP: continuous and piecewise linear with kinks at the
+// segment starts, so over x in [start[lo], start[hi + 1]) f(x) = slope[lo] x + icpt[lo] +
+// sum over kinks j in (lo, hi] of (slope[j] - slope[j - 1]) max(x - start[j], 0). The kernel
+// takes the first two terms per element (fmaf(a, psi, c), a and c per row in log2 units) and
+// one kink term per trip of a loop the warp runs while some row has kinks left. Not
+// bit-identical to FireBias (which picks one segment per element): a few fp32 roundings apart,
+// and an element within rounding of a kink takes a value within rounding of either segment's
+// (docs/kernels.md, "FIRE band in the wgmma kernel"). Row rw (0 .. 63 of the warpgroup) sees
+// the entries rw .. rw + Bc - 1 of the tile's window (w0: entry 0, at distance d0), psi non-
+// decreasing in |d| (up to fire_psi_max; beyond it, log_far's rounding can only misplace an
+// element next to a kink, where both segments agree): [lo, hi] = the segments of x at the row's
+// nearest and farthest distance. Rows or keys past a sequence end may wrap; any finite bias
+// serves them (their logits are discarded or masked).
+template <int Bc>
+PA_DEVICE void fire_row_segments(const pa_pe::FireSegments<pa::sptr> &segs,
+                                 pa::sptr<const float> w0, uint32_t d0, int rw, float inv, int &lo,
+                                 int &hi) {
+  const int32_t dlo = int32_t(d0 + uint32_t(rw)), dhi = int32_t(d0 + uint32_t(rw + Bc - 1));
+  const float a = w0[rw], b = w0[rw + Bc - 1];
+  const float near = dlo <= 0 && dhi >= 0 ? float(w0[rw - dlo]) : fminf(a, b);  // d = 0 inside
+  lo = segs.index(near * inv);
+  hi = segs.index(fmaxf(a, b) * inv);
+}
+
 PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
   switch (dtype) {
     case POSATTN_DTYPE_BF16: pa::ptr_cast<pa::bf16>(base)[idx] = pa::bf16_from_float(x); break;
@@ -314,8 +355,9 @@ __global__ void __launch_bounds__(384, 1)
   // After the K/V ring: the distance bands (uses_band), else the T5/FIRE tables, filled by every
   // thread before the barrier below
   const pa::sptr<float> sB = pa::ptr_cast<float>(sV + kS * kBc * D);
-  const bool use_band = uses_band<PeKind>(p);  // else the T5/FIRE tables there
-  if (!use_band) pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, T::kThreads);
+  const bool use_band = uses_band<D, PeKind>(p);  // else the T5/FIRE tables there
+  if (!use_band || PeKind == POSATTN_PE_FIRE)  // FIRE: its tables, then the bands
+    pa_pe::fill_shared_table<PeKind>(p, h, sB, tid, T::kThreads);
 
   if (tid == 0) {
     pa::mbarrier_init(q_bar, 1);
@@ -437,7 +479,8 @@ __global__ void __launch_bounds__(384, 1)
     if (!(last && wg == 1)) pa::named_barrier_arrive(kTurn + 1 - wg, 256);
   };
   pa::wgmma_acc<kBc> sc;  // S of the tile being worked on; P in place after the softmax
-  const pa::sptr<float> band_wg = sB + 2 * wg * band_pitch<D>();  // this warpgroup's two rings
+  const pa::sptr<float> band_wg =  // this warpgroup's two rings
+      sB + (PeKind == POSATTN_PE_FIRE ? fire_band_offset(p) : 0) + 2 * wg * band_pitch<D>();
   const auto bias0 = pa_pe::Bias<band_kind_or_none<PeKind>()>(p, h, 0);
   // The operand descriptors, built once (this warpgroup's Q, stage 0 of K and V) and moved per
   // stage and k-block by one 32-bit add (pa::wgmma_desc_advance: the same bits as building each
@@ -461,6 +504,13 @@ __global__ void __launch_bounds__(384, 1)
           pa::wgmma_desc_advance(k_d, pa::wgmma_kblock_k_major(kb, kBc, 128)), kb > 0);
   };
 
+  // FIRE band: 1 / normaliser of this thread's two rows (fire_inv_norm), for the loop
+  float fire_inv[2] = {0.f, 0.f};
+  if constexpr (PeKind == POSATTN_PE_FIRE)
+    PA_UNROLL
+    for (int r = 0; r < 2; ++r)
+      fire_inv[r] = pa_pe::fire_inv_norm(p, row_of(r) < sq.Lq ? sq.q_pos(row_of(r)) : 0);
+
   // The tile loop, compiled twice for the band kinds (as in mma.cuh): with the distance band
   // (positions in token order) and with the per-element bias (explicit positions).
   auto tile_loop = [&](auto band_c) {
@@ -481,7 +531,10 @@ __global__ void __launch_bounds__(384, 1)
       for (int i = t; i < fill; i += 128) {
         // the pair (pq, pk) = (0, -d): the policies see abs_diff and the sign of pq - pk only
         const uint32_t d = d0 + uint32_t(i), slot = d % kBandRing;
-        const float v = bias0(int32_t(0u - d));
+        const float v = PeKind == POSATTN_PE_FIRE  // psi(|d|), as FireBias
+                            ? pa_pe::fire_psi(p.fire_psi, p.fire_psi_max, p.fire_c,
+                                              pa_pe::abs_diff(int32_t(d), 0))
+                            : bias0(int32_t(0u - d));
         rb[slot] = v;
         if (slot < uint32_t(kLen)) rb[slot + kBandRing] = v;  // the mirror
       }
@@ -511,18 +564,67 @@ __global__ void __launch_bounds__(384, 1)
         const uint32_t at = band_d0(kt) % kBandRing +  // the slot of this tile's entry 0
                             uint32_t(16 * (t / 32) + (t % 32) / 4 - 2 * (t % 4) + kBc - 1);
         const pa::sptr<float> bt = band_wg + ring * band_pitch<D>() + at;
-        auto logits = [&](auto softcap) {
+        auto entry = [](int e) { return 8 * ((e / 2) % 2) - 8 * (e / 4) - (e % 2); };
+        if constexpr (PeKind == POSATTN_PE_FIRE) {
+          // FIRE band: each row's segment range over the tile (fire_row_segments), the base
+          // segment's bias in log2 units (one FFMA per element), then one trip per kink that some
+          // row of the warp crosses (a warp vote; none on most tiles)
+          const auto segs = pa_pe::fire_segments_shared(p, sB);
+          const pa::sptr<const float> w0 = band_wg + ring * band_pitch<D>() + band_d0(kt) % kBandRing;
+          int lo[2], hi[2];
+          float fa[2], fc[2];
           PA_UNROLL
-          for (int e = 0; e < kBc / 2; ++e) {
-            const float bias = bt[8 * ((e / 2) % 2) - 8 * (e / 4) - (e % 2)];
-            sc[e] = (decltype(softcap)::value ? pa_pe::apply_softcap(p, sc[e] * p.scale) + bias
-                                              : fmaf(sc[e], p.scale, bias)) * kLog2e;
+          for (int r = 0; r < 2; ++r) {
+            fire_row_segments<kBc>(segs, w0, band_d0(kt), 16 * (t / 32) + (t % 32) / 4 + 8 * r,
+                                   fire_inv[r], lo[r], hi[r]);
+            fa[r] = float(segs.slope[lo[r]]) * fire_inv[r] * kLog2e;
+            fc[r] = float(segs.icpt[lo[r]]) * kLog2e;
           }
-        };
-        if (p.softcap > 0.f)
-          logits(std::true_type{});
-        else
-          logits(std::false_type{});
+          const float scale2 = p.scale * kLog2e;
+          auto logits = [&](auto softcap) {
+            PA_UNROLL
+            for (int e = 0; e < kBc / 2; ++e) {
+              const int r = (e / 2) % 2;
+              const float bias2 = fmaf(fa[r], float(bt[entry(e)]), fc[r]);
+              sc[e] = decltype(softcap)::value
+                          ? fmaf(pa_pe::apply_softcap(p, sc[e] * p.scale), kLog2e, bias2)
+                          : fmaf(sc[e], scale2, bias2);
+            }
+          };
+          if (p.softcap > 0.f)
+            logits(std::true_type{});
+          else
+            logits(std::false_type{});
+          PA_WGMMA_ROLLED
+          for (int k = 1; __any_sync(0xffffffffu, lo[0] + k <= hi[0] || lo[1] + k <= hi[1]); ++k) {
+            float kd[2] = {0.f, 0.f}, ks[2] = {0.f, 0.f};  // kink lo + k of row r, if it has one
+            PA_UNROLL
+            for (int r = 0; r < 2; ++r)
+              if (lo[r] + k <= hi[r]) {
+                const int j = lo[r] + k;
+                kd[r] = (float(segs.slope[j]) - float(segs.slope[j - 1])) * kLog2e;
+                ks[r] = float(segs.start[j]);
+              }
+            PA_UNROLL
+            for (int e = 0; e < kBc / 2; ++e) {
+              const int r = (e / 2) % 2;
+              sc[e] = fmaf(kd[r], fmaxf(fmaf(float(bt[entry(e)]), fire_inv[r], -ks[r]), 0.f), sc[e]);
+            }
+          }
+        } else {
+          auto logits = [&](auto softcap) {
+            PA_UNROLL
+            for (int e = 0; e < kBc / 2; ++e) {
+              const float bias = bt[entry(e)];
+              sc[e] = (decltype(softcap)::value ? pa_pe::apply_softcap(p, sc[e] * p.scale) + bias
+                                                : fmaf(sc[e], p.scale, bias)) * kLog2e;
+            }
+          };
+          if (p.softcap > 0.f)
+            logits(std::true_type{});
+          else
+            logits(std::false_type{});
+        }
         // the next tile's band, this thread's reads of this tile's done (see "Distance band"): one
         // new distance per thread after an adjacent tile, else the whole window in the other ring
         if (!last) {
@@ -622,7 +724,7 @@ __global__ void __launch_bounds__(384, 1)
       kt = kt_next;
     }
   };
-  if constexpr (band_kind_or_none<PeKind>() != POSATTN_PE_NONE) {
+  if constexpr (band_kind<PeKind>()) {
     if (use_band)
       tile_loop(std::true_type{});
     else

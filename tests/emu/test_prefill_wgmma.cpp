@@ -167,13 +167,17 @@ TEST_F(PrefillWgmma, hd128_band_kinds_token_order_and_explicit_positions) {
 // windows, causal with more queries than keys (empty rows), varlen, GQA, softcap, odd lengths.
 // Planted faults checked by hand: one distance short in the steady fill fails every case; the
 // whole-window fill into the ring in use gives the racecheck's report (documents).
+// FIRE (its band holds psi; the rows' segment ranges and kink trips, wgmma.cuh "FIRE band"): the
+// test MLP has 16 kinks in [0, 1], so rows near the diagonal cross several per tile; L = 8 on odd
+// masks makes every row's normaliser differ (positions beyond L), the default L = 512 keeps it
+// one value for most rows.
 TEST_F(PrefillWgmma, band_kinds_times_every_mask_hd64_hd128) {
   const posattn_pe_kind kinds[] = {POSATTN_PE_ALIBI, POSATTN_PE_T5, POSATTN_PE_KERPLE_LOG,
-                                   POSATTN_PE_KERPLE_POWER};
-  const char *names[] = {"alibi", "t5", "kerple_log", "kerple_power"};
+                                   POSATTN_PE_KERPLE_POWER, POSATTN_PE_FIRE};
+  const char *names[] = {"alibi", "t5", "kerple_log", "kerple_power", "fire"};
   int n = 0;
   for (int d : {64, 128})
-    for (int ki = 0; ki < 4; ++ki)
+    for (int ki = 0; ki < 5; ++ki)
       for (int mask = 0; mask < 6; ++mask, ++n) {
         Case c{"", n % 2 ? F16 : BF16, n % 3 ? BF16 : F32, 1, 2, 1, d, 97, 403};
         const std::string name = "hd" + std::to_string(d) + " " + names[ki] + " mask " +
@@ -181,6 +185,7 @@ TEST_F(PrefillWgmma, band_kinds_times_every_mask_hd64_hd128) {
         c.name = name.c_str();
         c.pe = kinds[ki] == POSATTN_PE_T5 ? POSATTN_PE_NONE : kinds[ki];
         if (kinds[ki] == POSATTN_PE_T5) c.t5_max_distance = 700;
+        if (kinds[ki] == POSATTN_PE_FIRE && mask % 2) c.fire_L = 8;
         switch (mask) {
           case 0: break;  // non-causal, 97 queries x 403 keys: 4 key tiles in a row
           case 1:         // causal, more queries than keys: empty rows
@@ -224,6 +229,14 @@ TEST_F(PrefillWgmma, band_shuffled_thread_orders) {
   c.causal = 1;
   c.docs = 4;
   check_shuffled(c, 560, {31, 32});
+}
+TEST_F(PrefillWgmma, fire_band_shuffled_thread_orders) {
+  Case c{"hd128 fire docs shuffled", F16, BF16, 1, 1, 1, 128, 521, 521};
+  c.pe = POSATTN_PE_FIRE;
+  c.causal = 1;
+  c.docs = 4;
+  c.fire_L = 8;
+  check_shuffled(c, 570, {33, 34});
 }
 TEST_F(PrefillWgmma, hd128_bf16_alibi_varlen_window_token_order) {
   Case c{"hd128 alibi varlen window", BF16, BF16, 2, 2, 2, 128, 150, 150};
