@@ -301,17 +301,16 @@ PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, in
 // the entries rw .. rw + Bc - 1 of the tile's window (w0: entry 0, at distance d0), psi non-
 // decreasing in |d| (up to fire_psi_max; beyond it, log_far's rounding can only misplace an
 // element next to a kink, where both segments agree): [lo, hi] = the segments of x at the row's
-// nearest and farthest distance. Rows or keys past a sequence end may wrap; any finite bias
-// serves them (their logits are discarded or masked).
+// nearest (end 0) and farthest (end 1) distance, one end per lane (the warp's 16 rows x 2 ends),
+// gathered by shuffles. Rows or keys past a sequence end may wrap; any finite bias serves them
+// (their logits are discarded or masked).
 template <int Bc>
-PA_DEVICE void fire_row_segments(const pa_pe::FireSegments<pa::sptr> &segs,
-                                 pa::sptr<const float> w0, uint32_t d0, int rw, float inv, int &lo,
-                                 int &hi) {
+PA_DEVICE int fire_end_segment(const pa_pe::FireSegments<pa::sptr> &segs,
+                               pa::sptr<const float> w0, uint32_t d0, int rw, int end, float inv) {
   const int32_t dlo = int32_t(d0 + uint32_t(rw)), dhi = int32_t(d0 + uint32_t(rw + Bc - 1));
   const float a = w0[rw], b = w0[rw + Bc - 1];
   const float near = dlo <= 0 && dhi >= 0 ? float(w0[rw - dlo]) : fminf(a, b);  // d = 0 inside
-  lo = segs.index(near * inv);
-  hi = segs.index(fmaxf(a, b) * inv);
+  return segs.index((end ? fmaxf(a, b) : near) * inv);
 }
 
 PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
@@ -504,12 +503,15 @@ __global__ void __launch_bounds__(384, 1)
           pa::wgmma_desc_advance(k_d, pa::wgmma_kblock_k_major(kb, kBc, 128)), kb > 0);
   };
 
-  // FIRE band: 1 / normaliser of this thread's two rows (fire_inv_norm), for the loop
-  float fire_inv[2] = {0.f, 0.f};
-  if constexpr (PeKind == POSATTN_PE_FIRE)
+  // FIRE band: 1 / normaliser (fire_inv_norm) of this thread's two rows, and of the row whose
+  // segment range this lane finds (row (t % 32) / 2 of the warp), for the loop
+  float fire_inv[2] = {0.f, 0.f}, fire_inv_lane = 0.f;
+  if constexpr (PeKind == POSATTN_PE_FIRE) {
+    auto inv_of = [&](int i) { return pa_pe::fire_inv_norm(p, i < sq.Lq ? sq.q_pos(i) : 0); };
     PA_UNROLL
-    for (int r = 0; r < 2; ++r)
-      fire_inv[r] = pa_pe::fire_inv_norm(p, row_of(r) < sq.Lq ? sq.q_pos(row_of(r)) : 0);
+    for (int r = 0; r < 2; ++r) fire_inv[r] = inv_of(row_of(r));
+    fire_inv_lane = inv_of(qt0 + 64 * wg + 16 * (t / 32) + (t % 32) / 2);
+  }
 
   // The tile loop, compiled twice for the band kinds (as in mma.cuh): with the distance band
   // (positions in token order) and with the per-element bias (explicit positions).
@@ -571,14 +573,20 @@ __global__ void __launch_bounds__(384, 1)
           // row of the warp crosses (a warp vote; none on most tiles)
           const auto segs = pa_pe::fire_segments_shared(p, sB);
           const pa::sptr<const float> w0 = band_wg + ring * band_pitch<D>() + band_d0(kt) % kBandRing;
+          // lane l: end l % 2 of row l / 2 of the warp, and that segment's a and c
+          const int seg = fire_end_segment<kBc>(segs, w0, band_d0(kt), 16 * (t / 32) + (t % 32) / 2,
+                                                t % 2, fire_inv_lane);
+          const float la = float(segs.slope[seg]) * fire_inv_lane * kLog2e,
+                      lc = float(segs.icpt[seg]) * kLog2e;
           int lo[2], hi[2];
           float fa[2], fc[2];
           PA_UNROLL
-          for (int r = 0; r < 2; ++r) {
-            fire_row_segments<kBc>(segs, w0, band_d0(kt), 16 * (t / 32) + (t % 32) / 4 + 8 * r,
-                                   fire_inv[r], lo[r], hi[r]);
-            fa[r] = float(segs.slope[lo[r]]) * fire_inv[r] * kLog2e;
-            fc[r] = float(segs.icpt[lo[r]]) * kLog2e;
+          for (int r = 0; r < 2; ++r) {  // this thread's row (t % 32) / 4 + 8 r: lanes src, src + 1
+            const int src = 2 * ((t % 32) / 4 + 8 * r);
+            lo[r] = __shfl_sync(0xffffffffu, seg, src);
+            hi[r] = __shfl_sync(0xffffffffu, seg, src + 1);
+            fa[r] = __shfl_sync(0xffffffffu, la, src);
+            fc[r] = __shfl_sync(0xffffffffu, lc, src);
           }
           const float scale2 = p.scale * kLog2e;
           auto logits = [&](auto softcap) {
