@@ -19,6 +19,15 @@
 //                                the row check against every element: a row passes exactly when
 //                                all its elements' x (fl(psi * 1/norm)) fall in one segment
 //                                (FireSegments::index per element); exit 1 otherwise
+//   fire_tiles --wgmma D [LEN SEEDS]
+//                                the sm_90a kernel's FIRE band (kernels/prefill/wgmma.cuh): per
+//                                warp (16 rows) and KV tile (Bc keys), the kink trips (the most
+//                                kinks a row of the warp crosses, fire_end_segment at both ends);
+//                                the tiles with at least one trip (the fallback), their fraction
+//                                and their mean trips
+//   fire_tiles --wgmma-check D LEN SEEDS
+//                                every element's segment lies in its row's [lo, hi] (what makes
+//                                the kink form right); exit 1 otherwise
 //
 // Problems: batch 1, one head, LEN queries and keys (positions in token order, the band's case),
 // causal and not; FIRE with posattn's defaults (c 0.1, L 512, eps 1e-6, mlp_width 32: the
@@ -39,14 +48,17 @@
 #include "posattn.h"
 #include "prefill/mma.cuh"
 #include "prefill/tables.h"
+#include "prefill/wgmma.cuh"
 
 namespace {
 
 namespace mma = pa_kernels::mma;
+namespace wg = pa_kernels::wgmma;
 
 struct Counts {
   long long tiles = 0, fallback = 0, full = 0, full_fallback = 0, rows = 0, mismatches = 0;
   long long slow_rows = 0;  // failing rows of the fallback tiles (fire_slab's trips)
+  long long trips = 0;      // wgmma: kink trips of the fallback tiles
 };
 
 template <class T>
@@ -60,17 +72,30 @@ pa::sptr<T> shared_of(std::vector<T> &v, const char *name) {
 template <int D>
 using FireTraits = mma::KernelTraits<D, POSATTN_PE_FIRE, mma::kPathBoth>;
 
-template <int D>
-bool run(int len, int causal, const char *init, unsigned seed, bool check, Counts &n) {
-  using Tr = FireTraits<D>;
-  constexpr int kBr = Tr::kBr, kBc = Tr::kBc, kWarps = Tr::kWarps, kRowsW = 16 * Tr::kM;
-  constexpr int kBandLen = kRowsW + kBc - 1;
+// One problem's call, as the library builds it: the validated problem, its tables and the
+// kernel parameters (q, k, v absent: the band reads none of them).
+struct Problem {
+  std::vector<float> w1, b1, w2, b2;
+  posattn_attention_desc desc;
+  pa_problem prob;
+  pa_prefill_layout L;
+  pa_prefill_scalars sc;
+  std::vector<uint64_t> tables;
+  posattn_tensor none{};
+  pa_prefill_params p;
+  bool make(int d, int len, int causal, const char *init, unsigned seed);
+};
+
+bool Problem::make(int d, int len, int causal, const char *init, unsigned seed) {
   const int width = 32, heads = 1;
   std::mt19937 rng(seed);
   auto uni = [&](double a, double b) { return std::uniform_real_distribution<double>(a, b)(rng); };
   const bool torch = std::strcmp(init, "torch") == 0;
   const double b2bound = torch ? 1.0 / std::sqrt(double(width)) : 1.0;
-  std::vector<float> w1(width), b1(width), w2(size_t(width) * heads), b2(heads);
+  w1.assign(width, 0.f);
+  b1.assign(width, 0.f);
+  w2.assign(size_t(width) * heads, 0.f);
+  b2.assign(heads, 0.f);
   for (int k = 0; k < width; ++k) {
     w1[k] = float(uni(-1, 1));
     b1[k] = float(uni(-1, 1));
@@ -78,11 +103,10 @@ bool run(int len, int causal, const char *init, unsigned seed, bool check, Count
   for (float &x : w2) x = float(uni(-b2bound, b2bound));
   for (float &x : b2) x = float(uni(-b2bound, b2bound));
 
-  posattn_attention_desc desc;
   posattn_attention_desc_init(&desc);
   desc.batch = 1;
   desc.q_heads = desc.kv_heads = heads;
-  desc.head_dim = D;
+  desc.head_dim = d;
   desc.q_len = desc.kv_len = len;
   desc.causal = causal;
   desc.pe.kind = POSATTN_PE_FIRE;  // c, L, eps, mlp_width: posattn's defaults
@@ -91,26 +115,32 @@ bool run(int len, int causal, const char *init, unsigned seed, bool check, Count
   desc.pe.fire.w2 = w2.data();
   desc.pe.fire.b2 = b2.data();
   char msg[512];
-  pa_problem prob;
-  pa_prefill_layout L;
-  pa_prefill_scalars sc;
   if (pa_validate(msg, sizeof msg, &desc, POSATTN_DTYPE_BF16, POSATTN_DTYPE_BF16, nullptr, nullptr,
                   nullptr, nullptr, nullptr, &prob) != POSATTN_STATUS_SUCCESS ||
       pa_prefill_layout_make(&prob, 0, 0, &L, msg, sizeof msg) != POSATTN_STATUS_SUCCESS) {
     std::fprintf(stderr, "fire_tiles: %s\n", msg);
     return false;
   }
-  std::vector<uint64_t> tables((L.tables_bytes + 7) / 8);
+  tables.assign((L.tables_bytes + 7) / 8, 0);
   unsigned char *tb = reinterpret_cast<unsigned char *>(tables.data());
   if (pa_prefill_tables_build(&prob, &L, tb, &sc, msg, sizeof msg) != POSATTN_STATUS_SUCCESS) {
     std::fprintf(stderr, "fire_tiles: %s\n", msg);
     return false;
   }
-  posattn_tensor none{};  // no q, k, v: the band reads none of them (their strides are filled)
-  prob.q = prob.k = prob.v = &none;
-  pa_prefill_params p;
+  prob.q = prob.k = prob.v = &none;  // their strides are filled
   pa_prefill_params_fill(p, &prob, L, sc, tb, nullptr, 0, nullptr, 0, nullptr, 0, nullptr, 0, 0,
                          0, 0, nullptr);
+  return true;
+}
+
+template <int D>
+bool run(int len, int causal, const char *init, unsigned seed, bool check, Counts &n) {
+  using Tr = FireTraits<D>;
+  constexpr int kBr = Tr::kBr, kBc = Tr::kBc, kWarps = Tr::kWarps, kRowsW = 16 * Tr::kM;
+  constexpr int kBandLen = kRowsW + kBc - 1;
+  Problem pr;
+  if (!pr.make(D, len, causal, init, seed)) return false;
+  const pa_prefill_params &p = pr.p;
 
   // the block's shared segment tables (fill_shared_table), a warp's psi band, the row table
   std::vector<float> seg_tab(pa_pe::shared_table_bytes<POSATTN_PE_FIRE>(p) / 4);
@@ -172,6 +202,64 @@ bool run(int len, int causal, const char *init, unsigned seed, bool check, Count
   return true;
 }
 
+// The sm_90a kernel's FIRE band: per consumer warpgroup (64 rows) and KV tile, the psi window as
+// the kernel's band fill leaves it, then per warp (16 rows) the kink trips: the most kinks one of
+// its rows crosses (fire_end_segment at the row's two ends, as the kernel's lanes do). check:
+// every element's segment (fl(psi * 1/norm), FireSegments::index) lies in its row's [lo, hi].
+template <int D>
+bool run_wgmma(int len, int causal, const char *init, unsigned seed, bool check, Counts &n) {
+  using Tr = wg::Traits<D>;
+  constexpr int kBr = Tr::kBr, kBc = Tr::kBc, kLen = wg::band_len<D>();
+  Problem pr;
+  if (!pr.make(D, len, causal, init, seed)) return false;
+  const pa_prefill_params &p = pr.p;
+  std::vector<float> seg_tab(pa_pe::shared_table_bytes<POSATTN_PE_FIRE>(p) / 4);
+  const pa::sptr<float> s_seg = shared_of(seg_tab, "FIRE tables");
+  pa_pe::fill_shared_table<POSATTN_PE_FIRE>(p, 0, s_seg, 0, 1);
+  const pa_pe::FireSegments<pa::sptr> segs = pa_pe::fire_segments_shared(p, s_seg);
+  std::vector<float> band(kLen);
+  const pa::sptr<float> s_band = shared_of(band, "psi window");
+  const pa_pe::Seq sq(p, 0);
+  for (int qt0 = 0; qt0 < sq.Lq; qt0 += kBr) {
+    const int qt1 = std::min(qt0 + kBr, sq.Lq);
+    int lo, hi;
+    sq.kv_bounds(qt0, qt1, lo, hi);  // no documents: every tile of the range is visited
+    const int t_end = hi > lo ? hi / kBc + (hi % kBc != 0) : 0;
+    for (int t = lo / kBc; t < t_end; ++t) {
+      const int j0 = t * kBc;
+      for (int g = 0; g < 2; ++g) {
+        const uint32_t d0 =
+            uint32_t(qt0 + 64 * g) + uint32_t(sq.shift) - uint32_t(j0) - uint32_t(kBc - 1);
+        for (int i = 0; i < kLen; ++i)
+          s_band[i] = pa_pe::fire_psi(p.fire_psi, p.fire_psi_max, p.fire_c,
+                                      pa_pe::abs_diff(int32_t(d0 + uint32_t(i)), 0));
+        for (int w = 0; w < 4; ++w) {
+          int trips = 0;
+          for (int q = 0; q < 16; ++q) {
+            const int rw = 16 * w + q, row = qt0 + 64 * g + rw;
+            const float inv = pa_pe::fire_inv_norm(p, row < sq.Lq ? sq.q_pos(row) : 0);
+            const int slo = wg::fire_end_segment<kBc>(segs, s_band, d0, rw, 0, inv);
+            const int shi = wg::fire_end_segment<kBc>(segs, s_band, d0, rw, 1, inv);
+            trips = std::max(trips, shi - slo);
+            if (!check || row >= sq.Lq) continue;
+            ++n.rows;
+            for (int c = 0; c < kBc && j0 + c < sq.Lk; ++c) {
+              const int e = segs.index(float(s_band[rw - c + kBc - 1]) * inv);
+              if ((e < slo || e > shi) && n.mismatches++ < 5)
+                std::fprintf(stderr, "row %d key %d: segment %d outside [%d, %d]\n", row, j0 + c,
+                             e, slo, shi);
+            }
+          }
+          ++n.tiles;
+          n.fallback += trips > 0;
+          n.trips += trips;
+        }
+      }
+    }
+  }
+  return true;
+}
+
 // The two initialisations draw from different seeds (the same seeds would give the same kinks).
 bool torch_seeds(const char *init) { return std::strcmp(init, "torch") == 0; }
 
@@ -208,6 +296,38 @@ int report(int len, int seeds) {
 }
 
 template <int D>
+int report_wgmma(int len, int seeds) {
+  std::printf("# fire_tiles wgmma hd%d: Br %d Bc %d, warps of 16 rows; %d tokens, %d MLPs per "
+              "init\n", D, wg::Traits<D>::kBr, wg::Traits<D>::kBc, len, seeds);
+  for (const char *init : {"bench", "torch"})
+    for (int causal = 1; causal >= 0; --causal) {
+      Counts n;
+      for (int s = 0; s < seeds; ++s) {
+        const unsigned seed = (torch_seeds(init) ? 2000u : 1000u) + unsigned(s);
+        if (!run_wgmma<D>(len, causal, init, seed, false, n)) return 2;
+      }
+      std::printf("problem wgmma_hd%d_%s_%s tiles %lld fallback %lld fraction %.4f "
+                  "trips_per_fallback %.3f\n", D, init, causal ? "causal" : "noncausal", n.tiles,
+                  n.fallback, double(n.fallback) / double(n.tiles),
+                  n.fallback ? double(n.trips) / double(n.fallback) : 0.0);
+    }
+  return 0;
+}
+
+template <int D>
+int check_wgmma(int len, int seeds) {
+  Counts n;
+  for (const char *init : {"bench", "torch"})
+    for (int causal = 0; causal < 2; ++causal)
+      for (int s = 0; s < seeds; ++s)
+        if (!run_wgmma<D>(len, causal, init, 77u + unsigned(s), true, n)) return 2;
+  std::printf("wgmma hd%d: %lld warp tiles (%lld with kink trips), %lld rows checked against "
+              "their elements, %lld elements outside their row's segments\n", D, n.tiles,
+              n.fallback, n.rows, n.mismatches);
+  return n.mismatches || n.fallback == 0 || n.fallback == n.tiles ? 1 : 0;
+}
+
+template <int D>
 int check(int len, int seeds) {
   Counts n;
   for (const char *init : {"bench", "torch"})
@@ -222,16 +342,21 @@ int check(int len, int seeds) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  const bool chk = argc > 1 && std::strcmp(argv[1], "--check") == 0;
-  const int a = chk ? 2 : 1;
-  if (argc < a + 1) {
-    std::fprintf(stderr, "usage: fire_tiles D [LEN SEEDS] | fire_tiles --check D LEN SEEDS\n");
+  const char *mode = argc > 1 && argv[1][0] == '-' ? argv[1] : "";
+  const bool chk = std::strcmp(mode, "--check") == 0 || std::strcmp(mode, "--wgmma-check") == 0;
+  const bool wgmma = std::string(mode).rfind("--wgmma", 0) == 0;
+  const int a = mode[0] ? 2 : 1;
+  if (argc < a + 1 || (mode[0] && !chk && !wgmma)) {
+    std::fprintf(stderr, "usage: fire_tiles [--wgmma] D [LEN SEEDS] | fire_tiles --check D LEN "
+                         "SEEDS | fire_tiles --wgmma-check D LEN SEEDS\n");
     return 64;
   }
   const int d = std::atoi(argv[a]);
   const int len = argc > a + 1 ? std::atoi(argv[a + 1]) : 8192;
   const int seeds = argc > a + 2 ? std::atoi(argv[a + 2]) : 4;
   if (len < 1 || seeds < 1) return 64;
+  if (wgmma && d == 128) return chk ? check_wgmma<128>(len, seeds) : report_wgmma<128>(len, seeds);
+  if (wgmma && d == 64) return chk ? check_wgmma<64>(len, seeds) : report_wgmma<64>(len, seeds);
   if (d == 64) return chk ? check<64>(len, seeds) : report<64>(len, seeds);
   if (d == 128) return chk ? check<128>(len, seeds) : report<128>(len, seeds);
   std::fprintf(stderr, "fire_tiles: head dim %d not built (64, 128)\n", d);

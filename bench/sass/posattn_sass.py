@@ -376,6 +376,37 @@ def transform_trips(launch):
     return trips
 
 
+def fire_tiles_run(build, exe, args):
+    """fire_tiles' output for args (exe: a posattn_fire_tiles already built, else built in build;
+    it links posattn_internal: in a CUDA build, every instance), or raises OSError /
+    CalledProcessError."""
+    built = exe is None
+    exe = exe or os.path.join(build, "tests", "python", "posattn_fire_tiles")
+    if built and os.path.exists(os.path.join(build, "build.ninja")):
+        subprocess.run(["ninja", "-C", build, "tests/python/posattn_fire_tiles"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return run([exe] + args)
+
+
+def fire_trips_wgmma(build, exe=None):
+    """(fraction, trips, source) of the wgmma kernel's FIRE kink trips (fire_tiles --wgmma: hd128,
+    8k tokens, causal and not, both MLP initialisations, 4 MLPs each): of the problem with the
+    most trips per tile (fraction x trips per fallback tile), the fraction of warp tiles with a
+    trip and their mean trips; or (None, None, why)."""
+    try:
+        out = fire_tiles_run(build, exe, ["--wgmma", "128", "8192", "4"])
+    except (OSError, subprocess.CalledProcessError) as e:
+        return None, None, f"fire_tiles not run ({e})"
+    probs = re.findall(r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) "
+                       r"trips_per_fallback ([0-9.]+)", out)
+    if not probs:
+        return None, None, "fire_tiles printed no wgmma problem"
+    name, f, trips = max(probs, key=lambda x: float(x[1]) * float(x[2]))
+    return float(f), float(trips), (f"fire_tiles --wgmma: the most trips per tile of "
+                                    f"{len(probs)} problems ({name}): {float(trips):.2f} per "
+                                    f"fallback tile")
+
+
 def fire_fraction(build, exe=None):
     """(fraction, rows, source) of the FIRE band's fallback: the largest fraction of warp tiles
     that take it over bench/sass/fire_tiles.cpp's problems (hd128, 8k tokens, causal and not,
@@ -383,13 +414,8 @@ def fire_fraction(build, exe=None):
     of failing rows per 16-row slab of such a tile (fire_slab's trips), or (None, None, why).
     exe: a posattn_fire_tiles already built (any build of the same sources), else built in build
     (it links posattn_internal: in a CUDA build, every instance)."""
-    built = exe is None
-    exe = exe or os.path.join(build, "tests", "python", "posattn_fire_tiles")
     try:
-        if built and os.path.exists(os.path.join(build, "build.ninja")):
-            subprocess.run(["ninja", "-C", build, "tests/python/posattn_fire_tiles"], check=True,
-                           stdout=subprocess.DEVNULL)
-        out = run([exe, "128", "8192", "4"])
+        out = fire_tiles_run(build, exe, ["128", "8192", "4"])
     except (OSError, subprocess.CalledProcessError) as e:
         return None, None, f"fire_tiles not run ({e})"
     probs = re.findall(r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) .*"
@@ -415,6 +441,15 @@ def analyse_targets(build, only=None, fire_tiles=None):
                 t[3]["fallback_fraction"], t[3]["fallback_source"] = f, why
                 if rows is not None:  # fire_slab stores Bc words per failing row
                     t[3]["vote_stores"] = rows * t[3]["bc"]
+    if any(t[3].get("wgmma") and t[0].endswith(" fire") for t in tg):
+        f, trips, why = fire_trips_wgmma(build, fire_tiles)
+        if f is None:
+            print(f"WARNING: wgmma FIRE kink trips not measured ({why}): the prediction assumes "
+                  "every tile runs one", file=sys.stderr)
+        for t in tg:
+            if t[3].get("wgmma") and t[0].endswith(" fire"):
+                t[3]["fallback_fraction"], t[3]["fallback_source"] = f, why
+                t[3]["vote_loop_trips"] = trips
     rows, objs = [], {}
     for label, obj, filt, launch in tg:
         if obj not in objs:  # cuda_backend.cu.o holds several targets: disassemble it once
@@ -583,9 +618,26 @@ def wgmma_table(rows, out=sys.stdout):
 
 def summarise_wgmma(label, arch, fn, insns, usage, launch):
     """A table/JSON row of a wgmma kernel (the fields summarise() gives, the ceilings from
-    wgmma_model(); 'pipelined': the prediction with serialised HGMMAs costing nothing extra)."""
-    a = sass.analyse_wgmma(insns)
+    wgmma_model(); 'pipelined': the prediction with serialised HGMMAs costing nothing extra).
+    A vote-guarded path (FIRE's kink trips): its loop weighted by launch["vote_loop_trips"] (the
+    mean trips of a fallback tile, measured by fire_tiles --wgmma), path and turn mixed with
+    launch["fallback_fraction"] (1 when unmeasured), as summarise() does."""
+    trips = launch.get("vote_loop_trips")
+    a = sass.analyse_wgmma(insns, vote_trips=(lambda c: trips) if trips else None)
     u = usage.get((arch, fn), {})
+    vote = None
+    if a and a.get("fallback"):
+        f = launch.get("fallback_fraction")
+        fb = a["fallback"]
+        vote = {"fraction": f if f is not None else 1.0, "measured": f is not None,
+                "source": launch.get("fallback_source", "unmeasured"),
+                "insns": {"fast": a["path"].get("total", 0), "fallback": fb["path"].get("total", 0)},
+                "regions": len(fb["regions"])}
+        fast = dict(a, fallback=None)
+        slow = dict(a, path=fb["path"], turn=fb["turn"], fallback=None)
+        a["fast_path"], a["fast_turn"] = a["path"], a["turn"]
+        a["path"] = mix(a["path"], fb["path"], vote["fraction"])
+        a["turn"] = mix(a["turn"], fb["turn"], vote["fraction"])
     stl = sum(1 for x in insns if x.base in ("STL", "LDL") and not sass.never(x))
     row = {"label": label, "arch": arch, "function": fn, "regs": u.get("REG"),
            "stack": u.get("STACK", 0), "local_insns": stl, "threads": launch["threads"],
@@ -600,6 +652,8 @@ def summarise_wgmma(label, arch, fn, insns, usage, launch):
             row["warning"] = (f"{label} {arch}: the consumer loop found does {got} HGMMA FLOPs "
                               f"per CTA, the tile needs {want}: loop finder lost")
             print("WARNING: " + row["warning"], file=sys.stderr)
+    if vote:
+        row["vote"] = vote
     for name, dev in DEVICES.items():
         if dev["arch"] != arch or "HGMMA" not in dev["tc"]:
             continue
@@ -607,6 +661,9 @@ def summarise_wgmma(label, arch, fn, insns, usage, launch):
              "ceilings": wgmma_model(dev, a, launch) if a else None}
         if a:
             d["ceilings"]["pipelined"] = wgmma_model(dev, a, launch, serial_clk=0)["predicted"]
+        if vote:
+            d["vote"] = {"fast": wgmma_model(dev, fast, launch)["predicted"],
+                         "fallback": wgmma_model(dev, slow, launch)["predicted"]}
         row["devices"][name] = d
     return row
 

@@ -516,7 +516,7 @@ def turn_indices(insns, h, l):
     return out, "HGMMA chains"
 
 
-def analyse_wgmma(insns):
+def analyse_wgmma(insns, vote_trips=None):
     """Per-warp counters of a warp-specialised wgmma kernel's steady KV tile, or None:
       consumer  the consumer main loop's steady path (analyse()'s rules: the shortest head ->
                 latch path through every HGMMA block and the float-if regions of a bias, also
@@ -525,7 +525,10 @@ def analyse_wgmma(insns):
       serialized  HGMMAs of the path waited for before the next one is issued,
       warpgroup_flops  the HGMMA FLOPs of one consumer warpgroup per tile,
       producer  the producer loop's shortest path (the TMA loads; no NaN-rule pass) per tile,
-      hgmma_ops   the operand forms (SS: A and B descriptors; RS: A in registers)."""
+      hgmma_ops   the operand forms (SS: A and B descriptors; RS: A in registers),
+      fallback  with regions entered on a warp vote (vote_regions; FIRE's kink trips): "path"
+                and "turn" of the tile that runs them, their loops weighted by
+                vote_trips(counters) (default once), as analyse() does for the sm80 kernel."""
     cl = consumer_loop(insns)
     if cl is None:
         return None
@@ -547,6 +550,14 @@ def analyse_wgmma(insns):
            "inner_loops": [{"at": [insns[a].addr, insns[b].addr], "insns": b - a + 1,
                             "counters": dict(count(insns[a:b + 1])[0])}
                            for a, b in inner_loops(insns, h, l)]}
+    inner = inner_loops(insns, h, l)
+    voted = vote_regions(insns, h, l, lambda i: any(a <= i <= b for a, b in inner))
+    if voted:
+        wf = steady_path(insns, h, l, inner_hot=True, vote="fallback", vote_trips=vote_trips)
+        out["fallback"] = {
+            "path": dict(count(insns, wf)[0]),
+            "turn": dict(count(insns, [wf[i] if i in turn else 0 for i in range(len(insns))])[0]),
+            "regions": [[insns[i].addr, insns[j].addr] for i, j in voted]}
     pl = producer_loop(insns)
     if pl:
         pw = steady_path(insns, pl[0], pl[1], top=False, force_tc=False,

@@ -115,7 +115,8 @@ static_assert(smem_bytes<256>() + 2 * (size_t(Traits<256>::kT5MaxDistance) + 1) 
               "the tiles and the bias tables exceed 227 KiB");
 
 // Distance band (mma.cuh's idea, per warpgroup and carried across tiles). The kinds whose bias
-// depends on pq - pk alone, with positions in token order (no q_pos/kv_pos arrays: a call-uniform
+// depends on pq - pk alone (and FIRE, whose band holds psi(|d|): "FIRE band" below), with
+// positions in token order (no q_pos/kv_pos arrays: a call-uniform
 // choice), read it from shared words, one per distance. Each consumer warpgroup has two rings of
 // kBandRing words indexed by distance mod kBandRing (d = pq - pk as uint32). A tile's 64 rows x
 // kBc keys see kBandLen = 64 + kBc - 1 distances (its window); the next tile, when adjacent (keys
