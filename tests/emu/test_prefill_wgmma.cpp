@@ -230,6 +230,23 @@ TEST_F(PrefillWgmma, band_shuffled_thread_orders) {
   c.docs = 4;
   check_shuffled(c, 560, {31, 32});
 }
+// FIRE's tables and the bands share the shared memory beside the tiles: with the widest MLP
+// (1024 hidden units, every kink at x > 0: 1025 segments and 4096 cells, ~28 KiB of tables)
+// they fit at hd128 (the band, every tile crossing many kinks) but not at hd256, where the call
+// takes the per-element path (a band that did not fit would fail the launch: 227 KiB; planted:
+// uses_band without its fit test fails the hd256 case).
+TEST_F(PrefillWgmma, fire_widest_mlp_band_hd128_per_element_hd256) {
+  for (int d : {128, 256}) {
+    Case c{d == 128 ? "hd128 fire width 1024" : "hd256 fire width 1024", BF16, BF16, 1, 2, 1, d,
+           150, 290};
+    c.pe = POSATTN_PE_FIRE;
+    c.fire_width = 1024;
+    c.fire_all_kinks = true;
+    c.fire_L = 8;
+    c.causal = 1;
+    check(c, 580 + d);
+  }
+}
 TEST_F(PrefillWgmma, fire_band_shuffled_thread_orders) {
   Case c{"hd128 fire docs shuffled", F16, BF16, 1, 1, 1, 128, 521, 521};
   c.pe = POSATTN_PE_FIRE;

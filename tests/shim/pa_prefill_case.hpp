@@ -35,6 +35,8 @@ struct pat_case {
   bool sinks = false;              // random per-head sink logits near the logits
   double xpos_scale_base = 64;     // xPos: small, so the decay is far from 1 at these distances
   double fire_L = 0;               // FIRE's L when > 0 (else posattn.h's default)
+  int fire_width = 16;             // FIRE's mlp_width (its hidden units' kinks: w1, b1 below)
+  bool fire_all_kinks = false;     // every unit's kink -b1/w1 in x > 0 (as many segments as units)
 };
 
 // Host arrays a descriptor points to.
@@ -104,13 +106,15 @@ inline void pat_case_describe(const pat_case &c, posattn_attention_desc *desc,
     desc->pe.kerple.a = arr->ka.data();
     desc->pe.kerple.p = arr->kp.data();
   }
-  if (c.pe == POSATTN_PE_FIRE) {  // a random 16-wide MLP with kinks inside [0, 1]
-    desc->pe.fire.mlp_width = 16;
-    for (int k = 0; k < 16; ++k) {
+  if (c.pe == POSATTN_PE_FIRE) {  // a random MLP (16 wide by default) with kinks inside [0, 1]
+    desc->pe.fire.mlp_width = c.fire_width;
+    for (int k = 0; k < c.fire_width; ++k) {
       arr->w1.push_back(float(pat_rng_uniform(rng, -3, 3)));
       arr->b1.push_back(float(pat_rng_uniform(rng, -1.5, 1.5)));
+      if (c.fire_all_kinks && arr->w1.back() * arr->b1.back() > 0) arr->b1.back() *= -1.f;
     }
-    for (int k = 0; k < 16 * c.hq; ++k) arr->w2.push_back(float(pat_rng_uniform(rng, -1, 1)));
+    for (int k = 0; k < c.fire_width * c.hq; ++k)
+      arr->w2.push_back(float(pat_rng_uniform(rng, -1, 1)));
     for (int h = 0; h < c.hq; ++h) arr->b2.push_back(float(pat_rng_uniform(rng, -0.5, 0.5)));
     desc->pe.fire.w1 = arr->w1.data(); desc->pe.fire.b1 = arr->b1.data();
     desc->pe.fire.w2 = arr->w2.data(); desc->pe.fire.b2 = arr->b2.data();
