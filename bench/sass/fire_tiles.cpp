@@ -238,8 +238,9 @@ bool run_wgmma(int len, int causal, const char *init, unsigned seed, bool check,
           for (int q = 0; q < 16; ++q) {
             const int rw = 16 * w + q, row = qt0 + 64 * g + rw;
             const float inv = pa_pe::fire_inv_norm(p, row < sq.Lq ? sq.q_pos(row) : 0);
-            const int slo = wg::fire_end_segment<kBc>(segs, s_band, d0, rw, 0, inv);
-            const int shi = wg::fire_end_segment<kBc>(segs, s_band, d0, rw, 1, inv);
+            const int32_t dlo = int32_t(d0 + uint32_t(rw));
+            const int slo = wg::fire_end_segment<kBc>(segs, s_band + rw, dlo, 0, inv);
+            const int shi = wg::fire_end_segment<kBc>(segs, s_band + rw, dlo, 1, inv);
             trips = std::max(trips, shi - slo);
             if (!check || row >= sq.Lq) continue;
             ++n.rows;

@@ -303,14 +303,15 @@ PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, in
 // decreasing in |d| (up to fire_psi_max; beyond it, log_far's rounding can only misplace an
 // element next to a kink, where both segments agree): [lo, hi] = the segments of x at the row's
 // nearest (end 0) and farthest (end 1) distance, one end per lane (the warp's 16 rows x 2 ends),
-// gathered by shuffles. Rows or keys past a sequence end may wrap; any finite bias serves them
-// (their logits are discarded or masked).
+// gathered by shuffles; lw: the row's first entry (entry rw, at distance dlo = d0 + rw). Rows or
+// keys past a sequence end may wrap; any finite bias serves them (their logits are discarded or
+// masked).
 template <int Bc>
 PA_DEVICE int fire_end_segment(const pa_pe::FireSegments<pa::sptr> &segs,
-                               pa::sptr<const float> w0, uint32_t d0, int rw, int end, float inv) {
-  const int32_t dlo = int32_t(d0 + uint32_t(rw)), dhi = int32_t(d0 + uint32_t(rw + Bc - 1));
-  const float a = w0[rw], b = w0[rw + Bc - 1];
-  const float near = dlo <= 0 && dhi >= 0 ? float(w0[rw - dlo]) : fminf(a, b);  // d = 0 inside
+                               pa::sptr<const float> lw, int32_t dlo, int end, float inv) {
+  const int32_t dhi = int32_t(uint32_t(dlo) + uint32_t(Bc - 1));
+  const float a = lw[0], b = lw[Bc - 1];
+  const float near = dlo <= 0 && dhi >= 0 ? float(lw[-dlo]) : fminf(a, b);  // d = 0 inside
   return segs.index((end ? fmaxf(a, b) : near) * inv);
 }
 
@@ -506,12 +507,24 @@ __global__ void __launch_bounds__(384, 1)
 
   // FIRE band: 1 / normaliser (fire_inv_norm) of this thread's two rows, and of the row whose
   // segment range this lane finds (row (t % 32) / 2 of the warp), for the loop
+  // The lane's values are kept in registers across the loop (PA_WGMMA_HERE: ptxas recomputed
+  // them from %tid per tile): the row, its first band entry from the thread's logit base (bt in
+  // the loop), the end it finds, and the first lane of this thread's row 0.
   float fire_inv[2] = {0.f, 0.f}, fire_inv_lane = 0.f;
+  int fire_lane = 0, fire_lane_off = 0, fire_end = 0, fire_src = 0;
   if constexpr (PeKind == POSATTN_PE_FIRE) {
     auto inv_of = [&](int i) { return pa_pe::fire_inv_norm(p, i < sq.Lq ? sq.q_pos(i) : 0); };
     PA_UNROLL
     for (int r = 0; r < 2; ++r) fire_inv[r] = inv_of(row_of(r));
-    fire_inv_lane = inv_of(qt0 + 64 * wg + 16 * (t / 32) + (t % 32) / 2);
+    fire_lane = 16 * (t / 32) + (t % 32) / 2;
+    fire_inv_lane = inv_of(qt0 + 64 * wg + fire_lane);
+    fire_lane_off = fire_lane - (16 * (t / 32) + (t % 32) / 4 - 2 * (t % 4) + kBc - 1);
+    fire_end = t % 2;
+    fire_src = 2 * ((t % 32) / 4);
+    PA_WGMMA_HERE(fire_lane);
+    PA_WGMMA_HERE(fire_lane_off);
+    PA_WGMMA_HERE(fire_end);
+    PA_WGMMA_HERE(fire_src);
   }
 
   // The tile loop, compiled twice for the band kinds (as in mma.cuh): with the distance band
@@ -569,21 +582,21 @@ __global__ void __launch_bounds__(384, 1)
         const pa::sptr<float> bt = band_wg + ring * band_pitch<D>() + at;
         auto entry = [](int e) { return 8 * ((e / 2) % 2) - 8 * (e / 4) - (e % 2); };
         if constexpr (PeKind == POSATTN_PE_FIRE) {
-          // FIRE band: each row's segment range over the tile (fire_row_segments), the base
+          // FIRE band: each row's segment range over the tile (fire_end_segment), the base
           // segment's bias in log2 units (one FFMA per element), then one trip per kink that some
           // row of the warp crosses (a warp vote; none on most tiles)
           const auto segs = pa_pe::fire_segments_shared(p, sB);
-          const pa::sptr<const float> w0 = band_wg + ring * band_pitch<D>() + band_d0(kt) % kBandRing;
           // lane l: end l % 2 of row l / 2 of the warp, and that segment's a and c
-          const int seg = fire_end_segment<kBc>(segs, w0, band_d0(kt), 16 * (t / 32) + (t % 32) / 2,
-                                                t % 2, fire_inv_lane);
+          const int seg = fire_end_segment<kBc>(segs, bt + fire_lane_off,
+                                                int32_t(band_d0(kt) + uint32_t(fire_lane)),
+                                                fire_end, fire_inv_lane);
           const float la = float(segs.slope[seg]) * fire_inv_lane * kLog2e,
                       lc = float(segs.icpt[seg]) * kLog2e;
           int lo[2], hi[2];
           float fa[2], fc[2];
           PA_UNROLL
           for (int r = 0; r < 2; ++r) {  // this thread's row (t % 32) / 4 + 8 r: lanes src, src + 1
-            const int src = 2 * ((t % 32) / 4 + 8 * r);
+            const int src = fire_src + 16 * r;
             lo[r] = __shfl_sync(0xffffffffu, seg, src);
             hi[r] = __shfl_sync(0xffffffffu, seg, src + 1);
             fa[r] = __shfl_sync(0xffffffffu, la, src);
