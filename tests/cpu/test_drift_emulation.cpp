@@ -464,21 +464,19 @@ const char *Preset(posattn_dtype dt) { return dt == POSATTN_DTYPE_BF16 ? "tc-bf1
 
 // The tensor-core kernel's key tile (kBc of KernelTraits in kernels/prefill/mma.cuh): the online
 // softmax rounds P relative to the running maximum at the end of each tile, so the emulation must
-// use the same tile. hd128 runs 64-key tiles except on the per-element bias path (ALiBi, T5,
-// KERPLE with explicit position ids; FIRE), which keeps 32 (ElementTraits<128>).
-int KernelKeyTile(const TcCase &c, bool explicit_positions) {
+// use the same tile. hd128 runs 64-key tiles except FIRE's kernel and the per-element bias path
+// (ALiBi, T5, KERPLE with explicit position ids), which keep 32 (ElementTraits<128>). The cases
+// give explicit position ids to RoPE only (TcProblem): the other bias kinds take the distance
+// band, so only FIRE needs the 32-key tile here.
+int KernelKeyTile(const TcCase &c) {
   if (c.d == 80 || c.d == 96 || c.d == 112) return 64;
   if (c.d != 128) return 32;
-  const bool element = c.kind == POSATTN_PE_FIRE ||
-                       (explicit_positions && c.kind != POSATTN_PE_NONE &&
-                        c.kind != POSATTN_PE_ROPE && c.kind != POSATTN_PE_XPOS);
-  return element ? 32 : 64;
+  return c.kind == POSATTN_PE_FIRE ? 32 : 64;
 }
 
-// The tc preset for a case: dtype, the kernel's key tile, plus `extra` options. The cases give
-// explicit position ids to RoPE only (TcProblem), so ALiBi takes the distance band.
+// The tc preset for a case: dtype, the kernel's key tile, plus `extra` options.
 std::string TcPreset(const TcCase &c, const std::string &extra = "") {
-  return std::string(Preset(c.dt)) + ",block=" + std::to_string(KernelKeyTile(c, false)) + extra;
+  return std::string(Preset(c.dt)) + ",block=" + std::to_string(KernelKeyTile(c)) + extra;
 }
 
 double Rms(const std::vector<double> &a, const std::vector<double> &b) {
