@@ -444,7 +444,11 @@ __global__ void __launch_bounds__(384, 1)
   const int row0 = qt0 + 64 * wg + 16 * (t / 32) + (t % 32) / 4;
   auto row_of = [&](int r) { return row0 + 8 * r; };
   const bool plain = !kBias && !(p.softcap > 0.f);
-  const float cs = plain ? p.scale * kLog2e : 1.f;  // mma.cuh, "Logit units"
+  // mma.cuh, "Logit units": raw logits (q.k unscaled; cs = scale log2 e) without bias and
+  // softcap, and in FIRE's band without softcap, whose bias enters in raw units too (a / scale,
+  // c / scale: "FIRE band" below); otherwise log2 units (cs = 1).
+  const bool raw = !(p.softcap > 0.f) && (!kBias || (PeKind == POSATTN_PE_FIRE && use_band));
+  const float cs = raw ? p.scale * kLog2e : 1.f;
 
   pa::wgmma_acc<D> o;
   PA_UNROLL
@@ -511,6 +515,7 @@ __global__ void __launch_bounds__(384, 1)
   // them from %tid per tile): the row, its first band entry from the thread's logit base (bt in
   // the loop), the end it finds, and the first lane of this thread's row 0.
   float fire_inv[2] = {0.f, 0.f}, fire_inv_lane = 0.f;
+  const float fire_unit = raw ? 1.f / p.scale : kLog2e;  // the bias' units (cs above)
   int fire_lane = 0, fire_lane_off = 0, fire_end = 0, fire_src = 0;
   if constexpr (PeKind == POSATTN_PE_FIRE) {
     auto inv_of = [&](int i) { return pa_pe::fire_inv_norm(p, i < sq.Lq ? sq.q_pos(i) : 0); };
@@ -575,6 +580,9 @@ __global__ void __launch_bounds__(384, 1)
       const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
 
       // ---- logits, mask; mn: this thread's minimum of each row's visible x (0 included) ----
+      // off: a row's offset, the same for all its logits of this tile, added to their maximum
+      // and to the exp2 argument rather than to each (FIRE's band: its segment's intercept)
+      float off[2] = {0.f, 0.f};
       if (band) {
         // element e: row 16 w + g + 8 ((e / 2) % 2), key 2 (t % 4) + 8 (e / 4) + (e % 2)
         const uint32_t at = band_d0(kt) % kBandRing +  // the slot of this tile's entry 0
@@ -590,8 +598,8 @@ __global__ void __launch_bounds__(384, 1)
           const int seg = fire_end_segment<kBc>(segs, bt + fire_lane_off,
                                                 int32_t(band_d0(kt) + uint32_t(fire_lane)),
                                                 fire_end, fire_inv_lane);
-          const float la = float(segs.slope[seg]) * fire_inv_lane * kLog2e,
-                      lc = float(segs.icpt[seg]) * kLog2e;
+          const float la = float(segs.slope[seg]) * fire_inv_lane * fire_unit,
+                      lc = float(segs.icpt[seg]) * fire_unit;
           int lo[2], hi[2];
           float fa[2], fc[2];
           PA_UNROLL
@@ -602,21 +610,21 @@ __global__ void __launch_bounds__(384, 1)
             fa[r] = __shfl_sync(0xffffffffu, la, src);
             fc[r] = __shfl_sync(0xffffffffu, lc, src);
           }
-          const float scale2 = p.scale * kLog2e;
-          auto logits = [&](auto softcap) {
+          // raw units (no softcap): x + a psi per element, the row's c as its offset (off, taken
+          // in the softmax below); with softcap, log2 units, c per element
+          if (p.softcap > 0.f) {
             PA_UNROLL
             for (int e = 0; e < kBc / 2; ++e) {
               const int r = (e / 2) % 2;
-              const float bias2 = fmaf(fa[r], float(bt[entry(e)]), fc[r]);
-              sc[e] = decltype(softcap)::value
-                          ? fmaf(pa_pe::apply_softcap(p, sc[e] * p.scale), kLog2e, bias2)
-                          : fmaf(sc[e], scale2, bias2);
+              sc[e] = fmaf(pa_pe::apply_softcap(p, sc[e] * p.scale), kLog2e,
+                           fmaf(fa[r], float(bt[entry(e)]), fc[r]));
             }
-          };
-          if (p.softcap > 0.f)
-            logits(std::true_type{});
-          else
-            logits(std::false_type{});
+          } else {
+            PA_UNROLL
+            for (int e = 0; e < kBc / 2; ++e) sc[e] = fmaf(fa[(e / 2) % 2], float(bt[entry(e)]), sc[e]);
+            off[0] = fc[0];
+            off[1] = fc[1];
+          }
           PA_WGMMA_ROLLED
           for (int k = 1; __any_sync(0xffffffffu, lo[0] + k <= hi[0] || lo[1] + k <= hi[1]); ++k) {
             float kd[2] = {0.f, 0.f}, ks[2] = {0.f, 0.f};  // kink lo + k of row r, if it has one
@@ -624,7 +632,7 @@ __global__ void __launch_bounds__(384, 1)
             for (int r = 0; r < 2; ++r)
               if (lo[r] + k <= hi[r]) {
                 const int j = lo[r] + k;
-                kd[r] = (float(segs.slope[j]) - float(segs.slope[j - 1])) * kLog2e;
+                kd[r] = (float(segs.slope[j]) - float(segs.slope[j - 1])) * fire_unit;
                 ks[r] = float(segs.start[j]);
               }
             PA_UNROLL
@@ -693,9 +701,13 @@ __global__ void __launch_bounds__(384, 1)
       }
 
       // ---- online softmax (a row's values live in the 4 lanes of its quad) ----
-      float mx[2] = {rmax[0], rmax[1]};
+      constexpr bool kOff = band && PeKind == POSATTN_PE_FIRE;  // off is not 0
+      float mx[2] = {kOff ? -INFINITY : rmax[0], kOff ? -INFINITY : rmax[1]};
       PA_UNROLL
       for (int e = 0; e < kBc / 2; ++e) mx[(e / 2) % 2] = fmaxf(mx[(e / 2) % 2], sc[e]);
+      if constexpr (kOff)
+        PA_UNROLL
+        for (int r = 0; r < 2; ++r) mx[r] = fmaxf(rmax[r], mx[r] + off[r]);
       float bb[2];
       bool big = false;
       PA_UNROLL
@@ -718,11 +730,15 @@ __global__ void __launch_bounds__(384, 1)
         for (int i = 0; i < D / 2; ++i)
           if ((i / 2) % 2 == r) o[i] *= c;
       }
+      float bx[2] = {bb[0], bb[1]};  // bb less the offset, for this tile's logits
+      if constexpr (kOff)
+        PA_UNROLL
+        for (int r = 0; r < 2; ++r) bx[r] = fmaf(-off[r], cs, bb[r]);
       PA_UNROLL
       for (int e = 0; e < kBc / 2; ++e) {
         const int r = (e / 2) % 2;
         const float x = sc[e];
-        const float w = pa::exp2_approx(two_step ? x * cs - bb[r] : fmaf(x, cs, -bb[r]));
+        const float w = pa::exp2_approx(two_step ? x * cs - bx[r] : fmaf(x, cs, -bx[r]));
         sc[e] = w;
         rsum[r] += w;
       }
