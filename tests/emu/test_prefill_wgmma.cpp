@@ -522,6 +522,7 @@ TEST_F(PrefillWgmma, nonfinite_inputs_poison_only_the_rows_that_see_them) {
       Case c{"nan", dt, F32, 2, 2, 1, d, 140, 140};
       c.causal = 1;
       if (d == 128) c.pe = POSATTN_PE_XPOS;  // the producer warpgroup's per-row pass
+      if (d == 64) c.pe = POSATTN_PE_FIRE;   // its band: raw logits, each row's offset once
       posattn_attention_desc desc;
       Arrays docs;
       describe(c, desc, docs);
