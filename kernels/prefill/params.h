@@ -110,6 +110,8 @@ typedef struct pa_prefill_params {
   float fire_c;                        /* FIRE: |c| of psi(t) = log(1 + |c| t) */
   float fire_L;                        /* FIRE: normaliser threshold L */
   float fire_eps;                      /* FIRE: x = psi(|pq - pk|) / (psi(max(L, pq)) + eps) */
+  float fire_bias_bound;               /* FIRE: >= |bias| of every pair of positions in token order
+                                          (|pq - pk| <= q_len + kv_len); +inf when unbounded in fp32 */
   int32_t t5_bidirectional;            /* T5: 1 = keys after the query use the upper half of the buckets (informative: t5_bucket encodes it) */
   int32_t t5_dir_buckets;              /* T5: buckets per direction (num_buckets, halved when bidirectional) */
   int32_t t5_nmax;                     /* T5: distances >= this share the bucket of this distance */

@@ -164,6 +164,7 @@ extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_
   sc->fire_cells = 0;
   sc->fire_cell_scale = 0.f;
   sc->fire_steps = 0;
+  sc->fire_bias_bound = 0.f;
 
   if (L->n_cu) {
     std::memcpy(i32(L->cu_q), D->cu_seqlens_q, size_t(L->n_cu) * 4);
@@ -232,10 +233,19 @@ extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_
         const double c = std::fabs(pe.fire.c);
         for (int32_t d = 0; d <= L->fire_psi_max; ++d)
           f32(L->fire_psi)[d] = float(std::log1p(c * d));
+        // |bias| <= max |icpt| + max |slope| x_max, x_max = psi(q_len + kv_len) / psi(L): the
+        // largest x of a pair of positions in token order (the wgmma kernel's FIRE band decides
+        // its logit units with it)
+        const double x_max =
+            std::log1p(c * (double(p->q_len) + double(p->kv_len))) /
+            (std::log1p(c * std::fmax(pe.fire.L, 0.0)) + pe.fire.eps);
+        double bound = 0;
         for (int64_t i = 0; i < int64_t(p->hq) * segs.nseg; ++i) {
           f32(L->fire_slope)[i] = float(segs.slope[i]);
           f32(L->fire_icpt)[i] = float(segs.icpt[i]);
+          bound = std::fmax(bound, std::fabs(segs.icpt[i]) + std::fabs(segs.slope[i]) * x_max);
         }
+        sc->fire_bias_bound = bound < 1e38 ? float(bound) : INFINITY;
         pa_fire_segments_free(&segs);
         break;
       }

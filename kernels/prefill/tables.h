@@ -58,6 +58,7 @@ typedef struct pa_prefill_scalars {
   int32_t fire_cells;     /* FIRE: cells of the x grid (see params.h) */
   float fire_cell_scale;
   int32_t fire_steps;
+  float fire_bias_bound;  /* FIRE: a bound on |bias| with positions in token order (params.h) */
 } pa_prefill_scalars;
 
 /* Workspace layout for p. stage_out = 1 for EMU; prerotate_k = 1 reserves the rotated-K region
@@ -163,6 +164,7 @@ inline void pa_prefill_params_fill(pa_prefill_params &k, const pa_problem *p,
     k.fire_cell_scale = sc.fire_cell_scale;
     k.fire_cell_seg = i32(L.fire_cell_seg, sc.fire_cells + 1, "fire_cell_seg");
     k.fire_steps = sc.fire_steps;
+    k.fire_bias_bound = sc.fire_bias_bound;
     k.fire_psi_max = uint32_t(L.fire_psi_max);
     k.fire_psi = f32(L.fire_psi, int64_t(L.fire_psi_max) + 1, "fire_psi");
     k.fire_slope = f32(L.fire_slope, int64_t(p->hq) * sc.fire_nseg, "fire_slope");

@@ -447,7 +447,10 @@ __global__ void __launch_bounds__(384, 1)
   // mma.cuh, "Logit units": raw logits (q.k unscaled; cs = scale log2 e) without bias and
   // softcap, and in FIRE's band without softcap, whose bias enters in raw units too (a / scale,
   // c / scale: "FIRE band" below); otherwise log2 units (cs = 1).
-  const bool raw = !(p.softcap > 0.f) && (!kBias || (PeKind == POSATTN_PE_FIRE && use_band));
+  // FIRE's raw units only while its bias / scale stays far inside fp32 (fire_bias_bound).
+  const bool raw = !(p.softcap > 0.f) &&
+                   (!kBias || (PeKind == POSATTN_PE_FIRE && use_band && p.scale >= 0x1p-60f &&
+                               p.fire_bias_bound <= 0x1p100f * p.scale));
   const float cs = raw ? p.scale * kLog2e : 1.f;
 
   pa::wgmma_acc<D> o;
@@ -610,20 +613,24 @@ __global__ void __launch_bounds__(384, 1)
             fa[r] = __shfl_sync(0xffffffffu, la, src);
             fc[r] = __shfl_sync(0xffffffffu, lc, src);
           }
-          // raw units (no softcap): x + a psi per element, the row's c as its offset (off, taken
-          // in the softmax below); with softcap, log2 units, c per element
-          if (p.softcap > 0.f) {
-            PA_UNROLL
-            for (int e = 0; e < kBc / 2; ++e) {
-              const int r = (e / 2) % 2;
-              sc[e] = fmaf(pa_pe::apply_softcap(p, sc[e] * p.scale), kLog2e,
-                           fmaf(fa[r], float(bt[entry(e)]), fc[r]));
-            }
-          } else {
+          // raw units: x + a psi per element, the row's c as its offset (off, taken in the
+          // softmax below); else (softcap, or biases too large for raw units) log2 units, c per
+          // element
+          if (raw) {
             PA_UNROLL
             for (int e = 0; e < kBc / 2; ++e) sc[e] = fmaf(fa[(e / 2) % 2], float(bt[entry(e)]), sc[e]);
             off[0] = fc[0];
             off[1] = fc[1];
+          } else {
+            const float scale2 = p.scale * kLog2e;
+            PA_UNROLL
+            for (int e = 0; e < kBc / 2; ++e) {
+              const int r = (e / 2) % 2;
+              const float bias2 = fmaf(fa[r], float(bt[entry(e)]), fc[r]);
+              sc[e] = p.softcap > 0.f
+                          ? fmaf(pa_pe::apply_softcap(p, sc[e] * p.scale), kLog2e, bias2)
+                          : fmaf(sc[e], scale2, bias2);
+            }
           }
           PA_WGMMA_ROLLED
           for (int k = 1; __any_sync(0xffffffffu, lo[0] + k <= hi[0] || lo[1] + k <= hi[1]); ++k) {

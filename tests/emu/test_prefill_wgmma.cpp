@@ -247,6 +247,16 @@ TEST_F(PrefillWgmma, fire_widest_mlp_band_hd128_per_element_hd256) {
     check(c, 580 + d);
   }
 }
+// FIRE's band keeps raw logit units only while |bias| / scale stays far inside fp32
+// (fire_bias_bound <= 2^100 scale): biases near 1e35 take log2 units, where the logit is finite
+// (planted: raw units regardless give NaN rows).
+TEST_F(PrefillWgmma, fire_huge_biases_keep_log2_units) {
+  Case c{"hd64 fire biases ~1e35", BF16, F32, 1, 2, 1, 64, 100, 150};
+  c.pe = POSATTN_PE_FIRE;
+  c.fire_w2_scale = 1e35;
+  c.causal = 1;
+  check(c, 590);
+}
 TEST_F(PrefillWgmma, fire_band_shuffled_thread_orders) {
   Case c{"hd128 fire docs shuffled", F16, BF16, 1, 1, 1, 128, 521, 521};
   c.pe = POSATTN_PE_FIRE;

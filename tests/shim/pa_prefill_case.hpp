@@ -37,6 +37,7 @@ struct pat_case {
   double fire_L = 0;               // FIRE's L when > 0 (else posattn.h's default)
   int fire_width = 16;             // FIRE's mlp_width (its hidden units' kinks: w1, b1 below)
   bool fire_all_kinks = false;     // every unit's kink -b1/w1 in x > 0 (as many segments as units)
+  double fire_w2_scale = 1;        // FIRE's output weights w2 ~ U(-1, 1) times this
 };
 
 // Host arrays a descriptor points to.
@@ -114,7 +115,7 @@ inline void pat_case_describe(const pat_case &c, posattn_attention_desc *desc,
       if (c.fire_all_kinks && arr->w1.back() * arr->b1.back() > 0) arr->b1.back() *= -1.f;
     }
     for (int k = 0; k < c.fire_width * c.hq; ++k)
-      arr->w2.push_back(float(pat_rng_uniform(rng, -1, 1)));
+      arr->w2.push_back(float(pat_rng_uniform(rng, -1, 1) * c.fire_w2_scale));
     for (int h = 0; h < c.hq; ++h) arr->b2.push_back(float(pat_rng_uniform(rng, -0.5, 0.5)));
     desc->pe.fire.w1 = arr->w1.data(); desc->pe.fire.b1 = arr->b1.data();
     desc->pe.fire.w2 = arr->w2.data(); desc->pe.fire.b2 = arr->b2.data();
