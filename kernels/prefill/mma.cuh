@@ -623,15 +623,6 @@ PA_DEVICE void fire_slab(pa::sptr<float> band_w, pa::sptr<const float> row_f,
   __syncwarp();
 }
 
-// The logit softcap c tanh(s / c) (posattn.h) on every path of this kernel, with s / c taken as
-// s * (1 / c), 1 / c computed once per block (sHead[2]): an IEEE division per element has a
-// slow-path call, around which ptxas saved registers to local memory in the hd128 two-slab
-// instances. Differs from the division (pa_pe::apply_softcap, the SIMT and decode kernels) by at
-// most an ulp of the tanh argument.
-PA_DEVICE float softcap_logit(const pa_prefill_params &p, float inv_cap, float s) {
-  return p.softcap * tanhf(s * inv_cap);
-}
-
 // ---- the kernel ----------------------------------------------------------------------------------
 // Grid: (ceil(max Lq / Br), hq, batch); block: kWarps * 32 threads; dynamic smem: smem_bytes<T>(),
 // plus the T5/FIRE instances' bias tables (pa_pe::shared_table_bytes).
@@ -1005,7 +996,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
                   float &x = s[m][a][2 * hr + c];
                   const float bias2 = fmaf(rp.x, float(rb[16 * m + 8 * hr - 8 * a - c]), rp.y);
                   x = decltype(softcap)::value
-                          ? fmaf(softcap_logit(p, inv_cap, x * p.scale), kLog2e, bias2)
+                          ? fmaf(pa_pe::softcap_logit(p, inv_cap, x * p.scale), kLog2e, bias2)
                           : fmaf(x, scale2, bias2);
                 }
             }
@@ -1028,7 +1019,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
               for (int e = 0; e < 4; ++e) {
                 float &x = s[m][a][e];
                 const float bias = bt[16 * m + 8 * (e / 2) - 8 * a - (e & 1)];
-                x = (decltype(softcap)::value ? softcap_logit(p, inv_cap, x * p.scale) + bias
+                x = (decltype(softcap)::value ? pa_pe::softcap_logit(p, inv_cap, x * p.scale) + bias
                                               : fmaf(x, p.scale, bias)) * kLog2e;
               }
         };
@@ -1057,7 +1048,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
             for (int r = 0; r < kRows; ++r) {
               float &x = s[r / 2][a][2 * (r % 2) + c];
               float logit = x * p.scale;
-              if (p.softcap > 0.f) logit = softcap_logit(p, inv_cap, logit);
+              if (p.softcap > 0.f) logit = pa_pe::softcap_logit(p, inv_cap, logit);
               if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
               x = logit * kLog2e;
             }
