@@ -976,13 +976,14 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
         const uint32_t slow = pa::ptr_cast<const uint32_t>(band_w)[Check<T>::kBandPitch - 1];
         const bool fast = __all_sync(0xffffffffu, slow == 0u);
         const float scale2 = p.scale * kLog2e;  // the logit's scale in log2 units
-        const float inv_cap = sHead[2];
         PA_UNROLL
         for (int m = 0; m < kM; ++m) {
           if (!fast)
             fire_slab<T>(band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB),
                          slow, m, fl);
           auto logits = [&](auto softcap) {
+            // read here, not held across the slab loop (ptxas spilled on sm_90a)
+            const float inv_cap = decltype(softcap)::value ? float(sHead[2]) : 0.f;
             PA_UNROLL
             for (int hr = 0; hr < 2; ++hr) {
               // the row's {a, c, 0, offset} (fire_rows)
@@ -1026,7 +1027,26 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
         if (p.softcap > 0.f) logits(std::true_type{});
         else logits(std::false_type{});
       } else if (!plain) {
-        const float inv_cap = sHead[2];
+        // The softcap as its own pass over S, behind one uniform branch: inside the per-element
+        // loop below (no division's call to keep it a branch) ptxas predicated part of it onto
+        // every tile (+144 instructions per tile at hd128, ALiBi).
+        if (p.softcap > 0.f) {
+          const float inv_cap = sHead[2];
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m)
+            PA_UNROLL
+            for (int a = 0; a < kNA; ++a)
+              PA_UNROLL
+              for (int e = 0; e < 4; ++e)
+                s[m][a][e] = pa_pe::softcap_logit(p, inv_cap, s[m][a][e] * p.scale);
+        } else {
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m)
+            PA_UNROLL
+            for (int a = 0; a < kNA; ++a)
+              PA_UNROLL
+              for (int e = 0; e < 4; ++e) s[m][a][e] *= p.scale;
+        }
         // keys outer, rows inner: one key position live at a time; the rows' values are read
         // from the row table once per tile. Keys past the sequence end (their bias is computed
         // from the last key's position) lie on masked tiles, where the mask overrides the logit.
@@ -1046,11 +1066,9 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
             const int32_t pk = kBias ? sq.kv_pos(pa::min(j, sq.Lk - 1)) : 0;
             PA_UNROLL
             for (int r = 0; r < kRows; ++r) {
-              float &x = s[r / 2][a][2 * (r % 2) + c];
-              float logit = x * p.scale;
-              if (p.softcap > 0.f) logit = pa_pe::softcap_logit(p, inv_cap, logit);
-              if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
-              x = logit * kLog2e;
+              float &x = s[r / 2][a][2 * (r % 2) + c];  // the (capped) logit
+              if (kBias) x += row_bias(pq[r], rf[r], h0, h1)(pk);
+              x *= kLog2e;
             }
           }
       }
