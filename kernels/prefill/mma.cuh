@@ -1030,22 +1030,19 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
         // The softcap as its own pass over S, behind one uniform branch: inside the per-element
         // loop below (no division's call to keep it a branch) ptxas predicated part of it onto
         // every tile (+144 instructions per tile at hd128, ALiBi).
+        auto each_s = [&](auto f) {  // f on every element of S
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m)
+            PA_UNROLL
+            for (int a = 0; a < kNA; ++a)
+              PA_UNROLL
+              for (int e = 0; e < 4; ++e) f(s[m][a][e]);
+        };
         if (p.softcap > 0.f) {
           const float inv_cap = sHead[2];
-          PA_UNROLL
-          for (int m = 0; m < kM; ++m)
-            PA_UNROLL
-            for (int a = 0; a < kNA; ++a)
-              PA_UNROLL
-              for (int e = 0; e < 4; ++e)
-                s[m][a][e] = pa_pe::softcap_logit(p, inv_cap, s[m][a][e] * p.scale);
+          each_s([&](float &x) { x = pa_pe::softcap_logit(p, inv_cap, x * p.scale); });
         } else {
-          PA_UNROLL
-          for (int m = 0; m < kM; ++m)
-            PA_UNROLL
-            for (int a = 0; a < kNA; ++a)
-              PA_UNROLL
-              for (int e = 0; e < 4; ++e) s[m][a][e] *= p.scale;
+          each_s([&](float &x) { x *= p.scale; });
         }
         // keys outer, rows inner: one key position live at a time; the rows' values are read
         // from the row table once per tile. Keys past the sequence end (their bias is computed
