@@ -193,6 +193,24 @@ def inner_loops(insns, h, l):
 
 
 FP_MATH = ("FADD", "FFMA", "FMUL", "MUFU")
+# 2 log2(e): tanhf (CUDA's libdevice, no fast math) starts from exp2(|x| * 2 log2(e)), i.e. e^2|x|,
+# for tanh|x| = 1 - 2 / (e^2|x| + 1): an FMUL of an absolute value by this immediate.
+TANH_EXP2_SCALE = 2.8853900432586670  # fp32, as cuobjdump prints it
+
+
+def is_tanh(x):
+    """Whether x marks a tanh: MUFU.TANH (tanh.approx) or tanhf's FMUL |r| by 2 log2(e)."""
+    if x.op.startswith("MUFU.TANH"):
+        return True
+    if x.base != "FMUL":
+        return False
+    ops = [o.strip() for o in x.args.split(",")]
+    if not any(o.startswith("|") or o.startswith("-|") for o in ops):
+        return False
+    try:
+        return abs(float(ops[-1]) / TANH_EXP2_SCALE - 1) < 1e-6
+    except ValueError:
+        return False
 
 
 def forward_skips(insns, h, l, in_inner):
@@ -216,14 +234,15 @@ def forward_skips(insns, h, l, in_inner):
 def hot_regions(insns, h, l, in_inner, loads=True):
     """Instructions of the loop that the steady path must run although a forward branch can skip
     them: a region skipped by a conditional branch (an `if` without `else`) that does float
-    arithmetic and calls nothing. In posattn's kernels that is the position-dependent bias
-    (ALiBi, FIRE, T5, KERPLE) behind its per-element `key < Lk` test; the regions it leaves out
-    are the mask (integer tests only), the softcap (a division with a slow-path CALL) and
-    if/else arms (the shortest arm is kept)."""
+    arithmetic, calls nothing and computes no tanh. In posattn's kernels that is the
+    position-dependent bias (ALiBi, FIRE, T5, KERPLE) behind its per-element `key < Lk` test; the
+    regions it leaves out are the mask (integer tests only), slow paths (a CALL: a division's,
+    sinf/cosf's), the softcap c tanh(s / c) (by its tanh, is_tanh: the division's CALL is gone
+    where s / c is s * (1 / c)) and if/else arms (the shortest arm is kept)."""
     hot = set()
     for i, j, else_arm in forward_skips(insns, h, l, in_inner):
         region = insns[i + 1:j]
-        if else_arm or any(y.base in ("CALL", "FCHK") for y in region):
+        if else_arm or any(y.base in ("CALL", "FCHK") or is_tanh(y) for y in region):
             continue
         if not loads and any(y.base in ("LDG", "LDC") for y in region):
             continue

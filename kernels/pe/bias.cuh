@@ -16,8 +16,17 @@
 namespace pa_pe {
 
 // s = softcap * tanh(s / softcap) when softcap > 0 (applied before the bias, as in posattn.h).
+// The SIMT and decode kernels' form: an IEEE division per element.
 PA_DEVICE float apply_softcap(const pa_prefill_params &p, float s) {
   return p.softcap > 0.f ? p.softcap * tanhf(s / p.softcap) : s;
+}
+
+// The tensor-core prefill kernels' form, for a caller that has tested softcap > 0: s / c taken as
+// s * inv_cap, inv_cap = 1 / softcap computed once per block. The division's slow-path call made
+// ptxas save registers to local memory around it in the hd128 instances of mma.cuh. Differs from
+// apply_softcap by at most an ulp of the tanh argument.
+PA_DEVICE float softcap_logit(const pa_prefill_params &p, float inv_cap, float s) {
+  return p.softcap * tanhf(s * inv_cap);
 }
 
 // |pq - pk| (< 2^32) in 32-bit arithmetic: the unsigned difference of the larger minus the smaller

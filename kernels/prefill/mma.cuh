@@ -50,6 +50,7 @@
 #include "pe/xpos.cuh"
 #include "posattn.h"
 #include "internal.h"
+#include "prefill/epilogue.cuh"
 #include "prefill/params.h"
 
 // The emulator build and the nvcc build of an instance are different functions; an inline
@@ -622,22 +623,6 @@ PA_DEVICE void fire_slab(pa::sptr<float> band_w, pa::sptr<const float> row_f,
   __syncwarp();
 }
 
-// The logit softcap c tanh(s / c) (posattn.h) with s / c taken as s * (1 / c), 1 / c computed
-// once per block: an IEEE division per element has a slow-path call, around which ptxas saved
-// registers to local memory in the hd128 two-slab instances. Differs from the division by at most
-// an ulp of the tanh argument.
-PA_DEVICE float softcap_logit(const pa_prefill_params &p, float inv_cap, float s) {
-  return p.softcap * tanhf(s * inv_cap);
-}
-
-PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
-  switch (dtype) {
-    case POSATTN_DTYPE_BF16: pa::ptr_cast<pa::bf16>(base)[idx] = pa::bf16_from_float(x); break;
-    case POSATTN_DTYPE_F16: pa::ptr_cast<pa::f16>(base)[idx] = pa::f16_from_float(x); break;
-    default: pa::ptr_cast<float>(base)[idx] = x; break;
-  }
-}
-
 // ---- the kernel ----------------------------------------------------------------------------------
 // Grid: (ceil(max Lq / Br), hq, batch); block: kWarps * 32 threads; dynamic smem: smem_bytes<T>(),
 // plus the T5/FIRE instances' bias tables (pa_pe::shared_table_bytes).
@@ -671,13 +656,9 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
   // Biases that depend on the distance pq - pk alone: with positions in token order they come
   // from the warp's distance band (see "Distance band").
   constexpr bool kBandKind = band_kind(PeKind);
-  // The softcap's s / c: the IEEE division (apply_softcap, as the SIMT kernel) on the per-element
-  // path, except in xPos (and the band path), where its slow-path call made ptxas spill around
-  // it at hd128: there s * (1 / c) (softcap_logit).
-  constexpr bool kSoftcapProduct = PeKind == POSATTN_PE_XPOS;
   constexpr bool kBandReuse =
       PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
-  constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+  constexpr float kLog2e = 1.4426950408889634f;
 
   const int b = int(blockIdx.z), h = int(blockIdx.y), hk = h / p.group;
   const pa_pe::Seq sq(p, b);
@@ -704,7 +685,8 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
 
   // After the K/V ring: the masked tiles' visibility words (visible_words), the bias kinds' row
   // table (each row's query position, FIRE's 1/normaliser per row, the head's ALiBi slope or
-  // KERPLE a and p), then the T5/FIRE bias tables (the loop's first barrier orders the writes).
+  // KERPLE a and p; 1 / softcap for every kind), then the T5/FIRE bias tables (the loop's first
+  // barrier orders the writes).
   // Read from shared memory inside the loop, these values cannot be hoisted into registers held
   // across it (ptxas keeps loop-invariant global loads live; with 4 warps x 32 rows at hd128
   // every register counts).
@@ -1000,6 +982,8 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
             fire_slab<T>(band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB),
                          slow, m, fl);
           auto logits = [&](auto softcap) {
+            // read here, not held across the slab loop (ptxas spilled on sm_90a)
+            const float inv_cap = decltype(softcap)::value ? float(sHead[2]) : 0.f;
             PA_UNROLL
             for (int hr = 0; hr < 2; ++hr) {
               // the row's {a, c, 0, offset} (fire_rows)
@@ -1013,7 +997,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
                   float &x = s[m][a][2 * hr + c];
                   const float bias2 = fmaf(rp.x, float(rb[16 * m + 8 * hr - 8 * a - c]), rp.y);
                   x = decltype(softcap)::value
-                          ? fmaf(pa_pe::apply_softcap(p, x * p.scale), kLog2e, bias2)
+                          ? fmaf(pa_pe::softcap_logit(p, inv_cap, x * p.scale), kLog2e, bias2)
                           : fmaf(x, scale2, bias2);
                 }
             }
@@ -1036,14 +1020,30 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
               for (int e = 0; e < 4; ++e) {
                 float &x = s[m][a][e];
                 const float bias = bt[16 * m + 8 * (e / 2) - 8 * a - (e & 1)];
-                x = (decltype(softcap)::value ? softcap_logit(p, inv_cap, x * p.scale) + bias
+                x = (decltype(softcap)::value ? pa_pe::softcap_logit(p, inv_cap, x * p.scale) + bias
                                               : fmaf(x, p.scale, bias)) * kLog2e;
               }
         };
         if (p.softcap > 0.f) logits(std::true_type{});
         else logits(std::false_type{});
       } else if (!plain) {
-        const float inv_cap = sHead[2];
+        // The softcap as its own pass over S, behind one uniform branch: inside the per-element
+        // loop below (no division's call to keep it a branch) ptxas predicated part of it onto
+        // every tile (+144 instructions per tile at hd128, ALiBi).
+        auto each_s = [&](auto f) {  // f on every element of S
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m)
+            PA_UNROLL
+            for (int a = 0; a < kNA; ++a)
+              PA_UNROLL
+              for (int e = 0; e < 4; ++e) f(s[m][a][e]);
+        };
+        if (p.softcap > 0.f) {
+          const float inv_cap = sHead[2];
+          each_s([&](float &x) { x = pa_pe::softcap_logit(p, inv_cap, x * p.scale); });
+        } else {
+          each_s([&](float &x) { x *= p.scale; });
+        }
         // keys outer, rows inner: one key position live at a time; the rows' values are read
         // from the row table once per tile. Keys past the sequence end (their bias is computed
         // from the last key's position) lie on masked tiles, where the mask overrides the logit.
@@ -1063,11 +1063,9 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
             const int32_t pk = kBias ? sq.kv_pos(pa::min(j, sq.Lk - 1)) : 0;
             PA_UNROLL
             for (int r = 0; r < kRows; ++r) {
-              float &x = s[r / 2][a][2 * (r % 2) + c];
-              float logit = kSoftcapProduct && p.softcap > 0.f ? softcap_logit(p, inv_cap, x * p.scale)
-                                                               : pa_pe::apply_softcap(p, x * p.scale);
-              if (kBias) logit += row_bias(pq[r], rf[r], h0, h1)(pk);
-              x = logit * kLog2e;
+              float &x = s[r / 2][a][2 * (r % 2) + c];  // the (capped) logit
+              if (kBias) x += row_bias(pq[r], rf[r], h0, h1)(pk);
+              x *= kLog2e;
             }
           }
       }
@@ -1202,10 +1200,8 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
   }
   pa::cp_async_wait<0>();  // no copy outlives the block (the ring's tail groups are empty)
 
-  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log. A sink (posattn.h)
-  // adds e^sink without a value to l, both taken at M = max(row maximum, sink) so that a sink far
-  // above the row's logits cannot overflow; a row that saw no key (maximum -inf, l = 0) gets
-  // l = 1: out 0 and lse = sink exactly. A NaN l (poisoned row) stays NaN. ----
+  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log; the sink and the
+  // rows that saw no key as epilogue.cuh's RowFinish says. A NaN l (poisoned row) stays NaN. ----
   const float sink = p.sinks ? float(p.sinks[h]) : 0.f;
   PA_UNROLL
   for (int r = 0; r < kRows; ++r) {
@@ -1223,26 +1219,17 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
     l += bad;
     const int i = row_of(r);
     if (i >= sq.Lq) continue;
-    const float m2 = rmax[r] * cs;  // the row maximum in log2 units, -inf when no key is visible
-    float o_scale = 1.f;
-    bool sink_max = false;  // the sink is M
-    if (p.sinks) {  // in natural units: sink * log2(e) overflows fp32 for sinks above 2.4e38
-      const float mn = m2 * kLn2;
-      sink_max = sink >= mn;
-      const float M = sink_max ? sink : mn;
-      o_scale = expf(mn - M);  // 0 when mn = -inf
-      l = fmaf(l, o_scale, expf(sink - M));
-    }
-    const float inv = l == 0.f ? 0.f : o_scale / l;  // no visible key: output 0; NaN l: NaN row
+    // rmax[r] * cs: the row maximum in log2 units, -inf when no key is visible
+    const prefill::RowFinish fin(l, rmax[r] * cs, bool(p.sinks), sink);
+    const float inv = fin.out_scale();
     const int64_t orow = sq.q_off(i, h, p.o_sb, p.o_ss, p.o_sh);
     PA_UNROLL
     for (int a = 0; a < kDA; ++a) {
-      store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4, o[r / 2][a][2 * (r % 2)] * inv);
-      store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4 + 1, o[r / 2][a][2 * (r % 2) + 1] * inv);
+      prefill::store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4, o[r / 2][a][2 * (r % 2)] * inv);
+      prefill::store_out(p.out, p.out_dtype, orow + 8 * a + 2 * t4 + 1,
+                         o[r / 2][a][2 * (r % 2) + 1] * inv);
     }
-    if (p.lse && t4 == 0)
-      p.lse[sq.lse_index(i, h)] = l == 0.f ? -INFINITY
-                                  : sink_max ? sink + log2f(l) * kLn2 : (m2 + log2f(l)) * kLn2;
+    if (p.lse && t4 == 0) p.lse[sq.lse_index(i, h)] = fin.lse();
   }
 }
 

@@ -56,6 +56,7 @@
 #include "pe/rope.cuh"
 #include "pe/xpos.cuh"
 #include "posattn.h"
+#include "prefill/epilogue.cuh"
 #include "prefill/params.h"
 
 #if defined(__CUDACC__)
@@ -294,8 +295,9 @@ PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, in
 // f(x), x = psi * 1/normaliser, f the MLP: continuous and piecewise linear with kinks at the
 // segment starts, so over x in [start[lo], start[hi + 1]) f(x) = slope[lo] x + icpt[lo] +
 // sum over kinks j in (lo, hi] of (slope[j] - slope[j - 1]) max(x - start[j], 0). The kernel
-// takes the first two terms per element (fmaf(a, psi, c), a and c per row in log2 units) and
-// one kink term per trip of a loop the warp runs while some row has kinks left. Not
+// takes the first two terms per element (a psi per element, c once per row in raw logit units;
+// with softcap, or biases too large for raw units, fmaf(a, psi, c) per element in log2 units)
+// and one kink term per trip of a loop the warp runs while some row has kinks left. Not
 // bit-identical to FireBias (which picks one segment per element): a few fp32 roundings apart,
 // and an element within rounding of a kink takes a value within rounding of either segment's
 // (docs/kernels.md, "FIRE band in the wgmma kernel"). Row rw (0 .. 63 of the warpgroup) sees
@@ -313,14 +315,6 @@ PA_DEVICE int fire_end_segment(const pa_pe::FireSegments<pa::sptr> &segs,
   const float a = lw[0], b = lw[Bc - 1];
   const float near = dlo <= 0 && dhi >= 0 ? float(lw[-dlo]) : fminf(a, b);  // d = 0 inside
   return segs.index((end ? fmaxf(a, b) : near) * inv);
-}
-
-PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
-  switch (dtype) {
-    case POSATTN_DTYPE_BF16: pa::ptr_cast<pa::bf16>(base)[idx] = pa::bf16_from_float(x); break;
-    case POSATTN_DTYPE_F16: pa::ptr_cast<pa::f16>(base)[idx] = pa::f16_from_float(x); break;
-    default: pa::ptr_cast<float>(base)[idx] = x; break;
-  }
 }
 
 // ---- the kernel ----------------------------------------------------------------------------------
@@ -778,10 +772,9 @@ __global__ void __launch_bounds__(384, 1)
     tile_loop(std::false_type{});
   }
 
-  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log. A sink (posattn.h)
-  // adds e^sink without a value to l, both taken at M = max(row maximum, sink) (as mma.cuh): a row
-  // that saw no key gets out 0 and lse = sink exactly; a NaN l (poisoned row) stays NaN. ----
-  constexpr float kLn2 = 0.6931471805599453f;
+  // ---- epilogue: O / l rounded once to the output dtype; lse in natural log; the sink and the
+  // rows that saw no key as epilogue.cuh's RowFinish says (as mma.cuh). A NaN l (poisoned row)
+  // stays NaN. ----
   const float sink = p.sinks ? float(p.sinks[h]) : 0.f;
   PA_UNROLL
   for (int r = 0; r < 2; ++r) {
@@ -797,24 +790,15 @@ __global__ void __launch_bounds__(384, 1)
     l += bad;
     const int i = row_of(r);
     if (i >= sq.Lq) continue;
-    const float m2 = rmax[r] * cs;  // the row maximum in log2 units, -inf when no key is visible
-    float o_scale = 1.f;
-    bool sink_max = false;  // the sink is M
-    if (p.sinks) {  // in natural units: sink * log2(e) overflows fp32 for sinks above 2.4e38
-      const float mn = m2 * kLn2;
-      sink_max = sink >= mn;
-      const float M = sink_max ? sink : mn;
-      o_scale = expf(mn - M);  // 0 when mn = -inf
-      l = fmaf(l, o_scale, expf(sink - M));
-    }
-    const float inv = l == 0.f ? 0.f : o_scale / l;  // no visible key: output 0; NaN l: NaN row
+    // rmax[r] * cs: the row maximum in log2 units, -inf when no key is visible
+    const prefill::RowFinish fin(l, rmax[r] * cs, bool(p.sinks), sink);
+    const float inv = fin.out_scale();
     const int64_t orow = sq.q_off(i, h, p.o_sb, p.o_ss, p.o_sh);
     PA_UNROLL
     for (int e = 0; e < D / 2; ++e)
-      if ((e / 2) % 2 == r) store_out(p.out, p.out_dtype, orow + pa::wgmma_acc_col(t, e), o[e] * inv);
-    if (p.lse && t % 4 == 0)
-      p.lse[sq.lse_index(i, h)] = l == 0.f ? -INFINITY
-                                  : sink_max ? sink + log2f(l) * kLn2 : (m2 + log2f(l)) * kLn2;
+      if ((e / 2) % 2 == r)
+        prefill::store_out(p.out, p.out_dtype, orow + pa::wgmma_acc_col(t, e), o[e] * inv);
+    if (p.lse && t % 4 == 0) p.lse[sq.lse_index(i, h)] = fin.lse();
   }
 #else
   __trap();  // a device pass without sm_90a code: never launched there (cuda_backend.cu checks)

@@ -113,6 +113,47 @@ class SteadyPath(unittest.TestCase):
         self.assertEqual(r3["path"]["total"], 10 + 2 * 2)
 
 
+# The softcap without a division (c tanh(s * (1 / c)): no CALL marks it): a region with tanhf's
+# exp2(|x| 2 log2(e)) and one with MUFU.TANH are off the path; a float region that scales an
+# absolute value by another constant (the bias) and the plain FFMA region stay hot. Written as
+# (address, predicate, instruction) and printed in cuobjdump's format by listing().
+def listing(arch, name, rows):
+    head = ["", f"\tcode for {arch}", f"\t\tFunction : {name}"]
+    return "\n".join(head + [f"        /*{a:04x}*/ {p:>21} {x} ;" for a, p, x in rows]) + "\n"
+
+
+TANH = listing("sm_80", "tanh", [
+    (0x000, "", "MOV R1, c[0x0][0x28]"),
+    (0x100, "", "HMMA.16816.F32.BF16 R4, R8, R12, R4"),
+    (0x110, "@!P0", "BRA 0x170"),  # the softcap, reciprocal form
+    (0x120, "", "FMUL R5, R5, R6"),
+    (0x130, "", "FMUL R7, |R5|.reuse, 2.8853900432586669922"),
+    (0x140, "", "MUFU.EX2 R7, R7"),
+    (0x150, "", "MUFU.RCP R7, R7"),
+    (0x160, "", "FMUL R5, R7, c[0x0][0x260]"),
+    (0x170, "@!P1", "BRA 0x1a0"),  # the softcap through tanh.approx
+    (0x180, "", "MUFU.TANH R5, R5"),
+    (0x190, "", "FMUL R5, R5, R9"),
+    (0x1a0, "@P5", "BRA 0x1c0"),  # hot: |x| times another constant
+    (0x1b0, "", "FMUL R13, |R12|, 1.4426950216293334961"),
+    (0x1c0, "@P6", "BRA 0x1e0"),  # hot: a bias
+    (0x1d0, "", "FFMA R5, R10, R11, R5"),
+    (0x1e0, "", "HMMA.16816.F32.BF16 R4, R8, R12, R4"),
+    (0x1f0, "@!P2", "BRA 0x100"),
+    (0x200, "", "EXIT"),
+])
+
+
+class Softcap(unittest.TestCase):
+    def test_tanh_regions_off_the_path_other_float_regions_kept(self):
+        insns = sass.parse(TANH)[("sm_80", "tanh")]
+        self.assertEqual([sass.is_tanh(x) for x in insns].count(True), 2)
+        r = sass.analyse(insns)
+        # 0x100-0x110 (2), 0x170 (1), 0x1a0-0x1b0 (2), 0x1c0-0x1d0 (2), 0x1e0-0x1f0 (2)
+        self.assertEqual(r["path"]["total"], 9)
+        self.assertNotIn("MUFU", str(r["path"]))
+
+
 # A loop with a region entered on a warp vote (0x140 .. 0x1b0: a float fill loop storing to shared
 # memory, FIRE's exact tiles), and the same region behind an ordinary predicate (P2 from an FSETP):
 # the vote's region is off the fast path and whole on the fallback; the other is forced as before.
