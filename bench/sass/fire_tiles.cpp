@@ -83,6 +83,8 @@ struct Problem {
   std::vector<uint64_t> tables;
   posattn_tensor none{};
   pa_prefill_params p;
+  std::vector<float> seg_tab;             // the block's shared segment tables (fill_shared_table)
+  pa_pe::FireSegments<pa::sptr> segs{};   // over seg_tab
   bool make(int d, int len, int causal, const char *init, unsigned seed);
 };
 
@@ -130,6 +132,10 @@ bool Problem::make(int d, int len, int causal, const char *init, unsigned seed) 
   prob.q = prob.k = prob.v = &none;  // their strides are filled
   pa_prefill_params_fill(p, &prob, L, sc, tb, nullptr, 0, nullptr, 0, nullptr, 0, nullptr, 0, 0,
                          0, 0, nullptr);
+  seg_tab.assign(pa_pe::shared_table_bytes<POSATTN_PE_FIRE>(p) / 4, 0.f);
+  const pa::sptr<float> s_seg = shared_of(seg_tab, "FIRE tables");
+  pa_pe::fill_shared_table<POSATTN_PE_FIRE>(p, 0, s_seg, 0, 1);
+  segs = pa_pe::fire_segments_shared(p, s_seg);
   return true;
 }
 
@@ -141,12 +147,8 @@ bool run(int len, int causal, const char *init, unsigned seed, bool check, Count
   Problem pr;
   if (!pr.make(D, len, causal, init, seed)) return false;
   const pa_prefill_params &p = pr.p;
-
-  // the block's shared segment tables (fill_shared_table), a warp's psi band, the row table
-  std::vector<float> seg_tab(pa_pe::shared_table_bytes<POSATTN_PE_FIRE>(p) / 4);
-  const pa::sptr<float> s_seg = shared_of(seg_tab, "FIRE tables");
-  pa_pe::fill_shared_table<POSATTN_PE_FIRE>(p, 0, s_seg, 0, 1);
-  const pa_pe::FireSegments<pa::sptr> segs = pa_pe::fire_segments_shared(p, s_seg);
+  const pa_pe::FireSegments<pa::sptr> &segs = pr.segs;
+  // a warp's psi band, the row table
   std::vector<float> band(kBandLen);
   const pa::sptr<float> s_band = shared_of(band, "psi band");
 
@@ -213,10 +215,7 @@ bool run_wgmma(int len, int causal, const char *init, unsigned seed, bool check,
   Problem pr;
   if (!pr.make(D, len, causal, init, seed)) return false;
   const pa_prefill_params &p = pr.p;
-  std::vector<float> seg_tab(pa_pe::shared_table_bytes<POSATTN_PE_FIRE>(p) / 4);
-  const pa::sptr<float> s_seg = shared_of(seg_tab, "FIRE tables");
-  pa_pe::fill_shared_table<POSATTN_PE_FIRE>(p, 0, s_seg, 0, 1);
-  const pa_pe::FireSegments<pa::sptr> segs = pa_pe::fire_segments_shared(p, s_seg);
+  const pa_pe::FireSegments<pa::sptr> &segs = pr.segs;
   std::vector<float> band(kLen);
   const pa::sptr<float> s_band = shared_of(band, "psi window");
   const pa_pe::Seq sq(p, 0);

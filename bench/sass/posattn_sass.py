@@ -376,16 +376,21 @@ def transform_trips(launch):
     return trips
 
 
-def fire_tiles_run(build, exe, args):
-    """fire_tiles' output for args (exe: a posattn_fire_tiles already built, else built in build;
-    it links posattn_internal: in a CUDA build, every instance), or raises OSError /
-    CalledProcessError."""
+def fire_tiles_problems(build, exe, args, pattern):
+    """(the pattern's matches in fire_tiles' output for args, None) or ([], why). exe: a
+    posattn_fire_tiles already built, else built in build (it links posattn_internal: in a CUDA
+    build, every instance)."""
     built = exe is None
     exe = exe or os.path.join(build, "tests", "python", "posattn_fire_tiles")
-    if built and os.path.exists(os.path.join(build, "build.ninja")):
-        subprocess.run(["ninja", "-C", build, "tests/python/posattn_fire_tiles"], check=True,
-                       stdout=subprocess.DEVNULL)
-    return run([exe] + args)
+    try:
+        if built and os.path.exists(os.path.join(build, "build.ninja")):
+            subprocess.run(["ninja", "-C", build, "tests/python/posattn_fire_tiles"], check=True,
+                           stdout=subprocess.DEVNULL)
+        out = run([exe] + args)
+    except (OSError, subprocess.CalledProcessError) as e:
+        return [], f"fire_tiles not run ({e})"
+    probs = re.findall(pattern, out)
+    return probs, None if probs else "fire_tiles printed no such problem"
 
 
 def fire_trips_wgmma(build, exe=None):
@@ -393,14 +398,11 @@ def fire_trips_wgmma(build, exe=None):
     8k tokens, causal and not, both MLP initialisations, 4 MLPs each): of the problem with the
     most trips per tile (fraction x trips per fallback tile), the fraction of warp tiles with a
     trip and their mean trips; or (None, None, why)."""
-    try:
-        out = fire_tiles_run(build, exe, ["--wgmma", "128", "8192", "4"])
-    except (OSError, subprocess.CalledProcessError) as e:
-        return None, None, f"fire_tiles not run ({e})"
-    probs = re.findall(r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) "
-                       r"trips_per_fallback ([0-9.]+)", out)
-    if not probs:
-        return None, None, "fire_tiles printed no wgmma problem"
+    probs, why = fire_tiles_problems(build, exe, ["--wgmma", "128", "8192", "4"],
+                                     r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) "
+                                     r"trips_per_fallback ([0-9.]+)")
+    if why:
+        return None, None, why
     name, f, trips = max(probs, key=lambda x: float(x[1]) * float(x[2]))
     return float(f), float(trips), (f"fire_tiles --wgmma: the most trips per tile of "
                                     f"{len(probs)} problems ({name}): {float(trips):.2f} per "
@@ -414,14 +416,11 @@ def fire_fraction(build, exe=None):
     of failing rows per 16-row slab of such a tile (fire_slab's trips), or (None, None, why).
     exe: a posattn_fire_tiles already built (any build of the same sources), else built in build
     (it links posattn_internal: in a CUDA build, every instance)."""
-    try:
-        out = fire_tiles_run(build, exe, ["128", "8192", "4"])
-    except (OSError, subprocess.CalledProcessError) as e:
-        return None, None, f"fire_tiles not run ({e})"
-    probs = re.findall(r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) .*"
-                       r"slow_rows_per_slab ([0-9.]+)", out)
-    if not probs:
-        return None, None, "fire_tiles printed no problem"
+    probs, why = fire_tiles_problems(build, exe, ["128", "8192", "4"],
+                                     r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) .*"
+                                     r"slow_rows_per_slab ([0-9.]+)")
+    if why:
+        return None, None, why
     name, f, _ = max(probs, key=lambda x: float(x[1]))
     rows = max(float(x[2]) for x in probs)
     return float(f), rows, (f"fire_tiles: fraction: largest of {len(probs)} problems ({name}); "
