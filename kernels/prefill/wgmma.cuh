@@ -300,7 +300,7 @@ PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, in
 // and one kink term per trip of a loop the warp runs while some row has kinks left. Not
 // bit-identical to FireBias (which picks one segment per element): a few fp32 roundings apart,
 // and an element within rounding of a kink takes a value within rounding of either segment's
-// (docs/kernels.md, "FIRE band in the wgmma kernel"). Row rw (0 .. 63 of the warpgroup) sees
+// (docs/kernels.md, the sm_90a kernel's "FIRE band"). Row rw (0 .. 63 of the warpgroup) sees
 // the entries rw .. rw + Bc - 1 of the tile's window (w0: entry 0, at distance d0), psi non-
 // decreasing in |d| (up to fire_psi_max; beyond it, log_far's rounding can only misplace an
 // element next to a kink, where both segments agree): [lo, hi] = the segments of x at the row's
@@ -506,11 +506,11 @@ __global__ void __launch_bounds__(384, 1)
           pa::wgmma_desc_advance(k_d, pa::wgmma_kblock_k_major(kb, kBc, 128)), kb > 0);
   };
 
-  // FIRE band: 1 / normaliser (fire_inv_norm) of this thread's two rows, and of the row whose
-  // segment range this lane finds (row (t % 32) / 2 of the warp), for the loop
-  // The lane's values are kept in registers across the loop (PA_WGMMA_HERE: ptxas recomputed
-  // them from %tid per tile): the row, its first band entry from the thread's logit base (bt in
-  // the loop), the end it finds, and the first lane of this thread's row 0.
+  // FIRE band: 1 / normaliser (fire_inv_norm) of this thread's two rows and of the row whose
+  // segment end this lane finds (row (t % 32) / 2 of the warp); that row, its first band entry
+  // from the thread's logit base (bt in the loop), the end, and the lane holding this thread's
+  // row 0, kept in registers across the loop (PA_WGMMA_HERE: ptxas recomputed them from %tid
+  // per tile).
   float fire_inv[2] = {0.f, 0.f}, fire_inv_lane = 0.f;
   const float fire_unit = raw ? 1.f / p.scale : kLog2e;  // the bias' units (cs above)
   int fire_lane = 0, fire_lane_off = 0, fire_end = 0, fire_src = 0;
@@ -588,7 +588,7 @@ __global__ void __launch_bounds__(384, 1)
         auto entry = [](int e) { return 8 * ((e / 2) % 2) - 8 * (e / 4) - (e % 2); };
         if constexpr (PeKind == POSATTN_PE_FIRE) {
           // FIRE band: each row's segment range over the tile (fire_end_segment), the base
-          // segment's bias in log2 units (one FFMA per element), then one trip per kink that some
+          // segment's bias (raw units: one FFMA per element), then one trip per kink that some
           // row of the warp crosses (a warp vote; none on most tiles)
           const auto segs = pa_pe::fire_segments_shared(p, sB);
           // lane l: end l % 2 of row l / 2 of the warp, and that segment's a and c
