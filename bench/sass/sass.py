@@ -383,6 +383,18 @@ def outermost(spans):
     return [s for s in spans if not any(o != s and o[0] <= s[0] and s[1] <= o[1] for o in spans)]
 
 
+def inner_loop_rows(insns, h, l):
+    """The inner loops of loop (h, l) as analysis rows: addresses, size, counters."""
+    return [{"at": [insns[a].addr, insns[b].addr], "insns": b - a + 1,
+             "counters": dict(count(insns[a:b + 1])[0])} for a, b in inner_loops(insns, h, l)]
+
+
+def loop_vote_regions(insns, h, l):
+    """vote_regions of loop (h, l), its inner loops left out."""
+    inner = inner_loops(insns, h, l)
+    return vote_regions(insns, h, l, lambda i: any(a <= i <= b for a, b in inner))
+
+
 def analyse(insns, trips=None, tile_flops=None, vote_trips=None):
     """Main loop and its per-warp, per-iteration counters; None when the kernel has no loop.
     tile_flops (one warp's tensor-core FLOPs per iteration, when known): inner loops holding
@@ -411,12 +423,8 @@ def analyse(insns, trips=None, tile_flops=None, vote_trips=None):
         return w
     path, _ = count(insns, weights("fast"))
     out = {"loop": [insns[h].addr, insns[l].addr], "body": dict(body), "path": dict(path),
-           "shapes": dict(shapes),
-           "inner_loops": [{"at": [insns[a].addr, insns[b].addr], "insns": b - a + 1,
-                            "counters": dict(count(insns[a:b + 1])[0])}
-                           for a, b in inner_loops(insns, h, l)]}
-    inner = inner_loops(insns, h, l)
-    voted = vote_regions(insns, h, l, lambda i: any(a <= i <= b for a, b in inner))
+           "shapes": dict(shapes), "inner_loops": inner_loop_rows(insns, h, l)}
+    voted = loop_vote_regions(insns, h, l)
     if voted:
         out["fallback"] = {"path": dict(count(insns, weights("fallback"))[0]),
                            "regions": [[insns[i].addr, insns[j].addr] for i, j in voted]}
@@ -565,12 +573,8 @@ def analyse_wgmma(insns, vote_trips=None):
     out = {"loop": [insns[h].addr, insns[l].addr], "path": dict(path), "shapes": dict(shapes),
            "body": dict(count(insns[h:l + 1])[0]), "turn": dict(tc), "turn_rule": how,
            "serialized": serialized_hgmma(insns, w), "warpgroup_flops": wg_flops,
-           "hgmma_forms": forms, "producer": None,
-           "inner_loops": [{"at": [insns[a].addr, insns[b].addr], "insns": b - a + 1,
-                            "counters": dict(count(insns[a:b + 1])[0])}
-                           for a, b in inner_loops(insns, h, l)]}
-    inner = inner_loops(insns, h, l)
-    voted = vote_regions(insns, h, l, lambda i: any(a <= i <= b for a, b in inner))
+           "hgmma_forms": forms, "producer": None, "inner_loops": inner_loop_rows(insns, h, l)}
+    voted = loop_vote_regions(insns, h, l)
     if voted:
         wf = steady_path(insns, h, l, inner_hot=True, vote="fallback", vote_trips=vote_trips)
         out["fallback"] = {
