@@ -100,8 +100,11 @@ struct FireSegments {
 PA_DEVICE float fire_psi(pa::gptr<const float> psi, uint32_t psi_max, float c, uint32_t d) {
   return d <= psi_max ? float(psi[d]) : log_far(c * float(d));
 }
+PA_DEVICE float fire_norm(const pa_prefill_params &p, int32_t pq) {  // the row's normaliser
+  return log1pf(p.fire_c * fmaxf(p.fire_L, float(pq))) + p.fire_eps;
+}
 PA_DEVICE float fire_inv_norm(const pa_prefill_params &p, int32_t pq) {
-  return 1.f / (log1pf(p.fire_c * fmaxf(p.fire_L, float(pq))) + p.fire_eps);
+  return 1.f / fire_norm(p, pq);
 }
 template <template <class> class P>
 struct FireBias {

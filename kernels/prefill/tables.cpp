@@ -234,8 +234,8 @@ extern "C" posattn_status pa_prefill_tables_build(const pa_problem *p, const pa_
         for (int32_t d = 0; d <= L->fire_psi_max; ++d)
           f32(L->fire_psi)[d] = float(std::log1p(c * d));
         // |bias| <= max |icpt| + max |slope| x_max, x_max = psi(q_len + kv_len) / psi(L): the
-        // largest x of a pair of positions in token order (the wgmma kernel's FIRE band decides
-        // its logit units with it)
+        // largest x of a pair of positions in token order (the wgmma kernel takes its FIRE band
+        // only below kFireBandBound)
         const double x_max =
             std::log1p(c * (double(p->q_len) + double(p->kv_len))) /
             (std::log1p(c * std::fmax(pe.fire.L, 0.0)) + pe.fire.eps);

@@ -161,11 +161,20 @@ template <int D, int PeKind>
 PA_HD size_t band_region_bytes(const pa_prefill_params &p) {  // two rings per warpgroup
   return ((PeKind == POSATTN_PE_FIRE ? fire_band_offset(p) : 0) + size_t(4 * band_pitch<D>())) * 4;
 }
+// FIRE's band moves each row's intercept and kink offsets out of its logits into one per-row
+// offset (off in the loop): terms up to a few times |bias| that cancel, rounded at their size. At
+// |bias| near 1e3 (natural-log logit units) that rounding is about an fp32 bias' own; at 6e3 it
+// fails the EMU tests' bound (fire_large_biases_band_huge_biases_per_element). Beyond
+// kFireBandBound (fire_bias_bound) the call takes the per-element path, whose row maximum is one
+// of its logits (exp2 of exactly 0), so even huge biases stay finite and exact to fp32.
+constexpr float kFireBandBound = 1024.f;
 // The band with positions in token order (no q_pos/kv_pos arrays: a call-uniform choice); FIRE
-// when its tables and the bands fit beside the tiles (hd256 with the largest tables does not).
+// when its tables and the bands fit beside the tiles (hd256 with the largest tables does not) and
+// its biases are within kFireBandBound.
 template <int D, int PeKind>
 PA_HD bool uses_band(const pa_prefill_params &p) {
   return band_kind<PeKind>() && !p.q_pos && !p.kv_pos &&
+         (PeKind != POSATTN_PE_FIRE || p.fire_bias_bound <= kFireBandBound) &&
          smem_bytes<D>() + band_region_bytes<D, PeKind>(p) <= kSmemLimit;
 }
 // Shared memory after the tiles: the bands when the call uses them, else the T5/FIRE tables.
@@ -295,9 +304,10 @@ PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, in
 // f(x), x = psi * 1/normaliser, f the MLP: continuous and piecewise linear with kinks at the
 // segment starts, so over x in [start[lo], start[hi + 1]) f(x) = slope[lo] x + icpt[lo] +
 // sum over kinks j in (lo, hi] of (slope[j] - slope[j - 1]) max(x - start[j], 0). The kernel
-// takes the first two terms per element (a psi per element, c once per row in raw logit units;
-// with softcap, or biases too large for raw units, fmaf(a, psi, c) per element in log2 units)
-// and one kink term per trip of a loop the warp runs while some row has kinks left. Not
+// takes a psi per element (one FFMA in raw logit units; with softcap in log2 units) and c once
+// per row (the row offset), then one kink term per trip of a loop the warp runs while some row
+// has kinks left: kd max(psi, ps) per element, -kd ps into the row offset (kd: the slope step
+// per unit of psi, ps: the kink's psi). Biases within kFireBandBound only (its comment). Not
 // bit-identical to FireBias (which picks one segment per element): a few fp32 roundings apart,
 // and an element within rounding of a kink takes a value within rounding of either segment's
 // (docs/kernels.md, the sm_90a kernel's "FIRE band"). Row rw (0 .. 63 of the warpgroup) sees
@@ -441,10 +451,10 @@ __global__ void __launch_bounds__(384, 1)
   // mma.cuh, "Logit units": raw logits (q.k unscaled; cs = scale log2 e) without bias and
   // softcap, and in FIRE's band without softcap, whose bias enters in raw units too (a / scale,
   // c / scale: "FIRE band" below); otherwise log2 units (cs = 1).
-  // FIRE's raw units only while its bias / scale stays far inside fp32 (fire_bias_bound).
+  // FIRE's raw units only while its bias / scale stays far inside fp32: the band's biases are
+  // within kFireBandBound, so scale >= 2^-60 keeps them below 2^76.
   const bool raw = !(p.softcap > 0.f) &&
-                   (!kBias || (PeKind == POSATTN_PE_FIRE && use_band && p.scale >= 0x1p-60f &&
-                               p.fire_bias_bound <= 0x1p100f * p.scale));
+                   (!kBias || (PeKind == POSATTN_PE_FIRE && use_band && p.scale >= 0x1p-60f));
   const float cs = raw ? p.scale * kLog2e : 1.f;
 
   pa::wgmma_acc<D> o;
@@ -511,13 +521,16 @@ __global__ void __launch_bounds__(384, 1)
   // from the thread's logit base (bt in the loop), the end, and the lane holding this thread's
   // row 0, kept in registers across the loop (PA_WGMMA_HERE: ptxas recomputed them from %tid
   // per tile).
-  float fire_inv[2] = {0.f, 0.f}, fire_inv_lane = 0.f;
+  float fire_norm[2] = {0.f, 0.f}, fire_kunit[2] = {0.f, 0.f}, fire_inv_lane = 0.f;
   const float fire_unit = raw ? 1.f / p.scale : kLog2e;  // the bias' units (cs above)
   int fire_lane = 0, fire_lane_off = 0, fire_end = 0, fire_src = 0;
   if constexpr (PeKind == POSATTN_PE_FIRE) {
     auto inv_of = [&](int i) { return pa_pe::fire_inv_norm(p, i < sq.Lq ? sq.q_pos(i) : 0); };
     PA_UNROLL
-    for (int r = 0; r < 2; ++r) fire_inv[r] = inv_of(row_of(r));
+    for (int r = 0; r < 2; ++r) {
+      fire_norm[r] = pa_pe::fire_norm(p, row_of(r) < sq.Lq ? sq.q_pos(row_of(r)) : 0);
+      fire_kunit[r] = fire_unit * inv_of(row_of(r));  // a kink's slope step: per unit of psi
+    }
     fire_lane = 16 * (t / 32) + (t % 32) / 2;
     fire_inv_lane = inv_of(qt0 + 64 * wg + fire_lane);
     fire_lane_off = fire_lane - (16 * (t / 32) + (t % 32) / 4 - 2 * (t % 4) + kBc - 1);
@@ -607,39 +620,42 @@ __global__ void __launch_bounds__(384, 1)
             fa[r] = __shfl_sync(0xffffffffu, la, src);
             fc[r] = __shfl_sync(0xffffffffu, lc, src);
           }
-          // raw units: x + a psi per element, the row's c as its offset (off, taken in the
-          // softmax below); else (softcap, or biases too large for raw units) log2 units, c per
-          // element
+          // the row's c as its offset (off, taken in the softmax below); a psi per element: in
+          // raw units one FFMA, else (softcap, or a scale too small for raw units) log2 units
+          off[0] = fc[0];
+          off[1] = fc[1];
           if (raw) {
             PA_UNROLL
             for (int e = 0; e < kBc / 2; ++e) sc[e] = fmaf(fa[(e / 2) % 2], float(bt[entry(e)]), sc[e]);
-            off[0] = fc[0];
-            off[1] = fc[1];
           } else {
             const float scale2 = p.scale * kLog2e;
             PA_UNROLL
             for (int e = 0; e < kBc / 2; ++e) {
-              const int r = (e / 2) % 2;
-              const float bias2 = fmaf(fa[r], float(bt[entry(e)]), fc[r]);
+              const float bias2 = fa[(e / 2) % 2] * float(bt[entry(e)]);
               sc[e] = p.softcap > 0.f
                           ? fmaf(pa_pe::apply_softcap(p, sc[e] * p.scale), kLog2e, bias2)
                           : fmaf(sc[e], scale2, bias2);
             }
           }
+          // kink j of row r: (slope[j] - slope[j - 1]) max(x - start[j], 0) with x = psi inv =
+          // kd (max(psi, ps) - ps), kd = the slope step per unit of psi, ps = start[j] norm (the
+          // kink's psi): one FMNMX and one FFMA per element, - kd ps once per row into off
           PA_WGMMA_ROLLED
           for (int k = 1; __any_sync(0xffffffffu, lo[0] + k <= hi[0] || lo[1] + k <= hi[1]); ++k) {
-            float kd[2] = {0.f, 0.f}, ks[2] = {0.f, 0.f};  // kink lo + k of row r, if it has one
+            float kd[2], ps[2];
             PA_UNROLL
-            for (int r = 0; r < 2; ++r)
-              if (lo[r] + k <= hi[r]) {
-                const int j = lo[r] + k;
-                kd[r] = (float(segs.slope[j]) - float(segs.slope[j - 1])) * fire_unit;
-                ks[r] = float(segs.start[j]);
-              }
+            for (int r = 0; r < 2; ++r) {  // no kink left for row r: kd = ps = 0 (loads in range)
+              const bool kink = lo[r] + k <= hi[r];
+              const int j = kink ? lo[r] + k : hi[r], jp = j > 0 ? j - 1 : 0;
+              const float step = float(segs.slope[j]) - float(segs.slope[jp]);
+              kd[r] = kink ? step * fire_kunit[r] : 0.f;
+              ps[r] = kink ? float(segs.start[j]) * fire_norm[r] : 0.f;
+              off[r] = fmaf(-kd[r], ps[r], off[r]);
+            }
             PA_UNROLL
             for (int e = 0; e < kBc / 2; ++e) {
               const int r = (e / 2) % 2;
-              sc[e] = fmaf(kd[r], fmaxf(fmaf(float(bt[entry(e)]), fire_inv[r], -ks[r]), 0.f), sc[e]);
+              sc[e] = fmaf(kd[r], fmaxf(float(bt[entry(e)]), ps[r]), sc[e]);
             }
           }
         } else {

@@ -247,15 +247,27 @@ TEST_F(PrefillWgmma, fire_widest_mlp_band_hd128_per_element_hd256) {
     check(c, 580 + d);
   }
 }
-// FIRE's band keeps raw logit units only while |bias| / scale stays far inside fp32
-// (fire_bias_bound <= 2^100 scale): biases near 1e35 take log2 units, where the logit is finite
-// (planted: raw units regardless give NaN rows).
-TEST_F(PrefillWgmma, fire_huge_biases_keep_log2_units) {
-  Case c{"hd64 fire biases ~1e35", BF16, F32, 1, 2, 1, 64, 100, 150};
-  c.pe = POSATTN_PE_FIRE;
-  c.fire_w2_scale = 1e35;
-  c.causal = 1;
-  check(c, 590);
+// FIRE's band takes biases within kFireBandBound (fire_bias_bound <= 1024): near the bound its
+// row offsets (intercept and kinks, thousands in raw units) round like an fp32 bias, in raw units
+// and with softcap; larger biases take the per-element path. Planted: a bound of 2^16 fails the
+// ~6e3 case (error 2x the bound), no bound gives NaN rows at ~1e35.
+TEST_F(PrefillWgmma, fire_large_biases_band_huge_biases_per_element) {
+  struct {
+    const char *what;
+    double w2;
+    float softcap;
+  } cases[] = {{"hd64 fire biases ~1e3 raw units", 150, 0.f},
+               {"hd64 fire biases ~1e3 softcap", 150, 25.f},
+               {"hd64 fire biases ~6e3", 1000, 0.f},
+               {"hd64 fire biases ~1e35", 1e35, 0.f}};
+  for (const auto &k : cases) {
+    Case c{k.what, BF16, F32, 1, 2, 1, 64, 100, 150};
+    c.pe = POSATTN_PE_FIRE;
+    c.fire_w2_scale = k.w2;
+    c.softcap = k.softcap;
+    c.causal = 1;
+    check(c, 590);
+  }
 }
 TEST_F(PrefillWgmma, fire_band_shuffled_thread_orders) {
   Case c{"hd128 fire docs shuffled", F16, BF16, 1, 1, 1, 128, 521, 521};
