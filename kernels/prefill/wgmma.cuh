@@ -620,18 +620,34 @@ __global__ void __launch_bounds__(384, 1)
             fa[r] = __shfl_sync(0xffffffffu, la, src);
             fc[r] = __shfl_sync(0xffffffffu, lc, src);
           }
+          // this thread's psi values in registers, read once for the base pass and every kink
+          // trip: element e of row r reads pv[e / 4 + 1 - r][e % 2] (its entry(e) = 8 - 8 m -
+          // e % 2); at hd256 (with its larger O) they spill, so it reads the band each time
+          constexpr bool kPsiRegs = D <= 128;
+          float pv[kPsiRegs ? kBc / 8 + 1 : 1][2];
+          if constexpr (kPsiRegs)
+            PA_UNROLL
+            for (int m = 0; m <= kBc / 8; ++m)
+              PA_UNROLL
+              for (int b = 0; b < 2; ++b) pv[m][b] = bt[8 - 8 * m - b];
+          auto psi = [&](int e) -> float {
+            if constexpr (kPsiRegs)
+              return pv[e / 4 + 1 - (e / 2) % 2][e % 2];
+            else
+              return bt[entry(e)];
+          };
           // the row's c as its offset (off, taken in the softmax below); a psi per element: in
           // raw units one FFMA, else (softcap, or a scale too small for raw units) log2 units
           off[0] = fc[0];
           off[1] = fc[1];
           if (raw) {
             PA_UNROLL
-            for (int e = 0; e < kBc / 2; ++e) sc[e] = fmaf(fa[(e / 2) % 2], float(bt[entry(e)]), sc[e]);
+            for (int e = 0; e < kBc / 2; ++e) sc[e] = fmaf(fa[(e / 2) % 2], psi(e), sc[e]);
           } else {
             const float scale2 = p.scale * kLog2e;
             PA_UNROLL
             for (int e = 0; e < kBc / 2; ++e) {
-              const float bias2 = fa[(e / 2) % 2] * float(bt[entry(e)]);
+              const float bias2 = fa[(e / 2) % 2] * psi(e);
               sc[e] = p.softcap > 0.f
                           ? fmaf(pa_pe::apply_softcap(p, sc[e] * p.scale), kLog2e, bias2)
                           : fmaf(sc[e], scale2, bias2);
@@ -655,7 +671,7 @@ __global__ void __launch_bounds__(384, 1)
             PA_UNROLL
             for (int e = 0; e < kBc / 2; ++e) {
               const int r = (e / 2) % 2;
-              sc[e] = fmaf(kd[r], fmaxf(float(bt[entry(e)]), ps[r]), sc[e]);
+              sc[e] = fmaf(kd[r], fmaxf(psi(e), ps[r]), sc[e]);
             }
           }
         } else {
