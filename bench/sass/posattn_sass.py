@@ -489,7 +489,7 @@ WGMMA = {
 # PE kinds of the wgmma instances (posattn.h enum values, as in the mangled names' third
 # template argument), in the order of wgmma.cuh's serves_pe()
 WGMMA_PE = {"none": 0, "rope": 1, "alibi": 2, "t5": 5, "kerple_log": 6, "kerple_power": 7,
-            "fire": 3}
+            "fire": 3, "xpos": 4}
 
 
 def wgmma_traits(d):
@@ -505,6 +505,16 @@ def wgmma_traits(d):
     return br, bc, st, int(t.group(1)), 1024 + (br + 2 * st * bc) * d * 2
 
 
+def producer_trips(launch):
+    """Trips per KV tile of a producer inner loop that stores to shared memory on every trip:
+    xPos's K transform (wgmma.cuh xpos_k_row), thread r of the 128-thread producer warpgroup
+    transforming the rotary pairs of key row r (full rotary dim: Bc x d elements per tile, one
+    trip storing what its body's STS store); None for the other kinds."""
+    if not launch.get("producer_transform"):
+        return None
+    return lambda c: max(1, launch["bc"] * launch["d"] // 128 // c["STS"]) if c.get("STS") else 1
+
+
 def wgmma_targets():
     """The wgmma instances (cuda_backend.cu compiles them for sm_90a, POSATTN_PREFILL_WGMMA):
     hd128 bf16 for every PE kind the kernel serves, hd64 bf16 without PE."""
@@ -516,7 +526,7 @@ def wgmma_targets():
                         f"{OBJ}/cuda_backend.cu.o",
                         f"prefill_wgmmaILi{d}EN2pa4bf16ELi{WGMMA_PE[pe]}E",
                         {"threads": threads, "smem": smem, "d": d, "bc": bc, "wgmma": True,
-                         "consumers": 2, "pingpong": True,
+                         "consumers": 2, "pingpong": True, "producer_transform": pe == "xpos",
                          "tile_flops": 4 * br * bc * d}))
     return out
 
@@ -527,8 +537,8 @@ def wgmma_model(dev, a, launch, serial_clk=None):
       tensor  both consumers' HGMMA FLOPs at the HGMMA rate;
       smem    wgmma operand reads (SS: A and B, RS: B; once per warpgroup) + LDS/STS/LDSM bytes;
       issue   per scheduler: one warp of each consumer warpgroup and the producer warp;
-      mufu    per scheduler: its two consumer warps' MUFU instructions, 32 lanes at a quarter
-              of the SM's MUFU rate;
+      mufu    per scheduler: its two consumer warps' and its producer warp's MUFU instructions,
+              32 lanes at a quarter of the SM's MUFU rate;
       turns   ping-pong: a consumer's GEMMs (its HGMMA FLOPs at the full rate, plus serial_clk
               per serialised HGMMA, at least its turn's instructions) alternate with the other's;
               a tile takes T_gemm + max(T_gemm, T_soft), T_soft = its warp's instructions
@@ -542,13 +552,15 @@ def wgmma_model(dev, a, launch, serial_clk=None):
     mufu = sum(v for k, v in c.items() if k.startswith("MUFU"))
     f_wg = a["warpgroup_flops"]
     i_warp, i_turn = c.get("total", 0), turn.get("total", 0)
-    i_prod = (a.get("producer") or {}).get("total", 0)
+    prod = a.get("producer") or {}
+    i_prod = prod.get("total", 0)
+    mufu_prod = sum(v for k, v in prod.items() if k.startswith("MUFU"))
     t_soft = max(i_warp - i_turn, mufu * mufu_clk)
     smem = sum(c.get(k, 0) for k in ("hgmma_smem_bytes", "lds_bytes", "sts_bytes", "ldsm_bytes"))
     clk = {"tensor": nwg * f_wg / rate,
            "smem": nwg * 4 * smem / dev["smem_bpc"],
            "issue": nwg * i_warp + i_prod,
-           "mufu": nwg * mufu * mufu_clk}
+           "mufu": (nwg * mufu + mufu_prod) * mufu_clk}
     if launch.get("pingpong"):
         t_gemm = max(f_wg / rate + a["serialized"] * x, i_turn)
         clk["turns"] = t_gemm + max(t_gemm, t_soft)
@@ -622,7 +634,8 @@ def summarise_wgmma(label, arch, fn, insns, usage, launch):
     mean trips of a fallback tile, measured by fire_tiles --wgmma), path and turn mixed with
     launch["fallback_fraction"] (1 when unmeasured), as summarise() does."""
     trips = launch.get("vote_loop_trips")
-    a = sass.analyse_wgmma(insns, vote_trips=(lambda c: trips) if trips else None)
+    a = sass.analyse_wgmma(insns, vote_trips=(lambda c: trips) if trips else None,
+                           producer_trips=producer_trips(launch))
     u = usage.get((arch, fn), {})
     vote = None
     if a and a.get("fallback"):

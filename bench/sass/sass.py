@@ -474,9 +474,12 @@ def hgmma_form(x):
 
 def producer_loop(insns):
     """(head, latch) of the producer's tile loop: the smallest loop issuing TMA loads (UTMALDG)
-    and no HGMMA, or None."""
+    and waiting on or arriving at an mbarrier (SYNCS: the tile loop's empty/full slots; not an
+    elect.sync retry loop around one TMA issue, as the xPos producer warpgroup's), no HGMMA; or
+    None."""
     cand = [(h, l) for h, l in kernel_loops(insns)
             if any(x.base == "UTMALDG" for x in insns[h:l + 1]) and
+            any(x.base == "SYNCS" for x in insns[h:l + 1]) and
             not any(x.base == "HGMMA" for x in insns[h:l + 1])]
     return min(cand, key=lambda hl: hl[1] - hl[0]) if cand else None
 
@@ -543,7 +546,7 @@ def turn_indices(insns, h, l):
     return out, "HGMMA chains"
 
 
-def analyse_wgmma(insns, vote_trips=None):
+def analyse_wgmma(insns, vote_trips=None, producer_trips=None):
     """Per-warp counters of a warp-specialised wgmma kernel's steady KV tile, or None:
       consumer  the consumer main loop's steady path (analyse()'s rules: the shortest head ->
                 latch path through every HGMMA block and the float-if regions of a bias, also
@@ -551,7 +554,10 @@ def analyse_wgmma(insns, vote_trips=None):
       turn      the part of it inside the ping-pong turn (named barrier wait .. arrive),
       serialized  HGMMAs of the path waited for before the next one is issued,
       warpgroup_flops  the HGMMA FLOPs of one consumer warpgroup per tile,
-      producer  the producer loop's shortest path (the TMA loads; no NaN-rule pass) per tile,
+      producer  the producer loop's shortest path per tile (the TMA loads; no NaN-rule pass);
+                with producer_trips (a transforming producer: xPos's K) also the inner loops
+                that store to shared memory on every trip, weighted by producer_trips(counters
+                of the loop),
       hgmma_ops   the operand forms (SS: A and B descriptors; RS: A in registers),
       fallback  with regions entered on a warp vote (vote_regions; FIRE's kink trips): "path"
                 and "turn" of the tile that runs them, their loops weighted by
@@ -583,7 +589,7 @@ def analyse_wgmma(insns, vote_trips=None):
             "regions": [[insns[i].addr, insns[j].addr] for i, j in voted]}
     pl = producer_loop(insns)
     if pl:
-        pw = steady_path(insns, pl[0], pl[1], top=False, force_tc=False,
-                         force_loop=lambda c: False)
+        pw = steady_path(insns, pl[0], pl[1], producer_trips, top=False, force_tc=False,
+                         force_loop=None if producer_trips else lambda c: False)
         out["producer"] = dict(count(insns, pw)[0])
     return out

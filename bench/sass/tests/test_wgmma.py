@@ -127,6 +127,17 @@ class Counting(unittest.TestCase):
         self.assertEqual(a["producer"]["total"], 7)  # no NaN-rule pass on the steady tile
         self.assertEqual(a["producer"]["UTMALDG"], 2)
 
+    def test_transforming_producer(self):
+        # with producer_trips (xPos: the producer warpgroup transforms K), the inner loop that
+        # stores to shared memory on every trip is on the producer's path, times its trips
+        a = sass.analyse_wgmma(listing(), producer_trips=lambda c: 8 if c.get("STS") else 1)
+        self.assertEqual(a["producer"]["total"], 7 + 3 * 8)
+        self.assertEqual(a["producer"]["STS"], 8)
+        # a retry loop around the TMA issue (elect.sync, no mbarrier) is not the tile loop
+        retry = listing(WS.replace("@P3 BRA 0x380 ;", "@P3 BRA 0x320 ;"))
+        h, l = sass.producer_loop(retry)
+        self.assertEqual((retry[h].addr, retry[l].addr), (0x300, 0x390))
+
     def test_pipelined_and_chain_turns(self):
         a = sass.analyse_wgmma(listing(pipelined()))
         self.assertEqual(a["serialized"], 0)
