@@ -645,11 +645,12 @@ __global__ void __launch_bounds__(384, 1)
             for (int e = 0; e < kBc / 2; ++e) sc[e] = fmaf(fa[(e / 2) % 2], psi(e), sc[e]);
           } else {
             const float scale2 = p.scale * kLog2e;
+            const bool cap = p.softcap > 0.f;
+            const float inv_cap = cap ? 1.f / p.softcap : 0.f;  // 1/c taken here, in this arm
             PA_UNROLL
             for (int e = 0; e < kBc / 2; ++e) {
               const float bias2 = fa[(e / 2) % 2] * psi(e);
-              sc[e] = p.softcap > 0.f
-                          ? fmaf(pa_pe::apply_softcap(p, sc[e] * p.scale), kLog2e, bias2)
+              sc[e] = cap ? fmaf(pa_pe::softcap_logit(p, inv_cap, sc[e] * p.scale), kLog2e, bias2)
                           : fmaf(sc[e], scale2, bias2);
             }
           }
@@ -676,11 +677,16 @@ __global__ void __launch_bounds__(384, 1)
           }
         } else {
           auto logits = [&](auto softcap) {
+            // 1/c taken in the softcap arm (held across the tile loop it cost ~48 integer
+            // instructions per tile in the band kinds: docs/kernels.md)
+            const float inv_cap = decltype(softcap)::value ? 1.f / p.softcap : 0.f;
             PA_UNROLL
             for (int e = 0; e < kBc / 2; ++e) {
               const float bias = bt[entry(e)];
-              sc[e] = (decltype(softcap)::value ? pa_pe::apply_softcap(p, sc[e] * p.scale) + bias
-                                                : fmaf(sc[e], p.scale, bias)) * kLog2e;
+              sc[e] = (decltype(softcap)::value
+                           ? pa_pe::softcap_logit(p, inv_cap, sc[e] * p.scale) + bias
+                           : fmaf(sc[e], p.scale, bias)) *
+                      kLog2e;
             }
           };
           if (p.softcap > 0.f)
@@ -696,6 +702,8 @@ __global__ void __launch_bounds__(384, 1)
           fill_band(kt_next, adjacent ? kBc : kLen);
         }
       } else if (!plain) {
+        const bool cap = p.softcap > 0.f;
+        const float inv_cap = cap ? 1.f / p.softcap : 0.f;
         PA_UNROLL
         for (int r = 0; r < 2; ++r) {
           const int i = row_of(r);
@@ -704,7 +712,8 @@ __global__ void __launch_bounds__(384, 1)
           for (int e = 0; e < kBc / 2; ++e) {
             if ((e / 2) % 2 != r) continue;
             const int j = j0 + pa::wgmma_acc_col(t, e);
-            float logit = pa_pe::apply_softcap(p, sc[e] * p.scale);
+            const float x = sc[e] * p.scale;
+            float logit = cap ? pa_pe::softcap_logit(p, inv_cap, x) : x;
             if (kBias && j < sq.Lk) logit += bias(sq.kv_pos(j));
             sc[e] = logit * kLog2e;
           }
