@@ -100,6 +100,19 @@ struct FireSegments {
 PA_DEVICE float fire_psi(pa::gptr<const float> psi, uint32_t psi_max, float c, uint32_t d) {
   return d <= psi_max ? float(psi[d]) : log_far(c * float(d));
 }
+// The nearest and farthest psi of a row whose window of a distance band holds n consecutive
+// distances from dlo (entry lw[k]: distance dlo + k, 32-bit wrapping): psi is non-decreasing in
+// |d| (up to fire_psi_max), so both lie at the ends, except the nearest at d = 0 when the window
+// crosses it. Both tensor-core kernels' FIRE bands take a row's segment range from these.
+struct FirePsiRange {
+  float near, far;
+};
+template <int N, class Ptr>
+PA_DEVICE FirePsiRange fire_psi_range(Ptr lw, int32_t dlo) {
+  const int32_t dhi = int32_t(uint32_t(dlo) + uint32_t(N - 1));
+  const float a = lw[0], b = lw[N - 1];
+  return {dlo <= 0 && dhi >= 0 ? float(lw[-dlo]) : fminf(a, b), fmaxf(a, b)};
+}
 PA_DEVICE float fire_norm(const pa_prefill_params &p, int32_t pq) {  // the row's normaliser
   return log1pf(p.fire_c * fmaxf(p.fire_L, float(pq))) + p.fire_eps;
 }

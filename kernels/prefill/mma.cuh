@@ -549,14 +549,12 @@ PA_DEVICE bool fire_row_fast(const pa_prefill_params &p, pa::sptr<const float> b
                              int &seg) {
   constexpr int kBc = T::kBc;
   const int32_t dlo = int32_t(d0 + uint32_t(w)), dhi = int32_t(d0 + uint32_t(w + kBc - 1));
-  const bool crosses = dlo <= 0 && dhi >= 0;
   const uint32_t far = pa::max(pa_pe::abs_diff(dlo, 0), pa_pe::abs_diff(dhi, 0));
-  const float xa = float(band_w[w]) * inv, xb = float(band_w[w + kBc - 1]) * inv;
-  const float xmin = crosses ? float(band_w[w - dlo]) * inv : fminf(xa, xb);
-  seg = segs.index(xmin);
+  const pa_pe::FirePsiRange r = pa_pe::fire_psi_range<kBc>(band_w + w, dlo);
+  seg = segs.index(r.near * inv);
   // the other end in the same segment: start[seg] <= xmin <= xmax < start[seg + 1] (the last
   // segment's stop is +inf), one compare instead of a second lookup
-  return dhi > dlo && far <= p.fire_psi_max && fmaxf(xa, xb) < float(segs.start[seg + 1]);
+  return dhi > dlo && far <= p.fire_psi_max && r.far * inv < float(segs.start[seg + 1]);
 }
 
 template <class T>
@@ -864,13 +862,13 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
         // the band's tile): KERPLE (log1pf, powf per entry) copies those and evaluates only the
         // first kBc / 32 slots when the tile follows its predecessor (the steady state; one trip
         // of the loop below), all slots otherwise.
-        constexpr int kSlots = (kBandLen + 31) / 32, kFresh = kBandReuse ? kBc / 32 : kSlots;
+        constexpr int kSlots = (kBandLen + 31) / 32;
         const int ft = fresh_tid(), fl = ft % 32;
         const pa::sptr<float> band_w = sBand + (ft / 32) * kWarpPitch;
         const pa::sptr<int32_t> band_tile = pa::ptr_cast<int32_t>(band_w + kBandLen);
         const uint32_t d0 = uint32_t(qt0) + uint32_t(sq.shift) - uint32_t(j0) +
                             uint32_t((ft / 32) * 16 * kM - (kBc - 1));
-        const float h0 = sHead[0], h1 = sHead[1];
+        [[maybe_unused]] const float h0 = sHead[0], h1 = sHead[1];  // not T5, FIRE
         auto entry = [&](int i) {
           if constexpr (PeKind == POSATTN_PE_T5)  // no shared table with the band
             return pa_pe::Bias<POSATTN_PE_T5>(p, h, int32_t(d0 + uint32_t(i)))(0);
@@ -881,6 +879,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
             return row_bias(int32_t(d0 + uint32_t(i)), 0.f, h0, h1)(0);
         };
         if constexpr (kBandReuse) {
+          constexpr int kFresh = kBc / 32;  // the slots a following tile evaluates
           const bool follows = n > 0 && int32_t(*band_tile) == t - 1;
           float old[kSlots - kFresh];  // read before the fresh slots overwrite them
           PA_UNROLL

@@ -321,10 +321,8 @@ PA_DEVICE bool tile_all_visible(const pa_pe::Seq &sq, int i0, int i1, int j0, in
 template <int Bc>
 PA_DEVICE int fire_end_segment(const pa_pe::FireSegments<pa::sptr> &segs,
                                pa::sptr<const float> lw, int32_t dlo, int end, float inv) {
-  const int32_t dhi = int32_t(uint32_t(dlo) + uint32_t(Bc - 1));
-  const float a = lw[0], b = lw[Bc - 1];
-  const float near = dlo <= 0 && dhi >= 0 ? float(lw[-dlo]) : fminf(a, b);  // d = 0 inside
-  return segs.index((end ? fmaxf(a, b) : near) * inv);
+  const pa_pe::FirePsiRange r = pa_pe::fire_psi_range<Bc>(lw, dlo);
+  return segs.index((end ? r.far : r.near) * inv);
 }
 
 // ---- the kernel ----------------------------------------------------------------------------------
@@ -624,7 +622,7 @@ __global__ void __launch_bounds__(384, 1)
           // trip: element e of row r reads pv[e / 4 + 1 - r][e % 2] (its entry(e) = 8 - 8 m -
           // e % 2); at hd256 (with its larger O) they spill, so it reads the band each time
           constexpr bool kPsiRegs = D <= 128;
-          float pv[kPsiRegs ? kBc / 8 + 1 : 1][2];
+          [[maybe_unused]] float pv[kPsiRegs ? kBc / 8 + 1 : 1][2];
           if constexpr (kPsiRegs)
             PA_UNROLL
             for (int m = 0; m <= kBc / 8; ++m)
