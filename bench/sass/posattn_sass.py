@@ -517,16 +517,20 @@ def producer_trips(launch):
 
 def wgmma_targets():
     """The wgmma instances (cuda_backend.cu compiles them for sm_90a, POSATTN_PREFILL_WGMMA):
-    hd128 bf16 for every PE kind the kernel serves, hd64 bf16 without PE."""
+    hd128 bf16 for every PE kind the kernel serves, hd64 bf16 without PE. xPos twice: with K
+    from the key pre-pass (bf16 while its call-centred factors fit, pa_prefill_prerotates_k: no
+    producer transform on the path) and with the producer's in-tile K transform (f16, longer
+    contexts: the transform loop on the path, producer_trips)."""
     out = []
-    for d, pes in ((128, list(WGMMA_PE)), (64, ["none"])):
+    for d, pes in ((128, list(WGMMA_PE) + ["xpos in-tile"]), (64, ["none"])):
         br, bc, st, threads, smem = wgmma_traits(d)
         for pe in pes:
             out.append((f"prefill wgmma hd{d} bf16 {pe}",
                         f"{OBJ}/cuda_backend.cu.o",
-                        f"prefill_wgmmaILi{d}EN2pa4bf16ELi{WGMMA_PE[pe]}E",
+                        f"prefill_wgmmaILi{d}EN2pa4bf16ELi{WGMMA_PE[pe.split()[0]]}E",
                         {"threads": threads, "smem": smem, "d": d, "bc": bc, "wgmma": True,
-                         "consumers": 2, "pingpong": True, "producer_transform": pe == "xpos",
+                         "consumers": 2, "pingpong": True,
+                         "producer_transform": pe == "xpos in-tile",
                          "tile_flops": 4 * br * bc * d}))
     return out
 

@@ -8,6 +8,9 @@
 // are unchanged. Features outside the rotated block are copied. The output is packed
 // [total_kv][hkv][d] (p.k_rot, in the workspace); pa_prefill::prerotated() gives the main kernel's
 // parameters reading it, with p.k_prerotated = 1.
+// xPos (the sm_90a kernel, pa_prefill_prerotates_k): each rotated pair also takes its K-side
+// decay around the call's centre (xpos.cuh, call-centred transform), the same fp32 product as the
+// kernel's in-tile transform, still rounded once.
 // Non-finite keys (posattn.h NaN RULE): a key's pairs only ever mix with each other, so a NaN/inf
 // in key j stays in key j's row, as in the in-kernel rotation; NaN isolation of non-finite V
 // (mma.cuh isolate_nonfinite_v) happens later, on the rotated tile, as before.
@@ -16,6 +19,7 @@
 
 #include "pe/mask.cuh"
 #include "pe/rope.cuh"
+#include "pe/xpos.cuh"
 #include "prefill/params.h"
 
 namespace pa_prefill {
@@ -51,8 +55,14 @@ __global__ void __launch_bounds__(kRopeKThreads) prefill_rope_k(const pa_prefill
     int fa, fb;
     pa_pe::rope_pair_features(p, i, fa, fb);
     const pa::gptr<const Tin> x = in(r);
-    const float2 y = pa_pe::rope_rotate(pa::to_float(Tin(x[fa])), pa::to_float(Tin(x[fb])),
-                                        pa_pe::rope_cos_sin(p, i, sq.kv_pos(j0 + r)));
+    const int32_t pos = sq.kv_pos(j0 + r);
+    float2 y = pa_pe::rope_rotate(pa::to_float(Tin(x[fa])), pa::to_float(Tin(x[fb])),
+                                  pa_pe::rope_cos_sin(p, i, pos));
+    if (p.pe_kind == POSATTN_PE_XPOS) {
+      const float w = pa_pe::xpos_k_scale(p, i, pos, pa_pe::xpos_call_centre(p.kv_len));
+      y.x *= w;
+      y.y *= w;
+    }
     out(r)[fa] = pa::from_float<Tin>(y.x);
     out(r)[fb] = pa::from_float<Tin>(y.y);
   }

@@ -388,7 +388,9 @@ __global__ void __launch_bounds__(384, 1)
 
   constexpr bool kXpos = PeKind == POSATTN_PE_XPOS;
   constexpr int kProducerBar = 5;  // xPos: named barrier 5, the producer warpgroup's 128 threads
-  const PairTransform<PeKind> xf{&p, sq.q_pos(qt0)};  // RoPE, xPos (centre: the block's first row)
+  // RoPE, xPos (centre: the block's first row; with the key pre-pass, the call's: pe/xpos.cuh)
+  const PairTransform<PeKind> xf{
+      &p, kXpos && p.k_prerotated ? pa_pe::xpos_call_centre(p.kv_len) : sq.q_pos(qt0)};
   if (tid < 128) {
     // ================= producer =================
     pa::setmaxnreg_dec<kXpos ? T::kXposProducerRegs : T::kProducerRegs>();
@@ -407,7 +409,9 @@ __global__ void __launch_bounds__(384, 1)
       const int s = n % kS, j0 = t * kBc;
       pa::mbarrier_wait(empty + s, unsigned((n / kS) & 1) ^ 1u);  // the first lap passes
       const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
-      const bool own = kXpos || masked;  // the producer works on the tile before handing it over
+      // the producer works on the tile before handing it over: xPos transforms K (unless the
+      // pre-pass did), masked tiles take the NaN-rule pass
+      const bool own = (kXpos && !p.k_prerotated) || masked;
       const pa::sptr<uint64_t> bar = own ? landed + s : full + s;
       const pa::sptr<Tin> k_s = sK + s * kBc * D, v_s = sV + s * kBc * D;
       if (leader) {
@@ -422,7 +426,7 @@ __global__ void __launch_bounds__(384, 1)
         landed_phase ^= 1u << s;
         if constexpr (kXpos) {
           if (tid < kBc)
-            xpos_k_row<D, kBc>(p, k_s, v_s, tid, j0 + tid < sq.Lk, masked,
+            xpos_k_row<D, kBc>(p, k_s, v_s, tid, !p.k_prerotated && j0 + tid < sq.Lk, masked,
                                j0 + tid < sq.Lk ? sq.kv_pos(j0 + tid) : 0, xf);
           pa::fence_proxy_async();  // the writes above, before the consumers' wgmmas read them
           pa::named_barrier_sync(kProducerBar, 128);  // ... of every producer thread
@@ -875,8 +879,6 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   using T = Traits<D>;
   if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
     return pa::launch_status{false, "prefill_wgmma: the RoPE instance needs K rotated by the pre-pass"};
-  if (PeKind == POSATTN_PE_XPOS && p.k_prerotated)
-    return pa::launch_status{false, "prefill_wgmma: the xPos instance transforms K itself"};
   pa::tma_map tq, tk, tv;
   const bool varlen = p.cu_q != nullptr;
   const int qb = varlen ? 1 : p.batch;

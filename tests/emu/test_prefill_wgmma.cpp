@@ -384,7 +384,9 @@ TEST_F(PrefillWgmma, hd128_f16_sinks_varlen_window_alibi) {
 }
 
 // ---- xPos: K transformed by the producer warpgroup after TMA lands (one key row per thread),
-// Q by the consumers; the centred decay of mma.cuh ----
+// Q by the consumers; the centred decay of mma.cuh. bf16 while the call-centred factors stay
+// within 2^64 (pa_prefill_prerotates_k): K transformed once by the key pre-pass around the
+// call's centre, Q around the same centre, no producer transform ----
 TEST_F(PrefillWgmma, hd64_f16_xpos_gptj_causal) {
   Case c{"hd64 xpos", F16, F16, 1, 2, 2, 64, 150, 150};
   c.pe = POSATTN_PE_XPOS;
@@ -408,6 +410,24 @@ TEST_F(PrefillWgmma, hd128_f16_xpos_varlen_window_default_scale) {
   c.wl = 90;
   c.xpos_scale_base = 512;
   check(c, 122);
+}
+// bf16 both ways: scale_base 2 decays ~0.9 bits per position, so 300 keys (150 around the
+// centre: 135 bits) take the in-tile transform, 100 keys (45 bits) the pre-pass; and more queries
+// than keys (empty rows, query positions below 0 in the call-centred factors).
+TEST_F(PrefillWgmma, hd128_bf16_xpos_prepass_range_and_empty_rows) {
+  struct {
+    const char *what;
+    int lq, lk;
+  } cases[] = {{"hd128 xpos sb 2, 300 keys: in-tile transform", 300, 300},
+               {"hd128 xpos sb 2, 100 keys: pre-pass", 100, 100},
+               {"hd128 xpos sb 16, 140 queries 60 keys: pre-pass", 140, 60}};
+  for (const auto &k : cases) {
+    Case c{k.what, BF16, BF16, 1, 2, 1, 128, k.lq, k.lk};
+    c.pe = POSATTN_PE_XPOS;
+    c.causal = 1;
+    c.xpos_scale_base = k.lq > k.lk ? 16 : 2;
+    check(c, 124);
+  }
 }
 TEST_F(PrefillWgmma, hd128_bf16_xpos_shuffled_thread_orders) {
   Case c{"hd128 xpos shuffled", BF16, BF16, 1, 2, 1, 128, 130, 400};
