@@ -1,10 +1,7 @@
 // dispatch.cpp -- the prefill chooser and the EMU forward (dispatch.h).
 #include "prefill/dispatch.h"
-#include "pe/xpos.cuh"
 
-#include <algorithm>
 #include <atomic>
-#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <new>
@@ -22,19 +19,14 @@ extern "C" const char *pa_prefill_kernel_name(pa_prefill_kernel k) {
 extern "C" int pa_prefill_prerotates_k(pa_prefill_kernel k, const pa_problem *p) {
   const posattn_pe &pe = p->desc->pe;
   if (pe.kind == POSATTN_PE_ROPE) return k == PA_PREFILL_MMA || k == PA_PREFILL_WGMMA;
-  // xPos on the sm_90a kernel (which serves it with default positions only): each key
-  // transformed once, around the call's centre (pe/xpos.cuh), while its factors stay within
-  // 2^kXposCallLog2Range in bf16; otherwise the kernel transforms every K tile around its block's
-  // first query.
-  if (pe.kind != POSATTN_PE_XPOS || k != PA_PREFILL_WGMMA || p->in_dtype != POSATTN_DTYPE_BF16)
-    return 0;
-  // positions: keys in [0, kv_len), queries from kv_len - q_len (bottom-right causal; empty
-  // rows below 0), per sequence when varlen (bounded by -q_len)
-  const int64_t c = pa_pe::xpos_call_centre(p->kv_len);
-  const int64_t lo = p->varlen ? -int64_t(p->q_len) : std::min<int64_t>(0, p->kv_len - p->q_len);
-  const double reach = double(std::max<int64_t>(c - lo, p->kv_len - 1 - c));
-  return reach * -pa_xpos_log_decay(&pe.xpos, p->rotary_dim, 0) / std::log(2.0) <=
-         pa_pe::kXposCallLog2Range;
+  // xPos on the sm_90a kernel: each key transformed once, around the call's centre, where bf16
+  // holds the factors (xpos_prepass_fits); otherwise the kernel transforms every K tile around its
+  // block's first query.
+#if defined(POSATTN_PREFILL_WGMMA)
+  return k == PA_PREFILL_WGMMA && pa_kernels::wgmma::xpos_prepass_fits(p);
+#else
+  return 0;
+#endif
 }
 
 namespace {

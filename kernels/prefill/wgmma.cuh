@@ -4,7 +4,8 @@
 //
 // First version, kept simple: head dims 64, 128 and 256, bf16/f16 inputs; every mask (causal
 // bottom-right, windows, documents + anchors, with tile skipping), GQA, dense and varlen, softcap;
-// sink logits; the PE kinds NONE, ROPE, ALIBI, T5, KERPLE (log, power), FIRE and XPOS (hd64/128)
+// sink logits; the PE kinds NONE, ROPE, ALIBI, T5, KERPLE (log, power), FIRE and XPOS (at hd256
+// bf16 with the key pre-pass only)
 // through the policies mma.cuh uses (kernels/pe/*.cuh): biases added to the fp32 logit (T5 and FIRE
 // tables copied to shared memory once per block), RoPE's K rotated by the pre-pass (rope_k.cu) and
 // Q rotated once per block by each consumer warpgroup in shared memory (fp32, rounded once to the
@@ -49,6 +50,8 @@
 #ifndef POSATTN_PREFILL_WGMMA_CUH
 #define POSATTN_PREFILL_WGMMA_CUH
 
+#include <algorithm>
+
 #include "device/sm90.cuh"
 #include "internal.h"
 #include "pe/bias.cuh"
@@ -90,8 +93,8 @@ struct Traits {
   static constexpr int kThreads = 384;    // producer warpgroup + two consumer warpgroups
   // setmaxnreg: 128 x 40 + 256 x 232 = 64512 (168 x 384); xPos, whose producer warpgroup transforms
   // K (rope_cos_sin, exp2 per pair), 128 x 64 + 256 x 216 = 63488 (its producer spilled at 40,
-  // and 4 bytes at 56 at hd128; at hd256 no split compiled without spills, so xPos at hd256 stays
-  // with the sm80 kernel: unfit)
+  // and 4 bytes at 56 at hd128; at hd256 no split compiled without spills, so xPos at hd256 has
+  // no in-tile transform: it takes K from the key pre-pass or the sm80 kernel, unfit)
   static constexpr int kProducerRegs = 40, kConsumerRegs = 232;
   static constexpr int kXposProducerRegs = 64, kXposConsumerRegs = 216;  // hd64, hd128 only
   static constexpr unsigned kQBytes = 64u * D * 2;   // one consumer's Q rows
@@ -387,14 +390,17 @@ __global__ void __launch_bounds__(384, 1)
   const int cb = p.cu_q ? 0 : b;
 
   constexpr bool kXpos = PeKind == POSATTN_PE_XPOS;
+  // xPos's in-tile K transform by the producer warpgroup (not compiled at hd256, whose xPos calls
+  // all take K from the key pre-pass: unfit)
+  constexpr bool kXposTile = kXpos && D != 256;
   constexpr int kProducerBar = 5;  // xPos: named barrier 5, the producer warpgroup's 128 threads
   // RoPE, xPos (centre: the block's first row; with the key pre-pass, the call's: pe/xpos.cuh)
   const PairTransform<PeKind> xf{
       &p, kXpos && p.k_prerotated ? pa_pe::xpos_call_centre(p.kv_len) : sq.q_pos(qt0)};
   if (tid < 128) {
     // ================= producer =================
-    pa::setmaxnreg_dec<kXpos ? T::kXposProducerRegs : T::kProducerRegs>();
-    if (!kXpos && tid >= 32) return;  // one warp issues everything (xPos: the warpgroup transforms K)
+    pa::setmaxnreg_dec<kXposTile ? T::kXposProducerRegs : T::kProducerRegs>();
+    if (!kXposTile && tid >= 32) return;  // one warp issues everything (xPos: the warpgroup transforms K)
     const int lane = tid % 32;
     const bool leader = tid < 32 && pa::elect_one_sync();
     if (leader) {
@@ -411,7 +417,7 @@ __global__ void __launch_bounds__(384, 1)
       const bool masked = !tile_all_visible(sq, qt0, qt1, j0, j0 + kBc);
       // the producer works on the tile before handing it over: xPos transforms K (unless the
       // pre-pass did), masked tiles take the NaN-rule pass
-      const bool own = (kXpos && !p.k_prerotated) || masked;
+      const bool own = (kXposTile && !p.k_prerotated) || masked;
       const pa::sptr<uint64_t> bar = own ? landed + s : full + s;
       const pa::sptr<Tin> k_s = sK + s * kBc * D, v_s = sV + s * kBc * D;
       if (leader) {
@@ -424,7 +430,7 @@ __global__ void __launch_bounds__(384, 1)
       if (own) {
         pa::mbarrier_wait(landed + s, (landed_phase >> s) & 1u);
         landed_phase ^= 1u << s;
-        if constexpr (kXpos) {
+        if constexpr (kXposTile) {
           if (tid < kBc)
             xpos_k_row<D, kBc>(p, k_s, v_s, tid, !p.k_prerotated && j0 + tid < sq.Lk, masked,
                                j0 + tid < sq.Lk ? sq.kv_pos(j0 + tid) : 0, xf);
@@ -442,7 +448,7 @@ __global__ void __launch_bounds__(384, 1)
   }
 
   // ================= consumers =================
-  pa::setmaxnreg_inc<kXpos ? T::kXposConsumerRegs : T::kConsumerRegs>();
+  pa::setmaxnreg_inc<kXposTile ? T::kXposConsumerRegs : T::kConsumerRegs>();
   const int wg = tid / 128 - 1, t = tid % 128;
   const pa::sptr<Tin> q_s = sQ + wg * kC * 64 * 64;
   // Rows of this thread (accumulator layout, sm90.cuh): r = 0, 1 -> row 16w + g + 8r of the
@@ -879,6 +885,8 @@ pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   using T = Traits<D>;
   if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
     return pa::launch_status{false, "prefill_wgmma: the RoPE instance needs K rotated by the pre-pass"};
+  if (PeKind == POSATTN_PE_XPOS && D == 256 && !p.k_prerotated)
+    return pa::launch_status{false, "prefill_wgmma: the hd256 xPos instance needs K from the pre-pass"};
   pa::tma_map tq, tk, tv;
   const bool varlen = p.cu_q != nullptr;
   const int qb = varlen ? 1 : p.batch;
@@ -914,8 +922,9 @@ pa::launch_status launch_pe(const pa_prefill_params &p, void *stream) {
     case POSATTN_PE_KERPLE_LOG: return launch<D, Tin, POSATTN_PE_KERPLE_LOG>(p, stream);
     case POSATTN_PE_KERPLE_POWER: return launch<D, Tin, POSATTN_PE_KERPLE_POWER>(p, stream);
     case POSATTN_PE_FIRE: return launch<D, Tin, POSATTN_PE_FIRE>(p, stream);
-    case POSATTN_PE_XPOS:  // not at hd256 (unfit)
-      if constexpr (D != 256) return launch<D, Tin, POSATTN_PE_XPOS>(p, stream);
+    case POSATTN_PE_XPOS:  // hd256: bf16 with the key pre-pass only (unfit)
+      if constexpr (D != 256 || std::is_same<Tin, pa::bf16>::value)
+        return launch<D, Tin, POSATTN_PE_XPOS>(p, stream);
       return pa::launch_status{false, "prefill_wgmma: no xPos instance at head_dim 256"};
     default: return pa::launch_status{false, "prefill_wgmma: no instance for this PE kind"};
   }
@@ -932,6 +941,19 @@ inline pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   return pa::launch_status{false, "prefill_wgmma: no instance for this head dim / dtype"};
 }
 
+// xPos through the key pre-pass (pa_prefill_prerotates_k): each key transformed once around the
+// call's centre (pe/xpos.cuh), bf16 while the factors stay within 2^kXposCallLog2Range. Positions
+// (default ids): keys in [0, kv_len), queries from kv_len - q_len (bottom-right causal; empty rows
+// below 0), per sequence when varlen (bounded by -q_len).
+inline bool xpos_prepass_fits(const pa_problem *p) {
+  if (p->desc->pe.kind != POSATTN_PE_XPOS || p->in_dtype != POSATTN_DTYPE_BF16) return false;
+  const int64_t c = pa_pe::xpos_call_centre(p->kv_len);
+  const int64_t lo = p->varlen ? -int64_t(p->q_len) : std::min<int64_t>(0, p->kv_len - p->q_len);
+  const double reach = double(std::max<int64_t>(c - lo, p->kv_len - 1 - c));
+  return reach * -pa_xpos_log_decay(&p->desc->pe.xpos, p->rotary_dim, 0) / std::log(2.0) <=
+         pa_pe::kXposCallLog2Range;
+}
+
 // NULL when this kernel serves the validated problem p, else why not. Without tensors only the
 // descriptor is judged (alignment is then decided at forward time, as for mma.cuh).
 inline const char *unfit(const pa_problem *p) {
@@ -944,8 +966,9 @@ inline const char *unfit(const pa_problem *p) {
   if (p->desc->pe.kind == POSATTN_PE_XPOS &&
       (!p->desc->causal || p->desc->q_positions || p->desc->kv_positions))
     return "it applies xPos only with causal masking and default position ids";
-  if (p->desc->pe.kind == POSATTN_PE_XPOS && p->d == 256)
-    return "it applies xPos at head_dim 64 and 128 (hd256: no register split without spills)";
+  if (p->desc->pe.kind == POSATTN_PE_XPOS && p->d == 256 && !xpos_prepass_fits(p))
+    return "it applies xPos at head_dim 256 only with bf16 inputs and the key pre-pass's "
+           "call-centred factors within 2^64 (no in-tile K transform compiled there)";
   if (p->desc->pe.kind == POSATTN_PE_T5 && p->desc->pe.t5.max_distance > Traits<64>::kT5MaxDistance)
     return "it keeps T5's bias table in shared memory: max_distance <= 8191";
   if (p->desc->pe.kind == POSATTN_PE_T5 && p->d == 256 &&

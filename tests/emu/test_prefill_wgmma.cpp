@@ -429,6 +429,24 @@ TEST_F(PrefillWgmma, hd128_bf16_xpos_prepass_range_and_empty_rows) {
     check(c, 124);
   }
 }
+// hd256 xPos: the wgmma kernel only through the key pre-pass (no in-tile transform there):
+// 100 keys at scale_base 2 (45 bits) on it, 300 keys (135 bits) on the sm80 kernel; both
+// against REF.
+TEST_F(PrefillWgmma, hd256_bf16_xpos_prepass_or_sm80) {
+  for (int n : {100, 300}) {
+    Case c{n == 100 ? "hd256 xpos 100: pre-pass" : "hd256 xpos 300: sm80 kernel", BF16, BF16, 1,
+           2, 1, 256, n, n};
+    c.pe = POSATTN_PE_XPOS;
+    c.causal = 1;
+    c.xpos_scale_base = 2;
+    pat_case_check(emu_, ref_, c, 125, [&](const posattn_attention_desc &desc) {
+      char msg[256] = {0};
+      const char *kernel = pa_drift_shim_prefill_kernel(&desc, c.in, c.out, msg, sizeof msg);
+      ASSERT_NE(kernel, nullptr) << msg;
+      EXPECT_EQ(std::string(kernel), n == 100 ? "wgmma" : "mma");
+    });
+  }
+}
 TEST_F(PrefillWgmma, hd128_bf16_xpos_shuffled_thread_orders) {
   Case c{"hd128 xpos shuffled", BF16, BF16, 1, 2, 1, 128, 130, 400};
   c.pe = POSATTN_PE_XPOS;
@@ -518,8 +536,10 @@ TEST_F(PrefillWgmma, chooser_prefers_wgmma_on_sm90_only) {
   desc.causal = 0;
   EXPECT_STRNE(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
   desc.causal = 1;
-  desc.head_dim = 256;  // xPos at hd256: the sm80 kernel
-  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "mma");
+  desc.head_dim = 256;  // xPos at hd256: bf16 through the key pre-pass (lengths decide at
+                        // forward time: hd256_bf16_xpos_prepass_or_sm80), f16 the sm80 kernel
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, BF16, BF16, msg, sizeof msg), "wgmma");
+  EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, F16, BF16, msg, sizeof msg), "mma");
   desc.head_dim = 64;
   EXPECT_STREQ(pa_drift_shim_prefill_kernel(&desc, F16, BF16, msg, sizeof msg), "wgmma");
   desc.pe.kind = POSATTN_PE_NONE;
