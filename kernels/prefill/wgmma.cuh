@@ -537,7 +537,7 @@ __global__ void __launch_bounds__(384, 1)
     PA_UNROLL
     for (int r = 0; r < 2; ++r) {
       fire_norm[r] = pa_pe::fire_norm(p, row_of(r) < sq.Lq ? sq.q_pos(row_of(r)) : 0);
-      fire_kunit[r] = fire_unit * inv_of(row_of(r));  // a kink's slope step: per unit of psi
+      fire_kunit[r] = fire_unit * (1.f / fire_norm[r]);  // fire_inv_norm: per unit of psi
     }
     fire_lane = 16 * (t / 32) + (t % 32) / 2;
     fire_inv_lane = inv_of(qt0 + 64 * wg + fire_lane);

@@ -41,7 +41,7 @@ class PrefillWgmma : public pat_emu_ref_test {
     pa_prefill_set_emu_target_sm(old_sm_);
     pat_emu_ref_test::TearDown();
   }
-  void check(const Case &c, uint64_t seed);
+  void check(const Case &c, uint64_t seed, const char *kernel = "wgmma");
   // check() with the block's ready threads run in random orders, one run per order seed (data
   // seed + order seed); the emulator's options are restored afterwards.
   void check_shuffled(const Case &c, uint64_t seed, std::initializer_list<uint64_t> orders) {
@@ -65,13 +65,13 @@ void describe(const Case &c, posattn_attention_desc &desc, Arrays &arr) {
   pat_case_describe(c, &desc, &arr, &rng);
 }
 
-// The case through the chooser, which must pick the wgmma kernel.
-void PrefillWgmma::check(const Case &c, uint64_t seed) {
+// The case through the chooser, which must pick `kernel` (the wgmma kernel unless told).
+void PrefillWgmma::check(const Case &c, uint64_t seed, const char *kernel) {
   pat_case_check(emu_, ref_, c, seed, [&](const posattn_attention_desc &desc) {
     char msg[256] = {0};
-    const char *kernel = pa_drift_shim_prefill_kernel(&desc, c.in, c.out, msg, sizeof msg);
-    ASSERT_NE(kernel, nullptr) << msg;
-    ASSERT_EQ(std::string(kernel), "wgmma");
+    const char *chosen = pa_drift_shim_prefill_kernel(&desc, c.in, c.out, msg, sizeof msg);
+    ASSERT_NE(chosen, nullptr) << msg;
+    ASSERT_EQ(std::string(chosen), kernel);
   });
 }
 
@@ -439,12 +439,7 @@ TEST_F(PrefillWgmma, hd256_bf16_xpos_prepass_or_sm80) {
     c.pe = POSATTN_PE_XPOS;
     c.causal = 1;
     c.xpos_scale_base = 2;
-    pat_case_check(emu_, ref_, c, 125, [&](const posattn_attention_desc &desc) {
-      char msg[256] = {0};
-      const char *kernel = pa_drift_shim_prefill_kernel(&desc, c.in, c.out, msg, sizeof msg);
-      ASSERT_NE(kernel, nullptr) << msg;
-      EXPECT_EQ(std::string(kernel), n == 100 ? "wgmma" : "mma");
-    });
+    check(c, 125, n == 100 ? "wgmma" : "mma");
   }
 }
 TEST_F(PrefillWgmma, hd128_bf16_xpos_shuffled_thread_orders) {
