@@ -253,20 +253,19 @@ struct MmaOp<pa::f16> {
   PA_DEVICE static uint32_t pack(float lo, float hi) { return pa::pack_f16x2(lo, hi); }
 };
 
-// ldmatrix row addresses without a register per (k-step, atom): this lane's row always has the
-// same row % 8, so in a swizzled tile chunk 2c + half (c = 0..3) of it sits at off[c], and chunk
-// 2(c + 4q) + half at off[c] + 64q elements (the XOR only touches the low 3 chunk bits); in a
-// padded tile chunk 2k + half is at off[0] + 16k. Rows 16 further have the same offsets plus
-// 16 pitches.
+// ldmatrix row addresses from one register: chunk 2k + half of this lane's row. Swizzled (D a
+// multiple of 64: row * D has no bit among the chunk-index bits 3..5 of an element offset), that
+// chunk sits at row * D + 8 ((2k + half) ^ (row % 8)) = (y ^ 16 (k % 4)) + 64 (k / 4) with
+// y = row * D + 8 (half ^ (row % 8)): one XOR with a constant per k-step, the rest immediates
+// (the XOR only touches the low 3 chunk bits); padded, at y + 16k. Rows 16 further (and any
+// offset with bits 3..5 clear, e.g. whole 8-row groups) add outside the XOR.
 template <int D>
 struct LaneRow {
-  int off[Smem<D>::kSwizzle ? 4 : 1];
-  PA_DEVICE LaneRow(int row, int half) {
-    PA_UNROLL
-    for (int c = 0; c < (Smem<D>::kSwizzle ? 4 : 1); ++c) off[c] = Smem<D>::at(row, (2 * c + half) * 8);
-  }
+  int y;
+  PA_DEVICE LaneRow(int row, int half) : y(Smem<D>::at(row, half * 8)) {}
+  PA_DEVICE explicit LaneRow(int y_) : y(y_) {}
   PA_DEVICE int at(int kstep) const {
-    return Smem<D>::kSwizzle ? off[kstep & 3] + (kstep >> 2) * 64 : off[0] + 16 * kstep;
+    return Smem<D>::kSwizzle ? (y ^ (16 * (kstep & 3))) + (kstep >> 2) * 64 : y + 16 * kstep;
   }
 };
 
@@ -283,34 +282,37 @@ struct TileCopy {
   // Distinct swizzle phases over a thread's rows (row % 8 repeats every kPeriod copies).
   static constexpr int kPeriod = Smem<D>::kSwizzle && kR % 8 != 0 ? 8 / kR : 1;
   static_assert(!kFixed || kR % 8 == 0 || 8 % kR == 0, "row step divides or is a multiple of 8");
-  int row0, dst[kPeriod];
-  int64_t src;  // element offset of this thread's first chunk from the tile's first row
-  PA_DEVICE TileCopy(int tid, int64_t row_stride) {
-    row0 = kFixed ? tid / kChunks : 0;
-    const int col = kFixed ? (tid % kChunks) * 8 : 0;
+  int row0, col, dst[kPeriod];  // this thread's first row and its chunk column (elements)
+  PA_DEVICE explicit TileCopy(int tid) {
+    // unsigned: tid >= 0, and a shift and a mask are cheaper than signed division
+    row0 = kFixed ? int(unsigned(tid) / kChunks) : 0;
+    col = kFixed ? int(unsigned(tid) % kChunks) * 8 : 0;
     PA_UNROLL
     for (int q = 0; q < kPeriod; ++q) dst[q] = Smem<D>::at(row0 + q * kR, col);
-    src = row0 * row_stride + col;
   }
+  // The tile whose row 0 is token j0 (>= 0) of the sequence at g (j0 = 0: g is row 0 itself).
+  // kFixed: this thread's first row is token j0 + row0, one 32 x 64-bit multiply-add.
   template <class Tin>
   PA_DEVICE void operator()(pa::sptr<Tin> s, pa::gptr<const Tin> g, int64_t row_stride, int valid,
-                            int tid) const {
+                            int tid, int j0 = 0) const {
     if (kFixed) {
-      pa::gptr<const Tin> gt = g + src;  // walks this thread's rows
+      pa::gptr<const Tin> gt =  // walks this thread's rows
+          g + int64_t(uint64_t(uint32_t(j0 + row0)) * uint64_t(row_stride) + uint64_t(col));
       const int64_t step = kR * row_stride;
+      const int left = valid - row0;  // this thread's rows it * kR < left are in the sequence
       PA_UNROLL
       for (int it = 0; it < kPer; ++it) {
-        const bool ok = row0 + it * kR < valid;
+        // a row past `valid` reads nothing (src-size 0): its address needs no select
         pa::cp_async_16_zfill(s + dst[it % kPeriod] + (it / kPeriod) * kPeriod * kR * Smem<D>::kPitch,
-                              ok ? gt : g, ok);
+                              gt, it * kR < left);
         gt += step;
       }
     } else {
       PA_UNROLL
       for (int e = tid; e < kRows * kChunks; e += kThreads) {
         const int r = e / kChunks, c = e % kChunks;
-        const bool ok = r < valid;
-        pa::cp_async_16_zfill(s + Smem<D>::at(r, c * 8), g + (ok ? r * row_stride : 0) + c * 8, ok);
+        pa::cp_async_16_zfill(s + Smem<D>::at(r, c * 8), g + int64_t(j0 + r) * row_stride + c * 8,
+                              r < valid);
       }
     }
   }
@@ -423,6 +425,15 @@ struct FullTiles {
     return true;
   }
 };
+
+// v unchanged, but the compiler may not assume so (an empty volatile asm): what is computed from
+// it inside the tile loop stays there instead of being hoisted into registers held across it.
+PA_DEVICE int opaque(int v) {
+#if defined(__CUDACC__)
+  asm volatile("" : "+r"(v));
+#endif
+  return v;
+}
 
 // threadIdx.x read again where it is used: the asm is volatile, so the compiler can neither
 // hoist it nor what is computed from it out of the tile loop. A per-thread shared-memory address
@@ -712,9 +723,9 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
     const int j0 = t * kBc, ft = fresh_tid();
     const int64_t ss = is_v ? p.v_ss : p.k_ss;
     const int64_t off = int64_t(uint32_t(sBlk[is_v ? 2 : 0])) | (int64_t(sBlk[is_v ? 3 : 1]) << 32);
-    TileCopy<D, kBc, kThreads>(ft, ss)((is_v ? sV : sK) + slot * kBc * kP,
-                                       pa::ptr_cast<const Tin>(is_v ? p.v : p.k) + off + j0 * ss,
-                                       ss, sq.Lk - j0, ft);
+    TileCopy<D, kBc, kThreads>{ft}((is_v ? sV : sK) + slot * kBc * kP,
+                                   pa::ptr_cast<const Tin>(is_v ? p.v : p.k) + off, ss, sq.Lk - j0,
+                                   ft, j0);
   };
   // The ring (kS >= 2): the copy cursor runs kS-1 tiles ahead of the math cursor through the same
   // tile sequence, K and V of a tile in one group. kS == 1 (kSplit): one K and one V buffer, in
@@ -774,7 +785,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
     sHead[2] = p.softcap > 0.f ? 1.f / p.softcap : 0.f;
   }
   __syncthreads();  // the block values, before the first copy reads them
-  TileCopy<D, kBr, kThreads>(tid, p.q_ss)(sQ, gq, p.q_ss, q_rows, tid);
+  TileCopy<D, kBr, kThreads>{tid}(sQ, gq, p.q_ss, q_rows, tid);
   pa::cp_async_commit();
   if constexpr (kSplit) {  // K of the first tile
     if (walk.first < walk.end) copy_tile(false, walk.first, 0);
@@ -817,15 +828,11 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
   //   Q (A, rows x features): matrices (rows 0-7|8-15) x (chunk lo|hi) -> a[0..3]; slab m 16m rows on
   //   K (B, keys x features): matrices (chunk lo|hi) x (keys 0-7|8-15) -> b of two n8 atoms
   //   V (B via .trans, keys x features): (keys 0-7|8-15) x (chunk lo|hi) -> b of two n8 atoms
+  // A LaneRow is one register: whole 16-row slabs, tiles and m16 steps add outside the XOR.
   const int mi = lane / 8;
+  const LaneRow<D> q_row(wrow + (mi % 2) * 8 + lane % 8, mi / 2);
+  const LaneRow<D> k_row((mi / 2) * 8 + lane % 8, mi % 2);
   const LaneRow<D> v_row((mi % 2) * 8 + lane % 8, mi / 2);
-  //   Q rows wrow + ... have v_row's offsets (wrow % 8 == 0). K's differ from V's by one constant:
-  //   all three rows have row % 8 == lane % 8, so chunk 2c + half sits at chunk 2(c ^ z) + y with
-  //   the same z = (lane % 8) / 2 and a y fixed per half: off_K[c] - off_V[c] is independent of c.
-  //   One set of 4 offsets then serves Q, K and V (8 registers fewer than one LaneRow each).
-  const pa::sptr<Tin> q_s = sQ + wrow * kP;
-  const int kv_delta = Smem<D>::at((mi / 2) * 8 + lane % 8, (mi % 2) * 8) -
-                       Smem<D>::at((mi % 2) * 8 + lane % 8, (mi / 2) * 8);
 
   float o[kM][kDA][4];
   PA_UNROLL
@@ -925,23 +932,23 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
 
 
       // ---- S = Q K^T: each K fragment feeds the kM slabs ----
-      const pa::sptr<Tin> kd_s = k_s + kv_delta;  // K rows through v_row's offsets
       float s[kM][kNA][4];
       PA_UNROLL
       for (int m = 0; m < kM; ++m)
         PA_UNROLL
         for (int a = 0; a < kNA; ++a) s[m][a][0] = s[m][a][1] = s[m][a][2] = s[m][a][3] = 0.f;
-  #if defined(__CUDACC__)
-  #pragma unroll 4
-  #endif
+      // Q's and K's XOR-ed row offsets are formed again each tile (opaque: not hoisted out of
+      // the loop): held across it next to V's they cost the registers of a spill at hd128.
+      const LaneRow<D> qt_row(opaque(q_row.y)), kt_row(opaque(k_row.y));
+      PA_UNROLL
       for (int ks = 0; ks < D / 16; ++ks) {
         uint32_t qa[kM][4];
         PA_UNROLL
-        for (int m = 0; m < kM; ++m) pa::ldmatrix_x4(qa[m], q_s + v_row.at(ks) + m * 16 * kP);
+        for (int m = 0; m < kM; ++m) pa::ldmatrix_x4(qa[m], sQ + qt_row.at(ks) + m * 16 * kP);
         PA_UNROLL
         for (int np = 0; np < kBc / 16; ++np) {
           uint32_t kb[4];
-          pa::ldmatrix_x4(kb, kd_s + v_row.at(ks) + np * 16 * kP);
+          pa::ldmatrix_x4(kb, k_s + kt_row.at(ks) + np * 16 * kP);
           const uint32_t b0[2] = {kb[0], kb[1]}, b1[2] = {kb[2], kb[3]};
           PA_UNROLL
           for (int m = 0; m < kM; ++m) {
