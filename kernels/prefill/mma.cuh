@@ -269,11 +269,11 @@ struct LaneRow {
   }
 };
 
-// Copies a tile of kRows rows (row r = token t0 + r) into shared memory by 16-byte cp.async;
-// rows at or past `valid` are zero-filled (their source address is the tile's row 0, never
-// read). The per-thread addressing is computed once per block: when the thread count is a
-// multiple of the chunks per row, each thread copies one fixed chunk column of rows row0,
-// row0 + kR, ..., so a tile costs one 64-bit add per copy and, on full tiles, no compare.
+// Copies a tile of kRows rows (row r = token j0 + r) into shared memory by 16-byte cp.async;
+// rows at or past `valid` are zero-filled (src-size 0: their address, past the sequence, is
+// never read, so it needs no select). When the thread count is a multiple of the chunks per
+// row, each thread copies one fixed chunk column of rows row0, row0 + kR, ...: per copy one
+// compare and one 64-bit add.
 template <int D, int kRows, int kThreads>
 struct TileCopy {
   static constexpr int kChunks = D / 8, kPer = kRows * kChunks / kThreads;
