@@ -546,9 +546,9 @@ PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words,
 // row): bias' = fmaf(a, psi, c), one FFMA (the logit then adds it in one more FFMA; see
 // "Logit units"). Not bit-identical to FireBias's fmaf(slope, fl(psi * inv_norm), icpt) * log2 e:
 // a few fp32 roundings apart (docs/kernels.md, FIRE band numerics). A row that fails gets
-// {log2 e, 0, 0, offset}: its elements read their exact bias b from the slab tile (fire_slab
-// fills the failing rows of a slab: row w % 16 at kFireSlab + (w % 16) kBc, entry kBc - 1 - key;
-// the offset is from the element's band entry) and compute fl(b * log2 e). Rows beyond psi_max
+// {0, 0, 0, offset} (bias 0), then its elements add their exact bias b from the slab tile,
+// fmaf(b, log2 e, x) (fire_slab fills the failing rows of a slab: row w % 16 at kFireSlab +
+// (w % 16) kBc, entry kBc - 1 - key; the offset is from the element's band entry). Rows beyond psi_max
 // (contexts over 64K), and rows whose distances wrap (past a sequence end), fail. The word after
 // the psi band holds the failing rows (a ballot; 0: the tile is fast), read by the logits.
 
@@ -587,7 +587,7 @@ PA_DEVICE void fire_rows(const pa_prefill_params &p, pa::sptr<float> band_w,
   const uint32_t slow = __ballot_sync(0xffffffffu, !ok);
   if (w < kRowsW) {
     const pa::sptr<float> rp = band_w + C::kFireRows + 4 * w;
-    rp[0] = ok ? float(segs.slope[seg]) * inv * kLog2e : kLog2e;
+    rp[0] = ok ? float(segs.slope[seg]) * inv * kLog2e : 0.f;  // failing: bias 0, then the slab's
     rp[1] = ok ? float(segs.icpt[seg]) * kLog2e : 0.f;
     rp[2] = 0.f;
     rp[3] = ok ? 0.f : float(C::kFireSlab + (w % 16) * kBc - w);
@@ -970,47 +970,69 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
       // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
       // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
       if constexpr (band && PeKind == POSATTN_PE_FIRE) {
-        // FIRE band (fire_rows): per row {a, c, 0, offset}; per element one shared load (psi, or
-        // the exact bias at the offset), the bias' FFMA (log2 units) and the logit's FFMA.
+        // FIRE band (fire_rows): per row {a, c, 0, offset}; per element the bias' FFMA from psi
+        // (log2 units) and the logit's FFMA. The thread's psi values are read from the band once
+        // per tile: element (m, a, 2 hr + c) reads entry 16 m + 8 hr - 8 a - c of bt, i.e.
+        // pv[2 m + hr - a + kNA - 1][c] (2 kM + kNA - 1 pairs instead of a load per element).
         const int ft = fresh_tid(), fl = ft % 32;
         const pa::sptr<float> band_w = sBand + (ft / 32) * kWarpPitch;
         const pa::sptr<float> bt = band_w + (fl / 4 - 2 * (fl % 4) + kBc - 1);
-        // One copy for both kinds of tile: a tile with failing rows fills their slab rows first
-        // (a rolled loop: the per-element loop with the lookup stays out of this one). The
-        // choice (fire_rows' ballot) as a vote: the fill is a region entered on a warp vote,
-        // which posattn-sass counts apart (the fallback).
-        const uint32_t slow = pa::ptr_cast<const uint32_t>(band_w)[Check<T>::kBandPitch - 1];
-        const bool fast = __all_sync(0xffffffffu, slow == 0u);
-        const float scale2 = p.scale * kLog2e;  // the logit's scale in log2 units
+        constexpr int kPv = 2 * kM + kNA - 1;
+        float pv[kPv][2];
         PA_UNROLL
-        for (int m = 0; m < kM; ++m) {
-          if (!fast)
-            fire_slab<T>(band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB),
-                         slow, m, fl);
-          auto logits = [&](auto softcap) {
-            // read here, not held across the slab loop (ptxas spilled on sm_90a)
-            const float inv_cap = decltype(softcap)::value ? float(sHead[2]) : 0.f;
+        for (int q = 0; q < kPv; ++q)
+          PA_UNROLL
+          for (int c = 0; c < 2; ++c) pv[q][c] = bt[8 * (q - (kNA - 1)) - c];
+        const float scale2 = p.scale * kLog2e;  // the logit's scale in log2 units
+        auto logits = [&](auto softcap) {
+          const float inv_cap = decltype(softcap)::value ? float(sHead[2]) : 0.f;
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m)
             PA_UNROLL
             for (int hr = 0; hr < 2; ++hr) {
-              // the row's {a, c, 0, offset} (fire_rows)
+              // the row's {a, c, 0, offset} (fire_rows; {0, 0, 0, offset} for a failing row)
               const float4 rp = pa::load(pa::ptr_cast<const float4>(
                   band_w + Check<T>::kFireRows + 4 * (16 * m + fl / 4 + 8 * hr)));
-              const pa::sptr<float> rb = bt + int(rp.w);
               PA_UNROLL
               for (int a = 0; a < kNA; ++a)
                 PA_UNROLL
                 for (int c = 0; c < 2; ++c) {
                   float &x = s[m][a][2 * hr + c];
-                  const float bias2 = fmaf(rp.x, float(rb[16 * m + 8 * hr - 8 * a - c]), rp.y);
+                  const float bias2 = fmaf(rp.x, pv[2 * m + hr - a + kNA - 1][c], rp.y);
                   x = decltype(softcap)::value
                           ? fmaf(pa_pe::softcap_logit(p, inv_cap, x * p.scale), kLog2e, bias2)
                           : fmaf(x, scale2, bias2);
                 }
             }
-          };
-          if (p.softcap > 0.f) logits(std::true_type{});
-          else logits(std::false_type{});
-          if (!fast) __syncwarp();  // the slab's reads, before the next slab overwrites it
+        };
+        if (p.softcap > 0.f) logits(std::true_type{});
+        else logits(std::false_type{});
+        // A tile where some row crosses a kink (fire_rows' ballot, as a warp vote: a region
+        // posattn-sass counts apart, the fallback): per slab, its failing rows' exact biases into
+        // the slab tile (fire_slab, a rolled loop), then each failing row's logits (bias 0 above)
+        // take fl(b log2 e) in one FFMA.
+        const uint32_t slow = pa::ptr_cast<const uint32_t>(band_w)[Check<T>::kBandPitch - 1];
+        if (!__all_sync(0xffffffffu, slow == 0u)) {
+          PA_UNROLL
+          for (int m = 0; m < kM; ++m) {
+            fire_slab<T>(band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB),
+                         slow, m, fl);
+            PA_UNROLL
+            for (int hr = 0; hr < 2; ++hr) {
+              const int w = 16 * m + fl / 4 + 8 * hr;  // the row in the warp
+              if ((slow >> w) & 1u) {
+                const pa::sptr<float> rb = bt + (Check<T>::kFireSlab + (w % 16) * kBc - w);
+                PA_UNROLL
+                for (int a = 0; a < kNA; ++a)
+                  PA_UNROLL
+                  for (int c = 0; c < 2; ++c) {
+                    float &x = s[m][a][2 * hr + c];
+                    x = fmaf(float(rb[16 * m + 8 * hr - 8 * a - c]), kLog2e, x);
+                  }
+              }
+            }
+            __syncwarp();  // the slab's reads, before the next slab overwrites it
+          }
         }
       } else if (band) {
         const int ft = fresh_tid(), fl = ft % 32;
