@@ -79,10 +79,12 @@ struct Traits;
 // Registers decide the shapes (ptxas, CUDA 13, sm_80 and sm_90a, no spill; docs/kernels.md): the
 // kernel's own state beyond O and S takes ~80-100 registers, so two slabs per warp fit only where
 // kM (d + Bc) / 2 stays near 160.
-// hd64: 4 warps x 32 rows = 128 query rows, 32-key tiles; 3 stages: 16 + 3 x 8 KiB = 40 KiB.
+// hd64: 4 warps x 32 rows = 128 query rows, 64-key tiles (the per-tile costs over 128 mma, not
+// 64: 8.5 -> 6.6 instructions per mma, docs/kernels.md); 2 stages: 16 + 2 x 16 KiB = 48 KiB.
+// FIRE keeps 32-key tiles (ElementTraits<64>: its band loop spills at 64).
 template <>
 struct Traits<64> {
-  static constexpr int kD = 64, kWarps = 4, kBr = 128, kBc = 32, kStages = 3, kM = 2;
+  static constexpr int kD = 64, kWarps = 4, kBr = 128, kBc = 64, kStages = 2, kM = 2;
 };
 // hd80, hd112: 4 warps x 16 rows (the padded rows' chunk counts divide 128 threads, not 256).
 template <>
@@ -112,6 +114,10 @@ struct Traits<128> {
 // hd128, where that loop spills at Bc = 64 (split_paths below): 32-key tiles, a 2-stage ring.
 template <int D>
 struct ElementTraits : Traits<D> {};
+template <>
+struct ElementTraits<64> {  // 3 stages: 16 + 3 x 8 KiB = 40 KiB
+  static constexpr int kD = 64, kWarps = 4, kBr = 128, kBc = 32, kStages = 3, kM = 2;
+};
 template <>
 struct ElementTraits<128> {
   static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 32, kStages = 2, kM = 2;
@@ -230,7 +236,9 @@ constexpr size_t smem_bytes() { return Check<T>::kSmemBytes; }
 template <int... D>
 constexpr bool t5_table_fits() {
   return ((smem_bytes<ElementTraits<D>>() + 2 * (size_t(pa_pe::kT5SharedMaxDistance) + 1) * 4 <=
-           163 * 1024) &&
+               163 * 1024 &&
+           smem_bytes<Traits<D>>() + 2 * (size_t(pa_pe::kT5SharedMaxDistance) + 1) * 4 <=
+               163 * 1024) &&
           ...);
 }
 static_assert(t5_table_fits<64, 80, 96, 112, 128, 192, 256>(), "T5's shared table does not fit");
