@@ -86,18 +86,21 @@ template <>
 struct Traits<64> {
   static constexpr int kD = 64, kWarps = 4, kBr = 128, kBc = 64, kStages = 2, kM = 2;
 };
-// hd80, hd112: 4 warps x 16 rows (the padded rows' chunk counts divide 128 threads, not 256).
+// hd80, hd96, hd112: hd128's arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma:
+// 160 ldmatrix bytes per mma, was 288 at 16 rows per warp), 64-key tiles, one K and one V buffer
+// (kSplit): 45 / 53 / 60 KiB, 2 blocks per SM. Padded rows (10, 12, 14 chunks) take TileCopy's
+// general path. FIRE keeps the 16-row shapes (ElementTraits).
 template <>
 struct Traits<80> {
-  static constexpr int kD = 80, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
+  static constexpr int kD = 80, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
 };
 template <>
 struct Traits<96> {
-  static constexpr int kD = 96, kWarps = 8, kBr = 128, kBc = 64, kStages = 2, kM = 1;
+  static constexpr int kD = 96, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
 };
 template <>
 struct Traits<112> {
-  static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
+  static constexpr int kD = 112, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
 };
 // hd128: FA2's 128 x 64 tile, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 64-key tiles
 // (40 KiB of ldmatrix per 256 mma: 160 bytes per mma); kStages = 1: one K and one V buffer, copied
@@ -111,12 +114,27 @@ struct Traits<128> {
   static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
 };
 // The shape of the per-element bias loop (explicit position ids, FIRE): Traits<D> except at
-// hd128, where that loop spills at Bc = 64 (split_paths below): 32-key tiles, a 2-stage ring.
+// hd128, where that loop spills at Bc = 64 (split_paths below): 32-key tiles, a 2-stage ring; and
+// FIRE's kernel at hd64 (32-key tiles) and hd80, hd96, hd112 (16 rows per warp), whose band
+// loop spills in Traits<D>.
 template <int D>
 struct ElementTraits : Traits<D> {};
 template <>
 struct ElementTraits<64> {  // 3 stages: 16 + 3 x 8 KiB = 40 KiB
   static constexpr int kD = 64, kWarps = 4, kBr = 128, kBc = 32, kStages = 3, kM = 2;
+};
+// FIRE at hd80, hd96, hd112: 16 rows per warp (its band loop spills at 32: 12-116 bytes)
+template <>
+struct ElementTraits<80> {
+  static constexpr int kD = 80, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
+};
+template <>
+struct ElementTraits<96> {
+  static constexpr int kD = 96, kWarps = 8, kBr = 128, kBc = 64, kStages = 2, kM = 1;
+};
+template <>
+struct ElementTraits<112> {
+  static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
 };
 template <>
 struct ElementTraits<128> {

@@ -139,6 +139,19 @@ TEST_F(PrefillMma, hd112_bf16_lengths_1_17_97_rope_causal) {
     check(c, 300 + n);
   }
 }
+// hd80, hd96 and hd112 at 4 warps x 32 rows (two slabs per warp, one K and one V buffer):
+// two query blocks (the second one partial), key tiles with a partial last one, q_len < kv_len,
+// every slab row of a warp; FIRE's kernel at hd96 (same shape) and hd112 (ElementTraits<112>).
+TEST_F(PrefillMma, hd80_96_112_two_slabs_several_blocks) {
+  int seed = 400;
+  for (int d : {80, 96, 112})
+    for (posattn_pe_kind pe : {POSATTN_PE_NONE, POSATTN_PE_ALIBI, POSATTN_PE_FIRE}) {
+      Case c{"hd80/96/112 two slabs", BF16, BF16, 2, 4, 2, d, 200, 261};
+      c.pe = pe;
+      c.causal = pe != POSATTN_PE_ALIBI;
+      check(c, ++seed);
+    }
+}
 TEST_F(PrefillMma, hd192_f16_lengths_1_17_97_window) {
   for (int n : {1, 17, 97}) {
     Case c{"hd192 window", F16, BF16, 1, 1, 1, 192, n, n};
