@@ -55,9 +55,10 @@ def prefill_traits(d, element=False):
     d, read from kernels/prefill/mma.cuh (its Traits<D> and Check::kSmemBytes formula);
     element: the per-element bias kernel's shape (ElementTraits<D>, where it differs)."""
     src = open(os.path.join(REPO, "kernels/prefill/mma.cuh")).read()
-    pat = (r"struct %s<%d>\s*{[^}]*kWarps = (\d+), kBr = (\d+), kBc = (\d+), "
-           r"kStages = (\d+), kM = (\d+)")
-    m = (element and re.search(pat % ("ElementTraits", d), src)) or re.search(pat % ("Traits", d), src)
+    # struct Traits<d> : TileShape<d, warps, Br, Bc, stages, kM> {}
+    pat = r"struct %s<%d>\s*:\s*TileShape<%d, (\d+), (\d+), (\d+), (\d+), (\d+)>"
+    m = ((element and re.search(pat % ("ElementTraits", d, d), src)) or
+         re.search(pat % ("Traits", d, d), src))
     if not m:
         raise SystemExit(f"posattn-sass: no Traits<{d}> in kernels/prefill/mma.cuh")
     w, br, bc, st, km = (int(g) for g in m.groups())

@@ -73,6 +73,11 @@ inline namespace PA_MMA_NS {
 // Registers per thread are dominated by the O accumulators (kM x 16 rows x d / 32 lanes = kM d/2
 // floats) and the S tile (kM Bc/2 floats); shared memory = Q tile + kStages K/V tile pairs.
 // Per-warp-per-tile figures (posattn-sass, before/after each change): docs/kernels.md.
+// A tile shape: head dim, warps, query rows Br, keys per tile Bc, K/V stages, m16 slabs per warp.
+template <int D, int W, int Br, int Bc, int S, int M>
+struct TileShape {
+  static constexpr int kD = D, kWarps = W, kBr = Br, kBc = Bc, kStages = S, kM = M;
+};
 template <int D>
 struct Traits;
 
@@ -83,25 +88,17 @@ struct Traits;
 // 64: 8.5 -> 6.6 instructions per mma, docs/kernels.md); 2 stages: 16 + 2 x 16 KiB = 48 KiB.
 // FIRE keeps 32-key tiles (ElementTraits<64>: its band loop spills at 64).
 template <>
-struct Traits<64> {
-  static constexpr int kD = 64, kWarps = 4, kBr = 128, kBc = 64, kStages = 2, kM = 2;
-};
+struct Traits<64> : TileShape<64, 4, 128, 64, 2, 2> {};
 // hd80, hd96, hd112: hd128's arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma:
 // 160 ldmatrix bytes per mma, was 288 at 16 rows per warp), 64-key tiles, one K and one V buffer
 // (kSplit): 45 / 53 / 60 KiB, 2 blocks per SM. Padded rows (10, 12, 14 chunks) take TileCopy's
 // general path. FIRE keeps the 16-row shapes (ElementTraits).
 template <>
-struct Traits<80> {
-  static constexpr int kD = 80, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
-};
+struct Traits<80> : TileShape<80, 4, 128, 64, 1, 2> {};
 template <>
-struct Traits<96> {
-  static constexpr int kD = 96, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
-};
+struct Traits<96> : TileShape<96, 4, 128, 64, 1, 2> {};
 template <>
-struct Traits<112> {
-  static constexpr int kD = 112, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
-};
+struct Traits<112> : TileShape<112, 4, 128, 64, 1, 2> {};
 // hd128: FA2's 128 x 64 tile, 4 warps x 32 rows (every K/V fragment feeds 2 mma), 64-key tiles
 // (40 KiB of ldmatrix per 256 mma: 160 bytes per mma); kStages = 1: one K and one V buffer, copied
 // in FA2's order (kSplit): 32 KiB Q + 16 KiB K + 16 KiB V (+ 3.1-4.6 KiB row tables, bands)
@@ -110,9 +107,7 @@ struct Traits<112> {
 // own Bc = 32 kernel (ElementTraits, split_paths; docs/kernels.md, Issue 12 log): ptxas is at its
 // edge, a change to the loop must be checked with ptxas for every PE kind.
 template <>
-struct Traits<128> {
-  static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 64, kStages = 1, kM = 2;
-};
+struct Traits<128> : TileShape<128, 4, 128, 64, 1, 2> {};
 // The shape of the per-element bias loop (explicit position ids, FIRE): Traits<D> except at
 // hd128, where that loop spills at Bc = 64 (split_paths below): 32-key tiles, a 2-stage ring; and
 // FIRE's kernel at hd64 (32-key tiles) and hd80, hd96, hd112 (16 rows per warp), whose band
@@ -120,38 +115,24 @@ struct Traits<128> {
 template <int D>
 struct ElementTraits : Traits<D> {};
 template <>
-struct ElementTraits<64> {  // 3 stages: 16 + 3 x 8 KiB = 40 KiB
-  static constexpr int kD = 64, kWarps = 4, kBr = 128, kBc = 32, kStages = 3, kM = 2;
-};
+struct ElementTraits<64> : TileShape<64, 4, 128, 32, 3, 2> {};  // 3 stages: 16 + 3 x 8 KiB = 40 KiB
 // FIRE at hd80, hd96, hd112: 16 rows per warp (its band loop spills at 32: 12-116 bytes)
 template <>
-struct ElementTraits<80> {
-  static constexpr int kD = 80, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
-};
+struct ElementTraits<80> : TileShape<80, 4, 64, 64, 2, 1> {};
 template <>
-struct ElementTraits<96> {
-  static constexpr int kD = 96, kWarps = 8, kBr = 128, kBc = 64, kStages = 2, kM = 1;
-};
+struct ElementTraits<96> : TileShape<96, 8, 128, 64, 2, 1> {};
 template <>
-struct ElementTraits<112> {
-  static constexpr int kD = 112, kWarps = 4, kBr = 64, kBc = 64, kStages = 2, kM = 1;
-};
+struct ElementTraits<112> : TileShape<112, 4, 64, 64, 2, 1> {};
 template <>
-struct ElementTraits<128> {
-  static constexpr int kD = 128, kWarps = 4, kBr = 128, kBc = 32, kStages = 2, kM = 2;
-};
+struct ElementTraits<128> : TileShape<128, 4, 128, 32, 2, 2> {};
 // hd192: O is 96 registers per slab: 8 warps x 16 rows, 32-key tiles: 48 + 2 x 24 KiB = 96 KiB.
 template <>
-struct Traits<192> {
-  static constexpr int kD = 192, kWarps = 8, kBr = 128, kBc = 32, kStages = 2, kM = 1;
-};
+struct Traits<192> : TileShape<192, 8, 128, 32, 2, 1> {};
 // hd256: O alone is 128 registers per thread; 4 warps (64 rows), Bc = 32 (it spilled at Bc = 32
 // until the copy addressing was hoisted; 252-255 registers now), 2 stages: 32 KiB Q + 2 x 32 KiB
 // K/V = 96 KiB.
 template <>
-struct Traits<256> {
-  static constexpr int kD = 256, kWarps = 4, kBr = 64, kBc = 32, kStages = 2, kM = 1;
-};
+struct Traits<256> : TileShape<256, 4, 64, 32, 2, 1> {};
 
 // Shared memory rows. Rows of a multiple of 64 elements (>= 8 16-byte chunks) are XOR-swizzled:
 // chunk c of row r is stored at chunk c ^ (r % 8), so the 8 rows of every ldmatrix phase land on
