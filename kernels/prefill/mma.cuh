@@ -176,9 +176,10 @@ struct Check {
   static constexpr int kBandPitch = 16 * T::kM + T::kBc;
   static constexpr int kBandWords = T::kWarps * kBandPitch;
   // FIRE's band per warp (after its segment tables): psi of the distances (kBandPitch words;
-  // the last one: whether the tile is fast), each row's {1/normaliser, slope, intercept, offset}
-  // (4 words per row), and one slab's exact biases for tiles that cross a kink (16 x kBc words).
-  static constexpr int kFireRows = kBandPitch, kFireSlab = kFireRows + 4 * 16 * T::kM;
+  // the last one: the failing rows), each row's {a, c} (fire_rows; 2 words per row, 8-byte
+  // aligned: kBandPitch is even), and one slab's exact biases for tiles that cross a kink
+  // (16 x kBc words).
+  static constexpr int kFireRows = kBandPitch, kFireSlab = kFireRows + 2 * 16 * T::kM;
   static constexpr int kFirePitch = kFireSlab + 16 * T::kBc;
   static constexpr size_t kSmemBytes =
       size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */ +
@@ -549,13 +550,13 @@ PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words,
 // fire_psi_max, x = fl(psi * inv_norm) is then non-decreasing in psi, and the segment index in
 // x): when both ends fall in one segment, every element of the row does. A tile whose rows all
 // pass (a warp vote) is fast: each element takes the segment FireBias takes, in log2 units from
-// the row's values {fl(fl(slope * inv_norm) * log2 e), fl(icpt * log2 e), 0, 0} (4 words per
+// the row's values {a, c} = {fl(fl(slope * inv_norm) * log2 e), fl(icpt * log2 e)} (2 words per
 // row): bias' = fmaf(a, psi, c), one FFMA (the logit then adds it in one more FFMA; see
 // "Logit units"). Not bit-identical to FireBias's fmaf(slope, fl(psi * inv_norm), icpt) * log2 e:
 // a few fp32 roundings apart (docs/kernels.md, FIRE band numerics). A row that fails gets
-// {0, 0, 0, offset} (bias 0), then its elements add their exact bias b from the slab tile,
-// fmaf(b, log2 e, x) (fire_slab fills the failing rows of a slab: row w % 16 at kFireSlab +
-// (w % 16) kBc, entry kBc - 1 - key; the offset is from the element's band entry). Rows beyond psi_max
+// {0, 0} (bias 0), then its elements add their exact bias b from the slab tile, fmaf(b, log2 e,
+// x) (fire_slab fills the failing rows of a slab: row w % 16 at kFireSlab + (w % 16) kBc, entry
+// kBc - 1 - key). Rows beyond psi_max
 // (contexts over 64K), and rows whose distances wrap (past a sequence end), fail. The word after
 // the psi band holds the failing rows (a ballot; 0: the tile is fast), read by the logits.
 
@@ -593,11 +594,10 @@ PA_DEVICE void fire_rows(const pa_prefill_params &p, pa::sptr<float> band_w,
   // the rows that fail (bit w): they take the exact path, the others keep their segment
   const uint32_t slow = __ballot_sync(0xffffffffu, !ok);
   if (w < kRowsW) {
-    const pa::sptr<float> rp = band_w + C::kFireRows + 4 * w;
-    rp[0] = ok ? float(segs.slope[seg]) * inv * kLog2e : 0.f;  // failing: bias 0, then the slab's
-    rp[1] = ok ? float(segs.icpt[seg]) * kLog2e : 0.f;
-    rp[2] = 0.f;
-    rp[3] = ok ? 0.f : float(C::kFireSlab + (w % 16) * kBc - w);
+    // {a, c}; a failing row {0, 0}: bias 0, then its exact bias from the slab tile
+    pa::store(pa::ptr_cast<float2>(band_w + C::kFireRows + 2 * w),
+              make_float2(ok ? float(segs.slope[seg]) * inv * kLog2e : 0.f,
+                          ok ? float(segs.icpt[seg]) * kLog2e : 0.f));
   }
   if (w == 0) pa::ptr_cast<uint32_t>(band_w)[C::kBandPitch - 1] = slow;
   __syncwarp();
@@ -977,7 +977,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
       // visible x (0 included). Each pass is one uniform branch, not a test per element. Element
       // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
       if constexpr (band && PeKind == POSATTN_PE_FIRE) {
-        // FIRE band (fire_rows): per row {a, c, 0, offset}; per element the bias' FFMA from psi
+        // FIRE band (fire_rows): per row {a, c}; per element the bias' FFMA from psi
         // (log2 units) and the logit's FFMA. The thread's psi values are read from the band once
         // per tile: element (m, a, 2 hr + c) reads entry 16 m + 8 hr - 8 a - c of bt, i.e.
         // pv[2 m + hr - a + kNA - 1][c] (2 kM + kNA - 1 pairs instead of a load per element).
@@ -997,9 +997,9 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
           for (int m = 0; m < kM; ++m)
             PA_UNROLL
             for (int hr = 0; hr < 2; ++hr) {
-              // the row's {a, c, 0, offset} (fire_rows; {0, 0, 0, offset} for a failing row)
-              const float4 rp = pa::load(pa::ptr_cast<const float4>(
-                  band_w + Check<T>::kFireRows + 4 * (16 * m + fl / 4 + 8 * hr)));
+              // the row's {a, c} (fire_rows; {0, 0} for a failing row)
+              const float2 rp = pa::load(pa::ptr_cast<const float2>(
+                  band_w + Check<T>::kFireRows + 2 * (16 * m + fl / 4 + 8 * hr)));
               PA_UNROLL
               for (int a = 0; a < kNA; ++a)
                 PA_UNROLL
@@ -1017,7 +1017,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
         // A tile where some row crosses a kink (fire_rows' ballot, as a warp vote: a region
         // posattn-sass counts apart, the fallback): per slab, its failing rows' exact biases into
         // the slab tile (fire_slab, a rolled loop), then each failing row's logits (bias 0 above)
-        // take fl(b log2 e) in one FFMA.
+        // add b log2 e in one FFMA, fmaf(b, log2 e, x).
         const uint32_t slow = pa::ptr_cast<const uint32_t>(band_w)[Check<T>::kBandPitch - 1];
         if (!__all_sync(0xffffffffu, slow == 0u)) {
           PA_UNROLL
