@@ -122,16 +122,22 @@ ensure_build_deps() {
   printf '\n'
 }
 
-# ensure_sass_deps: cuobjdump for posattn-sass (bench/sass), from the PyPI package
-# nvidia-cuda-cuobjdump where the toolkit lacks it (installed only when missing).
+# ensure_sass_deps: cuobjdump for posattn-sass (bench/sass), from the PyPI packages
+# nvidia-cuda-cuobjdump and nvidia-cuda-nvdisasm where the toolkit lacks it (installed only when
+# missing). cuobjdump 13.5 (PyPI, 2026-12) disassembles through nvdisasm, which it looks for next
+# to itself: without it `cuobjdump -sass` fails ("Could not find executable file 'nvdisasm'").
 ensure_sass_deps() {
-  if command -v cuobjdump >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/cuobjdump ] ||
-     python3 -m pip show -q nvidia-cuda-cuobjdump >/dev/null 2>&1; then
+  if command -v cuobjdump >/dev/null 2>&1 || [ -x /usr/local/cuda/bin/cuobjdump ]; then
     return 0
   fi
-  log "installing Python packages: nvidia-cuda-cuobjdump"
-  python3 -m pip install -q nvidia-cuda-cuobjdump ||
-    python3 -m pip install -q --break-system-packages nvidia-cuda-cuobjdump
+  local pkg missing=()
+  for pkg in nvidia-cuda-cuobjdump nvidia-cuda-nvdisasm; do
+    python3 -m pip show -q "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  log "installing Python packages: ${missing[*]}"
+  python3 -m pip install -q "${missing[@]}" ||
+    python3 -m pip install -q --break-system-packages "${missing[@]}"
 }
 
 # ensure_fuzz_toolchain: succeeds when clang-14 can build a libFuzzer target with ASan + UBSan

@@ -139,7 +139,7 @@ def tool(name):
     except ImportError:
         pass
     raise SystemExit(f"posattn-sass: no {name}; pip install nvidia-cuda-cuobjdump "
-                     "(scripts/lib.sh ensure_sass_deps installs it)")
+                     "nvidia-cuda-nvdisasm (scripts/lib.sh ensure_sass_deps installs both)")
 
 
 def run(cmd, **kw):
