@@ -10,6 +10,7 @@
 // Small shapes: the emulator runs every thread on the CPU.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <limits>
@@ -134,6 +135,58 @@ TEST_F(PrefillHardening, QkBeyondFp32PoisonsTheSameRowsAsRef) {
       EXPECT_EQ(std::isnan(out[1][e]), std::isnan(out[0][e])) << posattn_dtype_string(dt) << " out " << e;
     pat_inputs_free(&in);
   }
+}
+
+// The row minimum of the tensor-core kernel (mma.cuh, "Logit units") at work: a visible logit at
+// -inf looks like a masked one, and only the minimum tells them apart.
+//   - Query (b 1, head 1, row 100) against key (b 1, kv head 0, key 6): q.k = -64 * 2^28, finite,
+//     whose scaled logit leaves fp32 (-inf) at softmax_scale 1e29 only (scale log2 e > 1).
+//   - At the other scales, query (b 0, head 0, row 50) against key (b 0, kv head 0, key 70):
+//     q.k = -64 * 9e38 is -inf in fp32 itself; that row is poisoned unless causal hides key 70.
+// Causal: the keys lie on the block's masked diagonal tile; not causal: on wholly visible tiles.
+TEST_F(PrefillHardening, ScaledLogitBeyondFp32PoisonsItsRowAtEveryScale) {
+  for (posattn_dtype dt : kKernels)
+    for (int causal : {0, 1})
+      for (float scale : {0.f, 1.f, 1e29f}) {
+        SCOPED_TRACE(std::string(posattn_dtype_string(dt)) + " causal " + std::to_string(causal) +
+                     " scale " + std::to_string(double(scale)));
+        posattn_attention_desc desc = Desc(128);
+        desc.causal = causal;
+        desc.softmax_scale = scale;
+        pat_inputs in;
+        ASSERT_EQ(pat_inputs_random(&in, &desc, dt, &rng_, 1.0), 0);
+        for (int f = 0; f < 64; ++f) {
+          pat_store(in.tq.data, dt, ((1 * 128 + 100) * 2 + 1) * 64 + f, 16384.0);
+          pat_store(in.tk.data, dt, ((1 * 128 + 6) * 1 + 0) * 64 + f, -16384.0);
+          if (scale < 1e29f) {
+            pat_store(in.tq.data, dt, ((0 * 128 + 50) * 2 + 0) * 64 + f, 3e19);
+            pat_store(in.tk.data, dt, ((0 * 128 + 70) * 1 + 0) * 64 + f, -3e19);
+          }
+        }
+        std::vector<double> out[2], lse[2];
+        posattn_context *ctx[2] = {ref_, emu_};
+        for (int c = 0; c < 2; ++c) {
+          out[c].resize(2 * 128 * 2 * 64);
+          lse[c].resize(2 * 2 * 128);
+          const pat_run run = pat_forward_checked(ctx[c], &desc, &in.tq, &in.tk, &in.tv,
+                                                  POSATTN_DTYPE_F32, out[c].data(), lse[c].data());
+          ASSERT_EQ(run.status, POSATTN_STATUS_SUCCESS) << run.message;
+          EXPECT_TRUE(run.guards_ok);
+        }
+        const size_t bad = scale == 1e29f ? (1 * 2 + 1) * 128 + 100 : causal ? ~size_t(0) : 50;
+        double worst = 0;
+        for (size_t l = 0; l < lse[0].size(); ++l) {
+          EXPECT_EQ(std::isnan(lse[0][l]), l == bad) << "REF lse " << l;
+          EXPECT_EQ(std::isnan(lse[1][l]), std::isnan(lse[0][l])) << "EMU lse " << l;
+          if (scale < 1e29f && !std::isnan(lse[1][l]))
+            worst = std::max(worst, std::fabs(lse[1][l] - lse[0][l]) / (1 + std::fabs(lse[0][l])));
+        }
+        for (size_t e = 0; e < out[0].size(); ++e)
+          EXPECT_EQ(std::isnan(out[1][e]), std::isnan(out[0][e])) << "out " << e;
+        // bf16 inputs, fp32 logits: the relative LSE error stays far below the 2^14-scale logits
+        EXPECT_LT(worst, 1e-2);
+        pat_inputs_free(&in);
+      }
 }
 
 }  // namespace
