@@ -15,7 +15,9 @@
  * definition); with every point at PA_FMT_F32 it is an fp32 kernel; the DESIGN.md §5 baseline
  * is the fp32 kernel with input, p and output in the low-precision dtype. Softmax is online
  * over key blocks of kv_block keys (FlashAttention-2 order: running max, rescale, P rounded
- * after subtracting the running max); kv_block 0 means one block (the exact row max). */
+ * after subtracting the running max); kv_block 0 means one block (the exact row max). lazy > 0:
+ * the max subtracted moves only when a block's maximum exceeds it by more than lazy log2 units
+ * (kernels/prefill/mma.cuh: 8), so P can reach 2^lazy. */
 #ifndef POSATTN_DRIFT_H
 #define POSATTN_DRIFT_H
 
@@ -60,11 +62,13 @@ typedef struct pa_lp_config {
   pa_fmt output;     /* O as stored */
   int32_t kv_block;  /* online-softmax block (keys); 0 = one block */
   int32_t split;     /* B of PA_ANGLE_EXACT; default 4096 */
+  int32_t lazy;      /* rescale threshold in log2 units; 0 = every block (FlashAttention-2) */
 } pa_lp_config;
 
 /* Presets. fp64: no rounding anywhere, exact angles. fp32: every point fp32, FAST angle.
  * baseline(dt): fp32 with input, p and output in dt (DESIGN.md §5). tc(dt): baseline plus
- * operands in dt (a tensor-core kernel that rotates in fp32 then feeds bf16/fp16 to mma). */
+ * operands in dt (a tensor-core kernel that rotates in fp32 then feeds bf16/fp16 to mma) and
+ * mma.cuh's lazy rescaling (lazy = 8). */
 void pa_lp_config_fp64(pa_lp_config *c);
 void pa_lp_config_fp32(pa_lp_config *c);
 void pa_lp_config_baseline(pa_lp_config *c, pa_fmt dt);
@@ -72,7 +76,7 @@ void pa_lp_config_tc(pa_lp_config *c, pa_fmt dt);
 
 /* Parses "preset[,key=value...]": presets fp64, fp32, baseline-bf16|fp16, tc-bf16|fp16; keys
  * input, angle (f64|fast|exact), table, rot, operand, qk_acc, softmax, p, pv_acc, output
- * (f64|f32|f16|bf16), block, split (integers). INVALID_ARGUMENT with a message naming the
+ * (f64|f32|f16|bf16), block, split, lazy (integers). INVALID_ARGUMENT with a message naming the
  * offending token. */
 posattn_status pa_lp_config_parse(const char *text, pa_lp_config *c, char *msg, size_t msg_size);
 /* Inverse of parse: the full key=value form, for CSV/JSON metadata. */

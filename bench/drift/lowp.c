@@ -32,6 +32,7 @@ void pa_lp_config_baseline(pa_lp_config *c, pa_fmt dt) {
 void pa_lp_config_tc(pa_lp_config *c, pa_fmt dt) {
   pa_lp_config_baseline(c, dt);
   c->operand = dt;
+  c->lazy = 8; /* mma.cuh's kLazy */
 }
 
 const char *pa_fmt_name(pa_fmt f) {
@@ -112,19 +113,22 @@ posattn_status pa_lp_config_parse(const char *text, pa_lp_config *c, char *msg, 
       else
         return pa_fail(msg, msg_size, POSATTN_STATUS_INVALID_ARGUMENT,
                        "config angle=%s: must be f64, fast or exact", val);
-    } else if (strcmp(key, "block") == 0 || strcmp(key, "split") == 0) {
+    } else if (strcmp(key, "block") == 0 || strcmp(key, "split") == 0 ||
+               strcmp(key, "lazy") == 0) {
       char *end = NULL;
       long n = strtol(val, &end, 10);
-      int is_block = key[0] == 'b';
-      if (*val == '\0' || *end != '\0' || n < (is_block ? 0 : 1) || n > (1L << 24))
+      const int lo = key[0] == 's' ? 1 : 0;
+      const long hi = key[0] == 'l' ? 64 : (1L << 24); /* 2^64: far beyond any fp32 weight */
+      if (*val == '\0' || *end != '\0' || n < lo || n > hi)
         return pa_fail(msg, msg_size, POSATTN_STATUS_INVALID_ARGUMENT,
-                       "config %s=%s: must be an integer in [%d, 2^24]", key, val, is_block ? 0 : 1);
-      if (is_block) c->kv_block = (int32_t)n;
-      else c->split = (int32_t)n;
+                       "config %s=%s: must be an integer in [%d, %ld]", key, val, lo, hi);
+      if (key[0] == 'b') c->kv_block = (int32_t)n;
+      else if (key[0] == 's') c->split = (int32_t)n;
+      else c->lazy = (int32_t)n;
     } else {
       return pa_fail(msg, msg_size, POSATTN_STATUS_INVALID_ARGUMENT,
                      "config key '%s' is unknown (input, angle, table, rot, operand, qk_acc, "
-                     "softmax, p, pv_acc, output, block, split)", key);
+                     "softmax, p, pv_acc, output, block, split, lazy)", key);
     }
   }
   return POSATTN_STATUS_SUCCESS;
@@ -133,11 +137,11 @@ posattn_status pa_lp_config_parse(const char *text, pa_lp_config *c, char *msg, 
 void pa_lp_config_format(const pa_lp_config *c, char *buf, size_t size) {
   snprintf(buf, size,
            "input=%s angle=%s table=%s rot=%s operand=%s qk_acc=%s softmax=%s p=%s pv_acc=%s "
-           "output=%s block=%d split=%d",
+           "output=%s block=%d split=%d lazy=%d",
            pa_fmt_name(c->input), pa_angle_name(c->angle), pa_fmt_name(c->table),
            pa_fmt_name(c->rot), pa_fmt_name(c->operand), pa_fmt_name(c->qk_acc),
            pa_fmt_name(c->softmax), pa_fmt_name(c->p), pa_fmt_name(c->pv_acc),
-           pa_fmt_name(c->output), (int)c->kv_block, (int)c->split);
+           pa_fmt_name(c->output), (int)c->kv_block, (int)c->split, (int)c->lazy);
 }
 
 /* ---- rounding and the angle ------------------------------------------------------------------ */
@@ -331,6 +335,8 @@ posattn_status pa_lp_row(const pa_lp_config *c, const pa_lp_logit *lg, const dou
       if (logits) logits[b0 + t] = s[t];
       if (s[t] > mnew) mnew = s[t];
     }
+    /* lazy: keep the old max while this block's exceeds it by at most lazy log2 units */
+    if (c->lazy > 0 && m != -INFINITY && !((mnew - m) * 1.4426950408889634 > c->lazy)) mnew = m;
     double alpha = m == -INFINITY ? 0.0 : RND(sm, exp(RND(sm, m - mnew)));
     l = RND(sm, l * alpha);
     for (int32_t f = 0; f < d; ++f) acc[f] = RND(pv, acc[f] * alpha);

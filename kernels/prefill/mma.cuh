@@ -8,7 +8,9 @@
 //   S = Q K^T      mma.sync m16n8k16, fp32 accumulators; Q and K fragments via ldmatrix
 //   S -> logits    plain scores stay raw (the scale enters exp2's FFMA); softcap and bias
 //                  policy in fp32 behind one uniform branch; mask (fp32 -inf) on masked tiles only
-//   online softmax row max / rescale / exp2 in fp32, P rounded to the input type for the mma
+//   online softmax row max / rescale / exp2 in fp32, P rounded to the input type for the mma;
+//                  lazy: a row's reference maximum moves only when its logits rise more than 8
+//                  log2 units above it, and a warp rescales O only when one of its rows moved
 //   O += P V       P stays in registers (the S accumulator layout is the A fragment layout);
 //                  V fragments via ldmatrix.trans
 // K/V tiles stream through a kStages-deep cp.async ring (zero-filled past the sequence end), so
@@ -675,6 +677,8 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
   constexpr bool kBandReuse =
       PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
   constexpr float kLog2e = 1.4426950408889634f;
+  // Lazy rescaling (the tile loop's softmax): a row's weights stay <= 2^kLazy (log2 units).
+  constexpr float kLazy = 8.f;
 
   const int b = int(blockIdx.z), h = int(blockIdx.y), hk = h / p.group;
   const pa_pe::Seq sq(p, b);
@@ -846,7 +850,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
   for (int m = 0; m < kM; ++m)
     PA_UNROLL
     for (int a = 0; a < kDA; ++a) o[m][a][0] = o[m][a][1] = o[m][a][2] = o[m][a][3] = 0.f;
-  float rmax[kRows], rsum[kRows];  // running row maxima (x units); this thread's share of the sums
+  float rmax[kRows], rsum[kRows];  // reference row maxima (x units; lazy); this thread's row sums
   PA_UNROLL
   for (int r = 0; r < kRows; ++r) {
     rmax[r] = -INFINITY;
@@ -1145,36 +1149,53 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
           for (int e = 0; e < 4; ++e) {
             mx[2 * m + e / 2] = fmaxf(mx[2 * m + e / 2], s[m][a][e]);
           }
-      // exp2 arguments x * cs - bb. One FFMA is exact up to the rounding of bb = fl(m * cs), which
-      // for the row maximum itself leaves a residual up to half an ulp of bb: harmless below 2^20
-      // (<= 2^-4, as large as the rounding of the two-step form), not beyond (a logit of 2^64 would
-      // give exp2(2^40)). A warp holding such a finite row takes the two-step form for this tile
-      // (a poisoned row is NaN either way, and must not change how its neighbours round).
-      float bb[kRows];
-      bool big = false;
+      // Lazy rescaling. rmax is a row's reference maximum: bb = fl(rmax cs) (log2 units) is what
+      // its weights exp2(x cs - bb) subtract. A row takes this tile's maximum as its reference
+      // only when that rises more than kLazy above the old one (or on its first visible key), so
+      // weights stay below 2^kLazy (P in bf16/f16 and fp32 sums hold them exactly as well as 1),
+      // and then c = exp2(old - bb) rescales its O and l; every other row's c is exactly 1. The
+      // warp multiplies O only when one of its rows moved (a vote: after a block's first tiles,
+      // rare), so skipping it multiplies by exactly 1: no row's numbers depend on its neighbours.
+      // A row's first visible key needs no rescale either (its O and l are still 0).
+      // exp2 arguments x * cs - bb. One FFMA is exact up to the rounding of bb, a residual up to
+      // half an ulp of bb: harmless below 2^20 (<= 2^-4, as large as the rounding of the two-step
+      // form), not beyond (a logit of 2^64 would give exp2(2^40)). A warp holding such a finite
+      // row takes the two-step form for this tile (a poisoned row is NaN either way, and must not
+      // change how its neighbours round).
+      bool move[kRows], moved = false;
       PA_UNROLL
       for (int r = 0; r < kRows; ++r) {
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        // A row that has seen no visible key keeps max -inf; subtracting 0 instead keeps exp2 at 0
-        // rather than computing inf - inf = NaN.
-        bb[r] = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;
-        big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);  // poisoned: no
+        // inf - inf (a poisoned row): NaN, keeps its reference
+        move[r] = rmax[r] != -INFINITY && mx[r] * cs - rmax[r] * cs > kLazy;
+        moved = moved || move[r];
       }
-      const bool two_step = __any_sync(0xffffffffu, big);
+      const bool rescale = __any_sync(0xffffffffu, moved);
+      float bb[kRows];
+      bool big = false;
       PA_UNROLL
       for (int r = 0; r < kRows; ++r) {
+        const float old = rmax[r] * cs;  // -inf: no visible key before this tile
+        // A row that has seen no visible key keeps max -inf; subtracting 0 instead keeps exp2 at 0
+        // rather than computing inf - inf = NaN.
+        const float top = (mx[r] == -INFINITY ? 0.f : mx[r]) * cs;
+        const bool take = move[r] || rmax[r] == -INFINITY;
+        if (take) rmax[r] = mx[r];
+        bb[r] = take ? top : old;
+        const float c = move[r] ? pa::exp2_approx(old - bb[r]) : 1.f;
         // NaN when a scaled visible logit of the row is beyond fp32: the row is poisoned
-        const float poison = (bb[r] + mn[r] * cs) * 0.f;
-        const float c = pa::exp2_approx(two_step ? rmax[r] * cs - bb[r] : fmaf(rmax[r], cs, -bb[r]));
-        rmax[r] = mx[r];
-        rsum[r] = fmaf(rsum[r], c, poison);
-        PA_UNROLL
-        for (int a = 0; a < kDA; ++a) {
-          o[r / 2][a][2 * (r % 2)] *= c;
-          o[r / 2][a][2 * (r % 2) + 1] *= c;
+        rsum[r] = fmaf(rsum[r], c, (top + mn[r] * cs) * 0.f);
+        big = big || (fabsf(bb[r]) >= 1048576.f && fabsf(bb[r]) < INFINITY);  // poisoned: no
+        if (rescale) {
+          PA_UNROLL
+          for (int a = 0; a < kDA; ++a) {
+            o[r / 2][a][2 * (r % 2)] *= c;
+            o[r / 2][a][2 * (r % 2) + 1] *= c;
+          }
         }
       }
+      const bool two_step = __any_sync(0xffffffffu, big);
       // P in the mma input type, packed as soon as each pair is computed: S (kM Bc / 2 fp32)
       // becomes kM Bc / 4 registers before P V.
       uint32_t pk[kM][kNA][2];

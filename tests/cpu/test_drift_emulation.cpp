@@ -219,6 +219,20 @@ TEST(DriftEmulation, SoftmaxBlockingIsExactInFp64) {
   EXPECT_LT(MaxAbsDiff(one.lse, tiny.lse), 1e-13);
 }
 
+// lazy=8 (the tc presets, as mma.cuh): the max subtracted stays while a block's maximum rises by
+// at most 8 log2 units. Exact in fp64 (every weight and its rescale move together); with P
+// rounded to bf16 the weights are rounded at other magnitudes, so the result moves.
+TEST(DriftEmulation, LazyRescalingIsExactInFp64AndMovesPRounding) {
+  Problem p;
+  MakeProblem(&p, POSATTN_PE_ROPE, 92);
+  Result eager = Emulate(p, "fp64,block=3"), lazy = Emulate(p, "fp64,block=3,lazy=8");
+  EXPECT_LT(MaxAbsDiff(eager.out, lazy.out), 1e-14);
+  EXPECT_LT(MaxAbsDiff(eager.lse, lazy.lse), 1e-13);
+  EXPECT_GT(MaxAbsDiff(Emulate(p, "fp32,block=3,p=bf16").out,
+                       Emulate(p, "fp32,block=3,p=bf16,lazy=8").out),
+            0.0);
+}
+
 TEST(DriftEmulation, Fp16AccumulatorsRoundMoreThanFp32) {
   Problem p;
   MakeProblem(&p, POSATTN_PE_NONE, 101);
@@ -544,7 +558,8 @@ TEST(DriftEmulation, ConfigErrorsNameTheToken) {
   MakeProblem(&p, POSATTN_PE_NONE, 1);
   std::vector<double> out((size_t)p.out_n());
   char msg[512] = "";
-  for (const char *bad : {"fp63", "fp64,p=bf17", "fp64,colour=f32", "fp64,block=-1", "fp64,p"}) {
+  for (const char *bad : {"fp63", "fp64,p=bf17", "fp64,colour=f32", "fp64,block=-1", "fp64,p",
+                          "fp64,lazy=65"}) {
     EXPECT_EQ(pa_drift_shim_forward(bad, &p.desc, &p.tq, &p.tk, &p.tv, out.data(), nullptr,
                                     nullptr, msg, sizeof msg),
               POSATTN_STATUS_INVALID_ARGUMENT)

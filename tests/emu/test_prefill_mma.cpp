@@ -257,4 +257,45 @@ TEST_F(PrefillMma, hd128_every_pe_kind_odd_shapes) {
     }
 }
 
+// Lazy rescaling (mma.cuh: a row keeps its reference maximum until its logits rise more than
+// 2^8 in weight above it). Feature 0 of key j is 0.75 j and feature 0 of query row i is +4, -4
+// or +0.25 by i % 3, the other features random: per 64-key tile the logits of the first kind of
+// row rise by ~24 log2 units (hd128; rescaled on every tile), the second fall (never rescaled),
+// the third rise by ~1.5 (kept for several tiles with weights above 1, then rescaled). One warp
+// holds all three kinds, so rows whose factor is exactly 1 are multiplied under the vote too.
+TEST_F(PrefillMma, lazy_rescale_rising_falling_and_slow_rows) {
+  struct Shape {
+    posattn_dtype in;
+    int d, q_len, kv_len, causal;
+  };
+  uint64_t seed = 1400;
+  for (const Shape &sh : {Shape{BF16, 128, 300, 300, 0}, Shape{F16, 64, 200, 330, 1},
+                          Shape{BF16, 128, 97, 400, 1}}) {
+    Case c{"lazy rescale", sh.in, POSATTN_DTYPE_F32, 2, 2, 1, sh.d, sh.q_len, sh.kv_len};
+    c.causal = sh.causal;
+    SCOPED_TRACE(testing::Message() << "d " << sh.d << " q " << sh.q_len << " kv " << sh.kv_len);
+    pat_rng rng;
+    pat_rng_seed(&rng, ++seed);
+    posattn_attention_desc desc;
+    pat_case_arrays arr;
+    pat_case_describe(c, &desc, &arr, &rng);
+    pat_inputs in;
+    ASSERT_EQ(pat_inputs_random(&in, &desc, c.in, &rng, 1.0), 0);
+    const double qf[3] = {4.0, -4.0, 0.25};
+    for (int b = 0; b < c.batch; ++b) {
+      for (int j = 0; j < c.kv_len; ++j)
+        pat_store(in.tk.data, c.in, (int64_t(b) * c.kv_len + j) * c.hkv * c.d, 0.75 * j);
+      for (int i = 0; i < c.q_len; ++i)
+        for (int h = 0; h < c.hq; ++h)
+          pat_store(in.tq.data, c.in, ((int64_t(b) * c.q_len + i) * c.hq + h) * c.d, qf[i % 3]);
+    }
+    pat_checked r;
+    pat_check_forward(emu_, ref_, &desc, &in, c.in, c.out, &r);
+    pat_inputs_free(&in);
+    ASSERT_FALSE(HasFatalFailure());
+    for (size_t i = 0; i < r.lse.size(); ++i)
+      EXPECT_NEAR(r.lse[i], r.gold_lse[i], 1e-3 * (1.0 + std::fabs(r.gold_lse[i]))) << "lse " << i;
+  }
+}
+
 }  // namespace
