@@ -32,7 +32,7 @@ void pa_lp_config_baseline(pa_lp_config *c, pa_fmt dt) {
 void pa_lp_config_tc(pa_lp_config *c, pa_fmt dt) {
   pa_lp_config_baseline(c, dt);
   c->operand = dt;
-  c->lazy = 8; /* mma.cuh's kLazy */
+  c->lazy = 8; /* kernels/prefill/epilogue.cuh: kLazy */
 }
 
 const char *pa_fmt_name(pa_fmt f) {

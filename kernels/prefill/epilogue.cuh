@@ -20,6 +20,15 @@ namespace pa_kernels {
 namespace prefill {
 inline namespace PA_EPILOGUE_NS {
 
+// Lazy rescaling (mma.cuh's online softmax). A row keeps its reference maximum rmax (logit units
+// x; -inf before its first visible key) until its maximum so far, mx, rises more than kLazy log2
+// units (x * cs) above it; its weights exp2(x cs - fl(rmax cs)) stay below 2^kLazy. The rule is
+// here so that bench/sass/rescale_tiles.cpp, which measures how often warps rescale, runs it too.
+constexpr float kLazy = 8.f;
+PA_HD bool lazy_moves(float rmax, float mx, float cs) {
+  return rmax != -INFINITY && mx * cs - rmax * cs > kLazy;  // inf - inf (a poisoned row): keeps
+}
+
 // out[idx] = x rounded once to dtype (pa_prefill_params::out_dtype: bf16, f16, else fp32).
 PA_DEVICE void store_out(pa::gptr<unsigned char> base, int32_t dtype, int64_t idx, float x) {
   switch (dtype) {

@@ -677,8 +677,6 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
   constexpr bool kBandReuse =
       PeKind == POSATTN_PE_KERPLE_LOG || PeKind == POSATTN_PE_KERPLE_POWER;
   constexpr float kLog2e = 1.4426950408889634f;
-  // Lazy rescaling (the tile loop's softmax): a row's weights stay <= 2^kLazy (log2 units).
-  constexpr float kLazy = 8.f;
 
   const int b = int(blockIdx.z), h = int(blockIdx.y), hk = h / p.group;
   const pa_pe::Seq sq(p, b);
@@ -1149,14 +1147,15 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
           for (int e = 0; e < 4; ++e) {
             mx[2 * m + e / 2] = fmaxf(mx[2 * m + e / 2], s[m][a][e]);
           }
-      // Lazy rescaling. rmax is a row's reference maximum: bb = fl(rmax cs) (log2 units) is what
-      // its weights exp2(x cs - bb) subtract. A row takes this tile's maximum as its reference
-      // only when that rises more than kLazy above the old one (or on its first visible key), so
-      // weights stay below 2^kLazy (P in bf16/f16 and fp32 sums hold them exactly as well as 1),
-      // and then c = exp2(old - bb) rescales its O and l; every other row's c is exactly 1. The
-      // warp multiplies O only when one of its rows moved (a vote: after a block's first tiles,
-      // rare), so skipping it multiplies by exactly 1: no row's numbers depend on its neighbours.
-      // A row's first visible key needs no rescale either (its O and l are still 0).
+      // Lazy rescaling (epilogue.cuh, lazy_moves). rmax is a row's reference maximum: bb =
+      // fl(rmax cs) (log2 units) is what its weights exp2(x cs - bb) subtract. A row takes this
+      // tile's maximum as its reference only on its first visible key or when that maximum rises
+      // more than kLazy (8) above the reference, so weights stay below 2^8 (bf16/f16 P and fp32
+      // sums keep their relative precision there). A moving row rescales its O and l by
+      // c = exp2(old - bb); every other row's c is exactly 1 (a first visible key needs none: O
+      // and l are still 0). The warp multiplies O only when one of its rows moved (a vote; how
+      // often: bench/sass/rescale_tiles.cpp), and multiplying by exactly 1 changes nothing, so no
+      // row's numbers depend on its neighbours.
       // exp2 arguments x * cs - bb. One FFMA is exact up to the rounding of bb, a residual up to
       // half an ulp of bb: harmless below 2^20 (<= 2^-4, as large as the rounding of the two-step
       // form), not beyond (a logit of 2^64 would give exp2(2^40)). A warp holding such a finite
@@ -1167,8 +1166,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
       for (int r = 0; r < kRows; ++r) {
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
         mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-        // inf - inf (a poisoned row): NaN, keeps its reference
-        move[r] = rmax[r] != -INFINITY && mx[r] * cs - rmax[r] * cs > kLazy;
+        move[r] = prefill::lazy_moves(rmax[r], mx[r], cs);
         moved = moved || move[r];
       }
       const bool rescale = __any_sync(0xffffffffu, moved);
