@@ -318,8 +318,9 @@ def mix(fast, fallback, f):
 
 
 def summarise(label, arch, fn, insns, usage, launch, tile_flops=None):
+    r = launch.get("rescale_fraction")
     a = sass.analyse(insns, trips=transform_trips(launch), tile_flops=tile_flops,
-                     vote_trips=vote_trips(launch))
+                     vote_trips=vote_trips(launch), rescale=1.0 if r is None else r)
     u = usage.get((arch, fn), {})
     vote = None
     if a and a.get("fallback"):
@@ -348,6 +349,9 @@ def summarise(label, arch, fn, insns, usage, launch, tile_flops=None):
     if dc:
         row["decode_counts"] = {"cta_per_tile": dc[0], "how": dc[1], "ref": DECODE_REF}
     row["devices"] = {}
+    if a and a.get("rescale"):  # the lazy O rescale (sass.rescale_region)
+        row["rescale"] = dict(a["rescale"], measured=r is not None,
+                              source=launch.get("rescale_source", "unmeasured"))
     if vote:
         row["vote"] = {k: vote[k] for k in ("fraction", "measured", "source")}
         row["vote"]["insns"] = {k: vote[k].get("total", 0) for k in ("fast", "fallback")}
@@ -428,9 +432,44 @@ def fire_fraction(build, exe=None):
                             f"failing rows per slab: largest, {rows:.2f}")
 
 
-def analyse_targets(build, only=None, fire_tiles=None):
+def rescale_fraction(build, exe=None):
+    """(fraction, source) of the lazy O rescale (kernels/prefill/mma.cuh): the largest fraction of
+    warp tiles that rescale over bench/sass/rescale_tiles.cpp's problems (hd128, 8k tokens,
+    causal and not, iid Gaussian q and k with scaled-logit deviation 1, 2, 4), or (None, why).
+    exe: a posattn_rescale_tiles already built, else built in build."""
+    built = exe is None
+    exe = exe or os.path.join(build, "tests", "python", "posattn_rescale_tiles")
+    try:
+        if built and os.path.exists(os.path.join(build, "build.ninja")):
+            subprocess.run(["ninja", "-C", build, "tests/python/posattn_rescale_tiles"],
+                           check=True, stdout=subprocess.DEVNULL)
+        out = run([exe, "128", "8192"])
+    except (OSError, subprocess.CalledProcessError) as e:
+        return None, f"rescale_tiles not run ({e})"
+    probs = re.findall(r"problem (\S+) tiles \d+ rescaled \d+ fraction ([0-9.]+)", out)
+    if not probs:
+        return None, "rescale_tiles printed no problem"
+    name, f = max(probs, key=lambda x: float(x[1]))
+    return float(f), (f"rescale_tiles: largest of {len(probs)} problems ({name}; no bias: "
+                      "none, rope)")
+
+
+# kinds whose logits carry no bias: rescale_tiles' problems stand for them (RoPE keeps iid
+# Gaussian q and k Gaussian); a bias raises a causal row's maximum tile after tile
+RESCALE_MEASURED = ("none", "rope")
+
+
+def analyse_targets(build, only=None, fire_tiles=None, rescale_tiles=None):
     tg = [t for t in targets() + wgmma_targets() if only is None or t[0].startswith(only)]
     build_objects(build, sorted({t[1] for t in tg}))
+    plain = [t for t in tg if t[2] == "prefill_mma" and t[0].split()[-1] in RESCALE_MEASURED]
+    if plain:
+        f, why = rescale_fraction(build, rescale_tiles)
+        if f is None:
+            print(f"WARNING: lazy rescale fraction not measured ({why}): the prediction assumes "
+                  "every tile rescales", file=sys.stderr)
+        for t in plain:
+            t[3]["rescale_fraction"], t[3]["rescale_source"] = f, why
     if any(t[3].get("vote_stores") for t in tg):
         f, rows, why = fire_fraction(build, fire_tiles)
         if f is None:
@@ -581,6 +620,23 @@ def wgmma_model(dev, a, launch, serial_clk=None):
             "t_gemm": round(t_gemm, 1), "t_soft": round(t_soft, 1)}
 
 
+def rescale_table(rows, out=sys.stdout):
+    """The rows with the lazy O rescale (kernels/prefill/mma.cuh): its FMULs and the fraction of
+    tiles that run them (counted in the main table with that weight)."""
+    v = [r for r in rows if r.get("rescale")]
+    if not v:
+        return
+    print("\nlazy O rescale (a warp multiplies O only when one of its rows moved its reference "
+          "maximum): per warp per KV tile", file=out)
+    fmt = "%-30s %-6s %7s %5s %9s  %s"
+    print(fmt % ("kernel", "arch", "regions", "FMUL", "fraction", "fraction from"), file=out)
+    for r in v:
+        z = r["rescale"]
+        print(fmt % (r["label"], r["arch"], z["regions"], z["fmul"], "%.4f" % z["weight"],
+                     z["source"] if z["measured"] else "UNMEASURED or a bias kind: 1 assumed"),
+              file=out)
+
+
 def vote_table(rows, out=sys.stdout):
     """The rows with a vote-guarded path (FIRE's band): per warp per KV tile, the fast path's and
     the fallback's instructions, the fallback fraction and the predicted TFLOP/s of each and of
@@ -707,6 +763,7 @@ def table(rows, out=sys.stdout):
                   file=out)
     print("(per warp per KV tile, steady-state path; TFLOP/s predicted (static): min of the "
           "tensor, shared-memory and issue ceilings; docs/performance-model.md)", file=out)
+    rescale_table(rows, out)
     vote_table(rows, out)
     wgmma_table(rows, out)
     dec = [r for r in rows if r.get("decode_counts")]
@@ -818,6 +875,9 @@ def main(argv=None):
     ap.add_argument("--fire-tiles", metavar="EXE",
                     help="posattn_fire_tiles of a build of the same sources (default: built in "
                          "--build) for FIRE's fallback fraction")
+    ap.add_argument("--rescale-tiles", metavar="EXE",
+                    help="posattn_rescale_tiles of a build of the same sources (default: built in "
+                         "--build) for the lazy rescale's fraction")
     ap.add_argument("--anchor-tiles", action="store_true",
                     help="AnchorAttention: visible vs visited tiles and proportionality "
                          "(bench/sass/visible_tiles.py)")
@@ -837,7 +897,7 @@ def main(argv=None):
                 rows.append(summarise(os.path.basename(f), arch, fn, insns, {},
                                       {"threads": 256, "smem": None}))
     else:
-        rows = analyse_targets(args.build, args.only, args.fire_tiles)
+        rows = analyse_targets(args.build, args.only, args.fire_tiles, args.rescale_tiles)
     rows = strip(rows)
     table(rows)
     report = {"tool": "posattn-sass", "kind": "predicted (static)", "devices": DEVICES,

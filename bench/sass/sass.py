@@ -284,8 +284,23 @@ def vote_regions(insns, h, l, in_inner):
     return out
 
 
+RESCALE_OPS = ("FMUL", "FADD", "FFMA", "MUFU", "FSEL", "FSETP", "MOV", "IMAD", "SEL", "PLOP3",
+               "NOP")
+
+
+def rescale_region(insns, i, j):
+    """Whether the vote-guarded region insns[i+1:j] is register arithmetic only (RESCALE_OPS: no
+    memory, branch, shuffle or barrier) that multiplies (FMUL): the tensor-core prefill kernel's
+    lazy rescale of a row's O and l (kernels/prefill/mma.cuh), run by a warp only when one of its
+    rows moved its reference maximum. Its weight per tile is the fraction of tiles that rescale
+    (rescale_tiles), not the vote's fast/fallback choice. (FIRE's fallback loads and stores.)"""
+    body = insns[i + 1:j]
+    return (any(x.base == "FMUL" for x in body) and
+            all(x.base in RESCALE_OPS for x in body))
+
+
 def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=None, force=(),
-                vote="fast", vote_trips=None, inner_hot=False):
+                vote="fast", vote_trips=None, inner_hot=False, rescale=1.0):
     """Weights (per instruction index; 0 off the path) of the steady-state iteration of loop
     (h, l): the shortest head -> latch path over forward edges that still runs
       - every block holding a tensor-core instruction,
@@ -304,7 +319,9 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     vote_trips(counters) instead of trips when given. inner_hot: an inner loop's own steady path
     keeps its float if-regions too (hot_regions), as the loop's does at the top (the wgmma
     kernel's band fill: a rolled loop evaluating a bias whose special-case branch, e.g. KERPLE
-    power's distance 0, would otherwise skip the evaluation)."""
+    power's distance 0, would otherwise skip the evaluation). rescale (top level only): the weight
+    of the vote-guarded regions that only multiply (rescale_region: the lazy O rescale), the
+    fraction of tiles that run them; they are neither forced nor left out by `vote`."""
     bl = blocks(insns, h, l)
     start_of = {b[0]: k for k, b in enumerate(bl)}
     index = {x.addr: i for i, x in enumerate(insns)}
@@ -327,10 +344,10 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     forced = set(copies) | set(force) | (hot_regions(insns, h, l, in_inner) if top else set())
     for a, b in sts_loops:
         forced.update(range(a, b + 1))
-    voted = set()
+    voted, rescaled = set(), set()
     for i, j in vote_regions(insns, h, l, in_inner) if top else ():
-        voted.update(range(i + 1, j))
-    forced = forced | voted if vote == "fallback" else forced - voted
+        (rescaled if rescale_region(insns, i, j) else voted).update(range(i + 1, j))
+    forced = (forced | voted if vote == "fallback" else forced - voted) - rescaled
     must = sorted({k for k, (a, b) in enumerate(bl)
                    if any((force_tc and is_tc(insns[i])) or i in forced for i in range(a, b))})
     n = len(bl)
@@ -365,6 +382,8 @@ def steady_path(insns, h, l, trips=None, top=True, force_tc=True, force_loop=Non
     for k in chosen:
         for i in range(*bl[k]):
             w[i] = 1
+    for i in rescaled:  # skipped by the path above; run on a fraction of the tiles
+        w[i] = rescale
     # an inner loop on the path: its own steady path (a transform's common case, not its slow
     # path), times its trips per tile; loops nested in it are handled by the recursion
     for a, b in outermost(inner):
@@ -395,13 +414,15 @@ def loop_vote_regions(insns, h, l):
     return vote_regions(insns, h, l, lambda i: any(a <= i <= b for a, b in inner))
 
 
-def analyse(insns, trips=None, tile_flops=None, vote_trips=None):
+def analyse(insns, trips=None, tile_flops=None, vote_trips=None, rescale=1.0):
     """Main loop and its per-warp, per-iteration counters; None when the kernel has no loop.
     tile_flops (one warp's tensor-core FLOPs per iteration, when known): inner loops holding
     tensor-core instructions (a GEMM's k-loop that is not unrolled) are weighted so that the
     iteration does exactly that work. A loop with regions entered on a warp vote (vote_regions)
     gets "fallback": the counters of the iteration that runs them (their loops weighted by
-    vote_trips), beside "path", the iteration the vote lets through."""
+    vote_trips), beside "path", the iteration the vote lets through. The lazy O rescale's regions
+    (rescale_region) are not such a fallback: both count them with weight rescale, and "rescale"
+    reports them (regions, FMUL per full run)."""
     ml = main_loop(insns)
     if ml is None:
         ml = max(loops(insns), key=lambda hl: hl[1] - hl[0], default=None)
@@ -411,7 +432,7 @@ def analyse(insns, trips=None, tile_flops=None, vote_trips=None):
     body, shapes = count(insns[h:l + 1])
 
     def weights(vote):
-        w = steady_path(insns, h, l, trips, vote=vote, vote_trips=vote_trips)
+        w = steady_path(insns, h, l, trips, vote=vote, vote_trips=vote_trips, rescale=rescale)
         tc_loops = [(a, b) for a, b in outermost(inner_loops(insns, h, l))
                     if w[a] and any(is_tc(x) for x in insns[a:b + 1])]
         if tile_flops and tc_loops:
@@ -424,10 +445,14 @@ def analyse(insns, trips=None, tile_flops=None, vote_trips=None):
     path, _ = count(insns, weights("fast"))
     out = {"loop": [insns[h].addr, insns[l].addr], "body": dict(body), "path": dict(path),
            "shapes": dict(shapes), "inner_loops": inner_loop_rows(insns, h, l)}
-    voted = loop_vote_regions(insns, h, l)
+    voted = [(i, j) for i, j in loop_vote_regions(insns, h, l) if not rescale_region(insns, i, j)]
+    lazy = [(i, j) for i, j in loop_vote_regions(insns, h, l) if rescale_region(insns, i, j)]
     if voted:
         out["fallback"] = {"path": dict(count(insns, weights("fallback"))[0]),
                            "regions": [[insns[i].addr, insns[j].addr] for i, j in voted]}
+    if lazy:
+        out["rescale"] = {"regions": len(lazy), "weight": rescale,
+                          "fmul": sum(x.base == "FMUL" for i, j in lazy for x in insns[i + 1:j])}
     return out
 
 

@@ -185,6 +185,32 @@ VOTED = """
 """
 
 
+# A loop with the lazy O rescale behind a vote (0x140 .. 0x180: FMULs only) and a second vote
+# guarding a region that loads (not a rescale): the first is weighted, the second a fallback.
+RESCALED = """
+\tcode for sm_80
+\t\tFunction : rescaled
+        /*0000*/                   MOV R1, c[0x0][0x28] ;
+        /*0100*/                   HMMA.16816.F32.BF16 R4, R8, R12, R4 ;
+        /*0110*/                   FSETP.GT.AND P0, PT, R20, 8, PT ;
+        /*0120*/                   VOTE.ANY P0, P0 ;
+        /*0130*/                   ISETP.NE.AND P3, PT, R21, RZ, PT ;
+        /*0140*/              @!P0 BRA 0x180 ;
+        /*0150*/                   FMUL R4, R4, R22 ;
+        /*0160*/                   FMUL R5, R5, R22 ;
+        /*0170*/                   FMUL R6, R6, R22 ;
+        /*0180*/                   VOTE.ALL P1, P3 ;
+        /*0190*/               @P1 BRA 0x1b0 ;
+        /*01a0*/                   LDS R23, [R24] ;
+        /*01b0*/                   FSETP.GT.AND P2, PT, R30, RZ, PT ;
+        /*01c0*/               @P2 BRA 0x1e0 ;
+        /*01d0*/                   FMUL R7, R7, R22 ;
+        /*01e0*/                   HMMA.16816.F32.BF16 R4, R8, R12, R4 ;
+        /*01f0*/              @!P4 BRA 0x100 ;
+        /*0200*/                   EXIT ;
+"""
+
+
 class VoteGuarded(unittest.TestCase):
     def test_fast_path_skips_the_vote_region_fallback_runs_it(self):
         insns = sass.parse(VOTED)[("sm_80", "voted")]
@@ -203,6 +229,22 @@ class VoteGuarded(unittest.TestCase):
         self.assertEqual(fb["total"], 13 + 4 * 6 + 1)
         self.assertEqual(fb["STS"], 1 + 4)
         self.assertEqual(r["fallback"]["regions"], [[0x140, 0x1c0]])
+
+    def test_rescale_region_weighted_by_its_fraction(self):
+        # the lazy O rescale (mma.cuh): a vote-guarded region of FMULs only, counted with the
+        # fraction of tiles that rescale on both paths, not as a fallback
+        insns = sass.parse(RESCALED)[("sm_80", "rescaled")]
+        h, l = sass.main_loop(insns)
+        self.assertEqual(len(sass.loop_vote_regions(insns, h, l)), 2)
+        r = sass.analyse(insns, rescale=0.25)
+        # 0x100-0x140 (5), the rescale's 3 FMUL x 0.25, 0x180-0x190 (2), 0x1b0-0x1c0 (2), the FMUL
+        # region behind an FSETP predicate forced (1), 0x1e0-0x1f0 (2)
+        self.assertEqual(r["path"]["total"], 5 + 0.75 + 2 + 2 + 1 + 2)
+        self.assertEqual(r["rescale"], {"regions": 1, "weight": 0.25, "fmul": 3})
+        # the loading region is the fallback; the rescale keeps its weight there too
+        self.assertEqual(r["fallback"]["regions"], [[0x190, 0x1b0]])
+        self.assertEqual(r["fallback"]["path"]["total"], 12.75 + 1)
+        self.assertEqual(sass.analyse(insns)["path"]["total"], 12 + 3)  # unmeasured: every tile
 
     def test_predicate_writers(self):
         x = sass.parse(VOTED)[("sm_80", "voted")]
