@@ -50,6 +50,19 @@ class PrefillHardening : public ::testing::Test {
     d.q_len = d.kv_len = s;
     return d;
   }
+  // desc on REF (c = 0) and EMU (c = 1), fp32 out and lse of Desc's shape (batch 2, 2 q heads)
+  void RunBoth(const posattn_attention_desc &desc, pat_inputs *in, std::vector<double> out[2],
+               std::vector<double> lse[2]) {
+    posattn_context *ctx[2] = {ref_, emu_};
+    for (int c = 0; c < 2; ++c) {
+      out[c].assign(size_t(2 * desc.q_len * 2 * 64), 0.0);
+      lse[c].assign(size_t(2 * 2 * desc.q_len), 0.0);
+      const pat_run run = pat_forward_checked(ctx[c], &desc, &in->tq, &in->tk, &in->tv,
+                                              POSATTN_DTYPE_F32, out[c].data(), lse[c].data());
+      ASSERT_EQ(run.status, POSATTN_STATUS_SUCCESS) << run.message;
+      EXPECT_TRUE(run.guards_ok);
+    }
+  }
   posattn_context *emu_ = nullptr, *ref_ = nullptr;
   pat_rng rng_;
 };
@@ -119,14 +132,8 @@ TEST_F(PrefillHardening, QkBeyondFp32PoisonsTheSameRowsAsRef) {
       pat_store(in.tk.data, dt, ((1 * 24 + 6) * 1 + 0) * 64 + f, 3e19);
     }
     std::vector<double> out[2], lse[2];
-    posattn_context *ctx[2] = {ref_, emu_};
-    for (int c = 0; c < 2; ++c) {
-      out[c].resize(2 * 24 * 2 * 64);
-      lse[c].resize(2 * 2 * 24);
-      const pat_run run = pat_forward_checked(ctx[c], &desc, &in.tq, &in.tk, &in.tv,
-                                              POSATTN_DTYPE_F32, out[c].data(), lse[c].data());
-      ASSERT_EQ(run.status, POSATTN_STATUS_SUCCESS) << run.message;
-    }
+    RunBoth(desc, &in, out, lse);
+    ASSERT_FALSE(HasFatalFailure());
     for (size_t l = 0; l < lse[0].size(); ++l) {
       EXPECT_EQ(std::isnan(lse[0][l]), l == size_t((1 * 2 + 1) * 24 + 11)) << "REF lse " << l;
       EXPECT_EQ(std::isnan(lse[1][l]), std::isnan(lse[0][l])) << posattn_dtype_string(dt) << " lse " << l;
@@ -164,15 +171,8 @@ TEST_F(PrefillHardening, ScaledLogitBeyondFp32PoisonsItsRowAtEveryScale) {
           }
         }
         std::vector<double> out[2], lse[2];
-        posattn_context *ctx[2] = {ref_, emu_};
-        for (int c = 0; c < 2; ++c) {
-          out[c].resize(2 * 128 * 2 * 64);
-          lse[c].resize(2 * 2 * 128);
-          const pat_run run = pat_forward_checked(ctx[c], &desc, &in.tq, &in.tk, &in.tv,
-                                                  POSATTN_DTYPE_F32, out[c].data(), lse[c].data());
-          ASSERT_EQ(run.status, POSATTN_STATUS_SUCCESS) << run.message;
-          EXPECT_TRUE(run.guards_ok);
-        }
+        RunBoth(desc, &in, out, lse);
+        ASSERT_FALSE(HasFatalFailure());
         const size_t bad = scale == 1e29f ? (1 * 2 + 1) * 128 + 100 : causal ? ~size_t(0) : 50;
         double worst = 0;
         for (size_t l = 0; l < lse[0].size(); ++l) {
