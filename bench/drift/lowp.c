@@ -118,7 +118,7 @@ posattn_status pa_lp_config_parse(const char *text, pa_lp_config *c, char *msg, 
       char *end = NULL;
       long n = strtol(val, &end, 10);
       const int lo = key[0] == 's' ? 1 : 0;
-      const long hi = key[0] == 'l' ? 64 : (1L << 24); /* 2^64: far beyond any fp32 weight */
+      const long hi = key[0] == 'l' ? 64 : (1L << 24); /* lazy: weights up to 2^64, inside fp32 */
       if (*val == '\0' || *end != '\0' || n < lo || n > hi)
         return pa_fail(msg, msg_size, POSATTN_STATUS_INVALID_ARGUMENT,
                        "config %s=%s: must be an integer in [%d, %ld]", key, val, lo, hi);
