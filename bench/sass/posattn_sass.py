@@ -381,21 +381,22 @@ def transform_trips(launch):
     return trips
 
 
-def fire_tiles_problems(build, exe, args, pattern):
-    """(the pattern's matches in fire_tiles' output for args, None) or ([], why). exe: a
-    posattn_fire_tiles already built, else built in build (it links posattn_internal: in a CUDA
-    build, every instance)."""
+def tool_problems(build, exe, tool, args, pattern):
+    """(the pattern's matches in the output of the host tool `tool` (posattn_fire_tiles,
+    posattn_rescale_tiles) for args, None) or ([], why). exe: the tool already built, else built
+    in build (tests/python; fire_tiles links posattn_internal: in a CUDA build, every
+    instance)."""
     built = exe is None
-    exe = exe or os.path.join(build, "tests", "python", "posattn_fire_tiles")
+    target = f"tests/python/{tool}"
+    exe = exe or os.path.join(build, target)
     try:
         if built and os.path.exists(os.path.join(build, "build.ninja")):
-            subprocess.run(["ninja", "-C", build, "tests/python/posattn_fire_tiles"], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(["ninja", "-C", build, target], check=True, stdout=subprocess.DEVNULL)
         out = run([exe] + args)
     except (OSError, subprocess.CalledProcessError) as e:
-        return [], f"fire_tiles not run ({e})"
+        return [], f"{tool} not run ({e})"
     probs = re.findall(pattern, out)
-    return probs, None if probs else "fire_tiles printed no such problem"
+    return probs, None if probs else f"{tool} printed no such problem"
 
 
 def fire_trips_wgmma(build, exe=None):
@@ -403,9 +404,9 @@ def fire_trips_wgmma(build, exe=None):
     8k tokens, causal and not, both MLP initialisations, 4 MLPs each): of the problem with the
     most trips per tile (fraction x trips per fallback tile), the fraction of warp tiles with a
     trip and their mean trips; or (None, None, why)."""
-    probs, why = fire_tiles_problems(build, exe, ["--wgmma", "128", "8192", "4"],
-                                     r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) "
-                                     r"trips_per_fallback ([0-9.]+)")
+    probs, why = tool_problems(build, exe, "posattn_fire_tiles", ["--wgmma", "128", "8192", "4"],
+                               r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) "
+                               r"trips_per_fallback ([0-9.]+)")
     if why:
         return None, None, why
     name, f, trips = max(probs, key=lambda x: float(x[1]) * float(x[2]))
@@ -421,9 +422,9 @@ def fire_fraction(build, exe=None):
     of failing rows per 16-row slab of such a tile (fire_slab's trips), or (None, None, why).
     exe: a posattn_fire_tiles already built (any build of the same sources), else built in build
     (it links posattn_internal: in a CUDA build, every instance)."""
-    probs, why = fire_tiles_problems(build, exe, ["128", "8192", "4"],
-                                     r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) .*"
-                                     r"slow_rows_per_slab ([0-9.]+)")
+    probs, why = tool_problems(build, exe, "posattn_fire_tiles", ["128", "8192", "4"],
+                               r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) .*"
+                               r"slow_rows_per_slab ([0-9.]+)")
     if why:
         return None, None, why
     name, f, _ = max(probs, key=lambda x: float(x[1]))
@@ -437,18 +438,10 @@ def rescale_fraction(build, exe=None):
     warp tiles that rescale over bench/sass/rescale_tiles.cpp's problems (hd128, 8k tokens,
     causal and not, iid Gaussian q and k with scaled-logit deviation 1, 2, 4), or (None, why).
     exe: a posattn_rescale_tiles already built, else built in build."""
-    built = exe is None
-    exe = exe or os.path.join(build, "tests", "python", "posattn_rescale_tiles")
-    try:
-        if built and os.path.exists(os.path.join(build, "build.ninja")):
-            subprocess.run(["ninja", "-C", build, "tests/python/posattn_rescale_tiles"],
-                           check=True, stdout=subprocess.DEVNULL)
-        out = run([exe, "128", "8192"])
-    except (OSError, subprocess.CalledProcessError) as e:
-        return None, f"rescale_tiles not run ({e})"
-    probs = re.findall(r"problem (\S+) tiles \d+ rescaled \d+ fraction ([0-9.]+)", out)
-    if not probs:
-        return None, "rescale_tiles printed no problem"
+    probs, why = tool_problems(build, exe, "posattn_rescale_tiles", ["128", "8192"],
+                               r"problem (\S+) tiles \d+ rescaled \d+ fraction ([0-9.]+)")
+    if why:
+        return None, why
     name, f = max(probs, key=lambda x: float(x[1]))
     return float(f), (f"rescale_tiles: largest of {len(probs)} problems ({name}; no bias: "
                       "none, rope)")

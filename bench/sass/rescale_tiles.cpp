@@ -57,7 +57,6 @@ Counts walk(const Shape &sh, int len, int d, bool causal, const std::vector<floa
   Counts n;
   const int blocks = (len + sh.br - 1) / sh.br;
   const int stride = blocks > max_blocks ? blocks / max_blocks : 1;
-  std::vector<float> x(size_t(sh.rows) * sh.bc);
   for (int blk = stride / 2; blk < blocks; blk += stride) {
     const int q0 = blk * sh.br;
     const int keys = causal ? std::min(len, q0 + sh.br) : len;  // the block's key range

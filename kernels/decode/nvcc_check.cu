@@ -1,5 +1,6 @@
 // nvcc_check.cu -- instantiates every decode kernel for nvcc (target posattn_emu_nvcc_check,
-// sm_80 and sm_90a) until the CUDA backend compiles them itself.
+// sm_80 and sm_90a) in builds whose CUDA backend does not compile them for both (cuda_decode.cu
+// does; tests/emu/CMakeLists.txt then leaves this file out).
 #include "decode/decode_mma.cuh"
 
 pa::launch_status pa_decode_nvcc_check(const pa_decode_params &p, const pa_append_params &a, int dt) {
