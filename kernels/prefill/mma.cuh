@@ -1120,10 +1120,13 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
             for (int e = 2 * (r % 2); e < 2 * (r % 2) + 2; ++e) {
               const uint32_t w = uint32_t(*(wr + a / 4)) >> (2 * t4);
               float &x = s[r / 2][a][e];
-              if (!((w >> (8 * (a % 4) + (e & 1))) & 1u))
-                x = -INFINITY;
-              else
-                mn[r] = fminf(mn[r], x);
+              const bool visible = (w >> (8 * (a % 4) + (e & 1))) & 1u;
+              // The masked value replaces x, and the minimum reads that back (visible: x):
+              // the raw value dies at the select, so ptxas keeps S in the same registers on
+              // both arms. Reading the raw x for the minimum (if / else) kept both alive and
+              // cost 64 register moves on every unmasked tile (docs/kernels.md).
+              x = visible ? x : -INFINITY;
+              mn[r] = fminf(mn[r], visible ? x : INFINITY);
             }
         }
       } else {
