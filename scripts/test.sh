@@ -171,8 +171,14 @@ else
   echo "no nvcc on this machine: CUDA build skipped"
 fi
 
-stage "asan build (ASan + UBSan)"
-configure_build asan
+# clang-14 where its sanitizer runtimes are (the fuzz stage needs them too): it compiles this
+# build in ~0.6 of gcc 12's time (the ASan + UBSan instances: 8 s against 15 s each); else gcc
+asan_cc=() asan_cxx=gcc
+if ensure_fuzz_toolchain; then
+  asan_cc=(-DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14) asan_cxx=clang-14
+fi
+stage "asan build (ASan + UBSan, $asan_cxx)"
+configure_build asan "${asan_cc[@]}"
 stage "asan tests (cpu, emu)"
 seed_ctest_costs "$BUILD_ROOT/asan" asan
 # Left out under ASan: the EMU kernel sweeps (many shapes x kinds x masks of kernel code that the
