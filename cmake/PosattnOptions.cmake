@@ -34,6 +34,11 @@ if(POSATTN_SANITIZE)
   endif()
   add_compile_options("$<$<COMPILE_LANGUAGE:C,CXX>:${_san}>")
   add_link_options(-fsanitize=${POSATTN_SANITIZE})
+  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang" AND POSATTN_SANITIZE MATCHES "undefined")
+    # clang's C++-only checks (indirect-call function types, vptr) need its C++ UBSan runtime,
+    # which clang does not link into the C programs that use libposattn.so (examples, tests)
+    add_compile_options("$<$<COMPILE_LANGUAGE:C,CXX>:-fno-sanitize=function,vptr>")
+  endif()
   message(STATUS "posattn: sanitizers: ${POSATTN_SANITIZE}")
 endif()
 

@@ -12,9 +12,9 @@
 #      the same registers; `cmake --workflow --preset cuda-check` builds both), the CUDA-enabled
 #      library's exports, and the demo against it (no GPU needed), and posattn-sass's static model
 #      of the main instances against bench/sass/baseline.json;
-#   6. ASan + UBSan build (asan preset: bf16 tensor-core instances at head dims 64, 96, 128, 256,
-#      one per tile shape) and the cpu and emu labels under it, less the EMU kernel sweeps
-#      (asan_sweeps below: stage 1 runs them);
+#   6. ASan + UBSan build (asan preset, clang-14 where it has its sanitizer runtimes, else gcc:
+#      bf16 tensor-core instances at head dims 64, 96, 128, 256, one per tile shape) and the cpu
+#      and emu labels under it, less the EMU kernel sweeps (asan_sweeps below: stage 1 runs them);
 #   7. ThreadSanitizer build (tsan preset) of the concurrency test, run under TSan;
 #   8. with clang-14: the libFuzzer targets (fuzz preset, ASan + UBSan), their committed corpora
 #      and issue reproducers replayed, then each target fuzzed with a fixed seed for a fixed number
@@ -45,8 +45,8 @@ ctest_labels_present() { # ctest_labels_present BUILD_DIR: fails if a required l
 
 # seed_ctest_costs BUILD_DIR PRESET: the recorded times of the suite's slow tests
 # (tests/ctest-costs/PRESET.txt, CTest's own cost file format), so that `ctest -j` starts them
-# first instead of finding them last in a fresh build folder (the asan tests: ~400 s -> ~300 s
-# on 2 cores). Tests missing from the file only lose that ordering.
+# first instead of finding them last in a fresh build folder, where 2 cores then wait on one test.
+# Tests missing from the file only lose that ordering.
 seed_ctest_costs() {
   local dir="$1/Testing/Temporary" src="$REPO/tests/ctest-costs/$2.txt"
   [ -f "$src" ] && [ ! -f "$dir/CTestCostData.txt" ] || return 0
@@ -171,8 +171,9 @@ else
   echo "no nvcc on this machine: CUDA build skipped"
 fi
 
-# clang-14 where its sanitizer runtimes are (the fuzz stage needs them too): it compiles this
-# build in ~0.6 of gcc 12's time (the ASan + UBSan instances: 8 s against 15 s each); else gcc
+# clang-14 where its sanitizer runtimes are (the fuzz stage needs them too): this build in 282 s
+# and its tests in 210 s, where gcc 12 took 541 s (its tests, the sweeps still in: 405 s) on
+# 2026-12-04; else gcc
 asan_cc=() asan_cxx=gcc
 if ensure_fuzz_toolchain; then
   asan_cc=(-DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14) asan_cxx=clang-14
@@ -183,7 +184,8 @@ stage "asan tests (cpu, emu)"
 seed_ctest_costs "$BUILD_ROOT/asan" asan
 # Left out under ASan: the EMU kernel sweeps (many shapes x kinds x masks of kernel code that the
 # tests left in run on smaller shapes) and a model tool's check. The Release stage runs them, with
-# the emulator's own bounds and race checks; here they cost ~260 s of the 2 cores' ~600.
+# the emulator's own bounds and race checks; under gcc's ASan they took 259 of the 604 test-seconds
+# (2026-12-04).
 asan_sweeps='^(PrefillWgmma\.band_kinds_times_every_mask_hd64_hd128|PrefillWgmma\.hd256_every_pe_times_every_mask'
 asan_sweeps+='|PrefillWgmma\.fire_widest_mlp_band_hd128_per_element_hd256'
 asan_sweeps+='|PrefillMma\.distance_band_and_explicit_positions_every_bias_kind'

@@ -930,15 +930,37 @@ pa::launch_status launch_pe(const pa_prefill_params &p, void *stream) {
   }
 }
 
+// The input dtypes whose instances this translation unit compiles: both unless the build says
+// otherwise (kernels/sources.cmake gives the CUDA backend POSATTN_DTYPES' choice; the EMU build
+// and the nvcc check keep both).
+#ifndef PA_WGMMA_BF16
+#define PA_WGMMA_BF16 1
+#endif
+#ifndef PA_WGMMA_F16
+#define PA_WGMMA_F16 1
+#endif
+inline bool dtype_built(int in_dtype) {
+  return (in_dtype == POSATTN_DTYPE_BF16 && PA_WGMMA_BF16) ||
+         (in_dtype == POSATTN_DTYPE_F16 && PA_WGMMA_F16);
+}
+
+template <class Tin>
+pa::launch_status launch_dt(const pa_prefill_params &p, void *stream) {
+  if (p.d == 64) return launch_pe<64, Tin>(p, stream);
+  if (p.d == 128) return launch_pe<128, Tin>(p, stream);
+  if (p.d == 256) return launch_pe<256, Tin>(p, stream);
+  return pa::launch_status{false, "prefill_wgmma: no instance for this head dim"};
+}
+
 // The instance for p (head dim, input dtype, PE kind), or a failed status.
 inline pa::launch_status launch(const pa_prefill_params &p, void *stream) {
-  if (p.d == 64 && p.in_dtype == POSATTN_DTYPE_BF16) return launch_pe<64, pa::bf16>(p, stream);
-  if (p.d == 64 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<64, pa::f16>(p, stream);
-  if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_BF16) return launch_pe<128, pa::bf16>(p, stream);
-  if (p.d == 128 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<128, pa::f16>(p, stream);
-  if (p.d == 256 && p.in_dtype == POSATTN_DTYPE_BF16) return launch_pe<256, pa::bf16>(p, stream);
-  if (p.d == 256 && p.in_dtype == POSATTN_DTYPE_F16) return launch_pe<256, pa::f16>(p, stream);
-  return pa::launch_status{false, "prefill_wgmma: no instance for this head dim / dtype"};
+#if PA_WGMMA_BF16
+  if (p.in_dtype == POSATTN_DTYPE_BF16) return launch_dt<pa::bf16>(p, stream);
+#endif
+#if PA_WGMMA_F16
+  if (p.in_dtype == POSATTN_DTYPE_F16) return launch_dt<pa::f16>(p, stream);
+#endif
+  return pa::launch_status{false, "prefill_wgmma: no instance for this input dtype in this build"};
 }
 
 // xPos through the key pre-pass (pa_prefill_prerotates_k): each key transformed once around the
@@ -959,6 +981,8 @@ inline bool xpos_prepass_fits(const pa_problem *p) {
 inline const char *unfit(const pa_problem *p) {
   if (p->in_dtype != POSATTN_DTYPE_BF16 && p->in_dtype != POSATTN_DTYPE_F16)
     return "it takes bf16 or f16 inputs";
+  if (!dtype_built(p->in_dtype))
+    return "this build pruned its instances for this input dtype (POSATTN_DTYPES)";
   if (p->d != 64 && p->d != 128 && p->d != 256) return "it takes head_dim 64, 128 or 256";
   if (!serves_pe(p->desc->pe.kind)) return "it takes no PE, RoPE, ALiBi, T5, KERPLE, FIRE or xPos";
   // xPos as mma.cuh applies it (its unfit): a centred q/k transform whose factors the 16-bit
