@@ -11,10 +11,18 @@
 #                       turn it OFF for quick developer builds: the CUDA backend then uses SIMT)
 # Pruned configurations are answered NOT_SUPPORTED by the chooser (pa_kernels::mma::find gives
 # nullptr). Appends to POSATTN_EMU_SOURCES and POSATTN_CUDA_SOURCES.
-set(POSATTN_HEAD_DIMS "64;80;96;112;128;192;256" CACHE STRING "head dims of the tensor-core prefill instances")
-set(POSATTN_DTYPES "bf16;f16" CACHE STRING "input dtypes of the tensor-core prefill instances")
-set(POSATTN_PE_KINDS "none;rope;alibi;fire;xpos;t5;kerple_log;kerple_power" CACHE STRING
-    "PE kinds of the tensor-core prefill instances")
+set(_pa_all_dims "64;80;96;112;128;192;256")
+set(_pa_all_dtypes "bf16;f16")
+set(_pa_all_kinds "none;rope;alibi;fire;xpos;t5;kerple_log;kerple_power")
+set(POSATTN_HEAD_DIMS "${_pa_all_dims}" CACHE STRING "head dims of the tensor-core prefill instances")
+set(POSATTN_DTYPES "${_pa_all_dtypes}" CACHE STRING "input dtypes of the tensor-core prefill instances")
+set(POSATTN_PE_KINDS "${_pa_all_kinds}" CACHE STRING "PE kinds of the tensor-core prefill instances")
+# ON when every instance is selected (tests that name the kernel the chooser picks rely on it)
+set(POSATTN_MMA_GRID_FULL OFF)
+if(POSATTN_HEAD_DIMS STREQUAL _pa_all_dims AND POSATTN_DTYPES STREQUAL _pa_all_dtypes
+   AND POSATTN_PE_KINDS STREQUAL _pa_all_kinds)
+  set(POSATTN_MMA_GRID_FULL ON)
+endif()
 option(POSATTN_CUDA_PREFILL_INSTANCES "compile the prefill instances with nvcc too" ON)
 
 set(_pa_inst_dir ${CMAKE_CURRENT_LIST_DIR}/instances)
