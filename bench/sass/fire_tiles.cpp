@@ -1,24 +1,26 @@
-// fire_tiles -- the fraction of FIRE warp tiles that take the exact (fallback) path of the
-// tensor-core prefill kernel's FIRE band, from the kernel's own code.
+// fire_tiles -- the fraction of FIRE warp tiles that run kink trips (the vote-guarded part) in
+// the tensor-core prefill kernels' FIRE band, and their trips, from the kernels' own code.
 //
-// The FIRE band (kernels/prefill/mma.cuh: fire_rows, fire_slab) sends a warp's KV tile to the
-// exact per-element path when some row of the warp crosses a kink of the FIRE MLP over the tile's
-// keys (a warp vote). posattn-sass counts the two paths apart and mixes them with the fraction
-// printed here (docs/performance-model.md, "Vote-guarded paths"). This program builds the call's
-// tables as the library does (pa_validate, pa_prefill_layout_make, pa_prefill_tables_build,
-// pa_prefill_params_fill), then walks the kernel's tiles (TileWalk, FullTiles) and, per warp and
-// tile, fills the psi band as the kernel's band fill does and runs the kernel's row check
-// (fire_row_fast) on each row of the warp; the tile is fast when every row passes (the vote).
+// The FIRE band (kernels/prefill/mma.cuh: fire_rows and the kink trips; wgmma.cuh likewise)
+// gives every row of a warp's tile the MLP segment of its nearest key, then runs one trip per
+// kink the most-crossing row of the warp crosses over the tile's keys (a warp vote: none on most
+// tiles). posattn-sass counts the fast path and the trip loop apart and mixes them with the
+// figures printed here (docs/performance-model.md, "Vote-guarded paths"). This program builds the
+// call's tables as the library does (pa_validate, pa_prefill_layout_make,
+// pa_prefill_tables_build, pa_prefill_params_fill), then walks the kernel's tiles (TileWalk,
+// FullTiles) and, per warp and tile, fills the psi band as the kernel's band fill does and takes
+// each row's segments [lo, hi] as the kernel does (fire_row_segments); the warp's trips are the
+// largest hi - lo.
 //
-//   fire_tiles D [LEN SEEDS]     D in {64, 128}: per problem, the warp tiles visited, those that
-//                                take the fallback and its fraction, over the full (unmasked)
-//                                tiles alone too, and the failing rows per 16-row slab of a
-//                                fallback tile (fire_slab's trips); LEN tokens (default 8192),
-//                                SEEDS random MLPs per initialisation (default 4)
+//   fire_tiles D [LEN SEEDS]     D in {64, 128}: per problem, the warp tiles visited, those with
+//                                kink trips (the fallback) and their fraction, over the full
+//                                (unmasked) tiles alone too, and the mean trips of a fallback
+//                                tile; LEN tokens (default 8192), SEEDS random MLPs per
+//                                initialisation (default 4)
 //   fire_tiles --check D LEN SEEDS
-//                                the row check against every element: a row passes exactly when
-//                                all its elements' x (fl(psi * 1/norm)) fall in one segment
-//                                (FireSegments::index per element); exit 1 otherwise
+//                                every element's segment (fl(psi * 1/norm), FireSegments::index)
+//                                lies in its row's [lo, hi] (what makes the kink form right);
+//                                exit 1 otherwise
 //   fire_tiles --wgmma D [LEN SEEDS]
 //                                the sm_90a kernel's FIRE band (kernels/prefill/wgmma.cuh): per
 //                                warp (16 rows) and KV tile (Bc keys), the kink trips (the most
@@ -57,8 +59,7 @@ namespace wg = pa_kernels::wgmma;
 
 struct Counts {
   long long tiles = 0, fallback = 0, full = 0, full_fallback = 0, rows = 0, mismatches = 0;
-  long long slow_rows = 0;  // failing rows of the fallback tiles (fire_slab's trips)
-  long long trips = 0;      // wgmma: kink trips of the fallback tiles
+  long long trips = 0;  // kink trips of the fallback tiles
 };
 
 template <class T>
@@ -67,10 +68,11 @@ pa::sptr<T> shared_of(std::vector<T> &v, const char *name) {
                                               v.size() * sizeof(T), name});
 }
 
-// One problem through the kernel's FIRE band decisions (check: every row against its elements).
-// FIRE's shape: its kernel holds both loops (band and per-element) at ElementTraits (mma.cuh).
+// FIRE's band kernel shape (mma.cuh KernelTraits: the band kernel's own at hd128, the one kernel
+// of both loops elsewhere).
 template <int D>
-using FireTraits = mma::KernelTraits<D, POSATTN_PE_FIRE, mma::kPathBoth>;
+using FireTraits = mma::KernelTraits<D, POSATTN_PE_FIRE,
+                                     mma::split_paths<D>() ? mma::kPathBand : mma::kPathBoth>;
 
 // One problem's call, as the library builds it: the validated problem, its tables and the
 // kernel parameters (q, k, v absent: the band reads none of them).
@@ -139,6 +141,20 @@ bool Problem::make(int d, int len, int causal, const char *init, unsigned seed) 
   return true;
 }
 
+// The check of one row (band row w, 1/normaliser inv, segments [lo, hi]; query row `row`, the
+// tile's first key j0): every element's segment, fl(psi * inv) as the kernels form x, lies in
+// [lo, hi].
+template <int Bc>
+void check_row(const pa_pe::FireSegments<pa::sptr> &segs, pa::sptr<const float> band, int w,
+               float inv, int lo, int hi, int row, int j0, int lk, Counts &n) {
+  ++n.rows;
+  for (int c = 0; c < Bc && j0 + c < lk; ++c) {
+    const int e = segs.index(float(band[w - c + Bc - 1]) * inv);
+    if ((e < lo || e > hi) && n.mismatches++ < 5)
+      std::fprintf(stderr, "row %d key %d: segment %d outside [%d, %d]\n", row, j0 + c, e, lo, hi);
+  }
+}
+
 template <int D>
 bool run(int len, int causal, const char *init, unsigned seed, bool check, Counts &n) {
   using Tr = FireTraits<D>;
@@ -170,34 +186,21 @@ bool run(int len, int causal, const char *init, unsigned seed, bool check, Count
         for (int i = 0; i < kBandLen; ++i)
           s_band[i] = pa_pe::fire_psi(p.fire_psi, p.fire_psi_max, p.fire_c,
                                       pa_pe::abs_diff(int32_t(d0 + uint32_t(i)), 0));
-        bool fast = true;
-        int slow = 0;
+        int trips = 0;
         for (int w = 0; w < kRowsW; ++w) {
-          int seg = 0;
+          int lo = 0, hi = 0;
           const float inv = row_f[wi * kRowsW + w];
-          const bool ok = mma::fire_row_fast<Tr>(p, s_band, inv, segs, d0, w, seg);
-          fast = fast && ok;
-          slow += !ok;
-          if (!check) continue;
-          // every element of the row: its x as the fast path forms it, its segment
-          const int32_t dlo = int32_t(d0 + uint32_t(w)), dhi = int32_t(d0 + uint32_t(w + kBc - 1));
-          const int64_t far = std::max(std::abs(int64_t(dlo)), std::abs(int64_t(dhi)));
-          const bool reach = dhi > dlo && far <= int64_t(p.fire_psi_max);
-          bool one = true;
-          for (int c = 0; c < kBc; ++c)
-            one = one && segs.index(float(s_band[w - c + kBc - 1]) * inv) == seg;
-          ++n.rows;
-          if (reach && ok != one) {
-            if (n.mismatches++ < 5)
-              std::fprintf(stderr, "row %d warp %d tile %d: row check %d, elements in one "
-                           "segment %d\n", qt0 + wi * kRowsW + w, wi, t, int(ok), int(one));
-          }
+          mma::fire_row_segments<Tr>(s_band, inv, segs, d0, w, lo, hi);
+          trips = std::max(trips, hi - lo);
+          const int row = qt0 + wi * kRowsW + w;
+          if (!check || row >= sq.Lq) continue;
+          check_row<kBc>(segs, s_band, w, inv, lo, hi, row, j0, sq.Lk, n);
         }
         ++n.tiles;
-        n.fallback += !fast;
-        n.slow_rows += slow;
+        n.fallback += trips > 0;
+        n.trips += trips;
         n.full += full;
-        n.full_fallback += full && !fast;
+        n.full_fallback += full && trips > 0;
       }
     }
   }
@@ -242,13 +245,7 @@ bool run_wgmma(int len, int causal, const char *init, unsigned seed, bool check,
             const int shi = wg::fire_end_segment<kBc>(segs, s_band + rw, dlo, 1, inv);
             trips = std::max(trips, shi - slo);
             if (!check || row >= sq.Lq) continue;
-            ++n.rows;
-            for (int c = 0; c < kBc && j0 + c < sq.Lk; ++c) {
-              const int e = segs.index(float(s_band[rw - c + kBc - 1]) * inv);
-              if ((e < slo || e > shi) && n.mismatches++ < 5)
-                std::fprintf(stderr, "row %d key %d: segment %d outside [%d, %d]\n", row, j0 + c,
-                             e, slo, shi);
-            }
+            check_row<kBc>(segs, s_band, rw, inv, slo, shi, row, j0, sq.Lk, n);
           }
           ++n.tiles;
           n.fallback += trips > 0;
@@ -283,14 +280,14 @@ int report(int len, int seeds) {
         n.fallback += one.fallback;
         n.full += one.full;
         n.full_fallback += one.full_fallback;
-        n.slow_rows += one.slow_rows;
+        n.trips += one.trips;
       }
       std::printf("problem hd%d_%s_%s tiles %lld fallback %lld fraction %.4f min %.4f max %.4f "
-                  "full_tiles %lld full_fallback %lld full_fraction %.4f slow_rows_per_slab %.2f\n",
+                  "full_tiles %lld full_fallback %lld full_fraction %.4f trips_per_fallback %.3f\n",
                   D, init, causal ? "causal" : "noncausal", n.tiles, n.fallback,
                   double(n.fallback) / double(n.tiles), lo, hi, n.full, n.full_fallback,
                   n.full ? double(n.full_fallback) / double(n.full) : 0.0,
-                  n.fallback ? double(n.slow_rows) / double(n.fallback * FireTraits<D>::kM) : 0.0);
+                  n.fallback ? double(n.trips) / double(n.fallback) : 0.0);
     }
   return 0;
 }
@@ -334,8 +331,9 @@ int check(int len, int seeds) {
     for (int causal = 0; causal < 2; ++causal)
       for (int s = 0; s < seeds; ++s)
         if (!run<D>(len, causal, init, 77u + unsigned(s), true, n)) return 2;
-  std::printf("hd%d: %lld warp tiles (%lld fallback), %lld rows checked against their elements, "
-              "%lld mismatches\n", D, n.tiles, n.fallback, n.rows, n.mismatches);
+  std::printf("hd%d: %lld warp tiles (%lld with kink trips), %lld rows checked against their "
+              "elements, %lld elements outside their row's segments\n", D, n.tiles, n.fallback,
+              n.rows, n.mismatches);
   return n.mismatches || n.fallback == 0 || n.fallback == n.tiles ? 1 : 0;
 }
 

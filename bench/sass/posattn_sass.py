@@ -89,10 +89,9 @@ def targets():
     """[(label, object, kernel-name filter, launch info)] of the main instances."""
     out = []
     for pe in MAIN:
-        # FIRE's kernel holds both its loops at the per-element shape (mma.cuh KernelTraits)
-        launch = prefill_launch(128, pe == "fire", pe)
-        if pe == "fire":  # the FIRE band's fallback: fire_slab stores Bc biases per failing row
-            launch["vote_stores"] = 16 * launch["bc"]  # every row of the slab (fire_fraction: measured)
+        launch = prefill_launch(128, False, pe)
+        if pe == "fire":  # the FIRE band's kink trips (fire_trips: measured; else one per tile)
+            launch["fire_trips"] = True
         out.append((f"prefill hd128 bf16 {pe}", f"{OBJ}/prefill/instances/mma_hd128_bf16_{pe}.cu.o",
                     "prefill_mma", launch))
     # The decode kernels (kernels/decode/cuda_decode.cu instantiates both for every cache dtype):
@@ -301,15 +300,10 @@ def decode_model(dev, c, dec):
 
 
 def vote_trips(launch):
-    """Trips per KV tile of a loop inside a vote-guarded region (the fallback): a loop storing to
-    shared memory runs until it has stored launch["vote_stores"] words per warp (FIRE: a slab's
-    failing rows x Bc exact biases, 32 lanes a store), i.e. vote_stores / 32 / its body's STS;
-    other loops once."""
-    def trips(c):
-        if not launch.get("vote_stores") or not c.get("STS"):
-            return 1
-        return launch["vote_stores"] / 32 / c["STS"]
-    return trips
+    """Trips per KV tile of a loop inside a vote-guarded region (the fallback): FIRE's kink trips
+    per fallback tile (launch["vote_loop_trips"], measured by fire_tiles), else once."""
+    trips = launch.get("vote_loop_trips")
+    return (lambda c: trips) if trips else None
 
 
 def mix(fast, fallback, f):
@@ -399,38 +393,23 @@ def tool_problems(build, exe, tool, args, pattern):
     return probs, None if probs else f"{tool} printed no such problem"
 
 
-def fire_trips_wgmma(build, exe=None):
-    """(fraction, trips, source) of the wgmma kernel's FIRE kink trips (fire_tiles --wgmma: hd128,
-    8k tokens, causal and not, both MLP initialisations, 4 MLPs each): of the problem with the
-    most trips per tile (fraction x trips per fallback tile), the fraction of warp tiles with a
-    trip and their mean trips; or (None, None, why)."""
-    probs, why = tool_problems(build, exe, "posattn_fire_tiles", ["--wgmma", "128", "8192", "4"],
-                               r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) "
+def fire_trips(build, exe=None, wgmma=False):
+    """(fraction, trips, source) of a kernel's FIRE kink trips (fire_tiles [--wgmma]: hd128, 8k
+    tokens, causal and not, posattn-bench's and nn.Linear's MLP initialisations, 4 MLPs each): of
+    the problem with the most trips per tile (fraction x trips per fallback tile), the fraction of
+    warp tiles with a trip and their mean trips; or (None, None, why). exe: a posattn_fire_tiles
+    already built (any build of the same sources), else built in build (it links
+    posattn_internal: in a CUDA build, every instance)."""
+    args = (["--wgmma"] if wgmma else []) + ["128", "8192", "4"]
+    probs, why = tool_problems(build, exe, "posattn_fire_tiles", args,
+                               r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) .*?"
                                r"trips_per_fallback ([0-9.]+)")
     if why:
         return None, None, why
     name, f, trips = max(probs, key=lambda x: float(x[1]) * float(x[2]))
-    return float(f), float(trips), (f"fire_tiles --wgmma: the most trips per tile of "
-                                    f"{len(probs)} problems ({name}): {float(trips):.2f} per "
-                                    f"fallback tile")
-
-
-def fire_fraction(build, exe=None):
-    """(fraction, rows, source) of the FIRE band's fallback: the largest fraction of warp tiles
-    that take it over bench/sass/fire_tiles.cpp's problems (hd128, 8k tokens, causal and not,
-    posattn-bench's and nn.Linear's MLP initialisations, 4 MLPs each) and the largest mean number
-    of failing rows per 16-row slab of such a tile (fire_slab's trips), or (None, None, why).
-    exe: a posattn_fire_tiles already built (any build of the same sources), else built in build
-    (it links posattn_internal: in a CUDA build, every instance)."""
-    probs, why = tool_problems(build, exe, "posattn_fire_tiles", ["128", "8192", "4"],
-                               r"problem (\S+) tiles \d+ fallback \d+ fraction ([0-9.]+) .*"
-                               r"slow_rows_per_slab ([0-9.]+)")
-    if why:
-        return None, None, why
-    name, f, _ = max(probs, key=lambda x: float(x[1]))
-    rows = max(float(x[2]) for x in probs)
-    return float(f), rows, (f"fire_tiles: fraction: largest of {len(probs)} problems ({name}); "
-                            f"failing rows per slab: largest, {rows:.2f}")
+    return float(f), float(trips), (f"fire_tiles{' --wgmma' if wgmma else ''}: the most trips "
+                                    f"per tile of {len(probs)} problems ({name}): "
+                                    f"{float(trips):.2f} per fallback tile")
 
 
 def rescale_fraction(build, exe=None):
@@ -463,25 +442,17 @@ def analyse_targets(build, only=None, fire_tiles=None, rescale_tiles=None):
                   "every tile rescales", file=sys.stderr)
         for t in plain:
             t[3]["rescale_fraction"], t[3]["rescale_source"] = f, why
-    if any(t[3].get("vote_stores") for t in tg):
-        f, rows, why = fire_fraction(build, fire_tiles)
+    for wgmma in (False, True):  # FIRE's kink trips, measured per kernel
+        fire = [t for t in tg if t[0].endswith(" fire") and bool(t[3].get("wgmma")) == wgmma]
+        if not fire:
+            continue
+        f, trips, why = fire_trips(build, fire_tiles, wgmma)
         if f is None:
-            print(f"WARNING: FIRE fallback fraction not measured ({why}): the prediction assumes "
-                  "every tile takes the fallback, every row of it failing", file=sys.stderr)
-        for t in tg:
-            if t[3].get("vote_stores"):
-                t[3]["fallback_fraction"], t[3]["fallback_source"] = f, why
-                if rows is not None:  # fire_slab stores Bc words per failing row
-                    t[3]["vote_stores"] = rows * t[3]["bc"]
-    if any(t[3].get("wgmma") and t[0].endswith(" fire") for t in tg):
-        f, trips, why = fire_trips_wgmma(build, fire_tiles)
-        if f is None:
-            print(f"WARNING: wgmma FIRE kink trips not measured ({why}): the prediction assumes "
-                  "every tile runs one", file=sys.stderr)
-        for t in tg:
-            if t[3].get("wgmma") and t[0].endswith(" fire"):
-                t[3]["fallback_fraction"], t[3]["fallback_source"] = f, why
-                t[3]["vote_loop_trips"] = trips
+            print(f"WARNING: FIRE kink trips not measured ({why}): the prediction assumes every "
+                  "tile runs one", file=sys.stderr)
+        for t in fire:
+            t[3]["fallback_fraction"], t[3]["fallback_source"] = f, why
+            t[3]["vote_loop_trips"] = trips
     rows, objs = [], {}
     for label, obj, filt, launch in tg:
         if obj not in objs:  # cuda_backend.cu.o holds several targets: disassemble it once
@@ -493,8 +464,7 @@ def analyse_targets(build, only=None, fire_tiles=None, rescale_tiles=None):
                     rows.append(summarise_wgmma(label, arch, fn, insns, usage, launch))
             elif filt in fn:
                 # hd128 splits the loops of the band kinds into two kernels (Path 1: the band,
-                # the main row; Path 2: per element, explicit positions); FIRE keeps both in one
-                # kernel (Path 0) of the per-element shape (targets()): each row gets its own
+                # the main row; Path 2: per element, explicit positions): each row gets its own
                 # kernel's shape
                 lab, lau = label, launch
                 if filt == "prefill_mma" and prefill_path(fn) == 2:
@@ -687,8 +657,7 @@ def summarise_wgmma(label, arch, fn, insns, usage, launch):
     A vote-guarded path (FIRE's kink trips): its loop weighted by launch["vote_loop_trips"] (the
     mean trips of a fallback tile, measured by fire_tiles --wgmma), path and turn mixed with
     launch["fallback_fraction"] (1 when unmeasured), as summarise() does."""
-    trips = launch.get("vote_loop_trips")
-    a = sass.analyse_wgmma(insns, vote_trips=(lambda c: trips) if trips else None,
+    a = sass.analyse_wgmma(insns, vote_trips=vote_trips(launch),
                            producer_trips=producer_trips(launch))
     u = usage.get((arch, fn), {})
     vote = None

@@ -88,13 +88,13 @@ struct Traits;
 // kM (d + Bc) / 2 stays near 160.
 // hd64: 4 warps x 32 rows = 128 query rows, 64-key tiles (the per-tile costs over 128 mma, not
 // 64: 8.5 -> 6.6 instructions per mma, docs/kernels.md); 2 stages: 16 + 2 x 16 KiB = 48 KiB.
-// FIRE keeps 32-key tiles (ElementTraits<64>: its band loop spills at 64).
+// FIRE keeps 32-key tiles (ElementTraits<64>: its band loop spills at 64; fire_fits_traits).
 template <>
 struct Traits<64> : TileShape<64, 4, 128, 64, 2, 2> {};
 // hd80, hd96, hd112: hd128's arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma:
 // 160 ldmatrix bytes per mma, was 288 at 16 rows per warp), 64-key tiles, one K and one V buffer
 // (kSplit): 45 / 53 / 60 KiB, 2 blocks per SM. Padded rows (10, 12, 14 chunks) take TileCopy's
-// general path. FIRE keeps the 16-row shapes (ElementTraits).
+// general path. FIRE keeps the 16-row shapes at hd80 and hd112 (ElementTraits; fire_fits_traits).
 template <>
 struct Traits<80> : TileShape<80, 4, 128, 64, 1, 2> {};
 template <>
@@ -112,17 +112,15 @@ template <>
 struct Traits<128> : TileShape<128, 4, 128, 64, 1, 2> {};
 // The shape of the per-element bias loop (explicit position ids, FIRE): Traits<D> except at
 // hd128, where that loop spills at Bc = 64 (split_paths below): 32-key tiles, a 2-stage ring; and
-// FIRE's kernel at hd64 (32-key tiles) and hd80, hd96, hd112 (16 rows per warp), whose band
-// loop spills in Traits<D>.
+// FIRE's kernel at hd64 (32-key tiles) and hd80, hd112 (16 rows per warp), whose band loop
+// spills in Traits<D> (fire_fits_traits below).
 template <int D>
 struct ElementTraits : Traits<D> {};
 template <>
 struct ElementTraits<64> : TileShape<64, 4, 128, 32, 3, 2> {};  // 3 stages: 16 + 3 x 8 KiB = 40 KiB
-// FIRE at hd80, hd96, hd112: 16 rows per warp (its band loop spills at 32: 12-116 bytes)
+// FIRE at hd80, hd112: 16 rows per warp
 template <>
 struct ElementTraits<80> : TileShape<80, 4, 64, 64, 2, 1> {};
-template <>
-struct ElementTraits<96> : TileShape<96, 8, 128, 64, 2, 1> {};
 template <>
 struct ElementTraits<112> : TileShape<112, 4, 64, 64, 2, 1> {};
 template <>
@@ -178,11 +176,12 @@ struct Check {
   static constexpr int kBandPitch = 16 * T::kM + T::kBc;
   static constexpr int kBandWords = T::kWarps * kBandPitch;
   // FIRE's band per warp (after its segment tables): psi of the distances (kBandPitch words;
-  // the last one: the failing rows), each row's {a, c} (fire_rows; 2 words per row, 8-byte
-  // aligned: kBandPitch is even), and one slab's exact biases for tiles that cross a kink
-  // (16 x kBc words).
-  static constexpr int kFireRows = kBandPitch, kFireSlab = kFireRows + 2 * 16 * T::kM;
-  static constexpr int kFirePitch = kFireSlab + 16 * T::kBc;
+  // the last one: the rows that cross a kink), then per row of the warp (2 words each, 8-byte
+  // aligned: kBandPitch is even) its base segment's {a, c}, its segments {lo, hi} over the tile
+  // and the kink term {kd, ps} of the current kink trip (fire_rows, the FIRE band's logits).
+  static constexpr int kFireRows = kBandPitch, kFireSegs = kFireRows + 2 * 16 * T::kM;
+  static constexpr int kFireKink = kFireSegs + 2 * 16 * T::kM;
+  static constexpr int kFirePitch = kFireKink + 2 * 16 * T::kM;
   static constexpr size_t kSmemBytes =
       size_t(T::kBr + 2 * T::kStages * T::kBc) * Smem<T::kD>::kPitch * 2 /* 16-bit elements */ +
       size_t(T::kBr) * kMaskWords * 4 + size_t(kRowWords) * 4;
@@ -218,15 +217,21 @@ PA_HD size_t region_bytes(const pa_prefill_params &p) {
 // (distance band, per-element bias; a block-uniform choice), or the one loop of the other kinds.
 // hd128 splits them into two kernels (launch() picks one per call): the band loop fits Bc = 64
 // without a spill, the per-element bias loop (explicit positions) only Bc = 32 (ElementTraits;
-// docs/kernels.md, Issue 12 log). FIRE keeps both loops in one kernel of the per-element shape:
-// its band loop carries the exact fall-back for tiles that cross a kink (fire_slab).
+// docs/kernels.md, Issue 12 log), FIRE's too since its kink trips.
 enum : int { kPathBoth = 0, kPathBand = 1, kPathElement = 2 };
 template <int D>
 PA_HD constexpr bool split_paths() { return D == 128; }
+// FIRE's band loop fits Traits<D> (ptxas, CUDA 13, sm_80 and sm_90a: no spill) at hd128 (its band
+// kernel) and hd96 (its one kernel of both loops); elsewhere FIRE's kernel keeps ElementTraits
+// (at Traits<D>: hd64 spills 16 bytes on sm_80, hd80 4 / 32 bytes on sm_80 / sm_90a, hd112 32
+// bytes on sm_90a).
+template <int D>
+PA_HD constexpr bool fire_fits_traits() { return D == 96 || D == 128; }
 template <int D, int PeKind, int Path>
 using KernelTraits =
-    typename std::conditional<Path == kPathElement || PeKind == POSATTN_PE_FIRE, ElementTraits<D>,
-                              Traits<D>>::type;
+    typename std::conditional<Path == kPathElement ||
+                                  (PeKind == POSATTN_PE_FIRE && !fire_fits_traits<D>()),
+                              ElementTraits<D>, Traits<D>>::type;
 
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
 // which pa::launch sets).
@@ -546,98 +551,58 @@ PA_DEVICE void visible_words(const pa_pe::Seq &sq, pa::sptr<uint32_t> words,
   }
 }
 
-// FIRE band (positions in token order; after the warp's psi band is filled). Row w of the warp
-// (0 .. 16 kM - 1) sees the distances d0 + w + [0, kBc) (band entries w .. w + kBc - 1), so its
-// x = psi(|d|) / normaliser lies in [x(min |d|), x(max |d|)] (psi is non-decreasing in |d| up to
-// fire_psi_max, x = fl(psi * inv_norm) is then non-decreasing in psi, and the segment index in
-// x): when both ends fall in one segment, every element of the row does. A tile whose rows all
-// pass (a warp vote) is fast: each element takes the segment FireBias takes, in log2 units from
-// the row's values {a, c} = {fl(fl(slope * inv_norm) * log2 e), fl(icpt * log2 e)} (2 words per
-// row): bias' = fmaf(a, psi, c), one FFMA (the logit then adds it in one more FFMA; see
-// "Logit units"). Not bit-identical to FireBias's fmaf(slope, fl(psi * inv_norm), icpt) * log2 e:
-// a few fp32 roundings apart (docs/kernels.md, FIRE band numerics). A row that fails gets
-// {0, 0} (bias 0), then its elements add their exact bias b from the slab tile, fmaf(b, log2 e,
-// x) (fire_slab fills the failing rows of a slab: row w % 16 at kFireSlab + (w % 16) kBc, entry
-// kBc - 1 - key). Rows beyond psi_max
-// (contexts over 64K), and rows whose distances wrap (past a sequence end), fail. The word after
-// the psi band holds the failing rows (a ballot; 0: the tile is fast), read by the logits.
+// FIRE band (positions in token order; after the warp's psi band is filled). The bias is
+// f(x), x = psi(|d|) / normaliser, f the MLP: continuous and piecewise linear with kinks at the
+// segment starts, so over x in [start[lo], start[hi + 1]) f(x) = slope[lo] x + icpt[lo] + the sum
+// over kinks j in (lo, hi] of (slope[j] - slope[j - 1]) max(x - start[j], 0). Row w of the warp
+// (0 .. 16 kM - 1) sees the distances d0 + w + [0, kBc) (band entries w .. w + kBc - 1); psi is
+// non-decreasing in |d| (up to fire_psi_max; beyond it, log's rounding can only move an element
+// next to a kink, where both segments agree), so [lo, hi] = the segments of x at the row's
+// nearest and farthest distance (fire_row_segments). In log2 units from psi, per row
+// {a, c} = {fl(fl(slope[lo] * inv_norm) * log2 e), fl(icpt[lo] * log2 e)}: every element's
+// bias' = fmaf(a, psi, c), one FFMA (the logit adds it in one more; see "Logit units"). A tile
+// where some row crosses a kink (hi > lo: a warp vote) then runs one kink trip per kink the
+// most-crossing row of the warp crosses: kink lo + k of each row as {kd, ps} = {the slope step
+// per unit of psi in log2 units, the kink's psi start[j] * normaliser} ({0, 0} for a row without
+// one), and per element x += kd max(psi - ps, 0) (FADD, FMNMX, FFMA). Not bit-identical to
+// FireBias's fmaf(slope, fl(psi * inv_norm), icpt) * log2 e (one segment per element): a few
+// fp32 roundings apart, and an element within rounding of a kink takes a value within rounding
+// of either segment's (docs/kernels.md, FIRE band numerics). Rows whose distances wrap (past a
+// sequence end) take their base segment: any finite bias serves them (their logits are discarded
+// or masked). The word after the psi band holds the rows that cross a kink (a ballot; 0: no
+// trip), read by the logits.
 
-// Row w's check (fire_rows; also bench/sass/fire_tiles.cpp): whether its x over the tile's keys
-// stays in one segment (seg: that segment), from the warp's psi band and the row's 1/normaliser.
+// Row w's segments over the tile (fire_rows; also bench/sass/fire_tiles.cpp): lo and hi, those of
+// x at the row's nearest and farthest |d| (hi = lo for a row whose distances wrap).
 template <class T>
-PA_DEVICE bool fire_row_fast(const pa_prefill_params &p, pa::sptr<const float> band_w, float inv,
-                             const pa_pe::FireSegments<pa::sptr> &segs, uint32_t d0, int w,
-                             int &seg) {
+PA_DEVICE void fire_row_segments(pa::sptr<const float> band_w, float inv,
+                                 const pa_pe::FireSegments<pa::sptr> &segs, uint32_t d0, int w,
+                                 int &lo, int &hi) {
   constexpr int kBc = T::kBc;
   const int32_t dlo = int32_t(d0 + uint32_t(w)), dhi = int32_t(d0 + uint32_t(w + kBc - 1));
-  const uint32_t far = pa::max(pa_pe::abs_diff(dlo, 0), pa_pe::abs_diff(dhi, 0));
   const pa_pe::FirePsiRange r = pa_pe::fire_psi_range<kBc>(band_w + w, dlo);
-  seg = segs.index(r.near * inv);
-  // the other end in the same segment: start[seg] <= xmin <= xmax < start[seg + 1] (the last
-  // segment's stop is +inf), one compare instead of a second lookup
-  return dhi > dlo && far <= p.fire_psi_max && r.far * inv < float(segs.start[seg + 1]);
+  lo = segs.index(r.near * inv);
+  hi = dhi > dlo ? segs.index(r.far * inv) : lo;
 }
 
 template <class T>
-PA_DEVICE void fire_rows(const pa_prefill_params &p, pa::sptr<float> band_w,
-                         pa::sptr<const float> row_f, const pa_pe::FireSegments<pa::sptr> &segs,
-                         uint32_t d0, int w) {
+PA_DEVICE void fire_rows(pa::sptr<float> band_w, pa::sptr<const float> row_f,
+                         const pa_pe::FireSegments<pa::sptr> &segs, uint32_t d0, int w) {
   using C = Check<T>;
-  constexpr int kRowsW = 16 * T::kM, kBc = T::kBc;
+  constexpr int kRowsW = 16 * T::kM;
   constexpr float kLog2e = 1.4426950408889634f;  // prefill_mma's
   static_assert(kRowsW <= 32, "fire_rows: one lane per row of the warp (the ballot's bits)");
-  bool ok = true;
-  int seg = 0;
-  float inv = 0.f;
+  int lo = 0, hi = 0;
   if (w < kRowsW) {
-    inv = row_f[w];
-    ok = fire_row_fast<T>(p, band_w, inv, segs, d0, w, seg);
-  }
-  // the rows that fail (bit w): they take the exact path, the others keep their segment
-  const uint32_t slow = __ballot_sync(0xffffffffu, !ok);
-  if (w < kRowsW) {
-    // {a, c}; a failing row {0, 0}: bias 0, then its exact bias from the slab tile
-    pa::store(pa::ptr_cast<float2>(band_w + C::kFireRows + 2 * w),
-              make_float2(ok ? float(segs.slope[seg]) * inv * kLog2e : 0.f,
-                          ok ? float(segs.icpt[seg]) * kLog2e : 0.f));
-  }
-  if (w == 0) pa::ptr_cast<uint32_t>(band_w)[C::kBandPitch - 1] = slow;
-  __syncwarp();
-}
-
-// The lowest set bit of a non-zero word.
-PA_DEVICE int fire_low_bit(uint32_t x) {
-#if defined(__CUDACC__)
-  return __ffs(int(x)) - 1;
-#else
-  return __builtin_ctz(x);
-#endif
-}
-
-// FIRE band, a tile where some row crosses a kink: the exact bias of slab m's failing rows (bits
-// of `slow`, fire_rows) x kBc keys into the warp's slab tile (FireBias's arithmetic on the band's
-// psi), one row per trip, lane l taking keys l + 32 k. The rows that pass keep their segment.
-template <class T>
-PA_DEVICE void fire_slab(pa::sptr<float> band_w, pa::sptr<const float> row_f,
-                         const pa_pe::FireSegments<pa::sptr> &segs, uint32_t slow, int m,
-                         int lane) {
-  constexpr int kBc = T::kBc;
-  static_assert(kBc % 32 == 0, "fire_slab: a row's keys in whole warp trips");
-  uint32_t rows = (slow >> (16 * m)) & 0xffffu;
-#if defined(__CUDACC__)
-#pragma unroll 1
-#endif
-  while (rows != 0u) {
-    const int r = fire_low_bit(rows), w = 16 * m + r;
-    rows &= rows - 1u;
     const float inv = row_f[w];
-    PA_UNROLL
-    for (int k = 0; k < kBc / 32; ++k) {
-      const int key = lane + 32 * k;
-      const float x = float(band_w[w - key + kBc - 1]) * inv;
-      band_w[Check<T>::kFireSlab + r * kBc + (kBc - 1 - key)] = segs(x);
-    }
+    fire_row_segments<T>(band_w, inv, segs, d0, w, lo, hi);
+    pa::store(pa::ptr_cast<float2>(band_w + C::kFireRows + 2 * w),
+              make_float2(float(segs.slope[lo]) * inv * kLog2e, float(segs.icpt[lo]) * kLog2e));
+    pa::store(pa::ptr_cast<int2>(band_w + C::kFireSegs + 2 * w), make_int2(lo, hi));
   }
+  // the rows that cross a kink (bit w): the tile's kink trips
+  const uint32_t slow = __ballot_sync(0xffffffffu, hi > lo);
+  if (w == 0) pa::ptr_cast<uint32_t>(band_w)[C::kBandPitch - 1] = slow;
   __syncwarp();
 }
 
@@ -918,8 +883,8 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
         __syncwarp();
         if (kBandReuse && fl == 0) *band_tile = t;  // every lane has read the old one
         if constexpr (PeKind == POSATTN_PE_FIRE)
-          fire_rows<T>(p, band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB),
-                       d0, fl);
+          fire_rows<T>(band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB), d0,
+                       fl);
       }
       const pa::sptr<Tin> k_s = sK + slot * kBc * kP, v_s = sV + slot * kBc * kP;
       if (Transform<PeKind>::kRotatesK) {
@@ -980,18 +945,12 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
       // (m, a, e) is row r = 2m + e / 2, key j0 + 8a + 2*t4 + (e & 1). ----
       if constexpr (band && PeKind == POSATTN_PE_FIRE) {
         // FIRE band (fire_rows): per row {a, c}; per element the bias' FFMA from psi
-        // (log2 units) and the logit's FFMA. The thread's psi values are read from the band once
-        // per tile: element (m, a, 2 hr + c) reads entry 16 m + 8 hr - 8 a - c of bt, i.e.
-        // pv[2 m + hr - a + kNA - 1][c] (2 kM + kNA - 1 pairs instead of a load per element).
+        // (log2 units) and the logit's FFMA. Element (m, a, 2 hr + c) reads psi at entry
+        // 16 m + 8 hr - 8 a - c of bt, as the other kinds read their bias (at Bc = 64 the
+        // thread's psi values held in registers across the pass cost a spill on sm_90a).
         const int ft = fresh_tid(), fl = ft % 32;
         const pa::sptr<float> band_w = sBand + (ft / 32) * kWarpPitch;
         const pa::sptr<float> bt = band_w + (fl / 4 - 2 * (fl % 4) + kBc - 1);
-        constexpr int kPv = 2 * kM + kNA - 1;
-        float pv[kPv][2];
-        PA_UNROLL
-        for (int q = 0; q < kPv; ++q)
-          PA_UNROLL
-          for (int c = 0; c < 2; ++c) pv[q][c] = bt[8 * (q - (kNA - 1)) - c];
         const float scale2 = p.scale * kLog2e;  // the logit's scale in log2 units
         auto logits = [&](auto softcap) {
           const float inv_cap = decltype(softcap)::value ? float(sHead[2]) : 0.f;
@@ -999,7 +958,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
           for (int m = 0; m < kM; ++m)
             PA_UNROLL
             for (int hr = 0; hr < 2; ++hr) {
-              // the row's {a, c} (fire_rows; {0, 0} for a failing row)
+              // the row's {a, c} (fire_rows: its base segment lo)
               const float2 rp = pa::load(pa::ptr_cast<const float2>(
                   band_w + Check<T>::kFireRows + 2 * (16 * m + fl / 4 + 8 * hr)));
               PA_UNROLL
@@ -1007,7 +966,7 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
                 PA_UNROLL
                 for (int c = 0; c < 2; ++c) {
                   float &x = s[m][a][2 * hr + c];
-                  const float bias2 = fmaf(rp.x, pv[2 * m + hr - a + kNA - 1][c], rp.y);
+                  const float bias2 = fmaf(rp.x, float(bt[16 * m + 8 * hr - 8 * a - c]), rp.y);
                   x = decltype(softcap)::value
                           ? fmaf(pa_pe::softcap_logit(p, inv_cap, x * p.scale), kLog2e, bias2)
                           : fmaf(x, scale2, bias2);
@@ -1017,30 +976,51 @@ __global__ void __launch_bounds__(Check<KernelTraits<D, PeKind, Path>>::kThreads
         if (p.softcap > 0.f) logits(std::true_type{});
         else logits(std::false_type{});
         // A tile where some row crosses a kink (fire_rows' ballot, as a warp vote: a region
-        // posattn-sass counts apart, the fallback): per slab, its failing rows' exact biases into
-        // the slab tile (fire_slab, a rolled loop), then each failing row's logits (bias 0 above)
-        // add b log2 e in one FFMA, fmaf(b, log2 e, x).
+        // posattn-sass counts apart, the fallback): the kink trips, a rolled loop the warp runs
+        // while some row has kinks left. Lane w < 16 kM owns row w of the warp: each trip it
+        // writes its row's next kink term {kd, ps} ({0, 0} when none is left), then every
+        // element adds kd max(psi - ps, 0), psi read from the band again.
         const uint32_t slow = pa::ptr_cast<const uint32_t>(band_w)[Check<T>::kBandPitch - 1];
         if (!__all_sync(0xffffffffu, slow == 0u)) {
-          PA_UNROLL
-          for (int m = 0; m < kM; ++m) {
-            fire_slab<T>(band_w, sRowF + (ft / 32) * 16 * kM, pa_pe::fire_segments_shared(p, sB),
-                         slow, m, fl);
+          const auto segs = pa_pe::fire_segments_shared(p, sB);
+          const bool own = fl < 16 * kM;
+          int lo = 0, hi = 0;
+          float inv = 0.f, norm = 0.f;
+          if (own) {
+            const int2 lh = pa::load(pa::ptr_cast<const int2>(band_w + Check<T>::kFireSegs + 2 * fl));
+            lo = lh.x;
+            hi = lh.y;
+            inv = sRowF[(ft / 32) * 16 * kM + fl];
+            norm = 1.f / inv;  // the normaliser, to within rounding (ps: the kink's psi)
+          }
+#if defined(__CUDACC__)
+#pragma unroll 1
+#endif
+          for (int k = 1; __any_sync(0xffffffffu, lo + k <= hi); ++k) {
+            if (own) {  // no kink left: {0, 0} (the loads stay in range)
+              const bool kink = lo + k <= hi;
+              const int j = kink ? lo + k : 0, jp = kink ? j - 1 : 0;
+              const float step = float(segs.slope[j]) - float(segs.slope[jp]);
+              pa::store(pa::ptr_cast<float2>(band_w + Check<T>::kFireKink + 2 * fl),
+                        make_float2(kink ? step * inv * kLog2e : 0.f,
+                                    kink ? float(segs.start[j]) * norm : 0.f));
+            }
+            __syncwarp();
             PA_UNROLL
-            for (int hr = 0; hr < 2; ++hr) {
-              const int w = 16 * m + fl / 4 + 8 * hr;  // the row in the warp
-              if ((slow >> w) & 1u) {
-                const pa::sptr<float> rb = bt + (Check<T>::kFireSlab + (w % 16) * kBc - w);
+            for (int m = 0; m < kM; ++m)
+              PA_UNROLL
+              for (int hr = 0; hr < 2; ++hr) {
+                const float2 kt = pa::load(pa::ptr_cast<const float2>(
+                    band_w + Check<T>::kFireKink + 2 * (16 * m + fl / 4 + 8 * hr)));
                 PA_UNROLL
                 for (int a = 0; a < kNA; ++a)
                   PA_UNROLL
                   for (int c = 0; c < 2; ++c) {
                     float &x = s[m][a][2 * hr + c];
-                    x = fmaf(float(rb[16 * m + 8 * hr - 8 * a - c]), kLog2e, x);
+                    x = fmaf(kt.x, fmaxf(float(bt[16 * m + 8 * hr - 8 * a - c]) - kt.y, 0.f), x);
                   }
               }
-            }
-            __syncwarp();  // the slab's reads, before the next slab overwrites it
+            __syncwarp();  // every lane's reads, before the next trip's terms
           }
         }
       } else if (band) {
@@ -1305,7 +1285,7 @@ template <int D, class Tin, int PeKind>
 pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
     return pa::launch_status{false, "prefill_mma: the RoPE instance needs K rotated by the pre-pass"};
-  if constexpr (split_paths<D>() && band_kind(PeKind) && PeKind != POSATTN_PE_FIRE) {
+  if constexpr (split_paths<D>() && band_kind(PeKind)) {
     return uses_band(PeKind, p) ? launch_path<D, Tin, PeKind, kPathBand>(p, stream)
                                 : launch_path<D, Tin, PeKind, kPathElement>(p, stream);
   } else {

@@ -478,15 +478,15 @@ const char *Preset(posattn_dtype dt) { return dt == POSATTN_DTYPE_BF16 ? "tc-bf1
 
 // The tensor-core kernel's key tile (kBc of KernelTraits in kernels/prefill/mma.cuh): the online
 // softmax rounds P relative to the running maximum at the end of each tile, so the emulation must
-// use the same tile. hd64 and hd128 run 64-key tiles except FIRE's kernel (ElementTraits<64>,
-// <128>: 32) and, at hd128, the per-element bias path (ALiBi, T5, KERPLE with explicit position
-// ids: 32). The cases give explicit position ids to RoPE only (TcProblem): the other bias kinds
-// take the distance band, so only FIRE needs the 32-key tile here. hd80/96/112: 64 (FIRE too);
-// hd192 and hd256: 32.
+// use the same tile. hd64 and hd128 run 64-key tiles except FIRE's kernel at hd64
+// (ElementTraits<64>: 32) and, at hd128, the per-element bias path (ALiBi, T5, KERPLE, FIRE with
+// explicit position ids: 32). The cases give explicit position ids to RoPE only (TcProblem): the
+// bias kinds take the distance band, so only FIRE at hd64 needs the 32-key tile here.
+// hd80/96/112: 64 (FIRE too); hd192 and hd256: 32.
 int KernelKeyTile(const TcCase &c) {
   if (c.d == 80 || c.d == 96 || c.d == 112) return 64;
   if (c.d != 64 && c.d != 128) return 32;
-  return c.kind == POSATTN_PE_FIRE ? 32 : 64;
+  return c.kind == POSATTN_PE_FIRE && c.d == 64 ? 32 : 64;
 }
 
 // The tc preset for a case: dtype, the kernel's key tile, plus `extra` options.

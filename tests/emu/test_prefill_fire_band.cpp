@@ -1,12 +1,13 @@
 // FIRE on the tensor-core prefill kernel with positions in token order: the FIRE band
-// (kernels/prefill/mma.cuh: fire_rows, fire_slab). A row of a warp's tile that stays in one MLP
-// segment over the tile's keys uses that segment (per element: psi from the band, one FFMA); a
-// row that crosses a kink takes the exact per-element lookup (the warp's fallback: fire_slab
-// fills those rows). A warp tile is fast when no row crosses. Each case has kinks both near the
-// diagonal (x small: tiles that cross a kink) and far from it, with kink-free stretches wide
-// enough for whole warp tiles in different segments (fast tiles), and asserts on the host that
-// both kinds occur. Steep segment slopes make a wrong segment visible to the DESIGN.md section 5 rule
-// against the fp64 reference (the test shim's naive attention, FIRE through the MLP).
+// (kernels/prefill/mma.cuh: fire_rows and the kink trips). Every row of a warp's tile takes the
+// MLP segment of its nearest key (per element: psi from the band, one FFMA); a tile where some
+// row crosses kinks then runs one kink trip per kink the most-crossing row crosses (each adds
+// slope step x max(x - kink, 0)). Each case has kinks both near the diagonal (x small: tiles
+// whose rows cross one kink or several) and far from it, with kink-free stretches wide enough
+// for whole warp tiles in different segments (tiles without trips), and asserts on the host that
+// all three occur. Steep segment slopes make a wrong segment or a missing kink term visible to
+// the DESIGN.md section 5 rule against the fp64 reference (the test shim's naive attention, FIRE
+// through the MLP).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -32,11 +33,11 @@ struct Case {
   float softcap;
 };
 
-// The kernel's warp rows (16 kM) and key tile (Bc) per head dim (mma.cuh: FIRE's KernelTraits,
-// ElementTraits: Bc 32 at hd128).
+// The kernel's warp rows (16 kM) and key tile (Bc) per head dim (mma.cuh: FIRE's KernelTraits:
+// Traits at hd96 and hd128, ElementTraits elsewhere).
 void warp_shape(int d, int &rows, int &bc) {
-  rows = d == 64 || d == 128 ? 32 : 16;
-  bc = d == 80 || d == 96 || d == 112 ? 64 : 32;
+  rows = d == 64 || d == 96 || d == 128 ? 32 : 16;
+  bc = d == 80 || d == 96 || d == 112 || d == 128 ? 64 : 32;
 }
 
 class PrefillFireBand : public ::testing::TestWithParam<Case> {
@@ -98,8 +99,9 @@ TEST_P(PrefillFireBand, fast_and_kink_tiles_match_reference) {
   pe.fire.w1 = w1.data(); pe.fire.b1 = b1.data(); pe.fire.w2 = w2.data(); pe.fire.b2 = b2.data();
 
   // The kernel's (warp rows x key tile) blocks, classified as the FIRE band does (fp64 x here):
-  // fast when each row's x over the tile's keys stays between two kinks. The case must have
-  // both kinds, and fast tiles in at least two segments.
+  // no kink trip when each row's x over the tile's keys stays between two kinks, else as many
+  // trips as the most kinks one row crosses. The case must have tiles without trips (in at least
+  // two segments), and tiles with one trip and with several.
   auto segment = [&](double x) {
     int s = 0;
     for (double k : kinks) s += k <= x;
@@ -108,12 +110,13 @@ TEST_P(PrefillFireBand, fast_and_kink_tiles_match_reference) {
   int rows, bc;
   warp_shape(c.d, rows, bc);
   const int64_t shift = int64_t(c.kv_len) - c.q_len;
-  int fast = 0, slow = 0;
+  int fast = 0, slow = 0, multi = 0;
   std::set<int> fast_segments;
   for (int r0 = 0; r0 < c.q_len; r0 += rows)
     for (int j0 = 0; j0 < c.kv_len; j0 += bc) {
       if (c.causal && j0 > r0 + rows - 1 + shift) continue;  // a tile no row of the warp sees
       bool ok = true;
+      size_t trips = 0;
       std::set<int> segs;
       for (int i = r0; i < std::min(r0 + rows, c.q_len); ++i) {
         const int64_t pq = i + shift;
@@ -121,6 +124,7 @@ TEST_P(PrefillFireBand, fast_and_kink_tiles_match_reference) {
         for (int j = j0; j < std::min(j0 + bc, c.kv_len); ++j)
           row.insert(segment(posattn_pe_fire_x(pe.fire.c, pe.fire.L, pe.fire.eps, pq, j)));
         ok = ok && row.size() == 1;
+        trips = std::max(trips, row.size() - 1);
         segs.insert(row.begin(), row.end());
       }
       if (ok) {
@@ -128,10 +132,12 @@ TEST_P(PrefillFireBand, fast_and_kink_tiles_match_reference) {
         fast_segments.insert(segs.begin(), segs.end());
       } else {
         ++slow;
+        multi += trips >= 2;
       }
     }
   ASSERT_GE(fast, 1) << "the case meant to have fast tiles";
   ASSERT_GE(slow, 1) << "the case meant to have tiles that cross a kink";
+  ASSERT_GE(multi, 1) << "the case meant to have tiles where a row crosses several kinks";
   ASSERT_GE(fast_segments.size(), 2u) << "the case meant to have fast tiles in several segments";
 
   ASSERT_EQ(posattn_supported(ctx_, &desc, POSATTN_DTYPE_BF16, POSATTN_DTYPE_BF16),
@@ -149,8 +155,9 @@ INSTANTIATE_TEST_SUITE_P(
     emu, PrefillFireBand,
     ::testing::Values(Case{"hd64_causal", 64, 97, 161, 1, -1, -1, 0, 0.f},
                       Case{"hd80_noncausal", 80, 97, 353, 0, -1, -1, 0, 0.f},
-                      Case{"hd128_noncausal_softcap", 128, 97, 161, 0, -1, -1, 0, 30.f},
-                      Case{"hd128_causal_documents", 128, 161, 161, 1, -1, -1, 3, 0.f},
+                      Case{"hd96_causal_softcap", 96, 161, 353, 1, -1, -1, 0, 25.f},
+                      Case{"hd128_noncausal_softcap", 128, 97, 353, 0, -1, -1, 0, 30.f},
+                      Case{"hd128_causal_documents", 128, 500, 500, 1, -1, -1, 3, 0.f},
                       Case{"hd64_window", 64, 97, 161, 0, 60, 20, 0, 0.f},
                       Case{"hd192_causal_window_softcap", 192, 97, 161, 1, 100, -1, 0, 20.f}),
     [](const ::testing::TestParamInfo<Case> &i) { return std::string(i.param.name); });

@@ -257,8 +257,8 @@ class VoteGuarded(unittest.TestCase):
         m = ps.mix({"total": 100, "STS": 0}, {"total": 300, "STS": 8}, 0.25)
         self.assertEqual(m["total"], 150)
         self.assertEqual(m["STS"], 2)
-        self.assertEqual(ps.vote_trips({"vote_stores": 512})({"STS": 1}), 16)
-        self.assertEqual(ps.vote_trips({})({"STS": 1}), 1)
+        self.assertEqual(ps.vote_trips({"vote_loop_trips": 2.5})({"STS": 1}), 2.5)
+        self.assertIsNone(ps.vote_trips({}))  # unmeasured: the analysis' default, once
 
 
 class Model(unittest.TestCase):
