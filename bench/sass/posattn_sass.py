@@ -89,9 +89,7 @@ def targets():
     """[(label, object, kernel-name filter, launch info)] of the main instances."""
     out = []
     for pe in MAIN:
-        launch = prefill_launch(128, False, pe)
-        if pe == "fire":  # the FIRE band's kink trips (fire_trips: measured; else one per tile)
-            launch["fire_trips"] = True
+        launch = prefill_launch(128, False, pe)  # FIRE: its kink trips, analyse_targets
         out.append((f"prefill hd128 bf16 {pe}", f"{OBJ}/prefill/instances/mma_hd128_bf16_{pe}.cu.o",
                     "prefill_mma", launch))
     # The decode kernels (kernels/decode/cuda_decode.cu instantiates both for every cache dtype):
