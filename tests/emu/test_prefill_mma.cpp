@@ -10,6 +10,7 @@
 // ring fails here as KERNEL_FAULT.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -297,6 +298,67 @@ TEST_F(PrefillMma, lazy_rescale_rising_falling_and_slow_rows) {
     for (size_t i = 0; i < r.lse.size(); ++i)
       EXPECT_NEAR(r.lse[i], r.gold_lse[i], 1e-3 * (1.0 + std::fabs(r.gold_lse[i]))) << "lse " << i;
   }
+}
+
+// FIRE's band with hostile MLPs (mma.cuh, the kink trips). The widest MLP (1024 hidden units,
+// every kink at x > 0: 1025 segments; rows near the diagonal cross hundreds of kinks per tile,
+// hundreds of trips) against REF. Output weights that make biases of ~1e3 (with and without
+// softcap), ~6e3 and ~1e35 (natural-log units): the band (kink form: the base segment's
+// intercept in every element's FFMA, each kink's term max(psi - ps, 0) scaled) against REF, and
+// no worse than the exact per-element path (FireBias; explicit ids equal to the defaults) on the
+// same data. At ~1e3 the fp32 bias itself is near the rule's bound: segment slopes of several
+// thousand make fmaf(slope, x, icpt) round at ~1e-3, and on some draws (seed 1504, softcap) both
+// paths exceed it by ~25 % alike. The sm_90a kernel's row offsets need a bias bound for the same
+// cases (test_prefill_wgmma.cpp). hd128: the Bc = 64 band kernel; hd64: the Bc = 32 one.
+TEST_F(PrefillMma, fire_band_widest_mlp_and_huge_biases) {
+  uint64_t seed = 1500;
+  for (int d : {128, 64}) {
+    Case c{"fire width 1024", BF16, BF16, 1, 2, 1, d, 150, 290};
+    c.pe = POSATTN_PE_FIRE;
+    c.fire_width = 1024;
+    c.fire_all_kinks = true;
+    c.fire_L = 8;
+    c.causal = 1;
+    SCOPED_TRACE(testing::Message() << "d " << d << " width 1024");
+    check(c, ++seed);
+  }
+  struct {
+    const char *what;
+    double w2;
+    float softcap;
+  } cases[] = {{"fire biases ~1e3", 150, 0.f},
+               {"fire biases ~1e3 softcap", 150, 25.f},
+               {"fire biases ~6e3", 1000, 0.f},
+               {"fire biases ~1e35", 1e35, 0.f}};
+  for (int d : {128, 64})
+    for (const auto &k : cases) {
+      ++seed;
+      SCOPED_TRACE(testing::Message() << "d " << d << " " << k.what << " seed " << seed);
+      pat_rule_result rule[2];
+      for (int element = 0; element < 2; ++element) {
+        Case c{k.what, BF16, F32, 1, 2, 1, d, 100, 150};
+        c.pe = POSATTN_PE_FIRE;
+        c.fire_w2_scale = k.w2;
+        c.softcap = k.softcap;
+        c.causal = 1;
+        c.default_positions = element;  // explicit ids: the per-element path
+        pat_rng rng;
+        pat_rng_seed(&rng, seed);
+        posattn_attention_desc desc;
+        pat_case_arrays arr;
+        pat_case_describe(c, &desc, &arr, &rng);
+        pat_inputs in;
+        ASSERT_EQ(pat_inputs_random(&in, &desc, c.in, &rng, 1.0), 0);
+        pat_checked r;
+        pat_check_forward(emu_, ref_, &desc, &in, c.in, c.out, &r, false);  // the rule: below
+        pat_inputs_free(&in);
+        rule[element] = r.out_rule;
+      }
+      EXPECT_EQ(rule[0].bad_nonfinite, 0);
+      EXPECT_LE(rule[0].max_err, std::max(rule[0].bound, 1.05 * rule[1].max_err))
+          << "band: max_err " << rule[0].max_err << " bound " << rule[0].bound
+          << "; per-element: max_err " << rule[1].max_err;
+    }
 }
 
 }  // namespace

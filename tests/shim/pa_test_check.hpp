@@ -5,8 +5,9 @@
 // fp64 (the shim's independent naive attention, or a second context such as REF when gold_ctx is
 // given) and the low-precision baseline (the naive attention rounding like the kernel: inputs in
 // in_dt, logits fp32, P in in_dt, output in out_dt), and EXPECTs: SUCCESS, guards intact, no NaN in
-// out or lse, and the section 5 rule on out. The numbers stay in the result for further checks
-// (pat_lse_rule, empty rows, ...).
+// out or lse, and the section 5 rule on out (unless expect_rule is false: the caller judges
+// out_rule itself). The numbers stay in the result for further checks (pat_lse_rule, empty
+// rows, ...).
 #ifndef PA_TEST_CHECK_HPP
 #define PA_TEST_CHECK_HPP
 
@@ -23,7 +24,8 @@ struct pat_checked {
 
 inline void pat_check_forward(posattn_context *ctx, posattn_context *gold_ctx,
                               const posattn_attention_desc *desc, pat_inputs *in,
-                              posattn_dtype in_dt, posattn_dtype out_dt, pat_checked *r) {
+                              posattn_dtype in_dt, posattn_dtype out_dt, pat_checked *r,
+                              bool expect_rule = true) {
   const int64_t nl = pat_q_rows(desc) * desc->q_heads, n = nl * desc->head_dim;
   r->out.assign(n, 0); r->gold.assign(n, 0); r->base.assign(n, 0);
   r->lse.assign(nl, 0); r->gold_lse.assign(nl, 0); r->base_lse.assign(nl, 0);
@@ -46,7 +48,7 @@ inline void pat_check_forward(posattn_context *ctx, posattn_context *gold_ctx,
                               r->base_lse.data()),
             POSATTN_STATUS_SUCCESS);
   r->out_rule = pat_rule_check(r->out.data(), r->base.data(), r->gold.data(), n, out_dt);
-  EXPECT_TRUE(r->out_rule.pass) << "out: max_err " << r->out_rule.max_err << " bound "
+  EXPECT_TRUE(!expect_rule || r->out_rule.pass) << "out: max_err " << r->out_rule.max_err << " bound "
                                 << r->out_rule.bound << " (baseline " << r->out_rule.max_base_err
                                 << ") nmse " << r->out_rule.nmse << " nonfinite "
                                 << r->out_rule.bad_nonfinite;
