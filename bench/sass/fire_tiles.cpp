@@ -68,11 +68,12 @@ pa::sptr<T> shared_of(std::vector<T> &v, const char *name) {
                                               v.size() * sizeof(T), name});
 }
 
-// FIRE's band kernel shape (mma.cuh KernelTraits: the band kernel's own at hd128, the one kernel
-// of both loops elsewhere).
+// The shape of FIRE's band loop (mma.cuh KernelTraits: its band kernel where split_paths, else
+// its one kernel of both loops).
 template <int D>
-using FireTraits = mma::KernelTraits<D, POSATTN_PE_FIRE,
-                                     mma::split_paths<D>() ? mma::kPathBand : mma::kPathBoth>;
+using FireTraits =
+    mma::KernelTraits<D, POSATTN_PE_FIRE,
+                      mma::split_paths<D, POSATTN_PE_FIRE>() ? mma::kPathBand : mma::kPathBoth>;
 
 // One problem's call, as the library builds it: the validated problem, its tables and the
 // kernel parameters (q, k, v absent: the band reads none of them).

@@ -88,13 +88,12 @@ struct Traits;
 // kM (d + Bc) / 2 stays near 160.
 // hd64: 4 warps x 32 rows = 128 query rows, 64-key tiles (the per-tile costs over 128 mma, not
 // 64: 8.5 -> 6.6 instructions per mma, docs/kernels.md); 2 stages: 16 + 2 x 16 KiB = 48 KiB.
-// FIRE keeps 32-key tiles (ElementTraits<64>: its band loop spills at 64; fire_fits_traits).
 template <>
 struct Traits<64> : TileShape<64, 4, 128, 64, 2, 2> {};
 // hd80, hd96, hd112: hd128's arrangement, 4 warps x 32 rows (every K/V fragment feeds 2 mma:
 // 160 ldmatrix bytes per mma, was 288 at 16 rows per warp), 64-key tiles, one K and one V buffer
 // (kSplit): 45 / 53 / 60 KiB, 2 blocks per SM. Padded rows (10, 12, 14 chunks) take TileCopy's
-// general path. FIRE keeps the 16-row shapes at hd80 and hd112 (ElementTraits; fire_fits_traits).
+// general path.
 template <>
 struct Traits<80> : TileShape<80, 4, 128, 64, 1, 2> {};
 template <>
@@ -110,15 +109,12 @@ struct Traits<112> : TileShape<112, 4, 128, 64, 1, 2> {};
 // edge, a change to the loop must be checked with ptxas for every PE kind.
 template <>
 struct Traits<128> : TileShape<128, 4, 128, 64, 1, 2> {};
-// The shape of the per-element bias loop (explicit position ids, FIRE): Traits<D> except at
-// hd128, where that loop spills at Bc = 64 (split_paths below): 32-key tiles, a 2-stage ring; and
-// FIRE's kernel at hd64 (32-key tiles) and hd80, hd112 (16 rows per warp), whose band loop
-// spills in Traits<D> (fire_fits_traits below).
+// The shape of the per-element bias loop (explicit position ids) where it has its own kernel
+// (split_paths below): Traits<D> except at hd128, where that loop spills at Bc = 64 (32-key
+// tiles, a 2-stage ring), and FIRE's at hd80 and hd112 (16 rows per warp; at Traits<D> it spills
+// 24-28 bytes on sm_90a).
 template <int D>
 struct ElementTraits : Traits<D> {};
-template <>
-struct ElementTraits<64> : TileShape<64, 4, 128, 32, 3, 2> {};  // 3 stages: 16 + 3 x 8 KiB = 40 KiB
-// FIRE at hd80, hd112: 16 rows per warp
 template <>
 struct ElementTraits<80> : TileShape<80, 4, 64, 64, 2, 1> {};
 template <>
@@ -215,23 +211,23 @@ PA_HD size_t region_bytes(const pa_prefill_params &p) {
 
 // Which tile loops a kernel holds (its Path argument). kPathBoth: the band kinds' two copies
 // (distance band, per-element bias; a block-uniform choice), or the one loop of the other kinds.
-// hd128 splits them into two kernels (launch() picks one per call): the band loop fits Bc = 64
-// without a spill, the per-element bias loop (explicit positions) only Bc = 32 (ElementTraits;
-// docs/kernels.md, Issue 12 log), FIRE's too since its kink trips.
+// split_paths: two kernels instead (launch() picks one per call), the band loop at Traits<D>,
+// the per-element bias loop (explicit positions) at ElementTraits<D>. The loops of one kernel
+// share its registers (ptxas, CUDA 13, sm_80 and sm_90a; docs/kernels.md, Issue 12 log):
+//  - hd128, every band kind: the per-element loop spills at Bc = 64, so it keeps Bc = 32;
+//  - FIRE at hd64, hd80, hd112: its band loop (kink trips) beside its per-element loop spills at
+//    Traits<D> (16 bytes at hd64 on sm_80, 4 / 32 at hd80 on sm_80 / sm_90a, 32 at hd112 on
+//    sm_90a); each alone does not (hd64), or the per-element one at ElementTraits (hd80, hd112).
+//    At hd96 both fit one Traits<96> kernel.
 enum : int { kPathBoth = 0, kPathBand = 1, kPathElement = 2 };
-template <int D>
-PA_HD constexpr bool split_paths() { return D == 128; }
-// FIRE's band loop fits Traits<D> (ptxas, CUDA 13, sm_80 and sm_90a: no spill) at hd128 (its band
-// kernel) and hd96 (its one kernel of both loops); elsewhere FIRE's kernel keeps ElementTraits
-// (at Traits<D>: hd64 spills 16 bytes on sm_80, hd80 4 / 32 bytes on sm_80 / sm_90a, hd112 32
-// bytes on sm_90a).
-template <int D>
-PA_HD constexpr bool fire_fits_traits() { return D == 96 || D == 128; }
+template <int D, int PeKind>
+PA_HD constexpr bool split_paths() {
+  return band_kind(PeKind) &&
+         (D == 128 || (PeKind == POSATTN_PE_FIRE && (D == 64 || D == 80 || D == 112)));
+}
 template <int D, int PeKind, int Path>
 using KernelTraits =
-    typename std::conditional<Path == kPathElement ||
-                                  (PeKind == POSATTN_PE_FIRE && !fire_fits_traits<D>()),
-                              ElementTraits<D>, Traits<D>>::type;
+    typename std::conditional<Path == kPathElement, ElementTraits<D>, Traits<D>>::type;
 
 // Dynamic shared memory of one block (the launch passes it; > 48 KiB needs the opt-in attribute,
 // which pa::launch sets).
@@ -1285,7 +1281,7 @@ template <int D, class Tin, int PeKind>
 pa::launch_status launch(const pa_prefill_params &p, void *stream) {
   if (PeKind == POSATTN_PE_ROPE && !p.k_prerotated)
     return pa::launch_status{false, "prefill_mma: the RoPE instance needs K rotated by the pre-pass"};
-  if constexpr (split_paths<D>() && band_kind(PeKind)) {
+  if constexpr (split_paths<D, PeKind>()) {
     return uses_band(PeKind, p) ? launch_path<D, Tin, PeKind, kPathBand>(p, stream)
                                 : launch_path<D, Tin, PeKind, kPathElement>(p, stream);
   } else {

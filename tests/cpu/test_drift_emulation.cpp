@@ -478,16 +478,11 @@ const char *Preset(posattn_dtype dt) { return dt == POSATTN_DTYPE_BF16 ? "tc-bf1
 
 // The tensor-core kernel's key tile (kBc of KernelTraits in kernels/prefill/mma.cuh): the online
 // softmax rounds P relative to the running maximum at the end of each tile, so the emulation must
-// use the same tile. hd64 and hd128 run 64-key tiles except FIRE's kernel at hd64
-// (ElementTraits<64>: 32) and, at hd128, the per-element bias path (ALiBi, T5, KERPLE, FIRE with
-// explicit position ids: 32). The cases give explicit position ids to RoPE only (TcProblem): the
-// bias kinds take the distance band, so only FIRE at hd64 needs the 32-key tile here.
-// hd80/96/112: 64 (FIRE too); hd192 and hd256: 32.
-int KernelKeyTile(const TcCase &c) {
-  if (c.d == 80 || c.d == 96 || c.d == 112) return 64;
-  if (c.d != 64 && c.d != 128) return 32;
-  return c.kind == POSATTN_PE_FIRE && c.d == 64 ? 32 : 64;
-}
+// use the same tile. hd64 to hd128 run 64-key tiles, hd192 and hd256 32 (Traits<D>), except the
+// per-element bias kernels of hd128 (ALiBi, T5, KERPLE, FIRE with explicit position ids: 32). The
+// cases give explicit position ids to RoPE only (TcProblem): the bias kinds take the distance
+// band, whose kernels have Traits<D>'s tile.
+int KernelKeyTile(const TcCase &c) { return c.d <= 128 ? 64 : 32; }
 
 // The tc preset for a case: dtype, the kernel's key tile, plus `extra` options.
 std::string TcPreset(const TcCase &c, const std::string &extra = "") {

@@ -142,8 +142,8 @@ TEST_F(PrefillMma, hd112_bf16_lengths_1_17_97_rope_causal) {
 }
 // hd80, hd96 and hd112 at 4 warps x 32 rows (two slabs per warp, one K and one V buffer):
 // two query blocks (the second one partial), key tiles with a partial last one, q_len < kv_len,
-// every slab row of a warp; FIRE through its own 16-row kernels at hd80 and hd112
-// (ElementTraits<80/112>), at hd96 through Traits<96> too (mma.cuh fire_fits_traits).
+// every slab row of a warp; FIRE's band loop too (its own band kernel at hd80 and hd112,
+// mma.cuh split_paths).
 TEST_F(PrefillMma, hd80_96_112_two_slabs_several_blocks) {
   int seed = 400;
   for (int d : {80, 96, 112})
