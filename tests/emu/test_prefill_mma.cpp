@@ -322,16 +322,8 @@ TEST_F(PrefillMma, fire_band_widest_mlp_and_huge_biases) {
     SCOPED_TRACE(testing::Message() << "d " << d << " width 1024");
     check(c, ++seed);
   }
-  struct {
-    const char *what;
-    double w2;
-    float softcap;
-  } cases[] = {{"fire biases ~1e3", 150, 0.f},
-               {"fire biases ~1e3 softcap", 150, 25.f},
-               {"fire biases ~6e3", 1000, 0.f},
-               {"fire biases ~1e35", 1e35, 0.f}};
   for (int d : {128, 64})
-    for (const auto &k : cases) {
+    for (const pat_fire_bias_case &k : kPatFireBiasCases) {
       ++seed;
       SCOPED_TRACE(testing::Message() << "d " << d << " " << k.what << " seed " << seed);
       pat_rule_result rule[2];

@@ -252,15 +252,7 @@ TEST_F(PrefillWgmma, fire_widest_mlp_band_hd128_per_element_hd256) {
 // and with softcap; larger biases take the per-element path. Planted: a bound of 2^16 fails the
 // ~6e3 case (error 2x the bound), no bound gives NaN rows at ~1e35.
 TEST_F(PrefillWgmma, fire_large_biases_band_huge_biases_per_element) {
-  struct {
-    const char *what;
-    double w2;
-    float softcap;
-  } cases[] = {{"hd64 fire biases ~1e3 raw units", 150, 0.f},
-               {"hd64 fire biases ~1e3 softcap", 150, 25.f},
-               {"hd64 fire biases ~6e3", 1000, 0.f},
-               {"hd64 fire biases ~1e35", 1e35, 0.f}};
-  for (const auto &k : cases) {
+  for (const pat_fire_bias_case &k : kPatFireBiasCases) {
     Case c{k.what, BF16, F32, 1, 2, 1, 64, 100, 150};
     c.pe = POSATTN_PE_FIRE;
     c.fire_w2_scale = k.w2;

@@ -130,6 +130,18 @@ inline void pat_case_describe(const pat_case &c, posattn_attention_desc *desc,
   desc->pe.rope.layout = c.layout;
 }
 
+// FIRE's hostile output weights (pat_case::fire_w2_scale) and softcaps: biases of ~1e3 (natural-
+// log units; raw and with softcap), ~6e3 and ~1e35 (the EMU suites of both tensor-core kernels).
+struct pat_fire_bias_case {
+  const char *what;
+  double w2;
+  float softcap;
+};
+inline const pat_fire_bias_case kPatFireBiasCases[] = {{"fire biases ~1e3 raw units", 150, 0.f},
+                                                       {"fire biases ~1e3 softcap", 150, 25.f},
+                                                       {"fire biases ~6e3", 1000, 0.f},
+                                                       {"fire biases ~1e35", 1e35, 0.f}};
+
 // Runs c (data drawn from seed) on emu against ref. on_desc, when given, sees the descriptor
 // after posattn_supported() accepted it (e.g. to ask which kernel the chooser picks).
 inline void pat_case_check(posattn_context *emu, posattn_context *ref, const pat_case &c,
