@@ -309,7 +309,8 @@ TEST_F(PrefillMma, lazy_rescale_rising_falling_and_slow_rows) {
 // same data. At ~1e3 the fp32 bias itself is near the rule's bound: segment slopes of several
 // thousand make fmaf(slope, x, icpt) round at ~1e-3, and on some draws (seed 1504, softcap) both
 // paths exceed it by ~25 % alike. The sm_90a kernel's row offsets need a bias bound for the same
-// cases (test_prefill_wgmma.cpp). hd128: the Bc = 64 band kernel; hd64: the Bc = 32 one.
+// cases (test_prefill_wgmma.cpp). hd128 and hd64: their Bc = 64 band kernels (and Bc = 32 and 64
+// per-element ones).
 TEST_F(PrefillMma, fire_band_widest_mlp_and_huge_biases) {
   uint64_t seed = 1500;
   for (int d : {128, 64}) {
