@@ -142,6 +142,13 @@ bool Problem::make(int d, int len, int causal, const char *init, unsigned seed) 
   return true;
 }
 
+// A band as the kernels' band fills leave it: entry i (< n) is psi(|d0 + i|), d0 modulo 2^32.
+void fill_psi(pa::sptr<float> band, int n, const pa_prefill_params &p, uint32_t d0) {
+  for (int i = 0; i < n; ++i)
+    band[i] = pa_pe::fire_psi(p.fire_psi, p.fire_psi_max, p.fire_c,
+                              pa_pe::abs_diff(int32_t(d0 + uint32_t(i)), 0));
+}
+
 // The check of one row (band row w, 1/normaliser inv, segments [lo, hi]; query row `row`, the
 // tile's first key j0): every element's segment, fl(psi * inv) as the kernels form x, lies in
 // [lo, hi].
@@ -184,9 +191,7 @@ bool run(int len, int causal, const char *init, unsigned seed, bool check, Count
         // the band fill of prefill_mma: entry i is psi(|d0 + i|)
         const uint32_t d0 = uint32_t(qt0) + uint32_t(sq.shift) - uint32_t(j0) +
                             uint32_t(wi * kRowsW - (kBc - 1));
-        for (int i = 0; i < kBandLen; ++i)
-          s_band[i] = pa_pe::fire_psi(p.fire_psi, p.fire_psi_max, p.fire_c,
-                                      pa_pe::abs_diff(int32_t(d0 + uint32_t(i)), 0));
+        fill_psi(s_band, kBandLen, p, d0);
         int trips = 0;
         for (int w = 0; w < kRowsW; ++w) {
           int lo = 0, hi = 0;
@@ -233,9 +238,7 @@ bool run_wgmma(int len, int causal, const char *init, unsigned seed, bool check,
       for (int g = 0; g < 2; ++g) {
         const uint32_t d0 =
             uint32_t(qt0 + 64 * g) + uint32_t(sq.shift) - uint32_t(j0) - uint32_t(kBc - 1);
-        for (int i = 0; i < kLen; ++i)
-          s_band[i] = pa_pe::fire_psi(p.fire_psi, p.fire_psi_max, p.fire_c,
-                                      pa_pe::abs_diff(int32_t(d0 + uint32_t(i)), 0));
+        fill_psi(s_band, kLen, p, d0);
         for (int w = 0; w < 4; ++w) {
           int trips = 0;
           for (int q = 0; q < 16; ++q) {
